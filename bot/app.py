@@ -1,0 +1,280 @@
+"""Wiring: settings -> engine -> transport -> dispatcher -> outbox sender. The only place that reads the real clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot import compose, outbox
+from bot.clock import real_clock
+from bot.config import Settings
+from bot.content import load_library, load_texts
+from bot.db import create_schema, make_engine, session as new_session
+from bot.dispatch import Context, Dispatcher
+from bot.models import Group, GroupKind, Outbox, OutboxState
+from bot.people import observe
+from bot.relay import audit, due_acks
+from bot.transport.base import ChatKind, Incoming, Member, Outgoing, RoomInfo, RoomInvite, SendError, Transport
+
+log = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 5
+
+
+class RelayBot:
+    """The running bot: receives events from a transport, handles them in one unit of work, sends the outbox."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        *,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = real_clock,
+    ) -> None:
+        from handlers import ROUTERS  # handlers import the domain; importing them here keeps bot/ free of cycles
+
+        self.settings = settings
+        self.transport = transport
+        self.engine = engine or make_engine(settings.database_url)
+        create_schema(self.engine)
+        self.clock = clock
+        self.texts = load_texts()
+        self.library = load_library()
+        self.dispatcher = Dispatcher(ROUTERS)
+        self.bot_id = ""
+        self._lock = asyncio.Lock()  # one unit of work at a time: SQLite has one writer anyway
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()  # the loop and send_pending() must never send the same row twice
+        self._sender: asyncio.Task | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the transport and start the outbox sender."""
+        self._sender = asyncio.create_task(self._send_loop(), name="outbox-sender")
+        await self.transport.start(self)
+
+    async def stop(self) -> None:
+        """Stop sending and disconnect."""
+        if self._sender is not None:
+            self._sender.cancel()
+            try:
+                await self._sender
+            except asyncio.CancelledError:
+                pass
+        await self.transport.stop()
+
+    # ---- EventSink -------------------------------------------------------------------------------
+
+    async def on_ready(self, bot_id: str) -> None:
+        """Logged in: learn the rooms, apply the configured group kinds, read member lists."""
+        self.bot_id = bot_id
+        rooms = await self.transport.rooms()
+        async with self._lock:
+            with new_session(self.engine) as s:
+                self._sync_groups(s, rooms)
+                s.commit()
+        for room in rooms:
+            await self._refresh_members(room.room_id)
+        self.ready.set()
+        log.info("ready as %s in %d rooms", bot_id, len(rooms))
+        self._wake.set()
+
+    async def on_message(self, msg: Incoming) -> None:
+        """Handle one message in one unit of work."""
+        if msg.sender.contact_id == self.bot_id:
+            return
+        async with self._lock:
+            try:
+                refresh = await asyncio.to_thread(self._handle, msg)
+            except Exception:
+                log.exception("handling message %s failed; nothing was recorded", msg.message_id)
+                return
+        for room_id in refresh:
+            await self._refresh_members(room_id)
+        self._wake.set()
+
+    async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
+        """New members: remember them and try to recognise them."""
+        async with self._lock:
+            await asyncio.to_thread(self._observe, room, joined)
+        self._wake.set()
+
+    async def on_room_invite(self, invite: RoomInvite) -> None:
+        """Accept invitations from office admins only."""
+        allowed = invite.inviter_id in self.settings.admin_ids
+        now = self.clock()
+        with new_session(self.engine) as s:
+            audit(s, now=now, actor_id=invite.inviter_id, actor_name="", action="room_invite",
+                  detail=invite.room_topic, allowed=allowed)
+            s.commit()
+        if not allowed:
+            log.info("ignored a room invitation from %s (not an admin)", invite.inviter_id)
+            return
+        await self.transport.accept_invite(invite.invitation_id)
+        async with self._lock:
+            with new_session(self.engine) as s:
+                ctx = self._context(s, now)
+                ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
+                s.commit()
+        self._wake.set()
+
+    # ---- units of work ---------------------------------------------------------------------------
+
+    def _context(self, s: Session, now: datetime) -> Context:
+        return Context(session=s, now=now, settings=self.settings, texts=self.texts, library=self.library, bot_id=self.bot_id)
+
+    def _handle(self, msg: Incoming) -> set[str]:
+        now = self.clock()
+        with new_session(self.engine) as s:
+            ctx = self._context(s, now)
+            if msg.chat_kind == ChatKind.ROOM:
+                self._remember_room(s, msg.chat_id, msg.chat_name)
+                self._report_ambiguities(ctx, observe(s, room_id=msg.chat_id, members=[msg.sender], now=now), msg.chat_name)
+            handled = self.dispatcher.feed(msg, ctx)
+            s.commit()  # what the replies say is recorded is committed before they can be sent
+            if handled:
+                log.info("message %s handled by %s", msg.message_id, handled)
+            return ctx.refresh_rooms
+
+    def _observe(self, room: RoomInfo, members: list[Member]) -> None:
+        now = self.clock()
+        with new_session(self.engine) as s:
+            self._remember_room(s, room.room_id, room.name)
+            ambiguities = observe(s, room_id=room.room_id, members=members, now=now)
+            self._report_ambiguities(self._context(s, now), ambiguities, room.name)
+            s.commit()
+
+    def _report_ambiguities(self, ctx: Context, ambiguities, room_name: str) -> None:
+        for amb in ambiguities:
+            ctx.to_office(compose.ambiguity_text(self.texts, amb, room_name=room_name))
+
+    def _remember_room(self, s: Session, room_id: str, name: str) -> Group:
+        group = s.exec(select(Group).where(Group.room_id == room_id)).first()
+        if group is None:
+            group = Group(room_id=room_id, name=name)
+            s.add(group)
+        elif name and group.name != name:
+            group.name = name
+            s.add(group)
+        s.flush()
+        return group
+
+    def _sync_groups(self, s: Session, rooms: list[RoomInfo]) -> None:
+        """Apply the configured liaison/office groups (by id or name), unless an admin changed them in chat."""
+        wanted_liaison = set(self.settings.liaison_groups)
+        office = self.settings.office_group
+        for room in rooms:
+            group = self._remember_room(s, room.room_id, room.name)
+            if group.set_by == "admin":
+                continue
+            if office and office in (room.room_id, room.name):
+                group.kind, group.set_by = GroupKind.OFFICE.value, "config"
+            elif wanted_liaison & {room.room_id, room.name}:
+                group.kind, group.set_by = GroupKind.LIAISON.value, "config"
+            elif group.set_by == "config":
+                group.kind, group.set_by = GroupKind.NONE.value, ""
+            s.add(group)
+
+    async def _refresh_members(self, room_id: str) -> None:
+        try:
+            members = await self.transport.room_members(room_id)
+        except Exception:
+            log.exception("could not read the member list of %s", room_id)
+            return
+        name = ""
+        with new_session(self.engine) as s:
+            group = s.exec(select(Group).where(Group.room_id == room_id)).first()
+            name = group.name if group else ""
+        async with self._lock:
+            await asyncio.to_thread(self._observe, RoomInfo(room_id, name), members)
+
+    # ---- periodic work ---------------------------------------------------------------------------
+
+    async def flush_acks(self) -> int:
+        """Acknowledge confirmations in groups that have gone quiet; returns how many messages were queued."""
+        async with self._lock:
+            count = await asyncio.to_thread(self._flush_acks)
+        if count:
+            self._wake.set()
+        return count
+
+    def _flush_acks(self) -> int:
+        now = self.clock()
+        with new_session(self.engine) as s:
+            acks = due_acks(s, now=now, quiet=timedelta(seconds=self.settings.ack_quiet_seconds))
+            for ack in acks:
+                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=ack.room_id, text=compose.ack_text(self.texts, ack))
+            s.commit()
+            return len(acks)
+
+    async def send_pending(self) -> int:
+        """Send everything in the outbox now (no pacing); returns how many were sent. Used by tests and the demo."""
+        sent = 0
+        while True:
+            with new_session(self.engine) as s:
+                rows = outbox.pending(s, limit=1)
+                if not rows:
+                    return sent
+            if await self._send_one(rows[0].id):
+                sent += 1
+            else:
+                return sent
+
+    async def _send_one(self, row_id: int) -> bool:
+        async with self._send_lock:
+            return await self._send_row(row_id)
+
+    async def _send_row(self, row_id: int) -> bool:
+        with new_session(self.engine) as s:
+            row = s.get(Outbox, row_id)
+            if row is None or row.state != OutboxState.PENDING.value:
+                return True
+            out = outbox.to_outgoing(s, row)
+            try:
+                if out.link is not None or out.image is not None:
+                    await self.transport.send(Outgoing(out.chat_kind, out.chat_id, link=out.link, image=out.image))
+                if out.text:
+                    await self.transport.send(
+                        Outgoing(out.chat_kind, out.chat_id, text=out.text, mention_ids=out.mention_ids)
+                    )
+            except SendError as exc:
+                give_up = row.attempts + 1 >= MAX_SEND_ATTEMPTS
+                log.warning("send of outbox row %s failed (%s)%s", row.id, exc, "; giving up" if give_up else "")
+                outbox.mark_failed(s, row, error=str(exc), give_up=give_up)
+                s.commit()
+                return False
+            outbox.mark_sent(s, row, now=self.clock())
+            s.commit()
+            return True
+
+    async def _send_loop(self) -> None:
+        """Send the outbox in order, spaced; wake on new rows, retry failures after a pause."""
+        await self.ready.wait()
+        while True:
+            with new_session(self.engine) as s:
+                rows = outbox.pending(s, limit=20)
+            if not rows:
+                self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races a wake-up.
+                try:
+                    async with asyncio.timeout(5):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                continue
+            for row in rows:
+                ok = await self._send_one(row.id)
+                await asyncio.sleep(self.settings.send_spacing_seconds if ok else 10)

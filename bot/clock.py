@@ -1,0 +1,36 @@
+"""Clocks and how times are shown. Only app.py reads the real clock; tests move a FakeClock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+_WEEKDAYS = "一二三四五六日"
+
+
+def real_clock() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by timedelta(**delta)."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def show(moment: datetime, tz: ZoneInfo) -> str:
+    """A time as people read it on a phone: 11月28日(周六) 18:00."""
+    local = moment.astimezone(tz)
+    return f"{local.month}月{local.day}日(周{_WEEKDAYS[local.weekday()]}) {local:%H:%M}"

@@ -1,0 +1,78 @@
+"""Turns domain results into the sentences of content/messages.toml."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.clock import show
+from bot.content import Texts
+from bot.models import Alert, PushState
+from bot.people import Ambiguity
+from bot.relay import Ack, Progress
+
+NAME_SEP = "、"
+
+
+def push_title(alert: Alert) -> str:
+    """The title shown for a pushed item."""
+    return alert.title or (alert.text.splitlines()[0][:30] if alert.text else "") or alert.link_url or "图片"
+
+
+def push_text(texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: ZoneInfo) -> str:
+    """The text of a push: header, the alert body if it has one, how to confirm and the deadline."""
+    parts = [texts.t("push.header", n=n, title=push_title(alert))]
+    body = alert.text.strip()
+    if body and body != push_title(alert):
+        parts.append(body)
+    parts.append(texts.t("push.footer", n=n, deadline=show(deadline, tz)))
+    return "\n".join(parts)
+
+
+def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo) -> str:
+    """`进度`: counts, the deadline, and the units that have not confirmed."""
+    state = ""
+    if p.push.state == PushState.WITHDRAWN.value:
+        state = texts.t("progress.state_withdrawn")
+    elif now > p.push.deadline:
+        state = texts.t("progress.state_overdue")
+    lines = [
+        texts.t("progress.head", n=p.push.id, title=push_title(p.alert)),
+        texts.t(
+            "progress.counts",
+            done=len(p.confirmed),
+            total=p.total,
+            late=texts.t("progress.late_part", late=p.late) if p.late else "",
+            deadline=show(p.push.deadline, tz),
+            state=state,
+        ),
+    ]
+    if p.missing:
+        lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
+    else:
+        lines.append(texts.t("progress.all_done"))
+    return "\n".join(lines)
+
+
+def reminder_text(texts: Texts, p: Progress, *, tz: ZoneInfo) -> str:
+    """One reminder for a liaison group: the missing units in plain text beside the @-mentions."""
+    return texts.t(
+        "remind.group",
+        n=p.push.id,
+        count=len(p.missing),
+        names=NAME_SEP.join(u.name for u in p.missing),
+        deadline=show(p.push.deadline, tz),
+    )
+
+
+def ack_text(texts: Texts, ack: Ack) -> str:
+    """One acknowledgement for the confirmations a group made during a quiet spell."""
+    key = "confirm.ack_late" if ack.late else "confirm.ack"
+    return texts.t(key, n=ack.push.id, names=NAME_SEP.join(ack.units), count=len(ack.units), done=ack.done, total=ack.total)
+
+
+def ambiguity_text(texts: Texts, amb: Ambiguity, *, room_name: str) -> str:
+    """The office notice for a name that could not be bound to one person."""
+    if amb.key.startswith("liaison:"):
+        return texts.t("groups.ambiguous_member", who=amb.who, unit=NAME_SEP.join(amb.candidates))
+    return texts.t("groups.ambiguous", room=room_name, who=amb.who, candidates=NAME_SEP.join(amb.candidates))

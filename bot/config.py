@@ -1,0 +1,95 @@
+"""Settings: one object built once from a TOML file and RELAYBOT_* environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "relaybot.toml"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Environment variables (RELAYBOT_<NAME>) win over the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAYBOT_", extra="ignore")
+
+    database_url: str = "sqlite:///data/relaybot.db"
+    timezone: str = "Asia/Shanghai"
+    # Office admins by WeChat contact id: the only people whose commands are obeyed.
+    admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Rooms by room id or exact room name.
+    liaison_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    office_group: str = ""
+    # Default deadline of a push: this time on the day of the push; pushed at or after
+    # `late_push_after`, the same time on the next working day.
+    deadline_time: time = time(18, 0)
+    late_push_after: time = time(16, 0)
+    # Seconds without a new confirmation in a group before the bot acknowledges them in one message.
+    ack_quiet_seconds: int = 30
+    # How often the bot looks for groups that have gone quiet.
+    ack_check_seconds: float = 5.0
+    # Puppet service (the standard Wechaty variable names are also read, see endpoint()/token()).
+    puppet_service_endpoint: str = ""
+    puppet_service_token: str = ""
+    cache_dir: str = "data/wechaty-cache"
+    # Seconds between sends to the chat; a gentle floor so a push to many groups is not a burst.
+    send_spacing_seconds: float = 1.0
+
+    @field_validator("admin_ids", "liaison_groups", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        # Environment variables carry lists as "a,b,c"; JSON arrays also work.
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.replace("，", ",").split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def endpoint(self) -> str:
+        """The puppet service endpoint, from our setting or the standard Wechaty variable."""
+        return self.puppet_service_endpoint or os.environ.get("WECHATY_PUPPET_SERVICE_ENDPOINT", "")
+
+    def token(self) -> str:
+        """The puppet service token, from our setting or the standard Wechaty variable."""
+        return self.puppet_service_token or os.environ.get("WECHATY_PUPPET_SERVICE_TOKEN", "")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the file named by RELAYBOT_CONFIG (default ./relaybot.toml) if it exists."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = Path(os.environ.get("RELAYBOT_CONFIG", DEFAULT_CONFIG_FILE))
+        self._data: dict[str, Any] = {}
+        if path.is_file():
+            with path.open("rb") as fh:
+                self._data = tomllib.load(fh)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; keyword overrides win over everything (used by tests and the CLI)."""
+    return Settings(**overrides)

@@ -1,0 +1,116 @@
+"""Routers, filters and the per-message context handlers receive."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from bot import outbox
+from bot.config import Settings
+from bot.content import AlertLibrary, Texts
+from bot.models import Group, GroupKind
+from bot.transport.base import ChatKind, Incoming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What a handler gets besides the message: one unit of work and the clock read once."""
+
+    session: Session
+    now: datetime
+    settings: Settings
+    texts: Texts
+    library: AlertLibrary
+    bot_id: str = ""
+    sent: list[int] = field(default_factory=list)
+    # Rooms whose member list the app should fetch after this unit of work (a group just became served).
+    refresh_rooms: set[str] = field(default_factory=set)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def t(self, key: str, **values: object) -> str:
+        """A sentence from content/."""
+        return self.texts.t(key, **values)
+
+    def is_admin(self, contact_id: str) -> bool:
+        """Office admins are known by contact id only, never by name."""
+        return bool(contact_id) and contact_id in self.settings.admin_ids
+
+    def group_kind(self, room_id: str) -> GroupKind:
+        """How the bot serves this room."""
+        kind = self.session.exec(select(Group.kind).where(Group.room_id == room_id)).first()
+        return GroupKind(kind) if kind else GroupKind.NONE
+
+    def send(self, chat_kind: ChatKind, chat_id: str, text: str = "", **extra) -> None:
+        """Queue a message in this unit of work; it goes out after commit."""
+        row = outbox.queue(self.session, now=self.now, chat_kind=chat_kind, chat_id=chat_id, text=text, **extra)
+        self.session.flush()
+        self.sent.append(row.id)
+
+    def reply(self, msg: Incoming, text: str, mention_ids: tuple[str, ...] = ()) -> None:
+        """Answer in the chat the message came from."""
+        self.send(msg.chat_kind, msg.chat_id, text, mention_ids=mention_ids)
+
+    def to_office(self, text: str) -> bool:
+        """Tell the office group, if there is one."""
+        office = self.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        if office is None:
+            log.warning("no office group for: %s", text)
+            return False
+        self.send(ChatKind.ROOM, office.room_id, text)
+        return True
+
+
+Filter = Callable[[Incoming, Context], bool]
+
+
+class HandlerFn(Protocol):
+    def __call__(self, msg: Incoming, ctx: Context) -> bool | None: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    filters: tuple[Filter, ...]
+    handler: HandlerFn
+
+
+class Router:
+    """Handlers with their filters, tried in the order they were registered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.routes: list[Route] = []
+
+    def message(self, *filters: Filter) -> Callable[[HandlerFn], HandlerFn]:
+        """Register a handler that runs when all filters pass; it may return False to pass the message on."""
+
+        def register(fn: HandlerFn) -> HandlerFn:
+            self.routes.append(Route(filters, fn))
+            return fn
+
+        return register
+
+
+class Dispatcher:
+    """Feeds a message to the first handler that takes it; routers in priority order."""
+
+    def __init__(self, routers: list[Router]) -> None:
+        self.routers = routers
+
+    def feed(self, msg: Incoming, ctx: Context) -> str | None:
+        """Run the first matching handler; returns its name, or None if nobody took the message."""
+        for router in self.routers:
+            for route in router.routes:
+                if all(f(msg, ctx) for f in route.filters):
+                    if route.handler(msg, ctx) is not False:
+                        return f"{router.name}.{route.handler.__name__}"
+        return None

@@ -1,0 +1,201 @@
+"""Database tables. Times are stored in UTC; nothing here is SQLite-only."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware datetime stored as UTC; SQLite drops the offset, so it is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware one")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _utc_field(*, nullable: bool = False, index: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class UnitKind(str, enum.Enum):
+    TOWN = "镇街"
+    DEPARTMENT = "区直单位"
+    SECTOR = "行业"
+    OTHER = "其他"
+
+
+class Role(str, enum.Enum):
+    MAIN = "主"
+    BACKUP = "备"
+
+
+class GroupKind(str, enum.Enum):
+    LIAISON = "liaison"
+    OFFICE = "office"
+    NONE = "none"
+
+
+class PushState(str, enum.Enum):
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+
+
+class ConfirmMethod(str, enum.Enum):
+    TEXT = "text"
+    QUOTE = "quote"
+    IMAGE = "image"
+
+
+class OutboxState(str, enum.Enum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    kind: str = Field(default=UnitKind.OTHER.value, max_length=20)
+    active: bool = True
+
+
+class Liaison(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    name: str = Field(max_length=50)
+    role: str = Field(default=Role.MAIN.value, max_length=4)
+    contact_id: str | None = Field(default=None, index=True, max_length=200)
+    wechat_name: str = Field(default="", max_length=100)
+    group_nickname: str = Field(default="", max_length=100)
+    phone: str = Field(default="", max_length=30)
+    active: bool = True
+    bound_at: datetime | None = _utc_field(nullable=True)
+
+
+class Group(SQLModel, table=True):
+    """A WeChat room the bot knows; `kind` says whether it serves it and how."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: str = Field(index=True, unique=True, max_length=200)
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(default=GroupKind.NONE.value, max_length=20)
+    # "config" or "admin": an admin's in-chat setting outlives a restart; the config file's does not override it.
+    set_by: str = Field(default="", max_length=10)
+
+
+class Membership(SQLModel, table=True):
+    """Someone seen in a room (member list, join, or speaking), with the names they had then."""
+
+    __table_args__ = (UniqueConstraint("room_id", "contact_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: str = Field(index=True, max_length=200)
+    contact_id: str = Field(index=True, max_length=200)
+    name: str = Field(default="", max_length=100)
+    group_nickname: str = Field(default="", max_length=100)
+    seen_at: datetime = _utc_field()
+
+
+class Alert(SQLModel, table=True):
+    """Content that can be pushed: a library alert, or an item an admin sent the bot."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_type: str = Field(default="", max_length=50)
+    title: str = Field(default="", max_length=200)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    link_url: str = Field(default="", max_length=2000)
+    link_description: str = Field(default="", max_length=500)
+    link_thumbnail: str = Field(default="", max_length=2000)
+    image_name: str = Field(default="", max_length=200)
+    image_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Set for an item an admin sent the bot privately and has not pushed yet.
+    draft_of: str | None = Field(default=None, index=True, max_length=200)
+    source_message_id: str = Field(default="", max_length=200)
+    created_at: datetime = _utc_field()
+
+
+class Push(SQLModel, table=True):
+    """One alert sent to the liaison groups; `id` is the #N people see."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    created_at: datetime = _utc_field(index=True)
+    created_by: str = Field(default="", max_length=200)
+    deadline: datetime = _utc_field()
+    state: str = Field(default=PushState.OPEN.value, index=True, max_length=20)
+
+
+class Confirmation(SQLModel, table=True):
+    """A unit's confirmation that it relayed a push. One per unit and push."""
+
+    __table_args__ = (UniqueConstraint("push_id", "unit_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    liaison_id: int = Field(foreign_key="liaison.id")
+    at: datetime = _utc_field()
+    method: str = Field(max_length=10)
+    room_id: str = Field(default="", max_length=200)
+    evidence_message_id: str = Field(default="", max_length=200)
+    evidence_text: str = Field(default="", max_length=500)
+    late: bool = False
+    # When the group was told; None means the acknowledgement is still owed.
+    acked_at: datetime | None = _utc_field(nullable=True)
+
+
+class AuditLog(SQLModel, table=True):
+    """Every office action and every refused attempt."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc_field(index=True)
+    actor_id: str = Field(default="", max_length=200)
+    actor_name: str = Field(default="", max_length=100)
+    action: str = Field(max_length=50)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    allowed: bool = True
+
+
+class Outbox(SQLModel, table=True):
+    """A message to send. Written in the same transaction as what it reports, sent afterwards."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _utc_field()
+    chat_kind: str = Field(max_length=10)
+    chat_id: str = Field(index=True, max_length=200)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    mention_ids: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    alert_id: int | None = Field(default=None, foreign_key="alert.id")
+    # "link" or "image": send that part of the alert before the text.
+    attachment: str = Field(default="", max_length=10)
+    push_id: int | None = Field(default=None, index=True)
+    state: str = Field(default=OutboxState.PENDING.value, index=True, max_length=10)
+    attempts: int = 0
+    error: str = Field(default="", max_length=500)
+    sent_at: datetime | None = _utc_field(nullable=True)
+
+
+class Notice(SQLModel, table=True):
+    """A one-time notice already given (e.g. telling an unregistered person how to register)."""
+
+    __table_args__ = (UniqueConstraint("kind", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    key: str = Field(max_length=300)
+    at: datetime = _utc_field()

@@ -1,0 +1,163 @@
+"""Parsers for what people type: commands, #N references, quote-replies, confirmations, deadlines."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.textnorm import clean, squeeze
+
+MAX_INPUT = 2000  # longer messages are not commands or confirmations; cut before any regex runs
+
+COMMANDS = (
+    "设为联络员群",
+    "取消联络员群",
+    "设为办公群",
+    "取消办公群",
+    "推送",
+    "进度",
+    "提醒",
+    "截止",
+    "撤回",
+    "帮助",
+)
+
+_LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")
+_PUSH_REF = re.compile(r"#\s*(\d{1,7})")
+_COMMAND = re.compile(r"^(" + "|".join(COMMANDS) + r")(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    arg: str  # the rest of the line, cleaned
+
+
+def strip_mentions(text: str) -> str:
+    """Drop leading @Name mentions (people @ the bot before a command)."""
+    return _LEADING_MENTIONS.sub("", clean(text)[:MAX_INPUT]).strip()
+
+
+def parse_command(text: str) -> Command | None:
+    """A command at the start of the message, e.g. `推送 刷单` or `进度#3`; None if there is none."""
+    body = strip_mentions(text)
+    if "\n" in body:
+        return None
+    m = _COMMAND.match(body)
+    if not m:
+        return None
+    return Command(m.group(1), m.group(2).strip())
+
+
+def parse_push_ref(text: str) -> int | None:
+    """The N of a `#N` (half- or full-width) in the text, if any."""
+    m = _PUSH_REF.search(clean(text)[:MAX_INPUT])
+    return int(m.group(1)) if m else None
+
+
+_QUOTE = re.compile(r"^「(?P<quoted>.*)」\s*\n\s*-(?:[\s\u3000]*-){2,}[\s\u3000]*\n?(?P<reply>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Quote:
+    quoted: str  # "sender: text" as the puppet renders it
+    reply: str
+
+
+def parse_quote(text: str) -> Quote | None:
+    """A quote-reply as pad-protocol puppets deliver it: 「sender：quoted」, a dash line, the reply."""
+    m = _QUOTE.match((text or "")[: MAX_INPUT * 4].strip())
+    if not m:
+        return None
+    return Quote(quoted=m.group("quoted").strip(), reply=m.group("reply").strip())
+
+
+# A confirmation is a short message made only of these parts (after squeeze, #N and names removed).
+_CORE = (
+    r"(?:(?:已经?|均已|都已|全部已|已全部|已完成|已经完成)"
+    r"(?:转发|转|发送|发|分享|传达|转达|推送|转载)(?:了|完毕|完成|成功)?"
+    r"|(?:转发|分享|传达|转达|推送)(?:了|完毕|完成|成功)"
+    r"|完成转发)"
+)
+_TARGET = (
+    r"(?:(?:到|至|给|进|在)?(?:本单位|我单位|单位|各|本|内部|工作|全体|所有|相关|我们|各个|部门|村居|社区)*"
+    r"(?:群|微信群|工作群|内部群|群聊|人员|职工|同事|干部|员工)?)?"
+)
+_FILLER = r"(?:收到|已收到|好的|好|ok|okay|谢谢|报告|明白|本单位|我单位|我们|单位|了|啦|哦)"
+_CONFIRM = re.compile(rf"^{_FILLER}*(?:{_CORE}{_TARGET})+{_FILLER}*$")
+_NOT_A_CONFIRMATION = re.compile(r"[?]|吗|么|怎|如何|哪|没|未|不|别|无法|能否|是否")
+
+
+def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
+    """True for short replies like `已转发`, `城关镇 已转 #3 👍`; False for questions and sentences."""
+    body = clean(text)
+    if not body or len(body) > 60 or _NOT_A_CONFIRMATION.search(body):
+        return False
+    core = _PUSH_REF.sub("", squeeze(body))
+    for name in sorted((squeeze(n) for n in names if n), key=len, reverse=True):
+        if len(name) >= 2:
+            core = core.replace(name, "")
+    return bool(_CONFIRM.match(core))
+
+
+def is_bare_ack(text: str) -> bool:
+    """True when a reply carries no words at all (only emoji or punctuation), e.g. a 👍 under a quote."""
+    return squeeze(text) == "" and bool(clean(text))
+
+
+# ---- deadlines ---------------------------------------------------------------------------------
+
+class DeadlineError(ValueError):
+    """The deadline text could not be understood."""
+
+
+_TIME = r"(?P<h>\d{1,2})(?:(?::|点|时)(?P<m>\d{1,2}|半)?分?)?"
+_DEADLINE_FORMS = [
+    re.compile(rf"^(?P<rel>今天|今日|今晚|明天|明日|后天)(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
+    re.compile(rf"^(?:(?P<y>\d{{4}})年)?(?P<mo>\d{{1,2}})月(?P<d>\d{{1,2}})[日号](?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
+    re.compile(rf"^(?:(?P<y>\d{{4}})[-/.])?(?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})[T ]?(?:{_TIME})?$"),
+    re.compile(rf"^(?:上午|中午|下午|晚上)?{_TIME}$"),
+]
+_AFTERNOON = ("下午", "晚上", "今晚")
+
+
+def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time) -> datetime:
+    """A deadline like 今天18:00, 明天12点, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the future."""
+    body = re.sub(r"\s+", " ", clean(text)).strip()
+    compact = body.replace(" ", "") if not re.match(r"^\d{4}[-/.]\d", body) else body
+    local_now = now.astimezone(tz)
+    for form in _DEADLINE_FORMS:
+        m = form.match(compact)
+        if not m:
+            continue
+        parts = m.groupdict()
+        if parts.get("rel"):
+            offset = {"今天": 0, "今日": 0, "今晚": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]]
+            day = local_now.date() + timedelta(days=offset)
+        elif parts.get("mo"):
+            year = int(parts["y"]) if parts.get("y") else local_now.year
+            try:
+                day = date(year, int(parts["mo"]), int(parts["d"]))
+            except ValueError as exc:
+                raise DeadlineError(str(exc)) from exc
+            if not parts.get("y") and day < local_now.date():
+                day = day.replace(year=year + 1)  # "1月5日" typed in December means next January
+        else:
+            day = local_now.date()
+        if parts.get("h") is None:
+            at = default_time
+        else:
+            hour = int(parts["h"])
+            minute = 30 if parts.get("m") == "半" else int(parts.get("m") or 0)
+            if any(w in compact for w in _AFTERNOON) and hour < 12:
+                hour += 12
+            if not (0 <= hour <= 23 and 0 <= minute <= 59):
+                raise DeadlineError("time out of range")
+            at = time(hour, minute)
+        result = datetime.combine(day, at, tzinfo=tz)
+        if result <= local_now:
+            raise DeadlineError("in the past")
+        return result
+    raise DeadlineError("not understood")

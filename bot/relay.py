@@ -1,0 +1,196 @@
+"""The relay loop's rules: pushes, confirmations, progress, reminders, acknowledgements."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from bot.calendar import is_working_day, next_working_day
+from bot.models import (
+    Alert,
+    AuditLog,
+    Confirmation,
+    Group,
+    GroupKind,
+    Liaison,
+    Membership,
+    Push,
+    PushState,
+    Unit,
+)
+
+
+def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, action: str, detail: str = "", allowed: bool = True) -> None:
+    """Write one audit row in the caller's transaction."""
+    session.add(AuditLog(at=now, actor_id=actor_id, actor_name=actor_name, action=action, detail=detail[:2000], allowed=allowed))
+
+
+def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
+    """Served groups of one kind, in a stable order."""
+    return list(session.exec(select(Group).where(Group.kind == kind.value).order_by(Group.id)))
+
+
+def active_units(session: Session) -> list[Unit]:
+    """Units that are expected to relay, in roster order."""
+    return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+
+
+def default_deadline(now: datetime, *, tz: ZoneInfo, deadline_time: time, late_push_after: time) -> datetime:
+    """Today at `deadline_time`, or the next working day's when pushed late or on a day off."""
+    local = now.astimezone(tz)
+    day = local.date()
+    if not is_working_day(day) or local.time() >= late_push_after or local.time() >= deadline_time:
+        day = next_working_day(day)
+    return datetime.combine(day, deadline_time, tzinfo=tz)
+
+
+def create_push(session: Session, alert: Alert, *, now: datetime, by: str, deadline: datetime) -> Push:
+    """A new open push of `alert`; the caller sends it to the groups."""
+    if alert.id is None:
+        session.add(alert)
+        session.flush()
+    push = Push(alert_id=alert.id, created_at=now, created_by=by, deadline=deadline, state=PushState.OPEN.value)
+    session.add(push)
+    session.flush()
+    return push
+
+
+def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | None:
+    """The most recent push."""
+    stmt = select(Push).order_by(col(Push.id).desc()).limit(1)
+    if not include_withdrawn:
+        stmt = stmt.where(Push.state != PushState.WITHDRAWN.value)
+    return session.exec(stmt).first()
+
+
+def unconfirmed_open_pushes(session: Session, unit_id: int) -> list[Push]:
+    """Open pushes this unit has not confirmed, newest first."""
+    done = select(Confirmation.push_id).where(Confirmation.unit_id == unit_id)
+    stmt = (
+        select(Push)
+        .where(Push.state == PushState.OPEN.value, col(Push.id).not_in(done))
+        .order_by(col(Push.id).desc())
+    )
+    return list(session.exec(stmt))
+
+
+def record_confirmation(
+    session: Session,
+    *,
+    push: Push,
+    unit: Unit,
+    liaison: Liaison,
+    method: str,
+    now: datetime,
+    room_id: str,
+    message_id: str,
+    text: str = "",
+) -> Confirmation | None:
+    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing)."""
+    existing = session.exec(
+        select(Confirmation).where(Confirmation.push_id == push.id, Confirmation.unit_id == unit.id)
+    ).first()
+    if existing is not None:
+        return None
+    conf = Confirmation(
+        push_id=push.id,
+        unit_id=unit.id,
+        liaison_id=liaison.id,
+        at=now,
+        method=method,
+        room_id=room_id,
+        evidence_message_id=message_id,
+        evidence_text=text[:500],
+        late=now > push.deadline,
+    )
+    session.add(conf)
+    session.flush()
+    return conf
+
+
+@dataclass(frozen=True)
+class Progress:
+    push: Push
+    alert: Alert
+    total: int
+    confirmed: list[tuple[Unit, Confirmation]]
+    missing: list[Unit]
+
+    @property
+    def late(self) -> int:
+        return sum(1 for _, c in self.confirmed if c.late)
+
+
+def progress(session: Session, push: Push) -> Progress:
+    """Who of the active units has confirmed `push` and who has not."""
+    units = active_units(session)
+    confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push.id))}
+    confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
+    missing = [u for u in units if u.id not in confs]
+    alert = session.get(Alert, push.alert_id)
+    return Progress(push, alert, len(units), confirmed, missing)
+
+
+@dataclass(frozen=True)
+class GroupReminder:
+    group: Group
+    mention_ids: list[str]
+
+
+def reminder_targets(session: Session, units: list[Unit]) -> list[GroupReminder]:
+    """Per liaison group, the contact ids of the given units' liaisons who are members of it."""
+    unit_ids = [u.id for u in units]
+    liaisons = list(
+        session.exec(
+            select(Liaison).where(
+                col(Liaison.unit_id).in_(unit_ids), Liaison.active == True, col(Liaison.contact_id).is_not(None)  # noqa: E712
+            ).order_by(Liaison.unit_id, Liaison.role, Liaison.id)
+        )
+    )
+    result = []
+    for group in groups_of_kind(session, GroupKind.LIAISON):
+        members = set(session.exec(select(Membership.contact_id).where(Membership.room_id == group.room_id)))
+        ids: list[str] = []
+        for liaison in liaisons:
+            if liaison.contact_id in members and liaison.contact_id not in ids:
+                ids.append(liaison.contact_id)
+        result.append(GroupReminder(group, ids))
+    return result
+
+
+@dataclass(frozen=True)
+class Ack:
+    room_id: str
+    push: Push
+    units: list[str]
+    late: bool
+    done: int
+    total: int
+
+
+def due_acks(session: Session, *, now: datetime, quiet: timedelta) -> list[Ack]:
+    """Acknowledgements owed for groups that have been quiet for `quiet`; marks them acknowledged."""
+    owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(Confirmation.id)))
+    by_room: dict[str, list[Confirmation]] = defaultdict(list)
+    for conf in owed:
+        by_room[conf.room_id].append(conf)
+    total = len(active_units(session))
+    acks: list[Ack] = []
+    for room_id, confs in by_room.items():
+        if max(c.at for c in confs) > now - quiet:
+            continue  # people are still confirming here; wait for the quiet spell
+        by_push: dict[tuple[int, bool], list[Confirmation]] = defaultdict(list)
+        for conf in confs:
+            by_push[(conf.push_id, conf.late)].append(conf)
+            conf.acked_at = now
+            session.add(conf)
+        for (push_id, late), group in sorted(by_push.items()):
+            push = session.get(Push, push_id)
+            names = [session.get(Unit, c.unit_id).name for c in group]
+            done = len(session.exec(select(Confirmation.id).where(Confirmation.push_id == push_id)).all())
+            acks.append(Ack(room_id, push, names, late, done, total))
+    return acks

@@ -1,0 +1,1 @@
+"""Chat transports. Only wechaty.py and wechaty_compat.py import wechaty."""

@@ -1,0 +1,138 @@
+"""The transport contract: what the bot needs from a chat platform, reduced to a few plain fields."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class ChatKind(str, enum.Enum):
+    ROOM = "room"
+    PRIVATE = "private"
+
+
+class MessageKind(str, enum.Enum):
+    TEXT = "text"
+    IMAGE = "image"
+    LINK = "link"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class LinkCard:
+    url: str
+    title: str
+    description: str = ""
+    thumbnail_url: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image as bytes; `name` is the file name shown in the chat."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person seen in a room: contact id, WeChat name, and group nickname (may be empty)."""
+
+    contact_id: str
+    name: str
+    group_nickname: str = ""
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    room_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message as the bot sees it, whatever platform it came from."""
+
+    message_id: str
+    chat_kind: ChatKind
+    chat_id: str  # room id for a room, the sender's contact id for a private chat
+    chat_name: str  # room topic, or the sender's name in a private chat
+    sender: Member
+    kind: MessageKind
+    text: str = ""
+    mention_ids: tuple[str, ...] = ()
+    link: LinkCard | None = None
+    image: Image | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RoomInvite:
+    """An invitation for the bot to join a room."""
+
+    invitation_id: str
+    inviter_id: str
+    room_topic: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One thing to send: text (with optional @-mentions), a link card or an image."""
+
+    chat_kind: ChatKind
+    chat_id: str
+    text: str = ""
+    mention_ids: tuple[str, ...] = ()
+    link: LinkCard | None = None
+    image: Image | None = None
+
+
+class SendError(Exception):
+    """The transport could not send; `rate_limited` tells a frequency limit from other failures."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
+class EventSink(Protocol):
+    """What a transport calls when something happens. Implemented by the app."""
+
+    async def on_ready(self, bot_id: str) -> None: ...
+
+    async def on_message(self, msg: Incoming) -> None: ...
+
+    async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None: ...
+
+    async def on_room_invite(self, invite: RoomInvite) -> None: ...
+
+
+class Transport(ABC):
+    """A chat platform connection. Only implementations know the platform's objects."""
+
+    @abstractmethod
+    async def start(self, sink: EventSink) -> None:
+        """Connect and start delivering events to `sink`; returns once connected."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    async def send(self, out: Outgoing) -> str | None:
+        """Send one message; returns the platform message id if known. Raises SendError."""
+
+    @abstractmethod
+    async def rooms(self) -> list[RoomInfo]:
+        """Rooms the bot is in."""
+
+    @abstractmethod
+    async def room_members(self, room_id: str) -> list[Member]:
+        """Members of a room, with group nicknames."""
+
+    @abstractmethod
+    async def accept_invite(self, invitation_id: str) -> None:
+        """Accept a room invitation."""

@@ -1,0 +1,51 @@
+"""Making a room a liaison group or the office group, by an admin's message in it."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.dispatch import Context, Router
+from bot.models import Group, GroupKind
+from bot.parsing import parse_command
+from bot.relay import audit
+from bot.transport.base import Incoming
+from handlers.filters import command, from_admin, in_room
+
+router = Router("groups")
+
+_SETTINGS = {
+    "设为联络员群": (GroupKind.LIAISON, True),
+    "取消联络员群": (GroupKind.LIAISON, False),
+    "设为办公群": (GroupKind.OFFICE, True),
+    "取消办公群": (GroupKind.OFFICE, False),
+}
+
+
+@router.message(in_room, from_admin, command(*_SETTINGS))
+def on_group_setting(msg: Incoming, ctx: Context) -> None:
+    """设为联络员群 / 设为办公群 and their undo, sent inside the room."""
+    kind, enable = _SETTINGS[parse_command(msg.text).name]
+    group = ctx.session.exec(select(Group).where(Group.room_id == msg.chat_id)).first()
+    if group is None:
+        group = Group(room_id=msg.chat_id, name=msg.chat_name)
+    group.name = msg.chat_name or group.name
+    label = ctx.t("groups.kind_liaison" if kind == GroupKind.LIAISON else "groups.kind_office")
+    if enable:
+        if kind == GroupKind.OFFICE:
+            # There is one office group: the new one replaces the old.
+            for old in ctx.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)):
+                if old.room_id != msg.chat_id:
+                    old.kind, old.set_by = GroupKind.NONE.value, "admin"
+                    ctx.session.add(old)
+        group.kind, group.set_by = kind.value, "admin"
+        ctx.refresh_rooms.add(msg.chat_id)
+        reply = ctx.t("groups.set_liaison" if kind == GroupKind.LIAISON else "groups.set_office", name=group.name)
+    elif group.kind == kind.value:
+        group.kind, group.set_by = GroupKind.NONE.value, "admin"
+        reply = ctx.t("groups.unset_liaison" if kind == GroupKind.LIAISON else "groups.unset_office")
+    else:
+        reply = ctx.t("groups.not_set", kind=label)
+    ctx.session.add(group)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="group_setting", detail=f"{msg.chat_id} {group.name}: {group.kind}")
+    ctx.reply(msg, reply)

@@ -1,0 +1,298 @@
+"""Office commands (admins only, in the office group or a private chat) and items sent to be pushed."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import col, select
+
+from bot import compose
+from bot.dispatch import Context, Router
+from bot.models import Alert, Confirmation, GroupKind, Push, PushState
+from bot.parsing import (
+    Command,
+    DeadlineError,
+    parse_command,
+    parse_deadline,
+    parse_push_ref,
+    parse_quote,
+    strip_mentions,
+)
+from bot.relay import (
+    active_units,
+    audit,
+    create_push,
+    default_deadline,
+    groups_of_kind,
+    latest_push,
+    progress,
+    reminder_targets,
+)
+from bot.clock import show
+from bot.transport.base import ChatKind, Incoming, MessageKind
+from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
+
+router = Router("office")
+
+_URL = re.compile(r"^https?://\S+$")
+_SETTING_COMMANDS = ("设为联络员群", "取消联络员群", "设为办公群", "取消办公群")
+
+
+def command_of(msg: Incoming) -> tuple[Command, str] | None:
+    """The command in a message, and the quoted text when it quotes something (`推送` under a quote)."""
+    if msg.kind != MessageKind.TEXT:
+        return None
+    quote = parse_quote(msg.text)
+    if quote is not None:
+        cmd = parse_command(quote.reply)
+        return (cmd, quote.quoted) if cmd else None
+    cmd = parse_command(msg.text)
+    return (cmd, "") if cmd else None
+
+
+def has_command(msg: Incoming, ctx: Context) -> bool:
+    return command_of(msg) is not None
+
+
+def looks_like_command(msg: Incoming, ctx: Context) -> bool:
+    """A command as a non-admin would type it by mistake, not a sentence that starts with 提醒 or 推送."""
+    found = command_of(msg)
+    if found is None:
+        return False
+    cmd = found[0]
+    return (
+        cmd.arg == ""
+        or cmd.arg.startswith("#")
+        or cmd.name in _SETTING_COMMANDS
+        or (cmd.name == "推送" and ctx.library.find(cmd.arg) is not None)
+    )
+
+
+def _who(msg: Incoming) -> tuple[str, str]:
+    return msg.sender.contact_id, msg.sender.name
+
+
+def _resolve(ctx: Context, arg: str, *, default_latest: bool) -> tuple[Push | None, str | None]:
+    """The push named by #N in `arg` (or the latest); otherwise the sentence to answer with."""
+    ref = parse_push_ref(arg)
+    if ref is None:
+        if not default_latest:
+            return None, None
+        push = latest_push(ctx.session)
+        return (push, None) if push else (None, ctx.t("push.none_yet"))
+    push = ctx.session.get(Push, ref)
+    return (push, None) if push else (None, ctx.t("push.not_found", n=ref))
+
+
+# ---- pushing -----------------------------------------------------------------------------------
+
+def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
+    groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
+    if not groups:
+        ctx.reply(msg, ctx.t("push.no_groups"))
+        return
+    units = active_units(ctx.session)
+    if not units:
+        ctx.reply(msg, ctx.t("push.no_units"))
+        return
+    s = ctx.settings
+    deadline = default_deadline(ctx.now, tz=ctx.tz, deadline_time=s.deadline_time, late_push_after=s.late_push_after)
+    alert.draft_of = None
+    push = create_push(ctx.session, alert, now=ctx.now, by=msg.sender.contact_id, deadline=deadline)
+    text = compose.push_text(ctx.texts, n=push.id, alert=alert, deadline=deadline, tz=ctx.tz)
+    attachment = "link" if alert.link_url else "image" if alert.image_data else ""
+    for group in groups:
+        ctx.send(ChatKind.ROOM, group.room_id, text, alert_id=alert.id, attachment=attachment, push_id=push.id)
+    title = compose.push_title(alert)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="push", detail=f"#{push.id} {alert.case_type} {title}")
+    ctx.reply(msg, ctx.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units),
+                         deadline=show(deadline, ctx.tz)))
+
+
+def _push_library(msg: Incoming, ctx: Context, name: str) -> None:
+    item = ctx.library.find(name)
+    if item is None:
+        ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
+        return
+    _push(msg, ctx, Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now))
+
+
+def _push_draft(msg: Incoming, ctx: Context, quoted: str) -> None:
+    drafts = list(
+        ctx.session.exec(
+            select(Alert).where(Alert.draft_of == msg.sender.contact_id).order_by(col(Alert.id).desc()).limit(20)
+        )
+    )
+    if not drafts:
+        ctx.reply(msg, ctx.t("push.no_draft"))
+        return
+    chosen = drafts[0]
+    if quoted:
+        # The quote shows "name：content"; pick the draft whose content it shows.
+        for draft in drafts:
+            shown = [v for v in (draft.link_url, draft.title, draft.text[:20]) if v]
+            if any(v in quoted for v in shown):
+                chosen = draft
+                break
+    _push(msg, ctx, chosen)
+
+
+# ---- command handlers --------------------------------------------------------------------------
+
+def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    if cmd.arg:
+        _push_library(msg, ctx, cmd.arg)
+    else:
+        _push_draft(msg, ctx, quoted)
+
+
+def _on_progress(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
+    if push is None:
+        ctx.reply(msg, error)
+        return
+    ctx.reply(msg, compose.progress_text(ctx.texts, progress(ctx.session, push), now=ctx.now, tz=ctx.tz))
+
+
+def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
+    if push is None:
+        ctx.reply(msg, error)
+        return
+    if push.state == PushState.WITHDRAWN.value:
+        ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
+        return
+    p = progress(ctx.session, push)
+    if not p.missing:
+        ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
+        return
+    text = compose.reminder_text(ctx.texts, p, tz=ctx.tz)
+    targets = reminder_targets(ctx.session, p.missing)
+    for target in targets:
+        ctx.send(ChatKind.ROOM, target.group.room_id, text, mention_ids=tuple(target.mention_ids), push_id=push.id)
+    people = len({i for t in targets for i in t.mention_ids})
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="remind", detail=f"#{push.id}: " + "、".join(u.name for u in p.missing))
+    ctx.reply(msg, ctx.t("remind.done", groups=len(targets), n=push.id, units=len(p.missing), people=people))
+
+
+def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    ref = parse_push_ref(cmd.arg)
+    when_text = re.sub(r"#\s*\d+", "", cmd.arg).strip()
+    if ref is None or not when_text:
+        ctx.reply(msg, ctx.t("push.deadline_usage"))
+        return
+    push = ctx.session.get(Push, ref)
+    if push is None or push.state == PushState.WITHDRAWN.value:
+        ctx.reply(msg, ctx.t("push.not_found", n=ref) if push is None else ctx.t("push.already_withdrawn", n=ref))
+        return
+    try:
+        deadline = parse_deadline(when_text, now=ctx.now, tz=ctx.tz, default_time=ctx.settings.deadline_time)
+    except DeadlineError:
+        ctx.reply(msg, ctx.t("push.deadline_bad", text=when_text))
+        return
+    push.deadline = deadline
+    push.state = PushState.OPEN.value
+    ctx.session.add(push)
+    for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
+        conf.late = conf.at > deadline
+        ctx.session.add(conf)
+    shown = show(deadline, ctx.tz)
+    for group in groups_of_kind(ctx.session, GroupKind.LIAISON):
+        ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="deadline", detail=f"#{push.id} -> {deadline.isoformat()}")
+    ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
+
+
+def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    ref = parse_push_ref(cmd.arg)
+    if ref is None:
+        ctx.reply(msg, ctx.t("push.need_ref", command="撤回"))
+        return
+    push = ctx.session.get(Push, ref)
+    if push is None:
+        ctx.reply(msg, ctx.t("push.not_found", n=ref))
+        return
+    if push.state == PushState.WITHDRAWN.value:
+        ctx.reply(msg, ctx.t("push.already_withdrawn", n=ref))
+        return
+    push.state = PushState.WITHDRAWN.value
+    ctx.session.add(push)
+    alert = ctx.session.get(Alert, push.alert_id)
+    groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
+    for group in groups:
+        ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
+                 push_id=push.id)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="withdraw", detail=f"#{push.id}")
+    ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
+
+
+def _on_help(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    ctx.reply(msg, ctx.t("help.office", types="、".join(ctx.library.case_types())))
+
+
+_COMMANDS = {
+    "推送": _on_push,
+    "进度": _on_progress,
+    "提醒": _on_remind,
+    "截止": _on_deadline,
+    "撤回": _on_withdraw,
+    "帮助": _on_help,
+}
+
+
+@router.message(from_admin, office_place, has_command)
+def on_office_command(msg: Incoming, ctx: Context) -> bool:
+    """An admin's command in the office group or a private chat."""
+    cmd, quoted = command_of(msg)
+    handler = _COMMANDS.get(cmd.name)
+    if handler is None:
+        return False  # group settings are only meaningful inside a room
+    handler(msg, ctx, cmd, quoted)
+    return True
+
+
+@router.message(from_admin, has_command)
+def on_command_elsewhere(msg: Incoming, ctx: Context) -> None:
+    """An admin's office command typed in a liaison group (or a room the bot does not serve)."""
+    ctx.reply(msg, ctx.t("access.wrong_place"))
+
+
+@router.message(not_from_admin, looks_like_command)
+def on_refused(msg: Incoming, ctx: Context) -> None:
+    """Anyone else: a short refusal, logged; nothing changes."""
+    cmd, _ = command_of(msg)
+    contact_id, name = _who(msg)
+    audit(ctx.session, now=ctx.now, actor_id=contact_id, actor_name=name, action=f"refused:{cmd.name}",
+          detail=f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}", allowed=False)
+    ctx.reply(msg, ctx.t("access.refused"))
+
+
+@router.message(from_admin, in_private, kind(MessageKind.TEXT, MessageKind.LINK, MessageKind.IMAGE))
+def on_item_for_push(msg: Incoming, ctx: Context) -> None:
+    """An article link, image or text an admin sends privately: kept as a draft until `推送`."""
+    alert = Alert(draft_of=msg.sender.contact_id, source_message_id=msg.message_id, created_at=ctx.now)
+    text = strip_mentions(msg.text)
+    if msg.kind == MessageKind.LINK and msg.link is not None:
+        alert.link_url, alert.title = msg.link.url, msg.link.title or msg.link.url
+        alert.link_description, alert.link_thumbnail = msg.link.description, msg.link.thumbnail_url
+        what = ctx.t("push.draft_link")
+    elif msg.kind == MessageKind.IMAGE and msg.image is not None:
+        alert.image_name, alert.image_data = msg.image.name, msg.image.data
+        alert.title = ctx.t("push.image_title")
+        what = ctx.t("push.draft_image")
+    elif _URL.match(text):
+        alert.link_url = alert.title = text
+        what = ctx.t("push.draft_link")
+    elif text:
+        alert.title, alert.text = text.splitlines()[0][:30], text[:2000]
+        what = ctx.t("push.draft_text")
+    else:
+        return
+    ctx.session.add(alert)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="draft", detail=f"{msg.kind.value} {alert.title[:100]}")
+    ctx.reply(msg, ctx.t("push.draft_saved", what=what))

@@ -1,0 +1,83 @@
+"""Shared fixtures: a real SQLite database, a fake clock, the in-memory transport, a running bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.app import RelayBot
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.db import create_schema, make_engine, session
+from bot.roster import import_roster, read_roster_file
+from bot.transport.base import Member
+from bot.transport.memory import MemoryTransport
+
+TZ = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ROSTER = ROOT / "examples" / "roster_example.csv"
+
+ADMIN = Member("admin-chen", "陈静", "反诈办-陈静")
+WANG = Member("wxid_wangfang", "王芳", "王芳-城关镇")
+ZHAO = Member("wxid_zhaolei", "赵磊", "")
+LI = Member("wxid_liqiang", "李强", "东城李强")
+ZHOU = Member("wxid_zhoumin", "周敏", "周敏（西湖镇）")
+SUN = Member("wxid_sunli", "孙丽", "")
+WU = Member("wxid_wugang", "吴刚", "")
+ZHENG = Member("wxid_zhengjie", "郑洁", "")
+STRANGER = Member("wxid_stranger", "路人甲", "")
+LIAISON_ROOM = "liaison@chatroom"
+OFFICE_ROOM = "office@chatroom"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # A Thursday morning, a normal working day.
+    return FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=TZ))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        database_url="sqlite://",
+        admin_ids=[ADMIN.contact_id],
+        liaison_groups=["全区反诈联络员群"],
+        office_group="反诈办工作群",
+        ack_quiet_seconds=30,
+    )
+
+
+@pytest.fixture
+def roster(engine):
+    with session(engine) as s:
+        import_roster(s, read_roster_file(EXAMPLE_ROSTER))
+        s.commit()
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    t = MemoryTransport(bot_id="bot-self")
+    t.add_room(LIAISON_ROOM, "全区反诈联络员群", [ADMIN, WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
+    t.add_room(OFFICE_ROOM, "反诈办工作群", [ADMIN])
+    return t
+
+
+@pytest.fixture
+async def bot(settings, transport, engine, clock, roster) -> RelayBot:
+    b = RelayBot(settings, transport, engine=engine, clock=clock)
+    await b.start()
+    await b.send_pending()
+    transport.sent.clear()
+    yield b
+    await b.stop()
