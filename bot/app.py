@@ -149,11 +149,11 @@ class RelayBot:
                 log.info("message %s handled by %s", msg.message_id, handled)
             return ctx.refresh_rooms
 
-    def _observe(self, room: RoomInfo, members: list[Member]) -> None:
+    def _observe(self, room: RoomInfo, members: list[Member], complete: bool = False) -> None:
         now = self.clock()
         with new_session(self.engine) as s:
             self._remember_room(s, room.room_id, room.name)
-            ambiguities = observe(s, room_id=room.room_id, members=members, now=now)
+            ambiguities = observe(s, room_id=room.room_id, members=members, now=now, complete=complete)
             self._report_ambiguities(self._context(s, now), ambiguities, room.name)
             s.commit()
 
@@ -199,7 +199,7 @@ class RelayBot:
             group = s.exec(select(Group).where(Group.room_id == room_id)).first()
             name = group.name if group else ""
         async with self._lock:
-            await asyncio.to_thread(self._observe, RoomInfo(room_id, name), members)
+            await asyncio.to_thread(self._observe, RoomInfo(room_id, name), members, True)
 
     # ---- periodic work ---------------------------------------------------------------------------
 

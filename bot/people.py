@@ -36,11 +36,22 @@ def _served_room_ids(session: Session) -> list[str]:
     return list(session.exec(select(Group.room_id).where(col(Group.kind).in_(kinds))))
 
 
-def observe(session: Session, *, room_id: str, members: list[Member], now: datetime) -> list[Ambiguity]:
-    """Remember who is in a room and bind unrecognised roster liaisons to them; returns new ambiguities."""
+def observe(
+    session: Session, *, room_id: str, members: list[Member], now: datetime, complete: bool = False
+) -> list[Ambiguity]:
+    """Remember who is in a room and bind unrecognised roster liaisons to them; returns new ambiguities.
+
+    `complete` means `members` is the whole member list: anyone else has left the room.
+    """
     existing = {
         m.contact_id: m for m in session.exec(select(Membership).where(Membership.room_id == room_id))
     }
+    if complete:
+        present = {m.contact_id for m in members}
+        for contact_id, row in list(existing.items()):
+            if contact_id not in present:
+                session.delete(row)
+                del existing[contact_id]
     for member in members:
         row = existing.get(member.contact_id)
         if row is None:
