@@ -52,7 +52,8 @@ def test_aliases_are_unique_across_the_library():
 def test_every_text_key_used_in_code_exists():
     texts = load_texts()
     used = set()
-    for path in [*ROOT.glob("bot/**/*.py"), *ROOT.glob("handlers/*.py"), ROOT / "scheduler.py"]:
+    code = [p for p in ROOT.glob("bot/**/*.py") if p.name != "models.py"]  # models.py has "table.column" strings
+    for path in [*code, *ROOT.glob("handlers/*.py"), ROOT / "scheduler.py"]:
         literals = re.findall(r"""["']([a-z]+\.[a-z_]+)["']""", path.read_text(encoding="utf-8"))
         used |= {k for k in literals if k.split(".")[0] in texts._data}
     assert len(used) > 40
