@@ -27,6 +27,8 @@ def _settings() -> Settings:
 
 def _logging(level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # APScheduler logs every run of every job at INFO; the ack job runs every few seconds.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 @app.command()

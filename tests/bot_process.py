@@ -1,0 +1,70 @@
+"""Run the bot as a real process (`python -m bot run`) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BotProcess:
+    """`relaybot run` in a subprocess with the given environment; its log is kept for failure messages."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.process: subprocess.Popen | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="relaybot-", suffix=".log", delete=False)
+
+    def start(self, *, timeout: float = 30.0) -> BotProcess:
+        """Start the bot and wait until it has logged in and read its groups."""
+        offset = os.path.getsize(self._log.name)
+        env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "ENDPOINT") and not k.startswith("RELAYBOT_")}
+        env.update(self.env)
+        env["PYTHONPATH"] = str(ROOT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"], cwd=self.workdir, env=env,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while "ready as" not in self.log(offset):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot did not get ready in {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def log(self, offset: int = 0) -> str:
+        """What the bot has printed (from byte `offset`)."""
+        with open(self._log.name, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        self.kill()
+        self._log.close()
+        os.unlink(self._log.name)

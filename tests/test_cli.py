@@ -1,0 +1,52 @@
+"""The command line: the demo and the console mode, run as a new user would run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.bot_process import ROOT
+
+ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+
+def run(args, tmp_path, stdin=None, extra_env=None):
+    env = {**ENV, "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_demo_shows_the_whole_loop(tmp_path):
+    result = run(["demo"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "【反诈预警 #1】" in out
+    assert "@路人甲 您还不在联络员名单里" in out
+    assert "✅ 已记录 #1：城关镇、东城街道、区教育局、西湖镇（本次 4 个单位）。目前已确认 4/6。" in out
+    assert "该指令仅限反诈办管理员使用。" in out
+    assert "@吴刚 @郑洁 ⏰ #1 还有 2 个单位未确认转发：区卫健局、金融行业" in out
+    assert out.rstrip().splitlines()[-1].strip() == "未确认（1）：区卫健局"
+
+
+def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):
+    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    script = "\n".join([
+        "/room 反诈办工作群（控制台）",
+        "推送 刷单",
+        "/room 联络员群（控制台）",
+        "/as 王芳-城关镇",
+        "已转发",
+        "/as 路人甲",
+        "推送 刷单",
+        "/as 反诈办管理员",
+        "/room 反诈办工作群（控制台）",
+        "进度",
+        "/quit",
+    ]) + "\n"
+    result = run(["run", "--console"], tmp_path, stdin=script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[联络员群（控制台）] 反诈助手: 【反诈预警 #1】" in out
+    assert "[联络员群（控制台）] 反诈助手: 该指令仅限反诈办管理员使用。" in out
+    assert "已确认 1/6" in out and "未确认（5）：东城街道、西湖镇、区教育局、区卫健局、金融行业" in out
