@@ -1,0 +1,161 @@
+"""End to end: the bot as a process against a real Wechaty puppet-service gateway on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.db import make_engine, session
+from bot.models import Confirmation, Unit
+from tests.bot_process import ROOT, BotProcess
+from tests.gateway_harness import Gateway
+
+ADMIN = ("wxid_admin_chen", "陈静")
+WANG = ("wxid_wangfang", "王芳")
+ZHAO = ("wxid_zhaolei", "赵磊")
+LI = ("wxid_liqiang", "李强")
+ZHOU = ("wxid_zm2024", "小敏")  # recognised by group nickname
+SUN = ("wxid_sunli", "孙丽")
+WU = ("wxid_wg88", "吴刚")  # recognised by WeChat name
+ZHENG = ("wxid_zhengjie", "郑洁")
+STRANGER = ("wxid_passerby", "路人甲")
+PEOPLE = [ADMIN, WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG, STRANGER]
+LIAISON_ROOM = "20001@chatroom"
+OFFICE_ROOM = "20002@chatroom"
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    gw = Gateway.start()
+    for contact_id, name in PEOPLE:
+        gw.contact(contact_id, name)
+    gw.room(LIAISON_ROOM, "全区反诈联络员群", [c for c, _ in PEOPLE], nicknames={ZHOU[0]: "周敏（西湖镇）"})
+    gw.room(OFFICE_ROOM, "反诈办工作群", [ADMIN[0]])
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def bot(gateway, tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'relay.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "bot", "roster", "import", str(ROOT / "examples" / "roster_example.csv")],
+        cwd=tmp_path, env={"RELAYBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        check=True, capture_output=True,
+    )
+    proc = BotProcess(
+        {
+            "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
+            "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token,
+            "RELAYBOT_DATABASE_URL": db_url,
+            "RELAYBOT_ADMIN_IDS": ADMIN[0],
+            "RELAYBOT_LIAISON_GROUPS": "全区反诈联络员群",
+            "RELAYBOT_OFFICE_GROUP": OFFICE_ROOM,
+            "RELAYBOT_ACK_QUIET_SECONDS": "1",
+            "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
+            "RELAYBOT_SEND_SPACING_SECONDS": "0",
+            "RELAYBOT_CACHE_DIR": str(tmp_path / "cache"),
+        },
+        tmp_path,
+    )
+    proc.db_url = db_url
+    yield proc
+    proc.stop()
+    proc.close()
+
+
+def texts_to(items, chat_id):
+    return [i["text"] for i in items if i["conversation_id"] == chat_id and i["kind"] == "text"]
+
+
+def has_text(chat_id, fragment):
+    return lambda items: any(fragment in t for t in texts_to(items, chat_id))
+
+
+def confirmations(db_url):
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        rows = sorted((s.get(Unit, c.unit_id).name, c.method) for c in s.exec(select(Confirmation)))
+    engine.dispose()
+    return rows
+
+
+def test_push_confirm_progress_remind_and_restart(gateway, bot):
+    bot.start()
+    mark = len(gateway.sent())
+
+    gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "已推送 #1"), since=mark, timeout=10)
+    push = texts_to(sent, LIAISON_ROOM)
+    assert len(push) == 1 and push[0].startswith("【反诈预警 #1】") and "已转发 #1" in push[0]
+
+    # Three units confirm in three ways.
+    mark = len(gateway.sent())
+    gateway.say(WANG[0], "城关镇 已转发 #1 👍", room=LIAISON_ROOM)
+    gateway.say(LI[0], "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n已转", room=LIAISON_ROOM)
+    gateway.image(SUN[0], "转发截图.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 100, room=LIAISON_ROOM)
+    # Someone off the roster, a question, and a non-admin's command.
+    gateway.say(STRANGER[0], "已转发", room=LIAISON_ROOM)
+    gateway.say(WU[0], "请问怎么转发？", room=LIAISON_ROOM)
+    gateway.say(LI[0], "推送 刷单", room=LIAISON_ROOM)
+    sent = gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录 #1"), since=mark, timeout=10)
+    group = texts_to(sent, LIAISON_ROOM)
+    assert any("路人甲 您还不在联络员名单里" in t for t in group)
+    assert "该指令仅限反诈办管理员使用。" in group
+    acks = [t for t in group if t.startswith("✅")]
+    assert acks == ["✅ 已记录 #1：城关镇、东城街道、区教育局（本次 3 个单位）。目前已确认 3/6。"]
+    assert confirmations(bot.db_url) == [("东城街道", "quote"), ("区教育局", "image"), ("城关镇", "text")]
+
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "进度", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "未确认"), since=mark, timeout=10)
+    progress = texts_to(sent, OFFICE_ROOM)[-1]
+    assert "已确认 3/6" in progress
+    assert progress.splitlines()[-1] == "未确认（3）：西湖镇、区卫健局、金融行业"
+
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "提醒 #1", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "已在 1 个联络员群提醒"), since=mark, timeout=10)
+    reminders = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and i["kind"] == "text"]
+    assert len(reminders) == 1
+    assert set(reminders[0]["mention_ids"]) == {ZHOU[0], WU[0], ZHENG[0]}
+    assert "西湖镇、区卫健局、金融行业" in reminders[0]["text"]
+
+    # A restart keeps every confirmation.
+    assert bot.stop() == 0
+    bot.start()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "进度 #1", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "未确认"), since=mark, timeout=10)
+    assert "已确认 3/6" in texts_to(sent, OFFICE_ROOM)[-1]
+    assert confirmations(bot.db_url) == [("东城街道", "quote"), ("区教育局", "image"), ("城关镇", "text")]
+
+
+def test_kill_9_keeps_acknowledged_confirmations(gateway, bot):
+    bot.start()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "推送 公检法", room=OFFICE_ROOM)
+    gateway.wait_sent(has_text(OFFICE_ROOM, "已推送"), since=mark, timeout=10)
+    mark = len(gateway.sent())
+    gateway.say(ZHENG[0], "已转发", room=LIAISON_ROOM)
+    gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录"), since=mark, timeout=10)
+    bot.kill()
+    assert confirmations(bot.db_url) == [("金融行业", "text")]
+    bot.start()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "进度", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "未确认"), since=mark, timeout=10)
+    assert "已确认 1/6" in texts_to(sent, OFFICE_ROOM)[-1]
+
+
+def test_run_without_endpoint_or_token_says_what_to_set(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in result.stderr and "WECHATY_PUPPET_SERVICE_TOKEN" in result.stderr
+    assert "relaybot run --console" in result.stderr
