@@ -108,6 +108,7 @@ class RelayBot:
 
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
         """New members: remember them and try to recognise them."""
+        joined = [m for m in joined if m.contact_id != self.bot_id]
         async with self._lock:
             await asyncio.to_thread(self._observe, room, joined)
         self._wake.set()

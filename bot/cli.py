@@ -62,7 +62,15 @@ def run(console: bool = typer.Option(False, "--console", help="在终端里模�
         )
         raise typer.Exit(2)
     _logging(logging.INFO)
-    asyncio.run(_run_wechaty(settings, endpoint, token))
+    try:
+        asyncio.run(_run_wechaty(settings, endpoint, token))
+    except ConnectionError as exc:  # WechatyStartError: unreachable gateway, wrong token, no login
+        typer.echo(
+            f"无法连接微信网关 {endpoint}：{exc}\n"
+            "请检查：网关是否在运行、地址和端口是否正确、token 是否有效。",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:

@@ -159,3 +159,35 @@ def test_run_without_endpoint_or_token_says_what_to_set(tmp_path):
     assert result.returncode == 2
     assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in result.stderr and "WECHATY_PUPPET_SERVICE_TOKEN" in result.stderr
     assert "relaybot run --console" in result.stderr
+
+
+def test_wrong_token_or_unreachable_gateway_is_explained(gateway, tmp_path):
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
+    wrong = {**base, "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint, "WECHATY_PUPPET_SERVICE_TOKEN": "not-the-token"}
+    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=wrong,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"无法连接微信网关 {gateway.endpoint}" in result.stderr and "token" in result.stderr
+    gone = {**base, "WECHATY_PUPPET_SERVICE_ENDPOINT": "127.0.0.1:9", "WECHATY_PUPPET_SERVICE_TOKEN": "x"}
+    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=gone,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "无法连接微信网关 127.0.0.1:9" in result.stderr
+
+
+def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot):
+    from tests.gateway_harness import wait_until
+
+    bot.start()
+    stranger_invite = gateway.invite(STRANGER[0], "20003@chatroom", "陌生群", [STRANGER[0]])
+    admin_invite = gateway.invite(ADMIN[0], "20004@chatroom", "东片联络员群", [ADMIN[0], WU[0]])
+    # Events are handled in order: once the admin's invitation is accepted, the stranger's was already judged.
+    invites = wait_until(gateway.invites, lambda items: any(i["accepted"] for i in items), 10, "an accepted invite")
+    accepted = {i["id"] if "id" in i else i.get("invitation_id"): i["accepted"] for i in invites}
+    assert accepted.get(admin_invite) is True and accepted.get(stranger_invite) is False
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "设为联络员群", room="20004@chatroom")
+    gateway.wait_sent(has_text("20004@chatroom", "本群已设为联络员群「东片联络员群」"), since=mark, timeout=10)
+    gateway.say(ADMIN[0], "推送 征信", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "到 2 个联络员群"), since=mark, timeout=10)
+    assert any(t.startswith("【反诈预警 #1】") for t in texts_to(sent, "20004@chatroom"))
