@@ -55,14 +55,14 @@ def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
         if method != ConfirmMethod.IMAGE.value and first_notice(
             ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now
         ):
-            ctx.reply(msg, ctx.t("confirm.unregistered", name=msg.sender.group_nickname or msg.sender.name))
+            ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,))
         log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
         return
     for unit, liaison in _units_meant(msg, liaisons, ctx):
         if ref is not None:
             push = ctx.session.get(Push, ref)
             if push is None or push.state == PushState.WITHDRAWN.value:
-                ctx.reply(msg, ctx.t("confirm.no_such_push", name=msg.sender.group_nickname or msg.sender.name, n=ref))
+                ctx.reply(msg, ctx.t("confirm.no_such_push", n=ref), mention_ids=(msg.sender.contact_id,))
                 return
         else:
             open_pushes = unconfirmed_open_pushes(ctx.session, unit.id)

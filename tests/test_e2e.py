@@ -105,7 +105,8 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
     gateway.say(LI[0], "推送 刷单", room=LIAISON_ROOM)
     sent = gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录 #1"), since=mark, timeout=10)
     group = texts_to(sent, LIAISON_ROOM)
-    assert any("路人甲 您还不在联络员名单里" in t for t in group)
+    notices = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and "您还不在联络员名单里" in i["text"]]
+    assert len(notices) == 1 and notices[0]["mention_ids"] == [STRANGER[0]] and "@路人甲" in notices[0]["text"]
     assert "该指令仅限反诈办管理员使用。" in group
     acks = [t for t in group if t.startswith("✅")]
     assert acks == ["✅ 已记录 #1：城关镇、东城街道、区教育局（本次 3 个单位）。目前已确认 3/6。"]

@@ -124,8 +124,9 @@ async def test_someone_off_the_roster_is_told_once_and_nothing_is_recorded(bot, 
     await transport.say(STRANGER, "已转发", room_id=LIAISON_ROOM)
     await transport.say(STRANGER, "已转发 #1", room_id=LIAISON_ROOM)
     await bot.send_pending()
-    notices = texts_in(transport, LIAISON_ROOM)
-    assert len(notices) == 1 and notices[0].startswith("@路人甲 您还不在联络员名单里")
+    notices = [o for o in transport.sent if o.chat_id == LIAISON_ROOM]
+    assert len(notices) == 1 and notices[0].text.startswith("您还不在联络员名单里")
+    assert notices[0].mention_ids == (STRANGER.contact_id,)
     assert confirmed_units(engine) == []
 
 
