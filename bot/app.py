@@ -115,20 +115,18 @@ class RelayBot:
 
     async def on_room_invite(self, invite: RoomInvite) -> None:
         """Accept invitations from office admins only."""
-        allowed = invite.inviter_id in self.settings.admin_ids
         now = self.clock()
-        with new_session(self.engine) as s:
-            audit(s, now=now, actor_id=invite.inviter_id, actor_name="", action="room_invite",
-                  detail=invite.room_topic, allowed=allowed)
-            s.commit()
-        if not allowed:
-            log.info("ignored a room invitation from %s (not an admin)", invite.inviter_id)
-            return
-        await self.transport.accept_invite(invite.invitation_id)
         async with self._lock:
             with new_session(self.engine) as s:
                 ctx = self._context(s, now)
-                ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
+                allowed = ctx.is_admin(invite.inviter_id)
+                audit(s, now=now, actor_id=invite.inviter_id, actor_name="", action="room_invite",
+                      detail=invite.room_topic, allowed=allowed)
+                if allowed:
+                    await self.transport.accept_invite(invite.invitation_id)
+                    ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
+                else:
+                    log.info("ignored a room invitation from %s (not an admin)", invite.inviter_id)
                 s.commit()
         self._wake.set()
 

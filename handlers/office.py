@@ -29,6 +29,7 @@ from bot.relay import (
     reminder_targets,
 )
 from bot.clock import show
+from bot.people import first_notice
 from bot.transport.base import ChatKind, Incoming, MessageKind
 from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
 
@@ -272,6 +273,13 @@ def on_refused(msg: Incoming, ctx: Context) -> None:
     audit(ctx.session, now=ctx.now, actor_id=contact_id, actor_name=name, action=f"refused:{cmd.name}",
           detail=f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}", allowed=False)
     ctx.reply(msg, ctx.t("access.refused"))
+
+
+@router.message(not_from_admin, in_private)
+def on_private_from_others(msg: Incoming, ctx: Context) -> None:
+    """Anyone else writing to the bot privately is told once how confirming works."""
+    if first_notice(ctx.session, kind="private_intro", key=msg.sender.contact_id, now=ctx.now):
+        ctx.reply(msg, ctx.t("help.liaison"))
 
 
 @router.message(from_admin, in_private, kind(MessageKind.TEXT, MessageKind.LINK, MessageKind.IMAGE))

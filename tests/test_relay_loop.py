@@ -293,3 +293,13 @@ async def test_no_liaison_group_or_no_roster_means_no_push(settings, transport, 
     with session(engine) as s:
         assert s.exec(select(Push)).all() == []
     await b.stop()
+
+
+async def test_a_liaison_writing_privately_is_told_once_how_to_confirm(bot, transport, engine):
+    await transport.say(WANG, "已转发")
+    await transport.say(WANG, "你好")
+    await bot.send_pending()
+    assert [o.text for o in transport.sent] == [
+        "联络员请将推送转发到本单位内部群，然后在群里回复“已转发 #编号”，或发转发截图，也可以引用推送回复“已转发”。"
+    ]
+    assert confirmed_units(engine) == []
