@@ -1,0 +1,56 @@
+"""The figures of a report, computed by bot/reports.py and rendered by bot/report_render.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    """One unit's figures for the period. `rank` 1 is best."""
+
+    unit: str
+    kind: str  # 镇街 / 区直单位 / 行业 / 其他
+    received: int  # pushes whose deadline fell in the period
+    relayed: int  # confirmed at any time (on_time + late)
+    on_time: int
+    late: int
+    missed: int  # never confirmed (received - relayed)
+    median_minutes: float | None  # median minutes from push to confirmation; None if nothing relayed
+    level: str  # "" or 提醒 / 约谈 / 书面说明 (escalation level now)
+    rank: int
+
+    @property
+    def on_time_rate(self) -> float:
+        """Share of received pushes relayed on time, 0..1 (1 when nothing was received)."""
+        return self.on_time / self.received if self.received else 1.0
+
+
+@dataclass(frozen=True)
+class PushRow:
+    """One push of the period."""
+
+    n: int
+    title: str
+    pushed_at: datetime  # timezone-aware
+    deadline: datetime  # timezone-aware
+    confirmed: int
+    total: int
+    missing_units: list[str]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A daily, weekly or monthly report."""
+
+    kind: str  # "day" | "week" | "month"
+    title: str  # e.g. 反诈预警转发周通报（2026年11月23日—11月29日）
+    period_start: date
+    period_end: date  # inclusive
+    generated_at: datetime  # timezone-aware
+    units: list[UnitRow]  # sorted by rank
+    pushes: list[PushRow]  # in push order
+    red: list[str] = field(default_factory=list)  # 红榜: best units
+    black: list[str] = field(default_factory=list)  # 黑榜: worst units
+    escalations: dict[str, list[str]] = field(default_factory=dict)  # level -> unit names
