@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import RelayBot
 
 
 def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
-    """The bot's periodic jobs, in the configured timezone (start it inside the running event loop)."""
+    """The bot's periodic jobs, in the configured timezone (start it inside the running event loop).
+
+    Reminders, deadlines and reports are not APScheduler jobs of their own: one poller asks the database
+    what is due by the bot's clock, so a restart, a moved clock or a changed setting needs no job store.
+    """
     scheduler = AsyncIOScheduler(timezone=bot.settings.timezone)
     scheduler.add_job(
         bot.flush_acks,
@@ -17,5 +23,14 @@ def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
         id="flush_acks",
         max_instances=1,
         coalesce=True,
+    )
+    scheduler.add_job(
+        bot.run_schedule,
+        "interval",
+        seconds=bot.settings.schedule_check_seconds,
+        id="run_schedule",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(timezone.utc),  # catch up at once after a restart
     )
     return scheduler

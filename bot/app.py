@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import compose, outbox
+from bot import compose, outbox, schedule
+from bot.calendar import load_calendar
 from bot.clock import real_clock
 from bot.config import Settings
 from bot.content import load_library, load_texts
 from bot.db import create_schema, make_engine, session as new_session
 from bot.dispatch import Context, Dispatcher
-from bot.models import Group, GroupKind, Outbox, OutboxState
-from bot.people import observe
+from bot.models import Group, GroupKind, Outbox, OutboxState, Push, PushState
+from bot.people import first_notice, observe
 from bot.relay import audit, due_acks
 from bot.transport.base import ChatKind, Incoming, Member, Outgoing, RoomInfo, RoomInvite, SendError, Transport
 
@@ -85,6 +86,7 @@ class RelayBot:
         async with self._lock:
             with new_session(self.engine) as s:
                 self._sync_groups(s, rooms)
+                schedule.schedule_epoch(s, now=self.clock())  # nothing scheduled before the first start is owed
                 s.commit()
         for room in rooms:
             await self._refresh_members(room.room_id)
@@ -219,6 +221,64 @@ class RelayBot:
             s.commit()
             return len(acks)
 
+    async def run_schedule(self) -> int:
+        """Do every reminder, deadline and report that is due; returns how many occurrences were handled."""
+        async with self._lock:
+            count = await asyncio.to_thread(self._run_schedule)
+        if count:
+            self._wake.set()
+        return count
+
+    def _run_schedule(self) -> int:
+        now = self.clock()
+        tz = self.tz
+        grace = timedelta(minutes=self.settings.schedule_grace_minutes)
+        with new_session(self.engine) as s:
+            calendar = load_calendar(s, official=self.settings.official_calendar)
+            ctx = self._context(s, now)
+            year = now.astimezone(tz).year
+            if not calendar.knows_year(year) and first_notice(s, kind="calendar_unknown", key=str(year), now=now):
+                log.warning("chinese-calendar does not know %s: using Monday-Friday", year)
+                ctx.to_office(self.texts.t("schedule.calendar_unknown", year=year))
+            due = schedule.pending(s, now=now, settings=self.settings, calendar=calendar)
+            overdue = [o for o in due if not o.job.startswith("deadline:") and now - o.due > grace]
+            for occ in overdue:
+                schedule.mark(s, occ, state="skipped", now=now)
+                log.warning("skipped %s due %s: %s late, beyond the grace period", occ.job, occ.due, now - occ.due)
+            if overdue:
+                items = "、".join(schedule.job_label(self.texts, o, tz) for o in overdue)
+                ctx.to_office(self.texts.t("schedule.skipped", grace=self.settings.schedule_grace_minutes, items=items))
+            s.commit()
+        handled = len(overdue)
+        for occ in (o for o in due if o not in overdue):
+            try:
+                with new_session(self.engine) as s:
+                    self._run_occurrence(s, occ, now, calendar)
+                    schedule.mark(s, occ, state="done", now=now)
+                    s.commit()  # what it queued and the mark that it ran: together or not at all
+            except Exception:
+                log.exception("scheduled %s due %s failed", occ.job, occ.due)
+                with new_session(self.engine) as s:
+                    schedule.mark(s, occ, state="failed", now=now)
+                    s.commit()
+            handled += 1
+        return handled
+
+    def _run_occurrence(self, s: Session, occ: schedule.Occurrence, now: datetime, calendar) -> None:
+        office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        if occ.job == "remind":
+            schedule.queue_daily_reminders(s, at=occ.due, now=now, settings=self.settings, texts=self.texts,
+                                           calendar=calendar)
+        elif occ.job.startswith("deadline:"):
+            push = s.get(Push, int(occ.job.split(":", 1)[1]))
+            if push is not None and push.state == PushState.OPEN.value and push.deadline == occ.due:
+                schedule.run_deadline(s, push, now=now, settings=self.settings, texts=self.texts,
+                                      office_room=office.room_id if office else None)
+        elif office is not None:
+            kind, start, end = schedule.report_period(occ.job, occ.due, self.tz)
+            schedule.queue_report(s, kind=kind, start=start, end=end, now=now, settings=self.settings,
+                                  texts=self.texts, chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+
     async def send_pending(self) -> int:
         """Send everything in the outbox now (no pacing); returns how many were sent. Used by tests and the demo."""
         sent = 0
@@ -243,8 +303,10 @@ class RelayBot:
                 return True
             out = outbox.to_outgoing(s, row)
             try:
-                if out.link is not None or out.image is not None:
-                    await self.transport.send(Outgoing(out.chat_kind, out.chat_id, link=out.link, image=out.image))
+                if out.link is not None or out.image is not None or out.file is not None:
+                    await self.transport.send(
+                        Outgoing(out.chat_kind, out.chat_id, link=out.link, image=out.image, file=out.file)
+                    )
                 if out.text:
                     await self.transport.send(
                         Outgoing(out.chat_kind, out.chat_id, text=out.text, mention_ids=out.mention_ids)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from bot.clock import clock_from
 from bot.config import Settings, load_settings
 
 app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
@@ -41,9 +42,15 @@ def demo() -> None:
 
 
 @app.command()
-def run(console: bool = typer.Option(False, "--console", help="在终端里模拟群聊，不连接微信")) -> None:
+def run(
+    console: bool = typer.Option(False, "--console", help="在终端里模拟群聊，不连接微信"),
+    clock: str = typer.Option("", "--clock", help="试运行定时任务：让机器人的时钟从这个时间开始，如 \"2026-11-30 09:59\""),
+    speed: float = typer.Option(1.0, "--speed", help="试运行定时任务：时钟走快几倍，如 60（1 秒 = 1 分钟）"),
+) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
     settings = _settings()
+    if clock or speed != 1.0:
+        settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
     if console:
         _logging(logging.WARNING)
         asyncio.run(_run_console(settings))
@@ -73,13 +80,37 @@ def run(console: bool = typer.Option(False, "--console", help="在终端里模�
         raise typer.Exit(1) from None
 
 
+def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+
+    offset = settings.clock_offset_seconds
+    if start:
+        try:
+            moment = datetime.fromisoformat(start.strip().replace("T", " "))
+        except ValueError:
+            typer.echo(f"--clock 的时间看不懂：{start}（例：2026-11-30 09:59）", err=True)
+            raise typer.Exit(2) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+        offset = (moment - real_clock()).total_seconds()
+    if speed <= 0:
+        typer.echo("--speed 必须大于 0", err=True)
+        raise typer.Exit(2)
+    # A fast clock needs the schedule to be looked at often in real seconds.
+    check = min(settings.schedule_check_seconds, max(0.2, 30 / speed))
+    return {"clock_offset_seconds": offset, "clock_speed": speed, "schedule_check_seconds": check}
+
+
 async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
     from bot.app import RelayBot
     from bot.transport.wechaty import WechatyTransport
     from scheduler import build_scheduler
 
     transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
-    bot = RelayBot(settings, transport)
+    bot = RelayBot(settings, transport, clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -127,7 +158,8 @@ async def _run_console(settings: Settings) -> None:
     )
     if not people:
         typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
-    bot = RelayBot(settings, transport, engine=engine)
+    bot = RelayBot(settings, transport, engine=engine,
+                   clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
     await bot.start()
     scheduler = build_scheduler(bot)
     scheduler.start()
@@ -194,6 +226,90 @@ def roster_show() -> None:
         typer.echo(f"  {line.role} {line.liaison}  {line.wechat_name or '-'}  {status}")
     units = len({l.unit for l in lines})
     typer.echo(f"共 {units} 个单位、{len(lines)} 名联络员；{waiting} 人尚未在联络员群中识别。")
+
+
+@app.command()
+def report(
+    day: bool = typer.Option(False, "--day", help="日报"),
+    week: bool = typer.Option(False, "--week", help="周通报（周一至周日）"),
+    month: bool = typer.Option(False, "--month", help="月通报"),
+    date_text: str = typer.Option("", "--date", help="报表所在的日期，默认今天，如 2026-11-26"),
+    out: Path = typer.Option(..., "--out", help="输出的 .xlsx 文件；同名 .png 图表写在旁边"),
+) -> None:
+    """生成日报/周通报/月通报：.xlsx 表格和 .png 图表。"""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+    from bot.db import create_schema, make_engine, session
+    from bot.report_render import render_chart, render_xlsx
+    from bot.reports import build_report, period_of
+    from bot.schedule import ladder_of
+
+    kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
+    if len(kinds) != 1:
+        typer.echo("请选择一种：--day、--week 或 --month", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    tz = ZoneInfo(settings.timezone)
+    now = real_clock()
+    try:
+        when = date.fromisoformat(date_text) if date_text else now.astimezone(tz).date()
+    except ValueError:
+        typer.echo(f"--date 的日期看不懂：{date_text}（例：2026-11-26）", err=True)
+        raise typer.Exit(2) from None
+    start, end = period_of(kinds[0], when)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    with session(engine) as s:
+        rep = build_report(s, kind=kinds[0], start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
+    out = out if out.suffix.lower() == ".xlsx" else out.with_suffix(".xlsx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(render_xlsx(rep, tz))
+    chart = out.with_suffix(".png")
+    chart.write_bytes(render_chart(rep))
+    from bot.compose import report_text
+    from bot.content import load_texts
+
+    typer.echo(report_text(load_texts(), rep))
+    typer.echo(f"已写入：{out}、{chart}")
+
+
+@app.command()
+def units(name: str = typer.Argument("", help="单位名称；不填则列出全部")) -> None:
+    """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+    from bot.db import create_schema, make_engine, session
+    from bot.escalation import standings
+    from bot.relay import active_units
+    from bot.schedule import ladder_of
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    now = real_clock()
+    with session(engine) as s:
+        if name:
+            from bot.content import load_library, load_texts
+            from bot.dispatch import Context
+            from handlers.office_records import find_unit, unit_card
+
+            ctx = Context(session=s, now=now, settings=settings, texts=load_texts(), library=load_library())
+            unit, error = find_unit(ctx, name)
+            typer.echo(error or unit_card(ctx, unit))
+            if error:
+                raise typer.Exit(1)
+            return
+        levels = standings(s, as_of=now, tz=ZoneInfo(settings.timezone), ladder=ladder_of(settings))
+        all_units = active_units(s)
+    if not all_units:
+        typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
+        return
+    for unit in all_units:
+        st = levels.get(unit.id)
+        typer.echo(f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from bot.content import Texts
 from bot.models import Alert, PushState
 from bot.people import Ambiguity
 from bot.relay import Ack, Progress
+from bot.report_data import Report
 
 NAME_SEP = "、"
 
@@ -76,3 +77,27 @@ def ambiguity_text(texts: Texts, amb: Ambiguity, *, room_name: str) -> str:
     if amb.key.startswith("liaison:"):
         return texts.t("groups.ambiguous_member", who=amb.who, unit=NAME_SEP.join(amb.candidates))
     return texts.t("groups.ambiguous", room=room_name, who=amb.who, candidates=NAME_SEP.join(amb.candidates))
+
+
+def report_text(texts: Texts, report: Report) -> str:
+    """The short text posted with a report's files."""
+    if not report.pushes:
+        return texts.t("report.no_pushes", title=report.title)
+    lines = [
+        texts.t(
+            "report.summary",
+            title=report.title,
+            pushes=len(report.pushes),
+            expected=sum(u.received for u in report.units),
+            on_time=sum(u.on_time for u in report.units),
+            late=sum(u.late for u in report.units),
+            missed=sum(u.missed for u in report.units),
+        )
+    ]
+    if report.red:
+        lines.append(texts.t("report.red", names=NAME_SEP.join(report.red)))
+    if report.black:
+        lines.append(texts.t("report.black", names=NAME_SEP.join(report.black)))
+    for level, names in report.escalations.items():
+        lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
+    return "\n".join(lines)

@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     # `late_push_after`, the same time on the next working day.
     deadline_time: time = time(18, 0)
     late_push_after: time = time(16, 0)
+    # Working days follow the State Council's holidays and make-up days (chinese-calendar); False: Monday-Friday.
+    official_calendar: bool = True
+    # Daily reminders on working days, and the reports.
+    reminder_times: Annotated[list[time], NoDecode] = Field(default_factory=lambda: [time(10, 0), time(16, 0)])
+    reminder_max_mentions: int = 20  # a longer list is split into several messages
+    summary_time: time = time(18, 30)  # daily summary to the office group, working days
+    weekly_report_time: time = time(9, 0)  # Mondays, for the week before
+    monthly_report_time: time = time(9, 0)  # the 1st, for the month before
+    # A reminder or report that fell due while the bot was down is still sent if it is at most this late.
+    schedule_grace_minutes: int = 60
+    schedule_check_seconds: float = 20.0
+    # Escalation ladder: consecutive misses for 提醒 and 约谈; misses in consecutive months for 书面说明.
+    escalation_remind_after: int = 2
+    escalation_interview_after: int = 3
+    escalation_written_months: int = 2
+    # Trying the schedule: the bot's clock = real time + offset, running `clock_speed` times as fast.
+    clock_offset_seconds: float = 0.0
+    clock_speed: float = 1.0
     # Seconds without a new confirmation in a group before the bot acknowledges them in one message.
     ack_quiet_seconds: int = 30
     # How often the bot looks for groups that have gone quiet.
@@ -41,6 +59,19 @@ class Settings(BaseSettings):
     cache_dir: str = "data/wechaty-cache"
     # Seconds between sends to the chat; a gentle floor so a push to many groups is not a burst.
     send_spacing_seconds: float = 1.0
+
+    @field_validator("reminder_times", mode="before")
+    @classmethod
+    def _split_times(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace("，", ",").split(",") if part.strip()]
+        return [_pad_time(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("deadline_time", "late_push_after", "summary_time", "weekly_report_time",
+                     "monthly_report_time", mode="before")
+    @classmethod
+    def _one_time(cls, value: Any) -> Any:
+        return _pad_time(value)
 
     @field_validator("admin_ids", "liaison_groups", mode="before")
     @classmethod
@@ -88,6 +119,16 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def _pad_time(value: Any) -> Any:
+    # People write 9:30 and 9：30; pydantic wants 09:30.
+    if isinstance(value, str):
+        text = value.strip().replace("：", ":")
+        if len(text) == 4 and text[1] == ":":
+            text = "0" + text
+        return text
+    return value
 
 
 def load_settings(**overrides: Any) -> Settings:

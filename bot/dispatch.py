@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from bot import outbox
+from bot.calendar import WorkCalendar, load_calendar
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
 from bot.models import Group, GroupKind
@@ -40,6 +41,10 @@ class Context:
     def t(self, key: str, **values: object) -> str:
         """A sentence from content/."""
         return self.texts.t(key, **values)
+
+    def calendar(self) -> WorkCalendar:
+        """Working days, with the office's own entries."""
+        return load_calendar(self.session, official=self.settings.official_calendar)
 
     def is_admin(self, contact_id: str) -> bool:
         """Office admins are known by contact id only, never by name."""

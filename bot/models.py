@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -140,6 +140,7 @@ class Push(SQLModel, table=True):
     created_by: str = Field(default="", max_length=200)
     deadline: datetime = _utc_field()
     state: str = Field(default=PushState.OPEN.value, index=True, max_length=20)
+    closed_at: datetime | None = _utc_field(nullable=True)
 
 
 class Confirmation(SQLModel, table=True):
@@ -172,6 +173,47 @@ class AuditLog(SQLModel, table=True):
     allowed: bool = True
 
 
+class Miss(SQLModel, table=True):
+    """A unit that had not confirmed a push when its deadline passed."""
+
+    __table_args__ = (UniqueConstraint("push_id", "unit_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    deadline: datetime = _utc_field(index=True)
+
+
+class Leave(SQLModel, table=True):
+    """A unit's main liaison is away on these days (inclusive): reminders mention the backup instead."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    start: date
+    end: date
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = _utc_field()
+
+
+class CalendarDay(SQLModel, table=True):
+    """The office's word on one day (a holiday or a make-up working day); it wins over chinese-calendar."""
+
+    day: date = Field(primary_key=True)
+    working: bool
+    set_by: str = Field(default="", max_length=200)
+    set_at: datetime = _utc_field()
+
+
+class ScheduledRun(SQLModel, table=True):
+    """A scheduled job's occurrence that was handled (done or skipped): what makes restarts exact."""
+
+    __table_args__ = (UniqueConstraint("job", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=50)
+    due_at: datetime = _utc_field(index=True)
+    state: str = Field(max_length=10)  # "done" or "skipped"
+    ran_at: datetime = _utc_field()
+
+
 class Outbox(SQLModel, table=True):
     """A message to send. Written in the same transaction as what it reports, sent afterwards."""
 
@@ -184,6 +226,9 @@ class Outbox(SQLModel, table=True):
     alert_id: int | None = Field(default=None, foreign_key="alert.id")
     # "link" or "image": send that part of the alert before the text.
     attachment: str = Field(default="", max_length=10)
+    # A file of its own (a report .xlsx or chart .png); a name ending in .png is sent as an image.
+    file_name: str = Field(default="", max_length=200)
+    file_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     push_id: int | None = Field(default=None, index=True)
     state: str = Field(default=OutboxState.PENDING.value, index=True, max_length=10)
     attempts: int = 0

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot.models import Alert, Outbox, OutboxState
-from bot.transport.base import ChatKind, Image, LinkCard, Outgoing
+from bot.transport.base import ChatKind, FileData, Image, LinkCard, Outgoing
 
 
 def queue(
@@ -21,6 +21,8 @@ def queue(
     alert_id: int | None = None,
     attachment: str = "",
     push_id: int | None = None,
+    file_name: str = "",
+    file_data: bytes | None = None,
 ) -> Outbox:
     """Add a message to the outbox in the caller's transaction."""
     row = Outbox(
@@ -32,6 +34,8 @@ def queue(
         alert_id=alert_id,
         attachment=attachment,
         push_id=push_id,
+        file_name=file_name,
+        file_data=file_data,
     )
     session.add(row)
     return row
@@ -45,7 +49,12 @@ def pending(session: Session, limit: int = 50) -> list[Outbox]:
 
 def to_outgoing(session: Session, row: Outbox) -> Outgoing:
     """The transport message for an outbox row (its link card or image comes from the alert)."""
-    link = image = None
+    link = image = file = None
+    if row.file_name and row.file_data is not None:
+        if row.file_name.lower().endswith(".png"):
+            image = Image(row.file_name, row.file_data)
+        else:
+            file = FileData(row.file_name, row.file_data)
     if row.attachment and row.alert_id is not None:
         alert = session.get(Alert, row.alert_id)
         if alert is not None and row.attachment == "link" and alert.link_url:
@@ -59,6 +68,7 @@ def to_outgoing(session: Session, row: Outbox) -> Outgoing:
         mention_ids=tuple(m for m in row.mention_ids.split("\n") if m),
         link=link,
         image=image,
+        file=file,
     )
 
 

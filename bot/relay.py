@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot.calendar import is_working_day, next_working_day
+from bot.calendar import WorkCalendar
 from bot.models import (
     Alert,
     AuditLog,
@@ -39,12 +39,14 @@ def active_units(session: Session) -> list[Unit]:
     return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
 
 
-def default_deadline(now: datetime, *, tz: ZoneInfo, deadline_time: time, late_push_after: time) -> datetime:
+def default_deadline(
+    now: datetime, *, tz: ZoneInfo, deadline_time: time, late_push_after: time, calendar: WorkCalendar
+) -> datetime:
     """Today at `deadline_time`, or the next working day's when pushed late or on a day off."""
     local = now.astimezone(tz)
     day = local.date()
-    if not is_working_day(day) or local.time() >= late_push_after or local.time() >= deadline_time:
-        day = next_working_day(day)
+    if not calendar.is_working_day(day) or local.time() >= late_push_after or local.time() >= deadline_time:
+        day = calendar.next_working_day(day)
     return datetime.combine(day, deadline_time, tzinfo=tz)
 
 
@@ -67,12 +69,20 @@ def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | 
     return session.exec(stmt).first()
 
 
-def unconfirmed_open_pushes(session: Session, unit_id: int) -> list[Push]:
-    """Open pushes this unit has not confirmed, newest first."""
+# A push past its deadline still takes (late) confirmations for this long.
+LATE_WINDOW = timedelta(days=7)
+
+
+def unconfirmed_open_pushes(session: Session, unit_id: int, *, now: datetime) -> list[Push]:
+    """Pushes this unit has not confirmed and can still confirm (open, or closed within LATE_WINDOW), newest first."""
     done = select(Confirmation.push_id).where(Confirmation.unit_id == unit_id)
     stmt = (
         select(Push)
-        .where(Push.state == PushState.OPEN.value, col(Push.id).not_in(done))
+        .where(
+            (Push.state == PushState.OPEN.value)
+            | ((Push.state == PushState.CLOSED.value) & (Push.deadline > now - LATE_WINDOW)),
+            col(Push.id).not_in(done),
+        )
         .order_by(col(Push.id).desc())
     )
     return list(session.exec(stmt))

@@ -65,7 +65,7 @@ def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
                 ctx.reply(msg, ctx.t("confirm.no_such_push", n=ref), mention_ids=(msg.sender.contact_id,))
                 return
         else:
-            open_pushes = unconfirmed_open_pushes(ctx.session, unit.id)
+            open_pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
             if not open_pushes:
                 continue  # nothing left to confirm: a repeat, which changes nothing
             push = open_pushes[0]

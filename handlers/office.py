@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from bot import compose
 from bot.dispatch import Context, Router
-from bot.models import Alert, Confirmation, GroupKind, Push, PushState
+from bot.models import Alert, Confirmation, GroupKind, Miss, Push, PushState
 from bot.parsing import (
     Command,
     DeadlineError,
@@ -31,6 +31,7 @@ from bot.relay import (
 from bot.clock import show
 from bot.people import first_notice
 from bot.transport.base import ChatKind, Incoming, MessageKind
+from handlers import office_records
 from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
 
 router = Router("office")
@@ -97,7 +98,8 @@ def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
         ctx.reply(msg, ctx.t("push.no_units"))
         return
     s = ctx.settings
-    deadline = default_deadline(ctx.now, tz=ctx.tz, deadline_time=s.deadline_time, late_push_after=s.late_push_after)
+    deadline = default_deadline(ctx.now, tz=ctx.tz, deadline_time=s.deadline_time, late_push_after=s.late_push_after,
+                                calendar=ctx.calendar())
     alert.draft_of = None
     push = create_push(ctx.session, alert, now=ctx.now, by=msg.sender.contact_id, deadline=deadline)
     text = compose.push_text(ctx.texts, n=push.id, alert=alert, deadline=deadline, tz=ctx.tz)
@@ -197,8 +199,10 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
         ctx.reply(msg, ctx.t("push.deadline_bad", text=when_text))
         return
     push.deadline = deadline
-    push.state = PushState.OPEN.value
+    push.state, push.closed_at = PushState.OPEN.value, None
     ctx.session.add(push)
+    for miss in ctx.session.exec(select(Miss).where(Miss.push_id == push.id)):
+        ctx.session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
     for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
         conf.late = conf.at > deadline
         ctx.session.add(conf)
@@ -245,6 +249,12 @@ _COMMANDS = {
     "截止": _on_deadline,
     "撤回": _on_withdraw,
     "帮助": _on_help,
+    "报表": office_records.on_report,
+    "单位": office_records.on_unit,
+    "请假": office_records.on_leave,
+    "销假": office_records.on_leave_end,
+    "工作日": office_records.on_calendar,
+    "休息日": office_records.on_calendar,
 }
 
 

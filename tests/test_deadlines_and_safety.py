@@ -7,6 +7,7 @@ from datetime import datetime, time
 import pytest
 from sqlmodel import select
 
+from bot.calendar import WorkCalendar
 from bot.db import session
 from bot.models import Confirmation, Outbox
 from bot.relay import default_deadline
@@ -26,7 +27,8 @@ from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG
     ],
 )
 def test_default_deadline(pushed, due):
-    got = default_deadline(pushed.replace(tzinfo=TZ), tz=TZ, deadline_time=time(18), late_push_after=time(16))
+    got = default_deadline(pushed.replace(tzinfo=TZ), tz=TZ, deadline_time=time(18), late_push_after=time(16),
+                           calendar=WorkCalendar())
     assert got == due.replace(tzinfo=TZ)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.db import session
-from bot.models import AuditLog, Confirmation, Liaison, Push, Unit
-from bot.transport.base import ChatKind
+from bot.models import AuditLog, Confirmation, Push, Unit
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, STRANGER, SUN, WANG, WU, ZHENG, ZHOU
 
 

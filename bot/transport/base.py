@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -32,6 +32,14 @@ class LinkCard:
 @dataclass(frozen=True)
 class Image:
     """An image as bytes; `name` is the file name shown in the chat."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileData:
+    """Any file to send as a file, e.g. an .xlsx report."""
 
     name: str
     data: bytes
@@ -80,7 +88,7 @@ class RoomInvite:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One thing to send: text (with optional @-mentions), a link card or an image."""
+    """One thing to send: text (with optional @-mentions), a link card, an image or a file."""
 
     chat_kind: ChatKind
     chat_id: str
@@ -88,6 +96,7 @@ class Outgoing:
     mention_ids: tuple[str, ...] = ()
     link: LinkCard | None = None
     image: Image | None = None
+    file: FileData | None = None
 
 
 class SendError(Exception):

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.transport.base import EventSink, Image, LinkCard, Member, MessageKind, Outgoing, RoomInfo
+from bot.transport.base import EventSink, Image, LinkCard, Member, Outgoing, RoomInfo
 from bot.transport.memory import MemoryTransport
 
 HELP = """控制台模式：直接输入文字即以当前身份在当前群发言。

@@ -143,6 +143,8 @@ class MemoryTransport(Transport):
             body = f"[链接卡片] {out.link.title} {out.link.url}"
         elif out.image is not None:
             body = f"[图片] {out.image.name} ({len(out.image.data)} 字节)"
+        elif out.file is not None:
+            body = f"[文件] {out.file.name} ({len(out.file.data)} 字节)"
         else:
             body = out.text
         return f"[{where}] {self.bot_name}: {mentions}{body}"

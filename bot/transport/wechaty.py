@@ -131,7 +131,7 @@ class WechatyTransport(Transport):
 
     async def send(self, out: Outgoing) -> str | None:
         """Send a link, then an image, then the text (with mentions in rooms); returns the text's message id."""
-        if not (out.text or out.link or out.image):
+        if not (out.text or out.link or out.image or out.file):
             raise SendError('nothing to send')
         try:
             bot = self._connected_bot()
@@ -146,9 +146,10 @@ class WechatyTransport(Transport):
                 payload = UrlLinkPayload(url=out.link.url, title=out.link.title,
                                          description=out.link.description, thumbnailUrl=out.link.thumbnail_url)
                 message_ids.append(await _say(target, UrlLink(payload)))
-            if out.image:
-                box = FileBox.from_base64(base64.b64encode(out.image.data), name=out.image.name)
-                message_ids.append(await _say(target, box))
+            for attachment in (out.image, out.file):
+                if attachment:
+                    box = FileBox.from_base64(base64.b64encode(attachment.data), name=attachment.name)
+                    message_ids.append(await _say(target, box))
             if out.text:
                 mention_ids = list(out.mention_ids) if out.chat_kind is ChatKind.ROOM and out.mention_ids else None
                 message_ids.append(await _say(target, out.text, mention_ids))

@@ -1,0 +1,286 @@
+"""What the clock makes happen: daily reminders, deadlines, reports. The database remembers what was done."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from bot import compose, outbox
+from bot.clock import show
+from bot.calendar import WorkCalendar
+from bot.config import Settings
+from bot.content import Texts
+from bot.escalation import INTERVIEW, REMIND, WRITTEN, Ladder, close_push, standings
+from bot.models import (
+    Alert,
+    Confirmation,
+    GroupKind,
+    Leave,
+    Liaison,
+    Membership,
+    Notice,
+    Push,
+    PushState,
+    Role,
+    ScheduledRun,
+    Unit,
+)
+from bot.people import first_notice
+from bot.relay import active_units, groups_of_kind
+from bot.reports import build_report, period_of, previous_period
+from bot.transport.base import ChatKind
+
+log = logging.getLogger(__name__)
+
+# Occurrences older than this are forgotten rather than reported as skipped (a bot down for a week
+# should not greet the office with a list of 20 missed reminders).
+LOOKBACK = timedelta(days=3)
+REPORT_JOBS = {"summary": "day", "weekly": "week", "monthly": "month"}
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    job: str  # "remind", "summary", "weekly", "monthly" or "deadline:<push id>"
+    due: datetime
+
+
+def ladder_of(settings: Settings) -> Ladder:
+    """The escalation ladder from the settings."""
+    return Ladder(settings.escalation_remind_after, settings.escalation_interview_after, settings.escalation_written_months)
+
+
+def schedule_epoch(session: Session, *, now: datetime) -> datetime:
+    """When the schedule started on this database: nothing before it is owed."""
+    first_notice(session, kind="schedule_epoch", key="start", now=now)
+    return session.exec(select(Notice.at).where(Notice.kind == "schedule_epoch", Notice.key == "start")).one()
+
+
+def occurrences(
+    *, since: datetime, now: datetime, settings: Settings, calendar: WorkCalendar, tz: ZoneInfo
+) -> list[Occurrence]:
+    """Every reminder and report time in (since, now], by the settings and working days."""
+    found: list[Occurrence] = []
+    day = since.astimezone(tz).date()
+    last = now.astimezone(tz).date()
+    while day <= last:
+        times: list[tuple[str, time]] = []
+        if calendar.is_working_day(day):
+            times += [("remind", t) for t in settings.reminder_times]
+            times.append(("summary", settings.summary_time))
+        if day.weekday() == 0:
+            times.append(("weekly", settings.weekly_report_time))
+        if day.day == 1:
+            times.append(("monthly", settings.monthly_report_time))
+        for job, at in times:
+            due = datetime.combine(day, at, tzinfo=tz)
+            if since < due <= now:
+                found.append(Occurrence(job, due))
+        day += timedelta(days=1)
+    return sorted(found, key=lambda o: o.due)
+
+
+def pending(session: Session, *, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Occurrence]:
+    """Occurrences that are due and not yet done or skipped, oldest first; deadlines of open pushes included."""
+    tz = ZoneInfo(settings.timezone)
+    since = max(schedule_epoch(session, now=now), now - LOOKBACK)
+    found = occurrences(since=since, now=now, settings=settings, calendar=calendar, tz=tz)
+    for push in session.exec(select(Push).where(Push.state == PushState.OPEN.value, Push.deadline <= now)):
+        found.append(Occurrence(f"deadline:{push.id}", push.deadline))
+    if not found:
+        return []
+    handled = set(
+        session.exec(select(ScheduledRun.job, ScheduledRun.due_at).where(ScheduledRun.due_at >= min(o.due for o in found)))
+    )
+    return sorted((o for o in found if (o.job, o.due) not in handled), key=lambda o: (o.due, o.job))
+
+
+def mark(session: Session, occ: Occurrence, *, state: str, now: datetime) -> None:
+    """Remember that an occurrence was handled, in the same transaction as what it sent."""
+    session.add(ScheduledRun(job=occ.job, due_at=occ.due, state=state, ran_at=now))
+
+
+# ---- reminders ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReminderEntry:
+    unit: Unit
+    refs: list[int]
+    mention_ids: list[str]
+    flagged: bool  # missed the previous push too
+
+
+def on_leave(session: Session, unit_id: int, day: date) -> bool:
+    """Is this unit's main liaison away on `day`?"""
+    stmt = select(Leave.id).where(Leave.unit_id == unit_id, Leave.start <= day, Leave.end >= day)
+    return session.exec(stmt).first() is not None
+
+
+def liaisons_to_mention(session: Session, unit: Unit, day: date) -> list[Liaison]:
+    """Main and backup liaisons; only the backups while the main one is on leave (if there are any)."""
+    liaisons = list(
+        session.exec(
+            select(Liaison)
+            .where(Liaison.unit_id == unit.id, Liaison.active == True, col(Liaison.contact_id).is_not(None))  # noqa: E712
+            .order_by(Liaison.role, Liaison.id)
+        )
+    )
+    if on_leave(session, unit.id, day):
+        backups = [l for l in liaisons if l.role == Role.BACKUP.value]
+        return backups or liaisons
+    return liaisons
+
+
+def open_pushes_at(session: Session, at: datetime) -> list[Push]:
+    """Pushes that were running at `at`."""
+    return list(
+        session.exec(
+            select(Push)
+            .where(Push.state == PushState.OPEN.value, Push.created_at <= at, Push.deadline > at)
+            .order_by(Push.id)
+        )
+    )
+
+
+def queue_daily_reminders(
+    session: Session, *, at: datetime, now: datetime, settings: Settings, texts: Texts, calendar: WorkCalendar
+) -> int:
+    """One consolidated reminder per liaison group (split when long); returns the number of messages."""
+    tz = ZoneInfo(settings.timezone)
+    pushes = open_pushes_at(session, at)
+    if not pushes:
+        return 0
+    units = active_units(session)
+    done: dict[int, set[int]] = {p.id: set() for p in pushes}
+    for conf in session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(list(done)))):
+        done[conf.push_id].add(conf.unit_id)
+    missing = [(u, [p.id for p in pushes if u.id not in done[p.id]]) for u in units]
+    missing = [(u, refs) for u, refs in missing if refs]
+    if not missing:
+        return 0
+    runs = standings(session, as_of=at, tz=tz, ladder=ladder_of(settings))
+    day = at.astimezone(tz).date()
+    mention_of = {u.id: [l.contact_id for l in liaisons_to_mention(session, u, day)] for u, _ in missing}
+    groups = groups_of_kind(session, GroupKind.LIAISON)
+    members = {
+        g.room_id: set(session.exec(select(Membership.contact_id).where(Membership.room_id == g.room_id))) for g in groups
+    }
+    everywhere = {u.id for u, _ in missing if not any(set(mention_of[u.id]) & m for m in members.values())}
+    deadlines = "；".join(f"#{p.id} {show(p.deadline, tz)}" for p in pushes if any(p.id in r for _, r in missing))
+    sent = 0
+    for group in groups:
+        entries = [
+            ReminderEntry(u, refs, [i for i in mention_of[u.id] if i in members[group.room_id]],
+                          runs.get(u.id) is not None and runs[u.id].run > 0)
+            for u, refs in missing
+        ]
+        entries = [e for e in entries if e.mention_ids or e.unit.id in everywhere]
+        chunks = _chunk(entries, settings.reminder_max_mentions)
+        for index, chunk in enumerate(chunks, start=1):
+            part = f"（{index}/{len(chunks)}）" if len(chunks) > 1 else ""
+            lines = [texts.t("schedule.reminder_head", part=part)]
+            for e in chunk:
+                refs = "、".join(f"#{n}" for n in e.refs)
+                mark_text = texts.t("schedule.reminder_mark") if e.flagged else ""
+                lines.append(texts.t("schedule.reminder_line", unit=e.unit.name, refs=refs, mark=mark_text))
+            lines.append(texts.t("schedule.reminder_foot", deadlines=deadlines))
+            if any(e.flagged for e in chunk):
+                lines.append(texts.t("schedule.reminder_mark_note"))
+            ids = tuple(dict.fromkeys(i for e in chunk for i in e.mention_ids))
+            outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text="\n".join(lines),
+                         mention_ids=ids)
+            sent += 1
+    return sent
+
+
+def _chunk(entries: list[ReminderEntry], max_mentions: int) -> list[list[ReminderEntry]]:
+    chunks: list[list[ReminderEntry]] = []
+    current: list[ReminderEntry] = []
+    count = 0
+    for entry in entries:
+        if current and count + len(entry.mention_ids) > max_mentions:
+            chunks.append(current)
+            current, count = [], 0
+        current.append(entry)
+        count += len(entry.mention_ids)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# ---- deadlines ---------------------------------------------------------------------------------
+
+def run_deadline(
+    session: Session, push: Push, *, now: datetime, settings: Settings, texts: Texts, office_room: str | None
+) -> None:
+    """Close the push, put misses on record, tell the office, and nudge units that keep missing."""
+    tz = ZoneInfo(settings.timezone)
+    missed = close_push(session, push, now=now)
+    total = len(active_units(session))
+    alert = session.get(Alert, push.alert_id)
+    lines = [texts.t("schedule.deadline_final", n=push.id, title=compose.push_title(alert), done=total - len(missed),
+                     total=total)]
+    if missed:
+        lines.append(texts.t("schedule.deadline_missed", count=len(missed), names="、".join(u.name for u in missed)))
+    else:
+        lines.append(texts.t("schedule.deadline_all_done"))
+    runs = standings(session, as_of=now, tz=tz, ladder=ladder_of(settings))
+    for level in (WRITTEN, INTERVIEW, REMIND):
+        names = [f"{u.name}（连续{runs[u.id].run}次）" for u in missed if runs[u.id].level == level]
+        if names:
+            lines.append(texts.t("schedule.escalated", level=level, names="、".join(names)))
+    if office_room:
+        outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=office_room, text="\n".join(lines), push_id=push.id)
+    for unit in missed:
+        standing = runs[unit.id]
+        if standing.run < settings.escalation_remind_after:
+            continue
+        refs = "、".join(f"#{n}" for n in standing.missed_pushes)
+        text = texts.t("schedule.private_remind", unit=unit.name, run=standing.run, refs=refs)
+        for liaison in session.exec(
+            select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True, col(Liaison.contact_id).is_not(None))  # noqa: E712
+        ):
+            outbox.queue(session, now=now, chat_kind=ChatKind.PRIVATE, chat_id=liaison.contact_id, text=text)
+
+
+# ---- reports -----------------------------------------------------------------------------------
+
+def report_period(job: str, due: datetime, tz: ZoneInfo) -> tuple[str, date, date]:
+    """The report kind and period a scheduled report covers."""
+    kind = REPORT_JOBS[job]
+    day = due.astimezone(tz).date()
+    start, end = period_of(kind, day) if kind == "day" else previous_period(kind, day)
+    return kind, start, end
+
+
+def queue_report(
+    session: Session, *, kind: str, start: date, end: date, now: datetime, settings: Settings, texts: Texts,
+    chat_kind: ChatKind, chat_id: str,
+) -> None:
+    """Build a report and queue its text, its .xlsx and its chart for one chat."""
+    tz = ZoneInfo(settings.timezone)
+    report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
+    text = compose.report_text(texts, report)
+    files: list[tuple[str, bytes]] = []
+    try:
+        from bot.report_render import render_chart, render_xlsx
+
+        stem = f"{report.title}"
+        files.append((f"{stem}.xlsx", render_xlsx(report, tz)))
+        files.append((f"{stem}.png", render_chart(report)))
+    except Exception as exc:  # a report without its files is still worth sending
+        log.exception("rendering the %s report failed", kind)
+        text += "\n" + texts.t("report.chart_unavailable", reason=type(exc).__name__)
+    if files:
+        text += "\n" + texts.t("report.files")
+    outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
+    for name, data in files:
+        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
+
+
+def job_label(texts: Texts, occ: Occurrence, tz: ZoneInfo) -> str:
+    """How a skipped occurrence is named to the office."""
+    return texts.t(f"schedule.job_{occ.job}", time=show(occ.due, tz))

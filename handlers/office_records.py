@@ -1,0 +1,156 @@
+"""Office commands about records: reports, a unit's record, leave, and the working-day calendar."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from bot import schedule
+from bot.dispatch import Context
+from bot.escalation import standings
+from bot.models import CalendarDay, Confirmation, Leave, Liaison, Push, PushState, Role, Unit
+from bot.parsing import Command, DeadlineError, parse_day_range
+from bot.relay import active_units, audit
+from bot.reports import period_of, previous_period
+from bot.textnorm import squeeze
+from bot.transport.base import Incoming
+
+_REPORT_KINDS = {
+    "日": ("day", False), "今天": ("day", False), "周": ("week", False), "本周": ("week", False),
+    "上周": ("week", True), "月": ("month", False), "本月": ("month", False), "上月": ("month", True),
+}
+
+
+def find_unit(ctx: Context, name: str) -> tuple[Unit | None, str | None]:
+    """The active unit named (exactly, or as the only unit containing the text); else the answer to give."""
+    key = squeeze(name)
+    if not key:
+        return None, ctx.t("office.unit_usage")
+    units = active_units(ctx.session)
+    exact = [u for u in units if squeeze(u.name) == key]
+    if exact:
+        return exact[0], None
+    partial = [u for u in units if key in squeeze(u.name)]
+    if len(partial) == 1:
+        return partial[0], None
+    if partial:
+        return None, ctx.t("office.unit_ambiguous", name=name, names="、".join(u.name for u in partial))
+    return None, ctx.t("office.unit_unknown", name=name)
+
+
+def on_report(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """报表 日/周/月/上周/上月: the report for that period so far, with its files, in this chat."""
+    wanted = _REPORT_KINDS.get(squeeze(cmd.arg) or "周")
+    if wanted is None:
+        ctx.reply(msg, ctx.t("report.usage"))
+        return
+    kind, previous = wanted
+    today = ctx.now.astimezone(ctx.tz).date()
+    start, end = previous_period(kind, today) if previous else period_of(kind, today)
+    schedule.queue_report(ctx.session, kind=kind, start=start, end=end, now=ctx.now, settings=ctx.settings,
+                          texts=ctx.texts, chat_kind=msg.chat_kind, chat_id=msg.chat_id)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="report", detail=f"{kind} {start}..{end}")
+
+
+def unit_card(ctx: Context, unit: Unit) -> str:
+    """A unit's last 30 days, its run of misses and level, its liaisons and leave."""
+    since = ctx.now - timedelta(days=30)
+    pushes = list(ctx.session.exec(
+        select(Push.id).where(Push.deadline >= since, Push.deadline <= ctx.now, Push.state != PushState.WITHDRAWN.value)
+    ))
+    confs = list(ctx.session.exec(
+        select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
+    )) if pushes else []
+    late = sum(1 for c in confs if c.late)
+    standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(unit.id)
+    liaisons = ctx.session.exec(
+        select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True).order_by(Liaison.role, Liaison.id)  # noqa: E712
+    ).all()
+    people = "、".join(f"{l.name}（{l.role}{'' if l.contact_id else '，未识别'}）" for l in liaisons) or "无"
+    today = ctx.now.astimezone(ctx.tz).date()
+    leaves = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(Leave.start)).all()
+    leave = ctx.t("office.unit_leave", ranges="、".join(_span(l.start, l.end) for l in leaves)) if leaves else ""
+    return ctx.t(
+        "office.unit_card",
+        unit=unit.name, kind=unit.kind, received=len(pushes), on_time=len(confs) - late, late=late,
+        missed=len(pushes) - len(confs), run=standing.run if standing else 0,
+        level=(standing.level if standing and standing.level else ctx.t("office.level_none")),
+        liaisons=people, leave=leave,
+    )
+
+
+def _span(start, end) -> str:
+    first = f"{start.month}月{start.day}日"
+    return first if start == end else f"{first}至{end.month}月{end.day}日"
+
+
+def on_unit(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """单位 <名称>: a unit's record and level."""
+    unit, error = find_unit(ctx, cmd.arg)
+    ctx.reply(msg, error or unit_card(ctx, unit))
+
+
+def on_leave(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """请假 <单位> <日期[至日期]>: the main liaison is away, remind the backup."""
+    name, _, when = cmd.arg.rpartition(" ")
+    if not name or not when:
+        ctx.reply(msg, ctx.t("office.leave_usage"))
+        return
+    unit, error = find_unit(ctx, name)
+    if unit is None:
+        ctx.reply(msg, error)
+        return
+    try:
+        start, end = parse_day_range(when, today=ctx.now.astimezone(ctx.tz).date())
+    except DeadlineError:
+        ctx.reply(msg, ctx.t("office.leave_bad_date", text=when))
+        return
+    ctx.session.add(Leave(unit_id=unit.id, start=start, end=end, created_by=msg.sender.contact_id, created_at=ctx.now))
+    backups = ctx.session.exec(select(Liaison.name).where(
+        Liaison.unit_id == unit.id, Liaison.role == Role.BACKUP.value, Liaison.active == True)).all()  # noqa: E712
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="leave", detail=f"{unit.name} {start}..{end}")
+    ctx.reply(msg, ctx.t("office.leave_set", unit=unit.name, start=_span(start, start),
+                         until="" if start == end else f"至{end.month}月{end.day}日",
+                         backups=("（" + "、".join(backups) + "）") if backups else ctx.t("office.leave_no_backup")))
+
+
+def on_leave_end(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """销假 <单位>: the main liaison is back."""
+    unit, error = find_unit(ctx, cmd.arg)
+    if unit is None:
+        ctx.reply(msg, error)
+        return
+    today = ctx.now.astimezone(ctx.tz).date()
+    rows = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today)).all()
+    for row in rows:
+        if row.start < today:
+            row.end = today - timedelta(days=1)  # keep the past part on record
+            ctx.session.add(row)
+        else:
+            ctx.session.delete(row)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="leave_end", detail=unit.name)
+    ctx.reply(msg, ctx.t("office.leave_cleared", unit=unit.name, count=len(rows)))
+
+
+def on_calendar(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """休息日 / 工作日 <日期[至日期]>: the office's own holidays and make-up days; they win over chinese-calendar."""
+    working = cmd.name == "工作日"
+    try:
+        start, end = parse_day_range(cmd.arg, today=ctx.now.astimezone(ctx.tz).date())
+    except DeadlineError:
+        ctx.reply(msg, ctx.t("office.calendar_usage"))
+        return
+    day = start
+    while day <= end:
+        row = ctx.session.get(CalendarDay, day) or CalendarDay(day=day, working=working)
+        row.working, row.set_by, row.set_at = working, msg.sender.contact_id, ctx.now
+        ctx.session.add(row)
+        day += timedelta(days=1)
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="calendar", detail=f"{start}..{end} {'work' if working else 'off'}")
+    what = ctx.t("office.calendar_working" if working else "office.calendar_off")
+    ctx.reply(msg, ctx.t("office.calendar_set", days=_span(start, end), what=what))
