@@ -190,3 +190,67 @@ def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot
     gateway.say(ADMIN[0], "推送 征信", room=OFFICE_ROOM)
     sent = gateway.wait_sent(has_text(OFFICE_ROOM, "到 2 个联络员群"), since=mark, timeout=10)
     assert any(t.startswith("【反诈预警 #1】") for t in texts_to(sent, "20004@chatroom"))
+
+
+def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(gateway, bot, tmp_path):
+    import time as _time
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from bot.models import Outbox
+    from tests.gateway_harness import wait_until
+
+    rooms = {"20011@chatroom": [WANG, ZHAO, LI], "20012@chatroom": [ZHOU, SUN], "20013@chatroom": [WU, ZHENG]}
+    names = {"20011@chatroom": "联络员一群", "20012@chatroom": "联络员二群", "20013@chatroom": "联络员三群"}
+    for room_id, people in rooms.items():
+        gateway.room(room_id, names[room_id], [ADMIN[0], *(c for c, _ in people)],
+                     nicknames={ZHOU[0]: "周敏（西湖镇）"} if ZHOU in people else None)
+
+    def offset_to(local_time: datetime) -> str:
+        return str((local_time - datetime.now(timezone.utc)).total_seconds())
+
+    thursday = datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Shanghai"))
+    bot.env.update({
+        "RELAYBOT_LIAISON_GROUPS": ",".join(names.values()),
+        "RELAYBOT_SEND_SPACING_SECONDS": "1.0",
+        "RELAYBOT_SCHEDULE_CHECK_SECONDS": "0.3",
+        "RELAYBOT_CLOCK_OFFSET_SECONDS": offset_to(thursday.replace(hour=9, minute=59, second=50)),
+    })
+    bot.start()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
+    gateway.wait_sent(has_text(OFFICE_ROOM, "到 3 个联络员群"), since=mark, timeout=10)
+    gateway.wait_sent(lambda items: all(texts_to(items, r) for r in rooms), since=mark, timeout=10)  # the push itself
+
+    def is_reminder(item):
+        return item["kind"] == "text" and item["text"].lstrip("@").find("⏰ 转发提醒") >= 0
+
+    mark = len(gateway.sent())
+    gateway.wait_sent(lambda items: any(is_reminder(i) for i in items), since=mark, timeout=20)
+    engine = make_engine(bot.db_url)
+
+    def reminders_marked_sent():
+        with session(engine) as s:
+            rows = s.exec(select(Outbox).where(Outbox.text.startswith("⏰ 转发提醒"))).all()
+        return [r.state for r in rows]
+
+    # Kill as soon as the first group's reminder is on record as sent, while the others wait their turn.
+    wait_until(reminders_marked_sent, lambda states: "sent" in states, 5, "the first reminder recorded as sent")
+    bot.kill()
+    states = reminders_marked_sent()
+    assert sorted(states) == ["pending", "pending", "sent"], states
+    before = [i["conversation_id"] for i in gateway.sent(mark) if is_reminder(i)]
+    assert len(before) == 1
+
+    # Back 30 seconds later by the bot's clock: within the grace period, so the reminder goes on.
+    bot.env["RELAYBOT_CLOCK_OFFSET_SECONDS"] = offset_to(thursday.replace(hour=10, minute=0, second=30))
+    bot.start()
+    gateway.wait_sent(lambda items: {i["conversation_id"] for i in items if is_reminder(i)} == set(rooms),
+                      since=mark, timeout=15)
+    _time.sleep(1.5)  # several more schedule checks: none may send the reminder again
+    got = [i["conversation_id"] for i in gateway.sent(mark) if is_reminder(i)]
+    assert sorted(got) == sorted(rooms), got
+    for room_id, people in rooms.items():
+        reminder = next(i for i in gateway.sent(mark) if is_reminder(i) and i["conversation_id"] == room_id)
+        assert set(reminder["mention_ids"]) == {c for c, _ in people}
+    engine.dispose()
