@@ -28,8 +28,9 @@ def _settings() -> Settings:
 
 def _logging(level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # APScheduler logs every run of every job at INFO; the ack job runs every few seconds.
-    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every run at INFO and a poll skipped while the previous one still runs at WARNING;
+    # both are normal for pollers. Errors in jobs still show.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
 
 
 @app.command()
@@ -150,16 +151,20 @@ async def _run_console(settings: Settings) -> None:
         ]
     admin = Member(admin_id, "反诈办管理员", "")
     stranger = Member("console-stranger", "路人甲", "")
+    from zoneinfo import ZoneInfo
+
+    clock = clock_from(settings.clock_offset_seconds, settings.clock_speed)
     transport = ConsoleTransport(
         [
             (RoomInfo("console-office@chatroom", office_name), [admin]),
             (RoomInfo("console-liaison@chatroom", liaison_name), [admin, *people, stranger]),
-        ]
+        ],
+        clock=clock,
+        tz=ZoneInfo(settings.timezone),
     )
     if not people:
         typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
-    bot = RelayBot(settings, transport, engine=engine,
-                   clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
+    bot = RelayBot(settings, transport, engine=engine, clock=clock)
     await bot.start()
     scheduler = build_scheduler(bot)
     scheduler.start()

@@ -50,3 +50,21 @@ def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):
     assert "[联络员群（控制台）] 反诈助手: 【反诈预警 #1】" in out
     assert "[联络员群（控制台）] 反诈助手: 该指令仅限反诈办管理员使用。" in out
     assert "已确认 1/6" in out and "未确认（5）：东城街道、西湖镇、区教育局、区卫健局、金融行业" in out
+
+
+def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_path):
+    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    script = "\n".join([
+        "/room 反诈办工作群（控制台）",
+        "推送 刷单",
+        "/wait 11",  # at 3600x, eleven hours of the bot's clock: 10:00, 16:00, the 18:00 deadline, the 18:30 summary
+        "/quit",
+    ]) + "\n"
+    result = run(["run", "--console", "--clock", "2026-11-26 09:00", "--speed", "3600"], tmp_path, stdin=script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("⏰ 转发提醒") == 2
+    assert "#1「警惕刷单返利：先给小甜头，再骗大本金」已截止：确认 0/6。" in out
+    assert "📊 反诈预警转发日报（11月26日）" in out
+    assert "[文件] 反诈预警转发日报（11月26日）.xlsx" in out and "[图片] 反诈预警转发日报（11月26日）.png" in out

@@ -135,3 +135,31 @@ async def test_cli_report_writes_xlsx_and_png(bot, transport, clock, engine, tmp
     bad = subprocess.run([sys.executable, "-m", "bot", "report", "--out", str(out)], env=env, capture_output=True,
                          text=True, timeout=60, cwd=tmp_path)
     assert bad.returncode == 2 and "--day、--week 或 --month" in bad.stderr
+
+
+async def test_monthly_report_on_the_first(bot, transport, clock):
+    await play_week(bot, transport, clock)
+    transport.sent.clear()
+    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=TZ)
+    await bot.run_schedule()
+    await bot.send_pending()
+    office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
+    monthly = next(o.text for o in office if o.text.startswith("📊 反诈预警转发月通报"))
+    assert monthly.splitlines()[:2] == ["📊 反诈预警转发月通报（2026年11月）", "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。"]
+    assert any(o.file and o.file.name == "反诈预警转发月通报（2026年11月）.xlsx" for o in office)
+
+
+async def test_cli_units_lists_runs_and_levels(bot, transport, clock, engine, tmp_path):
+    await play_week(bot, transport, clock)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
+    result = subprocess.run([sys.executable, "-m", "bot", "units"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "区教育局（区直单位）  连续未按时 2 次  等级：提醒" in result.stdout
+    assert "城关镇（镇街）  连续未按时 0 次  等级：正常" in result.stdout
+    one = subprocess.run([sys.executable, "-m", "bot", "units", "教育"], env=env, capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert one.returncode == 0 and "连续未按时：2 次；当前等级：提醒" in one.stdout
+    unknown = subprocess.run([sys.executable, "-m", "bot", "units", "火星"], env=env, capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert unknown.returncode == 1 and "没有找到单位“火星”" in unknown.stdout

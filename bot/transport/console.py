@@ -14,14 +14,18 @@ HELP = """控制台模式：直接输入文字即以当前身份在当前群发�
   /room 群名       切换群；/private 切换为私聊机器人
   /image          以当前身份发一张截图
   /link URL 标题   以当前身份发一个链接卡片
+  /wait 秒数       等一会儿（配合 --clock/--speed 试运行定时提醒和通报）
   /quit           退出"""
 
 
 class ConsoleTransport(MemoryTransport):
     """The in-memory transport driven from a terminal; the bot's sends are printed as they happen."""
 
-    def __init__(self, rooms: list[tuple[RoomInfo, list[Member]]], *, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, rooms: list[tuple[RoomInfo, list[Member]]], *, out: TextIO = sys.stdout, clock=None, tz=None
+    ) -> None:
         super().__init__(bot_id="console-bot")
+        self.clock, self.tz = clock, tz
         for room, members in rooms:
             self.add_room(room.room_id, room.name, members)
         self.out = out
@@ -30,7 +34,8 @@ class ConsoleTransport(MemoryTransport):
 
     async def send(self, out: Outgoing) -> str | None:
         result = await super().send(out)
-        print(self.render(out), file=self.out, flush=True)
+        stamp = f"{self.clock().astimezone(self.tz):%m-%d %H:%M} " if self.clock else ""
+        print(stamp + self.render(out), file=self.out, flush=True)
         return result
 
     def _people(self) -> list[Member]:
@@ -70,6 +75,12 @@ class ConsoleTransport(MemoryTransport):
                 self.room_id = room.room_id
             else:
                 print(f"没有这个群：{wanted}。可选：" + "、".join(r.name for r in self.room_list), file=self.out)
+        elif line.startswith("/wait"):
+            try:
+                seconds = float(line[5:].strip() or "1")
+            except ValueError:
+                seconds = 1.0
+            await asyncio.sleep(min(max(seconds, 0.0), 3600.0))
         elif line == "/private":
             self.room_id = None
         elif line == "/image":
