@@ -267,8 +267,8 @@ class RelayBot:
     def _run_occurrence(self, s: Session, occ: schedule.Occurrence, now: datetime, calendar) -> None:
         office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
         if occ.job == "remind":
-            schedule.queue_daily_reminders(s, at=occ.due, now=now, settings=self.settings, texts=self.texts,
-                                           calendar=calendar)
+            schedule.queue_reminders(s, schedule.open_pushes_at(s, occ.due), at=occ.due, now=now,
+                                     settings=self.settings, texts=self.texts)
         elif occ.job.startswith("deadline:"):
             push = s.get(Push, int(occ.job.split(":", 1)[1]))
             if push is not None and push.state == PushState.OPEN.value and push.deadline == occ.due:

@@ -55,17 +55,6 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo) -> 
     return "\n".join(lines)
 
 
-def reminder_text(texts: Texts, p: Progress, *, tz: ZoneInfo) -> str:
-    """One reminder for a liaison group: the missing units in plain text beside the @-mentions."""
-    return texts.t(
-        "remind.group",
-        n=p.push.id,
-        count=len(p.missing),
-        names=NAME_SEP.join(u.name for u in p.missing),
-        deadline=show(p.push.deadline, tz),
-    )
-
-
 def ack_text(texts: Texts, ack: Ack) -> str:
     """One acknowledgement for the confirmations a group made during a quiet spell."""
     key = "confirm.ack_late" if ack.late else "confirm.ack"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -55,7 +55,7 @@ class _Printer:
         self.seen = len(self.transport.sent)
 
     def note(self, text: str) -> None:
-        print(f"\n—— {self.stamp()} {text} ——", file=self.out)
+        print(f"\n—— {text} ——", file=self.out)
 
 
 async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
@@ -69,6 +69,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
         liaison_groups=[LIAISON_NAME],
         office_group=OFFICE_NAME,
         ack_quiet_seconds=60,
+        reminder_times=[time(10, 0)],  # one automatic reminder is enough to show in the demo
     )
     engine = make_engine(settings.database_url)
     create_schema(engine)
@@ -100,6 +101,11 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
         await bot.send_pending()
         printer.outgoing()
 
+    async def tick(hour: int, minute: int):
+        clock.now = clock.now.astimezone(TZ).replace(hour=hour, minute=minute, second=0)
+        await bot.run_schedule()
+        await flush()
+
     async def quiet(minutes: float):
         clock.advance(minutes=minutes)
         await bot.flush_acks()
@@ -118,13 +124,17 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     await quiet(2)
     printer.note("非管理员试图发指令")
     await step(5, LI, "推送 刷单")
-    printer.note("下午，反诈办查看进度并提醒")
-    await step(280, ADMIN, "进度", OFFICE_ROOM)
+    printer.note("10:00 工作日定时提醒（自动）")
+    await tick(10, 0)
+    printer.note("下午，反诈办查看进度并手动提醒")
+    await step(245, ADMIN, "进度", OFFICE_ROOM)
     await step(1, ADMIN, "提醒 #1", OFFICE_ROOM)
     await step(150, ZHENG, "收到，已转发本单位群")
     await quiet(2)
-    printer.note("截止时间已过，最终未转发名单")
-    await step(90, ADMIN, "进度 #1", OFFICE_ROOM)
+    printer.note("18:00 截止：最终未转发名单（自动）")
+    await tick(18, 0)
+    printer.note("18:30 每日汇总（自动，附表格和图表）")
+    await tick(18, 30)
     await bot.stop()
     engine.dispose()
     return db_file

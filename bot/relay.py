@@ -17,7 +17,6 @@ from bot.models import (
     Group,
     GroupKind,
     Liaison,
-    Membership,
     Push,
     PushState,
     Unit,
@@ -143,33 +142,6 @@ def progress(session: Session, push: Push) -> Progress:
     missing = [u for u in units if u.id not in confs]
     alert = session.get(Alert, push.alert_id)
     return Progress(push, alert, len(units), confirmed, missing)
-
-
-@dataclass(frozen=True)
-class GroupReminder:
-    group: Group
-    mention_ids: list[str]
-
-
-def reminder_targets(session: Session, units: list[Unit]) -> list[GroupReminder]:
-    """Per liaison group, the contact ids of the given units' liaisons who are members of it."""
-    unit_ids = [u.id for u in units]
-    liaisons = list(
-        session.exec(
-            select(Liaison).where(
-                col(Liaison.unit_id).in_(unit_ids), Liaison.active == True, col(Liaison.contact_id).is_not(None)  # noqa: E712
-            ).order_by(Liaison.unit_id, Liaison.role, Liaison.id)
-        )
-    )
-    result = []
-    for group in groups_of_kind(session, GroupKind.LIAISON):
-        members = set(session.exec(select(Membership.contact_id).where(Membership.room_id == group.room_id)))
-        ids: list[str] = []
-        for liaison in liaisons:
-            if liaison.contact_id in members and liaison.contact_id not in ids:
-                ids.append(liaison.contact_id)
-        result.append(GroupReminder(group, ids))
-    return result
 
 
 @dataclass(frozen=True)

@@ -145,14 +145,22 @@ def open_pushes_at(session: Session, at: datetime) -> list[Push]:
     )
 
 
-def queue_daily_reminders(
-    session: Session, *, at: datetime, now: datetime, settings: Settings, texts: Texts, calendar: WorkCalendar
-) -> int:
-    """One consolidated reminder per liaison group (split when long); returns the number of messages."""
+@dataclass(frozen=True)
+class RemindResult:
+    messages: int
+    groups: int
+    units: int
+    people: int
+
+
+def queue_reminders(
+    session: Session, pushes: list[Push], *, at: datetime, now: datetime, settings: Settings, texts: Texts
+) -> RemindResult:
+    """One consolidated reminder per liaison group for these pushes (split when long)."""
     tz = ZoneInfo(settings.timezone)
-    pushes = open_pushes_at(session, at)
+    nothing = RemindResult(0, 0, 0, 0)
     if not pushes:
-        return 0
+        return nothing
     units = active_units(session)
     done: dict[int, set[int]] = {p.id: set() for p in pushes}
     for conf in session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(list(done)))):
@@ -160,7 +168,7 @@ def queue_daily_reminders(
     missing = [(u, [p.id for p in pushes if u.id not in done[p.id]]) for u in units]
     missing = [(u, refs) for u, refs in missing if refs]
     if not missing:
-        return 0
+        return nothing
     runs = standings(session, as_of=at, tz=tz, ladder=ladder_of(settings))
     day = at.astimezone(tz).date()
     mention_of = {u.id: [l.contact_id for l in liaisons_to_mention(session, u, day)] for u, _ in missing}
@@ -170,7 +178,7 @@ def queue_daily_reminders(
     }
     everywhere = {u.id for u, _ in missing if not any(set(mention_of[u.id]) & m for m in members.values())}
     deadlines = "；".join(f"#{p.id} {show(p.deadline, tz)}" for p in pushes if any(p.id in r for _, r in missing))
-    sent = 0
+    sent, reached, people = 0, 0, set()
     for group in groups:
         entries = [
             ReminderEntry(u, refs, [i for i in mention_of[u.id] if i in members[group.room_id]],
@@ -179,6 +187,7 @@ def queue_daily_reminders(
         ]
         entries = [e for e in entries if e.mention_ids or e.unit.id in everywhere]
         chunks = _chunk(entries, settings.reminder_max_mentions)
+        reached += bool(chunks)
         for index, chunk in enumerate(chunks, start=1):
             part = f"（{index}/{len(chunks)}）" if len(chunks) > 1 else ""
             lines = [texts.t("schedule.reminder_head", part=part)]
@@ -190,10 +199,11 @@ def queue_daily_reminders(
             if any(e.flagged for e in chunk):
                 lines.append(texts.t("schedule.reminder_mark_note"))
             ids = tuple(dict.fromkeys(i for e in chunk for i in e.mention_ids))
+            people.update(ids)
             outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text="\n".join(lines),
-                         mention_ids=ids)
+                         mention_ids=ids, push_id=pushes[0].id if len(pushes) == 1 else None)
             sent += 1
-    return sent
+    return RemindResult(sent, reached, len(missing), len(people))
 
 
 def _chunk(entries: list[ReminderEntry], max_mentions: int) -> list[list[ReminderEntry]]:

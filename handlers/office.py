@@ -6,7 +6,7 @@ import re
 
 from sqlmodel import col, select
 
-from bot import compose
+from bot import compose, schedule
 from bot.dispatch import Context, Router
 from bot.models import Alert, Confirmation, GroupKind, Miss, Push, PushState
 from bot.parsing import (
@@ -26,7 +26,6 @@ from bot.relay import (
     groups_of_kind,
     latest_push,
     progress,
-    reminder_targets,
 )
 from bot.clock import show
 from bot.people import first_notice
@@ -169,18 +168,14 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     if push.state == PushState.WITHDRAWN.value:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
         return
-    p = progress(ctx.session, push)
-    if not p.missing:
+    result = schedule.queue_reminders(ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings,
+                                      texts=ctx.texts)
+    if not result.units:
         ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
         return
-    text = compose.reminder_text(ctx.texts, p, tz=ctx.tz)
-    targets = reminder_targets(ctx.session, p.missing)
-    for target in targets:
-        ctx.send(ChatKind.ROOM, target.group.room_id, text, mention_ids=tuple(target.mention_ids), push_id=push.id)
-    people = len({i for t in targets for i in t.mention_ids})
     audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="remind", detail=f"#{push.id}: " + "、".join(u.name for u in p.missing))
-    ctx.reply(msg, ctx.t("remind.done", groups=len(targets), n=push.id, units=len(p.missing), people=people))
+          action="remind", detail=f"#{push.id}: {result.units} units, {result.people} people")
+    ctx.reply(msg, ctx.t("remind.done", groups=result.groups, n=push.id, units=result.units, people=result.people))
 
 
 def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:

@@ -24,8 +24,10 @@ def test_demo_shows_the_whole_loop(tmp_path):
     assert "@路人甲 您还不在联络员名单里" in out
     assert "✅ 已记录 #1：城关镇、东城街道、区教育局、西湖镇（本次 4 个单位）。目前已确认 4/6。" in out
     assert "该指令仅限反诈办管理员使用。" in out
-    assert "@吴刚 @郑洁 ⏰ #1 还有 2 个单位未确认转发：区卫健局、金融行业" in out
-    assert out.rstrip().splitlines()[-1].strip() == "未确认（1）：区卫健局"
+    assert "@吴刚 @郑洁 ⏰ 转发提醒：以下单位还未确认转发" in out
+    assert "已在 1 个联络员群提醒 #1 的 2 个未确认单位（@ 2 人）。" in out
+    assert "已截止：确认 5/6。\n      未转发（1）：区卫健局" in out
+    assert "📊 反诈预警转发日报（11月26日）" in out and "[文件] 反诈预警转发日报（11月26日）.xlsx" in out
 
 
 def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):

@@ -123,7 +123,7 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
     reminders = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and i["kind"] == "text"]
     assert len(reminders) == 1
     assert set(reminders[0]["mention_ids"]) == {ZHOU[0], WU[0], ZHENG[0]}
-    assert "西湖镇、区卫健局、金融行业" in reminders[0]["text"]
+    assert "\n西湖镇（#1）\n区卫健局（#1）\n金融行业（#1）\n" in reminders[0]["text"]
 
     # A restart keeps every confirmation.
     assert bot.stop() == 0

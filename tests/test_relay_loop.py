@@ -148,7 +148,7 @@ async def test_remind_mentions_exactly_the_liaisons_of_missing_units(bot, transp
     group = [o for o in transport.sent if o.chat_id == LIAISON_ROOM]
     assert len(group) == 1
     assert set(group[0].mention_ids) == {ZHOU.contact_id, WU.contact_id, ZHENG.contact_id}
-    assert "西湖镇、区卫健局、金融行业" in group[0].text
+    assert group[0].text.splitlines()[1:4] == ["西湖镇（#1）", "区卫健局（#1）", "金融行业（#1）"]
     assert "（@ 3 人）" in texts_in(transport, OFFICE_ROOM)[-1]
 
 
