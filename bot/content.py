@@ -67,9 +67,16 @@ class AlertLibrary:
 
 @lru_cache(maxsize=None)
 def load_texts(directory: Path = CONTENT_DIR) -> Texts:
-    """The sentences from content/messages.toml."""
-    with (directory / "messages.toml").open("rb") as fh:
-        return Texts(tomllib.load(fh))
+    """The sentences from content/messages.toml and content/messages_*.toml (one section per topic)."""
+    data: dict = {}
+    for path in [directory / "messages.toml", *sorted(directory.glob("messages_*.toml"))]:
+        with path.open("rb") as fh:
+            part = tomllib.load(fh)
+        clash = set(part) & set(data)
+        if clash:
+            raise ValueError(f"{path.name} repeats the section(s) {sorted(clash)} of another messages file")
+        data.update(part)
+    return Texts(data)
 
 
 @lru_cache(maxsize=None)

@@ -214,6 +214,50 @@ class ScheduledRun(SQLModel, table=True):
     ran_at: datetime = _utc_field()
 
 
+class Feed(SQLModel, table=True):
+    """A content feed the office follows (RSS, Atom or JSON Feed), with what the last poll learned."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(index=True, unique=True, max_length=2000)
+    title: str = Field(default="", max_length=200)
+    etag: str = Field(default="", max_length=500)
+    last_modified: str = Field(default="", max_length=100)
+    last_ok_at: datetime | None = _utc_field(nullable=True)
+    failing_since: datetime | None = _utc_field(nullable=True)
+    last_error: str = Field(default="", max_length=500)
+    next_poll_at: datetime | None = _utc_field(nullable=True)
+
+
+class FeedItem(SQLModel, table=True):
+    """An item seen in a feed, kept once; its id is the N of 候选N."""
+
+    __table_args__ = (UniqueConstraint("feed_id", "guid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feed.id", index=True)
+    guid: str = Field(max_length=1000)
+    title: str = Field(default="", max_length=500)
+    link: str = Field(default="", max_length=2000)
+    summary: str = Field(default="", max_length=1000)
+    published_at: datetime | None = _utc_field(nullable=True)
+    seen_at: datetime = _utc_field()
+    announced: bool = False  # shown to the office group as a candidate
+    push_id: int | None = Field(default=None, foreign_key="push.id")
+
+
+class IncidentStat(SQLModel, table=True):
+    """Police-reported fraud incidents (警情数) of one town, period and case type."""
+
+    __table_args__ = (UniqueConstraint("town", "period_start", "period_end", "case_type"),)
+    id: int | None = Field(default=None, primary_key=True)
+    town: str = Field(index=True, max_length=100)
+    period_start: date = Field(index=True)
+    period_end: date  # inclusive
+    case_type: str = Field(default="", max_length=50)
+    count: int
+    imported_at: datetime = _utc_field()
+    source: str = Field(default="", max_length=200)
+
+
 class Outbox(SQLModel, table=True):
     """A message to send. Written in the same transaction as what it reports, sent afterwards."""
 

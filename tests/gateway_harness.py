@@ -97,6 +97,11 @@ class Gateway:
         body = {'from': frm, 'name': name, 'base64': base64.b64encode(data).decode(), **({'room': room} if room else {})}
         return self._post('/image', body)['message_id']
 
+    def file(self, frm: str, name: str, data: bytes, room: str | None = None) -> str:
+        """A contact sends a file (an attachment, e.g. an .xlsx); returns the message id."""
+        body = {'from': frm, 'name': name, 'base64': base64.b64encode(data).decode(), **({'room': room} if room else {})}
+        return self._post('/file', body)['message_id']
+
     def link(self, frm: str, url: str, title: str, description: str = '', thumbnail_url: str = '',
              room: str | None = None) -> str:
         """A contact sends a link card; returns the message id."""

@@ -501,3 +501,14 @@ def test_import_creates_no_wechaty_cache_in_the_working_directory(fresh_import: 
     result, cwd = fresh_import
     assert result.returncode == 0, result.stderr
     assert not (cwd / '.wechaty').exists()
+
+
+
+async def test_a_file_from_a_contact_arrives_with_its_bytes(gateway: Gateway, connected: Any) -> None:
+    """An attachment (an .xlsx of incident figures, say) reaches the bot as MessageKind.FILE with its bytes."""
+    _, sink = connected
+    data = bytes(range(256)) * 200  # over 20 KB: the Download stream path
+    message_id = gateway.file('bob', '警情.xlsx', data)
+    msg = await sink.wait_for(lambda: next((m for m in sink.messages if m.message_id == message_id), None))
+    assert msg.kind is MessageKind.FILE
+    assert msg.file is not None and msg.file.name == '警情.xlsx' and msg.file.data == data

@@ -18,6 +18,7 @@ class MessageKind(str, enum.Enum):
     TEXT = "text"
     IMAGE = "image"
     LINK = "link"
+    FILE = "file"
     OTHER = "other"
 
 
@@ -74,6 +75,7 @@ class Incoming:
     mention_ids: tuple[str, ...] = ()
     link: LinkCard | None = None
     image: Image | None = None
+    file: FileData | None = None  # a file someone sent (e.g. an .xlsx of incident figures)
     sent_at: datetime | None = None
 
 

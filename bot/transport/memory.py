@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.transport.base import (
     ChatKind,
     EventSink,
+    FileData,
     Image,
     Incoming,
     LinkCard,
@@ -87,6 +88,7 @@ class MemoryTransport(Transport):
         kind: MessageKind = MessageKind.TEXT,
         link: LinkCard | None = None,
         image: Image | None = None,
+        file: FileData | None = None,
         mention_ids: tuple[str, ...] = (),
         at: datetime | None = None,
     ) -> Incoming:
@@ -108,6 +110,7 @@ class MemoryTransport(Transport):
             mention_ids=mention_ids,
             link=link,
             image=image,
+            file=file,
             sent_at=at,
         )
 
@@ -120,6 +123,10 @@ class MemoryTransport(Transport):
     async def send_image(self, sender: Member, image: Image, *, room_id: str | None = None) -> Incoming:
         """`sender` posts an image."""
         return await self.say(sender, "", room_id=room_id, kind=MessageKind.IMAGE, image=image)
+
+    async def send_file(self, sender: Member, file: FileData, *, room_id: str | None = None) -> Incoming:
+        """`sender` sends a file."""
+        return await self.say(sender, "", room_id=room_id, kind=MessageKind.FILE, file=file)
 
     async def send_link(self, sender: Member, link: LinkCard, *, room_id: str | None = None) -> Incoming:
         """`sender` shares a link card."""

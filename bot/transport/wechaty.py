@@ -20,6 +20,7 @@ from bot.transport import wechaty_compat
 from bot.transport.base import (
     ChatKind,
     EventSink,
+    FileData,
     Image,
     Incoming,
     LinkCard,
@@ -47,6 +48,7 @@ KINDS = {
     MessageType.MESSAGE_TYPE_TEXT: MessageKind.TEXT,
     MessageType.MESSAGE_TYPE_IMAGE: MessageKind.IMAGE,
     MessageType.MESSAGE_TYPE_URL: MessageKind.LINK,
+    MessageType.MESSAGE_TYPE_ATTACHMENT: MessageKind.FILE,
 }
 RECONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # Timestamps above this are milliseconds (it is 2038 in seconds), as python-wechaty assumes too.
@@ -285,7 +287,7 @@ class WechatyTransport(Transport):
         else:
             chat_kind, chat_id, chat_name = ChatKind.PRIVATE, talker.contact_id, talker.name
             nickname = ''
-        link = image = None
+        link = image = file = None
         try:
             if kind is MessageKind.LINK:
                 card = await msg.to_url_link()
@@ -294,6 +296,9 @@ class WechatyTransport(Transport):
             elif kind is MessageKind.IMAGE:
                 box = await msg.to_file_box()
                 image = Image(name=box.name, data=base64.b64decode(box.base64))
+            elif kind is MessageKind.FILE:
+                box = await msg.to_file_box()
+                file = FileData(name=box.name, data=base64.b64decode(box.base64))
         except Exception:
             # Deliver the message anyway: a handler can still see that an image or link came in.
             log.exception('could not fetch the %s content of message %s', kind.value, msg.message_id)
@@ -308,6 +313,7 @@ class WechatyTransport(Transport):
             mention_ids=tuple(payload.mention_ids or ()),
             link=link,
             image=image,
+            file=file,
             sent_at=_utc(payload.timestamp),
         )
 

@@ -301,6 +301,15 @@ const routes = {
     return { message_id: id }
   },
 
+  'POST /file': ({ from, room, name, base64 }) => {
+    if (!name || !base64) throw new HttpError(400, 'file needs name and base64')
+    const id = newId('msg')
+    const fields = conversationFields(from, room)
+    files.set(id, FileBox.fromBase64(base64, name).toJSON())
+    emitMessage({ id, ...fields, type: PUPPET.types.Message.Attachment, filename: name })
+    return { message_id: id }
+  },
+
   'POST /link': ({ from, room, url, title = '', description = '', thumbnail_url: thumbnailUrl = '' }) => {
     if (!url) throw new HttpError(400, 'link needs url')
     const id = newId('msg')
