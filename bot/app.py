@@ -13,12 +13,12 @@ from sqlmodel import Session, select
 
 from bot import compose, outbox, schedule
 from bot.calendar import load_calendar
-from bot.clock import real_clock
+from bot.clock import real_clock, show
 from bot.config import Settings
 from bot.content import load_library, load_texts
 from bot.db import create_schema, make_engine, session as new_session
 from bot.dispatch import Context, Dispatcher
-from bot.models import Group, GroupKind, Outbox, OutboxState, Push, PushState
+from bot.models import Group, GroupKind, Outbox, OutboxState, Priority, Push, PushState
 from bot.people import first_notice, observe
 from bot.relay import audit, due_acks
 from bot.transport.base import ChatKind, Incoming, Member, Outgoing, RoomInfo, RoomInvite, SendError, Transport
@@ -38,6 +38,7 @@ class RelayBot:
         *,
         engine: Engine | None = None,
         clock: Callable[[], datetime] = real_clock,
+        send_loop: bool = True,
     ) -> None:
         from handlers import ROUTERS  # handlers import the domain; importing them here keeps bot/ free of cycles
 
@@ -46,6 +47,8 @@ class RelayBot:
         self.engine = engine or make_engine(settings.database_url)
         create_schema(self.engine)
         self.clock = clock
+        # Tests that move a fake clock drive sending themselves (send_due / send_pending) instead of the loop.
+        self.send_loop = send_loop
         self.texts = load_texts()
         self.library = load_library()
         self.dispatcher = Dispatcher(ROUTERS)
@@ -55,6 +58,7 @@ class RelayBot:
         self._send_lock = asyncio.Lock()  # the loop and send_pending() must never send the same row twice
         self._sender: asyncio.Task | None = None
         self.ready = asyncio.Event()
+        self.notifier = None  # the second channel (a webhook robot), set up by the CLI when configured
 
     @property
     def tz(self) -> ZoneInfo:
@@ -64,7 +68,12 @@ class RelayBot:
 
     async def start(self) -> None:
         """Connect the transport and start the outbox sender."""
-        self._sender = asyncio.create_task(self._send_loop(), name="outbox-sender")
+        with new_session(self.engine) as s:
+            for row in outbox.recover_interrupted(s):
+                log.warning("outbox row %s was being sent when the bot stopped: sending it again", row.id)
+            s.commit()
+        if self.send_loop:
+            self._sender = asyncio.create_task(self._send_loop(), name="outbox-sender")
         await self.transport.start(self)
 
     async def stop(self) -> None:
@@ -217,7 +226,8 @@ class RelayBot:
         with new_session(self.engine) as s:
             acks = due_acks(s, now=now, quiet=timedelta(seconds=self.settings.ack_quiet_seconds))
             for ack in acks:
-                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=ack.room_id, text=compose.ack_text(self.texts, ack))
+                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=ack.room_id, text=compose.ack_text(self.texts, ack),
+                             priority=Priority.BROADCAST)
             s.commit()
             return len(acks)
 
@@ -292,6 +302,34 @@ class RelayBot:
             else:
                 return sent
 
+    def pacing(self) -> outbox.Pacing:
+        """How fast the bot may send, from the settings."""
+        st = self.settings
+        return outbox.Pacing(st.send_spacing_seconds, st.send_jitter_seconds, st.daily_send_budget,
+                             timedelta(minutes=st.send_backoff_minutes), self.tz)
+
+    async def send_due(self) -> float:
+        """Send the next message if pacing allows it now; returns the seconds (by the bot's clock) to wait before asking again."""
+        now = self.clock()
+        with new_session(self.engine) as s:
+            nxt = outbox.next_send(s, now=now, pacing=self.pacing())
+            if nxt.row_id is not None and nxt.reason == "budget" and first_notice(
+                s, kind="budget", key=now.astimezone(self.tz).date().isoformat(), now=now
+            ):
+                log.warning("daily send budget of %d reached", self.settings.daily_send_budget)
+                self._context(s, now).to_office(
+                    self.texts.t("send.budget", budget=self.settings.daily_send_budget), priority=Priority.NOTICE
+                )
+                s.commit()
+                return 0.0  # the notice itself may go now
+            s.commit()
+        if nxt.row_id is None:
+            return 5.0
+        if nxt.at > now:
+            return (nxt.at - now).total_seconds()
+        await self._send_one(nxt.row_id)
+        return 0.0
+
     async def _send_one(self, row_id: int) -> bool:
         async with self._send_lock:
             return await self._send_row(row_id)
@@ -302,6 +340,8 @@ class RelayBot:
             if row is None or row.state != OutboxState.PENDING.value:
                 return True
             out = outbox.to_outgoing(s, row)
+            outbox.mark_sending(s, row)
+            s.commit()
             try:
                 if out.link is not None or out.image is not None or out.file is not None:
                     await self.transport.send(
@@ -312,30 +352,48 @@ class RelayBot:
                         Outgoing(out.chat_kind, out.chat_id, text=out.text, mention_ids=out.mention_ids)
                     )
             except SendError as exc:
-                give_up = row.attempts + 1 >= MAX_SEND_ATTEMPTS
-                log.warning("send of outbox row %s failed (%s)%s", row.id, exc, "; giving up" if give_up else "")
-                outbox.mark_failed(s, row, error=str(exc), give_up=give_up)
-                s.commit()
+                self._send_failed(s, row, exc)
                 return False
             outbox.mark_sent(s, row, now=self.clock())
             s.commit()
             return True
 
+    def _send_failed(self, s: Session, row: Outbox, exc: SendError) -> None:
+        """Pause all sending for the back-off period; tell the office once per pause."""
+        now = self.clock()
+        give_up = row.attempts >= MAX_SEND_ATTEMPTS
+        log.warning("send of outbox row %s failed (%s)%s", row.id, exc, "; giving up" if give_up else "")
+        outbox.mark_failed(s, row, error=str(exc), give_up=give_up)
+        until, new_pause = outbox.start_backoff(s, now=now, pacing=self.pacing())
+        if new_pause:
+            key = "send.rate_limited" if exc.rate_limited else "send.failing"
+            text = self.texts.t(key, minutes=self.settings.send_backoff_minutes, until=show(until, self.tz))
+            log.warning("sending paused until %s", until.isoformat())
+            self._context(s, now).to_office(text, priority=Priority.NOTICE)
+            self._alert_second_channel(text)
+        s.commit()
+
+    def _alert_second_channel(self, text: str) -> None:
+        """Health problems also go to the office's webhook robot, if one is configured (the chat may be what is broken)."""
+        if self.notifier is not None:
+            asyncio.get_running_loop().create_task(self.notifier.send(text))
+
     async def _send_loop(self) -> None:
-        """Send the outbox in order, spaced; wake on new rows, retry failures after a pause."""
+        """Send the outbox as pacing allows; wake early when new rows arrive."""
         await self.ready.wait()
+        speed = getattr(self.clock, "speed", 1.0)
         while True:
-            with new_session(self.engine) as s:
-                rows = outbox.pending(s, limit=20)
-            if not rows:
-                self._wake.clear()
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races a wake-up.
-                try:
-                    async with asyncio.timeout(5):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+            try:
+                wait = await self.send_due()
+            except Exception:
+                log.exception("the outbox sender failed; trying again shortly")
+                wait = 10.0
+            if wait <= 0:
                 continue
-            for row in rows:
-                ok = await self._send_one(row.id)
-                await asyncio.sleep(self.settings.send_spacing_seconds if ok else 10)
+            self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races a wake-up.
+            try:
+                async with asyncio.timeout(min(wait / speed, 5.0)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

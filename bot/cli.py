@@ -281,6 +281,34 @@ def report(
 
 
 @app.command()
+def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法")) -> None:
+    """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。"""
+    from bot.clock import real_clock
+    from bot.content import load_library, load_texts
+    from bot.db import create_schema, make_engine, session
+    from bot.models import Alert
+    from bot.pushing import push_alert
+
+    settings = _settings()
+    library, texts = load_library(), load_texts()
+    item = library.find(case_type)
+    if item is None:
+        typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
+        raise typer.Exit(1)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    now = real_clock()
+    with session(engine) as s:
+        alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+        outcome = push_alert(s, alert, now=now, actor_id="cli", actor_name="relaybot push", settings=settings, texts=texts)
+        if outcome.push is None:
+            typer.echo(outcome.message, err=True)
+            raise typer.Exit(1)
+        s.commit()
+    typer.echo(outcome.message + "（已排入发送队列，由运行中的机器人发送）")
+
+
+@app.command()
 def units(name: str = typer.Argument("", help="单位名称；不填则列出全部")) -> None:
     """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
     from zoneinfo import ZoneInfo

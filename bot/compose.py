@@ -48,6 +48,8 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo) -> 
             state=state,
         ),
     ]
+    if p.groups_sent < p.groups_total:
+        lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
     if p.missing:
         lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
     else:

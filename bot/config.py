@@ -57,8 +57,12 @@ class Settings(BaseSettings):
     puppet_service_endpoint: str = ""
     puppet_service_token: str = ""
     cache_dir: str = "data/wechaty-cache"
-    # Seconds between sends to the chat; a gentle floor so a push to many groups is not a burst.
-    send_spacing_seconds: float = 1.0
+    # Sending pace: WeChat restricts accounts that send fast (see README). Seconds between two sends,
+    # plus a random 0..jitter; a daily budget; a pause after the transport reports a limit or a failure.
+    send_spacing_seconds: float = 3.0
+    send_jitter_seconds: float = 2.0
+    daily_send_budget: int = 400
+    send_backoff_minutes: int = 30
 
     @field_validator("reminder_times", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from bot import outbox
 from bot.calendar import WorkCalendar, load_calendar
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
-from bot.models import Group, GroupKind
+from bot.models import Group, GroupKind, Priority
 from bot.transport.base import ChatKind, Incoming
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,13 @@ class Context:
         """Answer in the chat the message came from."""
         self.send(msg.chat_kind, msg.chat_id, text, mention_ids=mention_ids)
 
-    def to_office(self, text: str) -> bool:
+    def to_office(self, text: str, priority: Priority = Priority.REPLY) -> bool:
         """Tell the office group, if there is one."""
         office = self.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
         if office is None:
             log.warning("no office group for: %s", text)
             return False
-        self.send(ChatKind.ROOM, office.room_id, text)
+        self.send(ChatKind.ROOM, office.room_id, text, priority=priority)
         return True
 
 

@@ -66,8 +66,15 @@ class ConfirmMethod(str, enum.Enum):
 
 class OutboxState(str, enum.Enum):
     PENDING = "pending"
+    SENDING = "sending"  # handed to the transport; a crash now leaves it unknown whether it arrived
     SENT = "sent"
     FAILED = "failed"
+
+
+class Priority(int, enum.Enum):
+    NOTICE = -1  # the bot's own warnings to the office: not held back by the daily budget
+    REPLY = 0  # answers to a person
+    BROADCAST = 1  # pushes, reminders and acknowledgements in liaison groups
 
 
 class Unit(SQLModel, table=True):
@@ -274,10 +281,19 @@ class Outbox(SQLModel, table=True):
     file_name: str = Field(default="", max_length=200)
     file_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     push_id: int | None = Field(default=None, index=True)
+    priority: int = Field(default=0, index=True)
     state: str = Field(default=OutboxState.PENDING.value, index=True, max_length=10)
     attempts: int = 0
     error: str = Field(default="", max_length=500)
     sent_at: datetime | None = _utc_field(nullable=True)
+
+
+class BotState(SQLModel, table=True):
+    """A small fact the bot must remember across restarts, e.g. until when sending is paused."""
+
+    key: str = Field(primary_key=True, max_length=50)
+    value: str = Field(default="", max_length=500)
+    updated_at: datetime = _utc_field()
 
 
 class Notice(SQLModel, table=True):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot.calendar import WorkCalendar
+from bot.outbox import push_delivery
 from bot.models import (
     Alert,
     AuditLog,
@@ -128,6 +129,8 @@ class Progress:
     total: int
     confirmed: list[tuple[Unit, Confirmation]]
     missing: list[Unit]
+    groups_sent: int = 0  # liaison groups that have the push so far
+    groups_total: int = 0
 
     @property
     def late(self) -> int:
@@ -141,7 +144,8 @@ def progress(session: Session, push: Push) -> Progress:
     confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
     missing = [u for u in units if u.id not in confs]
     alert = session.get(Alert, push.alert_id)
-    return Progress(push, alert, len(units), confirmed, missing)
+    sent, total = push_delivery(session, push.id)
+    return Progress(push, alert, len(units), confirmed, missing, sent, total)
 
 
 @dataclass(frozen=True)

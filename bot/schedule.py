@@ -23,6 +23,7 @@ from bot.models import (
     Liaison,
     Membership,
     Notice,
+    Priority,
     Push,
     PushState,
     Role,
@@ -201,7 +202,8 @@ def queue_reminders(
             ids = tuple(dict.fromkeys(i for e in chunk for i in e.mention_ids))
             people.update(ids)
             outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text="\n".join(lines),
-                         mention_ids=ids, push_id=pushes[0].id if len(pushes) == 1 else None)
+                         mention_ids=ids, push_id=pushes[0].id if len(pushes) == 1 else None,
+                         priority=Priority.BROADCAST)
             sent += 1
     return RemindResult(sent, reached, len(missing), len(people))
 

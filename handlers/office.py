@@ -19,15 +19,13 @@ from bot.parsing import (
     strip_mentions,
 )
 from bot.relay import (
-    active_units,
     audit,
-    create_push,
-    default_deadline,
     groups_of_kind,
     latest_push,
     progress,
 )
 from bot.clock import show
+from bot.pushing import push_alert
 from bot.people import first_notice
 from bot.transport.base import ChatKind, Incoming, MessageKind
 from handlers import office_records
@@ -88,28 +86,9 @@ def _resolve(ctx: Context, arg: str, *, default_latest: bool) -> tuple[Push | No
 # ---- pushing -----------------------------------------------------------------------------------
 
 def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
-    groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
-    if not groups:
-        ctx.reply(msg, ctx.t("push.no_groups"))
-        return
-    units = active_units(ctx.session)
-    if not units:
-        ctx.reply(msg, ctx.t("push.no_units"))
-        return
-    s = ctx.settings
-    deadline = default_deadline(ctx.now, tz=ctx.tz, deadline_time=s.deadline_time, late_push_after=s.late_push_after,
-                                calendar=ctx.calendar())
-    alert.draft_of = None
-    push = create_push(ctx.session, alert, now=ctx.now, by=msg.sender.contact_id, deadline=deadline)
-    text = compose.push_text(ctx.texts, n=push.id, alert=alert, deadline=deadline, tz=ctx.tz)
-    attachment = "link" if alert.link_url else "image" if alert.image_data else ""
-    for group in groups:
-        ctx.send(ChatKind.ROOM, group.room_id, text, alert_id=alert.id, attachment=attachment, push_id=push.id)
-    title = compose.push_title(alert)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="push", detail=f"#{push.id} {alert.case_type} {title}")
-    ctx.reply(msg, ctx.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units),
-                         deadline=show(deadline, ctx.tz)))
+    outcome = push_alert(ctx.session, alert, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+                         settings=ctx.settings, texts=ctx.texts)
+    ctx.reply(msg, outcome.message)
 
 
 def _push_library(msg: Incoming, ctx: Context, name: str) -> None:

@@ -75,7 +75,7 @@ def transport() -> MemoryTransport:
 
 @pytest.fixture
 async def bot(settings, transport, engine, clock, roster) -> RelayBot:
-    b = RelayBot(settings, transport, engine=engine, clock=clock)
+    b = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await b.start()
     await b.send_pending()
     transport.sent.clear()

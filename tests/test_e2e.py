@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from collections import Counter
 from sqlmodel import select
 
 from bot.db import make_engine, session
@@ -57,6 +58,7 @@ def bot(gateway, tmp_path):
             "RELAYBOT_ACK_QUIET_SECONDS": "1",
             "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
             "RELAYBOT_SEND_SPACING_SECONDS": "0",
+            "RELAYBOT_SEND_JITTER_SECONDS": "0",
             "RELAYBOT_CACHE_DIR": str(tmp_path / "cache"),
         },
         tmp_path,
@@ -88,7 +90,10 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
     mark = len(gateway.sent())
 
     gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
-    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "已推送 #1"), since=mark, timeout=10)
+    # The office's answer goes first; the liaison groups' copies follow at the sending pace.
+    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "已推送 #1")(items) and texts_to(items, LIAISON_ROOM),
+                             since=mark, timeout=10)
+    assert [i["conversation_id"] for i in sent][0] == OFFICE_ROOM
     push = texts_to(sent, LIAISON_ROOM)
     assert len(push) == 1 and push[0].startswith("【反诈预警 #1】") and "已转发 #1" in push[0]
 
@@ -119,7 +124,8 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
 
     mark = len(gateway.sent())
     gateway.say(ADMIN[0], "提醒 #1", room=OFFICE_ROOM)
-    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "已在 1 个联络员群提醒"), since=mark, timeout=10)
+    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "已在 1 个联络员群提醒")(items)
+                             and has_text(LIAISON_ROOM, "转发提醒")(items), since=mark, timeout=10)
     reminders = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and i["kind"] == "text"]
     assert len(reminders) == 1
     assert set(reminders[0]["mention_ids"]) == {ZHOU[0], WU[0], ZHENG[0]}
@@ -188,7 +194,8 @@ def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot
     gateway.say(ADMIN[0], "设为联络员群", room="20004@chatroom")
     gateway.wait_sent(has_text("20004@chatroom", "本群已设为联络员群「东片联络员群」"), since=mark, timeout=10)
     gateway.say(ADMIN[0], "推送 征信", room=OFFICE_ROOM)
-    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "到 2 个联络员群"), since=mark, timeout=10)
+    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "到 2 个联络员群")(items)
+                             and has_text("20004@chatroom", "【反诈预警 #1】")(items), since=mark, timeout=10)
     assert any(t.startswith("【反诈预警 #1】") for t in texts_to(sent, "20004@chatroom"))
 
 
@@ -253,4 +260,45 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
     for room_id, people in rooms.items():
         reminder = next(i for i in gateway.sent(mark) if is_reminder(i) and i["conversation_id"] == room_id)
         assert set(reminder["mention_ids"]) == {c for c, _ in people}
+    engine.dispose()
+
+
+def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exactly_once(gateway, bot, tmp_path):
+    import time as _time
+
+    from bot.models import Outbox
+    from tests.gateway_harness import wait_until
+
+    rooms = [f"{30100 + i}@chatroom" for i in range(30)]
+    for i, room_id in enumerate(rooms):
+        gateway.room(room_id, f"扇区{i:02d}联络员群", [ADMIN[0], WANG[0]])
+    bot.env.update({
+        "RELAYBOT_LIAISON_GROUPS": ",".join(f"扇区{i:02d}联络员群" for i in range(30)),
+        "RELAYBOT_SEND_SPACING_SECONDS": "0.4",
+    })
+    bot.start()
+    mark = len(gateway.sent())
+    # Another process queues the push (as a cron job would); the running bot sends it.
+    queued = subprocess.run([sys.executable, "-m", "bot", "push", "虚假投资理财"], cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": bot.db_url},
+                            capture_output=True, text=True, timeout=60)
+    assert queued.returncode == 0, queued.stderr
+    engine = make_engine(bot.db_url)
+
+    def sent_rows():
+        with session(engine) as s:
+            return len(s.exec(select(Outbox).where(Outbox.push_id == 1, Outbox.state == "sent")).all())
+
+    # Kill right after the 8th group's copy is on record, between two sends of the fan-out.
+    wait_until(sent_rows, lambda n: n >= 8, 30, "eight groups to have the push")
+    bot.kill()
+    done_before = sent_rows()
+    assert 8 <= done_before < 30
+
+    bot.start()
+    gateway.wait_sent(lambda items: {i["conversation_id"] for i in items if i["text"].startswith("【反诈预警 #1】")}
+                      >= set(rooms), since=mark, timeout=60)
+    _time.sleep(1.0)  # a few more sending turns: nothing may follow
+    copies = Counter(i["conversation_id"] for i in gateway.sent(mark) if i["text"].startswith("【反诈预警 #1】"))
+    assert copies == Counter({r: 1 for r in rooms})
     engine.dispose()
