@@ -59,6 +59,8 @@ class RelayBot:
         self._sender: asyncio.Task | None = None
         self.ready = asyncio.Event()
         self.notifier = None  # the second channel (a webhook robot), set up by the CLI when configured
+        self._lost_at: datetime | None = None
+        self._background: set[asyncio.Task] = set()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -140,6 +142,26 @@ class RelayBot:
                     log.info("ignored a room invitation from %s (not an admin)", invite.inviter_id)
                 s.commit()
         self._wake.set()
+
+    async def on_connection(self, state: str, detail: str) -> None:
+        """The chat link dropped, came back or was logged out: say so where the office can still hear it."""
+        now = self.clock()
+        if state == "lost":
+            self._lost_at = now
+            text = self.texts.t("health.lost")
+        elif state == "restored":
+            lost_at, self._lost_at = self._lost_at, None
+            minutes = max(1, round((now - lost_at).total_seconds() / 60)) if lost_at else 0
+            text = self.texts.t("health.restored", minutes=minutes)
+            async with self._lock:
+                with new_session(self.engine) as s:
+                    self._context(s, now).to_office(text, priority=Priority.NOTICE)
+                    s.commit()
+            self._wake.set()
+        else:
+            text = self.texts.t("health.logged_out")
+        log.warning("connection %s: %s", state, detail)
+        self._alert_second_channel(text)
 
     # ---- units of work ---------------------------------------------------------------------------
 
@@ -376,7 +398,9 @@ class RelayBot:
     def _alert_second_channel(self, text: str) -> None:
         """Health problems also go to the office's webhook robot, if one is configured (the chat may be what is broken)."""
         if self.notifier is not None:
-            asyncio.get_running_loop().create_task(self.notifier.send(text))
+            task = asyncio.get_running_loop().create_task(self.notifier.send(text))
+            self._background.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._background.discard)
 
     async def _send_loop(self) -> None:
         """Send the outbox as pacing allows; wake early when new rows arrive."""

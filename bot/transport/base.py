@@ -120,6 +120,9 @@ class EventSink(Protocol):
 
     async def on_room_invite(self, invite: RoomInvite) -> None: ...
 
+    async def on_connection(self, state: str, detail: str) -> None:
+        """The link to the platform changed: "lost", "restored" or "logged_out"."""
+
 
 class Transport(ABC):
     """A chat platform connection. Only implementations know the platform's objects."""

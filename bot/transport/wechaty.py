@@ -224,6 +224,8 @@ class WechatyTransport(Transport):
             delay = RECONNECT_DELAYS[min(self._reconnects, len(RECONNECT_DELAYS) - 1)]
             self._reconnects += 1
             log.error('lost the Wechaty event stream from %s (%r); reconnecting in %.0f s', self.endpoint, error, delay)
+            if self._reconnects == 1:
+                await self._notify('on_connection', 'lost', repr(error))
             if puppet.channel is not None:
                 puppet.channel.close()
             await asyncio.sleep(delay)
@@ -243,6 +245,7 @@ class WechatyTransport(Transport):
             self._reconnects = 0
             if self._ready.done():
                 log.info('the bot %s logged in again', payload.contact_id)
+                await self._notify('on_connection', 'restored', '')
                 return
             self.bot_id = payload.contact_id
             self._logged_in = True
@@ -250,6 +253,7 @@ class WechatyTransport(Transport):
             self._ready.set_result(self.bot_id)
         elif event == 'logout':
             log.warning('the bot %s was logged out of the gateway: %s', payload.contact_id, payload.data)
+            await self._notify('on_connection', 'logged_out', str(payload.data or ''))
         elif event == 'scan':
             log.warning('login needs a QR code scan (status %s): %s', payload.status, payload.qrcode)
         elif event == 'error':
