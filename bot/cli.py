@@ -16,6 +16,8 @@ from bot.config import Settings, load_settings
 app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
 roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_help=True)
 app.add_typer(roster_app, name="roster")
+stats_app = typer.Typer(help="电诈警情数据：导入与通报", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
 
 
 def _settings() -> Settings:
@@ -343,6 +345,49 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
     for unit in all_units:
         st = levels.get(unit.id)
         typer.echo(f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}")
+
+
+@stats_app.command("import")
+def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数")) -> None:
+    """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import select
+
+    from bot.clock import real_clock
+    from bot.content import load_library, load_texts
+    from bot.db import create_schema, make_engine, session
+    from bot.models import Group, GroupKind
+    from bot.stats import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
+    from bot.transport.base import ChatKind
+
+    settings = _settings()
+    texts, library = load_texts(), load_library()
+    now = real_clock()
+    try:
+        rows = read_stats_file(file, today=now.astimezone(ZoneInfo(settings.timezone)).date())
+    except StatsError as exc:
+        typer.echo(texts.t("stats.import_failed", error=str(exc)), err=True)
+        raise typer.Exit(1) from None
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    with session(engine) as s:
+        report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
+        typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))
+        office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        for period in sorted(report.periods)[-1:]:
+            if office is not None:
+                shown = queue_stats_report(s, period=period, now=now, texts=texts, library=library,
+                                           chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+                typer.echo(stats_report_text(texts, shown))
+                typer.echo("（通报已排入发送队列，由运行中的机器人发到反诈办工作群）")
+            else:
+                from bot.stats import build_stats_report
+
+                typer.echo(stats_report_text(texts, build_stats_report(
+                    s, period_start=period[0], period_end=period[1], library=library)))
+                typer.echo("（还没有反诈办工作群，通报未发送）")
+        s.commit()
 
 
 def main() -> None:

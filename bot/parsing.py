@@ -28,6 +28,7 @@ COMMANDS = (
     "销假",
     "工作日",
     "休息日",
+    "警情",
 )
 
 _LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")

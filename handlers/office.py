@@ -229,6 +229,7 @@ _COMMANDS = {
     "销假": office_records.on_leave_end,
     "工作日": office_records.on_calendar,
     "休息日": office_records.on_calendar,
+    "警情": office_records.on_incidents,
 }
 
 
@@ -257,6 +258,12 @@ def on_refused(msg: Incoming, ctx: Context) -> None:
     audit(ctx.session, now=ctx.now, actor_id=contact_id, actor_name=name, action=f"refused:{cmd.name}",
           detail=f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}", allowed=False)
     ctx.reply(msg, ctx.t("access.refused"))
+
+
+@router.message(from_admin, office_place, kind(MessageKind.FILE))
+def on_file_from_admin(msg: Incoming, ctx: Context) -> None:
+    """A spreadsheet from an admin is the incident figures (警情数据)."""
+    office_records.on_incident_file(msg, ctx)
 
 
 @router.message(not_from_admin, in_private)

@@ -9,12 +9,12 @@ from sqlmodel import col, select
 from bot import schedule
 from bot.dispatch import Context
 from bot.escalation import standings
-from bot.models import CalendarDay, Confirmation, Leave, Liaison, Push, PushState, Role, Unit
+from bot.models import CalendarDay, Confirmation, Group, GroupKind, Leave, Liaison, Push, PushState, Role, Unit
 from bot.parsing import Command, DeadlineError, parse_day_range
 from bot.relay import active_units, audit
 from bot.reports import period_of, previous_period
 from bot.textnorm import squeeze
-from bot.transport.base import Incoming
+from bot.transport.base import ChatKind, Incoming
 
 _REPORT_KINDS = {
     "日": ("day", False), "今天": ("day", False), "周": ("week", False), "本周": ("week", False),
@@ -154,3 +154,37 @@ def on_calendar(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
           action="calendar", detail=f"{start}..{end} {'work' if working else 'off'}")
     what = ctx.t("office.calendar_working" if working else "office.calendar_off")
     ctx.reply(msg, ctx.t("office.calendar_set", days=_span(start, end), what=what))
+
+
+def on_incidents(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+    """警情 [周期]: the incident 通报 of the latest (or the named) period."""
+    from bot.stats import latest_period, parse_period, queue_stats_report
+
+    today = ctx.now.astimezone(ctx.tz).date()
+    period = parse_period(cmd.arg, today=today) if cmd.arg else latest_period(ctx.session)
+    if period is None:
+        ctx.reply(msg, ctx.t("stats.usage") if cmd.arg else ctx.t("stats.no_period"))
+        return
+    queue_stats_report(ctx.session, period=period, now=ctx.now, texts=ctx.texts, library=ctx.library,
+                       chat_kind=msg.chat_kind, chat_id=msg.chat_id)
+
+
+def on_incident_file(msg: Incoming, ctx: Context) -> None:
+    """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
+    from bot.stats import StatsError, import_stats, queue_stats_report, read_stats_bytes
+
+    today = ctx.now.astimezone(ctx.tz).date()
+    try:
+        rows = read_stats_bytes(msg.file.name, msg.file.data, today=today)
+    except StatsError as exc:
+        ctx.reply(msg, ctx.t("stats.import_failed", error=str(exc)))
+        return
+    report = import_stats(ctx.session, rows, now=ctx.now, source=f"chat:{msg.sender.contact_id}:{msg.file.name}")
+    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+          action="stats_import", detail=f"{msg.file.name}: {len(rows)} rows")
+    ctx.reply(msg, ctx.t("stats.imported", rows=len(rows), summary="；".join(report.lines(ctx.texts))))
+    office = ctx.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+    target = (ChatKind.ROOM, office.room_id) if office else (msg.chat_kind, msg.chat_id)
+    for period in sorted(report.periods)[-1:]:  # the newest period the file covered
+        queue_stats_report(ctx.session, period=period, now=ctx.now, texts=ctx.texts, library=ctx.library,
+                           chat_kind=target[0], chat_id=target[1])
