@@ -255,6 +255,7 @@ class RelayBot:
 
     async def run_schedule(self) -> int:
         """Do every reminder, deadline and report that is due; returns how many occurrences were handled."""
+        self._loop = asyncio.get_running_loop()  # _run_schedule runs in a worker thread
         async with self._lock:
             count = await asyncio.to_thread(self._run_schedule)
         if count:
@@ -288,6 +289,8 @@ class RelayBot:
                     self._run_occurrence(s, occ, now, calendar)
                     schedule.mark(s, occ, state="done", now=now)
                     s.commit()  # what it queued and the mark that it ran: together or not at all
+                if occ.job == "summary" and self.notifier is not None:
+                    self._mirror_summary(occ, now)
             except Exception:
                 log.exception("scheduled %s due %s failed", occ.job, occ.due)
                 with new_session(self.engine) as s:
@@ -295,6 +298,15 @@ class RelayBot:
                     s.commit()
             handled += 1
         return handled
+
+    def _mirror_summary(self, occ: schedule.Occurrence, now: datetime) -> None:
+        """The daily summary's text also goes to the webhook robot, so the office sees it off WeChat too."""
+        kind, start, end = schedule.report_period(occ.job, occ.due, self.tz)
+        with new_session(self.engine) as s:
+            report = schedule.build_report(s, kind=kind, start=start, end=end, now=now, tz=self.tz,
+                                           ladder=schedule.ladder_of(self.settings))
+        text = compose.report_text(self.texts, report)
+        self._loop.call_soon_threadsafe(self._alert_second_channel, text)
 
     def _run_occurrence(self, s: Session, occ: schedule.Occurrence, now: datetime, calendar) -> None:
         office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()

@@ -83,6 +83,17 @@ def run(
         raise typer.Exit(1) from None
 
 
+def _notifier(settings: Settings):
+    """The webhook robot from the settings, or None; a wrong setting stops the start with its reason."""
+    from bot.notify import make_notifier
+
+    try:
+        return make_notifier(settings.notify_kind, settings.notify_url, settings.notify_secret)
+    except ValueError as exc:
+        typer.echo(f"配置有误：{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -114,6 +125,7 @@ async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
 
     transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
     bot = RelayBot(settings, transport, clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
+    bot.notifier = _notifier(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -167,6 +179,7 @@ async def _run_console(settings: Settings) -> None:
     if not people:
         typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
     bot = RelayBot(settings, transport, engine=engine, clock=clock)
+    bot.notifier = _notifier(settings)
     await bot.start()
     scheduler = build_scheduler(bot)
     scheduler.start()

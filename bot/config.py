@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     ack_quiet_seconds: int = 30
     # How often the bot looks for groups that have gone quiet.
     ack_check_seconds: float = 5.0
+    # A second channel for health problems and the daily summary: a WeCom or DingTalk group robot.
+    notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
+    notify_url: str = ""
+    notify_secret: str = ""  # DingTalk's signing secret (SEC...), if the robot uses 加签
     # Puppet service (the standard Wechaty variable names are also read, see endpoint()/token()).
     puppet_service_endpoint: str = ""
     puppet_service_token: str = ""
