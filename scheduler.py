@@ -25,6 +25,15 @@ def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
         coalesce=True,
     )
     scheduler.add_job(
+        bot.poll_feeds,
+        "interval",
+        seconds=60,
+        id="poll_feeds",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(timezone.utc),
+    )
+    scheduler.add_job(
         bot.run_schedule,
         "interval",
         seconds=bot.settings.schedule_check_seconds,

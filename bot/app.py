@@ -4,28 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import compose, outbox, schedule
+from bot import compose, feed_watch, outbox, schedule
 from bot.calendar import load_calendar
 from bot.clock import real_clock, show
 from bot.config import Settings
 from bot.content import load_library, load_texts
-from bot.db import create_schema, make_engine, session as new_session
+from bot.db import create_schema, make_engine
+from bot.db import session as new_session
 from bot.dispatch import Context, Dispatcher
-from bot.models import Group, GroupKind, Outbox, OutboxState, Priority, Push, PushState
+from bot.feeds import fetch_feed
+from bot.feeds import redact as feed_redact
+from bot.models import (
+    Feed,
+    Group,
+    GroupKind,
+    Outbox,
+    OutboxState,
+    Priority,
+    Push,
+    PushState,
+)
+from bot.parsing import parse_command, strip_mentions
 from bot.people import first_notice, observe
+from bot.preview import fetch_preview
+from bot.pushing import push_alert
 from bot.relay import audit, due_acks
-from bot.transport.base import ChatKind, Incoming, Member, Outgoing, RoomInfo, RoomInvite, SendError, Transport
+from bot.transport.base import (
+    ChatKind,
+    Incoming,
+    LinkCard,
+    Member,
+    MessageKind,
+    Outgoing,
+    RoomInfo,
+    RoomInvite,
+    SendError,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 5
+_BARE_URL = re.compile(r"^https?://\S+$")
 
 
 class RelayBot:
@@ -40,7 +69,9 @@ class RelayBot:
         clock: Callable[[], datetime] = real_clock,
         send_loop: bool = True,
     ) -> None:
-        from handlers import ROUTERS  # handlers import the domain; importing them here keeps bot/ free of cycles
+        from handlers import (
+            ROUTERS,  # handlers import the domain; importing them here keeps bot/ free of cycles
+        )
 
         self.settings = settings
         self.transport = transport
@@ -61,6 +92,7 @@ class RelayBot:
         self.notifier = None  # the second channel (a webhook robot), set up by the CLI when configured
         self._lost_at: datetime | None = None
         self._background: set[asyncio.Task] = set()
+        self.http: httpx.AsyncClient | None = None  # feeds and link previews
 
     @property
     def tz(self) -> ZoneInfo:
@@ -74,6 +106,7 @@ class RelayBot:
             for row in outbox.recover_interrupted(s):
                 log.warning("outbox row %s was being sent when the bot stopped: sending it again", row.id)
             s.commit()
+        self.http = httpx.AsyncClient()
         if self.send_loop:
             self._sender = asyncio.create_task(self._send_loop(), name="outbox-sender")
         await self.transport.start(self)
@@ -87,6 +120,8 @@ class RelayBot:
             except asyncio.CancelledError:
                 pass
         await self.transport.stop()
+        if self.http is not None:
+            await self.http.aclose()
 
     # ---- EventSink -------------------------------------------------------------------------------
 
@@ -97,6 +132,7 @@ class RelayBot:
         async with self._lock:
             with new_session(self.engine) as s:
                 self._sync_groups(s, rooms)
+                feed_watch.sync_feeds(s, self.settings.feeds)
                 schedule.schedule_epoch(s, now=self.clock())  # nothing scheduled before the first start is owed
                 s.commit()
         for room in rooms:
@@ -109,9 +145,10 @@ class RelayBot:
         """Handle one message in one unit of work."""
         if msg.sender.contact_id == self.bot_id:
             return
+        previews = await self._link_previews(msg)
         async with self._lock:
             try:
-                refresh = await asyncio.to_thread(self._handle, msg)
+                refresh = await asyncio.to_thread(self._handle, msg, previews)
             except Exception:
                 log.exception("handling message %s failed; nothing was recorded", msg.message_id)
                 return
@@ -168,10 +205,26 @@ class RelayBot:
     def _context(self, s: Session, now: datetime) -> Context:
         return Context(session=s, now=now, settings=self.settings, texts=self.texts, library=self.library, bot_id=self.bot_id)
 
-    def _handle(self, msg: Incoming) -> set[str]:
+    async def _link_previews(self, msg: Incoming) -> dict[str, LinkCard]:
+        """For an admin's bare link (sent privately, or after 推送), the page's title and description, fetched here
+        because handlers run without network access; a page that cannot be read gets its URL as the title."""
+        if self.http is None or msg.kind != MessageKind.TEXT or msg.sender.contact_id not in self.settings.admin_ids:
+            return {}
+        cmd = parse_command(msg.text)
+        text = cmd.arg if cmd is not None and cmd.name == "推送" else strip_mentions(msg.text)
+        if cmd is not None and cmd.name != "推送" or not _BARE_URL.match(text):
+            return {}
+        preview = await fetch_preview(self.http, text, timeout=self.settings.preview_timeout_seconds)
+        if preview is None:
+            log.info("no preview for %s: pushing it with a plain title", text[:80])
+            return {text: LinkCard(text, text)}
+        return {text: LinkCard(text, preview.title, preview.description, preview.image)}
+
+    def _handle(self, msg: Incoming, previews: dict[str, LinkCard] | None = None) -> set[str]:
         now = self.clock()
         with new_session(self.engine) as s:
             ctx = self._context(s, now)
+            ctx.previews = previews or {}
             if msg.chat_kind == ChatKind.ROOM:
                 self._remember_room(s, msg.chat_id, msg.chat_name)
                 self._report_ambiguities(ctx, observe(s, room_id=msg.chat_id, members=[msg.sender], now=now), msg.chat_name)
@@ -322,6 +375,53 @@ class RelayBot:
             kind, start, end = schedule.report_period(occ.job, occ.due, self.tz)
             schedule.queue_report(s, kind=kind, start=start, end=end, now=now, settings=self.settings,
                                   texts=self.texts, chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+
+    async def poll_feeds(self) -> int:
+        """Poll the feeds that are due; returns how many were polled. Network waits happen outside the lock."""
+        now = self.clock()
+        with new_session(self.engine) as s:
+            due = [(f.id, f.url, f.etag, f.last_modified) for f in feed_watch.due_feeds(s, self.settings.feeds, now=now)]
+        if not due or self.http is None:
+            return 0
+        results = []
+        for feed_id, url, etag, last_modified in due:
+            result = await fetch_feed(self.http, url, etag=etag, last_modified=last_modified,
+                                      timeout=self.settings.feed_timeout_seconds)
+            if result.status == "error":
+                log.warning("feed %s failed: %s", feed_redact(url), result.error)
+            results.append((feed_id, result))
+        async with self._lock:
+            alerts = await asyncio.to_thread(self._store_polls, results, now)
+        for text in alerts:
+            self._alert_second_channel(text)
+        self._wake.set()
+        return len(results)
+
+    def _store_polls(self, results, now: datetime) -> list[str]:
+        every = timedelta(minutes=self.settings.feed_poll_minutes)
+        health: list[str] = []
+        with new_session(self.engine) as s:
+            ctx = self._context(s, now)
+            for feed_id, result in results:
+                feed = s.get(Feed, feed_id)
+                first_poll = feed.last_ok_at is None
+                shown = feed_watch.record_poll(s, feed, result, now=now, every=every)
+                for text in feed_watch.candidates_text(self.texts, shown):
+                    ctx.to_office(text)
+                if self.settings.feed_auto_push and not first_poll:
+                    for item in reversed(shown):
+                        outcome = push_alert(s, feed_watch.alert_for(item, now=now), now=now, actor_id="feed",
+                                             actor_name=feed.url[:100], settings=self.settings, texts=self.texts)
+                        item.push_id = outcome.push.id if outcome.push else None
+                        s.add(item)
+                if feed_watch.failing_for_a_day(feed, now=now) and first_notice(
+                    s, kind="feed_failing", key=f"{feed.id}:{feed.failing_since.isoformat()}", now=now
+                ):
+                    text = self.texts.t("feeds.failing", url=feed_redact(feed.url), error=feed.last_error)
+                    ctx.to_office(text, priority=Priority.NOTICE)
+                    health.append(text)
+            s.commit()
+        return health
 
     async def send_pending(self) -> int:
         """Send everything in the outbox now (no pacing); returns how many were sent. Used by tests and the demo."""

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     ack_quiet_seconds: int = 30
     # How often the bot looks for groups that have gone quiet.
     ack_check_seconds: float = 5.0
+    # Content feeds (RSS, Atom, JSON Feed) whose new items are offered to the office as candidates.
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feed_poll_minutes: int = 30
+    feed_auto_push: bool = False  # push new items to the liaison groups without an admin's command
+    feed_timeout_seconds: float = 10.0
+    preview_timeout_seconds: float = 5.0  # fetching a pushed link's title and description
     # A second channel for health problems and the daily summary: a WeCom or DingTalk group robot.
     notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
     notify_url: str = ""
@@ -81,7 +87,7 @@ class Settings(BaseSettings):
     def _one_time(cls, value: Any) -> Any:
         return _pad_time(value)
 
-    @field_validator("admin_ids", "liaison_groups", mode="before")
+    @field_validator("admin_ids", "liaison_groups", "feeds", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         # Environment variables carry lists as "a,b,c"; JSON arrays also work.

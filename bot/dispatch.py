@@ -33,6 +33,8 @@ class Context:
     sent: list[int] = field(default_factory=list)
     # Rooms whose member list the app should fetch after this unit of work (a group just became served).
     refresh_rooms: set[str] = field(default_factory=set)
+    # Link cards the app fetched for URLs in this message (handlers do no network I/O).
+    previews: dict = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -8,7 +8,8 @@ from sqlmodel import col, select
 
 from bot import compose, schedule
 from bot.dispatch import Context, Router
-from bot.models import Alert, Confirmation, GroupKind, Miss, Push, PushState
+from bot import feed_watch
+from bot.models import Alert, Confirmation, FeedItem, GroupKind, Miss, Push, PushState
 from bot.parsing import (
     Command,
     DeadlineError,
@@ -27,13 +28,14 @@ from bot.relay import (
 from bot.clock import show
 from bot.pushing import push_alert
 from bot.people import first_notice
-from bot.transport.base import ChatKind, Incoming, MessageKind
+from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
 from handlers import office_records
 from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
 
 router = Router("office")
 
 _URL = re.compile(r"^https?://\S+$")
+_CANDIDATE = re.compile(r"^候选\s*(\d{1,9})$")
 _SETTING_COMMANDS = ("设为联络员群", "取消联络员群", "设为办公群", "取消办公群")
 
 
@@ -63,7 +65,7 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool:
         cmd.arg == ""
         or cmd.arg.startswith("#")
         or cmd.name in _SETTING_COMMANDS
-        or (cmd.name == "推送" and ctx.library.find(cmd.arg) is not None)
+        or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg)))
     )
 
 
@@ -121,8 +123,37 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str) -> None:
 
 # ---- command handlers --------------------------------------------------------------------------
 
+def _link_alert(ctx: Context, url: str) -> Alert:
+    """A link card for `url`, with the title and description the app fetched (or the URL as its title)."""
+    card = ctx.previews.get(url) or LinkCard(url, url)
+    return Alert(title=card.title[:200] or url, link_url=url, link_description=card.description[:500],
+                 link_thumbnail=card.thumbnail_url, created_at=ctx.now)
+
+
+def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
+    item = ctx.session.get(FeedItem, n)
+    if item is None:
+        ctx.reply(msg, ctx.t("feeds.unknown", n=n))
+        return
+    if item.push_id is not None:
+        ctx.reply(msg, ctx.t("feeds.already", n=n, push=item.push_id))
+        return
+    outcome = push_alert(ctx.session, feed_watch.alert_for(item, now=ctx.now), now=ctx.now,
+                         actor_id=msg.sender.contact_id, actor_name=msg.sender.name, settings=ctx.settings,
+                         texts=ctx.texts)
+    if outcome.push is not None:
+        item.push_id = outcome.push.id
+        ctx.session.add(item)
+    ctx.reply(msg, outcome.message)
+
+
 def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
-    if cmd.arg:
+    candidate = _CANDIDATE.match(cmd.arg)
+    if candidate:
+        _push_candidate(msg, ctx, int(candidate.group(1)))
+    elif _URL.match(cmd.arg):
+        _push(msg, ctx, _link_alert(ctx, cmd.arg))
+    elif cmd.arg:
         _push_library(msg, ctx, cmd.arg)
     else:
         _push_draft(msg, ctx, quoted)
@@ -287,7 +318,9 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         alert.title = ctx.t("push.image_title")
         what = ctx.t("push.draft_image")
     elif _URL.match(text):
-        alert.link_url = alert.title = text
+        card = _link_alert(ctx, text)
+        alert.link_url, alert.title = card.link_url, card.title
+        alert.link_description, alert.link_thumbnail = card.link_description, card.link_thumbnail
         what = ctx.t("push.draft_link")
     elif text:
         alert.title, alert.text = text.splitlines()[0][:30], text[:2000]
