@@ -44,7 +44,7 @@ _MAX_LABEL_WIDTH = 24  # display width (wide chars count 2) of a unit label befo
 _COLORS = {"按时": "#2e7d32", "迟报": "#f9a825", "未转发": "#c62828"}
 
 # matplotlib's font caches are shared by all figures and not documented as thread-safe.
-_RENDER_LOCK = threading.Lock()
+RENDER_LOCK = threading.Lock()
 
 
 class CJKFontMissing(RuntimeError):
@@ -77,7 +77,7 @@ def _registered_family(path: Path) -> str:
     return family
 
 
-def _cjk_font(size: float) -> FontProperties:
+def cjk_font(size: float) -> FontProperties:
     # DejaVu Sans second: matplotlib falls back per glyph, for the odd symbol the CJK font lacks.
     return FontProperties(family=[_registered_family(cjk_font_path()), "DejaVu Sans"], size=size)
 
@@ -105,7 +105,7 @@ def _shown(value: float, number_format: str | None) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def _add_sheet(
+def add_sheet(
     wb: Workbook, title: str, header: Sequence[str], rows: Iterable[Sequence], formats: dict[int, str]
 ) -> None:
     """One sheet: bold frozen header, auto-filter, columns as wide as their text. Blank cells stay blank."""
@@ -143,7 +143,7 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
     wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
     wb.properties.creator = "relaybot"
 
-    _add_sheet(
+    add_sheet(
         wb,
         "单位排名",
         [
@@ -159,7 +159,7 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         ),
         {9: "0.0%", 10: "0.0"},
     )
-    _add_sheet(
+    add_sheet(
         wb,
         "推送明细",
         ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位"],
@@ -172,8 +172,8 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         ),
         {},
     )
-    _add_sheet(wb, "红黑榜", ["红榜", "黑榜"], zip_longest(report.red, report.black), {})
-    _add_sheet(
+    add_sheet(wb, "红黑榜", ["红榜", "黑榜"], zip_longest(report.red, report.black), {})
+    add_sheet(
         wb,
         "升级名单",
         ["等级", "单位"],
@@ -188,7 +188,7 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
 # --- Chart -------------------------------------------------------------------------------------------------
 
 
-def _label(unit: str) -> str:
+def short_label(unit: str) -> str:
     if _display_width(unit) <= _MAX_LABEL_WIDTH:
         return unit
     cut = ""
@@ -203,15 +203,15 @@ def render_chart(report: Report) -> bytes:
     """PNG of on-time/late/missed per unit, best on top: 1200 x max(600, 200 + 36 * units) px at 100 dpi."""
     n = len(report.units)
     height_px = max(_MIN_HEIGHT_PX, _TOP_PX + _BOTTOM_PX + _BAR_PX * n)
-    with _RENDER_LOCK:
-        title_font, label_font, small_font = _cjk_font(16), _cjk_font(11), _cjk_font(10)
+    with RENDER_LOCK:
+        title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
         # Figure + Agg canvas directly, not pyplot: no global figure registry or backend switch.
         fig = Figure(figsize=(_WIDTH_PX / _DPI, height_px / _DPI), dpi=_DPI)
         FigureCanvasAgg(fig)
         # parse_math=False: a "$" in a user-typed title or unit name must not be read as TeX.
         fig.suptitle(report.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
         if not n:
-            fig.text(0.5, 0.5, "本期无数据", fontproperties=_cjk_font(20), ha="center", va="center")
+            fig.text(0.5, 0.5, "本期无数据", fontproperties=cjk_font(20), ha="center", va="center")
         else:
             _draw_bars(fig, report, height_px, label_font, small_font)
         out = io.BytesIO()
@@ -224,7 +224,7 @@ def _draw_bars(
     fig: Figure, report: Report, height_px: int, label_font: FontProperties, small_font: FontProperties
 ) -> None:
     units = report.units
-    labels = [_label(u.unit) for u in units]
+    labels = [short_label(u.unit) for u in units]
     # Left margin from the widest label as actually laid out, so long names are neither clipped nor wasteful.
     renderer = fig.canvas.get_renderer()
     widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)

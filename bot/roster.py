@@ -107,7 +107,7 @@ def _read_xlsx(path: Path) -> list[list[str]]:
         sheet = wb.worksheets[0]
         table = []
         for row in sheet.iter_rows(values_only=True):
-            table.append([_cell_text(v) for v in row])
+            table.append([cell_text(v) for v in row])
             if len(table) > MAX_ROWS + 1:
                 break
         return table
@@ -115,7 +115,7 @@ def _read_xlsx(path: Path) -> list[list[str]]:
         wb.close()
 
 
-def _cell_text(value: object) -> str:
+def cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():

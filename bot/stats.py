@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from bot.content import AlertLibrary, Texts, load_texts
 from bot.models import IncidentStat, Unit, UnitKind
 from bot.reports import period_of
-from bot.roster import _cell_text
+from bot.roster import cell_text
 from bot.textnorm import clean, squeeze
 
 MAX_ROWS = 20_000
@@ -351,7 +351,7 @@ def _shows_day(number_format: str) -> bool:
 
 
 def _text(value: object) -> str:
-    return clean(_cell_text(value))
+    return clean(cell_text(value))
 
 
 def _header_key(value: object) -> str:
@@ -689,7 +689,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
     """The report as an .xlsx: sheets 镇街排名, 案件类型, 处置名单, each with a frozen header in row 1."""
     from openpyxl import Workbook
 
-    from bot.report_render import ILLEGAL_CHARACTERS_RE, _add_sheet
+    from bot.report_render import ILLEGAL_CHARACTERS_RE, add_sheet
 
     texts = load_texts()
     t = texts.t
@@ -702,7 +702,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
 
     types = [c.case_type for c in report.case_types]
     extra = [t("stats.unclassified")] if any(s.unclassified for s in report.towns) else []
-    _add_sheet(
+    add_sheet(
         wb,
         "镇街排名",
         ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
@@ -717,7 +717,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
         ),
         {5: "+0;-0;0"},
     )
-    _add_sheet(
+    add_sheet(
         wb,
         "案件类型",
         ["案件类型", "警情数", "占比", "建议推送"],
@@ -727,7 +727,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
         ),
         {3: "0.0%"},
     )
-    _add_sheet(
+    add_sheet(
         wb,
         "处置名单",
         ["处置", "镇街", "本期排名", "警情数", "说明"],
@@ -762,14 +762,14 @@ def render_stats_chart(report: StatsReport) -> bytes:
     title = texts.t("stats.chart_title", period=period_label(texts, report.period_start, report.period_end))
     n = len(report.towns)
     height_px = max(rr._MIN_HEIGHT_PX, rr._TOP_PX + rr._BOTTOM_PX + rr._BAR_PX * n)
-    with rr._RENDER_LOCK:
-        title_font, label_font, small_font = rr._cjk_font(16), rr._cjk_font(11), rr._cjk_font(10)
+    with rr.RENDER_LOCK:
+        title_font, label_font, small_font = rr.cjk_font(16), rr.cjk_font(11), rr.cjk_font(10)
         fig = Figure(figsize=(rr._WIDTH_PX / rr._DPI, height_px / rr._DPI), dpi=rr._DPI)
         FigureCanvasAgg(fig)
         fig.suptitle(title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
         if not n:
             empty = texts.t("stats.chart_empty")
-            fig.text(0.5, 0.5, empty, fontproperties=rr._cjk_font(20), ha="center", va="center")
+            fig.text(0.5, 0.5, empty, fontproperties=rr.cjk_font(20), ha="center", va="center")
         else:
             _draw_town_bars(fig, report, texts, height_px, label_font, small_font)
         out = io.BytesIO()
@@ -784,7 +784,7 @@ def _draw_town_bars(fig, report: StatsReport, texts: Texts, height_px: int, labe
     from bot import report_render as rr
 
     towns = report.towns
-    labels = [rr._label(s.town) for s in towns]
+    labels = [rr.short_label(s.town) for s in towns]
     renderer = fig.canvas.get_renderer()
     widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
     left_px = min(max(widest + 20, 80), rr._WIDTH_PX / 2)

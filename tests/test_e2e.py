@@ -201,7 +201,7 @@ def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot
 
 def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(gateway, bot, tmp_path):
     import time as _time
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
     from bot.models import Outbox

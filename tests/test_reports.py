@@ -14,7 +14,7 @@ from bot.db import session
 from bot.reports import build_report, period_of, previous_period
 from bot.schedule import ladder_of
 from tests.bot_process import ROOT
-from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, TZ, WANG, WU, ZHENG, ZHOU
+from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG, WU, ZHENG, ZHOU
 
 # (who, minutes after 09:00 on the push day) per push; 西湖镇 confirms #1 at 19:00, after the deadline.
 WEEK = [

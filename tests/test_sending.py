@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.app import RelayBot
 from bot.db import session
 from bot.models import Outbox
-from bot.transport.base import Member, SendError
+from bot.transport.base import SendError
 from tests.bot_process import ROOT
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 
