@@ -81,3 +81,31 @@ async def bot(settings, transport, engine, clock, roster) -> RelayBot:
     transport.sent.clear()
     yield b
     await b.stop()
+
+
+@pytest.fixture(scope="module")
+def _threaded_server():
+    from pytest_httpserver import HTTPServer
+
+    # Threaded, so a handler that sleeps in one test can't hold up the next.
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def server(_threaded_server):
+    """A real HTTP server on 127.0.0.1, cleared for each test."""
+    _threaded_server.clear()
+    return _threaded_server
+
+
+@pytest.fixture
+async def client():
+    """An httpx client that ignores proxy settings from the environment (the server is on 127.0.0.1)."""
+    import httpx
+
+    async with httpx.AsyncClient(trust_env=False) as c:
+        yield c

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from bot.feeds import FeedError, fetch_feed, parse_feed, redact
@@ -68,26 +67,6 @@ JSON_FEED = {
 }
 
 
-@pytest.fixture(scope="module")
-def _server():
-    # Threaded, so a handler that sleeps in one test can't hold up the next.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(_server):
-    _server.clear()
-    return _server
-
-
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient(trust_env=False) as c:  # no proxy from the environment for 127.0.0.1
-        yield c
 
 
 def rss_response(**headers) -> Response:

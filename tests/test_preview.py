@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from bot.preview import Preview, fetch_preview
@@ -31,26 +30,6 @@ PLAIN_PAGE = """<html><head>
 </head><body></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def _server():
-    # Threaded, so a handler that sleeps in one test can't hold up the next.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(_server):
-    _server.clear()
-    return _server
-
-
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient(trust_env=False) as c:  # no proxy from the environment for 127.0.0.1
-        yield c
 
 
 async def test_og_tags_win_over_title_and_meta_description(server, client):
