@@ -22,7 +22,7 @@ setup_python() {
   if [ ! -x .venv/bin/python ]; then
     "$(pick_python)" -m venv .venv
   fi
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-test}]"
 }
 
 setup_gateway() {
@@ -37,12 +37,12 @@ case "${1:-}" in
     ;;
   test)
     shift
-    setup_python
+    setup_python test,ocr  # the OCR extra is optional for the bot, but its tests run
     setup_gateway
     .venv/bin/python -m pytest "$@"
     ;;
   setup)
-    setup_python
+    setup_python test,ocr
     setup_gateway
     ;;
   *)

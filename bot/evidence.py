@@ -1,0 +1,242 @@
+"""Checks a liaison's screenshot that claims an alert was forwarded into the unit's own group.
+
+Offline only. The order of the checks:
+1. the bytes must decode as an image, else 存疑 "图片无法读取";
+2. a near-identical image used before (another unit, another push) -> 存疑, naming its owner;
+3. no OCR installed -> 未核验 (the screenshot is kept for a person to look at);
+4. the liaison group's own name in the chat header -> 存疑 "截图是联络员群本身";
+5. the push title found in the text -> 已核验, else 存疑 "截图中找不到推送标题".
+
+OCR (rapidocr-onnxruntime, PP-OCRv4) keeps both cores busy for 1-2 s per image and needs 0.5-0.8 GB:
+call check_screenshot off the event loop (asyncio.to_thread) and one image at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+VERIFIED = "已核验"
+UNVERIFIED = "未核验"
+DOUBTFUL = "存疑"
+
+REASON_TITLE_FOUND = "截图中有推送标题"
+REASON_TITLE_MISSING = "截图中找不到推送标题"
+REASON_LIAISON_GROUP = "截图是联络员群本身"
+REASON_UNREADABLE = "图片无法读取"
+REASON_NO_OCR = "未安装文字识别，截图已保存未核验"
+
+HEADER_FRACTION = 0.15  # the status bar and the chat's title bar
+_MIN_HEADER_LINES = 4  # time, network/battery text and the group title, when positions are unknown
+_MAX_PIXELS = 40_000_000  # a phone screenshot is 2-4 Mpx; bigger is not a screenshot
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "已核验" | "未核验" | "存疑"
+    reason: str  # short Chinese reason shown to the office
+    title_score: float
+    phash: str  # hex perceptual hash of the image ("" when the image cannot be read)
+
+
+# --- perceptual hash -------------------------------------------------------------------------------
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * math.sqrt(2 / n)
+    m[0] /= math.sqrt(2)
+    return m
+
+
+_DCT32 = _dct_matrix(32)
+
+
+def _open(image_bytes: bytes) -> Image.Image:
+    """Decodes fully (raises on truncated or bogus data) and applies the EXIF rotation."""
+    img = Image.open(io.BytesIO(image_bytes))
+    if img.width * img.height > _MAX_PIXELS:
+        raise ValueError(f"image too large: {img.width}x{img.height}")
+    img.load()
+    return ImageOps.exif_transpose(img)
+
+
+HASH_SIDE = 16
+HASH_BITS = HASH_SIDE * HASH_SIDE
+
+
+def _phash(img: Image.Image) -> str:
+    # pHash on 32x32 grey with a 2-D DCT, keeping the 16x16 lowest frequencies -> 256 bits. The classic 8x8 (64 bits)
+    # puts two different screenshots of quiet chats with the same layout only ~6-10 bits apart; 256 bits puts them
+    # 18-36 apart while a resized, re-compressed copy stays at 0-2.
+    grey = img.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    pixels = np.asarray(grey, dtype=np.float64)
+    low = (_DCT32 @ pixels @ _DCT32.T)[:HASH_SIDE, :HASH_SIDE].flatten()
+    bits = low > np.median(low)
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):0{HASH_BITS // 4}x}"
+
+
+def perceptual_hash(image_bytes: bytes) -> str:
+    """256-bit pHash as 64 hex digits. Raises on bytes that are not an image."""
+    return _phash(_open(image_bytes))
+
+
+def hash_distance(a: str, b: str) -> int:
+    """Hamming distance of two hex hashes; unparsable or empty hashes are as far apart as possible."""
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except (TypeError, ValueError):
+        return HASH_BITS
+
+
+# --- text matching ---------------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """NFKC, lower case, without whitespace, punctuation (incl. all bracket/quote variants) or control chars."""
+    out = []
+    for ch in unicodedata.normalize("NFKC", text).casefold():
+        cat = unicodedata.category(ch)
+        if cat[0] in "PZC" or ch.isspace():
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def title_score(ocr_text: str, title: str, *, head: int = 20) -> float:
+    """0-100: how well the first `head` characters of the (normalised) title occur in the OCR text."""
+    from rapidfuzz import fuzz
+
+    needle = normalise(title)[:head]
+    hay = normalise(ocr_text)
+    if not needle or not hay:
+        return 0.0
+    if len(hay) < len(needle):
+        # partial_ratio aligns the *shorter* string inside the longer one: a picture reading just "刷单"
+        # would score 100 against the title. Text shorter than the title head is compared whole.
+        return float(fuzz.ratio(needle, hay))
+    return float(fuzz.partial_ratio(needle, hay))
+
+
+# --- OCR -------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Ocr(Protocol):
+    def read(self, image_bytes: bytes) -> list[str]:
+        """OCR lines, top to bottom."""
+        ...
+
+
+class RapidOcr:
+    """rapidocr-onnxruntime (PP-OCRv4 models shipped in the wheel; no download)."""
+
+    def __init__(self) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        self._engine = RapidOCR()
+        self._lock = threading.Lock()  # one image at a time: a second run only competes for the same 2 cores
+
+    def read_positioned(self, image_bytes: bytes) -> list[tuple[str, float]]:
+        """(text, top edge as a fraction of the image height), top to bottom."""
+        img = _open(image_bytes).convert("RGB")
+        with self._lock:
+            result, _ = self._engine(img, use_cls=False)  # screenshots are upright; cls only costs time
+        lines = []
+        for box, text, _score in result or []:
+            top = min(p[1] for p in box) / img.height
+            lines.append((str(text), float(top)))
+        lines.sort(key=lambda line: line[1])
+        return lines
+
+    def read(self, image_bytes: bytes) -> list[str]:
+        return [text for text, _ in self.read_positioned(image_bytes)]
+
+
+def load_ocr() -> Ocr | None:
+    """The offline OCR engine, or None when rapidocr-onnxruntime is not installed (the bot runs without it)."""
+    try:
+        return RapidOcr()
+    except ImportError:
+        return None
+    except Exception:  # a broken install (e.g. onnxruntime without its native libs) must not stop the bot
+        log.exception("文字识别无法加载")
+        return None
+
+
+def _header_and_body(ocr: Ocr, image_bytes: bytes) -> tuple[list[str], list[str]]:
+    positioned = getattr(ocr, "read_positioned", None)
+    if callable(positioned):
+        lines = positioned(image_bytes)
+        texts = [text for text, _ in lines]
+        header = [text for text, top in lines if top <= HEADER_FRACTION]
+        return header, texts
+    texts = list(ocr.read(image_bytes))
+    count = max(_MIN_HEADER_LINES, math.ceil(len(texts) * HEADER_FRACTION))
+    return texts[:count], texts
+
+
+def _group_in_header(header: list[str], group_name: str, threshold: float) -> bool:
+    from rapidfuzz import fuzz
+
+    name = normalise(group_name)
+    if not name:
+        return False
+    for line in header:
+        text = normalise(line)
+        # same short-text trap as in title_score: "联络员" alone must not match the whole group name
+        if len(text) >= len(name) and fuzz.partial_ratio(name, text) >= threshold:
+            return True
+    return False
+
+
+def check_screenshot(
+    image_bytes: bytes,
+    *,
+    title: str,
+    group_name: str,
+    earlier: list[tuple[str, str]],
+    ocr: Ocr | None,
+    threshold: float = 85.0,
+    max_distance: int = 8,
+) -> Verdict:
+    """The verdict on one screenshot; never raises."""
+    try:
+        phash = _phash(_open(image_bytes))
+    except Exception:  # noqa: BLE001 - anything a hostile or broken file can raise
+        return Verdict(DOUBTFUL, REASON_UNREADABLE, 0.0, "")
+
+    best: tuple[int, str] | None = None
+    for other_hash, owner in earlier:
+        dist = hash_distance(phash, other_hash)
+        if dist <= max_distance and (best is None or dist < best[0]):
+            best = (dist, owner)
+    if best is not None:
+        return Verdict(DOUBTFUL, f"与{best[1]}的截图相同", 0.0, phash)
+
+    if ocr is None:
+        return Verdict(UNVERIFIED, REASON_NO_OCR, 0.0, phash)
+
+    try:
+        header, lines = _header_and_body(ocr, image_bytes)
+    except Exception:  # noqa: BLE001
+        log.exception("文字识别失败")
+        return Verdict(UNVERIFIED, "文字识别失败，截图已保存未核验", 0.0, phash)
+
+    score = title_score("".join(lines), title)
+    if _group_in_header(header, group_name, threshold):
+        return Verdict(DOUBTFUL, REASON_LIAISON_GROUP, score, phash)
+    if score >= threshold:
+        return Verdict(VERIFIED, REASON_TITLE_FOUND, score, phash)
+    return Verdict(DOUBTFUL, REASON_TITLE_MISSING, score, phash)
