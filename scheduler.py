@@ -33,6 +33,11 @@ def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
         coalesce=True,
         next_run_time=datetime.now(timezone.utc),
     )
+    # The backlog of screenshots left by a restart, and the retention of old ones.
+    scheduler.add_job(bot.check_evidence, "interval", minutes=5, id="check_evidence", max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(timezone.utc))
+    scheduler.add_job(bot.expire_evidence, "interval", hours=6, id="expire_evidence", max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(timezone.utc))
     scheduler.add_job(
         bot.run_schedule,
         "interval",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import compose, feed_watch, outbox, schedule
+from bot import compose, evidence, evidence_store, feed_watch, outbox, schedule
 from bot.calendar import load_calendar
 from bot.clock import real_clock, show
 from bot.config import Settings
@@ -78,8 +79,10 @@ class RelayBot:
         self.engine = engine or make_engine(settings.database_url)
         create_schema(self.engine)
         self.clock = clock
-        # Tests that move a fake clock drive sending themselves (send_due / send_pending) instead of the loop.
+        # Tests that move a fake clock drive sending themselves (send_due / send_pending) instead of the loop;
+        # the same tests run the screenshot checks themselves (check_evidence).
         self.send_loop = send_loop
+        self.evidence_worker = send_loop
         self.texts = load_texts()
         self.library = load_library()
         self.dispatcher = Dispatcher(ROUTERS)
@@ -93,6 +96,8 @@ class RelayBot:
         self._lost_at: datetime | None = None
         self._background: set[asyncio.Task] = set()
         self.http: httpx.AsyncClient | None = None  # feeds and link previews
+        self._ocr = None  # loaded on the first screenshot; False when no OCR is installed
+        self._evidence_lock = asyncio.Lock()  # one OCR at a time: it keeps both cores busy
 
     @property
     def tz(self) -> ZoneInfo:
@@ -155,6 +160,10 @@ class RelayBot:
         for room_id in refresh:
             await self._refresh_members(room_id)
         self._wake.set()
+        if msg.kind == MessageKind.IMAGE and self.evidence_worker:
+            task = asyncio.create_task(self.check_evidence())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
         """New members: remember them and try to recognise them."""
@@ -422,6 +431,57 @@ class RelayBot:
                     health.append(text)
             s.commit()
         return health
+
+    async def check_evidence(self) -> int:
+        """Check waiting screenshots one at a time, off the event loop; returns how many got a verdict."""
+        done = 0
+        async with self._evidence_lock:
+            while True:
+                with new_session(self.engine) as s:
+                    job = evidence_store.next_check(s)
+                if job is None:
+                    return done
+                verdict = await self._check_one(job)
+                async with self._lock:
+                    with new_session(self.engine) as s:
+                        evidence_store.record_verdict(s, job.confirmation_id, status=verdict[0], reason=verdict[1],
+                                                      phash=verdict[2])
+                        s.commit()
+                done += 1
+
+    async def _check_one(self, job: evidence_store.CheckJob) -> tuple[str, str, str]:
+        folder = Path(self.settings.evidence_dir)
+        try:
+            data = await asyncio.to_thread(evidence_store.evidence_path(folder, job.file).read_bytes)
+        except (OSError, ValueError):
+            return "存疑", "截图文件不见了", ""
+        if self._ocr is None:
+            self._ocr = await asyncio.to_thread(evidence.load_ocr) or False
+            if not self._ocr:
+                log.warning("no OCR installed (pip install -e '.[ocr]'): screenshots are stored unchecked")
+        try:
+            async with asyncio.timeout(self.settings.evidence_check_seconds):
+                verdict = await asyncio.to_thread(
+                    evidence.check_screenshot, data, title=job.title, group_name=job.group_name,
+                    earlier=job.earlier, ocr=self._ocr or None,
+                )
+        except TimeoutError:
+            log.warning("OCR of %s took longer than %.0f s", job.file, self.settings.evidence_check_seconds)
+            return "未核验", self.texts.t("evidence.timeout"), ""
+        return verdict.status, verdict.reason, verdict.phash
+
+    async def expire_evidence(self) -> int:
+        """Delete screenshots past the retention period (their verdicts stay)."""
+        now = self.clock()
+        keep = timedelta(days=self.settings.evidence_retention_days)
+        async with self._lock:
+            with new_session(self.engine) as s:
+                count = await asyncio.to_thread(evidence_store.expire, s, Path(self.settings.evidence_dir), now=now,
+                                                keep=keep)
+                s.commit()
+        if count:
+            log.info("deleted %d screenshots older than %d days", count, self.settings.evidence_retention_days)
+        return count
 
     async def send_pending(self) -> int:
         """Send everything in the outbox now (no pacing); returns how many were sent. Used by tests and the demo."""

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     feed_auto_push: bool = False  # push new items to the liaison groups without an admin's command
     feed_timeout_seconds: float = 10.0
     preview_timeout_seconds: float = 5.0  # fetching a pushed link's title and description
+    # Screenshot evidence: where images are kept, for how long (the verdicts stay), and the OCR time limit.
+    evidence_dir: str = "data/evidence"
+    evidence_retention_days: int = 90
+    evidence_check_seconds: float = 60.0
+    # A screenshot within this many minutes of a unit's text confirmation is that confirmation's evidence.
+    evidence_window_minutes: int = 10
     # A second channel for health problems and the daily summary: a WeCom or DingTalk group robot.
     notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
     notify_url: str = ""

@@ -69,6 +69,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
         liaison_groups=[LIAISON_NAME],
         office_group=OFFICE_NAME,
         ack_quiet_seconds=60,
+        evidence_dir=str(folder / "evidence"),
         reminder_times=[time(10, 0)],  # one automatic reminder is enough to show in the demo
     )
     engine = make_engine(settings.database_url)

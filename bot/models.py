@@ -166,6 +166,13 @@ class Confirmation(SQLModel, table=True):
     late: bool = False
     # When the group was told; None means the acknowledgement is still owed.
     acked_at: datetime | None = _utc_field(nullable=True)
+    # A screenshot as evidence: its file (a generated name inside the evidence folder; "" once deleted by
+    # retention), its perceptual hash, and the verdict (已核验/未核验/存疑; "" while waiting for the check).
+    evidence_file: str = Field(default="", max_length=100)
+    evidence_at: datetime | None = _utc_field(nullable=True)
+    evidence_hash: str = Field(default="", max_length=80)
+    verdict: str = Field(default="", max_length=10)
+    verdict_reason: str = Field(default="", max_length=100)
 
 
 class AuditLog(SQLModel, table=True):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import select
 
+from bot import evidence_store
 from bot.dispatch import Context, Router
 from bot.models import ConfirmMethod, GroupKind, Liaison, Push, PushState, Unit
 from bot.parsing import is_bare_ack, is_confirmation, parse_push_ref, parse_quote
@@ -59,6 +62,8 @@ def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
         log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
         return
     for unit, liaison in _units_meant(msg, liaisons, ctx):
+        if method == ConfirmMethod.IMAGE.value and _attach_to_recent(msg, ctx, unit):
+            continue
         if ref is not None:
             push = ctx.session.get(Push, ref)
             if push is None or push.state == PushState.WITHDRAWN.value:
@@ -69,7 +74,7 @@ def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
             if not open_pushes:
                 continue  # nothing left to confirm: a repeat, which changes nothing
             push = open_pushes[0]
-        record_confirmation(
+        conf = record_confirmation(
             ctx.session,
             push=push,
             unit=unit,
@@ -80,6 +85,30 @@ def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
             message_id=msg.message_id,
             text=msg.text if method != ConfirmMethod.IMAGE.value else (msg.image.name if msg.image else ""),
         )
+        if conf is not None and method == ConfirmMethod.IMAGE.value:
+            _store_screenshot(msg, ctx, conf)
+
+
+def _store_screenshot(msg: Incoming, ctx: Context, conf) -> None:
+    """Keep the image as the confirmation's evidence; the check runs later, off the chat's path."""
+    if msg.image is None:
+        return
+    try:
+        name = evidence_store.save_image(Path(ctx.settings.evidence_dir), msg.image.data)
+    except (OSError, ValueError):
+        log.exception("could not store the screenshot of message %s", msg.message_id)
+        return
+    evidence_store.attach(ctx.session, conf, name, now=ctx.now)
+
+
+def _attach_to_recent(msg: Incoming, ctx: Context, unit: Unit) -> bool:
+    """A screenshot shortly after the unit's text confirmation is that confirmation's evidence."""
+    window = timedelta(minutes=ctx.settings.evidence_window_minutes)
+    conf = evidence_store.recent_without_evidence(ctx.session, unit.id, now=ctx.now, window=window)
+    if conf is None:
+        return False
+    _store_screenshot(msg, ctx, conf)
+    return True
 
 
 @router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.TEXT))

@@ -48,9 +48,10 @@ def engine(tmp_path):
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(tmp_path) -> Settings:
     return Settings(
         database_url="sqlite://",
+        evidence_dir=str(tmp_path / "evidence"),
         admin_ids=[ADMIN.contact_id],
         liaison_groups=["全区反诈联络员群"],
         office_group="反诈办工作群",

@@ -302,3 +302,30 @@ def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exac
     copies = Counter(i["conversation_id"] for i in gateway.sent(mark) if i["text"].startswith("【反诈预警 #1】"))
     assert copies == Counter({r: 1 for r in rooms})
     engine.dispose()
+
+
+def test_a_screenshot_over_20_kb_is_checked_and_its_verdict_shown_in_progress(gateway, bot):
+    from pathlib import Path
+
+    from tests.gateway_harness import wait_until
+
+    bot.start()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
+    gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=10)
+    data = (Path(__file__).parent / "data" / "screenshots" / "unit_1080.png").read_bytes()
+    assert len(data) > 20 * 1024  # arrives through the gateway's Download stream
+    gateway.image(WANG[0], "Screenshot_20261126.png", data, room=LIAISON_ROOM)
+    engine = make_engine(bot.db_url)
+
+    def verdict():
+        with session(engine) as s:
+            conf = s.exec(select(Confirmation)).first()
+            return conf.verdict if conf else ""
+
+    wait_until(verdict, lambda v: v != "", 60, "the screenshot's verdict")
+    engine.dispose()
+    mark = len(gateway.sent())
+    gateway.say(ADMIN[0], "进度", room=OFFICE_ROOM)
+    sent = gateway.wait_sent(has_text(OFFICE_ROOM, "截图："), since=mark, timeout=10)
+    assert "截图：已核验 1，未核验 0，存疑 0，待核验 0" in texts_to(sent, OFFICE_ROOM)[-1]

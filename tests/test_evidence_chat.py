@@ -1,0 +1,108 @@
+"""Screenshot evidence in the running bot: stored, checked off the chat's path, shown in 进度, kept for a while."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot import evidence
+from bot.app import RelayBot
+from bot.db import session
+from bot.evidence_store import evidence_path
+from bot.models import Confirmation, Unit
+from bot.transport.base import Image
+from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, WANG
+
+SHOTS = Path(__file__).parent / "data" / "screenshots"
+
+
+def shot(name: str) -> Image:
+    return Image(name, (SHOTS / name).read_bytes())
+
+
+def verdicts(engine) -> dict[str, tuple[str, str]]:
+    with session(engine) as s:
+        return {s.get(Unit, c.unit_id).name: (c.verdict, c.verdict_reason) for c in s.exec(select(Confirmation))}
+
+
+async def progress(bot, transport) -> str:
+    await transport.say(ADMIN, "进度", room_id=OFFICE_ROOM)
+    await bot.send_pending()
+    return transport.sent[-1].text
+
+
+@pytest.fixture
+async def pushed(bot, transport):
+    await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)  # the title the screenshots show
+    await bot.send_pending()
+    return bot
+
+
+async def test_screenshots_get_verdicts_shown_in_progress(pushed, transport, engine):
+    bot = pushed
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    await transport.send_image(LI, shot("liaison_group.jpg"), room_id=LIAISON_ROOM)
+    await transport.send_image(SUN, shot("reused_unit_1080.jpg"), room_id=LIAISON_ROOM)
+    assert {v for v, _ in verdicts(engine).values()} == {""}  # recorded at once, checked later
+    assert "待核验 3" in await progress(bot, transport)
+    assert await bot.check_evidence() == 3
+    assert verdicts(engine) == {
+        "城关镇": ("已核验", "截图中有推送标题"),
+        "东城街道": ("存疑", "截图是联络员群本身"),
+        "区教育局": ("存疑", "与城关镇的截图相同"),
+    }
+    text = await progress(bot, transport)
+    assert "截图：已核验 1，未核验 0，存疑 2，待核验 0" in text
+    assert "存疑：东城街道（截图是联络员群本身）、区教育局（与城关镇的截图相同）" in text
+
+
+async def test_a_screenshot_after_a_text_confirmation_is_its_evidence(pushed, transport, engine, clock):
+    await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
+    clock.advance(minutes=3)
+    await transport.send_image(WANG, shot("unit_dark.jpg"), room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    with session(engine) as s:
+        conf = s.exec(select(Confirmation)).one()
+    assert (conf.method, conf.verdict) == ("text", "已核验")
+
+
+async def test_stored_under_a_generated_name_and_the_backlog_survives_a_restart(
+        settings, transport, engine, clock, roster, pushed):
+    await transport.send_image(WANG, Image("../../etc/passwd.png", shot("unit_720_q70.jpg").data), room_id=LIAISON_ROOM)
+    await pushed.stop()  # before any check
+    with session(engine) as s:
+        conf = s.exec(select(Confirmation)).one()
+    folder = Path(settings.evidence_dir)
+    assert conf.evidence_file.endswith(".jpg") and "/" not in conf.evidence_file and ".." not in conf.evidence_file
+    assert evidence_path(folder, conf.evidence_file).read_bytes() == shot("unit_720_q70.jpg").data
+    with pytest.raises(ValueError):
+        evidence_path(folder, "../x.jpg")
+    again = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    await again.start()
+    assert await again.check_evidence() == 1
+    assert verdicts(engine)["城关镇"][0] == "已核验"
+    await again.stop()
+
+
+async def test_without_ocr_screenshots_are_stored_unchecked(pushed, transport, engine, monkeypatch):
+    monkeypatch.setattr(evidence, "load_ocr", lambda: None)
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    assert verdicts(engine)["城关镇"] == ("未核验", "未安装文字识别，截图已保存未核验")
+    assert "城关镇" not in (await progress(pushed, transport)).splitlines()[-1]  # it still counts as confirmed
+
+
+async def test_old_screenshots_are_deleted_and_their_verdicts_stay(pushed, transport, engine, clock, settings):
+    await transport.send_image(WANG, shot("unit_540_q50.jpg"), room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    with session(engine) as s:
+        name = s.exec(select(Confirmation)).one().evidence_file
+    path = evidence_path(Path(settings.evidence_dir), name)
+    clock.advance(days=89)
+    assert await pushed.expire_evidence() == 0 and path.exists()
+    clock.advance(days=2)
+    assert await pushed.expire_evidence() == 1
+    assert not path.exists()
+    assert verdicts(engine)["城关镇"] == ("已核验", "截图中有推送标题")
