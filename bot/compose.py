@@ -100,4 +100,8 @@ def report_text(texts: Texts, report: Report) -> str:
         lines.append(texts.t("report.black", names=NAME_SEP.join(report.black)))
     for level, names in report.escalations.items():
         lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
+    if report.evidence:
+        count = {v: sum(1 for e in report.evidence if e.verdict == v) for v in ("已核验", "存疑")}
+        lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count["已核验"],
+                             doubtful=count["存疑"]))
     return "\n".join(lines)

@@ -41,6 +41,16 @@ class PushRow:
 
 
 @dataclass(frozen=True)
+class EvidenceRow:
+    """A screenshot's verdict, for the 截图核验 sheet."""
+
+    n: int
+    unit: str
+    verdict: str  # 已核验 / 未核验 / 存疑, or "" while waiting for the check
+    reason: str
+
+
+@dataclass(frozen=True)
 class Report:
     """A daily, weekly or monthly report."""
 
@@ -54,3 +64,4 @@ class Report:
     red: list[str] = field(default_factory=list)  # 红榜: best units
     black: list[str] = field(default_factory=list)  # 黑榜: worst units
     escalations: dict[str, list[str]] = field(default_factory=dict)  # level -> unit names
+    evidence: list[EvidenceRow] = field(default_factory=list)  # screenshots of the period's pushes

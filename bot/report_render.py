@@ -136,7 +136,7 @@ def add_sheet(
 
 
 def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
-    """The report as an .xlsx: sheets 单位排名, 推送明细, 红黑榜, 升级名单, each with a header in row 1."""
+    """The report as an .xlsx: sheets 单位排名, 推送明细, 红黑榜, 升级名单, 截图核验, each with a header in row 1."""
     wb = Workbook()
     wb.remove(wb.active)
     wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", report.title)
@@ -178,6 +178,13 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         "升级名单",
         ["等级", "单位"],
         ((level, unit) for level, units in report.escalations.items() for unit in units),
+        {},
+    )
+    add_sheet(
+        wb,
+        "截图核验",
+        ["编号", "单位", "核验结果", "原因"],
+        ((f"#{e.n}", e.unit, e.verdict or "待核验", e.reason) for e in report.evidence),
         {},
     )
     out = io.BytesIO()

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from bot.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.models import Alert, Confirmation, Push, PushState
 from bot.relay import active_units
-from bot.report_data import PushRow, Report, UnitRow
+from bot.report_data import EvidenceRow, PushRow, Report, UnitRow
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
 BOARD_SIZE = 3
@@ -119,6 +119,11 @@ def build_report(
                 missing_units=[unit_names[u.id] for u in units if u.id not in done],
             )
         )
+    evidence = [
+        EvidenceRow(c.push_id, unit_names.get(c.unit_id, "?"), c.verdict, c.verdict_reason)
+        for c in sorted(confs, key=lambda c: (c.push_id, c.id))
+        if c.evidence_file or c.verdict
+    ]
     return Report(
         kind=kind,
         title=_title(kind, start, end),
@@ -130,4 +135,5 @@ def build_report(
         red=red,
         black=black,
         escalations={k: v for k, v in escalations.items() if v},
+        evidence=evidence,
     )

@@ -106,3 +106,21 @@ async def test_old_screenshots_are_deleted_and_their_verdicts_stay(pushed, trans
     assert await pushed.expire_evidence() == 1
     assert not path.exists()
     assert verdicts(engine)["城关镇"] == ("已核验", "截图中有推送标题")
+
+
+async def test_verdicts_are_in_the_report(pushed, transport, engine, clock):
+    import io
+
+    from openpyxl import load_workbook
+
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    await transport.send_image(LI, shot("unrelated_landscape.jpg"), room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    transport.sent.clear()
+    await transport.say(ADMIN, "报表 日", room_id=OFFICE_ROOM)
+    await pushed.send_pending()
+    text = transport.sent[0].text
+    assert "截图 2 张：已核验 1，存疑 1（见表格“截图核验”）。" in text
+    xlsx = next(o.file for o in transport.sent if o.file)
+    rows = [[c.value for c in r] for r in load_workbook(io.BytesIO(xlsx.data))["截图核验"].iter_rows(min_row=2)]
+    assert rows == [["#1", "城关镇", "已核验", "截图中有推送标题"], ["#1", "东城街道", "存疑", "截图中找不到推送标题"]]

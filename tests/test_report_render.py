@@ -79,7 +79,7 @@ def rows(ws) -> list[list]:
 
 def test_xlsx_sheets_headers_and_layout(workbook):
     _, wb = workbook
-    assert wb.sheetnames == ["单位排名", "推送明细", "红黑榜", "升级名单"]
+    assert wb.sheetnames == ["单位排名", "推送明细", "红黑榜", "升级名单", "截图核验"]
     assert wb.properties.title == "反诈预警转发周通报（2026年11月23日—11月29日）"
     headers = {
         "单位排名": [
