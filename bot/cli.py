@@ -324,6 +324,40 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
 
 
 @app.command()
+def status() -> None:
+    """运行状况：进行中的推送（含截图核验）、待发消息、最近一次发送。"""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from bot.clock import real_clock, show
+    from bot.compose import progress_text
+    from bot.content import load_texts
+    from bot.db import create_schema, make_engine, session
+    from bot.models import Outbox, Push, PushState
+    from bot.relay import progress
+
+    settings = _settings()
+    tz = ZoneInfo(settings.timezone)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    texts, now = load_texts(), real_clock()
+    with session(engine) as s:
+        pushes = s.exec(select(Push).where(Push.state == PushState.OPEN.value).order_by(Push.id)).all()
+        typer.echo(f"进行中的推送：{len(pushes)} 条")
+        for push in pushes:
+            typer.echo(progress_text(texts, progress(s, push), now=now, tz=tz))
+            typer.echo("")
+        states = dict(s.exec(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
+        typer.echo(f"发送队列：待发 {states.get('pending', 0)}，发送中 {states.get('sending', 0)}，"
+                   f"已发 {states.get('sent', 0)}，失败 {states.get('failed', 0)}")
+        last = s.exec(select(Outbox.sent_at).where(col(Outbox.sent_at).is_not(None))
+                      .order_by(col(Outbox.sent_at).desc())).first()
+        typer.echo("最近一次发送：" + (show(last, tz) if last else "还没有"))
+
+
+@app.command()
 def units(name: str = typer.Argument("", help="单位名称；不填则列出全部")) -> None:
     """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
     from zoneinfo import ZoneInfo

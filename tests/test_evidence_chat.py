@@ -124,3 +124,20 @@ async def test_verdicts_are_in_the_report(pushed, transport, engine, clock):
     xlsx = next(o.file for o in transport.sent if o.file)
     rows = [[c.value for c in r] for r in load_workbook(io.BytesIO(xlsx.data))["截图核验"].iter_rows(min_row=2)]
     assert rows == [["#1", "城关镇", "已核验", "截图中有推送标题"], ["#1", "东城街道", "存疑", "截图中找不到推送标题"]]
+
+
+async def test_relaybot_status_shows_open_pushes_with_verdicts_and_the_outbox(pushed, transport, engine, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.bot_process import ROOT
+
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
+    result = subprocess.run([sys.executable, "-m", "bot", "status"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "进行中的推送：1 条" in result.stdout
+    assert "截图：已核验 1，未核验 0，存疑 0，待核验 0" in result.stdout
+    assert "发送队列：待发 0，发送中 0，已发" in result.stdout
