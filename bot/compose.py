@@ -30,7 +30,7 @@ def push_text(texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: Zon
     return "\n".join(parts)
 
 
-def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo) -> str:
+def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evidence_required: bool = False) -> str:
     """`进度`: counts, the deadline, and the units that have not confirmed."""
     state = ""
     if p.push.state == PushState.WITHDRAWN.value:
@@ -51,14 +51,17 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo) -> 
     if p.groups_sent < p.groups_total:
         lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
     shots = [(u, c) for u, c in p.confirmed if c.evidence_file or c.verdict]
-    if shots:
+    without = [u for u, c in p.confirmed if not (c.evidence_file or c.verdict)]
+    if shots or (evidence_required and p.confirmed):
         counts = {v: sum(1 for _, c in shots if c.verdict == v) for v in ("已核验", "未核验", "存疑")}
         waiting = sum(1 for _, c in shots if not c.verdict)
         lines.append(texts.t("evidence.summary", verified=counts["已核验"], unverified=counts["未核验"],
-                             doubtful=counts["存疑"], waiting=waiting))
+                             doubtful=counts["存疑"], waiting=waiting, none=len(without)))
         doubtful = [f"{u.name}（{c.verdict_reason}）" for u, c in shots if c.verdict == "存疑"]
         if doubtful:
             lines.append(texts.t("evidence.doubtful", items=NAME_SEP.join(doubtful)))
+        if evidence_required and without:
+            lines.append(texts.t("evidence.missing", count=len(without), names=NAME_SEP.join(u.name for u in without)))
     if p.missing:
         lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
     else:

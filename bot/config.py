@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     evidence_check_seconds: float = 60.0
     # A screenshot within this many minutes of a unit's text confirmation is that confirmation's evidence.
     evidence_window_minutes: int = 10
+    # Whether a screenshot is expected with every confirmation. Either way a text confirmation counts;
+    # when required, 进度 lists the units that have not sent one (缺截图).
+    evidence_required: bool = False
     # A second channel for health problems and the daily summary: a WeCom or DingTalk group robot.
     notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
     notify_url: str = ""

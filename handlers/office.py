@@ -167,7 +167,8 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     p = progress(ctx.session, push)
     audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
           action="progress", detail=f"#{push.id}: {len(p.confirmed)}/{p.total}")
-    ctx.reply(msg, compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz))
+    ctx.reply(msg, compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz,
+                                         evidence_required=ctx.settings.evidence_required))
 
 
 def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:

@@ -141,3 +141,16 @@ async def test_relaybot_status_shows_open_pushes_with_verdicts_and_the_outbox(pu
     assert "进行中的推送：1 条" in result.stdout
     assert "截图：已核验 1，未核验 0，存疑 0，待核验 0" in result.stdout
     assert "发送队列：待发 0，发送中 0，已发" in result.stdout
+
+
+@pytest.mark.parametrize("required", [False, True])
+async def test_text_only_confirmations_count_and_are_reported_as_without_screenshot(
+        pushed, transport, engine, settings, required):
+    pushed.settings = settings.model_copy(update={"evidence_required": required})
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    await transport.say(LI, "已转发", room_id=LIAISON_ROOM)
+    await pushed.check_evidence()
+    text = await progress(pushed, transport)
+    assert "已确认 2/6" in text  # the text-only one counts either way
+    assert "截图：已核验 1，未核验 0，存疑 0，待核验 0，无截图 1" in text
+    assert ("缺截图（1）：东城街道" in text) is required
