@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -98,6 +100,7 @@ class RelayBot:
         self.http: httpx.AsyncClient | None = None  # feeds and link previews
         self._ocr = None  # loaded on the first screenshot; False when no OCR is installed
         self._evidence_lock = asyncio.Lock()  # one OCR at a time: it keeps both cores busy
+        self._ocr_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -127,6 +130,7 @@ class RelayBot:
         await self.transport.stop()
         if self.http is not None:
             await self.http.aclose()
+        self._ocr_thread.shutdown(wait=False, cancel_futures=True)
 
     # ---- EventSink -------------------------------------------------------------------------------
 
@@ -459,12 +463,13 @@ class RelayBot:
             self._ocr = await asyncio.to_thread(evidence.load_ocr) or False
             if not self._ocr:
                 log.warning("no OCR installed (pip install -e '.[ocr]'): screenshots are stored unchecked")
+        check = functools.partial(evidence.check_screenshot, data, title=job.title, group_name=job.group_name,
+                                  earlier=job.earlier, ocr=self._ocr or None)
         try:
             async with asyncio.timeout(self.settings.evidence_check_seconds):
-                verdict = await asyncio.to_thread(
-                    evidence.check_screenshot, data, title=job.title, group_name=job.group_name,
-                    earlier=job.earlier, ocr=self._ocr or None,
-                )
+                # One worker thread: a check that overran its time limit still runs there, and the next waits
+                # behind it, so OCR never runs twice at once.
+                verdict = await asyncio.get_running_loop().run_in_executor(self._ocr_thread, check)
         except TimeoutError:
             log.warning("OCR of %s took longer than %.0f s", job.file, self.settings.evidence_check_seconds)
             return "未核验", self.texts.t("evidence.timeout"), ""

@@ -154,3 +154,20 @@ async def test_text_only_confirmations_count_and_are_reported_as_without_screens
     assert "已确认 2/6" in text  # the text-only one counts either way
     assert "截图：已核验 1，未核验 0，存疑 0，待核验 0，无截图 1" in text
     assert ("缺截图（1）：东城街道" in text) is required
+
+
+async def test_a_check_over_its_time_limit_is_marked_unchecked(pushed, transport, engine, settings, monkeypatch):
+    import threading
+
+    release = threading.Event()
+
+    def stuck(*args, **kwargs):
+        release.wait(5)  # an OCR run that hangs
+        raise RuntimeError("too late")
+
+    pushed.settings = settings.model_copy(update={"evidence_check_seconds": 0.2})
+    monkeypatch.setattr(evidence, "check_screenshot", stuck)
+    await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
+    assert await pushed.check_evidence() == 1
+    release.set()
+    assert verdicts(engine)["城关镇"] == ("未核验", "文字识别超时，截图已保存未核验")
