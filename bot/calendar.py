@@ -53,6 +53,3 @@ def load_calendar(session: Session, *, official: bool = True) -> WorkCalendar:
     """The calendar with the office's entries from the database."""
     overrides = {row.day: row.working for row in session.exec(select(CalendarDay))}
     return WorkCalendar(official=official, overrides=overrides)
-
-
-DEFAULT_CALENDAR = WorkCalendar()

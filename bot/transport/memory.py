@@ -18,7 +18,6 @@ from bot.transport.base import (
     Outgoing,
     RoomInfo,
     RoomInvite,
-    SendError,
     Transport,
 )
 
@@ -33,7 +32,6 @@ class MemoryTransport(Transport):
     members: dict[str, list[Member]] = field(default_factory=dict)
     sent: list[Outgoing] = field(default_factory=list)
     accepted_invites: list[str] = field(default_factory=list)
-    fail_sends: int = 0  # the next N sends raise SendError
     sink: EventSink | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -45,9 +43,6 @@ class MemoryTransport(Transport):
         self.sink = None
 
     async def send(self, out: Outgoing) -> str | None:
-        if self.fail_sends > 0:
-            self.fail_sends -= 1
-            raise SendError("simulated failure")
         self.sent.append(out)
         return f"out-{next(self._ids)}"
 
