@@ -41,6 +41,7 @@ from bot.people import first_notice, observe
 from bot.preview import fetch_preview
 from bot.pushing import push_alert
 from bot.relay import audit, due_acks
+from bot.reports import build_report
 from bot.transport.base import (
     ChatKind,
     Incoming,
@@ -352,29 +353,23 @@ class RelayBot:
         for occ in (o for o in due if o not in overdue):
             try:
                 with new_session(self.engine) as s:
-                    self._run_occurrence(s, occ, now, calendar)
+                    summary = self._run_occurrence(s, occ, now, calendar)
                     schedule.mark(s, occ, state="done", now=now)
                     s.commit()  # what it queued and the mark that it ran: together or not at all
-                if occ.job == "summary" and self.notifier is not None:
-                    self._mirror_summary(occ, now)
             except Exception:
                 log.exception("scheduled %s due %s failed", occ.job, occ.due)
                 with new_session(self.engine) as s:
                     schedule.mark(s, occ, state="failed", now=now)
                     s.commit()
+            else:
+                if occ.job == "summary" and summary:
+                    # The daily summary also goes to the webhook robot, so the office sees it off WeChat too.
+                    self._loop.call_soon_threadsafe(self._alert_second_channel, summary)
             handled += 1
         return handled
 
-    def _mirror_summary(self, occ: schedule.Occurrence, now: datetime) -> None:
-        """The daily summary's text also goes to the webhook robot, so the office sees it off WeChat too."""
-        kind, start, end = schedule.report_period(occ.job, occ.due, self.tz)
-        with new_session(self.engine) as s:
-            report = schedule.build_report(s, kind=kind, start=start, end=end, now=now, tz=self.tz,
-                                           ladder=schedule.ladder_of(self.settings))
-        text = compose.report_text(self.texts, report)
-        self._loop.call_soon_threadsafe(self._alert_second_channel, text)
-
-    def _run_occurrence(self, s: Session, occ: schedule.Occurrence, now: datetime, calendar) -> None:
+    def _run_occurrence(self, s: Session, occ: schedule.Occurrence, now: datetime, calendar) -> str | None:
+        """Do one occurrence in the caller's transaction; returns a report's short text, if it made one."""
         office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
         if occ.job == "remind":
             schedule.queue_reminders(s, schedule.open_pushes_at(s, occ.due), at=occ.due, now=now,
@@ -384,10 +379,16 @@ class RelayBot:
             if push is not None and push.state == PushState.OPEN.value and push.deadline == occ.due:
                 schedule.run_deadline(s, push, now=now, settings=self.settings, texts=self.texts,
                                       office_room=office.room_id if office else None)
-        elif office is not None:
+        else:
             kind, start, end = schedule.report_period(occ.job, occ.due, self.tz)
-            schedule.queue_report(s, kind=kind, start=start, end=end, now=now, settings=self.settings,
-                                  texts=self.texts, chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+            if office is not None:
+                return schedule.queue_report(s, kind=kind, start=start, end=end, now=now, settings=self.settings,
+                                             texts=self.texts, chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+            if occ.job == "summary" and self.notifier is not None:  # no office group: the robot still hears
+                report = build_report(s, kind=kind, start=start, end=end, now=now, tz=self.tz,
+                                      ladder=schedule.ladder_of(self.settings))
+                return compose.report_text(self.texts, report)
+        return None
 
     async def poll_feeds(self) -> int:
         """Poll the feeds that are due; returns how many were polled. Network waits happen outside the lock."""

@@ -271,11 +271,11 @@ def report_period(job: str, due: datetime, tz: ZoneInfo) -> tuple[str, date, dat
 def queue_report(
     session: Session, *, kind: str, start: date, end: date, now: datetime, settings: Settings, texts: Texts,
     chat_kind: ChatKind, chat_id: str,
-) -> None:
-    """Build a report and queue its text, its .xlsx and its chart for one chat."""
+) -> str:
+    """Build a report and queue its text, its .xlsx and its chart for one chat; returns the report's short text."""
     tz = ZoneInfo(settings.timezone)
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
-    text = compose.report_text(texts, report)
+    summary = text = compose.report_text(texts, report)
     files: list[tuple[str, bytes]] = []
     try:
         from bot.report_render import render_chart, render_xlsx
@@ -291,6 +291,7 @@ def queue_report(
     outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
     for name, data in files:
         outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
+    return summary
 
 
 def job_label(texts: Texts, occ: Occurrence, tz: ZoneInfo) -> str:
