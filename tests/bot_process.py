@@ -68,3 +68,10 @@ class BotProcess:
         self.kill()
         self._log.close()
         os.unlink(self._log.name)
+
+
+def relaybot(*args: str, db_url: str, cwd: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run one `relaybot` command as a new user would: a clean environment, this checkout, the given database."""
+    clean = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": db_url, **env}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, input=stdin,
+                          capture_output=True, text=True, timeout=60)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.bot_process import ROOT
-
-ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+from tests.bot_process import ROOT, relaybot
 
 
-def run(args, tmp_path, stdin=None, extra_env=None):
-    env = {**ENV, "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+def run(args, tmp_path, stdin=None):
+    return relaybot(*args, db_url=f"sqlite:///{tmp_path / 'cli.db'}", cwd=tmp_path, stdin=stdin)
 
 
 def test_demo_shows_the_whole_loop(tmp_path):

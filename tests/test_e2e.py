@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from collections import Counter
@@ -11,7 +9,7 @@ from sqlmodel import select
 
 from bot.db import make_engine, session
 from bot.models import Confirmation, Unit
-from tests.bot_process import ROOT, BotProcess
+from tests.bot_process import ROOT, BotProcess, relaybot
 from tests.gateway_harness import Gateway
 
 ADMIN = ("wxid_admin_chen", "陈静")
@@ -42,11 +40,8 @@ def gateway():
 @pytest.fixture
 def bot(gateway, tmp_path):
     db_url = f"sqlite:///{tmp_path / 'relay.db'}"
-    subprocess.run(
-        [sys.executable, "-m", "bot", "roster", "import", str(ROOT / "examples" / "roster_example.csv")],
-        cwd=tmp_path, env={"RELAYBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        check=True, capture_output=True,
-    )
+    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
     proc = BotProcess(
         {
             "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
@@ -159,24 +154,19 @@ def test_kill_9_keeps_acknowledged_confirmations(gateway, bot):
 
 
 def test_run_without_endpoint_or_token_says_what_to_set(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    result = relaybot("run", db_url=f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in result.stderr and "WECHATY_PUPPET_SERVICE_TOKEN" in result.stderr
     assert "relaybot run --console" in result.stderr
 
 
 def test_wrong_token_or_unreachable_gateway_is_explained(gateway, tmp_path):
-    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-            "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
-    wrong = {**base, "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint, "WECHATY_PUPPET_SERVICE_TOKEN": "not-the-token"}
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=wrong,
-                            capture_output=True, text=True, timeout=60)
+    base = {"db_url": f"sqlite:///{tmp_path / 'x.db'}", "cwd": tmp_path, "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
+    result = relaybot("run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
+                      WECHATY_PUPPET_SERVICE_TOKEN="not-the-token")
     assert result.returncode == 1
     assert f"无法连接微信网关 {gateway.endpoint}" in result.stderr and "token" in result.stderr
-    gone = {**base, "WECHATY_PUPPET_SERVICE_ENDPOINT": "127.0.0.1:9", "WECHATY_PUPPET_SERVICE_TOKEN": "x"}
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=gone,
-                            capture_output=True, text=True, timeout=60)
+    result = relaybot("run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9", WECHATY_PUPPET_SERVICE_TOKEN="x")
     assert result.returncode == 1 and "无法连接微信网关 127.0.0.1:9" in result.stderr
 
 
@@ -279,9 +269,7 @@ def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exac
     bot.start()
     mark = len(gateway.sent())
     # Another process queues the push (as a cron job would); the running bot sends it.
-    queued = subprocess.run([sys.executable, "-m", "bot", "push", "虚假投资理财"], cwd=tmp_path,
-                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": bot.db_url},
-                            capture_output=True, text=True, timeout=60)
+    queued = relaybot("push", "虚假投资理财", db_url=bot.db_url, cwd=tmp_path)
     assert queued.returncode == 0, queued.stderr
     engine = make_engine(bot.db_url)
 

@@ -127,16 +127,12 @@ async def test_verdicts_are_in_the_report(pushed, transport, engine, clock):
 
 
 async def test_relaybot_status_shows_open_pushes_with_verdicts_and_the_outbox(pushed, transport, engine, tmp_path):
-    import subprocess
-    import sys
 
-    from tests.bot_process import ROOT
+    from tests.bot_process import relaybot
 
     await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
     await pushed.check_evidence()
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
-    result = subprocess.run([sys.executable, "-m", "bot", "status"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    result = relaybot("status", db_url=str(engine.url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "进行中的推送：1 条" in result.stdout
     assert "截图：已核验 1，未核验 0，存疑 0，待核验 0" in result.stdout

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from datetime import datetime
 
 from openpyxl import load_workbook
@@ -13,7 +11,7 @@ from PIL import Image as PILImage
 from bot.db import session
 from bot.reports import build_report, period_of, previous_period
 from bot.schedule import ladder_of
-from tests.bot_process import ROOT
+from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG, WU, ZHENG, ZHOU
 
 # (who, minutes after 09:00 on the push day) per push; 西湖镇 confirms #1 at 19:00, after the deadline.
@@ -123,17 +121,14 @@ def test_periods():
 async def test_cli_report_writes_xlsx_and_png(bot, transport, clock, engine, tmp_path):
     await play_week(bot, transport, clock)
     out = tmp_path / "周报.xlsx"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
-    result = subprocess.run([sys.executable, "-m", "bot", "report", "--week", "--date", "2026-11-26", "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = relaybot("report", "--week", "--date", "2026-11-26", "--out", str(out), db_url=str(engine.url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。" in result.stdout
     sheet = load_workbook(out)["推送明细"]
     assert sheet["A2"].value in (1, "#1")
     with PILImage.open(out.with_suffix(".png")) as img:
         assert img.size == (1200, 600)
-    bad = subprocess.run([sys.executable, "-m", "bot", "report", "--out", str(out)], env=env, capture_output=True,
-                         text=True, timeout=60, cwd=tmp_path)
+    bad = relaybot("report", "--out", str(out), db_url=str(engine.url), cwd=tmp_path)
     assert bad.returncode == 2 and "--day、--week 或 --month" in bad.stderr
 
 
@@ -151,15 +146,11 @@ async def test_monthly_report_on_the_first(bot, transport, clock):
 
 async def test_cli_units_lists_runs_and_levels(bot, transport, clock, engine, tmp_path):
     await play_week(bot, transport, clock)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
-    result = subprocess.run([sys.executable, "-m", "bot", "units"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    result = relaybot("units", db_url=str(engine.url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "区教育局（区直单位）  连续未按时 2 次  等级：提醒" in result.stdout
     assert "城关镇（镇街）  连续未按时 0 次  等级：正常" in result.stdout
-    one = subprocess.run([sys.executable, "-m", "bot", "units", "教育"], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+    one = relaybot("units", "教育", db_url=str(engine.url), cwd=tmp_path)
     assert one.returncode == 0 and "连续未按时：2 次；当前等级：提醒" in one.stdout
-    unknown = subprocess.run([sys.executable, "-m", "bot", "units", "火星"], env=env, capture_output=True, text=True,
-                             timeout=60, cwd=tmp_path)
+    unknown = relaybot("units", "火星", db_url=str(engine.url), cwd=tmp_path)
     assert unknown.returncode == 1 and "没有找到单位“火星”" in unknown.stdout

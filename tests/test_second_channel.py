@@ -60,15 +60,9 @@ async def test_a_lost_connection_and_a_logout_reach_the_robot(bot, robot):
 
 
 def test_a_wrong_robot_setting_stops_the_start_with_its_reason(tmp_path):
-    import subprocess
-    import sys
+    from tests.bot_process import relaybot
 
-    from tests.bot_process import ROOT
-
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-           "RELAYBOT_NOTIFY_URL": "ftp://robot", "WECHATY_PUPPET_SERVICE_ENDPOINT": "127.0.0.1:9",
-           "WECHATY_PUPPET_SERVICE_TOKEN": "t"}
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = relaybot("run", db_url=f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path, RELAYBOT_NOTIFY_URL="ftp://robot",
+                      WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9", WECHATY_PUPPET_SERVICE_TOKEN="t")
     assert result.returncode == 2
     assert "配置有误" in result.stderr and "notify_url" in result.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -13,7 +11,7 @@ from bot.app import RelayBot
 from bot.db import session
 from bot.models import Outbox
 from bot.transport.base import SendError
-from tests.bot_process import ROOT
+from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 
 GROUPS = [f"g{i:02d}@chatroom" for i in range(30)]
@@ -155,14 +153,11 @@ async def test_a_crash_in_the_middle_of_a_fan_out_resumes_without_duplicates(man
 
 
 async def test_relaybot_push_from_another_process_is_sent_by_the_running_bot(bot, transport, engine, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
-    result = subprocess.run([sys.executable, "-m", "bot", "push", "公检法"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    result = relaybot("push", "公检法", db_url=str(engine.url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "已推送 #1「" in result.stdout and "已排入发送队列" in result.stdout
     await bot.send_pending()
     assert [o.chat_id for o in transport.sent] == [LIAISON_ROOM]
     assert transport.sent[0].text.startswith("【反诈预警 #1】")
-    bad = subprocess.run([sys.executable, "-m", "bot", "push", "外星人"], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+    bad = relaybot("push", "外星人", db_url=str(engine.url), cwd=tmp_path)
     assert bad.returncode == 1 and "没有找到案件类型“外星人”" in bad.stderr

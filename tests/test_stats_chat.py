@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 from sqlmodel import select
 
 from bot.db import session
 from bot.models import IncidentStat, Outbox
 from bot.transport.base import FileData
-from tests.bot_process import ROOT
+from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LI, OFFICE_ROOM
 
 CSV = """镇街,周期,案件类型,警情数
@@ -66,9 +64,7 @@ async def test_jingqing_command_shows_the_latest_period(bot, transport):
 def test_cli_stats_import_queues_the_report_for_the_running_bot(bot, engine, tmp_path):
     path = tmp_path / "警情.csv"
     path.write_text(CSV, encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": str(engine.url)}
-    result = subprocess.run([sys.executable, "-m", "bot", "stats", "import", str(path)], env=env, capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    result = relaybot("stats", "import", str(path), db_url=str(engine.url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "警情数据导入成功（4 行）" in result.stdout and "📈 电诈警情通报" in result.stdout
     with session(engine) as s:
