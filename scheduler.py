@@ -15,36 +15,19 @@ def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
     Reminders, deadlines and reports are not APScheduler jobs of their own: one poller asks the database
     what is due by the bot's clock, so a restart, a moved clock or a changed setting needs no job store.
     """
-    scheduler = AsyncIOScheduler(timezone=bot.settings.timezone)
-    scheduler.add_job(
-        bot.flush_acks,
-        "interval",
-        seconds=bot.settings.ack_check_seconds,
-        id="flush_acks",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        bot.poll_feeds,
-        "interval",
-        seconds=60,
-        id="poll_feeds",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(timezone.utc),
-    )
-    # The backlog of screenshots left by a restart, and the retention of old ones.
-    scheduler.add_job(bot.check_evidence, "interval", minutes=5, id="check_evidence", max_instances=1, coalesce=True,
-                      next_run_time=datetime.now(timezone.utc))
-    scheduler.add_job(bot.expire_evidence, "interval", hours=6, id="expire_evidence", max_instances=1, coalesce=True,
-                      next_run_time=datetime.now(timezone.utc))
-    scheduler.add_job(
-        bot.run_schedule,
-        "interval",
-        seconds=bot.settings.schedule_check_seconds,
-        id="run_schedule",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(timezone.utc),  # catch up at once after a restart
-    )
+    settings = bot.settings
+    now = datetime.now(timezone.utc)
+    # (job, seconds between runs, run once at start too): all are pollers, so a run skipped while the
+    # previous one is still busy loses nothing.
+    jobs = [
+        (bot.flush_acks, settings.ack_check_seconds, False),
+        (bot.poll_feeds, 60, True),
+        (bot.check_evidence, 5 * 60, True),  # the backlog of screenshots a restart left
+        (bot.expire_evidence, 6 * 3600, True),
+        (bot.run_schedule, settings.schedule_check_seconds, True),  # catch up at once after a restart
+    ]
+    scheduler = AsyncIOScheduler(timezone=settings.timezone)
+    for job, seconds, at_start in jobs:
+        scheduler.add_job(job, "interval", seconds=seconds, id=job.__name__, max_instances=1, coalesce=True,
+                          **({"next_run_time": now} if at_start else {}))
     return scheduler
