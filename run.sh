@@ -2,6 +2,7 @@
 # Sets everything up, then runs what you ask for:
 #   ./run.sh demo        the scripted demo day
 #   ./run.sh test [...]  every test (pytest arguments may follow)
+#   ./run.sh bench       the benchmarks (prints their numbers)
 #   ./run.sh setup       only install (Python venv in .venv, Node gateway for the end-to-end tests)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -41,12 +42,18 @@ case "${1:-}" in
     setup_gateway
     .venv/bin/python -m pytest "$@"
     ;;
+  bench)
+    shift
+    setup_python test
+    setup_gateway
+    .venv/bin/python -m benchmarks "$@"
+    ;;
   setup)
     setup_python test,ocr
     setup_gateway
     ;;
   *)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
