@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint, event
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 
@@ -32,6 +33,22 @@ class UTCDateTime(TypeDecorator):
 
 def _utc_field(*, nullable: bool = False, index: bool = False):
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+@event.listens_for(Mapper, "before_insert")
+@event.listens_for(Mapper, "before_update")
+def _fit_lengths(_mapper: Mapper, _conn, row) -> None:
+    """Cut text to its column's length: SQLite ignores VARCHAR(n) but PostgreSQL refuses the whole row.
+
+    The texts that reach these columns (names, titles, error messages, feed fields, OCR snippets) come from
+    outside; a 10 000-character WeChat nickname must not make a confirmation fail to save.
+    """
+    for column in row.__table__.columns:
+        length = getattr(column.type, "length", None)  # VARCHAR(n) and sqlmodel's AutoString(n); Text has none
+        if length:
+            value = getattr(row, column.key, None)
+            if isinstance(value, str) and len(value) > length:
+                setattr(row, column.key, value[:length])
 
 
 class UnitKind(str, enum.Enum):

@@ -1,7 +1,13 @@
-"""Shared fixtures: a real SQLite database, a fake clock, the in-memory transport, a running bot."""
+"""Shared fixtures: a real database, a fake clock, the in-memory transport, a running bot.
+
+The database is an SQLite file, or, when RELAYBOT_TEST_DATABASE_URL names a PostgreSQL server (`./run.sh test`
+starts one for the suite's second run), a fresh PostgreSQL database for each test.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,10 +45,57 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=TZ))
 
 
+POSTGRES_URL = os.environ.get("RELAYBOT_TEST_DATABASE_URL", "")
+TEMPLATE_DB = "relaybot_test_template"
+
+
+def on_postgres() -> bool:
+    """Whether this run of the suite uses PostgreSQL."""
+    return POSTGRES_URL.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def _postgres_admin():
+    """An autocommit engine on the server's maintenance database, and a template database at the newest schema."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {TEMPLATE_DB}"))
+    template = make_engine(make_url(POSTGRES_URL).set(database=TEMPLATE_DB).render_as_string(hide_password=False))
+    create_schema(template)
+    template.dispose()
+    yield admin
+    admin.dispose()
+
+
 @pytest.fixture
-def engine(tmp_path):
-    eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    create_schema(eng)
+def db_url(tmp_path, request) -> str:
+    """The URL of an empty database at the newest schema, for this test only."""
+    if not on_postgres():
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        eng = make_engine(url)
+        create_schema(eng)
+        eng.dispose()
+        yield url
+        return
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = request.getfixturevalue("_postgres_admin")
+    name = f"t_{secrets.token_hex(6)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
     yield eng
     eng.dispose()
 

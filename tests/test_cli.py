@@ -5,12 +5,12 @@ from __future__ import annotations
 from tests.bot_process import ROOT, relaybot
 
 
-def run(args, tmp_path, stdin=None):
-    return relaybot(*args, db_url=f"sqlite:///{tmp_path / 'cli.db'}", cwd=tmp_path, stdin=stdin)
+def run(args, tmp_path, db_url, stdin=None):
+    return relaybot(*args, db_url=db_url, cwd=tmp_path, stdin=stdin)
 
 
-def test_demo_shows_the_whole_loop(tmp_path):
-    result = run(["demo"], tmp_path)
+def test_demo_shows_the_whole_loop(tmp_path, db_url):
+    result = run(["demo"], tmp_path, db_url)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "【反诈预警 #1】" in out
@@ -23,8 +23,8 @@ def test_demo_shows_the_whole_loop(tmp_path):
     assert "📊 反诈预警转发日报（11月26日）" in out and "[文件] 反诈预警转发日报（11月26日）.xlsx" in out
 
 
-def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):
-    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path)
+def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
+    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path, db_url)
     assert imported.returncode == 0, imported.stderr
     script = "\n".join([
         "/room 反诈办工作群（控制台）",
@@ -39,7 +39,7 @@ def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):
         "进度",
         "/quit",
     ]) + "\n"
-    result = run(["run", "--console"], tmp_path, stdin=script)
+    result = run(["run", "--console"], tmp_path, db_url, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[联络员群（控制台）] 反诈助手: 【反诈预警 #1】" in out
@@ -47,8 +47,8 @@ def test_console_mode_lets_you_play_admin_and_liaison(tmp_path):
     assert "已确认 1/6" in out and "未确认（5）：东城街道、西湖镇、区教育局、区卫健局、金融行业" in out
 
 
-def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_path):
-    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path)
+def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_path, db_url):
+    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path, db_url)
     assert imported.returncode == 0, imported.stderr
     script = "\n".join([
         "/room 反诈办工作群（控制台）",
@@ -56,7 +56,7 @@ def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_pat
         "/wait 11",  # at 3600x, eleven hours of the bot's clock: 10:00, 16:00, the 18:00 deadline, the 18:30 summary
         "/quit",
     ]) + "\n"
-    result = run(["run", "--console", "--clock", "2026-11-26 09:00", "--speed", "3600"], tmp_path, stdin=script)
+    result = run(["run", "--console", "--clock", "2026-11-26 09:00", "--speed", "3600"], tmp_path, db_url, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("⏰ 转发提醒") == 2

@@ -52,7 +52,8 @@ def test_aliases_are_unique_across_the_library():
 def test_every_text_key_used_in_code_exists():
     texts = load_texts()
     used = set()
-    code = [p for p in ROOT.glob("bot/**/*.py") if p.name != "models.py"]  # models.py has "table.column" strings
+    # models.py and the migrations have "table.column" strings
+    code = [p for p in ROOT.glob("bot/**/*.py") if p.name != "models.py" and "migrations" not in p.parts]
     for path in [*code, *ROOT.glob("handlers/*.py"), ROOT / "scheduler.py"]:
         literals = re.findall(r"""["']([a-z]+\.[a-z_]+)["']""", path.read_text(encoding="utf-8"))
         used |= {k for k in literals if k.split(".")[0] in texts._data}

@@ -38,8 +38,7 @@ def gateway():
 
 
 @pytest.fixture
-def bot(gateway, tmp_path):
-    db_url = f"sqlite:///{tmp_path / 'relay.db'}"
+def bot(gateway, tmp_path, db_url):
     imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     proc = BotProcess(
@@ -153,15 +152,15 @@ def test_kill_9_keeps_acknowledged_confirmations(gateway, bot):
     assert "已确认 1/6" in texts_to(sent, OFFICE_ROOM)[-1]
 
 
-def test_run_without_endpoint_or_token_says_what_to_set(tmp_path):
-    result = relaybot("run", db_url=f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+def test_run_without_endpoint_or_token_says_what_to_set(tmp_path, db_url):
+    result = relaybot("run", db_url=db_url, cwd=tmp_path)
     assert result.returncode == 2
     assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in result.stderr and "WECHATY_PUPPET_SERVICE_TOKEN" in result.stderr
     assert "relaybot run --console" in result.stderr
 
 
-def test_wrong_token_or_unreachable_gateway_is_explained(gateway, tmp_path):
-    base = {"db_url": f"sqlite:///{tmp_path / 'x.db'}", "cwd": tmp_path, "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
+def test_wrong_token_or_unreachable_gateway_is_explained(gateway, tmp_path, db_url):
+    base = {"db_url": db_url, "cwd": tmp_path, "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
     result = relaybot("run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
                       WECHATY_PUPPET_SERVICE_TOKEN="not-the-token")
     assert result.returncode == 1

@@ -51,6 +51,7 @@ async def test_send_failures_and_the_daily_summary_reach_the_robot(bot, transpor
 
 async def test_a_lost_connection_and_a_logout_reach_the_robot(bot, robot):
     bot.notifier = WebhookNotifier("wecom", robot.url_for("/cgi-bin/webhook/send?key=K"))
+    bot.settings.connection_alert_minutes = 0  # at once; the delay is covered in tests/test_health.py
     await bot.on_connection("lost", "stream ended")
     await bot.on_connection("logged_out", "")
     await wait_for(lambda: len(received(robot)) == 2)
@@ -59,10 +60,10 @@ async def test_a_lost_connection_and_a_logout_reach_the_robot(bot, robot):
     assert any("连接断开了" in t for t in got) and any("退出登录" in t for t in got)
 
 
-def test_a_wrong_robot_setting_stops_the_start_with_its_reason(tmp_path):
+def test_a_wrong_robot_setting_stops_the_start_with_its_reason(tmp_path, db_url):
     from tests.bot_process import relaybot
 
-    result = relaybot("run", db_url=f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path, RELAYBOT_NOTIFY_URL="ftp://robot",
+    result = relaybot("run", db_url=db_url, cwd=tmp_path, RELAYBOT_NOTIFY_URL="ftp://robot",
                       WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9", WECHATY_PUPPET_SERVICE_TOKEN="t")
     assert result.returncode == 2
     assert "配置有误" in result.stderr and "notify_url" in result.stderr
