@@ -23,12 +23,53 @@ setup_python() {
   if [ ! -x .venv/bin/python ]; then
     "$(pick_python)" -m venv .venv
   fi
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-test}]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[${1:-test}]"
 }
 
 setup_gateway() {
   command -v npm >/dev/null 2>&1 || { echo "Node.js 20 and npm are required for the end-to-end tests." >&2; return 1; }
   npm ci --prefix tests/gateway --no-audit --no-fund --loglevel=error
+}
+
+# A throwaway PostgreSQL server (Debian's package) on 127.0.0.1 for the test suite's second run.
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
+
+setup_postgres() {
+  if [ -z "$(pg_bin)" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "Installing PostgreSQL (Debian package) for the tests..." >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+    else
+      echo "PostgreSQL is needed for the tests: sudo apt-get install postgresql (or set RELAYBOT_TEST_POSTGRES=skip)." >&2
+      return 1
+    fi
+  fi
+}
+
+start_postgres() {
+  local bin dir port as=()
+  bin="$(pg_bin)"
+  dir="$(mktemp -d /tmp/relaybot-pg.XXXXXX)"
+  port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  if [ "$(id -u)" = 0 ]; then  # the server refuses to run as root
+    chown postgres: "$dir"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+  PG_DIR="$dir"
+  PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop)
+  export RELAYBOT_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_postgres() {
+  if [ -n "${PG_DIR:-}" ]; then
+    "${PG_STOP[@]}" >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  fi
 }
 
 case "${1:-}" in
@@ -40,7 +81,15 @@ case "${1:-}" in
     shift
     setup_python test,ocr  # the OCR extra is optional for the bot, but its tests run
     setup_gateway
+    echo "== tests on SQLite ==" >&2
     .venv/bin/python -m pytest "$@"
+    if [ "${RELAYBOT_TEST_POSTGRES:-}" != skip ]; then
+      setup_postgres
+      trap stop_postgres EXIT
+      start_postgres
+      echo "== the same tests on PostgreSQL ==" >&2
+      .venv/bin/python -m pytest "$@"
+    fi
     ;;
   bench)
     shift

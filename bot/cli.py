@@ -18,6 +18,8 @@ roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_he
 app.add_typer(roster_app, name="roster")
 stats_app = typer.Typer(help="电诈警情数据：导入与通报", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
+db_app = typer.Typer(help="数据库：升级与备份", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def _settings() -> Settings:
@@ -28,11 +30,21 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _logging(level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _logging(level: int, settings: Settings | None = None) -> None:
+    from bot.logs import setup_logging
+
+    # The format comes from the settings (RELAYBOT_LOG_FORMAT); the demo needs no settings and keeps text.
+    setup_logging(level, settings.log_format if settings is not None else _log_format())
     # APScheduler logs every run at INFO and a poll skipped while the previous one still runs at WARNING;
     # both are normal for pollers. Errors in jobs still show.
     logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+
+
+def _log_format() -> str:
+    try:
+        return load_settings().log_format
+    except Exception:  # a broken setting is reported by the command that needs it
+        return "text"
 
 
 @app.command()
@@ -55,7 +67,7 @@ def run(
     if clock or speed != 1.0:
         settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
     if console:
-        _logging(logging.WARNING)
+        _logging(logging.WARNING, settings)
         asyncio.run(_run_console(settings))
         return
     endpoint, token = settings.endpoint(), settings.token()
@@ -71,7 +83,7 @@ def run(
             err=True,
         )
         raise typer.Exit(2)
-    _logging(logging.INFO)
+    _logging(logging.INFO, settings)
     try:
         asyncio.run(_run_wechaty(settings, endpoint, token))
     except ConnectionError as exc:  # WechatyStartError: unreachable gateway, wrong token, no login
@@ -435,6 +447,56 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
                     s, period_start=period[0], period_end=period[1], library=library)))
                 typer.echo("（还没有反诈办工作群，通报未发送）")
         s.commit()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
+    from bot.db import SchemaTooNew, make_engine, schema_revisions, upgrade_schema
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        before, head = schema_revisions(engine)
+        applied = upgrade_schema(engine)
+    except SchemaTooNew as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        typer.echo(f"数据库升级失败，数据没有改动：{_db_error(exc)}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if not applied:
+        typer.echo(f"数据库已是最新结构（版本 {head}），无需升级。")
+    elif before is None:
+        typer.echo(f"已新建数据库（版本 {head}）。")
+    else:
+        typer.echo(f"数据库已从版本 {before} 升级到 {head}（{len(applied)} 步：{'、'.join(applied)}）。")
+
+
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例如 backup/relaybot-2026-11-28.db")) -> None:
+    """备份数据库（机器人运行时也可以做，得到的是同一时刻的完整副本）。"""
+    from bot.db import backup
+
+    settings = _settings()
+    try:
+        target = backup(settings.database_url, file)
+    except Exception as exc:
+        typer.echo(f"备份失败：{_db_error(exc)}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"已备份到 {target}（{target.stat().st_size / 1024:.0f} KB）。")
+
+
+def _db_error(exc: Exception) -> str:
+    """A database error in one line, without the SQL and the password."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        return str(orig or exc).splitlines()[0]
+    return str(exc)
 
 
 def main() -> None:

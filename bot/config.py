@@ -7,7 +7,7 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     puppet_service_endpoint: str = ""
     puppet_service_token: str = ""
     cache_dir: str = "data/wechaty-cache"
+    # Log lines on stderr: "text" (time level logger: message) or "json" (one object per line, see bot/logs.py).
+    log_format: Literal["text", "json"] = "text"
     # Sending pace: WeChat restricts accounts that send fast (see README). Seconds between two sends,
     # plus a random 0..jitter; a daily budget; a pause after the transport reports a limit or a failure.
     send_spacing_seconds: float = 3.0

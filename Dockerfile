@@ -1,0 +1,73 @@
+# 反诈联络员群助手 (relaybot) in a container.
+#
+#   docker build -t relaybot .                      # without OCR (screenshots are stored unchecked)
+#   docker build -t relaybot --build-arg OCR=1 .    # with the offline OCR extra (about 420 MB more)
+#   docker run -d --name relaybot --restart unless-stopped \
+#     -v relaybot-data:/data --env-file /etc/relaybot/env relaybot
+#
+# Everything the bot keeps (SQLite database, screenshot evidence, Wechaty cache, optional relaybot.toml)
+# lives in the /data volume. The token goes in through the environment (--env-file), never into the image.
+# Versions of every Python package come from constraints.txt (deploy/update-constraints.sh makes it).
+
+FROM python:3.11-slim-bookworm
+
+# 1 installs the `ocr` extra (rapidocr-onnxruntime, opencv) and the system libraries opencv needs.
+ARG OCR=0
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# Debian's security updates replace package versions, so pinning them would break rebuilds.
+# hadolint ignore=DL3008
+RUN set -eux; \
+    if [ "$OCR" = "1" ]; then \
+        apt-get update; \
+        apt-get install -y --no-install-recommends libgl1 libglib2.0-0; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
+
+# A dedicated user without a login shell; its home is the data volume (matplotlib keeps its cache there).
+RUN groupadd --system --gid 10001 relaybot \
+    && useradd --system --uid 10001 --gid relaybot --home-dir /data --no-create-home \
+       --shell /usr/sbin/nologin relaybot
+
+WORKDIR /opt/relaybot
+# The bot reads content/ and bot/migrations/ from its source tree, so it is installed in place (-e).
+COPY pyproject.toml constraints.txt README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY content ./content
+COPY examples ./examples
+COPY scheduler.py ./
+RUN set -eux; \
+    extras=""; \
+    if [ "$OCR" = "1" ]; then extras="[ocr]"; fi; \
+    pip install -c constraints.txt -e ".${extras}"; \
+    pip check; \
+    relaybot --help >/dev/null; \
+    python -c "from zoneinfo import ZoneInfo; ZoneInfo('Asia/Shanghai')"; \
+    if [ "$OCR" = "1" ]; then python -c "import cv2, rapidocr_onnxruntime"; fi
+
+RUN mkdir -p /data && chown relaybot:relaybot /data && chmod 0750 /data
+ENV RELAYBOT_DATABASE_URL=sqlite:////data/relaybot.db \
+    RELAYBOT_EVIDENCE_DIR=/data/evidence \
+    RELAYBOT_CACHE_DIR=/data/wechaty-cache \
+    RELAYBOT_CONFIG=/data/relaybot.toml \
+    RELAYBOT_LOG_FORMAT=json \
+    HOME=/data
+VOLUME ["/data"]
+
+# Numeric, so that a runtime can tell it is not root without the image's /etc/passwd.
+USER 10001:10001
+# python-wechaty writes ./.wechaty into the working directory: keep that in the volume too.
+WORKDIR /data
+
+# `relaybot doctor` exits non-zero when the configuration, database, gateway or token is wrong.
+HEALTHCHECK --interval=5m --timeout=60s --start-period=2m --retries=3 CMD ["relaybot", "doctor"]
+
+# Upgrade the database schema first (the bot would also do it at start), then replace the shell with the bot
+# so that `docker stop` (SIGTERM) reaches it directly.
+CMD ["sh", "-c", "relaybot db upgrade && exec relaybot run"]
