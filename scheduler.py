@@ -25,6 +25,7 @@ def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
         (bot.check_evidence, 5 * 60, True),  # the backlog of screenshots a restart left
         (bot.expire_evidence, 6 * 3600, True),
         (bot.run_schedule, settings.schedule_check_seconds, True),  # catch up at once after a restart
+        (bot.check_health, settings.health_check_seconds, False),  # self-check, echo, connection alerts
     ]
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
     for job, seconds, at_start in jobs:

@@ -26,6 +26,7 @@ from bot.db import session as new_session
 from bot.dispatch import Context, Dispatcher
 from bot.feeds import fetch_feed
 from bot.feeds import redact as feed_redact
+from bot.health import HealthMonitor
 from bot.models import (
     Feed,
     Group,
@@ -96,7 +97,8 @@ class RelayBot:
         self._sender: asyncio.Task | None = None
         self.ready = asyncio.Event()
         self.notifier = None  # the second channel (a webhook robot), set up by the CLI when configured
-        self._lost_at: datetime | None = None
+        self.health = HealthMonitor(self)  # self-check, receive check, connection alerts (bot/health.py)
+        self._link_dropped = False  # the last send failed because the gateway connection is down
         self._background: set[asyncio.Task] = set()
         self.http: httpx.AsyncClient | None = None  # feeds and link previews
         self._ocr = None  # loaded on the first screenshot; False when no OCR is installed
@@ -129,6 +131,7 @@ class RelayBot:
             except asyncio.CancelledError:
                 pass
         await self.transport.stop()
+        await self.health.flush()
         if self.http is not None:
             await self.http.aclose()
         self._ocr_thread.shutdown(wait=False, cancel_futures=True)
@@ -138,6 +141,7 @@ class RelayBot:
     async def on_ready(self, bot_id: str) -> None:
         """Logged in: learn the rooms, apply the configured group kinds, read member lists."""
         self.bot_id = bot_id
+        await self.health.on_ready()
         rooms = await self.transport.rooms()
         async with self._lock:
             with new_session(self.engine) as s:
@@ -153,6 +157,7 @@ class RelayBot:
 
     async def on_message(self, msg: Incoming) -> None:
         """Handle one message in one unit of work."""
+        self.health.note_receive()
         if msg.sender.contact_id == self.bot_id:
             return
         previews = await self._link_previews(msg)
@@ -172,6 +177,7 @@ class RelayBot:
 
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
         """New members: remember them and try to recognise them."""
+        self.health.note_receive()
         joined = [m for m in joined if m.contact_id != self.bot_id]
         async with self._lock:
             await asyncio.to_thread(self._observe, room, joined)
@@ -179,6 +185,7 @@ class RelayBot:
 
     async def on_room_invite(self, invite: RoomInvite) -> None:
         """Accept invitations from office admins only."""
+        self.health.note_receive()
         now = self.clock()
         async with self._lock:
             with new_session(self.engine) as s:
@@ -195,24 +202,17 @@ class RelayBot:
         self._wake.set()
 
     async def on_connection(self, state: str, detail: str) -> None:
-        """The chat link dropped, came back or was logged out: say so where the office can still hear it."""
-        now = self.clock()
-        if state == "lost":
-            self._lost_at = now
-            text = self.texts.t("health.lost")
-        elif state == "restored":
-            lost_at, self._lost_at = self._lost_at, None
-            minutes = max(1, round((now - lost_at).total_seconds() / 60)) if lost_at else 0
-            text = self.texts.t("health.restored", minutes=minutes)
-            async with self._lock:
-                with new_session(self.engine) as s:
-                    self._context(s, now).to_office(text, priority=Priority.NOTICE)
-                    s.commit()
-            self._wake.set()
-        else:
-            text = self.texts.t("health.logged_out")
-        log.warning("connection %s: %s", state, detail)
-        self._alert_second_channel(text)
+        """The chat link dropped ("lost", "logged_out") or came back ("restored"): sending waits for the link;
+        the office hears of an outage once it lasts `connection_alert_minutes` (see HealthMonitor)."""
+        await self.health.on_connection(state, detail)
+
+    async def on_echo(self, message_id: str, chat_id: str, text: str) -> None:
+        """The gateway echoed a message the bot sent (an optional sink method the Wechaty transport calls)."""
+        await self.health.on_echo(message_id, chat_id, text)
+
+    async def check_health(self) -> None:
+        """The periodic health round: self-check, receive check, connection alert (a scheduler job)."""
+        await self.health.tick()
 
     # ---- units of work ---------------------------------------------------------------------------
 
@@ -527,7 +527,9 @@ class RelayBot:
             return 5.0
         if nxt.at > now:
             return (nxt.at - now).total_seconds()
-        await self._send_one(nxt.row_id)
+        if not await self._send_one(nxt.row_id) and self._link_dropped:
+            self._link_dropped = False
+            return 1.0  # the link just dropped: do not spin on it before the transport reports it lost
         return 0.0
 
     async def _send_one(self, row_id: int) -> bool:
@@ -559,8 +561,17 @@ class RelayBot:
             return True
 
     def _send_failed(self, s: Session, row: Outbox, exc: SendError) -> None:
-        """Pause all sending for the back-off period; tell the office once per pause."""
+        """Pause all sending for the back-off period; tell the office once per pause. A send that failed because
+        the gateway connection is down is not WeChat refusing it: the row waits for the link, no pause."""
         now = self.clock()
+        if exc.disconnected:
+            log.warning("send of outbox row %s failed, the gateway connection is down: sending it when it is back",
+                        row.id)
+            self._link_dropped = True
+            row.attempts = max(0, row.attempts - 1)
+            outbox.mark_failed(s, row, error=str(exc), give_up=False)
+            s.commit()
+            return
         give_up = row.attempts >= MAX_SEND_ATTEMPTS
         log.warning("send of outbox row %s failed (%s)%s", row.id, exc, "; giving up" if give_up else "")
         outbox.mark_failed(s, row, error=str(exc), give_up=give_up)
@@ -585,6 +596,7 @@ class RelayBot:
         await self.ready.wait()
         speed = getattr(self.clock, "speed", 1.0)
         while True:
+            await self.health.link_up.wait()  # nothing is tried while the gateway connection is down
             try:
                 wait = await self.send_due()
             except Exception:

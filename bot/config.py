@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
     notify_url: str = ""
     notify_secret: str = ""  # DingTalk's signing secret (SEC...), if the robot uses 加签
+    # Health (bot/health.py). Self-check: every `self_check_minutes` (0 = off) the bot really sends a short
+    # message to `self_check_target` (a contact id such as "filehelper", or a room id or exact room name) and
+    # expects the gateway to echo it back within `self_check_echo_seconds` (0 = do not expect an echo).
+    self_check_target: str = ""
+    self_check_minutes: float = 60.0
+    self_check_echo_seconds: float = 60.0
+    # The second channel hears about a dropped gateway connection once it has been down this long (0 = at once).
+    connection_alert_minutes: float = 2.0
+    # How often the health checks run (self-check due? echo late? connection down too long?).
+    health_check_seconds: float = 10.0
     # Puppet service (the standard Wechaty variable names are also read, see endpoint()/token()).
     puppet_service_endpoint: str = ""
     puppet_service_token: str = ""

@@ -102,11 +102,13 @@ class Outgoing:
 
 
 class SendError(Exception):
-    """The transport could not send; `rate_limited` tells a frequency limit from other failures."""
+    """The transport could not send; `rate_limited` tells a frequency limit from other failures, and
+    `disconnected` a dropped gateway connection (the message should wait for the link, not pause sending)."""
 
-    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+    def __init__(self, message: str, *, rate_limited: bool = False, disconnected: bool = False) -> None:
         super().__init__(message)
         self.rate_limited = rate_limited
+        self.disconnected = disconnected
 
 
 class EventSink(Protocol):
@@ -122,6 +124,9 @@ class EventSink(Protocol):
 
     async def on_connection(self, state: str, detail: str) -> None:
         """The link to the platform changed: "lost", "restored" or "logged_out"."""
+
+    async def on_echo(self, message_id: str, chat_id: str, text: str) -> None:
+        """The platform echoed a message the bot itself sent (proof that events still arrive)."""
 
 
 class Transport(ABC):

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from grpclib.const import Status
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from bot.transport import wechaty_compat
 from bot.transport.base import (
@@ -51,12 +51,19 @@ KINDS = {
     MessageType.MESSAGE_TYPE_ATTACHMENT: MessageKind.FILE,
 }
 RECONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# While the gateway's port refuses connections, it is probed this often, so that the bot reconnects within
+# about this long of the gateway coming back instead of sleeping out the rest of a long back-off.
+REACHABLE_POLL_SECONDS = 0.5
 # Timestamps above this are milliseconds (it is 2038 in seconds), as python-wechaty assumes too.
 MAX_SECONDS_TIMESTAMP = 2145888000
 
 
 class WechatyStartError(ConnectionError):
     """The gateway is unreachable, refused the token, or did not log the bot in in time."""
+
+
+class GatewayUnreachable(WechatyStartError):
+    """Nothing accepts TCP connections at the endpoint."""
 
 
 class WechatyTransport(Transport):
@@ -84,6 +91,7 @@ class WechatyTransport(Transport):
         self._ready: asyncio.Future[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnects = 0
+        self._stream_up = False  # logged in and the event stream is open; False from the moment it fails
 
     async def start(self, sink: EventSink) -> None:
         """Connect, wait for the bot's login, call sink.on_ready once; raises WechatyStartError on failure."""
@@ -130,9 +138,14 @@ class WechatyTransport(Transport):
                 channel.close()
         self._bot = None
         self._logged_in = False
+        self._stream_up = False
 
     async def send(self, out: Outgoing) -> str | None:
-        """Send a link, then an image, then the text (with mentions in rooms); returns the text's message id."""
+        """Send a link, then an image, then the text (with mentions in rooms); returns the text's message id.
+
+        A SendError raised because the gateway connection is down (not WeChat refusing the message) carries
+        `disconnected = True`, so that the caller can wait for the connection instead of pausing for a limit.
+        """
         if not (out.text or out.link or out.image or out.file):
             raise SendError('nothing to send')
         try:
@@ -157,7 +170,8 @@ class WechatyTransport(Transport):
                 message_ids.append(await _say(target, out.text, mention_ids))
         except Exception as e:
             rate_limited = isinstance(e, GRPCError) and e.status is Status.RESOURCE_EXHAUSTED
-            raise SendError(f'sending to {out.chat_id} failed: {e!r}', rate_limited=rate_limited) from e
+            raise SendError(f'sending to {out.chat_id} failed: {e!r}', rate_limited=rate_limited,
+                            disconnected=not self._stream_up or _is_connection_error(e)) from e
         return message_ids[-1]
 
     async def rooms(self) -> list[RoomInfo]:
@@ -194,8 +208,24 @@ class WechatyTransport(Transport):
                 raise ValueError('expected HOST:PORT')
             _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 5)
         except (OSError, ValueError, asyncio.TimeoutError) as e:
-            raise WechatyStartError(f'cannot reach the Wechaty gateway at {self.endpoint}: {e!r}') from e
+            raise GatewayUnreachable(f'cannot reach the Wechaty gateway at {self.endpoint}: {e!r}') from e
         writer.close()
+
+    async def _wait_to_reconnect(self, delay: float, unreachable: bool) -> None:
+        """Sleep out the back-off; while the port refuses connections, end it as soon as the port opens."""
+        if not unreachable:
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(REACHABLE_POLL_SECONDS, left))
+            try:
+                await self._check_reachable()
+            except GatewayUnreachable:
+                continue
+            log.info('the Wechaty gateway at %s accepts connections again: reconnecting now', self.endpoint)
+            return
 
     def _connected_bot(self) -> Wechaty:
         # Usable from on_ready on, which runs before start() returns.
@@ -221,6 +251,7 @@ class WechatyTransport(Transport):
             if not self._ready.done():
                 self._ready.set_exception(WechatyStartError(_start_failure(self.endpoint, error)))
                 return
+            self._stream_up = False
             delay = RECONNECT_DELAYS[min(self._reconnects, len(RECONNECT_DELAYS) - 1)]
             self._reconnects += 1
             log.error('lost the Wechaty event stream from %s (%r); reconnecting in %.0f s', self.endpoint, error, delay)
@@ -228,7 +259,7 @@ class WechatyTransport(Transport):
                 await self._notify('on_connection', 'lost', repr(error))
             if puppet.channel is not None:
                 puppet.channel.close()
-            await asyncio.sleep(delay)
+            await self._wait_to_reconnect(delay, isinstance(error, GatewayUnreachable))
 
     async def _consume(self) -> None:
         """Handle events one at a time in arrival order; a failure is logged and the stream goes on."""
@@ -243,6 +274,7 @@ class WechatyTransport(Transport):
         assert self._bot is not None and self._ready is not None
         if event == 'login':
             self._reconnects = 0
+            self._stream_up = True
             if self._ready.done():
                 log.info('the bot %s logged in again', payload.contact_id)
                 await self._notify('on_connection', 'restored', '')
@@ -278,7 +310,12 @@ class WechatyTransport(Transport):
         assert self._bot is not None
         msg = self._bot.Message.load(message_id)
         await msg.ready()
-        if msg.is_self():  # the gateway echoes everything the bot sends
+        if msg.is_self():
+            # The gateway echoes everything the bot sends: proof that the event stream delivers (the self-check
+            # looks for its own echo). A sink without on_echo (a test's) does not want them.
+            payload = msg.payload
+            if hasattr(self._sink, 'on_echo'):
+                await self._notify('on_echo', msg.message_id, payload.room_id or payload.to_id or '', payload.text or '')
             return
         await self._notify('on_message', await self._to_incoming(msg))
 
@@ -352,6 +389,13 @@ class WechatyTransport(Transport):
 async def _say(target: Any, content: Any, mention_ids: list[str] | None = None) -> str | None:
     message = await (target.say(content, mention_ids) if mention_ids else target.say(content))
     return message.message_id if message is not None else None
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """The gateway connection failed (as opposed to the gateway or WeChat refusing the request)."""
+    if isinstance(error, GRPCError):
+        return error.status is Status.UNAVAILABLE
+    return isinstance(error, (ConnectionError, StreamTerminatedError, ProtocolError))
 
 
 def _start_failure(endpoint: str, error: BaseException | None) -> str:
