@@ -337,7 +337,7 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
 
 @app.command()
 def status() -> None:
-    """运行状况：进行中的推送（含截图核验）、待发消息、最近一次发送。"""
+    """运行状况：进行中的推送（含截图核验）、发送队列、最近一次成功发送和收到消息、自检结果。"""
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import func
@@ -347,6 +347,7 @@ def status() -> None:
     from bot.compose import progress_text
     from bot.content import load_texts
     from bot.db import create_schema, make_engine, session
+    from bot.health import health_snapshot
     from bot.models import Outbox, Push, PushState
     from bot.relay import progress
 
@@ -364,9 +365,37 @@ def status() -> None:
         states = dict(s.exec(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
         typer.echo(f"发送队列：待发 {states.get('pending', 0)}，发送中 {states.get('sending', 0)}，"
                    f"已发 {states.get('sent', 0)}，失败 {states.get('failed', 0)}")
-        last = s.exec(select(Outbox.sent_at).where(col(Outbox.sent_at).is_not(None))
-                      .order_by(col(Outbox.sent_at).desc())).first()
-        typer.echo("最近一次发送：" + (show(last, tz) if last else "还没有"))
+        health = health_snapshot(s)
+        last_send, last_receive = health["last_send_ok_at"], health["last_receive_at"]
+        typer.echo("最近一次成功发送：" + (show(last_send, tz) if last_send else "还没有"))
+        typer.echo("最近一次收到消息：" + (show(last_receive, tz) if last_receive else "还没有"))
+        check = health["self_check"]
+        if check is not None:
+            result = "发送成功" if check["send_ok"] else "发送失败"
+            if check["echo_ok"] is not None:
+                result += "，已收到回显" if check["echo_ok"] else "，没有收到回显"
+            typer.echo(f"最近一次自检：{show(check['at'], tz)} {result}" + (f"（{check['detail']}）" if check["detail"] else ""))
+        for key, label in (("link_down_since", "微信连接断开"), ("send_down_since", "发不出消息"),
+                           ("receive_down_since", "收不到消息")):
+            if health[key] is not None:
+                typer.echo(f"⚠ {label}，自 {show(health[key], tz)} 起")
+
+
+@app.command()
+def doctor(
+    timeout: float = typer.Option(5.0, "--timeout", help="连接微信网关最多等几秒"),
+) -> None:
+    """体检：配置、数据库、微信网关和 token、机器人最近的运行状况；有严重问题时退出码为 1。"""
+    from bot.clock import real_clock
+    from bot.doctor import exit_code, run_checks
+
+    findings = run_checks(_settings(), now=real_clock(), gateway_timeout=timeout)
+    for finding in findings:
+        typer.echo(finding.line())
+    code = exit_code(findings)
+    typer.echo("结论：" + ("有需要马上处理的问题（✘）。" if code else "可以正常工作。"
+                          + ("（! 是建议处理的事项）" if any(f.level.name == "WARN" for f in findings) else "")))
+    raise typer.Exit(code)
 
 
 @app.command()
