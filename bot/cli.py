@@ -95,6 +95,23 @@ def run(
         raise typer.Exit(1) from None
 
 
+def _open_db(settings: Settings):
+    """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
+    from bot.db import SchemaTooNew, make_engine, upgrade_schema
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade_schema(engine)
+    except SchemaTooNew as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        typer.echo(f"打不开数据库：{_db_error(exc)}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。",
+                   err=True)
+        raise typer.Exit(1) from None
+    return engine
+
+
 def _notifier(settings: Settings):
     """The webhook robot from the settings, or None; a wrong setting stops the start with its reason."""
     from bot.notify import make_notifier
@@ -136,7 +153,7 @@ async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
     from scheduler import build_scheduler
 
     transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
-    bot = RelayBot(settings, transport, clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
+    bot = RelayBot(settings, transport, engine=_open_db(settings), clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
     bot.notifier = _notifier(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -155,7 +172,7 @@ async def _run_console(settings: Settings) -> None:
     from sqlmodel import select
 
     from bot.app import RelayBot
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.models import Liaison
     from bot.transport.base import Member, RoomInfo
     from bot.transport.console import ConsoleTransport
@@ -168,8 +185,7 @@ async def _run_console(settings: Settings) -> None:
         update={"liaison_groups": [liaison_name], "office_group": office_name,
                 "admin_ids": list({*settings.admin_ids, admin_id}), "send_spacing_seconds": 0.0}
     )
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     with session(engine) as s:
         people = [
             Member(l.contact_id or f"console-{l.id}", l.wechat_name or l.name, "")
@@ -204,7 +220,7 @@ async def _run_console(settings: Settings) -> None:
 @roster_app.command("import")
 def roster_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色")) -> None:
     """导入（或更新）联络员名单。文件有错时什么都不改，并指出第几行哪一列。"""
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.roster import RosterError, import_roster, read_roster_file
 
     settings = _settings()
@@ -213,8 +229,7 @@ def roster_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头
     except RosterError as exc:
         typer.echo(f"导入失败，名单没有改动：{exc}", err=True)
         raise typer.Exit(1) from None
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     with session(engine) as s:
         report = import_roster(s, rows)
         s.commit()
@@ -228,13 +243,12 @@ def roster_show() -> None:
     """列出单位和联络员，以及谁还没在联络员群里被识别。"""
     from sqlmodel import select
 
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.models import Group, GroupKind
     from bot.roster import roster_lines
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     with session(engine) as s:
         rooms = list(s.exec(select(Group.room_id).where(Group.kind == GroupKind.LIAISON.value)))
         lines = roster_lines(s, rooms)
@@ -273,7 +287,7 @@ def report(
     from zoneinfo import ZoneInfo
 
     from bot.clock import real_clock
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.report_render import render_chart, render_xlsx
     from bot.reports import build_report, period_of
     from bot.schedule import ladder_of
@@ -291,8 +305,7 @@ def report(
         typer.echo(f"--date 的日期看不懂：{date_text}（例：2026-11-26）", err=True)
         raise typer.Exit(2) from None
     start, end = period_of(kinds[0], when)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     with session(engine) as s:
         rep = build_report(s, kind=kinds[0], start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     out = out if out.suffix.lower() == ".xlsx" else out.with_suffix(".xlsx")
@@ -312,7 +325,7 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
     """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.models import Alert
     from bot.pushing import push_alert
 
@@ -322,8 +335,7 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
     if item is None:
         typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
         raise typer.Exit(1)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     now = real_clock()
     with session(engine) as s:
         alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
@@ -341,20 +353,19 @@ def status() -> None:
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import func
-    from sqlmodel import col, select
+    from sqlmodel import select
 
     from bot.clock import real_clock, show
     from bot.compose import progress_text
     from bot.content import load_texts
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.health import health_snapshot
     from bot.models import Outbox, Push, PushState
     from bot.relay import progress
 
     settings = _settings()
     tz = ZoneInfo(settings.timezone)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     texts, now = load_texts(), real_clock()
     with session(engine) as s:
         pushes = s.exec(select(Push).where(Push.state == PushState.OPEN.value).order_by(Push.id)).all()
@@ -404,14 +415,13 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
     from zoneinfo import ZoneInfo
 
     from bot.clock import real_clock
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.escalation import standings
     from bot.relay import active_units
     from bot.schedule import ladder_of
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     now = real_clock()
     with session(engine) as s:
         if name:
@@ -444,7 +454,7 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
 
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.db import create_schema, make_engine, session
+    from bot.db import session
     from bot.models import Group, GroupKind
     from bot.stats import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
     from bot.transport.base import ChatKind
@@ -457,8 +467,7 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
     except StatsError as exc:
         typer.echo(texts.t("stats.import_failed", error=str(exc)), err=True)
         raise typer.Exit(1) from None
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _open_db(settings)
     with session(engine) as s:
         report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
         typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))

@@ -132,6 +132,12 @@ def test_a_database_from_a_newer_release_is_left_alone(db_url, tmp_path):
     result = relaybot("db", "upgrade", db_url=db_url, cwd=tmp_path)
     assert result.returncode == 1
     assert "9999_future" in result.stderr and "新版本" in result.stderr
+    # Every other command, and the bot itself, refuses the same way instead of crashing.
+    for args in (("status",), ("units",), ("run",)):
+        refused = relaybot(*args, db_url=db_url, cwd=tmp_path, WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9",
+                           WECHATY_PUPPET_SERVICE_TOKEN="t")
+        assert refused.returncode == 1 and "9999_future" in refused.stderr, args
+        assert "Traceback" not in refused.stderr
     engine = make_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999_future"
