@@ -6,7 +6,8 @@ Through the gateway the office pushes six alerts during the morning and early af
 100 units confirm each (some after the 18:00 deadline), the office asks for progress twice, and the bot does
 what the clock brings: acknowledgements, the 10:00 and 16:00 reminders, the deadline with its list of misses,
 and the 18:30 daily summary with its .xlsx and chart. No screenshots are sent, so OCR must never load; the
-benchmark checks that no onnxruntime/rapidocr library is mapped into the process.
+benchmark checks that no onnxruntime/rapidocr library is mapped into the process, nor matplotlib (the report's
+files are rendered in a short-lived child process, bot/report_worker.py).
 
 VmRSS is read from /proc/PID/status right after start and after the summary has been sent; VmHWM is the peak.
 """
@@ -44,6 +45,8 @@ CONFIRM_RATE = 0.85
 LATE_SHARE = 0.05
 CASE_TYPES = ["刷单", "公检法", "征信", "投资", "客服", "杀猪盘"]
 OCR_LIBRARIES = ("onnxruntime", "rapidocr")
+# The report's files are rendered in a child process: matplotlib's native modules must never be in the bot.
+CHART_LIBRARIES = ("matplotlib",)
 TARGET_MB = 150
 
 
@@ -158,7 +161,9 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
             sent = wait_until(gw.sent, summary_sent, 60, "the daily summary with its chart")
             time.sleep(1.0)  # let the sender and the scheduler settle
             after = proc_memory_kb(pid)
-            ocr_loaded = sorted(p for p in mapped_files(pid) if any(lib in p.lower() for lib in OCR_LIBRARIES))
+            mapped = mapped_files(pid)
+            ocr_loaded = sorted(p for p in mapped if any(lib in p.lower() for lib in OCR_LIBRARIES))
+            charts_loaded = sorted(p for p in mapped if any(f"/{lib}/" in p.lower() for lib in CHART_LIBRARIES))
             with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
                 stored = conn.execute("SELECT count(*) FROM confirmation").fetchone()[0]
                 misses = conn.execute("SELECT count(*) FROM miss").fetchone()[0]
@@ -186,7 +191,8 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
                f"{END:%H:%M}, {len(events)} messages said")
     result.checks.update(confirmations=stored, expected=expected, pushes_closed=pushes_closed,
                          misses=misses, reminders=reminders, acks=acks, outbox_sent=outbox[1] or 0,
-                         outbox_rows=outbox[0], ocr_libraries_mapped=len(ocr_loaded))
+                         outbox_rows=outbox[0], ocr_libraries_mapped=len(ocr_loaded),
+                         matplotlib_libraries_mapped=len(charts_loaded))
     result.checks["errors_logged"] = log.count("Traceback")
     if stored != expected:
         result.problems.append(f"{stored} confirmations stored, {expected} expected")
@@ -194,6 +200,8 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
         result.problems.append(f"{pushes_closed} of {len(push_times)} pushes closed at the deadline")
     if ocr_loaded:
         result.problems.append("OCR was loaded: " + ", ".join(ocr_loaded[:3]))
+    if charts_loaded:
+        result.problems.append("matplotlib was loaded into the bot: " + ", ".join(charts_loaded[:3]))
     if result.checks["errors_logged"]:
         result.problems.append(f"the bot logged {result.checks['errors_logged']} tracebacks")
     result.seconds = time.perf_counter() - started

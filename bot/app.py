@@ -13,10 +13,11 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import compose, evidence, evidence_store, feed_watch, outbox, schedule
+from bot import compose, evidence_store, feed_watch, outbox, schedule
 from bot.calendar import load_calendar
 from bot.clock import real_clock, show
 from bot.config import Settings
@@ -59,6 +60,8 @@ from bot.transport.base import (
 log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 5
+# Run for every message from a room; built once (building a statement costs more than running it).
+_GROUP_OF_ROOM = select(Group).where(Group.room_id == bindparam("room_id"))
 _BARE_URL = re.compile(r"^https?://\S+$")
 
 
@@ -240,7 +243,7 @@ class RelayBot:
             ctx = self._context(s, now)
             ctx.previews = previews or {}
             if msg.chat_kind == ChatKind.ROOM:
-                self._remember_room(s, msg.chat_id, msg.chat_name)
+                ctx.groups[msg.chat_id] = self._remember_room(s, msg.chat_id, msg.chat_name)
                 self._report_ambiguities(ctx, observe(s, room_id=msg.chat_id, members=[msg.sender], now=now), msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
             s.commit()  # what the replies say is recorded is committed before they can be sent
@@ -261,13 +264,15 @@ class RelayBot:
             ctx.to_office(compose.ambiguity_text(self.texts, amb, room_name=room_name))
 
     def _remember_room(self, s: Session, room_id: str, name: str) -> Group:
-        group = s.exec(select(Group).where(Group.room_id == room_id)).first()
+        """The room's Group, created or renamed as needed; written (flushed) only when something changed."""
+        group = s.exec(_GROUP_OF_ROOM, params={"room_id": room_id}).first()
         if group is None:
             group = Group(room_id=room_id, name=name)
-            s.add(group)
         elif name and group.name != name:
             group.name = name
-            s.add(group)
+        else:
+            return group
+        s.add(group)
         s.flush()
         return group
 
@@ -455,6 +460,8 @@ class RelayBot:
                 done += 1
 
     async def _check_one(self, job: evidence_store.CheckJob) -> tuple[str, str, str]:
+        from bot import evidence  # numpy and Pillow: loaded with the first screenshot, not at start
+
         folder = Path(self.settings.evidence_dir)
         try:
             data = await asyncio.to_thread(evidence_store.evidence_path(folder, job.file).read_bytes)

@@ -35,6 +35,9 @@ class Context:
     refresh_rooms: set[str] = field(default_factory=set)
     # Link cards the app fetched for URLs in this message (handlers do no network I/O).
     previews: dict = field(default_factory=dict)
+    # Groups this unit of work has already loaded, by room id (the session's own objects, so changes made in
+    # this unit of work show): the room a message came from is read once, not by every filter.
+    groups: dict[str, Group] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -54,7 +57,11 @@ class Context:
 
     def group_kind(self, room_id: str) -> GroupKind:
         """How the bot serves this room."""
-        kind = self.session.exec(select(Group.kind).where(Group.room_id == room_id)).first()
+        group = self.groups.get(room_id)
+        if group is not None:
+            kind = group.kind
+        else:
+            kind = self.session.exec(select(Group.kind).where(Group.room_id == room_id)).first()
         return GroupKind(kind) if kind else GroupKind.NONE
 
     def send(self, chat_kind: ChatKind, chat_id: str, text: str = "", **extra) -> None:

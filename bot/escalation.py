@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -58,28 +58,44 @@ def _month_index(moment: datetime, tz: ZoneInfo) -> int:
 
 
 def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder) -> dict[int, Standing]:
-    """Each active unit's run of misses and level as of `as_of`. A push confirmed on time ends a run."""
+    """Each active unit's run of misses and level as of `as_of`. A push confirmed on time ends a run.
+
+    Reads only what decides the answer, as plain values: the closed pushes' ids, the misses of those pushes
+    for units still on a run (newest pushes first, until every run has ended), and which units missed
+    something in the months the written-explanation rule looks at.
+    """
     closed = list(
         session.exec(
-            select(Push)
+            select(Push.id)
             .where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
             .order_by(col(Push.deadline).desc(), col(Push.id).desc())
         )
     )
-    misses: dict[int, set[int]] = defaultdict(set)
-    miss_months: dict[int, set[int]] = defaultdict(set)
-    for miss in session.exec(select(Miss).where(Miss.deadline <= as_of)):
-        misses[miss.unit_id].add(miss.push_id)
-        miss_months[miss.unit_id].add(_month_index(miss.deadline, tz))
-    this_month = _month_index(as_of, tz)
-    result: dict[int, Standing] = {}
-    for unit in active_units(session):
-        run: list[int] = []
-        for push in closed:
-            if push.id not in misses[unit.id]:
+    unit_ids = list(session.exec(select(Unit.id).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+    runs: dict[int, list[int]] = {u: [] for u in unit_ids}
+    on_run = set(unit_ids)  # units whose run has not ended yet
+    done, size = 0, 16
+    while on_run and done < len(closed):
+        batch = closed[done:done + size]
+        done, size = done + len(batch), min(size * 4, 256)
+        stmt = select(Miss.push_id, Miss.unit_id).where(col(Miss.push_id).in_(batch), Miss.deadline <= as_of)
+        if len(on_run) <= 256:
+            stmt = stmt.where(col(Miss.unit_id).in_(sorted(on_run)))
+        missed: dict[int, set[int]] = defaultdict(set)
+        for push_id, unit_id in session.exec(stmt):
+            missed[push_id].add(unit_id)
+        for push_id in batch:
+            on_run &= missed[push_id]
+            for unit_id in on_run:
+                runs[unit_id].append(push_id)
+            if not on_run:
                 break
-            run.append(push.id)
-        months = miss_months[unit.id]
+    this_month = _month_index(as_of, tz)
+    miss_months = _miss_months(session, as_of=as_of, tz=tz, first=this_month - max(ladder.written_months, 0))
+    result: dict[int, Standing] = {}
+    for unit_id in unit_ids:
+        run = runs[unit_id]
+        months = miss_months[unit_id]
         written = any(
             all(end - k in months for k in range(ladder.written_months)) for end in (this_month, this_month - 1)
         )
@@ -93,5 +109,25 @@ def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder
             level = WATCH
         else:
             level = NONE
-        result[unit.id] = Standing(unit.id, len(run), level, tuple(reversed(run)))
+        result[unit_id] = Standing(unit_id, len(run), level, tuple(reversed(run)))
     return result
+
+
+def _miss_months(session: Session, *, as_of: datetime, tz: ZoneInfo, first: int) -> dict[int, set[int]]:
+    """unit id -> the months (as _month_index) from `first` on in which it has a miss with deadline <= as_of."""
+    year, month = divmod(first, 12)
+    # Two days early: whatever the time zone does around midnight, no miss of month `first` is left out;
+    # the month of each deadline is then decided exactly, by _month_index.
+    since = datetime(year, month + 1, 1, tzinfo=tz) - timedelta(days=2)
+    deadlines = session.exec(select(Miss.deadline).distinct().where(Miss.deadline >= since, Miss.deadline <= as_of))
+    by_month: dict[int, list[datetime]] = defaultdict(list)
+    for deadline in deadlines:
+        if (m := _month_index(deadline, tz)) >= first:
+            by_month[m].append(deadline)
+    found: dict[int, set[int]] = defaultdict(set)
+    for m, days in by_month.items():
+        # Every deadline between a month's first and last one is in that month (months follow time).
+        stmt = select(Miss.unit_id).distinct().where(Miss.deadline >= min(days), Miss.deadline <= max(days))
+        for unit_id in session.exec(stmt):
+            found[unit_id].add(m)
+    return found

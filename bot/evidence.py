@@ -13,16 +13,21 @@ call check_screenshot off the event loop (asyncio.to_thread) and one image at a 
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from PIL import Image, ImageOps
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+# numpy and Pillow (about 14 MB) are imported on the first screenshot, not when the bot starts: most days
+# bring none, and the long-running process should not carry them for nothing.
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class Verdict:
 
 
 def _dct_matrix(n: int) -> np.ndarray:
+    import numpy as np
+
     k = np.arange(n)[:, None]
     x = np.arange(n)[None, :]
     m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * math.sqrt(2 / n)
@@ -60,11 +67,15 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-_DCT32 = _dct_matrix(32)
+@functools.cache
+def _dct32() -> np.ndarray:
+    return _dct_matrix(32)
 
 
 def _open(image_bytes: bytes) -> Image.Image:
     """Decodes fully (raises on truncated or bogus data) and applies the EXIF rotation."""
+    from PIL import Image, ImageOps
+
     img = Image.open(io.BytesIO(image_bytes))
     if img.width * img.height > _MAX_PIXELS:
         raise ValueError(f"image too large: {img.width}x{img.height}")
@@ -80,9 +91,13 @@ def _phash(img: Image.Image) -> str:
     # pHash on 32x32 grey with a 2-D DCT, keeping the 16x16 lowest frequencies -> 256 bits. The classic 8x8 (64 bits)
     # puts two different screenshots of quiet chats with the same layout only ~6-10 bits apart; 256 bits puts them
     # 18-36 apart while a resized, re-compressed copy stays at 0-2.
+    import numpy as np
+    from PIL import Image
+
     grey = img.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
-    low = (_DCT32 @ pixels @ _DCT32.T)[:HASH_SIDE, :HASH_SIDE].flatten()
+    dct = _dct32()
+    low = (dct @ pixels @ dct.T)[:HASH_SIDE, :HASH_SIDE].flatten()
     bits = low > np.median(low)
     return f"{int(''.join('1' if b else '0' for b in bits), 2):0{HASH_BITS // 4}x}"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.models import Group, GroupKind, Liaison, Membership, Notice, Unit
@@ -21,10 +22,33 @@ class Ambiguity:
     candidates: list[str]
 
 
+# A speaker's membership row is rewritten when their names change, or when its seen_at is this old; nothing
+# reads seen_at more finely, and skipping the UPDATE saves a write on almost every message.
+SEEN_REFRESH = timedelta(hours=1)
+
+
 def liaisons_of(session: Session, contact_id: str) -> list[Liaison]:
     """Active roster entries bound to this contact id (one person may serve several units)."""
     stmt = select(Liaison).where(Liaison.contact_id == contact_id, Liaison.active == True)  # noqa: E712
     return list(session.exec(stmt))
+
+
+# Statements run for (almost) every message, built once: building one costs more than running it.
+_LIAISONS_WITH_UNITS = (
+    select(Liaison, Unit)
+    .join(Unit, Unit.id == Liaison.unit_id)
+    .where(Liaison.contact_id == bindparam("contact_id"), Liaison.active == True)  # noqa: E712
+    .order_by(Liaison.id)
+)
+_SPEAKER_ROW = select(Membership).where(
+    Membership.room_id == bindparam("room_id"), Membership.contact_id == bindparam("contact_id")
+)
+_ON_ROSTER = select(Liaison.id).where(Liaison.contact_id == bindparam("contact_id")).limit(1)
+
+
+def liaisons_with_units(session: Session, contact_id: str) -> list[tuple[Liaison, Unit]]:
+    """`liaisons_of` with each entry's unit, in one query, in roster order."""
+    return [(liaison, unit) for liaison, unit in session.exec(_LIAISONS_WITH_UNITS, params={"contact_id": contact_id})]
 
 
 def _names(member_name: str, nickname: str) -> set[str]:
@@ -43,6 +67,8 @@ def observe(
 
     `complete` means `members` is the whole member list: anyone else has left the room.
     """
+    if not complete and len(members) == 1:
+        return _observe_speaker(session, room_id=room_id, member=members[0], now=now)
     existing = {
         m.contact_id: m for m in session.exec(select(Membership).where(Membership.room_id == room_id))
     }
@@ -64,6 +90,33 @@ def observe(
     if room_id not in served:
         return []
     return _bind_by_name(session, members, served, now)
+
+
+def _observe_speaker(session: Session, *, room_id: str, member: Member, now: datetime) -> list[Ambiguity]:
+    """`observe` for one person who spoke: the same outcome, with only their own row read.
+
+    The row is written when it is new, when their names changed or when seen_at is older than SEEN_REFRESH.
+    Binding by name is skipped for a contact id some roster entry already has: `_bind_by_name` passes over
+    such a member anyway, so the result (no binding, no ambiguity) is the same without its queries.
+    """
+    row = session.exec(_SPEAKER_ROW, params={"room_id": room_id, "contact_id": member.contact_id}).first()
+    if row is None:
+        row = Membership(room_id=room_id, contact_id=member.contact_id)
+    if (
+        row.id is None
+        or row.name != member.name
+        or row.group_nickname != member.group_nickname
+        or not timedelta(0) <= now - row.seen_at < SEEN_REFRESH
+    ):
+        row.name, row.group_nickname, row.seen_at = member.name, member.group_nickname, now
+        session.add(row)
+        session.flush()
+    if session.exec(_ON_ROSTER, params={"contact_id": member.contact_id}).first() is not None:
+        return []
+    served = _served_room_ids(session)
+    if room_id not in served:
+        return []
+    return _bind_by_name(session, [member], served, now)
 
 
 def _bind_by_name(session: Session, members: list[Member], served: list[str], now: datetime) -> list[Ambiguity]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.calendar import WorkCalendar
@@ -21,6 +23,7 @@ from bot.models import (
     Push,
     PushState,
     Unit,
+    UTCDateTime,
 )
 
 
@@ -73,19 +76,40 @@ def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | 
 LATE_WINDOW = timedelta(days=7)
 
 
-def unconfirmed_open_pushes(session: Session, unit_id: int, *, now: datetime) -> list[Push]:
-    """Pushes this unit has not confirmed and can still confirm (open, or closed within LATE_WINDOW), newest first."""
-    done = select(Confirmation.push_id).where(Confirmation.unit_id == unit_id)
+def unconfirmed_open_pushes(
+    session: Session, unit_id: int, *, now: datetime, limit: int | None = None
+) -> list[Push]:
+    """Pushes this unit has not confirmed and can still confirm (open, or closed within LATE_WINDOW), newest
+    first; at most `limit` of them when given."""
+    return list(session.exec(_unconfirmed_stmt(limit), params={"unit_id": unit_id, "since": now - LATE_WINDOW}))
+
+
+@functools.cache
+def _unconfirmed_stmt(limit: int | None):
+    """The query of `unconfirmed_open_pushes`, built once (it runs for every confirmation)."""
+    # NOT EXISTS rather than NOT IN (SELECT push_id ...): the same rows (push_id is never NULL), but it looks up
+    # (push_id, unit_id) in the unique index for each candidate push instead of reading every confirmation the
+    # unit ever made, which grows without end.
+    done = (
+        select(Confirmation.id)
+        .where(Confirmation.push_id == Push.id, Confirmation.unit_id == bindparam("unit_id"))
+        .exists()
+    )
     stmt = (
         select(Push)
         .where(
             (Push.state == PushState.OPEN.value)
-            | ((Push.state == PushState.CLOSED.value) & (Push.deadline > now - LATE_WINDOW)),
-            col(Push.id).not_in(done),
+            | ((Push.state == PushState.CLOSED.value) & (Push.deadline > bindparam("since", type_=UTCDateTime()))),
+            ~done,
         )
         .order_by(col(Push.id).desc())
     )
-    return list(session.exec(stmt))
+    return stmt if limit is None else stmt.limit(limit)
+
+
+_CONFIRMED = select(Confirmation.id).where(
+    Confirmation.push_id == bindparam("push_id"), Confirmation.unit_id == bindparam("unit_id")
+)
 
 
 def record_confirmation(
@@ -99,13 +123,17 @@ def record_confirmation(
     room_id: str,
     message_id: str,
     text: str = "",
+    known_unconfirmed: bool = False,
 ) -> Confirmation | None:
-    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing)."""
-    existing = session.exec(
-        select(Confirmation).where(Confirmation.push_id == push.id, Confirmation.unit_id == unit.id)
-    ).first()
-    if existing is not None:
-        return None
+    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing).
+
+    `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
+    work, so the check for an earlier confirmation would find none and is skipped.
+    """
+    if not known_unconfirmed:
+        existing = session.exec(_CONFIRMED, params={"push_id": push.id, "unit_id": unit.id}).first()
+        if existing is not None:
+            return None
     conf = Confirmation(
         push_id=push.id,
         unit_id=unit.id,

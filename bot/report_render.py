@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import io
@@ -41,6 +42,9 @@ _BOTTOM_PX = 70  # x axis and its label
 _BAR_PX = 36
 _MIN_HEIGHT_PX = 600
 _MAX_LABEL_WIDTH = 24  # display width (wide chars count 2) of a unit label before it is cut with …
+# At most this many bars: with more units the chart shows the lowest-ranked ones and says so in its title
+# (300 bars made an 11 000-pixel image nobody can read on a phone); the .xlsx always lists every unit.
+MAX_CHART_UNITS = 30
 _COLORS = {"按时": "#2e7d32", "迟报": "#f9a825", "未转发": "#c62828"}
 
 # matplotlib's font caches are shared by all figures and not documented as thread-safe.
@@ -83,6 +87,15 @@ def cjk_font(size: float) -> FontProperties:
 
 
 def _display_width(text: str) -> int:
+    if text.isascii():
+        return len(text)  # no ASCII character is wide
+    if len(text) <= 40:
+        return _short_width(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+@functools.lru_cache(maxsize=2048)  # the same unit names and verdicts fill thousands of cells
+def _short_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
@@ -91,11 +104,11 @@ def _display_width(text: str) -> int:
 
 def _text(value: str) -> str:
     """User text made safe for a cell: no characters XML forbids, never read as a formula."""
-    value = ILLEGAL_CHARACTERS_RE.sub("", value)[:_MAX_CELL_CHARS]
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)
     if value.startswith(_FORMULA_STARTS):
         # Also guards against the sheet being re-saved as CSV, where the string type is lost.
         value = "'" + value
-    return value
+    return value[:_MAX_CELL_CHARS]  # cut after the quote is added, which would otherwise make one too many
 
 
 def _shown(value: float, number_format: str | None) -> str:
@@ -110,7 +123,8 @@ def add_sheet(
 ) -> None:
     """One sheet: bold frozen header, auto-filter, columns as wide as their text. Blank cells stay blank."""
     ws = wb.create_sheet(title)
-    ws.append(list(header))
+    header = [_text(h) for h in header]  # user text too: the incident sheet has a column per case type in the file
+    ws.append(header)
     for cell in ws[1]:
         cell.font = Font(bold=True)
     widths = [_display_width(h) for h in header]
@@ -206,8 +220,19 @@ def short_label(unit: str) -> str:
     return cut + "…"
 
 
+def chart_subset(report: Report) -> Report:
+    """The report as charted: all units, or the MAX_CHART_UNITS lowest-ranked ones with a title saying so."""
+    total = len(report.units)
+    if total <= MAX_CHART_UNITS:
+        return report
+    title = f"{report.title}\n排名最后的 {MAX_CHART_UNITS} 个单位（共 {total} 个，全部单位见表格）"
+    return dataclasses.replace(report, title=title, units=report.units[-MAX_CHART_UNITS:])
+
+
 def render_chart(report: Report) -> bytes:
-    """PNG of on-time/late/missed per unit, best on top: 1200 x max(600, 200 + 36 * units) px at 100 dpi."""
+    """PNG of on-time/late/missed per unit, best on top: 1200 x max(600, 200 + 36 * units) px at 100 dpi,
+    with at most MAX_CHART_UNITS units (see chart_subset)."""
+    report = chart_subset(report)
     n = len(report.units)
     height_px = max(_MIN_HEIGHT_PX, _TOP_PX + _BOTTOM_PX + _BAR_PX * n)
     with RENDER_LOCK:

@@ -6,15 +6,18 @@ import statistics
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import DateTime, type_coerce
 from sqlmodel import Session, col, select
 
 from bot.escalation import REPORTED_LEVELS, Ladder, standings
-from bot.models import Alert, Confirmation, Push, PushState
-from bot.relay import active_units
+from bot.models import Alert, Confirmation, Push, PushState, Unit
 from bot.report_data import EvidenceRow, PushRow, Report, UnitRow
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
 BOARD_SIZE = 3
+# A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
+# ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
+_RAW_TIME = DateTime(timezone=True)
 
 
 def period_of(kind: str, day: date) -> tuple[date, date]:
@@ -47,43 +50,68 @@ def _title(kind: str, start: date, end: date) -> str:
 def build_report(
     session: Session, *, kind: str, start: date, end: date, now: datetime, tz: ZoneInfo, ladder: Ladder
 ) -> Report:
-    """Figures for the pushes whose deadline fell in [start, end] (local days), as known at `now`."""
+    """Figures for the pushes whose deadline fell in [start, end] (local days), as known at `now`.
+
+    Reads plain columns, not ORM objects: a month of a large district is 100 000 confirmations.
+    """
     lo = datetime.combine(start, time(0), tzinfo=tz)
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=tz)
-    pushes = list(
-        session.exec(
-            select(Push)
-            .where(Push.deadline >= lo, Push.deadline < hi, Push.state != PushState.WITHDRAWN.value)
-            .order_by(Push.id)
-        )
-    )
-    push_ids = [p.id for p in pushes]
-    confs = list(session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(push_ids)))) if push_ids else []
-    by_unit: dict[int, list[Confirmation]] = {}
+    # created_at twice: as an aware datetime for the report, and as the driver gives it (naive UTC on SQLite,
+    # aware on PostgreSQL) for subtracting the confirmations' times read the same way below.
+    pushes = session.exec(
+        select(Push.id, Push.created_at, Push.deadline, Alert.title,
+               type_coerce(Push.created_at, _RAW_TIME).label("created_raw"))
+        .outerjoin(Alert, col(Alert.id) == Push.alert_id)
+        .where(Push.deadline >= lo, Push.deadline < hi, Push.state != PushState.WITHDRAWN.value)
+        .order_by(Push.id)
+    ).all()
+    push_ids = [p[0] for p in pushes]
+    pushed_at = {p[0]: p[4] for p in pushes}
     by_push: dict[int, set[int]] = {p: set() for p in push_ids}
-    for conf in confs:
-        by_unit.setdefault(conf.unit_id, []).append(conf)
-        by_push[conf.push_id].add(conf.unit_id)
-    pushed_at = {p.id: p.created_at for p in pushes}
-    units = active_units(session)
+    # unit id -> [confirmations, late ones, minutes from push to confirmation of each]
+    by_unit: dict[int, list] = {}
+    evidence_rows: list[tuple[int, int, int, str, str]] = []
+    if push_ids:
+        # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
+        confs = session.connection().execute(
+            select(Confirmation.push_id, Confirmation.unit_id, type_coerce(Confirmation.at, _RAW_TIME),
+                   Confirmation.late)
+            .where(col(Confirmation.push_id).in_(push_ids))
+        )
+        for push_id, unit_id, at, late in confs:
+            by_push[push_id].add(unit_id)
+            mine = by_unit.get(unit_id)
+            if mine is None:
+                mine = by_unit[unit_id] = [0, 0, []]
+            mine[0] += 1
+            mine[1] += bool(late)
+            mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
+        evidence_rows = session.exec(
+            select(Confirmation.push_id, Confirmation.id, Confirmation.unit_id, Confirmation.verdict,
+                   Confirmation.verdict_reason)
+            .where(col(Confirmation.push_id).in_(push_ids),
+                   (Confirmation.evidence_file != "") | (Confirmation.verdict != ""))
+            .order_by(Confirmation.push_id, Confirmation.id)
+        ).all()
+    units = session.exec(
+        select(Unit.id, Unit.name, Unit.kind).where(Unit.active == True).order_by(Unit.id)  # noqa: E712
+    ).all()
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
 
     rows = []
-    for unit in units:
-        mine = by_unit.get(unit.id, [])
-        late = sum(1 for c in mine if c.late)
-        minutes = [(c.at - pushed_at[c.push_id]).total_seconds() / 60 for c in mine]
+    for unit_id, name, unit_kind in units:
+        relayed, late, minutes = by_unit.get(unit_id, (0, 0, []))
         rows.append(
             dict(
-                unit=unit.name,
-                kind=unit.kind,
+                unit=name,
+                kind=unit_kind,
                 received=len(pushes),
-                relayed=len(mine),
-                on_time=len(mine) - late,
+                relayed=relayed,
+                on_time=relayed - late,
                 late=late,
-                missed=len(pushes) - len(mine),
+                missed=len(pushes) - relayed,
                 median_minutes=round(statistics.median(minutes), 1) if minutes else None,
-                level=levels[unit.id].level if unit.id in levels else "",
+                level=levels[unit_id].level if unit_id in levels else "",
             )
         )
     # Best first: most on time, fewest missed, fewest late, fastest; the roster order breaks ties.
@@ -101,28 +129,28 @@ def build_report(
     red = [u.unit for u in ranked if u.received and u.missed == 0 and u.late == 0][:BOARD_SIZE]
     black = [u.unit for u in reversed(ranked) if u.missed or u.late][:BOARD_SIZE]
     escalations = {
-        level: [u.name for u in units if levels.get(u.id) and levels[u.id].level == level] for level in REPORTED_LEVELS
+        level: [name for unit_id, name, _ in units if levels.get(unit_id) and levels[unit_id].level == level]
+        for level in REPORTED_LEVELS
     }
-    unit_names = {u.id: u.name for u in units}
+    unit_names = {unit_id: name for unit_id, name, _ in units}
     push_rows = []
-    for push in pushes:
-        alert = session.get(Alert, push.alert_id)
-        done = by_push[push.id]
+    for push_id, created_at, deadline, title, _ in pushes:
+        done = by_push[push_id]
+        missing = [name for unit_id, name in unit_names.items() if unit_id not in done]
         push_rows.append(
             PushRow(
-                n=push.id,
-                title=alert.title if alert else "",
-                pushed_at=push.created_at,
-                deadline=push.deadline,
-                confirmed=len([u for u in units if u.id in done]),
+                n=push_id,
+                title=title if title is not None else "",
+                pushed_at=created_at,
+                deadline=deadline,
+                confirmed=len(units) - len(missing),  # the active units that confirmed
                 total=len(units),
-                missing_units=[unit_names[u.id] for u in units if u.id not in done],
+                missing_units=missing,
             )
         )
     evidence = [
-        EvidenceRow(c.push_id, unit_names.get(c.unit_id, "?"), c.verdict, c.verdict_reason)
-        for c in sorted(confs, key=lambda c: (c.push_id, c.id))
-        if c.evidence_file or c.verdict
+        EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
+        for push_id, _id, unit_id, verdict, reason in evidence_rows
     ]
     return Report(
         kind=kind,

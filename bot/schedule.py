@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot import compose, outbox
+from bot import compose, outbox, report_worker
 from bot.clock import show
 from bot.calendar import WorkCalendar
 from bot.config import Settings
@@ -272,20 +272,18 @@ def queue_report(
     session: Session, *, kind: str, start: date, end: date, now: datetime, settings: Settings, texts: Texts,
     chat_kind: ChatKind, chat_id: str,
 ) -> str:
-    """Build a report and queue its text, its .xlsx and its chart for one chat; returns the report's short text."""
+    """Build a report and queue its text, its .xlsx and its chart for one chat; returns the report's short text.
+
+    The files are rendered in a short-lived child process (bot/report_worker.py), so that matplotlib and
+    openpyxl never stay in the bot; if that fails, the text goes out without them and says so.
+    """
     tz = ZoneInfo(settings.timezone)
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     summary = text = compose.report_text(texts, report)
-    files: list[tuple[str, bytes]] = []
-    try:
-        from bot.report_render import render_chart, render_xlsx
-
-        stem = f"{report.title}"
-        files.append((f"{stem}.xlsx", render_xlsx(report, tz)))
-        files.append((f"{stem}.png", render_chart(report)))
-    except Exception as exc:  # a report without its files is still worth sending
-        log.exception("rendering the %s report failed", kind)
-        text += "\n" + texts.t("report.chart_unavailable", reason=type(exc).__name__)
+    rendered = report_worker.render_files(report, tz)  # logs any failure
+    files = rendered.files
+    if rendered.error:  # a report without its files is still worth sending
+        text += "\n" + texts.t("report.chart_unavailable", reason=rendered.error)
     if files:
         text += "\n" + texts.t("report.files")
     outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
