@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
@@ -158,6 +158,8 @@ class Alert(SQLModel, table=True):
 class Push(SQLModel, table=True):
     """One alert sent to the liaison groups; `id` is the #N people see."""
 
+    # Every confirmation looks up a unit's open pushes by state and deadline (migration 0002).
+    __table_args__ = (Index("ix_push_state_deadline", "state", "deadline"),)
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id")
     created_at: datetime = _utc_field(index=True)
