@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,14 +12,22 @@ from sqlmodel import Session, col, select
 
 from bot.models import Alert, Confirmation, Group, Push, Unit
 
+log = logging.getLogger(__name__)
+
 MAX_IMAGE_BYTES = 20_000_000
+MAX_NAME = 100  # Confirmation.evidence_file's length; generated names have 36 characters
 _SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
 
 
 def evidence_path(folder: Path, name: str) -> Path:
-    """The file of a stored screenshot; names are generated, so none can point outside the folder."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"not an evidence file name: {name!r}")
+    """The file of a stored screenshot; names are generated, so none can point outside the folder.
+
+    ValueError for anything the bot would not have generated: a separator, a leading dot ("..", hidden files),
+    NUL or another control or invisible character, or more than MAX_NAME characters.
+    """
+    if (not name or len(name) > MAX_NAME or "/" in name or "\\" in name or name.startswith(".")
+            or not name.isprintable()):
+        raise ValueError(f"not an evidence file name: {name[:MAX_NAME]!r}")
     return folder / name
 
 
@@ -100,7 +109,14 @@ def expire(session: Session, folder: Path, *, now: datetime, keep: timedelta) ->
         select(Confirmation).where(Confirmation.evidence_file != "", Confirmation.evidence_at < now - keep)
     ).all()
     for conf in old:
-        evidence_path(folder, conf.evidence_file).unlink(missing_ok=True)
+        try:
+            evidence_path(folder, conf.evidence_file).unlink(missing_ok=True)
+        except ValueError:
+            # Not a name the bot generates (a hand-edited row): never followed, and it must not stop the others.
+            log.warning("confirmation %s names no evidence file (%r): cleared", conf.id, conf.evidence_file[:MAX_NAME])
+        except OSError:
+            log.exception("could not delete the screenshot %s: kept, tried again next time", conf.evidence_file)
+            continue
         conf.evidence_file = ""
         if not conf.verdict:
             conf.verdict, conf.verdict_reason = "未核验", "截图已过保存期限，未核验"

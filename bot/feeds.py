@@ -17,6 +17,7 @@ import feedparser
 import httpx
 
 MAX_ENTRIES = 100
+MAX_GUID = 1000  # FeedItem.guid's length: a longer id is replaced by its hash, so it is stored and recognised whole
 MAX_REDIRECTS = 5
 USER_AGENT = "Mozilla/5.0 (compatible; relaybot/0.1)"
 FEED_ACCEPT = (
@@ -185,7 +186,7 @@ def parse_feed(content: bytes, *, content_type: str = "", base_url: str = "") ->
     unique: dict[str, FeedEntry] = {}
     for entry in entries:
         unique.setdefault(entry.guid, entry)
-    return cap(title, 200), list(unique.values())[:MAX_ENTRIES]
+    return cap(_storable(title), 200), list(unique.values())[:MAX_ENTRIES]
 
 
 def _parse_xml_feed(content: bytes, content_type: str, base_url: str) -> tuple[str, list[FeedEntry]]:
@@ -202,9 +203,9 @@ def _parse_xml_feed(content: bytes, content_type: str, base_url: str) -> tuple[s
         raise FeedError(f"not a feed ({reason})")
     entries = [
         _entry(
-            ids=[e.get("id", "")],
+            ids=[_plain(e.get("id"))],
             title=_detail_text(e, "title"),
-            link=e.get("link", ""),
+            link=_plain(e.get("link")),  # feedparser gives None for some broken entries
             summary=_detail_text(e, "summary") or _content_text(e),
             published=_from_struct(e.get("published_parsed") or e.get("updated_parsed")),
             base_url=base_url,
@@ -217,7 +218,7 @@ def _parse_xml_feed(content: bytes, content_type: str, base_url: str) -> tuple[s
 def _parse_json_feed(content: bytes, base_url: str) -> tuple[str, list[FeedEntry]]:
     try:
         doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[…" nested deeply
         raise FeedError(f"invalid JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/1"):
         raise FeedError("JSON but not a JSON Feed 1.x")
@@ -244,34 +245,51 @@ def _parse_json_feed(content: bytes, base_url: str) -> tuple[str, list[FeedEntry
 
 def _entry(*, ids: list[str], title: str, link: str, summary: str, published: datetime | None,
            base_url: str) -> FeedEntry:
-    title, summary = cap(squash(title), 200), cap(summary, 300)
-    link = link.strip()
+    title, summary = cap(squash(_storable(title)), 200), cap(_storable(summary), 300)
+    ids = [_storable(i) for i in ids if i]
+    link = _storable(link).strip()
     if link:
-        link = urljoin(base_url, link)
+        try:
+            link = urljoin(base_url, link)
+        except ValueError:  # e.g. "http://[::1": not a URL anyone can open
+            link = ""
     guid = next((i.strip() for i in ids if i and i.strip()), "") or link
     if not guid:
         guid = "sha256:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
+    elif len(guid) > MAX_GUID:
+        # Stored cut to MAX_GUID, the next poll would not know it and store it again (a unique-key error).
+        guid = "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
     return FeedEntry(guid=guid, title=title, link=link, summary=summary, published=published)
 
 
 def _detail_text(node: dict, key: str) -> str:
     # feedparser says per field whether the value is HTML; plain text may hold a literal '<'.
-    value = node.get(key, "") or ""
-    kind = (node.get(f"{key}_detail") or {}).get("type", "text/html")
+    value = _plain(node.get(key))
+    kind = _plain((node.get(f"{key}_detail") or {}).get("type")) or "text/html"
     return html_to_text(value) if "html" in kind else squash(value)
 
 
 def _content_text(entry: dict) -> str:
     for content in entry.get("content") or []:
-        value = content.get("value", "")
-        text = html_to_text(value) if "html" in content.get("type", "html") else squash(value)
+        value = _plain(content.get("value"))
+        text = html_to_text(value) if "html" in (_plain(content.get("type")) or "html") else squash(value)
         if text:
             return text
     return ""
 
 
+def _plain(value: object) -> str:
+    """A string field of feedparser's result, which may be None (or odder) in a broken feed."""
+    return value if isinstance(value, str) else ""
+
+
 def _str(value: object) -> str:
     return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+
+
+def _storable(text: str) -> str:
+    """Text any database stores: no NUL (PostgreSQL refuses it), no lone surrogate (JSON can spell one, \\ud800)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _from_struct(value) -> datetime | None:
@@ -289,10 +307,10 @@ def _from_iso(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # A date without an offset breaks RFC 3339; UTC is the least surprising reading.
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+05:00 is before year 1 in UTC
         return None
-    # A date without an offset breaks RFC 3339; UTC is the least surprising reading.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 # --- fetching ------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Behaviour of WebhookNotifier.send():
 - DingTalk with a secret signs every attempt with a fresh timestamp from `clock`, which must therefore be wall-clock
   epoch seconds (time.time): the server rejects a timestamp more than an hour off.
 - Nothing logged here contains the robot key, access_token, secret or signature; httpx's own request log line
-  (INFO, with the full URL) is scrubbed by a filter installed on the "httpx" logger.
+  (INFO, with the full URL) is scrubbed by a filter installed on the "httpx" logger, and hpack's DEBUG dump of
+  HTTP/2 headers (which holds the Wechaty puppet token) is dropped (importing this module installs both).
 """
 
 from __future__ import annotations
@@ -253,10 +254,26 @@ class _RedactFilter(logging.Filter):
         return True
 
 
-def _install_log_filter(name: str) -> None:
+class _HeaderDumpFilter(_RedactFilter):
+    """Drops a library's wire-level DEBUG records and scrubs the rest.
+
+    hpack (HTTP/2 headers, under grpclib and so under the Wechaty puppet-service connection) logs every header it
+    encodes, decodes, adds or evicts at DEBUG: the puppet token is the `:authority` and the `authorization` header,
+    and a gateway that refuses a token echoes it in `grpc-message`. Those values are plain or Huffman-coded bytes,
+    which no pattern can scrub reliably, and the lines are of no use to anyone running the bot.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG and super().filter(record)
+
+
+def _install_log_filter(name: str, kind: type[_RedactFilter] = _RedactFilter) -> None:
     logger = logging.getLogger(name)
-    if not any(isinstance(f, _RedactFilter) for f in logger.filters):
-        logger.addFilter(_RedactFilter())
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
 _install_log_filter("httpx")
+# Filters on a logger apply to the records it makes itself, not to its children's: name each module's logger.
+for _name in ("hpack.hpack", "hpack.table"):
+    _install_log_filter(_name, _HeaderDumpFilter)

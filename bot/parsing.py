@@ -88,9 +88,12 @@ _CORE = (
     r"|(?:转发|分享|传达|转达|推送)(?:了|完毕|完成|成功)"
     r"|完成转发)"
 )
+# Every part of _TARGET is optional, so it must match "" in exactly one way, and no word in the repeated group
+# may be spelt by others in it (本单位 is 本 + 单位): either ambiguity makes a failing match backtrack
+# exponentially, and a 60-character "已转已转…x" took minutes.
 _TARGET = (
-    r"(?:(?:到|至|给|进|在)?(?:本单位|我单位|单位|各|本|内部|工作|全体|所有|相关|我们|各个|部门|村居|社区)*"
-    r"(?:群|微信群|工作群|内部群|群聊|人员|职工|同事|干部|员工)?)?"
+    r"(?:到|至|给|进|在)?(?:我单位|单位|各|本|内部|工作|全体|所有|相关|我们|各个|部门|村居|社区)*"
+    r"(?:群|微信群|工作群|内部群|群聊|人员|职工|同事|干部|员工)?"
 )
 _FILLER = r"(?:收到|已收到|好的|好|ok|okay|谢谢|报告|明白|本单位|我单位|我们|单位|了|啦|哦)"
 _CONFIRM = re.compile(rf"^{_FILLER}*(?:{_CORE}{_TARGET})+{_FILLER}*$")

@@ -61,7 +61,8 @@ async def fetch_preview(client: httpx.AsyncClient, url: str, *, timeout: float =
 
     page = _HeadParser()
     try:
-        page.feed(_decode(body, content_type))
+        # Without NUL: a title is stored with the push, and PostgreSQL cannot store NUL.
+        page.feed(_decode(body, content_type).replace("\x00", ""))
         page.close()
     except AssertionError:  # html.parser's reaction to some malformed "<![" sections; keep what it found
         pass
@@ -69,9 +70,12 @@ async def fetch_preview(client: httpx.AsyncClient, url: str, *, timeout: float =
     if not title:
         return None
     description = squash(page.meta.get("og:description", "")) or squash(page.meta.get("description", ""))
-    base = urljoin(str(response.url), page.base.strip()) if page.base else str(response.url)
     image = next((page.meta[k] for k in ("og:image", "og:image:url", "og:image:secure_url") if page.meta.get(k)), "")
-    image = urljoin(base, image.strip()) if image.strip() else ""
+    try:
+        base = urljoin(str(response.url), page.base.strip()) if page.base else str(response.url)
+        image = urljoin(base, image.strip()) if image.strip() else ""
+    except ValueError:  # a <base href> or og:image like "http://[::1": the page keeps its title, loses the image
+        image = ""
     return Preview(
         url=str(response.url),
         title=cap(title, 100),
@@ -95,7 +99,9 @@ def _decode(body: bytes, content_type: str) -> str:
     label = label.lower() or "utf-8"
     try:
         return body.decode(_CHARSET_ALIASES.get(label, label), errors="replace")
-    except LookupError:  # unknown label, or a Python codec that is not a text encoding (rot13, base64)
+    # LookupError: an unknown label, or a Python codec that is not a text encoding (rot13, base64);
+    # UnicodeError: a codec that refuses errors="replace" or every input (idna, punycode, undefined).
+    except (LookupError, UnicodeError):
         return body.decode("utf-8", errors="replace")
 
 

@@ -104,13 +104,18 @@ def _read_xlsx(path: Path) -> list[list[str]]:
     except Exception:
         raise RosterError("无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。") from None
     try:
-        sheet = wb.worksheets[0]
+        if not wb.worksheets:
+            return []
         table = []
-        for row in sheet.iter_rows(values_only=True):
+        # A damaged sheet only fails while its rows are read (bad XML, cell references, types or numbers).
+        # At most 64 columns: a sheet formatted out to column XFD would otherwise give 16 384 cells per row.
+        for row in wb.worksheets[0].iter_rows(values_only=True, max_col=64):
             table.append([cell_text(v) for v in row])
             if len(table) > MAX_ROWS + 1:
                 break
         return table
+    except Exception:
+        raise RosterError("无法读取这个 Excel 文件的内容，它可能已损坏。请在 Excel 中打开后“另存为” .xlsx 再导入。") from None
     finally:
         wb.close()
 
@@ -146,7 +151,8 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
     for index, raw in enumerate(table[1:], start=2):
         def cell(col: str) -> str:
             i = pos.get(col)
-            return clean(raw[i]) if i is not None and i < len(raw) else ""
+            # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
+            return clean(raw[i].replace("\x00", "")) if i is not None and i < len(raw) else ""
 
         if not any(clean(c) for c in raw):
             continue

@@ -25,10 +25,12 @@ from bot.textnorm import clean, squeeze
 MAX_ROWS = 20_000
 MAX_BYTES = 20 * 1024 * 1024
 _MAX_COLUMNS = 64  # a sheet formatted out to column XFD would otherwise yield 16 384 cells per row
+_EXCEL_ROWS = 1_048_576  # the most rows a sheet has: a row number past it is a damaged or forged file
 _HEADER_SEARCH = 10  # police exports put a title line or two above the header
 _MAX_COUNT = 10_000_000
 _MAX_LOOKBACK = 12  # previous periods examined for a streak; the rule itself needs two
 _TOWN_LEN, _TYPE_LEN, _SOURCE_LEN = 100, 50, 200
+_MAX_PERIOD_LEN = 64  # the longest period spelling, 2026年11月23日至2026年11月29日, has 23 characters
 
 LEVEL_WRITTEN = "书面说明"  # three periods in a row in the top two
 LEVEL_TALK = "约谈"  # two in a row
@@ -230,6 +232,8 @@ def parse_period(text: str, *, today: date | None = None) -> tuple[date, date] |
     """(first day, last day) of 2026-W47, 2026年第47周, 2026-11, 2026年11月 or a span of days; None if unreadable."""
     today = today or date.today()
     s = re.sub(r"\s+", "", clean(text)).upper()
+    if len(s) > _MAX_PERIOD_LEN:  # trying every separator is quadratic: 10 000 dashes took a second
+        return None
     if m := _WEEK.fullmatch(s):
         try:
             monday = date.fromisocalendar(int(m[1]), int(m[2] or m[3]), 1)
@@ -325,8 +329,16 @@ def _xlsx_table(data: bytes) -> list[list[object]]:
         if not wb.worksheets:
             return table
         # A damaged sheet may only fail while its rows are read.
-        for row in wb.worksheets[0].iter_rows(max_col=_MAX_COLUMNS):
+        # openpyxl fills the rows missing before a row number with one shared empty tuple: passing those over
+        # unread keeps a 1 kB file naming row 1 048 576 (or 99 999 999) from costing seconds and gigabytes.
+        missing: object = None
+        for row in wb.worksheets[0].iter_rows(max_col=_MAX_COLUMNS, max_row=_EXCEL_ROWS):
+            if row is missing:
+                table.append(())  # one shared empty tuple: a million missing rows cost next to nothing
+                continue
             values = [_xlsx_value(c) for c in row]
+            if not any(_filled(v) for v in values):
+                missing = row
             table.append(values)
             filled += any(_filled(v) for v in values)
             if filled >= limit:
@@ -351,7 +363,8 @@ def _shows_day(number_format: str) -> bool:
 
 
 def _text(value: object) -> str:
-    return clean(cell_text(value))
+    # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
+    return clean(cell_text(value).replace("\x00", ""))
 
 
 def _header_key(value: object) -> str:

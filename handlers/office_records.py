@@ -173,6 +173,9 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
     """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
     from bot.stats import StatsError, import_stats, queue_stats_report, read_stats_bytes
 
+    if msg.file is None:  # the transport could not fetch the attachment
+        ctx.reply(msg, ctx.t("stats.file_not_received"))
+        return
     today = ctx.now.astimezone(ctx.tz).date()
     try:
         rows = read_stats_bytes(msg.file.name, msg.file.data, today=today)
