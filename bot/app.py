@@ -55,6 +55,7 @@ from bot.transport.base import (
     RoomInvite,
     SendError,
     Transport,
+    without_nul,
 )
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,14 @@ class RelayBot:
     async def on_message(self, msg: Incoming) -> None:
         """Handle one message in one unit of work."""
         self.health.note_receive()
+        msg = without_nul(msg)
         if msg.sender.contact_id == self.bot_id:
             return
-        previews = await self._link_previews(msg)
+        try:
+            previews = await self._link_previews(msg)
+        except Exception:  # a preview is a nicety: the message itself must still be handled
+            log.exception("link preview for message %s failed", msg.message_id)
+            previews = {}
         async with self._lock:
             try:
                 refresh = await asyncio.to_thread(self._handle, msg, previews)
@@ -181,6 +187,7 @@ class RelayBot:
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
         """New members: remember them and try to recognise them."""
         self.health.note_receive()
+        room, joined, inviter_id = without_nul(room), without_nul(joined), without_nul(inviter_id)
         joined = [m for m in joined if m.contact_id != self.bot_id]
         async with self._lock:
             await asyncio.to_thread(self._observe, room, joined)
@@ -189,6 +196,7 @@ class RelayBot:
     async def on_room_invite(self, invite: RoomInvite) -> None:
         """Accept invitations from office admins only."""
         self.health.note_receive()
+        invite = without_nul(invite)
         now = self.clock()
         async with self._lock:
             with new_session(self.engine) as s:

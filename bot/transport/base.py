@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -155,3 +157,21 @@ class Transport(ABC):
     @abstractmethod
     async def accept_invite(self, invitation_id: str) -> None:
         """Accept a room invitation."""
+
+
+def without_nul(value):
+    """`value` (an event dataclass, or a list/tuple of them) with NUL characters removed from every text field.
+
+    WeChat text may carry U+0000; PostgreSQL refuses it in any string, so a message holding one would be lost there.
+    Bytes (images, files) are left alone.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_nul(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: without_nul(getattr(value, f.name)) for f in dataclasses.fields(value)
+                   if isinstance(getattr(value, f.name), (str, list, tuple)) or dataclasses.is_dataclass(getattr(value, f.name))}
+        changed = {k: v for k, v in changes.items() if v is not getattr(value, k)}
+        return dataclasses.replace(value, **changed) if changed else value
+    return value

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
+from bot import notify  # noqa: F401  (installs the log filter that keeps the token out of hpack's DEBUG lines)
 from bot.transport import wechaty_compat
 from bot.transport.base import (
     ChatKind,
@@ -170,7 +171,7 @@ class WechatyTransport(Transport):
                 message_ids.append(await _say(target, out.text, mention_ids))
         except Exception as e:
             rate_limited = isinstance(e, GRPCError) and e.status is Status.RESOURCE_EXHAUSTED
-            raise SendError(f'sending to {out.chat_id} failed: {e!r}', rate_limited=rate_limited,
+            raise SendError(self._scrub(f'sending to {out.chat_id} failed: {e!r}'), rate_limited=rate_limited,
                             disconnected=not self._stream_up or _is_connection_error(e)) from e
         return message_ids[-1]
 
@@ -227,6 +228,10 @@ class WechatyTransport(Transport):
             log.info('the Wechaty gateway at %s accepts connections again: reconnecting now', self.endpoint)
             return
 
+    def _scrub(self, text: str) -> str:
+        """`text` without the token: the gateway's own refusal message repeats it."""
+        return text.replace(self._token, '***') if self._token else text
+
     def _connected_bot(self) -> Wechaty:
         # Usable from on_ready on, which runs before start() returns.
         if self._bot is None or not self._logged_in:
@@ -249,14 +254,15 @@ class WechatyTransport(Transport):
             except Exception as e:
                 error = e
             if not self._ready.done():
-                self._ready.set_exception(WechatyStartError(_start_failure(self.endpoint, error)))
+                self._ready.set_exception(WechatyStartError(self._scrub(_start_failure(self.endpoint, error))))
                 return
             self._stream_up = False
             delay = RECONNECT_DELAYS[min(self._reconnects, len(RECONNECT_DELAYS) - 1)]
             self._reconnects += 1
-            log.error('lost the Wechaty event stream from %s (%r); reconnecting in %.0f s', self.endpoint, error, delay)
+            log.error('lost the Wechaty event stream from %s (%s); reconnecting in %.0f s', self.endpoint,
+                      self._scrub(repr(error)), delay)
             if self._reconnects == 1:
-                await self._notify('on_connection', 'lost', repr(error))
+                await self._notify('on_connection', 'lost', self._scrub(repr(error)))
             if puppet.channel is not None:
                 puppet.channel.close()
             await self._wait_to_reconnect(delay, isinstance(error, GatewayUnreachable))
@@ -400,7 +406,7 @@ def _is_connection_error(error: BaseException) -> bool:
 
 def _start_failure(endpoint: str, error: BaseException | None) -> str:
     if isinstance(error, GRPCError) and error.status is Status.UNAUTHENTICATED:
-        return f'the Wechaty gateway at {endpoint} rejected the token: {error.message}'
+        return f'the Wechaty gateway at {endpoint} rejected the token (UNAUTHENTICATED)'
     if error is None:
         return f'the Wechaty gateway at {endpoint} closed the event stream before the bot logged in'
     return f'could not connect to the Wechaty gateway at {endpoint}: {error!r}'
