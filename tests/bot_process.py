@@ -75,3 +75,23 @@ def relaybot(*args: str, db_url: str, cwd: Path, stdin: str | None = None, **env
     clean = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": db_url, **env}
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, input=stdin,
                           capture_output=True, text=True, timeout=60)
+
+
+def gateway_env(gateway, db_url: str, workdir: Path, *, admin: str, liaison_groups: str, office_group: str,
+                fast: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a bot process on `gateway`: its database, admin and groups; `fast` drops the sending
+    pace and shortens the acknowledgement spell, as tests want. `extra` (RELAYBOT_*=...) wins."""
+    env = {
+        "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
+        "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token,
+        "RELAYBOT_DATABASE_URL": db_url,
+        "RELAYBOT_ADMIN_IDS": admin,
+        "RELAYBOT_LIAISON_GROUPS": liaison_groups,
+        "RELAYBOT_OFFICE_GROUP": office_group,
+        "RELAYBOT_CACHE_DIR": str(workdir / "cache"),
+    }
+    if fast:
+        env.update({"RELAYBOT_ACK_QUIET_SECONDS": "1", "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
+                    "RELAYBOT_SEND_SPACING_SECONDS": "0", "RELAYBOT_SEND_JITTER_SECONDS": "0"})
+    env.update(extra)
+    return env

@@ -163,3 +163,15 @@ async def client():
 
     async with httpx.AsyncClient(trust_env=False) as c:
         yield c
+
+
+@pytest.fixture
+def processes():
+    """Bot processes a test starts (append them); stopped and cleaned up afterwards."""
+    from tests.bot_process import BotProcess
+
+    started: list[BotProcess] = []
+    yield started
+    for proc in started:
+        proc.stop()
+        proc.close()

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.db import make_engine, session
 from bot.models import Confirmation, Unit
-from tests.bot_process import ROOT, BotProcess, relaybot
+from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway
 
 ADMIN = ("wxid_admin_chen", "陈静")
@@ -41,22 +41,8 @@ def gateway():
 def bot(gateway, tmp_path, db_url):
     imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    proc = BotProcess(
-        {
-            "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
-            "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token,
-            "RELAYBOT_DATABASE_URL": db_url,
-            "RELAYBOT_ADMIN_IDS": ADMIN[0],
-            "RELAYBOT_LIAISON_GROUPS": "全区反诈联络员群",
-            "RELAYBOT_OFFICE_GROUP": OFFICE_ROOM,
-            "RELAYBOT_ACK_QUIET_SECONDS": "1",
-            "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
-            "RELAYBOT_SEND_SPACING_SECONDS": "0",
-            "RELAYBOT_SEND_JITTER_SECONDS": "0",
-            "RELAYBOT_CACHE_DIR": str(tmp_path / "cache"),
-        },
-        tmp_path,
-    )
+    proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
+                                  office_group=OFFICE_ROOM), tmp_path)
     proc.db_url = db_url
     yield proc
     proc.stop()

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.db import make_engine, session
 from bot.models import BotState, Confirmation, Outbox, Unit
-from tests.bot_process import BotProcess, relaybot
+from tests.bot_process import BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 
 ADMIN = "wxid_admin_chen"
@@ -73,30 +73,9 @@ def db(db_url):
     handle.engine.dispose()
 
 
-@pytest.fixture
-def processes():
-    started: list[BotProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-        proc.close()
-
-
 def start_bot(processes, gateway, tmp_path, db_url, liaison_groups: str, **env: str) -> BotProcess:
-    bot = BotProcess({
-        "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
-        "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token,
-        "RELAYBOT_DATABASE_URL": db_url,
-        "RELAYBOT_ADMIN_IDS": ADMIN,
-        "RELAYBOT_LIAISON_GROUPS": liaison_groups,
-        "RELAYBOT_OFFICE_GROUP": OFFICE_ROOM,
-        "RELAYBOT_ACK_QUIET_SECONDS": "1",
-        "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
-        "RELAYBOT_SEND_SPACING_SECONDS": "0",
-        "RELAYBOT_SEND_JITTER_SECONDS": "0",
-        "RELAYBOT_CACHE_DIR": str(tmp_path / "cache"),
-        **env,
-    }, tmp_path)
+    bot = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN, liaison_groups=liaison_groups,
+                                 office_group=OFFICE_ROOM, **env), tmp_path)
     processes.append(bot)
     return bot.start()
 

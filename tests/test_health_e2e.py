@@ -11,7 +11,7 @@ import pytest
 
 from bot.db import make_engine, session
 from bot.health import check_gateway, health_snapshot
-from tests.bot_process import ROOT, BotProcess, relaybot
+from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 
 ADMIN = ("wxid_admin_chen", "陈静")
@@ -52,27 +52,9 @@ def robot_texts(server) -> list[str]:
 def bot_env(gateway, tmp_path, db_url):
     imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    return {
-        "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
-        "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token,
-        "RELAYBOT_DATABASE_URL": db_url,
-        "RELAYBOT_ADMIN_IDS": ADMIN[0],
-        "RELAYBOT_LIAISON_GROUPS": "全区反诈联络员群",
-        "RELAYBOT_OFFICE_GROUP": OFFICE_ROOM,
-        "RELAYBOT_SEND_SPACING_SECONDS": "0",
-        "RELAYBOT_SEND_JITTER_SECONDS": "0",
-        "RELAYBOT_HEALTH_CHECK_SECONDS": "0.3",
-        "RELAYBOT_CACHE_DIR": str(tmp_path / "cache"),
-    }
-
-
-@pytest.fixture
-def processes():
-    started: list[BotProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-        proc.close()
+    return gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
+                       office_group=OFFICE_ROOM, fast=False, RELAYBOT_SEND_SPACING_SECONDS="0",
+                       RELAYBOT_SEND_JITTER_SECONDS="0", RELAYBOT_HEALTH_CHECK_SECONDS="0.3")
 
 
 def snapshot(db_url):
