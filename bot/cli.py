@@ -501,7 +501,8 @@ def db_upgrade() -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     except Exception as exc:
-        typer.echo(f"数据库升级失败，数据没有改动：{_db_error(exc)}", err=True)
+        typer.echo(f"数据库升级失败：{_db_error(exc)}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。",
+                   err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()

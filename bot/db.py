@@ -83,7 +83,8 @@ def upgrade_schema(engine: Engine) -> list[str]:
     """Bring the database to the newest schema; returns the revisions applied (empty when up to date).
 
     A database made by 0.1.0 (tables, no alembic_version) is first recorded as the baseline revision.
-    Raises SchemaTooNew for a database from a newer release. Everything happens in one transaction.
+    Raises SchemaTooNew for a database from a newer release. On PostgreSQL the whole upgrade is one
+    transaction; SQLite's driver commits DDL as it goes, which is why the upgrade instructions back up first.
     """
     from alembic import command
     from alembic.runtime.migration import MigrationContext

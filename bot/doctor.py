@@ -92,13 +92,16 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
 
 
 def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
+    """The folder (or, before it exists, the folder it will be made in) can be written, with disk to spare."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".doctor-"):
             pass
     except OSError as exc:
         return [Finding(Level.ERROR, area, f"{name} {folder} 不能写入：{exc.strerror or exc}")]
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(existing).free
     if free < LOW_DISK_BYTES:
         return [Finding(Level.WARN, area, f"{name} {folder} 所在磁盘只剩 {free / (1 << 20):.0f} MB")]
     return []

@@ -55,6 +55,12 @@ def test_wrong_token_unreachable_gateway_and_missing_settings_are_named(gateway,
         assert words in errors
     assert any("自检" in line for line in _lines(bare, "! 配置"))
     assert any("联络员名单" in line for line in _lines(bare, "! 名单"))
+    assert not (tmp_path / "evidence").exists()  # the doctor looks; it does not make folders
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = _doctor(db_url, tmp_path, RELAYBOT_EVIDENCE_DIR=str(blocked / "evidence"))
+    assert any("截图文件夹" in line and "不能写入" in line for line in _lines(result, "✘ 配置"))
 
 
 def test_database_problems_are_explained_without_changing_anything(db_url, tmp_path):
