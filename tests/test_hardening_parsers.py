@@ -155,7 +155,8 @@ def test_confirmation_matching_stays_fast_on_repetitive_text(unit, reps, tail):
     text = "".join(unit) * reps + tail
     started = time.perf_counter()
     is_confirmation(text, ("城关镇",))
-    assert time.perf_counter() - started < 0.25, text
+    # A hang guard, not a speed goal: the old pattern needed minutes here (exponential), the new one < 1 ms.
+    assert time.perf_counter() - started < 2.0, text
 
 
 def test_the_worst_known_confirmation_text_is_answered_at_once():
@@ -233,7 +234,8 @@ def test_period_parser_takes_anything(text):
     started = time.perf_counter()
     got = parse_period(text, today=TODAY)
     assert got is None or (got[0] <= got[1] and (got[1] - got[0]).days <= 366)
-    assert time.perf_counter() - started < 0.5, "a period is short: long text must not cost seconds"
+    # A hang guard, not a speed goal: quadratic parsing of long text took seconds; now it is refused at once.
+    assert time.perf_counter() - started < 2.0, "a period is short: long text must not cost seconds"
 
 
 def _check_stats(name: str, data: bytes) -> None:
