@@ -97,19 +97,25 @@ def run(
 
 def _open_db(settings: Settings):
     """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
-    from bot.db import SchemaTooNew, make_engine, upgrade_schema
+    from bot.db import make_engine
 
     engine = make_engine(settings.database_url)
+    _upgrade_or_exit(engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。")
+    return engine
+
+
+def _upgrade_or_exit(engine, failure: str):
+    """upgrade_schema, or exit 1 with its reason: SchemaTooNew's own words, else `failure` with {error}."""
+    from bot.db import SchemaTooNew, describe_error, upgrade_schema
+
     try:
-        upgrade_schema(engine)
+        return upgrade_schema(engine)
     except SchemaTooNew as exc:
         typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
     except Exception as exc:
-        typer.echo(f"打不开数据库：{_db_error(exc)}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。",
-                   err=True)
-        raise typer.Exit(1) from None
-    return engine
+        typer.echo(failure.format(error=describe_error(exc)), err=True)
+    engine.dispose()
+    raise typer.Exit(1)
 
 
 def _notifier(settings: Settings):
@@ -490,52 +496,31 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
-    from bot.db import SchemaTooNew, make_engine, schema_revisions, upgrade_schema
+    from bot.db import make_engine
 
-    settings = _settings()
-    engine = make_engine(settings.database_url)
-    try:
-        before, head = schema_revisions(engine)
-        applied = upgrade_schema(engine)
-    except SchemaTooNew as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        typer.echo(f"数据库升级失败：{_db_error(exc)}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。",
-                   err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
-    if not applied:
-        typer.echo(f"数据库已是最新结构（版本 {head}），无需升级。")
-    elif before is None:
-        typer.echo(f"已新建数据库（版本 {head}）。")
+    engine = make_engine(_settings().database_url)
+    done = _upgrade_or_exit(engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。")
+    engine.dispose()
+    if not done.applied:
+        typer.echo(f"数据库已是最新结构（版本 {done.head}），无需升级。")
+    elif done.before is None:
+        typer.echo(f"已新建数据库（版本 {done.head}）。")
     else:
-        typer.echo(f"数据库已从版本 {before} 升级到 {head}（{len(applied)} 步：{'、'.join(applied)}）。")
+        typer.echo(f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。")
 
 
 @db_app.command("backup")
 def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例如 backup/relaybot-2026-11-28.db")) -> None:
     """备份数据库（机器人运行时也可以做，得到的是同一时刻的完整副本）。"""
-    from bot.db import backup
+    from bot.db import backup, describe_error
 
     settings = _settings()
     try:
         target = backup(settings.database_url, file)
     except Exception as exc:
-        typer.echo(f"备份失败：{_db_error(exc)}", err=True)
+        typer.echo(f"备份失败：{describe_error(exc)}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"已备份到 {target}（{target.stat().st_size / 1024:.0f} KB）。")
-
-
-def _db_error(exc: Exception) -> str:
-    """A database error in one line, without the SQL and the password."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if isinstance(exc, SQLAlchemyError):
-        orig = getattr(exc, "orig", None)
-        return str(orig or exc).splitlines()[0]
-    return str(exc)
 
 
 def main() -> None:

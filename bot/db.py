@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import event, inspect
@@ -60,48 +61,71 @@ class SchemaTooNew(RuntimeError):
     """The database was upgraded by a newer release than this code: running on it could damage it."""
 
 
+@dataclass(frozen=True)
+class Upgrade:
+    """What upgrade_schema found and did: the revision before (None: an empty database), the newest, and the
+    revisions applied in order (empty when the schema was already current)."""
+
+    before: str | None
+    head: str
+    applied: list[str]
+
+
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
     """(the database's revision, the newest revision this code knows); None: an empty database."""
+    with engine.connect() as conn:
+        _, current, head = _revisions(conn)
+    return current, head
+
+
+def _revisions(conn) -> tuple[str | None, str | None, str]:
+    """(the revision alembic recorded, the schema's revision, the newest one). A database made by 0.1.0 has
+    recorded nothing but is at BASELINE. Raises SchemaTooNew for a revision this code does not know."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(alembic_config())
     head = scripts.get_current_head() or ""
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-        if current is None and _has_release_tables(conn):
-            current = BASELINE
+    stamped = MigrationContext.configure(conn).get_current_revision()
+    current = BASELINE if stamped is None and _has_release_tables(conn) else stamped
     if current is not None and current not in {rev.revision for rev in scripts.walk_revisions()}:
         raise SchemaTooNew(
             f"数据库的结构版本是 {current}，比本程序认识的最新版本 {head} 还新：它被新版本的机器人升级过。"
             "请安装新版本，不要用旧版本打开它。"
         )
-    return current, head
+    return stamped, current, head
 
 
-def upgrade_schema(engine: Engine) -> list[str]:
-    """Bring the database to the newest schema; returns the revisions applied (empty when up to date).
+def upgrade_schema(engine: Engine) -> Upgrade:
+    """Bring the database to the newest schema.
 
     A database made by 0.1.0 (tables, no alembic_version) is first recorded as the baseline revision.
     Raises SchemaTooNew for a database from a newer release. On PostgreSQL the whole upgrade is one
     transaction; SQLite's driver commits DDL as it goes, which is why the upgrade instructions back up first.
     """
     from alembic import command
-    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    current, head = schema_revisions(engine)
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return []  # the usual start: nothing to do, no write transaction
+        stamped, current, head = _revisions(conn)
+    if stamped == head:
+        return Upgrade(current, head, [])  # the usual start: nothing to do, no write transaction
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        if MigrationContext.configure(conn).get_current_revision() is None and current == BASELINE:
+        stamped, current, head = _revisions(conn)  # again, inside the transaction that migrates
+        if stamped is None and current == BASELINE:
             command.stamp(config, BASELINE)
         command.upgrade(config, "head")
     scripts = ScriptDirectory.from_config(config)
-    return [rev.revision for rev in scripts.iterate_revisions(head, current or "base") if rev.revision != current][::-1]
+    applied = [rev.revision for rev in scripts.iterate_revisions(head, current or "base") if rev.revision != current]
+    return Upgrade(current, head, applied[::-1])
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error in one line for people: the driver's message, without the SQL and its parameters."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _has_release_tables(conn) -> bool:

@@ -108,7 +108,7 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
-    from bot.db import SchemaTooNew, make_engine, schema_revisions, session
+    from bot.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.health import health_snapshot
     from bot.models import Group, GroupKind, Outbox, OutboxState, Unit
 
@@ -125,7 +125,7 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
             return [Finding(Level.ERROR, area, str(exc))]
         except Exception as exc:
             return [Finding(Level.ERROR, area, f"连不上数据库 {url.render_as_string(hide_password=True)}："
-                                               f"{_first_line(exc)}")]
+                                               f"{describe_error(exc)}")]
         if current is None:
             return [Finding(Level.WARN, area, "数据库是空的：运行 relaybot db upgrade 或启动机器人会建表")]
         if current != head:
@@ -199,11 +199,6 @@ def _ago(delta: timedelta) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} 小时"
     return f"{minutes // (24 * 60)} 天"
-
-
-def _first_line(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def exit_code(findings: list[Finding]) -> int:

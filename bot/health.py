@@ -299,16 +299,14 @@ class HealthMonitor:
             await self._receive_restored(now)
         if self._self_check_due(now):
             await self.self_check()
-        if self._last_receive is not None and self._last_receive != self._receive_saved:
-            saved = self._last_receive
-            await self._write({LAST_RECEIVE: _iso(saved)})
-            self._receive_saved = saved
+        await self.flush()
 
     async def flush(self) -> None:
-        """Save what is only in memory (the last receive time); called when the bot stops."""
-        if self._last_receive is not None and self._last_receive != self._receive_saved:
-            await self._write({LAST_RECEIVE: _iso(self._last_receive)})
-            self._receive_saved = self._last_receive
+        """Save what is only in memory (the last receive time): every round, and when the bot stops."""
+        saved = self._last_receive
+        if saved is not None and saved != self._receive_saved:
+            await self._write({LAST_RECEIVE: _iso(saved)})
+            self._receive_saved = saved
 
     async def self_check(self) -> dict[str, Any] | None:
         """Send the self-check now; returns the recorded result, or None when it was not attempted (no target,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import date, datetime, timezone
 
 from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, TypeDecorator, UniqueConstraint, event
@@ -43,12 +44,17 @@ def _fit_lengths(_mapper: Mapper, _conn, row) -> None:
     The texts that reach these columns (names, titles, error messages, feed fields, OCR snippets) come from
     outside; a 10 000-character WeChat nickname must not make a confirmation fail to save.
     """
-    for column in row.__table__.columns:
-        length = getattr(column.type, "length", None)  # VARCHAR(n) and sqlmodel's AutoString(n); Text has none
-        if length:
-            value = getattr(row, column.key, None)
-            if isinstance(value, str) and len(value) > length:
-                setattr(row, column.key, value[:length])
+    for key, length in _bounded_columns(row.__table__):
+        value = getattr(row, key, None)
+        if isinstance(value, str) and len(value) > length:
+            setattr(row, key, value[:length])
+
+
+@functools.cache
+def _bounded_columns(table) -> tuple[tuple[str, int], ...]:
+    """(attribute, length) of a table's VARCHAR(n) columns (sqlmodel's AutoString(n) too; Text has no length):
+    worked out once per table, since the hook above runs on every write."""
+    return tuple((c.key, c.type.length) for c in table.columns if getattr(c.type, "length", None))
 
 
 class UnitKind(str, enum.Enum):

@@ -27,12 +27,6 @@ class Ambiguity:
 SEEN_REFRESH = timedelta(hours=1)
 
 
-def liaisons_of(session: Session, contact_id: str) -> list[Liaison]:
-    """Active roster entries bound to this contact id (one person may serve several units)."""
-    stmt = select(Liaison).where(Liaison.contact_id == contact_id, Liaison.active == True)  # noqa: E712
-    return list(session.exec(stmt))
-
-
 # Statements run for (almost) every message, built once: building one costs more than running it.
 _LIAISONS_WITH_UNITS = (
     select(Liaison, Unit)
@@ -47,7 +41,8 @@ _ON_ROSTER = select(Liaison.id).where(Liaison.contact_id == bindparam("contact_i
 
 
 def liaisons_with_units(session: Session, contact_id: str) -> list[tuple[Liaison, Unit]]:
-    """`liaisons_of` with each entry's unit, in one query, in roster order."""
+    """Active roster entries bound to this contact id (one person may serve several units), each with its unit,
+    in one query, in roster order."""
     return [(liaison, unit) for liaison, unit in session.exec(_LIAISONS_WITH_UNITS, params={"contact_id": contact_id})]
 
 

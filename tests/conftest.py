@@ -119,12 +119,16 @@ def roster(engine):
         s.commit()
 
 
-@pytest.fixture
-def transport() -> MemoryTransport:
-    t = MemoryTransport(bot_id="bot-self")
+def add_rooms(t: MemoryTransport) -> MemoryTransport:
+    """The two rooms of the example district: the liaison group (everyone) and the office group (the admin)."""
     t.add_room(LIAISON_ROOM, "全区反诈联络员群", [ADMIN, WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
     t.add_room(OFFICE_ROOM, "反诈办工作群", [ADMIN])
     return t
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    return add_rooms(MemoryTransport(bot_id="bot-self"))
 
 
 @pytest.fixture

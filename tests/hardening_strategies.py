@@ -8,6 +8,7 @@ import re
 import zipfile
 from functools import lru_cache
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -17,6 +18,10 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
                                                                          HealthCheck.too_slow,
                                                                          HealthCheck.data_too_large])
 SLOW = settings(FAST, max_examples=50)
+
+# Damaged images and feeds make PIL and feedparser warn; the warnings are expected, the crashes are what is tested.
+EXPECTED_WARNINGS = [pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
+                     pytest.mark.filterwarnings("ignore::DeprecationWarning:feedparser")]
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

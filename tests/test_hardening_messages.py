@@ -60,6 +60,7 @@ from tests.conftest import (
     ZHOU,
 )
 from tests.hardening_strategies import (
+    EXPECTED_WARNINGS,
     FAST,
     ODD,
     WORDS,
@@ -73,9 +74,7 @@ from tests.hardening_strategies import (
     words_text,
 )
 
-# Damaged images and feeds make PIL and feedparser warn; the warnings are expected, the crashes are what is tested.
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning:feedparser")]
+pytestmark = EXPECTED_WARNINGS
 
 IMPOSTOR = Member("wxid_fake", "陈静", "反诈办-陈静")  # the admin's names, another contact id
 LIAISONS = [WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG]

@@ -51,6 +51,7 @@ from bot.stats import (
 from bot.textnorm import clean, squeeze
 from tests.conftest import ROOT, TZ
 from tests.hardening_strategies import (
+    EXPECTED_WARNINGS,
     CHARSETS,
     CJK,
     FAST,
@@ -70,9 +71,7 @@ from tests.hardening_strategies import (
     words_text,
 )
 
-# Damaged images and feeds make PIL and feedparser warn; the warnings are expected, the crashes are what is tested.
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning:feedparser")]
+pytestmark = EXPECTED_WARNINGS
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=TZ)
 TODAY = NOW.date()

@@ -16,7 +16,7 @@ from bot.health import _duration, health_snapshot
 from bot.models import BotState, Outbox
 from bot.transport.base import ChatKind, Outgoing, SendError
 from bot.transport.memory import MemoryTransport
-from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, STRANGER, SUN, WANG, WU, ZHAO, ZHENG, ZHOU
+from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG, ZHAO, add_rooms
 
 
 class EchoingTransport(MemoryTransport):
@@ -52,10 +52,7 @@ class Robot:
 
 @pytest.fixture
 def transport() -> EchoingTransport:
-    t = EchoingTransport(bot_id="bot-self")
-    t.add_room(LIAISON_ROOM, "全区反诈联络员群", [ADMIN, WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
-    t.add_room(OFFICE_ROOM, "反诈办工作群", [ADMIN])
-    return t
+    return add_rooms(EchoingTransport(bot_id="bot-self"))
 
 
 @pytest.fixture
