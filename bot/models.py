@@ -85,6 +85,9 @@ class ConfirmMethod(str, enum.Enum):
     TEXT = "text"
     QUOTE = "quote"
     IMAGE = "image"
+    NOTE = "note"  # an entry in a 群接龙 (WeChat group note)
+    ANSWER = "answer"  # a short yes to the bot's question "是否已转发 #N？"
+    OFFICE = "office"  # 补登: recorded by an admin on the unit's behalf (e.g. confirmed by phone)
 
 
 class OutboxState(str, enum.Enum):
@@ -182,9 +185,11 @@ class Confirmation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     push_id: int = Field(foreign_key="push.id", index=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)
-    liaison_id: int = Field(foreign_key="liaison.id")
+    # None for a 补登 by the office (no liaison spoke); `recorded_by` is then the admin's contact id.
+    liaison_id: int | None = Field(default=None, foreign_key="liaison.id")
     at: datetime = _utc_field()
     method: str = Field(max_length=10)
+    recorded_by: str = Field(default="", max_length=200)
     room_id: str = Field(default="", max_length=200)
     evidence_message_id: str = Field(default="", max_length=200)
     evidence_text: str = Field(default="", max_length=500)
@@ -336,3 +341,62 @@ class Notice(SQLModel, table=True):
     kind: str = Field(max_length=30)
     key: str = Field(max_length=300)
     at: datetime = _utc_field()
+
+
+class CorrectionKind(str, enum.Enum):
+    ADD = "补登"  # a confirmation recorded on the unit's behalf
+    REVOKE = "撤销"  # a confirmation (or an exemption) removed because it was recorded by mistake
+    EXEMPT = "免转"  # the unit is not expected to relay this push
+
+
+class Exemption(SQLModel, table=True):
+    """A unit that is not expected to relay one push (免转): not reminded, not missed, not ranked down."""
+
+    __table_args__ = (UniqueConstraint("push_id", "unit_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    reason: str = Field(default="", max_length=200)
+    by_id: str = Field(default="", max_length=200)
+    by_name: str = Field(default="", max_length=100)
+    at: datetime = _utc_field()
+
+
+class Correction(SQLModel, table=True):
+    """The office's corrections of the record (补登, 撤销, 免转): who, when, why; shown in 进度, 通报 and 单位."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    kind: str = Field(max_length=10)  # CorrectionKind
+    reason: str = Field(default="", max_length=200)
+    by_id: str = Field(default="", max_length=200)
+    by_name: str = Field(default="", max_length=100)
+    at: datetime = _utc_field(index=True)
+
+
+class NoteKind(str, enum.Enum):
+    ASK = "ask"  # 是否已转发 #N？ (a message about relaying that was neither clearly yes nor no)
+    WHICH = "which"  # a bare confirmation from a unit that owes several pushes: which one?
+    RECALL = "recall"  # a liaison recalled the message that confirmed
+    HINT = "hint"  # a liaison referred to a push but did not confirm: how to confirm
+    MOVED = "moved"  # a bare confirmation landed on an older push than the newest
+
+
+class ChatNote(SQLModel, table=True):
+    """A line owed to a liaison group in its next coalesced message (with the acknowledgements).
+
+    Questions (ASK, WHICH) stay open for a short answer from `contact_id` until `answered_at` is set.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: str = Field(index=True, max_length=200)
+    at: datetime = _utc_field()
+    kind: str = Field(max_length=10)  # NoteKind
+    contact_id: str = Field(default="", index=True, max_length=200)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    push_ids: str = Field(default="", max_length=200)  # "3" or "3,4": the pushes the line is about
+    text: str = Field(default="", max_length=500)  # the line, rendered when the note was made
+    source_message_id: str = Field(default="", max_length=200)
+    sent_at: datetime | None = _utc_field(nullable=True)  # None: still owed
+    answered_at: datetime | None = _utc_field(nullable=True)

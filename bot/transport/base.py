@@ -21,7 +21,12 @@ class MessageKind(str, enum.Enum):
     IMAGE = "image"
     LINK = "link"
     FILE = "file"
-    OTHER = "other"
+    # A type the platform client cannot name (WeChat's 群接龙, a 视频号 share, raw app-message XML, plain system
+    # notices): `text` carries what the platform sent, for the chat layer to read.
+    UNKNOWN = "unknown"
+    SYSTEM = "system"  # a platform system message (e.g. "发送消息过于频繁"); `text` is its text
+    RECALL = "recall"  # a recall or a pat (拍一拍): `text` is the platform's <sysmsg> XML
+    OTHER = "other"  # a known type the bot does not read (voice, video, stickers, ...)
 
 
 @dataclass(frozen=True)
