@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.textnorm import clean, squeeze
+from bot.reading import is_bare_ack, read_reply  # noqa: F401  (is_bare_ack is part of this module's API)
+from bot.textnorm import clean
 
 MAX_INPUT = 2000  # longer messages are not commands or confirmations; cut before any regex runs
 
@@ -81,40 +82,9 @@ def parse_quote(text: str) -> Quote | None:
     return Quote(quoted=m.group("quoted").strip(), reply=m.group("reply").strip())
 
 
-# A confirmation is a short message made only of these parts (after squeeze, #N and names removed).
-_CORE = (
-    r"(?:(?:已经?|均已|都已|全部已|已全部|已完成|已经完成)"
-    r"(?:转发|转|发送|发|分享|传达|转达|推送|转载)(?:了|完毕|完成|成功)?"
-    r"|(?:转发|分享|传达|转达|推送)(?:了|完毕|完成|成功)"
-    r"|完成转发)"
-)
-# Every part of _TARGET is optional, so it must match "" in exactly one way, and no word in the repeated group
-# may be spelt by others in it (本单位 is 本 + 单位): either ambiguity makes a failing match backtrack
-# exponentially, and a 60-character "已转已转…x" took minutes.
-_TARGET = (
-    r"(?:到|至|给|进|在)?(?:我单位|单位|各|本|内部|工作|全体|所有|相关|我们|各个|部门|村居|社区)*"
-    r"(?:群|微信群|工作群|内部群|群聊|人员|职工|同事|干部|员工)?"
-)
-_FILLER = r"(?:收到|已收到|好的|好|ok|okay|谢谢|报告|明白|本单位|我单位|我们|单位|了|啦|哦)"
-_CONFIRM = re.compile(rf"^{_FILLER}*(?:{_CORE}{_TARGET})+{_FILLER}*$")
-_NOT_A_CONFIRMATION = re.compile(r"[?]|吗|么|怎|如何|哪|没|未|不|别|无法|能否|是否")
-
-
 def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
-    """True for short replies like `已转发`, `城关镇 已转 #3 👍`; False for questions and sentences."""
-    body = clean(text)
-    if not body or len(body) > 60 or _NOT_A_CONFIRMATION.search(body):
-        return False
-    core = _PUSH_REF.sub("", squeeze(body))
-    for name in sorted((squeeze(n) for n in names if n), key=len, reverse=True):
-        if len(name) >= 2:
-            core = core.replace(name, "")
-    return bool(_CONFIRM.match(core))
-
-
-def is_bare_ack(text: str) -> bool:
-    """True when a reply carries no words at all (only emoji or punctuation), e.g. a 👍 under a quote."""
-    return squeeze(text) == "" and bool(clean(text))
+    """True when the reply confirms a relay (`已转发`, `城关镇 已转 #3 👍`, `已转发至各村群，并要求…`); see bot.reading."""
+    return read_reply(text, names).confirmed
 
 
 # ---- deadlines ---------------------------------------------------------------------------------

@@ -41,17 +41,19 @@ def test_confirmations_are_recognised(text):
     [
         "请问怎么转发?", "请问怎么转发？", "已转发吗", "转发", "还没转发", "我们单位未转发",
         "转发到哪个群", "不转发", "大家记得转发", "这条需要转发吗", "今天的预警是不是要转发到内部群里",
-        "收到", "好的", "", "   ", "已转发" * 30,
+        "收到", "好的", "", "   ", "已转发" * 70,
     ],
 )
 def test_questions_and_sentences_are_not_confirmations(text):
     assert not is_confirmation(text, ("城关镇",))
 
 
-def test_unit_name_of_another_kind_is_still_noise_not_content():
-    # A name that is not in the roster stays in the text, so the message is not a bare confirmation.
-    assert not is_confirmation("东城街道已转发", ())
+def test_a_name_before_the_confirmation_counts_whether_or_not_it_is_on_the_roster():
+    # Liaisons write their unit or their own name before or after; the reader does not need to know it.
+    assert is_confirmation("东城街道已转发", ())
     assert is_confirmation("东城街道已转发", ("东城街道",))
+    # A unit name holding a relay character (区发改局) is not read as a relay once it is known.
+    assert not is_confirmation("区发改局收到", ("区发改局",))
 
 
 @pytest.mark.parametrize("text,n", [("#3", 3), ("＃ 12 已转发", 12), ("已转发 #105", 105), ("已转发", None)])

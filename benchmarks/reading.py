@@ -1,0 +1,125 @@
+"""How well `bot.reading.read_reply` reads liaison replies: precision and recall on the labelled corpora.
+
+tests/data/confirmations/dev.tsv was written to develop the reader against; holdout.tsv was written
+independently and not read while the reader was written: its numbers are the honest ones.
+Each line is `label<TAB>text` (yes / no / unsure; `\\n` is a line break; # starts a comment).
+
+    python -m benchmarks.reading [--show-errors] [FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.common import ROOT, Result
+
+CORPORA = ROOT / "tests" / "data" / "confirmations"
+ROSTER = ROOT / "examples" / "roster_example.csv"
+
+
+@dataclass
+class Score:
+    name: str
+    counts: Counter = field(default_factory=Counter)  # (label, verdict) -> n
+    errors: list[tuple[str, str, str, str]] = field(default_factory=list)  # label, verdict, why, text
+    micros: float = 0.0  # mean microseconds per reply
+
+    def n(self, label: str, *verdicts: str) -> int:
+        return sum(v for (lab, ver), v in self.counts.items() if lab == label and (not verdicts or ver in verdicts))
+
+    @property
+    def recall(self) -> float:
+        """Confirmations counted, of all confirmations."""
+        return self.n("yes", "yes") / max(1, self.n("yes"))
+
+    @property
+    def precision(self) -> float:
+        """Counted replies that were confirmations, of all counted replies."""
+        counted = self.n("yes", "yes") + self.n("no", "yes") + self.n("unsure", "yes")
+        return self.n("yes", "yes") / max(1, counted)
+
+    @property
+    def reached(self) -> float:
+        """Confirmations counted or asked about (the liaison's yes then counts)."""
+        return self.n("yes", "yes", "unsure") / max(1, self.n("yes"))
+
+
+def load(path: Path) -> list[tuple[str, str]]:
+    """(label, text) pairs of a corpus file."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        label, _, text = line.partition("\t")
+        rows.append((label.strip(), text.replace("\\n", "\n")))
+    return rows
+
+
+def roster_names() -> tuple[str, ...]:
+    """The example roster's unit names, as the bot would pass them."""
+    with ROSTER.open(encoding="utf-8") as fh:
+        return tuple(dict.fromkeys(row["单位"] for row in csv.DictReader(fh)))
+
+
+def score(path: Path) -> Score:
+    from bot.reading import read_reply
+
+    names = roster_names()
+    rows = load(path)
+    result = Score(path.stem)
+    start = time.perf_counter()
+    readings = [read_reply(text, names) for _, text in rows]
+    result.micros = (time.perf_counter() - start) / max(1, len(rows)) * 1e6
+    for (label, text), reading in zip(rows, readings):
+        verdict = reading.verdict.value
+        verdict = "no" if verdict == "unrelated" else verdict
+        result.counts[(label, verdict)] += 1
+        wrong = (label == "yes" and verdict != "yes") or (label != "yes" and verdict == "yes") or (
+            label == "unsure" and verdict != "unsure")
+        if wrong:
+            result.errors.append((label, verdict, f"{reading.why}「{reading.clause}」", text))
+    return result
+
+
+def run(quick: bool = False) -> Result:
+    """The `python -m benchmarks` entry: one row per corpus."""
+    result = Result("reading")
+    for path in sorted(CORPORA.glob("*.tsv")):
+        s = score(path)
+        result.add(f"{s.name} precision", s.precision * 100, "%", f"{s.n('yes', 'yes')} counted right")
+        result.add(f"{s.name} recall", s.recall * 100, "%", f"of {s.n('yes')} confirmations")
+        result.add(f"{s.name} counted or asked", s.reached * 100, "%")
+        result.add(f"{s.name} time per reply", s.micros, "µs")
+        result.checks[f"{s.name} false confirmations"] = s.n("no", "yes") + s.n("unsure", "yes")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*", type=Path, help="corpus files (default: every .tsv in tests/data/confirmations)")
+    parser.add_argument("--show-errors", action="store_true", help="list every reply read wrongly")
+    args = parser.parse_args(argv)
+    for path in args.files or sorted(CORPORA.glob("*.tsv")):
+        s = score(path)
+        total = sum(s.counts.values())
+        print(f"{s.name}: {total} replies ({s.n('yes')} confirmations, {s.n('no')} not, {s.n('unsure')} unsure)")
+        print(f"  precision {s.precision:.1%}  recall {s.recall:.1%}  counted or asked {s.reached:.1%}  "
+              f"{s.micros:.0f} µs per reply")
+        print(f"  confirmations asked about: {s.n('yes', 'unsure')}; missed: {s.n('yes', 'no')}; "
+              f"non-confirmations counted: {s.n('no', 'yes')}; asked: {s.n('no', 'unsure')}; "
+              f"unsure ones counted: {s.n('unsure', 'yes')}")
+        if args.show_errors:
+            for label, verdict, why, text in s.errors:
+                print(f"    {label:>6} -> {verdict:<6} {why}  {text!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
