@@ -57,7 +57,7 @@ _T2S_PAIRS = (
 _T2S = {ord(p[0]): p[1] for p in _T2S_PAIRS.split()}
 
 # Typing slips seen on phones, fixed before reading: 以转发 (以 for 已), 专发/赚发/转法 (wrong character).
-_TYPOS = (("己转", "已转"), ("己发", "已发"), ("依转", "已转"), ("以转", "已转"), ("以发", "已发"), ("以推", "已推"), ("专发", "转发"), ("赚发", "转发"), ("转法", "转发"),
+_TYPOS = (("己转", "已转"), ("己发", "已发"), ("依转", "已转"), ("以发", "已发"), ("以推", "已推"), ("专发", "转发"), ("赚发", "转发"), ("转法", "转发"),
           ("已专", "已转"), ("已经转发", "已转发"))
 
 _FACE = re.compile(r"\[[^\[\]\s]{1,12}\]")  # WeChat faces: [强] [Strong] [抱拳] [Salute] [OK]
@@ -74,7 +74,7 @@ _CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九十")}
 
 # Phrases that carry a negative character but are only politeness.
 _POLITE = re.compile(
-    r"不好意思|没问题|没事|没关系|没毛病|不客气|不用谢|不辛苦|不错|没得说|不麻烦|没啥问题|毫无问题|无误"
+    r"无遗漏|没有遗漏|不好意思|没问题|没事|没关系|没毛病|不客气|不用谢|不辛苦|不错|没得说|不麻烦|没啥问题|毫无问题|无误"
 )
 
 # ---- clause reading ----------------------------------------------------------------------------
@@ -82,22 +82,22 @@ _POLITE = re.compile(
 # A relay verb, with the continuations that make the same character mean something else left out:
 # 转账 (money), 转岗 (staff), 发现, 推迟, 传染...
 _VERB = (
-    r"(?:转发|转载|转达|补发|群发|下发|扩散|转出去|转(?![账帐岗正移交告入出变换型身向为成让租卖款钱塘角弯机盘化接述\d])"
+    r"(?:转发|转载|转达|补发|群发|下发|扩散|转出去|同步|丢(?=.{0,6}群)|甩(?=.{0,6}群)|fwd|转(?![账帐岗正移交告入出变换型身向为成让租卖款钱塘角弯机盘化接述\d])"
     r"|发送|发布|发(?![现生烧言票放工展起愁改誓挥表热音病动明达扬育财薪钱红包])"
-    r"|推送|推(?![迟后动荐广进辞托测算开])|分享|传达|传(?![染说闻真统])|forward(?:ed)?|shared|reposted)"
+    r"|推送|推(?![迟后动荐广进辞托测算开])|分享|传达|(?<!宣)传(?![染说闻真统])|forward(?:ed)?|shared|reposted)"
 )
 _VERB_RE = re.compile(_VERB)
 # Words that make a relay verb complete: before it (已…), or after it (…了, …好, …完毕).
 _DONE_BEFORE = re.compile(r"已|早就|早都|刚刚?|刚才|都已|均已|进行了|做了")
 # Strong: 已…, …了/啦/过; weak (a result, which a promise can have too: 一定转到位): …好/完/毕/到位/的.
 _DONE_AFTER = re.compile(
-    rf"{_VERB}(?:[^，]{{0,12}}?)(?:了|啦|咯|喽|嘞|过)|forwarded|shared|reposted|done"
+    rf"{_VERB}(?:[^，]{{0,12}}?)(?:了|啦|咯|喽|嘞|过|咗)|forwarded|shared|reposted|done"
 )
 _DONE_WEAK = re.compile(rf"{_VERB}(?:[^，]{{0,12}}?)(?:好|完|毕|到位|成功|出去|完成)|{_VERB}的$|完成转发|落实转发")
 _NEGATION = re.compile(r"没|未|不|别|无法|忘|尚未|还没|无需|甭")
-_FAILURE = re.compile(r"错|失败|不了|不出|不成|不上|不过去|不动|打不开|失效|看不了|没反应|报错|故障|被限|频繁|转不|发不")
+_FAILURE = re.compile(r"漏转|漏发|错|失败|不了|不出|不成|不上|不过去|不动|打不开|失效|看不了|没反应|报错|故障|被限|频繁|转不|发不")
 # A clause without a verb that still says part was not relayed (今天的还没) or could not be (家长群没权限).
-_ELLIPTIC_NEG = re.compile(r"(?:还没有?|尚未|没有|未)$|失败|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出")
+_ELLIPTIC_NEG = re.compile(r"(?:还没有?|尚未|没有|未)$|还没|来不及|没来得及|漏|失败|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出")
 # A promise or plan: it overrides a 了 later in the clause (准备转发时手机死机了), not an 已.
 _PLAN = re.compile(
     r"马上|立即|立刻|立马|等下|等会|等一下|待会|一会|稍后|晚点|晚些|这就|准备|打算|计划|将(?!近)|会(?![议上场])"
@@ -106,20 +106,26 @@ _PLAN = re.compile(
 # A time that makes a bare verb a plan (明天转) but is also said of the past (下午转了).
 _LATER = re.compile(r"明天|明早|明日|后天|周[一二三四五六日天末]|星期|下周|下班|下午|晚上|今晚|之后|随后|先|在|后$|就$")
 # Someone else (们, 各村) relaying next: 由社区再转居民群, 书记们再往村民群发. A delegation, not a doubt.
-_OTHERS = re.compile(r"们|各|由")
+_OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部")
 # The unit had someone else do it (已通知各村转发, 让小王转了): likely, but ask.
 _DELEGATE = re.compile(r"通知(?!到位)|安排|让|叫|交给|委托")
 # Relayed to one person or to 朋友圈, not into the unit's groups: ask.
-_PERSON_TARGET = re.compile(r"领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友")
-_GROUP_TARGET = re.compile(r"群|各|们|全体|所有|每|大家")
+_PERSON_TARGET = re.compile(r"家族|家庭|亲友|领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友")
+_GROUP_TARGET = re.compile(r"群|各|(?<!我)们|全体|所有|每|大家")
 # 复制粘贴发的，可以吗？: done, but asking whether it counts.
 _DOES_IT_COUNT = re.compile(r"(?:可以|行|对|算|合格|符合)(?:吗|不|么|嘛)")
 # Relaying redone after a failure: 前面失败了，现在已重新转发成功.
-_REDONE = re.compile(r"重新|现在|现已|已补|补转|终于|再次")
+_REDONE = re.compile(r"重新|现在|现已|已补|补转|终于|再次|其实|实际")
 # A reply that only says something is done, without saying what: ask.
 _GENERIC_DONE = re.compile(r"(?:已|都)?(?:搞定|好了|处理|落实|办好|弄好|办|完成)(?:了|啦)?|ok了")
 # The office describing the reply it wants: 例如：城关镇已转发, 回复格式：XX单位已转发至XX群.
 _EXAMPLE = re.compile(r"模板|格式|例如|比如|参照|示例|样例|如下回复")
+# Said of others (有单位转发了旧版本) or of an earlier push (上期转了): not this unit's relay of this push.
+_OTHERS_DID = re.compile(r"有单位|有人|有的单位|个别单位|部分单位|别的单位|其他单位")
+_EARLIER_PUSH = re.compile(r"上周|这个月|上个月|上期|上次|上回|之前那|以前|昨天那|前一期|上一条|上条|上一期")
+# A reply taken back (已转发改成已收到，刚才手滑): never counted.
+_RETRACTED = re.compile(r"打错|手滑|回错|说错|改成|改为|更正|发错|不算")
+_TYPO_YI = re.compile(r"(?<![可所难得足予加用之])以(?=转|发|推)")  # 以转发 typed for 已转发, not 可以转
 _CHECKED = re.compile(r"群\s*[✔✅☑✓√]")
 _PROGRESSIVE = re.compile(rf"(?:正在|在){_VERB}|{_VERB}中$")
 _QUESTION_WORD = re.compile(r"吗|么|嘛|是否|要不要|需不需要|用不用|能否|可否|怎么|怎样|如何|咋|哪|啥|什么|谁|了没|没有$|不$")
@@ -128,8 +134,9 @@ _REPLY_META = re.compile(rf"(?:回复|答复|回|写|填|打|报|备注|留言)(
 # 完成后回复已转发, 请回复：单位+已转发: the office naming the reply it wants.
 _ASKED_REPLY = re.compile(r"(?:请|后|再|然后|并)(?:回复|答复)[^，,。；;！!？?\n]*")
 # The verb is about something else: money (转账, 转200), a contact card (推名片), mail, a test to the file helper.
-_MONEY = re.compile(r"钱|元|块|账|帐|款|红包|费|工资|押金|报销|资金|金额|转给你|发给你|发你|给你|转\d|名片|邮箱|邮件|文件传输助手|测试")
-_STAFF = re.compile(r"岗|调动|调走|调到|调去|调入|换成|换人|变更|交接|离职|新同事|接替|退休了|转到.{0,10}工作|联络员")
+_MONEY = re.compile(r"钱|元|块|账|帐|款|红包|费|工资|押金|报销|资金|金额|转给你|发给你|发你|给你|转\d|名片|邮箱|邮件|文件传输助手|测试"
+    r"|值班表|表格|手机号|号码|电话|关系|材料|档案|简历|名单|报表|派出所|民警|警察|110")
+_STAFF = re.compile(r"岗|调动|调走|调到|调去|调入|换成|换人|变更|交接|离职|新同事|接替|退休了|转到.{0,10}工作(?!群)|联络员")
 _HEDGE = re.compile(r"应该|好像|可能|大概|估计|似乎|听说|据说|同事说|说是|说他们|说已|你|他们|他|她|吧$|类似|部分|只|仅|个别|有的|有些|一些|我记得")
 _NOUN = re.compile(r"转发(?:情况|量|率|记录|按钮|功能|链接|内容|要求|任务|工作)")
 # A clause about the screenshot (截图稍后发, 截图发给谁？) is not about the relay.
@@ -182,7 +189,8 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
         return _Kind.NEG
     before = c[: verb.start()]
     if _QUESTION_WORD.search(c):
-        return _Kind.QUESTION
+        # 另外请问下一期什么时候发, 是不是还要转到业主群: a question about what comes next, not about this relay
+        return _Kind.NONE if re.search(r"下一期|下次|另外|以后", c) else _Kind.QUESTION
     if _REPLY_META.search(c):
         return _Kind.INSTRUCTION  # 完成后回复已转发: names the reply, does not give it
     # 已转发的单位请截图, 转发完的请截图: a relative clause about others.
@@ -190,7 +198,13 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
         return _Kind.INSTRUCTION
     if re.search(rf"{_VERB}[^，]{{0,8}}(?:时|的时候)", c):
         return _Kind.NONE  # 准备转发时……: when it happened, not that it happened
-    said_before = bool(_DONE_BEFORE.search(before))
+    if _OTHERS_DID.search(before):
+        return _Kind.NONE  # 有单位转发了旧版本
+    if "请" in before:
+        return _Kind.INSTRUCTION  # 请已转发单位不要重复回复
+    if _EARLIER_PUSH.search(before) and not re.search(r"这期|本期|这次|这条|今天", c):
+        return _Kind.SIDE  # 上期转了: about another push
+    said_before = bool(_DONE_BEFORE.search(before)) or before.startswith(("并", "同时"))  # 已张贴，并转发业主群
     strong = said_before or bool(_DONE_AFTER.search(c))
     weak = bool(_DONE_WEAK.search(c))
     negations = len(_NEGATION.findall(before[-8:]))
@@ -257,6 +271,7 @@ def _cn_number(s: str) -> int:
 def normalise(text: str, names: tuple[str, ...] = ()) -> tuple[str, list[int]]:
     """The text as the clause reader sees it, and the push numbers it named."""
     body = clean(text)[:MAX_INPUT].translate(_T2S).lower()
+    body = _TYPO_YI.sub("已", body)
     for wrong, right in _TYPOS:
         body = body.replace(wrong, right)
     body = _FACE.sub("，", body)
@@ -296,9 +311,11 @@ def read_reply(text: str, names: tuple[str, ...] = ()) -> Reading:
 
     if _EXAMPLE.search(body):
         return Reading(Verdict.NO, "举例或回复格式", "", tuple(refs))
+    yes_at = max((i for i, k in enumerate(kinds) if k is _Kind.YES), default=-1)
+    redone = yes_at >= 0 and bool(_REDONE.search(clauses[yes_at][0]))
+    if _RETRACTED.search(body) and not redone:
+        return Reading(Verdict.NO, "收回了先前的说法", "", tuple(refs))
     if _Kind.YES in kinds:
-        yes_at = max(i for i, k in enumerate(kinds) if k is _Kind.YES)
-        redone = bool(_REDONE.search(clauses[yes_at][0]))
         if any(_DOES_IT_COUNT.search(c) for c, k in clauses if k is _Kind.NONE):
             return Reading(Verdict.UNSURE, "问这样算不算", clauses[yes_at][0], tuple(refs))
         doubts = [k for i, k in enumerate(kinds)
