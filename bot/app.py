@@ -17,7 +17,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import compose, evidence_store, feed_watch, outbox, schedule
+from bot import compose, evidence_store, feed_watch, notes, outbox, schedule
 from bot.calendar import load_calendar
 from bot.clock import real_clock, show
 from bot.config import Settings
@@ -170,6 +170,7 @@ class RelayBot:
         except Exception:  # a preview is a nicety: the message itself must still be handled
             log.exception("link preview for message %s failed", msg.message_id)
             previews = {}
+        self._loop = asyncio.get_running_loop()  # _handle runs in a worker thread and may alert the second channel
         async with self._lock:
             try:
                 refresh = await asyncio.to_thread(self._handle, msg, previews)
@@ -254,10 +255,21 @@ class RelayBot:
                 ctx.groups[msg.chat_id] = self._remember_room(s, msg.chat_id, msg.chat_name)
                 self._report_ambiguities(ctx, observe(s, room_id=msg.chat_id, members=[msg.sender], now=now), msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
+            if ctx.rate_limit_notice:
+                self._rate_limited(s, now, ctx.rate_limit_notice)
             s.commit()  # what the replies say is recorded is committed before they can be sent
             if handled:
                 log.info("message %s handled by %s", msg.message_id, handled)
             return ctx.refresh_rooms
+
+    def _rate_limited(self, s: Session, now: datetime, notice: str) -> None:
+        """WeChat said the account sends too often (after reporting the sends as done): pause, tell the office."""
+        until, new_pause = outbox.start_backoff(s, now=now, pacing=self.pacing())
+        log.warning("WeChat's rate-limit notice (%s): sending paused until %s", notice, until.isoformat())
+        if new_pause:
+            text = self.texts.t("send.rate_limited", minutes=self.settings.send_backoff_minutes, until=show(until, self.tz))
+            self._context(s, now).to_office(text, priority=Priority.NOTICE)
+            self._loop.call_soon_threadsafe(self._alert_second_channel, text)
 
     def _observe(self, room: RoomInfo, members: list[Member], complete: bool = False) -> None:
         now = self.clock()
@@ -325,13 +337,22 @@ class RelayBot:
 
     def _flush_acks(self) -> int:
         now = self.clock()
+        quiet = timedelta(seconds=self.settings.ack_quiet_seconds)
         with new_session(self.engine) as s:
-            acks = due_acks(s, now=now, quiet=timedelta(seconds=self.settings.ack_quiet_seconds))
-            for ack in acks:
-                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=ack.room_id, text=compose.ack_text(self.texts, ack),
-                             priority=Priority.BROADCAST)
+            notes.lapse_questions(s, now=now)
+            # One coalesced message per room: the acknowledgements, then the questions, recalls and hints.
+            lines: dict[str, list[str]] = {}
+            mentions: dict[str, tuple[str, ...]] = {}
+            for ack in due_acks(s, now=now, quiet=quiet):
+                lines.setdefault(ack.room_id, []).append(compose.ack_text(self.texts, ack))
+            for room in notes.due(s, now=now, quiet=quiet):
+                lines.setdefault(room.room_id, []).extend(room.lines)
+                mentions[room.room_id] = room.mention_ids
+            for room_id, room_lines in lines.items():
+                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=room_id, text="\n".join(room_lines),
+                             mention_ids=mentions.get(room_id, ()), priority=Priority.BROADCAST)
             s.commit()
-            return len(acks)
+            return len(lines)
 
     async def run_schedule(self) -> int:
         """Do every reminder, deadline and report that is due; returns how many occurrences were handled."""

@@ -38,6 +38,8 @@ class Context:
     # Groups this unit of work has already loaded, by room id (the session's own objects, so changes made in
     # this unit of work show): the room a message came from is read once, not by every filter.
     groups: dict[str, Group] = field(default_factory=dict)
+    # WeChat's silent "发送消息过于频繁" notice arrived: the app pauses sending as for a refused send.
+    rate_limit_notice: str = ""
 
     @property
     def tz(self) -> ZoneInfo:

@@ -1,22 +1,26 @@
-"""Confirmations from liaisons in liaison groups: text, quote-replies and screenshots."""
+"""Liaisons in liaison groups: confirmations (text, quote-replies, 接龙, screenshots, 是 to a question), recalls,
+and the questions and hints the bot adds to its next coalesced message."""
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from bot import evidence_store
+from bot import evidence_store, notes
 from bot.dispatch import Context, Router
-from bot.models import ConfirmMethod, GroupKind, Liaison, Push, PushState, Unit
-from bot.parsing import is_bare_ack, is_confirmation, parse_push_ref, parse_quote
+from bot.models import ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
+from bot.parsing import Quote, is_bare_ack, parse_command, parse_push_ref, parse_quote
 from bot.people import first_notice, liaisons_with_units
-from bot.relay import record_confirmation, unconfirmed_open_pushes
+from bot.reading import Reading, Verdict, read_reply
+from bot.relay import audit, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
+from bot.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
 from handlers.filters import command, kind, not_from_admin, room_kind
 
 log = logging.getLogger(__name__)
@@ -61,72 +65,222 @@ def _unit_names(ctx: Context) -> UnitNames:
     return cached
 
 
-def _is_confirmation(text: str, units: UnitNames, sender_names: tuple[str, str]) -> bool:
-    """`is_confirmation(text, unit names + sender names)`, with only the unit names that can matter."""
-    return is_confirmation(text, units.that_can_occur_in(squeeze(clean(text))) + sender_names)
+# The last roster's UnitNames. The names are read from the database in every unit of work (one small query,
+# so a roster imported by another process counts at once) and are the cache's key: any change to the active
+# units' names, an import, a rename, a unit (de)activated, makes a new entry.
+_unit_names_cache: UnitNames | None = None
+_ACTIVE_UNIT_NAMES = select(Unit.name).where(Unit.active == True)  # noqa: E712  (built once)
 
 
-def _read_confirmation(msg: Incoming, ctx: Context) -> tuple[str, int | None] | None:
-    """(method, explicit push number) if the text confirms a relay, else None."""
+def _unit_names(ctx: Context) -> UnitNames:
+    global _unit_names_cache
+    names = tuple(ctx.session.exec(_ACTIVE_UNIT_NAMES))
+    cached = _unit_names_cache
+    if cached is None or cached.names != names:
+        cached = _unit_names_cache = UnitNames.of(names)
+    return cached
+
+
+def _reading(text: str, units: UnitNames, sender_names: tuple[str, str]) -> Reading:
+    """`read_reply(text, unit names + sender names)`, with only the unit names that can matter."""
+    return read_reply(text, units.that_can_occur_in(squeeze(clean(text))) + sender_names)
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a liaison's message said: how it confirms (if it does), the reading, and the pushes it names."""
+
+    method: str
+    reading: Reading
+    refs: tuple[int, ...]
+    about_push: bool  # it quoted a push or named one: worth a hint if it did not confirm
+
+
+def _read_message(msg: Incoming, ctx: Context) -> Said:
+    """Read a text, a pad-style quote reply or a raw-XML quote reply (type 57) from a liaison group."""
     units = _unit_names(ctx)
     sender_names = (msg.sender.name, msg.sender.group_nickname)
     quote = parse_quote(msg.text)
+    xml = xml_quote(msg.text) if quote is None else None
+    if xml is not None:
+        quote = Quote(quoted=f"{xml.quoted_name}：{xml.quoted}", reply=xml.reply)
     if quote is not None:
-        if not (_is_confirmation(quote.reply, units, sender_names) or is_bare_ack(quote.reply)):
-            return None
-        ref = parse_push_ref(quote.reply) or parse_push_ref(quote.quoted)
-        if ref is None and "反诈预警" not in quote.quoted:
-            # A reply quoting some other chat message is an ordinary text confirmation.
-            return (ConfirmMethod.TEXT.value, None) if _is_confirmation(quote.reply, units, sender_names) else None
-        return ConfirmMethod.QUOTE.value, ref
-    if not _is_confirmation(msg.text, units, sender_names):
-        return None
-    return ConfirmMethod.TEXT.value, parse_push_ref(msg.text)
+        reading = _reading(quote.reply, units, sender_names)
+        quoted_ref = parse_push_ref(quote.quoted)
+        of_push = quoted_ref is not None or "反诈预警" in quote.quoted
+        refs = reading.refs or ((quoted_ref,) if quoted_ref else ())
+        if of_push and is_bare_ack(quote.reply):
+            reading = Reading(Verdict.YES, "引用推送回复表情", quote.reply, refs)
+        return Said(ConfirmMethod.QUOTE.value if of_push else ConfirmMethod.TEXT.value, reading, refs, of_push)
+    if msg.kind != MessageKind.TEXT:
+        return Said(ConfirmMethod.TEXT.value, Reading(Verdict.UNRELATED, ""), (), False)
+    reading = _reading(msg.text, units, sender_names)
+    return Said(ConfirmMethod.TEXT.value, reading, reading.refs, bool(reading.refs))
 
 
-def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]]) -> list[tuple[Unit, Liaison]]:
+def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None) -> list[tuple[Unit, Liaison]]:
     """The sender's units; if they serve several and name one in the text, only that one."""
     pairs = [(u, l) for l, u in liaisons if u.active]
-    text = squeeze(msg.text)
-    named = [(u, l) for u, l in pairs if squeeze(u.name) in text]
+    said = squeeze(msg.text if text is None else text)
+    named = [(u, l) for u, l in pairs if squeeze(u.name) in said]
     return named or pairs
 
 
-def _confirm(msg: Incoming, ctx: Context, method: str, ref: int | None) -> None:
-    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
-    if not liaisons:
-        if method != ConfirmMethod.IMAGE.value and first_notice(
-            ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now
-        ):
-            ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,))
-        log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
-        return
-    for unit, liaison in _units_meant(msg, liaisons):
-        if method == ConfirmMethod.IMAGE.value and _attach_to_recent(msg, ctx, unit):
-            continue
-        if ref is not None:
+# Pushes sent within this long of each other went out together: one bare 已转发 answers all of them.
+BATCH = timedelta(minutes=10)
+
+
+def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
+    """The pushes a confirmation is for; else "which" (ask which one) or a sentence to answer with."""
+    if said.refs:
+        pushes = []
+        for ref in said.refs:
             push = ctx.session.get(Push, ref)
             if push is None or push.state == PushState.WITHDRAWN.value:
-                ctx.reply(msg, ctx.t("confirm.no_such_push", n=ref), mention_ids=(msg.sender.contact_id,))
-                return
+                return [], ctx.t("confirm.no_such_push", n=ref)
+            pushes.append(push)
+        return pushes, ""
+    owed = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
+    if len(owed) <= 1 or said.reading.all_pushes:
+        return owed, ""
+    newest = owed[0].created_at
+    if all(newest - p.created_at <= BATCH for p in owed):
+        return owed, ""
+    return [], "which"
+
+
+def _display(msg: Incoming) -> str:
+    return msg.sender.group_nickname or msg.sender.name
+
+
+def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
+    """A confirmation in words: record it for each push meant, or ask which push."""
+    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
+    if not liaisons:
+        _tell_unregistered(msg, ctx)
+        return
+    for unit, liaison in _units_meant(msg, liaisons, text):
+        pushes, problem = _pushes_for(ctx, unit, said)
+        if problem == "which":
+            owed = sorted(unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now), key=lambda p: p.id)
+            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
+                      unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
+                      text=ctx.t("confirm.which", name=_display(msg), unit=unit.name,
+                                 refs="、".join(f"#{p.id}" for p in owed)))
+        elif problem:
+            ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
+            return
         else:
-            open_pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
-            if not open_pushes:
-                continue  # nothing left to confirm: a repeat, which changes nothing
-            push = open_pushes[0]
-        conf = record_confirmation(
-            ctx.session,
-            push=push,
-            unit=unit,
-            liaison=liaison,
-            method=method,
-            now=ctx.now,
-            room_id=msg.chat_id,
-            message_id=msg.message_id,
-            text=msg.text if method != ConfirmMethod.IMAGE.value else (msg.image.name if msg.image else ""),
-            known_unconfirmed=ref is None,  # found just above by unconfirmed_open_pushes
-        )
-        if conf is not None and method == ConfirmMethod.IMAGE.value:
+            _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs))
+
+
+def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: list[Push], method: str, text: str,
+            *, explicit: bool) -> None:
+    newest = None if explicit or len(pushes) != 1 else _newest_open_push(ctx)
+    for push in pushes:
+        conf = record_confirmation(ctx.session, push=push, unit=unit, liaison=liaison, method=method, now=ctx.now,
+                                   room_id=msg.chat_id, message_id=msg.message_id, text=text)
+        if conf is not None and newest is not None and push.id != newest.id:
+            # A bare 已转发 (say a backup liaison's, after the main one confirmed the newest) landed on an
+            # older push: the coalesced message says so.
+            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.MOVED, contact_id="", unit_id=unit.id,
+                      push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
+                      text=ctx.t("confirm.moved", unit=unit.name, n=push.id, newest=newest.id))
+
+
+def _newest_open_push(ctx: Context) -> Push | None:
+    return ctx.session.exec(
+        select(Push).where(Push.state == PushState.OPEN.value).order_by(col(Push.id).desc()).limit(1)
+    ).first()
+
+
+def _tell_unregistered(msg: Incoming, ctx: Context) -> None:
+    if first_notice(ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now):
+        ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,))
+    log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
+
+
+def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
+    """Not a confirmation: ask once if it was unsure, or say once how to confirm if it was about a push."""
+    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
+    if not liaisons:
+        return False
+    unit = _units_meant(msg, liaisons)[0][0]
+    if said.reading.verdict is Verdict.UNSURE:
+        pushes, problem = _pushes_for(ctx, unit, said)
+        if problem == "which":
+            pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
+        elif problem:
+            return False
+        if not pushes:
+            return False
+        push = pushes[0]
+        if first_notice(ctx.session, kind="ask", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
+            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.ASK, contact_id=msg.sender.contact_id,
+                      unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
+                      text=ctx.t("confirm.ask", name=_display(msg), n=push.id))
+        log.info("asked %s whether #%s was relayed: %s「%s」", msg.sender.contact_id, push.id, said.reading.why,
+                 said.reading.clause)
+        return True
+    if said.about_push:
+        push = ctx.session.get(Push, said.refs[0]) if said.refs else latest_push(ctx.session)
+        if push is None or push.state == PushState.WITHDRAWN.value:
+            return False
+        if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
+            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.HINT, contact_id=msg.sender.contact_id,
+                      unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
+                      text=ctx.t("confirm.hint", name=_display(msg), n=push.id))
+        return True
+    return False
+
+
+_YES = re.compile(r"(?:是|是的|对|对的|嗯|嗯嗯|恩|好|好的|已转|已转发|转了|转发了|yes|ok|确认)[啊呀的了哈]*")
+_ALL = re.compile(r"(?:都|均|全部|全都|两条都|都是)(?:已)?(?:转发?|发|是)?(?:了)?")
+
+
+def _answer(msg: Incoming, ctx: Context) -> bool:
+    """A short answer to the bot's open question to this liaison in this room: 是 / #3 / 都已转发."""
+    note = notes.open_question(ctx.session, room_id=msg.chat_id, contact_id=msg.sender.contact_id)
+    if note is None:
+        return False
+    body = re.sub(r"[^\w#]|_", "", clean(msg.text).lower())
+    asked = [int(p) for p in note.push_ids.split(",") if p]
+    if note.kind == NoteKind.ASK.value and _YES.fullmatch(body):
+        chosen = asked
+    elif note.kind == NoteKind.WHICH.value and _ALL.fullmatch(body):
+        chosen = asked
+    elif note.kind == NoteKind.WHICH.value and re.fullmatch(r"(?:#?\d{1,7})+", body):
+        chosen = [n for n in map(int, re.findall(r"\d{1,7}", body)) if n in asked]
+    else:
+        return False
+    unit = ctx.session.get(Unit, note.unit_id) if note.unit_id else None
+    liaison = next((l for l, u in liaisons_with_units(ctx.session, msg.sender.contact_id)
+                    if unit is not None and u.id == unit.id), None)
+    if not chosen or unit is None or liaison is None:
+        return False
+    pushes = [p for p in (ctx.session.get(Push, n) for n in chosen) if p and p.state != PushState.WITHDRAWN.value]
+    _record(msg, ctx, unit, liaison, pushes, ConfirmMethod.ANSWER.value, msg.text, explicit=True)
+    notes.answered(ctx.session, note, now=ctx.now)
+    return True
+
+
+def _confirm_image(msg: Incoming, ctx: Context) -> None:
+    """A screenshot: evidence of a recent text confirmation, or a confirmation of the unit's newest open push."""
+    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
+    if not liaisons:
+        log.info("screenshot from %s who is not on the roster: ignored", msg.sender.contact_id)
+        return
+    for unit, liaison in _units_meant(msg, liaisons):
+        if _attach_to_recent(msg, ctx, unit):
+            continue
+        open_pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
+        if not open_pushes:
+            continue  # nothing left to confirm: a repeat, which changes nothing
+        conf = record_confirmation(ctx.session, push=open_pushes[0], unit=unit, liaison=liaison,
+                                   method=ConfirmMethod.IMAGE.value, now=ctx.now, room_id=msg.chat_id,
+                                   message_id=msg.message_id, text=msg.image.name if msg.image else "",
+                                   known_unconfirmed=True)
+        if conf is not None:
             _store_screenshot(msg, ctx, conf)
 
 
@@ -152,20 +306,85 @@ def _attach_to_recent(msg: Incoming, ctx: Context, unit: Unit) -> bool:
     return True
 
 
-@router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.TEXT))
+@router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.TEXT, MessageKind.UNKNOWN))
 def on_confirmation(msg: Incoming, ctx: Context) -> bool:
-    """已转发 / 已转 #3 / a quote-reply to a push: record the unit's confirmation (acknowledged later)."""
-    found = _read_confirmation(msg, ctx)
-    if found is None:
+    """已转发 / 已转 #3 / a quote of a push / a 接龙 entry / 是 to the bot's question: record it, or ask, or hint."""
+    if msg.kind == MessageKind.TEXT and parse_command(msg.text) is not None:
+        return False  # 提醒 #1 typed by a liaison: the command routes answer it
+    note = group_note(msg.text)
+    if note is not None:
+        return on_group_note(msg, ctx, note)
+    if msg.kind == MessageKind.UNKNOWN and xml_quote(msg.text) is None:
+        return False  # another app message (a 视频号 share, a mini program): nothing to read here
+    if msg.kind == MessageKind.TEXT and _answer(msg, ctx):
+        return True
+    said = _read_message(msg, ctx)
+    if said.reading.confirmed:
+        _confirm_text(msg, ctx, said, msg.text)
+        return True
+    return _ask_or_hint(msg, ctx, said)
+
+
+def on_group_note(msg: Incoming, ctx: Context, note: GroupNote) -> bool:
+    """A 群接龙: the sender's own new entries count for the sender's unit; other people's entries never do."""
+    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
+    new = notes.new_entries(ctx.session, room_id=msg.chat_id, entries=[e.text for e in note.entries], now=ctx.now)
+    if not liaisons:
+        return True
+    if note.has_authors:
+        mine = [e.text for e in note.entries if e.author_id == msg.sender.contact_id]
+    else:
+        mine = new  # title-only puppets: the sender's line is the one that was not there before
+    header_ref = parse_push_ref(note.header)
+    own = {u.id for _, u in liaisons}
+    others = [u.name for u in ctx.session.exec(select(Unit).where(Unit.active == True)) if u.id not in own]  # noqa: E712
+    units = _unit_names(ctx)
+    sender_names = (msg.sender.name, msg.sender.group_nickname)
+    for text in mine:
+        if any(name in text for name in others) and not any(u.name in text for _, u in liaisons):
+            continue  # a line naming another unit is never credited to the sender
+        reading = _reading(text, units, sender_names)
+        if reading.confirmed:
+            refs = reading.refs or ((header_ref,) if header_ref else ())
+            _confirm_text(msg, ctx, Said(ConfirmMethod.NOTE.value, reading, refs, True), text)
+    return True
+
+
+@router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.RECALL))
+def on_recall(msg: Incoming, ctx: Context) -> bool:
+    """A liaison recalled the message that confirmed: the confirmation goes. A pat (拍一拍) is ignored."""
+    found = sysmsg(msg.text)
+    if found is None or found.kind != "revokemsg" or not found.recalled_id:
+        return True
+    recalled = ctx.session.exec(select(Confirmation).where(Confirmation.evidence_message_id == found.recalled_id,
+                                                         Confirmation.room_id == msg.chat_id)).all()
+    for conf in recalled:
+        liaison = ctx.session.get(Liaison, conf.liaison_id) if conf.liaison_id else None
+        if liaison is None or liaison.contact_id != msg.sender.contact_id:
+            continue  # only the person who confirmed can take it back
+        unit = ctx.session.get(Unit, conf.unit_id)
+        notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.RECALL, contact_id=msg.sender.contact_id,
+                  unit_id=unit.id, push_ids=[conf.push_id], now=ctx.now, message_id=msg.message_id,
+                  text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id))
+        audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+              action="recall", detail=f"#{conf.push_id} {unit.name}: message {found.recalled_id} recalled")
+        ctx.session.delete(conf)
+    return True
+
+
+@router.message(kind(MessageKind.SYSTEM, MessageKind.UNKNOWN))
+def on_system_notice(msg: Incoming, ctx: Context) -> bool:
+    """WeChat's silent rate limit: a send was reported as done, then this notice came. Pause as for a refusal."""
+    if is_xml(msg.text) or not is_rate_limit_notice(msg.text):
         return False
-    _confirm(msg, ctx, *found)
+    ctx.rate_limit_notice = msg.text[:200]
     return True
 
 
 @router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.IMAGE))
 def on_screenshot(msg: Incoming, ctx: Context) -> bool:
     """A screenshot from a liaison whose unit has an open push counts as a confirmation of the latest one."""
-    _confirm(msg, ctx, ConfirmMethod.IMAGE.value, None)
+    _confirm_image(msg, ctx)
     return True
 
 

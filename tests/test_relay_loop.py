@@ -300,6 +300,6 @@ async def test_a_liaison_writing_privately_is_told_once_how_to_confirm(bot, tran
     await transport.say(WANG, "你好")
     await bot.send_pending()
     assert [o.text for o in transport.sent] == [
-        "联络员请将推送转发到本单位内部群，然后在群里回复“已转发 #编号”，或发转发截图，也可以引用推送回复“已转发”。"
+        "联络员请将推送转发到本单位内部群，然后在群里回复“已转发 #编号”，或发转发截图，也可以引用推送回复“已转发”或参加群接龙。机器人没看懂时会问“是否已转发”，回复“是”即可。"
     ]
     assert confirmed_units(engine) == []
