@@ -21,7 +21,7 @@ import pytest
 
 from bot.transport import wechaty_compat
 from bot.transport.base import ChatKind, Image, Incoming, LinkCard, MessageKind, Outgoing, RoomInvite, SendError
-from bot.transport.wechaty import FileBox, PuppetOptions, UrlLink, WechatyStartError, WechatyTransport
+from bot.transport.wechaty import FileBox, MessageType, PuppetOptions, UrlLink, WechatyStartError, WechatyTransport
 from tests.gateway_harness import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,9 +375,11 @@ async def test_reconnects_after_the_gateway_restarts_grpc(gateway: Gateway, tmp_
 # --- compat fixes: each test fails when its fix stops applying -------------------------------------------------
 
 def test_apply_twice_wraps_nothing_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wechaty_puppet_service.puppet as puppet_service_module  # only after apply(): fix 1 must come first
+
     def patched() -> list[Any]:
         return [FileBox.__dict__['to_json_str'], FileBox.__dict__['from_json'], UrlLink.__dict__['create'],
-                logging.getLogger('Room').filters[:]]
+                logging.getLogger('Room').filters[:], puppet_service_module._map_message_type]
 
     before = patched()
     monkeypatch.setattr(wechaty_compat, '_applied', False)
@@ -448,6 +450,28 @@ async def test_fix8_force_sync_refreshes_a_renamed_room(gateway: Gateway, connec
     gateway.say('alice', 'after the rename', room=room)
     assert (await sink.message('after the rename')).chat_name == '第二季度联络群'
     assert wechaty_room.payload.topic == '第二季度联络群'
+
+
+async def test_message_type_map_names_every_type_number_and_keeps_the_original(
+        gateway: Gateway, connected: Any) -> None:
+    # Without the fix, Post (16) and System (18) raise IndexError in message_payload, and GroupNote (10) loses its
+    # number.
+    transport, sink = connected
+    puppet = transport._bot.puppet
+    for ts_type in (0, 10, 16, 18, 99):
+        message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
+        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        payload = await puppet.message_payload(message_id)
+        assert payload.type == MessageType.MESSAGE_TYPE_UNSPECIFIED
+        assert wechaty_compat.original_message_type(payload) == ts_type
+
+    # Numbers the client maps one-to-one keep their own type and carry no original number.
+    for ts_type, expected in ((7, MessageType.MESSAGE_TYPE_TEXT), (13, MessageType.MESSAGE_TYPE_RECALLED)):
+        message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
+        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        payload = await puppet.message_payload(message_id)
+        assert payload.type == expected
+        assert wechaty_compat.original_message_type(payload) is None
 
 
 def test_fix9_url_link_create_never_fetches() -> None:
