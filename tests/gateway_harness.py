@@ -92,6 +92,13 @@ class Gateway:
         body = {'from': frm, 'text': text, 'mention_ids': list(mention_ids), **({'room': room} if room else {})}
         return self._post('/say', body)['message_id']
 
+    def raw(self, frm: str, type: int, text: str, room: str | None = None, mention_ids: Iterable[str] = ()) -> str:
+        """A contact sends a message of this TypeScript puppet type number (10 GroupNote, 13 Recalled, 16 Post,
+        18 System, 0 Unknown, ...) with this text, as a puppet would; returns the message id."""
+        body = {'from': frm, 'type': type, 'text': text, 'mention_ids': list(mention_ids),
+                **({'room': room} if room else {})}
+        return self._post('/raw', body)['message_id']
+
     def image(self, frm: str, name: str, data: bytes, room: str | None = None) -> str:
         """A contact sends an image; returns the message id."""
         body = {'from': frm, 'name': name, 'base64': base64.b64encode(data).decode(), **({'room': room} if room else {})}

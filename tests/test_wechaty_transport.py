@@ -21,7 +21,7 @@ import pytest
 
 from bot.transport import wechaty_compat
 from bot.transport.base import ChatKind, Image, Incoming, LinkCard, MessageKind, Outgoing, RoomInvite, SendError
-from bot.transport.wechaty import FileBox, PuppetOptions, UrlLink, WechatyStartError, WechatyTransport
+from bot.transport.wechaty import FileBox, MessageType, PuppetOptions, UrlLink, WechatyStartError, WechatyTransport
 from tests.gateway_harness import Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,6 +237,68 @@ async def test_room_members_returns_group_nicknames_without_the_bot(connected: A
         ('alice', '张三', '社区民警小张'), ('bob', '李四', '')]
 
 
+# What puppets send for types python-wechaty cannot name, as the puppets' source code builds them.
+GROUP_NOTE_XML = (
+    '<msg><appmsg appid="" sdkver="0"><title>#接龙\n11月30日反诈预警转发情况\n\n1. 沙坪街道 刘洋 已转发\n'
+    '2. 海湖镇 王海燕 已转发</title><type>53</type><extinfo><solitaire_info><![CDATA[<i><u>alice</u>'
+    '<t>1732950000</t><r>20-12</r></i>]]></solitaire_info></extinfo></appmsg></msg>'
+)
+GROUP_NOTE_TITLE = '#接龙\n11月30日反诈预警转发情况\n\n1. 沙坪街道 刘洋 已转发\n2. 海湖镇 王海燕 已转发'
+REVOKE_XML = (
+    '<sysmsg type="revokemsg"><revokemsg><session>liaison@chatroom</session><msgid>1797356788</msgid>'
+    '<newmsgid>5007192124798729796</newmsgid><replacemsg><![CDATA["张三" 撤回了一条消息]]></replacemsg>'
+    '</revokemsg></sysmsg>'
+)
+PAT_XML = (
+    '<sysmsg type="pat"><pat><fromusername>bob</fromusername><chatusername>liaison@chatroom</chatusername>'
+    '<pattedusername>alice</pattedusername><template><![CDATA["${bob}" 拍了拍 "${alice}"]]></template>'
+    '</pat></sysmsg>'
+)
+POST_XML = '<msg><appmsg><title>视频号分享</title><type>51</type></appmsg></msg>'  # 视频号 on wechatferry
+QUOTE_XML = (
+    '<msg><appmsg appid="" sdkver="0"><title>已转发</title><type>57</type><refermsg><type>1</type>'
+    '<svrid>4719842335617230901</svrid><chatusr>admin</chatusr><displayname>陈静</displayname>'
+    '<content>【反诈预警 #12】警惕刷单返利</content></refermsg></appmsg></msg>'
+)
+
+
+@pytest.mark.parametrize('ts_type, text, kind, in_room', [
+    pytest.param(10, GROUP_NOTE_XML, MessageKind.UNKNOWN, True, id='group-note-xml'),
+    pytest.param(10, GROUP_NOTE_TITLE, MessageKind.UNKNOWN, True, id='group-note-title'),
+    pytest.param(13, REVOKE_XML, MessageKind.RECALL, True, id='recalled-revokemsg'),
+    pytest.param(13, PAT_XML, MessageKind.RECALL, True, id='recalled-pat'),
+    pytest.param(16, POST_XML, MessageKind.UNKNOWN, True, id='post'),
+    pytest.param(18, '发送消息过于频繁，可稍后再试。', MessageKind.SYSTEM, True, id='system-in-room'),
+    pytest.param(18, '操作过于频繁，请稍后再试。', MessageKind.SYSTEM, False, id='system-private'),
+    pytest.param(0, QUOTE_XML, MessageKind.UNKNOWN, True, id='unknown'),
+    pytest.param(42, 'a type number from a newer puppet', MessageKind.UNKNOWN, False, id='past-every-table'),
+    pytest.param(2, 'voice.silk', MessageKind.OTHER, True, id='audio-is-other'),
+    pytest.param(15, 'video.mp4', MessageKind.OTHER, False, id='video-is-other'),
+])
+async def test_messages_the_client_cannot_name_arrive_with_their_raw_text(
+        gateway: Gateway, connected: Any, room: str, ts_type: int, text: str, kind: MessageKind,
+        in_room: bool) -> None:
+    _, sink = connected
+    chat = room if in_room else None
+    message_id = gateway.raw('alice', ts_type, text, room=chat, mention_ids=[BOT_ID] if in_room else [])
+    gateway.say('alice', f'text after type {ts_type}', room=chat)
+
+    # Events are handled in order, so once the text that followed is in, the raw message must be too.
+    await sink.message(f'text after type {ts_type}')
+    received = [m for m in sink.messages if m.message_id == message_id]
+    assert len(received) == 1, f'the type {ts_type} message reached the sink {len(received)} times'
+    msg = received[0]
+    assert msg.kind is kind
+    assert msg.text == ('' if kind is MessageKind.OTHER else text)
+    assert (msg.sender.contact_id, msg.sender.name) == ('alice', '张三')
+    if in_room:
+        assert (msg.chat_kind, msg.chat_id, msg.chat_name) == (ChatKind.ROOM, room, '反诈联络群')
+        assert msg.sender.group_nickname == '社区民警小张'
+        assert msg.mention_ids == (BOT_ID,)
+    else:
+        assert (msg.chat_kind, msg.chat_id, msg.chat_name) == (ChatKind.PRIVATE, 'alice', '张三')
+
+
 async def test_sink_exception_is_logged_and_events_keep_flowing(
         gateway: Gateway, connected: Any, caplog: pytest.LogCaptureFixture) -> None:
     _, sink = connected
@@ -375,9 +437,11 @@ async def test_reconnects_after_the_gateway_restarts_grpc(gateway: Gateway, tmp_
 # --- compat fixes: each test fails when its fix stops applying -------------------------------------------------
 
 def test_apply_twice_wraps_nothing_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wechaty_puppet_service.puppet as puppet_service_module  # only after apply(): fix 1 must come first
+
     def patched() -> list[Any]:
         return [FileBox.__dict__['to_json_str'], FileBox.__dict__['from_json'], UrlLink.__dict__['create'],
-                logging.getLogger('Room').filters[:]]
+                logging.getLogger('Room').filters[:], puppet_service_module._map_message_type]
 
     before = patched()
     monkeypatch.setattr(wechaty_compat, '_applied', False)
@@ -448,6 +512,28 @@ async def test_fix8_force_sync_refreshes_a_renamed_room(gateway: Gateway, connec
     gateway.say('alice', 'after the rename', room=room)
     assert (await sink.message('after the rename')).chat_name == '第二季度联络群'
     assert wechaty_room.payload.topic == '第二季度联络群'
+
+
+async def test_message_type_map_names_every_type_number_and_keeps_the_original(
+        gateway: Gateway, connected: Any) -> None:
+    # Without the fix, Post (16) and System (18) raise IndexError in message_payload, and GroupNote (10) loses its
+    # number.
+    transport, sink = connected
+    puppet = transport._bot.puppet
+    for ts_type in (0, 10, 16, 18, 99):
+        message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
+        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        payload = await puppet.message_payload(message_id)
+        assert payload.type == MessageType.MESSAGE_TYPE_UNSPECIFIED
+        assert wechaty_compat.original_message_type(payload) == ts_type
+
+    # Numbers the client maps one-to-one keep their own type and carry no original number.
+    for ts_type, expected in ((7, MessageType.MESSAGE_TYPE_TEXT), (13, MessageType.MESSAGE_TYPE_RECALLED)):
+        message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
+        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        payload = await puppet.message_payload(message_id)
+        assert payload.type == expected
+        assert wechaty_compat.original_message_type(payload) is None
 
 
 def test_fix9_url_link_create_never_fetches() -> None:

@@ -50,7 +50,14 @@ KINDS = {
     MessageType.MESSAGE_TYPE_IMAGE: MessageKind.IMAGE,
     MessageType.MESSAGE_TYPE_URL: MessageKind.LINK,
     MessageType.MESSAGE_TYPE_ATTACHMENT: MessageKind.FILE,
+    MessageType.MESSAGE_TYPE_RECALLED: MessageKind.RECALL,
+    # GroupNote (10), Post (16), Unknown (0) and any number the client has no name for (compat fix).
+    MessageType.MESSAGE_TYPE_UNSPECIFIED: MessageKind.UNKNOWN,
 }
+# The TypeScript puppet's System type, which the client maps to UNSPECIFIED like the rest.
+TS_SYSTEM_TYPE = 18
+# Kinds whose meaning is in the platform's text (raw XML for 群接龙 or a recall), so `text` carries it as sent.
+RAW_TEXT_KINDS = frozenset({MessageKind.TEXT, MessageKind.UNKNOWN, MessageKind.SYSTEM, MessageKind.RECALL})
 RECONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # While the gateway's port refuses connections, it is probed this often, so that the bot reconnects within
 # about this long of the gateway coming back instead of sleeping out the rest of a long back-off.
@@ -327,7 +334,7 @@ class WechatyTransport(Transport):
 
     async def _to_incoming(self, msg: Any) -> Incoming:
         talker, room, payload = msg.talker(), msg.room(), msg.payload
-        kind = KINDS.get(msg.type(), MessageKind.OTHER)
+        kind = _kind(payload)
         if room is not None:
             chat_kind, chat_id, chat_name = ChatKind.ROOM, room.room_id, room.payload.topic
             nickname = await self._nickname(room.room_id, talker.contact_id)
@@ -356,7 +363,8 @@ class WechatyTransport(Transport):
             chat_name=chat_name,
             sender=Member(contact_id=talker.contact_id, name=talker.name, group_nickname=nickname),
             kind=kind,
-            text=msg.text() if kind is MessageKind.TEXT else '',
+            # The payload's text as sent: python-wechaty's to_recalled() would take a recall's XML for a message id.
+            text=(payload.text or '') if kind in RAW_TEXT_KINDS else '',
             mention_ids=tuple(payload.mention_ids or ()),
             link=link,
             image=image,
@@ -390,6 +398,13 @@ class WechatyTransport(Transport):
             await getattr(self._sink, method)(*args)
         except Exception:
             log.exception('sink.%s failed', method)
+
+
+def _kind(payload: Any) -> MessageKind:
+    kind = KINDS.get(payload.type, MessageKind.OTHER)
+    if kind is MessageKind.UNKNOWN and wechaty_compat.original_message_type(payload) == TS_SYSTEM_TYPE:
+        return MessageKind.SYSTEM
+    return kind
 
 
 async def _say(target: Any, content: Any, mention_ids: list[str] | None = None) -> str | None:

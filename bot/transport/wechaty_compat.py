@@ -22,6 +22,9 @@ import betterproto
 UUID_BOX_TYPE = 7
 DOWNLOAD_ROUTE = '/wechaty.Puppet/Download'
 PATCH_MARK = '_relaybot_compat'
+# Where a message payload keeps its TypeScript type number when the python client cannot name it (see
+# _fix_message_type_map); read it with original_message_type().
+ORIGINAL_TYPE_ATTRIBUTE = '_relaybot_original_type'
 
 _applied = False
 
@@ -57,6 +60,7 @@ def apply() -> None:
         _fix_file_box_mime_type()
         _fix_value_fields()
         _fix_puppet_service()
+        _fix_message_type_map()
         _import_wechaty_without_cwd_cache()
         _fix_library_logging()
     _fix_room_force_sync()
@@ -256,6 +260,41 @@ def _fix_puppet_service() -> None:
     PuppetService.message_image = message_image
     PuppetService.message_file = message_file
     PuppetService.room_invitation_payload = room_invitation_payload
+
+
+def _fix_message_type_map() -> None:
+    """Type numbers past the client's 16-entry table (Post 16, System 18) raise IndexError: the message is lost."""
+    import wechaty_puppet_service.puppet as service
+    from wechaty_puppet import MessageType
+
+    if getattr(service._map_message_type, PATCH_MARK, False):
+        return
+    original = service._map_message_type
+
+    @_mark
+    def map_message_type(payload: Any) -> Any:
+        number = payload.type
+        if not isinstance(number, int):
+            return original(payload)
+        try:
+            if number < 0:
+                raise IndexError(number)  # would index the client's table from its end
+            original(payload)
+        except IndexError:  # past the end of the client's table: System (18), Post (16), later additions
+            payload.type = MessageType.MESSAGE_TYPE_UNSPECIFIED
+        if payload.type == MessageType.MESSAGE_TYPE_UNSPECIFIED:
+            # Many numbers end up UNSPECIFIED (GroupNote 10 too); the transport must still tell System (18) from
+            # the rest. Kept on the payload itself, so it lives exactly as long as the message object.
+            payload.__dict__[ORIGINAL_TYPE_ATTRIBUTE] = int(number)
+        return payload
+
+    # PuppetService.message_payload looks the module-level function up on every call.
+    service._map_message_type = map_message_type
+
+
+def original_message_type(payload: Any) -> int | None:
+    """The TypeScript puppet's type number of a payload the client mapped to UNSPECIFIED, else None."""
+    return getattr(payload, ORIGINAL_TYPE_ATTRIBUTE, None)
 
 
 def _import_wechaty_without_cwd_cache() -> None:

@@ -292,6 +292,17 @@ const routes = {
     return { message_id: id }
   },
 
+  // A message of any TypeScript puppet type number with its text as the puppet would send it (a 群接龙 XML or
+  // title for GroupNote 10, a <sysmsg> for Recalled 13, Post 16, System 18, ...): numbers python-wechaty
+  // cannot map are what this is for, so it passes the number through unchecked.
+  'POST /raw': ({ from, room, type, text = '', mention_ids: mentionIds = [] }) => {
+    if (!Number.isInteger(type) || type < 0) throw new HttpError(400, 'raw needs type, a non-negative integer')
+    const id = newId('msg')
+    const fields = conversationFields(from, room)
+    emitMessage({ id, ...fields, type, text, mentionIdList: mentionIds })
+    return { message_id: id }
+  },
+
   'POST /image': ({ from, room, name, base64 }) => {
     if (!name || !base64) throw new HttpError(400, 'image needs name and base64')
     const id = newId('msg')
