@@ -159,6 +159,9 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     if not liaisons:
         _tell_unregistered(msg, ctx)
         return
+    if _names_only_other_units(ctx, liaisons, text):
+        log.info("%s confirmed for another unit (%r): not counted", msg.sender.contact_id, text[:80])
+        return
     for unit, liaison in _units_meant(msg, liaisons, text):
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
@@ -172,6 +175,17 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             return
         else:
             _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs))
+
+
+def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], text: str) -> bool:
+    """`代城关镇、西湖镇已转发` from another unit's liaison: a confirmation is never credited across units."""
+    said = squeeze(text)
+    if not re.search(r"[代替帮]", said):
+        return False
+    own = {u.id for _, u in liaisons}
+    names_other = any(squeeze(u.name) in said for u in ctx.session.exec(select(Unit).where(Unit.active == True))  # noqa: E712
+                      if u.id not in own)
+    return names_other and not any(squeeze(u.name) in said for _, u in liaisons)
 
 
 def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: list[Push], method: str, text: str,
