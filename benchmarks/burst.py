@@ -2,9 +2,9 @@
 
 The Node gateway (tests/gateway) serves the puppet-service gRPC API on 127.0.0.1; `python -m bot run` connects
 to it like to a real one. 100 liaisons of 100 units sit in one liaison room. One open push lets each unit
-store only one confirmation, so the database has 10 open pushes and every liaison sends "已转发" 10 times:
-each message confirms that unit's newest unconfirmed push, so each of the 1 000 messages must become one
-Confirmation row. The messages are said as fast as the gateway's control API takes them (from one thread).
+store only one confirmation, so the database has 10 open pushes and every liaison sends "已转发 #N" for each
+(a bare 已转发 would confirm all ten at once, as pushes sent together are), so each of the 1 000 messages must
+become one Confirmation row. The messages are said as fast as the gateway's control API takes them (from one thread).
 Afterwards 20 single messages go to the idle bot, each once the previous one is stored: the latency without a
 queue in front of it.
 
@@ -108,16 +108,16 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
 
             engine = make_engine(db_url)
             # One more push than the burst uses: its confirmations are the one-at-a-time probes afterwards.
-            add_open_pushes(engine, pushes + 1, now=datetime.now(timezone.utc), deadline=None)
+            refs = add_open_pushes(engine, pushes + 1, now=datetime.now(timezone.utc), deadline=None)
             engine.dispose()
             watcher = RowWatcher(db_path)
             watcher.start()
 
             said: dict[str, tuple[float, float]] = {}  # message id -> (perf_counter, epoch) just before saying it
-            order = [p.contact_id for _ in range(pushes) for p in people]
-            for contact_id in order:
+            order = [(p.contact_id, refs[k]) for k in range(pushes) for p in people]
+            for contact_id, ref in order:
                 t, wall = time.perf_counter(), time.time()
-                said[gw.say(contact_id, TEXT, room=LIAISON_ROOM)] = (t, wall)
+                said[gw.say(contact_id, f"{TEXT} #{ref}", room=LIAISON_ROOM)] = (t, wall)
             last_said = time.perf_counter()
             deadline = last_said + (60 if quick else 240)
             progress, progress_at = watcher.count(), time.perf_counter()
@@ -133,7 +133,7 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
                 for person in people[:probe_count]:
                     time.sleep(0.1)
                     t, wall = time.perf_counter(), time.time()
-                    message_id = gw.say(person.contact_id, TEXT, room=LIAISON_ROOM)
+                    message_id = gw.say(person.contact_id, f"{TEXT} #{refs[-1]}", room=LIAISON_ROOM)
                     probes[message_id] = (t, wall)
                     until = time.perf_counter() + 10
                     while message_id not in watcher.seen and time.perf_counter() < until:

@@ -282,7 +282,7 @@ def normalise(text: str, names: tuple[str, ...] = ()) -> tuple[str, list[int]]:
     body = _SPACED.sub(lambda m: m.group(0).replace(" ", ""), body)  # 已 转 发
     body = _ASKED_REPLY.sub("，", body)
     body = _AS_REQUIRED.sub("", body)
-    for name in sorted({n.translate(_T2S).lower() for n in names if n and len(n) >= 2}, key=len, reverse=True):
+    for name in sorted({n.translate(_T2S).lower() for n in names if n and len(n) >= 2}, key=lambda n: (-len(n), n)):
         body = body.replace(name, "，")
     body, refs = _refs(body)
     body = _POLITE.sub("，", body)

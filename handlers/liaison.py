@@ -141,11 +141,16 @@ def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
             pushes.append(push)
         return pushes, ""
     owed = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
-    if len(owed) <= 1 or said.reading.all_pushes:
+    if said.reading.all_pushes:
         return owed, ""
-    newest = owed[0].created_at
-    if all(newest - p.created_at <= BATCH for p in owed):
-        return owed, ""
+    # Pushes past their deadline still take late confirmations, but a bare 已转发 is about a push still open;
+    # only when none is open does it go to the newest late one.
+    running = [p for p in owed if p.state == PushState.OPEN.value]
+    if len(running) <= 1:
+        return (running or owed)[:1], ""
+    newest = running[0].created_at
+    if all(newest - p.created_at <= BATCH for p in running):
+        return running, ""
     return [], "which"
 
 
@@ -165,7 +170,8 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     for unit, liaison in _units_meant(msg, liaisons, text):
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
-            owed = sorted(unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now), key=lambda p: p.id)
+            owed = sorted((p for p in unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
+                           if p.state == PushState.OPEN.value), key=lambda p: p.id)
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.which", name=_display(msg), unit=unit.name,
@@ -174,7 +180,8 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
             return
         else:
-            _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs))
+            _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs),
+                    known_unconfirmed=not said.refs)
 
 
 def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], text: str) -> bool:
@@ -189,11 +196,13 @@ def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], 
 
 
 def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: list[Push], method: str, text: str,
-            *, explicit: bool) -> None:
+            *, explicit: bool, known_unconfirmed: bool = False) -> None:
+    """Record the unit's confirmation of each push; `known_unconfirmed`: they came from unconfirmed_open_pushes."""
     newest = None if explicit or len(pushes) != 1 else _newest_open_push(ctx)
     for push in pushes:
         conf = record_confirmation(ctx.session, push=push, unit=unit, liaison=liaison, method=method, now=ctx.now,
-                                   room_id=msg.chat_id, message_id=msg.message_id, text=text)
+                                   room_id=msg.chat_id, message_id=msg.message_id, text=text,
+                                   known_unconfirmed=known_unconfirmed)
         if conf is not None and newest is not None and push.id != newest.id:
             # A bare 已转发 (say a backup liaison's, after the main one confirmed the newest) landed on an
             # older push: the coalesced message says so.
@@ -248,16 +257,19 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
     return False
 
 
-_YES = re.compile(r"(?:是|是的|对|对的|嗯|嗯嗯|恩|好|好的|已转|已转发|转了|转发了|yes|ok|确认)[啊呀的了哈]*")
+# 已转发 itself is read as a confirmation anyway; these only count as the answer to a question.
+_YES = re.compile(r"(?:是|是的|对|对的|嗯|嗯嗯|恩|yes|确认)[啊呀的了哈]*")
 _ALL = re.compile(r"(?:都|均|全部|全都|两条都|都是)(?:已)?(?:转发?|发|是)?(?:了)?")
 
 
 def _answer(msg: Incoming, ctx: Context) -> bool:
     """A short answer to the bot's open question to this liaison in this room: 是 / #3 / 都已转发."""
+    body = re.sub(r"[^\w#]|_", "", clean(msg.text).lower())
+    if not (_YES.fullmatch(body) or _ALL.fullmatch(body) or re.fullmatch(r"(?:#?\d{1,7})+", body)):
+        return False  # not a short answer: no need to look for a question
     note = notes.open_question(ctx.session, room_id=msg.chat_id, contact_id=msg.sender.contact_id)
     if note is None:
         return False
-    body = re.sub(r"[^\w#]|_", "", clean(msg.text).lower())
     asked = [int(p) for p in note.push_ids.split(",") if p]
     if note.kind == NoteKind.ASK.value and _YES.fullmatch(body):
         chosen = asked
