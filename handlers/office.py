@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from bot import compose, schedule
 from bot.dispatch import CommandRegistry, Context, Router
 from bot import feed_watch
-from bot.models import Alert, Confirmation, FeedItem, GroupKind, Miss, Push, PushState
+from bot.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.parsing import (
     Command,
     DeadlineError,
@@ -29,7 +29,7 @@ from bot.clock import show
 from bot.pushing import push_alert
 from bot.people import first_notice
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
-from handlers import office_records
+from handlers import office_corrections, office_records
 from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
 from handlers.groups import SETTING_COMMANDS
 
@@ -39,6 +39,7 @@ COMMANDS = CommandRegistry()
 
 _URL = re.compile(r"^https?://\S+$")
 _CANDIDATE = re.compile(r"^候选\s*(\d{1,9})$")
+_CORRECTION_COMMANDS = ("补登", "撤销", "免转")
 
 
 def command_of(msg: Incoming) -> tuple[Command, str] | None:
@@ -67,6 +68,7 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool:
         cmd.arg == ""
         or cmd.arg.startswith("#")
         or cmd.name in SETTING_COMMANDS
+        or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
         or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg)))
     )
 
@@ -216,6 +218,8 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     for miss in ctx.session.exec(select(Miss).where(Miss.push_id == push.id)):
         ctx.session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
     for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
+        if conf.method == ConfirmMethod.OFFICE.value:
+            continue  # a 补登 is on time or late by the office's word, not by when it was recorded
         conf.late = conf.at > deadline
         ctx.session.add(conf)
     shown = show(deadline, ctx.tz)
@@ -251,6 +255,9 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
 
 
+COMMANDS.add(("补登",), office_corrections.on_add, usage="add")
+COMMANDS.add(("撤销",), office_corrections.on_revoke, usage="revoke")
+COMMANDS.add(("免转",), office_corrections.on_exempt, usage="exempt")
 COMMANDS.add(("报表",), office_records.on_report, usage="report")
 COMMANDS.add(("单位",), office_records.on_unit, usage="unit")
 COMMANDS.add(("请假",), office_records.on_leave, usage="leave")

@@ -40,10 +40,11 @@ def test_the_help_lists_the_usages_in_registration_order_between_head_and_foot()
     assert lines[-1].startswith("可推送类型：") and "刷单返利" in lines[-1]
     body = "\n".join(TEXTS.t(f"commands.{spec.usage}") for spec in REGISTERED.specs)
     assert "\n".join(lines[1:-1]) == body
-    for expected in ("推送 候选N", "警情 [周期]", "设为联络员群", "取消办公群"):
+    for expected in ("推送 候选N", "警情 [周期]", "补登 单位 #编号 理由", "撤销 单位 #编号 [理由]", "免转 单位 #编号 理由",
+                     "设为联络员群", "取消办公群"):
         assert expected in body, expected
     firsts = [TEXTS.t(f"commands.{spec.usage}").split()[0] for spec in REGISTERED.specs]
-    assert firsts[:5] == ["推送", "进度", "提醒", "截止", "撤回"]
+    assert firsts[:8] == ["推送", "进度", "提醒", "截止", "撤回", "补登", "撤销", "免转"]
 
 
 def test_a_registry_refuses_a_name_twice_and_keeps_the_order():
