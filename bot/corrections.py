@@ -26,6 +26,9 @@ from bot.relay import audit
 
 # A 补登 counts as on time (the office vouches for it) unless its reason says it was late.
 LATE_WORD = "迟报"
+# The longest reason kept (Correction.reason and Exemption.reason): callers cut it, so that what they echo back
+# is what was stored.
+MAX_REASON = 200
 
 
 class Outcome(str, enum.Enum):

@@ -33,7 +33,7 @@ def _target(msg: Incoming, ctx: Context, cmd: Command, *, usage: str, reason_req
     if push is None:
         ctx.reply(msg, ctx.t("push.not_found", n=parsed.n))
         return None
-    return push, unit, parsed.reason
+    return push, unit, parsed.reason[:corrections.MAX_REASON]
 
 
 def _counts(ctx: Context, push: Push) -> dict[str, int]:

@@ -157,6 +157,18 @@ async def test_an_add_recorded_after_the_deadline_but_before_the_deadline_job_is
     assert "区卫健局" not in missed_units(engine)
 
 
+async def test_a_long_reason_is_kept_and_echoed_to_its_column_length(bot, transport, engine):
+    await push(bot, transport)
+    reason = "电话确认" * 100
+    kept = reason[:corrections.MAX_REASON]
+    assert await command(bot, transport, f"免转 区教育局 #1 {reason}") == (
+        f"已免转：区教育局 #1（{kept}），不再提醒、不计未转发。目前已确认 0/5。")
+    with session(engine) as s:
+        assert s.exec(select(Exemption.reason)).one() == kept
+        assert s.exec(select(Correction.reason)).one() == kept
+    assert f"免转（1）：区教育局（{kept[:19]}…）" in (await progress_text(bot, transport)).splitlines()
+
+
 async def test_moving_the_deadline_keeps_the_late_flag_the_office_gave(bot, transport, clock, engine):
     await push(bot, transport)
     await command(bot, transport, "补登 区卫健局 #1 迟报")
