@@ -7,12 +7,18 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import show
 from bot.content import Texts
-from bot.models import Alert, PushState
+from bot.models import Alert, ConfirmMethod, PushState
 from bot.people import Ambiguity
 from bot.relay import Ack, Progress
 from bot.report_data import Report
 
 NAME_SEP = "、"
+REASON_SHOWN = 20  # characters of a 补登/免转 reason shown in 进度; the whole reason is in 单位 and the 通报
+
+
+def brief(text: str, limit: int = REASON_SHOWN) -> str:
+    """`text` cut to `limit` characters, with … when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def push_title(alert: Alert) -> str:
@@ -51,7 +57,9 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
     if p.groups_sent < p.groups_total:
         lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
     shots = [(u, c) for u, c in p.confirmed if c.evidence_file or c.verdict]
-    without = [u for u, c in p.confirmed if not (c.evidence_file or c.verdict)]
+    # A 补登 has no screenshot to miss: the office vouched for it.
+    without = [u for u, c in p.confirmed
+               if not (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OFFICE.value]
     if shots or (evidence_required and p.confirmed):
         counts = {v: sum(1 for _, c in shots if c.verdict == v) for v in ("已核验", "未核验", "存疑")}
         waiting = sum(1 for _, c in shots if not c.verdict)
@@ -62,6 +70,12 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
             lines.append(texts.t("evidence.doubtful", items=NAME_SEP.join(doubtful)))
         if evidence_required and without:
             lines.append(texts.t("evidence.missing", count=len(without), names=NAME_SEP.join(u.name for u in without)))
+    if p.added:
+        lines.append(texts.t("progress.added", count=len(p.added),
+                             items=NAME_SEP.join(f"{u.name}（{brief(c.evidence_text)}）" for u, c in p.added)))
+    if p.exempted:
+        lines.append(texts.t("progress.exempted", count=len(p.exempted),
+                             items=NAME_SEP.join(f"{u.name}（{brief(e.reason)}）" for u, e in p.exempted)))
     if p.missing:
         lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
     else:
@@ -107,4 +121,8 @@ def report_text(texts: Texts, report: Report) -> str:
         count = {v: sum(1 for e in report.evidence if e.verdict == v) for v in ("已核验", "存疑")}
         lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count["已核验"],
                              doubtful=count["存疑"]))
+    added = sum(len(p.added_units) for p in report.pushes)
+    exempted = sum(len(p.exempted_units) for p in report.pushes)
+    if added or exempted:
+        lines.append(texts.t("report.corrections", added=added, exempted=exempted))
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from bot.calendar import WorkCalendar, load_calendar
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
 from bot.models import Group, GroupKind, Priority
+from bot.parsing import Command
 from bot.transport.base import ChatKind, Incoming
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,57 @@ class Router:
             return fn
 
         return register
+
+
+# An office command's handler: the message, the context, the parsed command and the quoted text ("" if none).
+CommandHandler = Callable[[Incoming, Context, Command, str], None]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    names: tuple[str, ...]
+    usage: str  # key under [commands] in content/messages.toml: the lines `帮助` shows for these names
+    handler: CommandHandler | None  # None: answered by another router (e.g. group settings, inside the room)
+
+
+class CommandRegistry:
+    """Commands by name, each with its handler and usage text; `帮助` lists them in registration order, so the
+    help cannot drift from what is dispatched."""
+
+    def __init__(self) -> None:
+        self.specs: list[CommandSpec] = []
+        self._by_name: dict[str, CommandSpec] = {}
+
+    def add(self, names: tuple[str, ...], handler: CommandHandler | None, *, usage: str) -> None:
+        """Register `handler` for `names`, shown in help under `commands.<usage>`."""
+        spec = CommandSpec(tuple(names), usage, handler)
+        for name in spec.names:
+            if name in self._by_name:
+                raise ValueError(f"command {name!r} is registered twice")
+            self._by_name[name] = spec
+        self.specs.append(spec)
+
+    def command(self, *names: str, usage: str) -> Callable[[CommandHandler], CommandHandler]:
+        """Decorator form of `add`."""
+
+        def register(fn: CommandHandler) -> CommandHandler:
+            self.add(names, fn, usage=usage)
+            return fn
+
+        return register
+
+    def get(self, name: str) -> CommandSpec | None:
+        """The registration of a command name."""
+        return self._by_name.get(name)
+
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, in registration order."""
+        return tuple(self._by_name)
+
+    def help_text(self, texts: Texts, *, head: str, foot: str = "") -> str:
+        """The head, every registration's usage lines in order, and the foot."""
+        lines = [head, *(texts.t(f"commands.{spec.usage}") for spec in self.specs)]
+        return "\n".join(lines + ([foot] if foot else []))
 
 
 class Dispatcher:

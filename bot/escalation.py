@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot.models import Confirmation, Miss, Push, PushState, Unit
-from bot.relay import active_units
+from bot.models import Confirmation, ConfirmMethod, Exemption, Miss, Push, PushState, Unit
+from bot.relay import expected_units
 
 NONE, WATCH, REMIND, INTERVIEW, WRITTEN = "", "关注", "提醒", "约谈", "书面说明"
 # Levels that the office report lists, most serious first.
@@ -35,14 +35,14 @@ class Standing:
 
 
 def close_push(session: Session, push: Push, *, now: datetime) -> list[Unit]:
-    """At the deadline: put a miss on record for every active unit that had not confirmed; close the push."""
-    confirmed = set(
-        session.exec(
-            select(Confirmation.unit_id).where(Confirmation.push_id == push.id, Confirmation.at <= push.deadline)
-        )
-    )
+    """At the deadline: put a miss on record for every expected unit that had not confirmed on time; close the push."""
+    office = Confirmation.method == ConfirmMethod.OFFICE.value
+    # A liaison's confirmation is on time by its clock; a 补登 by the office's word (its `late`), whenever it
+    # was recorded: one made after the deadline but before this job ran is no miss.
+    on_time = (~office & (Confirmation.at <= push.deadline)) | (office & (Confirmation.late == False))  # noqa: E712
+    confirmed = set(session.exec(select(Confirmation.unit_id).where(Confirmation.push_id == push.id, on_time)))
     recorded = set(session.exec(select(Miss.unit_id).where(Miss.push_id == push.id)))
-    missed = [u for u in active_units(session) if u.id not in confirmed]
+    missed = [u for u in expected_units(session, [push.id])[push.id] if u.id not in confirmed]
     for unit in missed:
         if unit.id not in recorded:
             session.add(Miss(push_id=push.id, unit_id=unit.id, deadline=push.deadline))
@@ -58,7 +58,8 @@ def _month_index(moment: datetime, tz: ZoneInfo) -> int:
 
 
 def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder) -> dict[int, Standing]:
-    """Each active unit's run of misses and level as of `as_of`. A push confirmed on time ends a run.
+    """Each active unit's run of misses and level as of `as_of`. A push confirmed on time ends a run; a push the
+    unit was exempted from (免转) neither ends nor lengthens it.
 
     Reads only what decides the answer, as plain values: the closed pushes' ids, the misses of those pushes
     for units still on a run (newest pushes first, until every run has ended), and which units missed
@@ -84,9 +85,14 @@ def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder
         missed: dict[int, set[int]] = defaultdict(set)
         for push_id, unit_id in session.exec(stmt):
             missed[push_id].add(unit_id)
+        excused: dict[int, set[int]] = defaultdict(set)
+        for push_id, unit_id in session.exec(
+            select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(batch))
+        ):
+            excused[push_id].add(unit_id)
         for push_id in batch:
-            on_run &= missed[push_id]
-            for unit_id in on_run:
+            on_run &= missed[push_id] | excused[push_id]
+            for unit_id in on_run - excused[push_id]:
                 runs[unit_id].append(push_id)
             if not on_run:
                 break

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.models import Alert, Confirmation, Group, Push, Unit
@@ -101,6 +102,20 @@ def record_verdict(session: Session, confirmation_id: int, *, status: str, reaso
     conf = session.get(Confirmation, confirmation_id)
     conf.verdict, conf.verdict_reason, conf.evidence_hash = status, reason[:100], phash
     session.add(conf)
+
+
+def delete_after_commit(session: Session, folder: Path, name: str) -> None:
+    """Delete a stored screenshot once the caller's transaction commits: a rolled-back 撤销 keeps its evidence."""
+
+    def unlink(_session: Session) -> None:
+        try:
+            evidence_path(folder, name).unlink(missing_ok=True)
+        except ValueError:
+            log.warning("not deleting %r: not an evidence file name", name[:MAX_NAME])
+        except OSError:
+            log.exception("could not delete the screenshot %s", name)
+
+    event.listen(session, "after_commit", unlink, once=True)
 
 
 def expire(session: Session, folder: Path, *, now: datetime, keep: timedelta) -> int:

@@ -22,6 +22,9 @@ COMMANDS = (
     "提醒",
     "截止",
     "撤回",
+    "补登",
+    "撤销",
+    "免转",
     "帮助",
     "报表",
     "单位",
@@ -57,6 +60,26 @@ def parse_command(text: str) -> Command | None:
     if not m:
         return None
     return Command(m.group(1), m.group(2).strip())
+
+
+@dataclass(frozen=True)
+class CorrectionArgs:
+    unit: str  # as typed; matched to a unit by the handler
+    n: int
+    reason: str  # "" when none was given
+
+
+# Greedy up to the first '#': linear on any input (a lazy group before \s* backtracks quadratically).
+_CORRECTION = re.compile(r"^(?P<unit>[^#]*)#\s*(?P<n>\d{1,7})(?P<reason>.*)$", re.DOTALL)
+_REASON_EDGE = " \t，,：:；;。"
+
+
+def parse_correction(arg: str) -> CorrectionArgs | None:
+    """`区卫健局 #3 电话确认` as 补登/撤销/免转 take it; None without a unit before a #N."""
+    m = _CORRECTION.match(clean(arg)[:MAX_INPUT])
+    if not m or not m.group("unit").strip():
+        return None
+    return CorrectionArgs(m.group("unit").strip(), int(m.group("n")), m.group("reason").strip(_REASON_EDGE))
 
 
 def parse_push_ref(text: str) -> int | None:

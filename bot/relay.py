@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,8 @@ from bot.models import (
     Alert,
     AuditLog,
     Confirmation,
+    ConfirmMethod,
+    Exemption,
     Group,
     GroupKind,
     Liaison,
@@ -40,6 +43,21 @@ def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
 def active_units(session: Session) -> list[Unit]:
     """Units that are expected to relay, in roster order."""
     return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+
+
+def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
+    """Per push id, the units expected to relay that push: the active units less those exempted from it (免转),
+    in roster order. Everything that counts, reminds, misses or ranks units for a push asks this."""
+    ids = list(dict.fromkeys(push_ids))
+    if not ids:
+        return {}
+    units = active_units(session)
+    exempted: dict[int, set[int]] = defaultdict(set)
+    for push_id, unit_id in session.exec(
+        select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(ids))
+    ):
+        exempted[push_id].add(unit_id)
+    return {push_id: [u for u in units if u.id not in exempted[push_id]] for push_id in ids}
 
 
 def default_deadline(
@@ -79,8 +97,8 @@ LATE_WINDOW = timedelta(days=7)
 def unconfirmed_open_pushes(
     session: Session, unit_id: int, *, now: datetime, limit: int | None = None
 ) -> list[Push]:
-    """Pushes this unit has not confirmed and can still confirm (open, or closed within LATE_WINDOW), newest
-    first; at most `limit` of them when given."""
+    """Pushes this unit has not confirmed, is not exempted from, and can still confirm (open, or closed within
+    LATE_WINDOW), newest first; at most `limit` of them when given."""
     return list(session.exec(_unconfirmed_stmt(limit), params={"unit_id": unit_id, "since": now - LATE_WINDOW}))
 
 
@@ -95,20 +113,32 @@ def _unconfirmed_stmt(limit: int | None):
         .where(Confirmation.push_id == Push.id, Confirmation.unit_id == bindparam("unit_id"))
         .exists()
     )
+    exempted = (
+        select(Exemption.id)
+        .where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id"))
+        .exists()
+    )
     stmt = (
         select(Push)
         .where(
             (Push.state == PushState.OPEN.value)
             | ((Push.state == PushState.CLOSED.value) & (Push.deadline > bindparam("since", type_=UTCDateTime()))),
             ~done,
+            ~exempted,
         )
         .order_by(col(Push.id).desc())
     )
     return stmt if limit is None else stmt.limit(limit)
 
 
-_CONFIRMED = select(Confirmation.id).where(
-    Confirmation.push_id == bindparam("push_id"), Confirmation.unit_id == bindparam("unit_id")
+# Has the unit confirmed this push, or been exempted from it (免转)? Either way a confirmation changes nothing.
+_SETTLED = select(
+    select(Confirmation.id)
+    .where(Confirmation.push_id == bindparam("push_id"), Confirmation.unit_id == bindparam("unit_id"))
+    .exists()
+    | select(Exemption.id)
+    .where(Exemption.push_id == bindparam("push_id"), Exemption.unit_id == bindparam("unit_id"))
+    .exists()
 )
 
 
@@ -125,14 +155,14 @@ def record_confirmation(
     text: str = "",
     known_unconfirmed: bool = False,
 ) -> Confirmation | None:
-    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing).
+    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing) or is exempted from
+    it (the office's 免转 stands until an admin takes it back with 撤销).
 
     `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
-    work, so the check for an earlier confirmation would find none and is skipped.
+    work, so the check for an earlier confirmation or an exemption would find none and is skipped.
     """
     if not known_unconfirmed:
-        existing = session.exec(_CONFIRMED, params={"push_id": push.id, "unit_id": unit.id}).first()
-        if existing is not None:
+        if session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
             return None
     conf = Confirmation(
         push_id=push.id,
@@ -154,26 +184,36 @@ def record_confirmation(
 class Progress:
     push: Push
     alert: Alert
-    total: int
+    total: int  # the units expected to relay the push (exempted ones are not)
     confirmed: list[tuple[Unit, Confirmation]]
     missing: list[Unit]
     groups_sent: int = 0  # liaison groups that have the push so far
     groups_total: int = 0
+    exempted: list[tuple[Unit, Exemption]] = field(default_factory=list)  # 免转, in roster order
 
     @property
     def late(self) -> int:
         return sum(1 for _, c in self.confirmed if c.late)
 
+    @property
+    def added(self) -> list[tuple[Unit, Confirmation]]:
+        """The confirmations the office recorded on a unit's behalf (补登)."""
+        return [(u, c) for u, c in self.confirmed if c.method == ConfirmMethod.OFFICE.value]
+
 
 def progress(session: Session, push: Push) -> Progress:
-    """Who of the active units has confirmed `push` and who has not."""
-    units = active_units(session)
+    """Who of the units expected to relay `push` has confirmed it and who has not, and who is exempted."""
+    units = expected_units(session, [push.id])[push.id]
     confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push.id))}
     confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
     missing = [u for u in units if u.id not in confs]
+    exempted = [(u, e) for u, e in session.exec(
+        select(Unit, Exemption).join(Exemption, col(Exemption.unit_id) == Unit.id)
+        .where(Exemption.push_id == push.id, Unit.active == True).order_by(Unit.id)  # noqa: E712
+    )]
     alert = session.get(Alert, push.alert_id)
     sent, total = push_delivery(session, push.id)
-    return Progress(push, alert, len(units), confirmed, missing, sent, total)
+    return Progress(push, alert, len(units), confirmed, missing, sent, total, exempted)
 
 
 @dataclass(frozen=True)
@@ -192,7 +232,6 @@ def due_acks(session: Session, *, now: datetime, quiet: timedelta) -> list[Ack]:
     by_room: dict[str, list[Confirmation]] = defaultdict(list)
     for conf in owed:
         by_room[conf.room_id].append(conf)
-    total = len(active_units(session))
     acks: list[Ack] = []
     for room_id, confs in by_room.items():
         if max(c.at for c in confs) > now - quiet:
@@ -206,5 +245,6 @@ def due_acks(session: Session, *, now: datetime, quiet: timedelta) -> list[Ack]:
             push = session.get(Push, push_id)
             names = [session.get(Unit, c.unit_id).name for c in group]
             done = len(session.exec(select(Confirmation.id).where(Confirmation.push_id == push_id)).all())
+            total = len(expected_units(session, [push_id])[push_id])  # per push: its exempted units do not count
             acks.append(Ack(room_id, push, names, late, done, total))
     return acks

@@ -12,7 +12,7 @@ class UnitRow:
 
     unit: str
     kind: str  # 镇街 / 区直单位 / 行业 / 其他
-    received: int  # pushes whose deadline fell in the period
+    received: int  # pushes whose deadline fell in the period and that expected the unit (not exempted: 免转)
     relayed: int  # confirmed at any time (on_time + late)
     on_time: int
     late: int
@@ -20,6 +20,8 @@ class UnitRow:
     median_minutes: float | None  # median minutes from push to confirmation; None if nothing relayed
     level: str  # "" or 提醒 / 约谈 / 书面说明 (escalation level now)
     rank: int
+    added: int = 0  # confirmations the office recorded on the unit's behalf (补登), counted in `relayed`
+    exempted: int = 0  # pushes of the period the unit was exempted from (免转), not in `received`
 
     @property
     def on_time_rate(self) -> float:
@@ -36,8 +38,10 @@ class PushRow:
     pushed_at: datetime  # timezone-aware
     deadline: datetime  # timezone-aware
     confirmed: int
-    total: int
+    total: int  # the units expected to relay it
     missing_units: list[str]
+    added_units: list[str] = field(default_factory=list)  # 补登
+    exempted_units: list[str] = field(default_factory=list)  # 免转
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,18 @@ class EvidenceRow:
     unit: str
     verdict: str  # 已核验 / 未核验 / 存疑, or "" while waiting for the check
     reason: str
+
+
+@dataclass(frozen=True)
+class CorrectionRow:
+    """One of the office's corrections (补登/撤销/免转) of a push of the period, for the 更正记录 sheet."""
+
+    n: int
+    unit: str
+    kind: str  # 补登 / 撤销 / 免转
+    reason: str
+    by: str  # the admin's name (or contact id when the name is unknown)
+    at: datetime  # timezone-aware
 
 
 @dataclass(frozen=True)
@@ -65,3 +81,4 @@ class Report:
     black: list[str] = field(default_factory=list)  # 黑榜: worst units
     escalations: dict[str, list[str]] = field(default_factory=dict)  # level -> unit names
     evidence: list[EvidenceRow] = field(default_factory=list)  # screenshots of the period's pushes
+    corrections: list[CorrectionRow] = field(default_factory=list)  # of the period's pushes, in the order made

@@ -150,7 +150,8 @@ def add_sheet(
 
 
 def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
-    """The report as an .xlsx: sheets 单位排名, 推送明细, 红黑榜, 升级名单, 截图核验, each with a header in row 1."""
+    """The report as an .xlsx: sheets 单位排名, 推送明细, 红黑榜, 升级名单, 截图核验, 更正记录 (补登/撤销/免转),
+    each with a header in row 1."""
     wb = Workbook()
     wb.remove(wb.active)
     wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", report.title)
@@ -162,12 +163,13 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         "单位排名",
         [
             "排名", "单位", "类别", "收到", "已转发", "按时", "迟报", "未转发",
-            "按时率", "转发用时中位数(分钟)", "当前等级",
+            "按时率", "转发用时中位数(分钟)", "当前等级", "其中补登", "免转",
         ],
         (
             (
                 u.rank, u.unit, u.kind, u.received, u.relayed, u.on_time, u.late, u.missed, u.on_time_rate,
                 None if u.median_minutes is None else round(float(u.median_minutes), 1), u.level,
+                u.added or None, u.exempted or None,
             )
             for u in report.units
         ),
@@ -176,11 +178,12 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
     add_sheet(
         wb,
         "推送明细",
-        ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位"],
+        ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
         (
             (
                 f"#{p.n}", p.title, p.pushed_at.astimezone(tz).strftime(_TIME_FORMAT),
                 p.deadline.astimezone(tz).strftime(_TIME_FORMAT), p.confirmed, p.total, "、".join(p.missing_units),
+                "、".join(p.added_units), "、".join(p.exempted_units),
             )
             for p in report.pushes
         ),
@@ -199,6 +202,16 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         "截图核验",
         ["编号", "单位", "核验结果", "原因"],
         ((f"#{e.n}", e.unit, e.verdict or "待核验", e.reason) for e in report.evidence),
+        {},
+    )
+    add_sheet(
+        wb,
+        "更正记录",
+        ["编号", "单位", "类型", "理由", "操作人", "时间"],
+        (
+            (f"#{c.n}", c.unit, c.kind, c.reason, c.by, c.at.astimezone(tz).strftime(_TIME_FORMAT))
+            for c in report.corrections
+        ),
         {},
     )
     out = io.BytesIO()

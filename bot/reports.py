@@ -10,8 +10,9 @@ from sqlalchemy import DateTime, type_coerce
 from sqlmodel import Session, col, select
 
 from bot.escalation import REPORTED_LEVELS, Ladder, standings
-from bot.models import Alert, Confirmation, Push, PushState, Unit
-from bot.report_data import EvidenceRow, PushRow, Report, UnitRow
+from bot.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
+from bot.relay import expected_units
+from bot.report_data import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
 BOARD_SIZE = 3
@@ -67,31 +68,49 @@ def build_report(
     ).all()
     push_ids = [p[0] for p in pushes]
     pushed_at = {p[0]: p[4] for p in pushes}
+    expected = expected_units(session, push_ids)
+    expected_ids = {push_id: {u.id for u in us} for push_id, us in expected.items()}
     by_push: dict[int, set[int]] = {p: set() for p in push_ids}
-    # unit id -> [confirmations, late ones, minutes from push to confirmation of each]
+    added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
+    # unit id -> [confirmations, late ones, minutes from push to confirmation of each, 补登 among them]
     by_unit: dict[int, list] = {}
     evidence_rows: list[tuple[int, int, int, str, str]] = []
+    correction_rows: list[tuple] = []
     if push_ids:
         # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
         confs = session.connection().execute(
             select(Confirmation.push_id, Confirmation.unit_id, type_coerce(Confirmation.at, _RAW_TIME),
-                   Confirmation.late)
+                   Confirmation.late, Confirmation.method)
             .where(col(Confirmation.push_id).in_(push_ids))
         )
-        for push_id, unit_id, at, late in confs:
+        for push_id, unit_id, at, late, method in confs:
+            if unit_id not in expected_ids[push_id]:
+                continue  # an inactive unit, or one exempted from the push: not counted either way
             by_push[push_id].add(unit_id)
             mine = by_unit.get(unit_id)
             if mine is None:
-                mine = by_unit[unit_id] = [0, 0, []]
+                mine = by_unit[unit_id] = [0, 0, [], 0]
             mine[0] += 1
             mine[1] += bool(late)
-            mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
+            if method == ConfirmMethod.OFFICE.value:
+                # The time the office recorded it is not the time the unit relayed: no part of the median.
+                mine[3] += 1
+                added_by_push[push_id].add(unit_id)
+            else:
+                mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
         evidence_rows = session.exec(
             select(Confirmation.push_id, Confirmation.id, Confirmation.unit_id, Confirmation.verdict,
                    Confirmation.verdict_reason)
             .where(col(Confirmation.push_id).in_(push_ids),
                    (Confirmation.evidence_file != "") | (Confirmation.verdict != ""))
             .order_by(Confirmation.push_id, Confirmation.id)
+        ).all()
+        correction_rows = session.exec(
+            select(Correction.push_id, Unit.name, Correction.kind, Correction.reason, Correction.by_name,
+                   Correction.by_id, Correction.at)
+            .join(Unit, col(Unit.id) == Correction.unit_id)
+            .where(col(Correction.push_id).in_(push_ids))
+            .order_by(Correction.at, Correction.id)
         ).all()
     units = session.exec(
         select(Unit.id, Unit.name, Unit.kind).where(Unit.active == True).order_by(Unit.id)  # noqa: E712
@@ -100,25 +119,31 @@ def build_report(
 
     rows = []
     for unit_id, name, unit_kind in units:
-        relayed, late, minutes = by_unit.get(unit_id, (0, 0, []))
+        relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
+        exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id])
+        received = len(pushes) - exempted
         rows.append(
             dict(
                 unit=name,
                 kind=unit_kind,
-                received=len(pushes),
+                received=received,
                 relayed=relayed,
                 on_time=relayed - late,
                 late=late,
-                missed=len(pushes) - relayed,
+                missed=received - relayed,
                 median_minutes=round(statistics.median(minutes), 1) if minutes else None,
                 level=levels[unit_id].level if unit_id in levels else "",
+                added=added,
+                exempted=exempted,
             )
         )
-    # Best first: most on time, fewest missed, fewest late, fastest; the roster order breaks ties.
+    # Best first: highest share on time (a count would rank a unit down for pushes it was exempted from), fewest
+    # missed, fewest late, fastest; the roster order breaks ties. With no exemptions every unit received the same
+    # pushes, and the share orders them as the count did.
     order = sorted(
         range(len(rows)),
         key=lambda i: (
-            -rows[i]["on_time"],
+            -(rows[i]["on_time"] / rows[i]["received"] if rows[i]["received"] else 1.0),
             rows[i]["missed"],
             rows[i]["late"],
             rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"),
@@ -136,21 +161,27 @@ def build_report(
     push_rows = []
     for push_id, created_at, deadline, title, _ in pushes:
         done = by_push[push_id]
-        missing = [name for unit_id, name in unit_names.items() if unit_id not in done]
+        mine = expected[push_id]
         push_rows.append(
             PushRow(
                 n=push_id,
                 title=title if title is not None else "",
                 pushed_at=created_at,
                 deadline=deadline,
-                confirmed=len(units) - len(missing),  # the active units that confirmed
-                total=len(units),
-                missing_units=missing,
+                confirmed=sum(1 for u in mine if u.id in done),  # the expected units that confirmed
+                total=len(mine),
+                missing_units=[u.name for u in mine if u.id not in done],
+                added_units=[u.name for u in mine if u.id in added_by_push[push_id]],
+                exempted_units=[name for unit_id, name in unit_names.items() if unit_id not in expected_ids[push_id]],
             )
         )
     evidence = [
         EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
         for push_id, _id, unit_id, verdict, reason in evidence_rows
+    ]
+    corrections = [
+        CorrectionRow(push_id, unit, kind, reason, by_name or by_id, at)
+        for push_id, unit, kind, reason, by_name, by_id, at in correction_rows
     ]
     return Report(
         kind=kind,
@@ -164,4 +195,5 @@ def build_report(
         black=black,
         escalations={k: v for k, v in escalations.items() if v},
         evidence=evidence,
+        corrections=corrections,
     )

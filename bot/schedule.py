@@ -31,7 +31,7 @@ from bot.models import (
     Unit,
 )
 from bot.people import first_notice
-from bot.relay import active_units, groups_of_kind
+from bot.relay import expected_units, groups_of_kind
 from bot.reports import build_report, period_of, previous_period
 from bot.transport.base import ChatKind
 
@@ -162,11 +162,13 @@ def queue_reminders(
     nothing = RemindResult(0, 0, 0, 0)
     if not pushes:
         return nothing
-    units = active_units(session)
-    done: dict[int, set[int]] = {p.id: set() for p in pushes}
-    for conf in session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(list(done)))):
-        done[conf.push_id].add(conf.unit_id)
-    missing = [(u, [p.id for p in pushes if u.id not in done[p.id]]) for u in units]
+    expected = expected_units(session, [p.id for p in pushes])
+    units = sorted({u.id: u for us in expected.values() for u in us}.values(), key=lambda u: u.id)
+    # A unit is owed a push that expects it and that it has not confirmed (an exempted one is not expected).
+    owed: dict[int, set[int]] = {push_id: {u.id for u in us} for push_id, us in expected.items()}
+    for conf in session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(list(owed)))):
+        owed[conf.push_id].discard(conf.unit_id)
+    missing = [(u, [p.id for p in pushes if u.id in owed[p.id]]) for u in units]
     missing = [(u, refs) for u, refs in missing if refs]
     if not missing:
         return nothing
@@ -231,7 +233,7 @@ def run_deadline(
     """Close the push, put misses on record, tell the office, and nudge units that keep missing."""
     tz = ZoneInfo(settings.timezone)
     missed = close_push(session, push, now=now)
-    total = len(active_units(session))
+    total = len(expected_units(session, [push.id])[push.id])
     alert = session.get(Alert, push.alert_id)
     lines = [texts.t("schedule.deadline_final", n=push.id, title=compose.push_title(alert), done=total - len(missed),
                      total=total)]

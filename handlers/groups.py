@@ -19,6 +19,7 @@ _SETTINGS = {
     "设为办公群": (GroupKind.OFFICE, True),
     "取消办公群": (GroupKind.OFFICE, False),
 }
+SETTING_COMMANDS = tuple(_SETTINGS)
 
 
 @router.message(in_room, from_admin, command(*_SETTINGS))

@@ -7,9 +7,9 @@ import re
 from sqlmodel import col, select
 
 from bot import compose, schedule
-from bot.dispatch import Context, Router
+from bot.dispatch import CommandRegistry, Context, Router
 from bot import feed_watch
-from bot.models import Alert, Confirmation, FeedItem, GroupKind, Miss, Push, PushState
+from bot.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.parsing import (
     Command,
     DeadlineError,
@@ -29,14 +29,17 @@ from bot.clock import show
 from bot.pushing import push_alert
 from bot.people import first_notice
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
-from handlers import office_records
+from handlers import office_corrections, office_records
 from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
+from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")
+# The office's commands, registered below in the order `帮助` lists them.
+COMMANDS = CommandRegistry()
 
 _URL = re.compile(r"^https?://\S+$")
 _CANDIDATE = re.compile(r"^候选\s*(\d{1,9})$")
-_SETTING_COMMANDS = ("设为联络员群", "取消联络员群", "设为办公群", "取消办公群")
+_CORRECTION_COMMANDS = ("补登", "撤销", "免转")
 
 
 def command_of(msg: Incoming) -> tuple[Command, str] | None:
@@ -64,7 +67,8 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool:
     return (
         cmd.arg == ""
         or cmd.arg.startswith("#")
-        or cmd.name in _SETTING_COMMANDS
+        or cmd.name in SETTING_COMMANDS
+        or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
         or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg)))
     )
 
@@ -147,6 +151,7 @@ def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
     ctx.reply(msg, outcome.message)
 
 
+@COMMANDS.command("推送", usage="push")
 def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     candidate = _CANDIDATE.match(cmd.arg)
     if candidate:
@@ -159,6 +164,7 @@ def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
         _push_draft(msg, ctx, quoted)
 
 
+@COMMANDS.command("进度", usage="progress")
 def _on_progress(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
     if push is None:
@@ -171,6 +177,7 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
                                          evidence_required=ctx.settings.evidence_required))
 
 
+@COMMANDS.command("提醒", usage="remind")
 def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
     if push is None:
@@ -189,6 +196,7 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     ctx.reply(msg, ctx.t("remind.done", groups=result.groups, n=push.id, units=result.units, people=result.people))
 
 
+@COMMANDS.command("截止", usage="deadline")
 def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     ref = parse_push_ref(cmd.arg)
     when_text = re.sub(r"#\s*\d+", "", cmd.arg).strip()
@@ -210,6 +218,8 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     for miss in ctx.session.exec(select(Miss).where(Miss.push_id == push.id)):
         ctx.session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
     for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
+        if conf.method == ConfirmMethod.OFFICE.value:
+            continue  # a 补登 is on time or late by the office's word, not by when it was recorded
         conf.late = conf.at > deadline
         ctx.session.add(conf)
     shown = show(deadline, ctx.tz)
@@ -220,6 +230,7 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
 
 
+@COMMANDS.command("撤回", usage="withdraw")
 def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     ref = parse_push_ref(cmd.arg)
     if ref is None:
@@ -244,35 +255,40 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
 
 
+COMMANDS.add(("补登",), office_corrections.on_add, usage="add")
+COMMANDS.add(("撤销",), office_corrections.on_revoke, usage="revoke")
+COMMANDS.add(("免转",), office_corrections.on_exempt, usage="exempt")
+COMMANDS.add(("报表",), office_records.on_report, usage="report")
+COMMANDS.add(("单位",), office_records.on_unit, usage="unit")
+COMMANDS.add(("请假",), office_records.on_leave, usage="leave")
+COMMANDS.add(("销假",), office_records.on_leave_end, usage="leave_end")
+COMMANDS.add(("休息日", "工作日"), office_records.on_calendar, usage="calendar")
+COMMANDS.add(("警情",), office_records.on_incidents, usage="incidents")
+
+
+@COMMANDS.command("帮助", usage="help")
 def _on_help(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
-    ctx.reply(msg, ctx.t("help.office", types="、".join(ctx.library.case_types())))
+    ctx.reply(msg, help_text(ctx))
 
 
-_COMMANDS = {
-    "推送": _on_push,
-    "进度": _on_progress,
-    "提醒": _on_remind,
-    "截止": _on_deadline,
-    "撤回": _on_withdraw,
-    "帮助": _on_help,
-    "报表": office_records.on_report,
-    "单位": office_records.on_unit,
-    "请假": office_records.on_leave,
-    "销假": office_records.on_leave_end,
-    "工作日": office_records.on_calendar,
-    "休息日": office_records.on_calendar,
-    "警情": office_records.on_incidents,
-}
+# Sent inside the room they set (handlers/groups.py answers them there); listed here so that `帮助` shows them.
+COMMANDS.add(SETTING_COMMANDS, None, usage="groups")
+
+
+def help_text(ctx: Context) -> str:
+    """`帮助` for admins: every registered command's usage, then the alert types that can be pushed."""
+    return COMMANDS.help_text(ctx.texts, head=ctx.t("help.office_head"),
+                              foot=ctx.t("help.office_foot", types="、".join(ctx.library.case_types())))
 
 
 @router.message(from_admin, office_place, has_command)
 def on_office_command(msg: Incoming, ctx: Context) -> bool:
     """An admin's command in the office group or a private chat."""
     cmd, quoted = command_of(msg)
-    handler = _COMMANDS.get(cmd.name)
-    if handler is None:
+    spec = COMMANDS.get(cmd.name)
+    if spec is None or spec.handler is None:
         return False  # group settings are only meaningful inside a room
-    handler(msg, ctx, cmd, quoted)
+    spec.handler(msg, ctx, cmd, quoted)
     return True
 
 

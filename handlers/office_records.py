@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
 from bot import schedule
+from bot.corrections import corrections_of_unit
 from bot.dispatch import Context
 from bot.escalation import standings
-from bot.models import CalendarDay, Confirmation, Group, GroupKind, Leave, Liaison, Push, PushState, Role, Unit
+from bot.models import (
+    CalendarDay,
+    Confirmation,
+    Exemption,
+    Group,
+    GroupKind,
+    Leave,
+    Liaison,
+    Push,
+    PushState,
+    Role,
+    Unit,
+)
 from bot.parsing import Command, DeadlineError, parse_day_range
 from bot.relay import active_units, audit
 from bot.reports import period_of, previous_period
@@ -54,12 +67,21 @@ def on_report(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
           action="report", detail=f"{kind} {start}..{end}")
 
 
+# At most this many corrections on a unit's card, the newest: a phone screen, not an archive (the older ones
+# are counted, and each 通报's 更正记录 sheet lists those of its pushes).
+_CARD_CORRECTIONS = 10
+
+
 def unit_card(ctx: Context, unit: Unit) -> str:
-    """A unit's last 30 days, its run of misses and level, its liaisons and leave."""
+    """A unit's last 30 days, its run of misses and level, its liaisons and leave, and the office's corrections."""
     since = ctx.now - timedelta(days=30)
     pushes = list(ctx.session.exec(
         select(Push.id).where(Push.deadline >= since, Push.deadline <= ctx.now, Push.state != PushState.WITHDRAWN.value)
     ))
+    exempted = set(ctx.session.exec(
+        select(Exemption.push_id).where(Exemption.unit_id == unit.id, col(Exemption.push_id).in_(pushes))
+    )) if pushes else set()
+    pushes = [p for p in pushes if p not in exempted]  # not expected to relay those: neither received nor missed
     confs = list(ctx.session.exec(
         select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
     )) if pushes else []
@@ -78,7 +100,23 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         missed=len(pushes) - len(confs), run=standing.run if standing else 0,
         level=(standing.level if standing and standing.level else ctx.t("office.level_none")),
         liaisons=people, leave=leave,
-    )
+        exempt=ctx.t("office.unit_exempt_part", count=len(exempted)) if exempted else "",
+    ) + _corrections_part(ctx, unit, since=since)
+
+
+def _corrections_part(ctx: Context, unit: Unit, *, since: datetime) -> str:
+    """The card's lines about the office's corrections of this unit's record in the last 30 days."""
+    rows = corrections_of_unit(session=ctx.session, unit_id=unit.id, since=since)
+    if not rows:
+        return ""
+    more = len(rows) - _CARD_CORRECTIONS
+    lines = [ctx.t("office.unit_corrections_more", count=more)] if more > 0 else []
+    for c in rows[-_CARD_CORRECTIONS:]:
+        local = c.at.astimezone(ctx.tz)
+        key = "office.unit_correction" if c.reason else "office.unit_correction_bare"
+        lines.append(ctx.t(key, day=f"{local.month}月{local.day}日", n=c.push_id, kind=c.kind, reason=c.reason,
+                           by=c.by_name or c.by_id))
+    return ctx.t("office.unit_corrections", count=len(rows), lines="\n".join(lines))
 
 
 def _span(start, end) -> str:

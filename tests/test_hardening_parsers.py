@@ -32,6 +32,7 @@ from bot.parsing import (
     is_bare_ack,
     is_confirmation,
     parse_command,
+    parse_correction,
     parse_day,
     parse_day_range,
     parse_deadline,
@@ -97,6 +98,8 @@ def test_chat_text_parsers_take_anything(text):
     assert cmd is None or (isinstance(cmd, Command) and cmd.name in COMMANDS and "\n" not in cmd.arg)
     ref = parse_push_ref(text)
     assert ref is None or 0 <= ref <= 9_999_999
+    correction = parse_correction(text)
+    assert correction is None or (correction.unit and 0 <= correction.n <= 9_999_999 and ref == correction.n)
     quote = parse_quote(text)
     assert quote is None or isinstance(quote, Quote)
     assert isinstance(is_confirmation(text, ("城关镇", text[:50], "")), bool)

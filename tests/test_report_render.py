@@ -17,7 +17,7 @@ from matplotlib.ft2font import FT2Font
 from PIL import Image
 
 from bot import report_render
-from bot.report_data import PushRow, Report, UnitRow
+from bot.report_data import CorrectionRow, PushRow, Report, UnitRow
 from bot.report_render import CJKFontMissing, cjk_font_path, render_chart, render_xlsx
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -26,11 +26,12 @@ LONG_NAME = "区市场监督管理局城关分局第一监管所综合执法队"
 
 
 def unit(
-    name: str, rank: int, *, on_time: int, late: int, missed: int, median: float | None, level: str = ""
+    name: str, rank: int, *, on_time: int, late: int, missed: int, median: float | None, level: str = "",
+    added: int = 0, exempted: int = 0,
 ) -> UnitRow:
     return UnitRow(
         unit=name, kind="镇街", received=on_time + late + missed, relayed=on_time + late, on_time=on_time, late=late,
-        missed=missed, median_minutes=median, level=level, rank=rank,
+        missed=missed, median_minutes=median, level=level, rank=rank, added=added, exempted=exempted,
     )
 
 
@@ -38,7 +39,7 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
     if units is None:
         units = [
             unit("城关镇", 1, on_time=4, late=0, missed=0, median=12.5),
-            unit(LONG_NAME, 2, on_time=3, late=1, missed=0, median=30.25),
+            unit(LONG_NAME, 2, on_time=3, late=1, missed=0, median=30.25, added=1, exempted=1),
             unit("+86", 3, on_time=2, late=1, missed=1, median=95.0, level="提醒"),
             unit(HYPERLINK, 4, on_time=0, late=0, missed=4, median=None, level="约谈"),
             unit("$\\notacommand$镇", 5, on_time=1, late=0, missed=3, median=8.0),  # "$" must not be parsed as TeX
@@ -54,7 +55,7 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
             PushRow(
                 n=7, title="=1+1 冒充客服退款新骗局", pushed_at=datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc),
                 deadline=datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc), confirmed=3, total=5,
-                missing_units=[HYPERLINK, "+86"],
+                missing_units=[HYPERLINK, "+86"], added_units=[LONG_NAME], exempted_units=["城关镇"],
             ),
             PushRow(
                 n=8, title="刷单返利提醒", pushed_at=datetime(2026, 11, 27, 9, 30, tzinfo=TZ),
@@ -64,6 +65,11 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
         red=["城关镇", LONG_NAME],
         black=[HYPERLINK],
         escalations={"提醒": ["+86"], "约谈": [HYPERLINK]},
+        corrections=[
+            CorrectionRow(7, LONG_NAME, "补登", "电话确认", "陈静", datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)),
+            CorrectionRow(7, "城关镇", "免转", "=不涉及", "admin-chen", datetime(2026, 11, 26, 11, 5, tzinfo=TZ)),
+            CorrectionRow(8, "+86", "撤销", "", "陈静", datetime(2026, 11, 27, 12, 0, tzinfo=TZ)),
+        ],
     )
 
 
@@ -79,15 +85,17 @@ def rows(ws) -> list[list]:
 
 def test_xlsx_sheets_headers_and_layout(workbook):
     _, wb = workbook
-    assert wb.sheetnames == ["单位排名", "推送明细", "红黑榜", "升级名单", "截图核验"]
+    assert wb.sheetnames == ["单位排名", "推送明细", "红黑榜", "升级名单", "截图核验", "更正记录"]
     assert wb.properties.title == "反诈预警转发周通报（2026年11月23日—11月29日）"
     headers = {
         "单位排名": [
             "排名", "单位", "类别", "收到", "已转发", "按时", "迟报", "未转发", "按时率", "转发用时中位数(分钟)", "当前等级",
+            "其中补登", "免转",
         ],
-        "推送明细": ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位"],
+        "推送明细": ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
         "红黑榜": ["红榜", "黑榜"],
         "升级名单": ["等级", "单位"],
+        "更正记录": ["编号", "单位", "类型", "理由", "操作人", "时间"],
     }
     for name, header in headers.items():
         ws = wb[name]
@@ -101,8 +109,9 @@ def test_xlsx_unit_ranking_values(workbook):
     _, wb = workbook
     ws = wb["单位排名"]
     table = rows(ws)
-    assert table[1] == [1, "城关镇", "镇街", 4, 4, 4, 0, 0, 1, 12.5, None]
+    assert table[1] == [1, "城关镇", "镇街", 4, 4, 4, 0, 0, 1, 12.5, None, None, None]  # no 补登/免转: blank
     assert table[2][:9] == [2, LONG_NAME, "镇街", 4, 4, 3, 1, 0, 0.75]
+    assert table[2][11:] == [1, 1]
     assert table[2][9] == pytest.approx(30.2, abs=0.051)  # one decimal is enough for minutes
     assert table[4][9] is None and table[4][10] == "约谈"  # nothing relayed: blank median, never "None"
     for row in ws.iter_rows(min_row=2):
@@ -118,8 +127,14 @@ def test_xlsx_unit_ranking_values(workbook):
 def test_xlsx_pushes_red_black_and_escalations(workbook):
     _, wb = workbook
     assert rows(wb["推送明细"])[1:] == [
-        ["#7", "'=1+1 冒充客服退款新骗局", "2026-11-26 09:00", "2026-11-26 18:00", 3, 5, "'" + HYPERLINK + "、+86"],
-        ["#8", "刷单返利提醒", "2026-11-27 09:30", "2026-11-27 18:00", 5, 5, None],
+        ["#7", "'=1+1 冒充客服退款新骗局", "2026-11-26 09:00", "2026-11-26 18:00", 3, 5, "'" + HYPERLINK + "、+86",
+         LONG_NAME, "城关镇"],
+        ["#8", "刷单返利提醒", "2026-11-27 09:30", "2026-11-27 18:00", 5, 5, None, None, None],
+    ]
+    assert rows(wb["更正记录"])[1:] == [
+        ["#7", LONG_NAME, "补登", "电话确认", "陈静", "2026-11-26 19:00"],
+        ["#7", "城关镇", "免转", "'=不涉及", "admin-chen", "2026-11-26 11:05"],
+        ["#8", "'+86", "撤销", None, "陈静", "2026-11-27 12:00"],
     ]
     assert rows(wb["红黑榜"])[1:] == [["城关镇", "'" + HYPERLINK], [LONG_NAME, None]]
     assert rows(wb["升级名单"])[1:] == [["提醒", "'+86"], ["约谈", "'" + HYPERLINK]]
@@ -135,7 +150,7 @@ def test_xlsx_user_text_is_never_a_formula(workbook):
                     assert c.data_type == "s"
                     assert not c.value.startswith(("=", "+", "-", "@", "\t", "\r"))
                     seen += c.value.startswith("'")
-    assert seen == 7
+    assert seen == 9  # seven in the ranking, pushes and boards; "=不涉及" and "+86" in 更正记录
     # Nothing in the file itself is a formula element, whatever a reader library makes of it.
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         for name in z.namelist():
