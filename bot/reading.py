@@ -106,7 +106,7 @@ _PLAN = re.compile(
 # A time that makes a bare verb a plan (明天转) but is also said of the past (下午转了).
 _LATER = re.compile(r"明天|明早|明日|后天|周[一二三四五六日天末]|星期|下周|下班|下午|晚上|今晚|之后|随后|先|在|后$|就$")
 # Someone else (们, 各村) relaying next: 由社区再转居民群, 书记们再往村民群发. A delegation, not a doubt.
-_OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部")
+_OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部|科(?!室)|处室|部门")
 # The unit had someone else do it (已通知各村转发, 让小王转了): likely, but ask.
 _DELEGATE = re.compile(r"通知(?!到位)|安排|让|叫|交给|委托")
 # Relayed to one person or to 朋友圈, not into the unit's groups: ask.
@@ -126,9 +126,12 @@ _EARLIER_PUSH = re.compile(r"上周|这个月|上个月|上期|上次|上回|之
 # A reply taken back (已转发改成已收到，刚才手滑): never counted.
 _RETRACTED = re.compile(r"打错|手滑|回错|说错|改成|改为|更正|发错|不算")
 _TYPO_YI = re.compile(r"(?<![可所难得足予加用之])以(?=转|发|推)")  # 以转发 typed for 已转发, not 可以转
+# Other homophones of 已 that voice input and pinyin keyboards give, when nothing follows the verb: 一转发, 亿转发.
+_HOMOPHONE_YI = re.compile(r"(?:^|(?<=[\s，,。.!！]))[一亿依意乙易义](?=(?:转发|转|发|推送|推)(?:了|啦)?(?:[\s，,。.!！?？]|$))")
+_PINYIN = re.compile(r"\byi\s*zhuan\s*(?:fa)?\b|\bfwd\s*done\b|\bforward(?:ed)?\s*done\b|\bdone\s*fwd\b")
 _CHECKED = re.compile(r"群\s*[✔✅☑✓√]")
 _PROGRESSIVE = re.compile(rf"(?:正在|在){_VERB}|{_VERB}中$")
-_QUESTION_WORD = re.compile(r"吗|么|嘛|是否|要不要|需不需要|用不用|能否|可否|怎么|怎样|如何|咋|哪|啥|什么|谁|了没|没有$|不$")
+_QUESTION_WORD = re.compile(r"(\w)[不没]\1|吗|么|嘛|是否|要不要|需不需要|用不用|能否|可否|怎么|怎样|如何|咋|哪|啥|什么|谁|了没|没有$|不$")
 _INSTRUCTION = re.compile(r"请|各位|大家|各单位|各镇街|(?<!我)记得|务必|麻烦|帮忙|一定要|要求|提醒|督促|通知各|让|叫|给我|发我|由")
 _REPLY_META = re.compile(rf"(?:回复|答复|回|写|填|打|报|备注|留言)(?:已|{_VERB})")
 # 完成后回复已转发, 请回复：单位+已转发: the office naming the reply it wants.
@@ -140,7 +143,7 @@ _STAFF = re.compile(r"岗|调动|调走|调到|调去|调入|换成|换人|变�
 _HEDGE = re.compile(r"应该|好像|可能|大概|估计|似乎|听说|据说|同事说|说是|说他们|说已|你|他们|他|她|吧$|类似|部分|只|仅|个别|有的|有些|一些|我记得")
 _NOUN = re.compile(r"转发(?:情况|量|率|记录|按钮|功能|链接|内容|要求|任务|工作)")
 # A clause about the screenshot (截图稍后发, 截图发给谁？) is not about the relay.
-_SCREENSHOT = re.compile(r"截图|截屏|图片|照片")
+_SCREENSHOT = re.compile(rf"(?:截图|截屏|图片|照片).{{0,6}}{_VERB}|{_VERB}(?:截图|截屏|图片|照片)")
 # 按通知要求, 根据要求: how it was relayed, not an instruction to anyone.
 _AS_REQUIRED = re.compile(r"(?:按照?|根据|依照)[^，,。；;！!？?\n]{0,8}(?:要求|通知|部署|安排)")
 _ALL = re.compile(r"都|均|全部|全都|以上|所有|各条|几条|[两三四五六七八九十\d]条")
@@ -190,7 +193,7 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
     before = c[: verb.start()]
     if _QUESTION_WORD.search(c):
         # 另外请问下一期什么时候发, 是不是还要转到业主群: a question about what comes next, not about this relay
-        return _Kind.NONE if re.search(r"下一期|下次|另外|以后", c) else _Kind.QUESTION
+        return _Kind.NONE if re.search(r"下一期|下次|另外|以后|还要|还需要|是不是还|要不要再", c) else _Kind.QUESTION
     if _REPLY_META.search(c):
         return _Kind.INSTRUCTION  # 完成后回复已转发: names the reply, does not give it
     # 已转发的单位请截图, 转发完的请截图: a relative clause about others.
@@ -205,6 +208,8 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
     if _EARLIER_PUSH.search(before) and not re.search(r"这期|本期|这次|这条|今天", c):
         return _Kind.SIDE  # 上期转了: about another push
     said_before = bool(_DONE_BEFORE.search(before)) or before.startswith(("并", "同时"))  # 已张贴，并转发业主群
+    if not said_before and re.search(r"请|别忘|记得|务必", c[verb.end():]):
+        return _Kind.INSTRUCTION  # 转发完请截图, 转了别忘了截图
     strong = said_before or bool(_DONE_AFTER.search(c))
     weak = bool(_DONE_WEAK.search(c))
     negations = len(_NEGATION.findall(before[-8:]))
@@ -272,6 +277,8 @@ def normalise(text: str, names: tuple[str, ...] = ()) -> tuple[str, list[int]]:
     """The text as the clause reader sees it, and the push numbers it named."""
     body = clean(text)[:MAX_INPUT].translate(_T2S).lower()
     body = _TYPO_YI.sub("已", body)
+    body = _HOMOPHONE_YI.sub("已", body)
+    body = _PINYIN.sub("已转发", body)
     for wrong, right in _TYPOS:
         body = body.replace(wrong, right)
     body = _FACE.sub("，", body)
