@@ -65,22 +65,6 @@ def _unit_names(ctx: Context) -> UnitNames:
     return cached
 
 
-# The last roster's UnitNames. The names are read from the database in every unit of work (one small query,
-# so a roster imported by another process counts at once) and are the cache's key: any change to the active
-# units' names, an import, a rename, a unit (de)activated, makes a new entry.
-_unit_names_cache: UnitNames | None = None
-_ACTIVE_UNIT_NAMES = select(Unit.name).where(Unit.active == True)  # noqa: E712  (built once)
-
-
-def _unit_names(ctx: Context) -> UnitNames:
-    global _unit_names_cache
-    names = tuple(ctx.session.exec(_ACTIVE_UNIT_NAMES))
-    cached = _unit_names_cache
-    if cached is None or cached.names != names:
-        cached = _unit_names_cache = UnitNames.of(names)
-    return cached
-
-
 def _reading(text: str, units: UnitNames, sender_names: tuple[str, str]) -> Reading:
     """`read_reply(text, unit names + sender names)`, with only the unit names that can matter."""
     return read_reply(text, units.that_can_occur_in(squeeze(clean(text))) + sender_names)
@@ -189,10 +173,15 @@ def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], 
     said = squeeze(text)
     if not re.search(r"[代替帮]", said):
         return False
-    own = {u.id for _, u in liaisons}
-    names_other = any(squeeze(u.name) in said for u in ctx.session.exec(select(Unit).where(Unit.active == True))  # noqa: E712
-                      if u.id not in own)
-    return names_other and not any(squeeze(u.name) in said for _, u in liaisons)
+    return _names_another_unit(ctx, liaisons, said)
+
+
+def _names_another_unit(ctx: Context, liaisons: list[tuple[Liaison, Unit]], squeezed: str) -> bool:
+    """The text names an active unit that is not the sender's, and none of the sender's."""
+    own = {u.name for _, u in liaisons}
+    if any(squeeze(name) in squeezed for name in own):
+        return False
+    return any(squeeze(name) in squeezed for name in _unit_names(ctx).names if name not in own)
 
 
 def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: list[Push], method: str, text: str,
@@ -362,12 +351,10 @@ def on_group_note(msg: Incoming, ctx: Context, note: GroupNote) -> bool:
     else:
         mine = new  # title-only puppets: the sender's line is the one that was not there before
     header_ref = parse_push_ref(note.header)
-    own = {u.id for _, u in liaisons}
-    others = [u.name for u in ctx.session.exec(select(Unit).where(Unit.active == True)) if u.id not in own]  # noqa: E712
     units = _unit_names(ctx)
     sender_names = (msg.sender.name, msg.sender.group_nickname)
     for text in mine:
-        if any(name in text for name in others) and not any(u.name in text for _, u in liaisons):
+        if _names_another_unit(ctx, liaisons, squeeze(text)):
             continue  # a line naming another unit is never credited to the sender
         reading = _reading(text, units, sender_names)
         if reading.confirmed:

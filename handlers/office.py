@@ -314,7 +314,12 @@ def on_file_from_admin(msg: Incoming, ctx: Context) -> None:
     office_records.on_incident_file(msg, ctx)
 
 
-@router.message(not_from_admin, in_private)
+# What a person writes; system notices and recalls in a private chat are WeChat's, not the person's.
+_WRITTEN = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.LINK, MessageKind.FILE, MessageKind.UNKNOWN,
+            MessageKind.OTHER)
+
+
+@router.message(not_from_admin, in_private, kind(*_WRITTEN))
 def on_private_from_others(msg: Incoming, ctx: Context) -> None:
     """Anyone else writing to the bot privately is told once how confirming works."""
     if first_notice(ctx.session, kind="private_intro", key=msg.sender.contact_id, now=ctx.now):
