@@ -138,10 +138,6 @@ def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
     return [], "which"
 
 
-def _display(msg: Incoming) -> str:
-    return msg.sender.group_nickname or msg.sender.name
-
-
 def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     """A confirmation in words: record it for each push meant, or ask which push."""
     liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
@@ -158,7 +154,7 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
                            if p.state == PushState.OPEN.value), key=lambda p: p.id)
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.which", name=_display(msg), unit=unit.name,
+                      text=ctx.t("confirm.which", unit=unit.name,
                                  refs="、".join(f"#{p.id}" for p in owed)))
         elif problem:
             ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
@@ -230,7 +226,7 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         if first_notice(ctx.session, kind="ask", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.ASK, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.ask", name=_display(msg), n=push.id))
+                      text=ctx.t("confirm.ask", unit=unit.name, n=push.id))
         log.info("asked %s whether #%s was relayed: %s「%s」", msg.sender.contact_id, push.id, said.reading.why,
                  said.reading.clause)
         return True
@@ -241,7 +237,7 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.HINT, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.hint", name=_display(msg), n=push.id))
+                      text=ctx.t("confirm.hint", unit=unit.name, n=push.id))
         return True
     return False
 

@@ -148,6 +148,7 @@ def test_an_unsure_reply_is_asked_about_once_and_a_yes_counts(gateway, bot):
     sent = gateway.wait_sent(has_text(LIAISON_ROOM, "是否已转发 #1"), since=mark, timeout=15)
     asks = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and "是否已转发" in i["text"]]
     assert len(asks) == 1 and asks[0]["mention_ids"] == [WANG[0]]
+    assert asks[0]["text"].startswith("@王芳") and "城关镇：是否已转发 #1？回复“是”即确认" in asks[0]["text"]
     assert confirmed(bot.db_url) == []
     mark = len(gateway.sent())
     gateway.say(LI[0], "是", room=LIAISON_ROOM)  # not asked: nothing
