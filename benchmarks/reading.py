@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 import time
 from collections import Counter
@@ -50,6 +51,28 @@ class Score:
         return self.n("yes", "yes", "unsure") / max(1, self.n("yes"))
 
 
+def current_push(path: Path) -> tuple[int | None, str]:
+    """The push the corpus's replies answer and its title, if a comment names them (`# 当前推送为【反诈预警 #9】警惕…`):
+    a reply that names other numbers, or another case type, is then about another push, as the bot reads it."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"#.*当前推送\D{0,10}#\s*(\d+)】?([^；;，。]*)", line)
+        if m:
+            return int(m.group(1)), m.group(2)
+    return None, ""
+
+
+def names_another_case_type(text: str, title: str) -> bool:
+    """The reply names a library case type (or short name) that the current push's title does not: the bot would
+    match it to that push (handlers.liaison._pushes_named)."""
+    from bot.content import load_library
+    from bot.textnorm import squeeze
+
+    library, said, current = load_library(), squeeze(text), squeeze(title)
+    named = {library.find(n).case_type for n in library.names() if len(n) >= 2 and n in said}
+    mine = {library.find(n).case_type for n in library.names() if len(n) >= 2 and n in current}
+    return bool(named) and not (named & mine)
+
+
 def load(path: Path) -> list[tuple[str, str]]:
     """(label, text) pairs of a corpus file."""
     rows = []
@@ -68,17 +91,23 @@ def roster_names() -> tuple[str, ...]:
 
 
 def score(path: Path) -> Score:
-    from bot.reading import read_reply
+    from bot.parsing import read_message
 
     names = roster_names()
     rows = load(path)
     result = Score(path.stem)
     start = time.perf_counter()
-    readings = [read_reply(text, names) for _, text in rows]
+    said = [read_message(text, names) for _, text in rows]  # as the bot reads a liaison group's text
+    readings = [s.reading for s in said]
     result.micros = (time.perf_counter() - start) / max(1, len(rows)) * 1e6
-    for (label, text), reading in zip(rows, readings):
+    push, title = current_push(path)
+    for (label, text), reading, message in zip(rows, readings, said):
         verdict = reading.verdict.value
         verdict = "no" if verdict == "unrelated" else verdict
+        if push is not None and message.refs and push not in message.refs:
+            verdict = "no"  # it confirms (or asks about) another push, which the bot records as such
+        elif push is not None and not message.refs and names_another_case_type(text, title):
+            verdict = "no"
         result.counts[(label, verdict)] += 1
         wrong = (label == "yes" and verdict != "yes") or (label != "yes" and verdict == "yes") or (
             label == "unsure" and verdict != "unsure")

@@ -51,6 +51,10 @@ class AlertLibrary:
                     raise ValueError(f"alert name {name!r} is used twice in content/alerts")
                 self._index[key] = alert
 
+    def names(self) -> tuple[str, ...]:
+        """Every case type and alias, squeezed (how they are matched)."""
+        return tuple(self._index)
+
     def find(self, name: str) -> LibraryAlert | None:
         """The alert whose case type or alias is `name` (spaces, punctuation and width ignored)."""
         key = squeeze(name)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.reading import is_bare_ack, read_reply  # noqa: F401  (is_bare_ack is part of this module's API)
+from bot.reading import Reading, Verdict, is_bare_ack, read_reply
+from bot.wechat_formats import xml_quote
 from bot.textnorm import clean
 
 MAX_INPUT = 2000  # longer messages are not commands or confirmations; cut before any regex runs
@@ -103,6 +104,35 @@ def parse_quote(text: str) -> Quote | None:
     if not m:
         return None
     return Quote(quoted=m.group("quoted").strip(), reply=m.group("reply").strip())
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a message in a liaison group says: the reading, the pushes it names, and whether it is about a push."""
+
+    reading: Reading
+    refs: tuple[int, ...]
+    quote_of_push: bool  # a quote reply to a push (pad-style text or type-57 XML)
+    about_push: bool  # quoted or numbered a push: worth a hint if it does not confirm
+
+
+def read_message(text: str, names: tuple[str, ...] = ()) -> Said:
+    """Read a text, a pad-style quote reply or a raw-XML quote reply (type 57): a quote of a push adds its number,
+    and a face code alone under it (`[强]`, `[OK]`, 👍) confirms it."""
+    quote = parse_quote(text)
+    xml = xml_quote(text) if quote is None else None
+    if xml is not None:
+        quote = Quote(quoted=f"{xml.quoted_name}：{xml.quoted}", reply=xml.reply)
+    if quote is None:
+        reading = read_reply(text, names)
+        return Said(reading, reading.refs, False, bool(reading.refs))
+    reading = read_reply(quote.reply, names)
+    quoted_ref = parse_push_ref(quote.quoted)
+    of_push = quoted_ref is not None or "反诈预警" in quote.quoted
+    refs = reading.refs or ((quoted_ref,) if quoted_ref else ())
+    if of_push and is_bare_ack(quote.reply):
+        reading = Reading(Verdict.YES, "引用推送回复表情", quote.reply, refs)
+    return Said(reading, refs, of_push, of_push)
 
 
 def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:

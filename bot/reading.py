@@ -22,6 +22,11 @@ MAX_INPUT = 2000  # cut before any regex runs
 MAX_REPLY = 200
 
 
+# The `why` of a reply that confirms something, but perhaps an earlier push or other content (刷单返利那条已转):
+# the chat layer may still match it to a push by its title.
+OTHER_CONTENT = "说的可能是别的内容或上一期"
+
+
 class Verdict(str, enum.Enum):
     YES = "yes"  # a confirmation: count it
     UNSURE = "unsure"  # about relaying, but neither clearly yes nor no: ask the liaison
@@ -74,7 +79,7 @@ _CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九十")}
 
 # Phrases that carry a negative character but are only politeness.
 _POLITE = re.compile(
-    r"冇漏|无遗漏|没有遗漏|不好意思|没问题|没事|没关系|没毛病|不客气|不用谢|不辛苦|不错|没得说|不麻烦|没啥问题|毫无问题|无误"
+    r"没有漏|没漏|冇漏|无遗漏|没有遗漏|不好意思|没问题|没事|没关系|没毛病|不客气|不用谢|不辛苦|不错|没得说|不麻烦|没啥问题|毫无问题|无误"
 )
 
 # ---- clause reading ----------------------------------------------------------------------------
@@ -97,10 +102,10 @@ _DONE_WEAK = re.compile(rf"{_VERB}(?:[^，]{{0,12}}?)(?:好|完|毕|到位|成�
 _NEGATION = re.compile(r"没|未|不|别|无法|忘|尚未|还没|无需|甭")
 _FAILURE = re.compile(r"(?<!\d)0个|零个|撤回|寂寞|漏转|漏发|错|失败|不了|不出|不成|不上|不过去|不动|打不开|失效|看不了|没反应|报错|故障|被限|频繁|转不|发不")
 # A clause without a verb that still says part was not relayed (今天的还没) or could not be (家长群没权限).
-_ELLIPTIC_NEG = re.compile(r"(?:还没有?|尚未|没有|未)$|还没(?:转|发|弄|做|推|有)|来不及|没来得及|漏(?!报)|失败|撤回|被删|寂寞|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出")
+_ELLIPTIC_NEG = re.compile(r"(?:还没有?|尚未|没有|未)$|还没(?:转|发|弄|做|推|有)|来不及|没来得及|漏(?![报回])|要等|待开放|开放权限|失败|撤回|被删|寂寞|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出")
 # A promise or plan: it overrides a 了 later in the clause (准备转发时手机死机了), not an 已.
 _PLAN = re.compile(
-    r"马上|立即|立刻|立马|等下|等会|等一下|待会|一会|稍后|晚点|晚些|这就|准备|打算|计划|将(?!近)|会(?![议上场])"
+    r"马上|立即|立刻|立马|等下|等会|等一下|待会|一会|稍后|晚点|晚些|这就|准备|打算|计划|(?<!已)将(?!近)|会(?![议上场])"
     r"|要(?!求)|去(?!年)|再(?!次)|争取|回头|抓紧|尽快|一定|保证|正在"
 )
 # A time that makes a bare verb a plan (明天转) but is also said of the past (下午转了).
@@ -110,7 +115,7 @@ _OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部|�
 # The unit had someone else do it (已通知各村转发, 让小王转了): likely, but ask.
 _DELEGATE = re.compile(r"通知(?!到位)|安排|让|叫|交给|委托")
 # Relayed to one person or to 朋友圈, not into the unit's groups: ask.
-_PERSON_TARGET = re.compile(r"反诈办|家族|家庭|亲友|领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友")
+_PERSON_TARGET = re.compile(r"公众号|反诈办|家族|家庭|亲友|领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友")
 _GROUP_TARGET = re.compile(r"群|各|(?<!我)们|全体|所有|每|大家")
 # 复制粘贴发的，可以吗？: done, but asking whether it counts.
 _DOES_IT_COUNT = re.compile(r"(?:可以|行|对|算|合格|符合)(?:吗|不|么|嘛)")
@@ -120,10 +125,10 @@ _REDONE = re.compile(r"重新|现在|现已|已补|补转|终于|再次|其实|�
 _GENERIC_DONE = re.compile(r"(?:已经?|都)?(?:搞定|好了|处理|落实|办好|弄好|整好|搞好|搞归一|归一|搞掂|妥|办|完成)(?:了|啦|咯|喽|晒)?|ok了|搞定晒")
 # The office describing the reply it wants: 例如：城关镇已转发, 回复格式：XX单位已转发至XX群.
 # Or tallying others (还差四家, 截至目前): the office's count, not a unit's confirmation.
-_EXAMPLE = re.compile(r"模板|格式|例如|比如|参照|示例|样例|如下回复|还差.{0,3}[家个]|还剩.{0,3}[家个]|截至目前|截止目前")
+_EXAMPLE = re.compile(r"例[：:]|未回复[：:]|截至|截止到|模板|格式|例如|比如|参照|示例|样例|如下回复|还差.{0,3}[家个]|还剩.{0,3}[家个]|截至目前|截止目前")
 # Said of others (有单位转发了旧版本) or of an earlier push (上期转了): not this unit's relay of this push.
 _OTHERS_DID = re.compile(r"有单位|有人|有的单位|个别单位|部分单位|别的单位|其他单位|几个单位|很多单位|不少单位")
-_EARLIER_PUSH = re.compile(r"上周|这个月|上个月|上期|上次|上回|之前那|以前|昨天那|前一期|上一条|上条|上一期")
+_EARLIER_PUSH = re.compile(r"那期|上周|这个月|上个月|上期|上次|上回|之前那|以前|昨天那|前一期|上一条|上条|上一期")
 # A reply taken back (已转发改成已收到，刚才手滑): never counted.
 _RETRACTED = re.compile(r"打错|手滑|回错|说错|改成|改为|更正|发错|不算")
 _TYPO_YI = re.compile(r"(?<![可所难得足予加用之])以(?=转|发|推)")  # 以转发 typed for 已转发, not 可以转
@@ -144,13 +149,13 @@ _ASKED_REPLY = re.compile(r"(?:请|后|再|然后|并)(?:回复|答复)[^，,。
 # Other campaigns relayed in the same groups: 防汛通知已转各群 is not this alert.
 _OTHER_CAMPAIGN = re.compile(r"防汛|汛期|疫苗|接种|会议|选举|换届|溺水|暑期|寒假|安全告|告家长书|总结|消防|防火|体检|招聘|投票|抽奖"
                              r"|app下载")
-_THIS_PUSH = re.compile(r"反诈|诈骗|骗|预警|刷单|这条|这期|本期|这次")
+_THIS_PUSH = re.compile(r"这条|这期|本期|这次")
 _BESIDES = re.compile(r"另外|顺便|也|另|还有")
 # The verb is about something else: money (转账, 转200), a contact card (推名片), mail, a test to the file helper.
 _MONEY = re.compile(r"钱|\d+元|\d+块|元钱|账|帐|货款|汇款|付款|打款|欠款|款项|红包|利是|费|工资|押金|报销|资金|金额|转给你|发给你|发你|给你"
     r"|转\d|名片|邮箱|邮件|文件传输助手|测试|值班表|表格|手机号|号码|电话|关系|材料|档案|简历|名单|报表|户口|好友"
     r"|(?:转|交|报)给?(?:派出所|民警|警察|110)|转学(?![校员生]|.{0,3}群)|转院|转诊|转介|病人|学生"
-    r"|下载链接|app下载")
+    r"|下载链接|app下载|app推广|推广通知|活动方案|方案")
 _STAFF = re.compile(r"调岗|转岗|岗位|换岗|离岗|到岗|新岗|调动|调走|调到|调去|调入|换成|换人|变更|交接|离职|新同事|接替|退休了|转到.{0,10}工作(?!群)|联络员")
 _HEDGE = re.compile(r"一半|应该|好像|可能|大概|估计|似乎|听说|据说|同事说|说是|说他们|说已|你|他们|他|她|吧$|类似|部分|只|仅|个别|有的|有些|一些|我记得")
 _NOUN = re.compile(r"转发(?:情况|量|率|记录|按钮|功能|链接|内容|要求|任务|工作)")
@@ -195,7 +200,8 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
         return _Kind.NONE
     verb = _VERB_RE.search(c)
     if verb is None or _SCREENSHOT.search(c) or _NOUN.fullmatch(c) or (_NOUN.search(c) and not _DONE_BEFORE.search(c)):
-        if _ELLIPTIC_NEG.search(c) and not _QUESTION_WORD.search(c[:-2] if c.endswith("没有") else c):
+        if (_ELLIPTIC_NEG.search(c) and not _QUESTION_WORD.search(c[:-2] if c.endswith("没有") else c)
+                and not re.search(r"(?:之前|刚才|昨天|不好意思).{0,4}漏|漏.{0,2}不好意思", c)):
             return _Kind.ELLIPTIC
         return _Kind.NONE
     if _MONEY.search(c) or _STAFF.search(c):
@@ -267,7 +273,7 @@ def _refs(text: str) -> tuple[str, list[int]]:
     def take(m: re.Match) -> str:
         for part in re.findall(r"\d{1,7}|[一二三四五六七八九十]{1,3}", m.group(1)):
             refs.append(int(part) if part.isdigit() else _cn_number(part))
-        return "，"
+        return ""  # gone without a trace: 已将#9预警转发 stays one clause
 
     text = _REF_HASH.sub(take, text)
     text = _REF_ORDINAL.sub(take, text)
@@ -346,7 +352,7 @@ def read_reply(text: str, names: tuple[str, ...] = ()) -> Reading:
             if _BESIDES.search(c) or not (_OTHER_CAMPAIGN.search(c) or _EARLIER_PUSH.search(c)):
                 continue
             if i in (yes_at - 1, yes_at, yes_at + 1):
-                return Reading(Verdict.UNSURE, "说的可能是别的内容或上一期", clauses[yes_at][0], tuple(refs))
+                return Reading(Verdict.UNSURE, OTHER_CONTENT, clauses[yes_at][0], tuple(refs))
     if _Kind.YES in kinds and re.search(r"全部|各单位", body) and re.search(r"(?:感谢|谢谢|辛苦)(?:各位|大家)", body):
         return Reading(Verdict.UNSURE, "像是在汇总大家的转发", clauses[yes_at][0], tuple(refs))
     if _Kind.YES in kinds:

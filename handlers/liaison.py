@@ -13,11 +13,11 @@ from sqlmodel import col, select
 
 from bot import evidence_store, notes
 from bot.dispatch import Context, Router
-from bot.models import ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
-from bot.parsing import Quote, is_bare_ack, parse_command, parse_push_ref, parse_quote
+from bot.models import Alert, ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
+from bot.parsing import parse_command, parse_push_ref, read_message
 from bot.people import first_notice, liaisons_with_units
-from bot.reading import Reading, Verdict, read_reply
-from bot.relay import audit, latest_push, record_confirmation, unconfirmed_open_pushes
+from bot.reading import OTHER_CONTENT, Reading, Verdict, read_reply
+from bot.relay import LATE_WINDOW, audit, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
 from bot.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
@@ -81,25 +81,40 @@ class Said:
 
 
 def _read_message(msg: Incoming, ctx: Context) -> Said:
-    """Read a text, a pad-style quote reply or a raw-XML quote reply (type 57) from a liaison group."""
-    units = _unit_names(ctx)
-    sender_names = (msg.sender.name, msg.sender.group_nickname)
-    quote = parse_quote(msg.text)
-    xml = xml_quote(msg.text) if quote is None else None
-    if xml is not None:
-        quote = Quote(quoted=f"{xml.quoted_name}：{xml.quoted}", reply=xml.reply)
-    if quote is not None:
-        reading = _reading(quote.reply, units, sender_names)
-        quoted_ref = parse_push_ref(quote.quoted)
-        of_push = quoted_ref is not None or "反诈预警" in quote.quoted
-        refs = reading.refs or ((quoted_ref,) if quoted_ref else ())
-        if of_push and is_bare_ack(quote.reply):
-            reading = Reading(Verdict.YES, "引用推送回复表情", quote.reply, refs)
-        return Said(ConfirmMethod.QUOTE.value if of_push else ConfirmMethod.TEXT.value, reading, refs, of_push)
-    if msg.kind != MessageKind.TEXT:
+    """Read a text or a quote reply (pad-style text or type-57 XML) from a liaison group."""
+    if msg.kind != MessageKind.TEXT and xml_quote(msg.text) is None:
         return Said(ConfirmMethod.TEXT.value, Reading(Verdict.UNRELATED, ""), (), False)
-    reading = _reading(msg.text, units, sender_names)
-    return Said(ConfirmMethod.TEXT.value, reading, reading.refs, bool(reading.refs))
+    units = _unit_names(ctx)
+    names = units.that_can_occur_in(squeeze(clean(msg.text))) + (msg.sender.name, msg.sender.group_nickname)
+    said = read_message(msg.text, names)
+    method = ConfirmMethod.QUOTE.value if said.quote_of_push else ConfirmMethod.TEXT.value
+    reading, refs = said.reading, said.refs
+    if not refs and reading.verdict in (Verdict.YES, Verdict.UNSURE):
+        named = _pushes_named(ctx, msg.text)
+        if named:
+            # 刷单返利那条已转: the alert's case type names the push.
+            refs = tuple(p.id for p in named)
+            if reading.why == OTHER_CONTENT:
+                reading = Reading(Verdict.YES, "按案件类型找到推送", reading.clause, refs)
+    return Said(method, reading, refs, said.about_push or bool(refs))
+
+
+def _pushes_named(ctx: Context, text: str) -> list[Push]:
+    """Recent pushes (still confirmable) whose case type or one of its short names the text contains."""
+    said = squeeze(text)
+    if not any(len(name) >= 2 and name in said for name in ctx.library.names()):
+        return []  # no case type named (most replies): no query
+    found = []
+    for push in ctx.session.exec(select(Push).where(col(Push.state).in_([PushState.OPEN.value, PushState.CLOSED.value]),
+                                                    Push.created_at > ctx.now - LATE_WINDOW)
+                                 .order_by(col(Push.id).desc()).limit(20)):
+        alert = ctx.session.get(Alert, push.alert_id)
+        item = ctx.library.find(alert.case_type) if alert and alert.case_type else None
+        words = {alert.case_type} | set(item.aliases if item else ()) if alert and alert.case_type else set()
+        if any(len(w) >= 2 and squeeze(w) in said for w in words):
+            found.append(push)
+    # One name can fit several pushes of the same type; only an unambiguous one is used.
+    return found if len({ctx.session.get(Alert, p.alert_id).case_type for p in found}) == len(found) else []
 
 
 def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None) -> list[tuple[Unit, Liaison]]:

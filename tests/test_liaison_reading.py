@@ -152,3 +152,10 @@ async def test_a_liaison_typing_the_rate_limit_words_pauses_nothing(bot, transpo
     await transport.say(WANG, "发送消息过于频繁，可稍后再试。", room_id=LIAISON_ROOM, kind=MessageKind.SYSTEM)
     with session(engine) as s:
         assert s.get(BotState, BACKOFF_KEY) is not None
+
+
+async def test_a_reply_naming_a_push_by_its_case_type_confirms_that_push(bot, transport, clock, engine):
+    await two_pushes_an_hour_apart(bot, transport, clock)  # #1 刷单返利, #2 冒充公检法
+    await transport.say(WANG, "刷单返利那条已转", room_id=LIAISON_ROOM)
+    await transport.say(LI, "公检法那条转了", room_id=LIAISON_ROOM)
+    assert confirmed(engine) == [(1, "城关镇", "text"), (2, "东城街道", "text")]
