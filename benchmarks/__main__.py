@@ -4,6 +4,7 @@ pipeline  one confirmation through RelayBot.on_message vs a bare SQLite insert-a
 burst     1 000 confirmations through the real Wechaty gateway into the bot process (rate, latency)
 report    the monthly report for 300 units and 400 pushes (text + xlsx, chart)
 memory    resident memory of the bot process after a simulated working day (no OCR)
+reading   precision and recall of confirmation reading on the labelled corpora (python -m benchmarks.reading)
 ocr       seconds per screenshot of the optional OCR check (only with --ocr; benchmarks/ocr_bench.py)
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Result, cpu_count, format_table
 
-BENCHMARKS = ("pipeline", "burst", "report", "memory")
+BENCHMARKS = ("pipeline", "burst", "report", "memory", "reading")
 
 
 def run_one(name: str, *, quick: bool, profile: bool) -> Result:

@@ -27,11 +27,14 @@ def add(session: Session, *, room_id: str, kind: NoteKind, contact_id: str, unit
     return note
 
 
-def open_question(session: Session, *, room_id: str, contact_id: str) -> ChatNote | None:
-    """The newest unanswered question to this person in this room (asked or still to be asked)."""
+def open_question(session: Session, *, room_id: str, unit_ids: list[int]) -> ChatNote | None:
+    """The newest unanswered question about one of these units in this room (asked or still to be asked): any
+    liaison of the unit may answer it, the backup as well as the one who was asked."""
+    if not unit_ids:
+        return None
     return session.exec(
         select(ChatNote)
-        .where(ChatNote.room_id == room_id, ChatNote.contact_id == contact_id,
+        .where(ChatNote.room_id == room_id, col(ChatNote.unit_id).in_(unit_ids),
                col(ChatNote.kind).in_([NoteKind.ASK.value, NoteKind.WHICH.value]),
                col(ChatNote.answered_at).is_(None))
         .order_by(col(ChatNote.id).desc())
@@ -68,8 +71,9 @@ def new_entries(session: Session, *, room_id: str, entries: list[str], now: date
 @dataclass(frozen=True)
 class RoomNotes:
     room_id: str
-    lines: list[str]
+    lines: list[str]  # questions, recalls, hints: before the acknowledgements (WeChat puts the @s first)
     mention_ids: tuple[str, ...]
+    after: list[str]  # remarks on the acknowledgements (a confirmation put on an older push): after them
 
 
 def due(session: Session, *, now: datetime, quiet: timedelta) -> list[RoomNotes]:
@@ -92,5 +96,7 @@ def due(session: Session, *, now: datetime, quiet: timedelta) -> list[RoomNotes]
             note.sent_at = now
             session.add(note)
         mentions = tuple(dict.fromkeys(n.contact_id for n in room_notes if n.contact_id))
-        result.append(RoomNotes(room_id, [n.text for n in room_notes], mentions))
+        first = [n.text for n in room_notes if n.kind != NoteKind.MOVED.value]
+        after = [n.text for n in room_notes if n.kind == NoteKind.MOVED.value]
+        result.append(RoomNotes(room_id, first, mentions, after))
     return result

@@ -112,6 +112,7 @@ class Said:
 
     reading: Reading
     refs: tuple[int, ...]
+    reply: str  # the part that was read: the whole text, or the reply under a quote
     quote_of_push: bool  # a quote reply to a push (pad-style text or type-57 XML)
     about_push: bool  # quoted or numbered a push: worth a hint if it does not confirm
 
@@ -125,14 +126,14 @@ def read_message(text: str, names: tuple[str, ...] = ()) -> Said:
         quote = Quote(quoted=f"{xml.quoted_name}：{xml.quoted}", reply=xml.reply)
     if quote is None:
         reading = read_reply(text, names)
-        return Said(reading, reading.refs, False, bool(reading.refs))
+        return Said(reading, reading.refs, text, False, bool(reading.refs))
     reading = read_reply(quote.reply, names)
     quoted_ref = parse_push_ref(quote.quoted)
     of_push = quoted_ref is not None or "反诈预警" in quote.quoted
     refs = reading.refs or ((quoted_ref,) if quoted_ref else ())
     if of_push and is_bare_ack(quote.reply):
         reading = Reading(Verdict.YES, "引用推送回复表情", quote.reply, refs)
-    return Said(reading, refs, of_push, of_push)
+    return Said(reading, refs, quote.reply, of_push, of_push)
 
 
 def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:

@@ -110,6 +110,7 @@ _PLAN = re.compile(
 )
 # A time that makes a bare verb a plan (明天转) but is also said of the past (下午转了).
 _LATER = re.compile(r"明天|明早|明日|后天|周[一二三四五六日天末]|星期|下周|下班|下午|晚上|今晚|之后|随后|先|在|后$|就$")
+_LATER_ALONE = re.compile(r"(?:稍后|晚点|晚些|等下|等会|待会|一会|下午|晚上|明天|明早|今晚|回头)(?:再?[转发]|再说|补)?")
 # Someone else (们, 各村) relaying next: 由社区再转居民群, 书记们再往村民群发. A delegation, not a doubt.
 _OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部|科(?!室)|处室|部门")
 # The unit had someone else do it (已通知各村转发, 让小王转了): likely, but ask.
@@ -128,7 +129,7 @@ _GENERIC_DONE = re.compile(r"(?:已经?|都)?(?:搞定|好了|处理|落实|办�
 _EXAMPLE = re.compile(r"例[：:]|未回复[：:]|截至|截止到|模板|格式|例如|比如|参照|示例|样例|如下回复|还差.{0,3}[家个]|还剩.{0,3}[家个]|截至目前|截止目前")
 # Said of others (有单位转发了旧版本) or of an earlier push (上期转了): not this unit's relay of this push.
 _OTHERS_DID = re.compile(r"有单位|有人|有的单位|个别单位|部分单位|别的单位|其他单位|几个单位|很多单位|不少单位")
-_EARLIER_PUSH = re.compile(r"那期|上周|这个月|上个月|上期|上次|上回|之前那|以前|昨天那|前一期|上一条|上条|上一期")
+_EARLIER_PUSH = re.compile(r"那期|上周|这个月|上个月|上期|上次|(?<!晚)上回(?![去来家])|之前那|以前|昨天那|昨天的|前一期|上一条|上条|上一期")
 # A reply taken back (已转发改成已收到，刚才手滑): never counted.
 _RETRACTED = re.compile(r"打错|手滑|回错|说错|改成|改为|更正|发错|不算")
 _TYPO_YI = re.compile(r"(?<![可所难得足予加用之])以(?=转|发|推)")  # 以转发 typed for 已转发, not 可以转
@@ -200,6 +201,8 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
         return _Kind.NONE
     verb = _VERB_RE.search(c)
     if verb is None or _SCREENSHOT.search(c) or _NOUN.fullmatch(c) or (_NOUN.search(c) and not _DONE_BEFORE.search(c)):
+        if _LATER_ALONE.fullmatch(c):
+            return _Kind.ELLIPTIC  # #2已转发，#1 稍后: a part still to do
         if (_ELLIPTIC_NEG.search(c) and not _QUESTION_WORD.search(c[:-2] if c.endswith("没有") else c)
                 and not re.search(r"(?:之前|刚才|昨天|不好意思).{0,4}漏|漏.{0,2}不好意思", c)):
             return _Kind.ELLIPTIC

@@ -78,12 +78,13 @@ class Said:
     reading: Reading
     refs: tuple[int, ...]
     about_push: bool  # it quoted a push or named one: worth a hint if it did not confirm
+    reply: str = ""  # the words that were read (under a quote, only the reply)
 
 
 def _read_message(msg: Incoming, ctx: Context) -> Said:
     """Read a text or a quote reply (pad-style text or type-57 XML) from a liaison group."""
     if msg.kind != MessageKind.TEXT and xml_quote(msg.text) is None:
-        return Said(ConfirmMethod.TEXT.value, Reading(Verdict.UNRELATED, ""), (), False)
+        return Said(ConfirmMethod.TEXT.value, Reading(Verdict.UNRELATED, ""), (), False, "")
     units = _unit_names(ctx)
     names = units.that_can_occur_in(squeeze(clean(msg.text))) + (msg.sender.name, msg.sender.group_nickname)
     said = read_message(msg.text, names)
@@ -96,7 +97,7 @@ def _read_message(msg: Incoming, ctx: Context) -> Said:
             refs = tuple(p.id for p in named)
             if reading.why == OTHER_CONTENT:
                 reading = Reading(Verdict.YES, "按案件类型找到推送", reading.clause, refs)
-    return Said(method, reading, refs, said.about_push or bool(refs))
+    return Said(method, reading, refs, said.about_push or bool(refs), said.reply)
 
 
 def _pushes_named(ctx: Context, text: str) -> list[Push]:
@@ -132,13 +133,15 @@ BATCH = timedelta(minutes=10)
 def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
     """The pushes a confirmation is for; else "which" (ask which one) or a sentence to answer with."""
     if said.refs:
-        pushes = []
+        pushes, unknown = [], []
         for ref in said.refs:
             push = ctx.session.get(Push, ref)
             if push is None or push.state == PushState.WITHDRAWN.value:
-                return [], ctx.t("confirm.no_such_push", n=ref)
-            pushes.append(push)
-        return pushes, ""
+                unknown.append(ref)
+            else:
+                pushes.append(push)
+        # #1 #2 已转发 with no #2: #1 is recorded all the same, and the liaison is told about #2.
+        return pushes, ctx.t("confirm.no_such_push", n="、#".join(map(str, unknown))) if unknown else ""
     owed = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
     if said.reading.all_pushes:
         return owed, ""
@@ -162,6 +165,10 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     if _names_only_other_units(ctx, liaisons, text):
         log.info("%s confirmed for another unit (%r): not counted", msg.sender.contact_id, text[:80])
         return
+    if _names_another_unit(ctx, liaisons, squeeze(text)):
+        # 东城街道已转发 from 城关镇's liaison: never credited across units; ask about the sender's own unit.
+        _ask_or_hint(msg, ctx, Said(said.method, Reading(Verdict.UNSURE, "说的是别的单位"), said.refs, True, text))
+        return
     for unit, liaison in _units_meant(msg, liaisons, text):
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
@@ -171,10 +178,9 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
                       unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.which", unit=unit.name,
                                  refs="、".join(f"#{p.id}" for p in owed)))
-        elif problem:
-            ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
-            return
         else:
+            if problem:
+                ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
             _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs),
                     known_unconfirmed=not said.refs)
 
@@ -249,6 +255,9 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         push = ctx.session.get(Push, said.refs[0]) if said.refs else latest_push(ctx.session)
         if push is None or push.state == PushState.WITHDRAWN.value:
             return False
+        if ctx.session.exec(select(Confirmation.id).where(Confirmation.push_id == push.id,
+                                                          Confirmation.unit_id == unit.id)).first():
+            return True  # 收到 after the unit confirmed: nothing to explain
         if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.HINT, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
@@ -267,7 +276,8 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     body = re.sub(r"[^\w#]|_", "", clean(msg.text).lower())
     if not (_YES.fullmatch(body) or _ALL.fullmatch(body) or re.fullmatch(r"(?:#?\d{1,7})+", body)):
         return False  # not a short answer: no need to look for a question
-    note = notes.open_question(ctx.session, room_id=msg.chat_id, contact_id=msg.sender.contact_id)
+    liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
+    note = notes.open_question(ctx.session, room_id=msg.chat_id, unit_ids=[u.id for _, u in liaisons])
     if note is None:
         return False
     asked = [int(p) for p in note.push_ids.split(",") if p]
@@ -280,8 +290,7 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     else:
         return False
     unit = ctx.session.get(Unit, note.unit_id) if note.unit_id else None
-    liaison = next((l for l, u in liaisons_with_units(ctx.session, msg.sender.contact_id)
-                    if unit is not None and u.id == unit.id), None)
+    liaison = next((l for l, u in liaisons if unit is not None and u.id == unit.id), None)
     if not chosen or unit is None or liaison is None:
         return False
     pushes = [p for p in (ctx.session.get(Push, n) for n in chosen) if p and p.state != PushState.WITHDRAWN.value]
@@ -335,8 +344,6 @@ def _attach_to_recent(msg: Incoming, ctx: Context, unit: Unit) -> bool:
 @router.message(room_kind(GroupKind.LIAISON), kind(MessageKind.TEXT, MessageKind.UNKNOWN))
 def on_confirmation(msg: Incoming, ctx: Context) -> bool:
     """已转发 / 已转 #3 / a quote of a push / a 接龙 entry / 是 to the bot's question: record it, or ask, or hint."""
-    if msg.kind == MessageKind.TEXT and parse_command(msg.text) is not None:
-        return False  # 提醒 #1 typed by a liaison: the command routes answer it
     note = group_note(msg.text)
     if note is not None:
         return on_group_note(msg, ctx, note)
@@ -346,8 +353,10 @@ def on_confirmation(msg: Incoming, ctx: Context) -> bool:
         return True
     said = _read_message(msg, ctx)
     if said.reading.confirmed:
-        _confirm_text(msg, ctx, said, msg.text)
+        _confirm_text(msg, ctx, said, said.reply or msg.text)
         return True
+    if msg.kind == MessageKind.TEXT and parse_command(msg.text) is not None:
+        return False  # 提醒 #1 typed by a liaison: the command routes answer it (单位群已转发 was read above)
     return _ask_or_hint(msg, ctx, said)
 
 
@@ -368,9 +377,11 @@ def on_group_note(msg: Incoming, ctx: Context, note: GroupNote) -> bool:
         if _names_another_unit(ctx, liaisons, squeeze(text)):
             continue  # a line naming another unit is never credited to the sender
         reading = _reading(text, units, sender_names)
+        refs = reading.refs or ((header_ref,) if header_ref else ())
         if reading.confirmed:
-            refs = reading.refs or ((header_ref,) if header_ref else ())
             _confirm_text(msg, ctx, Said(ConfirmMethod.NOTE.value, reading, refs, True), text)
+        elif reading.verdict is Verdict.UNSURE:
+            _ask_or_hint(msg, ctx, Said(ConfirmMethod.NOTE.value, reading, refs, True))  # 8. 白沙镇 转了一部分
     return True
 
 

@@ -93,3 +93,12 @@ def test_the_command_prints_a_table_and_writes_json(tmp_path):
     (saved,) = json.loads(out.read_text(encoding="utf-8"))
     assert saved["name"] == "report" and saved["problems"] == []
     assert all(m["value"] > 0 for m in saved["metrics"])
+
+
+def test_reading_prints_precision_and_recall_for_every_corpus():
+    from benchmarks import reading
+
+    result = reading.run(quick=True)
+    corpora = sorted(p.stem for p in reading.CORPORA.glob("*.tsv"))
+    assert corpora and all(0 < result.value(f"{c} recall") <= 100 for c in corpora)
+    assert all(result.checks[f"{c} non-confirmations counted"] == 0 for c in corpora)

@@ -330,18 +330,20 @@ async def two_pushes(bot, transport):
     return push_text
 
 
-# (who, what they type, whether it confirms at all): never for the unit named, only ever for their own.
+# (who, what they type, whether it confirms at all): never for the unit named, only ever for their own. A reply
+# that names only another unit is not credited to anyone: the bot asks the sender about their own unit instead.
 OTHER_UNIT_CLAIMS = [
-    (WANG, "已转发 西湖镇", True),
-    (WANG, "西湖镇、东城街道、区教育局 都已转发", True),
-    (ZHOU, "#1 城关镇已转发", True),
-    (ZHOU, "#2 城关镇 已转发 👍", True),
-    (LI, f"「王芳-城关镇：城关镇已转发」\n{QUOTE_LINE}\n已转发", True),
-    (LI, f"「王芳-城关镇：已转发 #1」\n{QUOTE_LINE}\n城关镇已转发", True),
-    (SUN, "代城关镇、西湖镇已转发", False),  # not a confirmation: 代 is no part of one
-    (ZHENG, "已转发\u200b城\u200d关\u200f镇", True),
-    (WU, "城关镇已转发#1", True),
-    (ZHAO, "＃１　西湖镇　已转发", True),
+    (WANG, "已转发 西湖镇", False),
+    (WANG, "西湖镇、东城街道、区教育局 都已转发", False),
+    (ZHOU, "#1 城关镇已转发", False),
+    (ZHOU, "#2 城关镇 已转发 👍", False),
+    (LI, f"「王芳-城关镇：城关镇已转发」\n{QUOTE_LINE}\n已转发", True),  # the quoted words are not his
+    (LI, f"「王芳-城关镇：已转发 #1」\n{QUOTE_LINE}\n城关镇已转发", False),
+    (SUN, "代城关镇、西湖镇已转发", False),  # on another unit's behalf
+    (ZHENG, "已转发\u200b城\u200d关\u200f镇", False),
+    (WU, "城关镇已转发#1", False),
+    (ZHAO, "＃１　西湖镇　已转发", False),
+    (WANG, "城关镇、西湖镇都已转发", True),  # names its own unit too
 ]
 
 
@@ -355,6 +357,8 @@ async def test_a_liaison_confirms_only_for_their_own_unit(two_pushes, transport,
 async def test_quote_reply_to_the_push_confirms_for_the_sender_only(two_pushes, transport, engine):
     quote = f"「反诈助手：{two_pushes[:60]}」\n{QUOTE_LINE}\n城关镇、西湖镇已转发"
     await transport.say(LI, quote, room_id=LIAISON_ROOM)
+    assert confirmed(engine, 1) == {}  # names only other units: nobody is credited; he is asked about his own
+    await transport.say(LI, f"「反诈助手：{two_pushes[:60]}」\n{QUOTE_LINE}\n东城街道、城关镇已转发", room_id=LIAISON_ROOM)
     assert confirmed(engine, 1) == {"东城街道": LI.contact_id}
 
 
@@ -397,7 +401,9 @@ async def test_a_liaison_of_two_units_confirms_the_one_named_never_a_third(bot, 
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await transport.say(WANG, "金融行业已转发", room_id=LIAISON_ROOM)
     assert confirmed(engine) == {"金融行业": WANG.contact_id}
-    await transport.say(WANG, "西湖镇已转发", room_id=LIAISON_ROOM)  # not one of hers: her own remaining unit
+    await transport.say(WANG, "西湖镇已转发", room_id=LIAISON_ROOM)  # not one of hers: credited to nobody
+    assert confirmed(engine) == {"金融行业": WANG.contact_id}
+    await transport.say(WANG, "城关镇已转发", room_id=LIAISON_ROOM)
     assert confirmed(engine) == {"金融行业": WANG.contact_id, "城关镇": WANG.contact_id}
 
 
