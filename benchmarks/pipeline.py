@@ -139,16 +139,17 @@ async def _measure(workdir: Path, *, units: int, pushes: int, block: int) -> Res
     result = Result(NAME)
     bot, transport, members = await _new_bot(workdir, units)
     engine = bot.engine
-    # A warm-up push, then the measured ones: every op stores a new row (a bare 已转发 confirms the newest open
-    # push the unit has not confirmed yet).
+    # A warm-up push, then the measured ones: every op stores a new row (`已转发 #N`: a bare 已转发 would confirm
+    # all the pushes at once, since they went out together).
     warm_pushes = 1
-    add_open_pushes(engine, warm_pushes + pushes, now=bot.clock())
+    refs = add_open_pushes(engine, warm_pushes + pushes, now=bot.clock())
     pragmas = engine_pragmas(engine)
     bare = BareTable(workdir / "bare.db", pragmas, units)
-    messages = iter([m for _ in range(warm_pushes + pushes) for m in members])
+    messages = iter([(m, ref) for ref in refs for m in members])
 
     async def pipeline_op() -> float:
-        msg = transport.incoming(next(messages), TEXT, room_id=LIAISON_ROOM)
+        member, ref = next(messages)
+        msg = transport.incoming(member, f"{TEXT} #{ref}", room_id=LIAISON_ROOM)
         t = time.perf_counter()
         await bot.on_message(msg)
         return time.perf_counter() - t
@@ -244,10 +245,15 @@ async def _profile(workdir: Path, *, units: int) -> list[str]:
     workdir.mkdir()
     bot, transport, members = await _new_bot(workdir, units)
     engine = bot.engine
-    add_open_pushes(engine, 3, now=bot.clock())
-    messages = iter([m for _ in range(3) for m in members])
+    refs = add_open_pushes(engine, 3, now=bot.clock())
+    messages = iter([(m, f"{TEXT} #{ref}") for ref in refs for m in members])
+
+    def next_message():
+        member, text = next(messages)
+        return transport.incoming(member, text, room_id=LIAISON_ROOM)
+
     for _ in range(units):
-        await bot.on_message(transport.incoming(next(messages), TEXT, room_id=LIAISON_ROOM))
+        await bot.on_message(next_message())
 
     profiler = cProfile.Profile()
     handle = bot._handle
@@ -269,7 +275,7 @@ async def _profile(workdir: Path, *, units: int) -> list[str]:
     for i in range(ops):
         if i == ops - 1:
             event.listen(engine, "before_cursor_execute", record_sql)
-        await bot.on_message(transport.incoming(next(messages), TEXT, room_id=LIAISON_ROOM))
+        await bot.on_message(next_message())
     event.remove(engine, "before_cursor_execute", record_sql)
     bot._handle = handle
     await bot.stop()
