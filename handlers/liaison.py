@@ -174,6 +174,9 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
         if problem == "which":
             owed = sorted((p for p in unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
                            if p.state == PushState.OPEN.value), key=lambda p: p.id)
+            key = f"{unit.id}:{','.join(str(p.id) for p in owed)}"
+            if not first_notice(ctx.session, kind="which", key=key, now=ctx.now):
+                continue  # asked already: a repeated 已转发 does not ask again
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
                       unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.which", unit=unit.name,
@@ -239,7 +242,7 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
             pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
-        elif problem:
+        elif problem and not pushes:
             return False
         if not pushes:
             return False
