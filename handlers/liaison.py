@@ -58,10 +58,13 @@ _ACTIVE_UNIT_NAMES = select(Unit.name).where(Unit.active == True)  # noqa: E712 
 
 def _unit_names(ctx: Context) -> UnitNames:
     global _unit_names_cache
+    if "unit_names" in ctx.session.info:  # read once per unit of work
+        return ctx.session.info["unit_names"]
     names = tuple(ctx.session.exec(_ACTIVE_UNIT_NAMES))
     cached = _unit_names_cache
     if cached is None or cached.names != names:
         cached = _unit_names_cache = UnitNames.of(names)
+    ctx.session.info["unit_names"] = cached
     return cached
 
 

@@ -155,12 +155,15 @@ async def test_a_roster_change_refreshes_the_cached_unit_names(bot, transport, c
     assert confirmed(engine) == []
     cached = liaison_handlers._unit_names_cache
     assert cached is not None and "么铺镇" not in cached.names
-    with session(engine) as s:  # another process adds the unit
-        s.add(Unit(name="么铺镇", kind="镇街"))
+    with session(engine) as s:  # another process adds the unit, with 王芳 as its liaison too
+        unit = Unit(name="么铺镇", kind="镇街")
+        s.add(unit)
+        s.flush()
+        s.add(Liaison(unit_id=unit.id, name="王芳", contact_id=WANG.contact_id, role="备"))
         s.commit()
     clock.advance(minutes=1)
     await transport.say(WANG, "么铺镇已转发", room_id=LIAISON_ROOM)
-    assert confirmed(engine) == ["城关镇"]
+    assert confirmed(engine) == ["么铺镇"]  # the name is known now: hers, so it is the one confirmed
     assert "么铺镇" in liaison_handlers._unit_names_cache.names
     with session(engine) as s:  # and renames it: the old name is no longer a unit name
         unit = s.exec(select(Unit).where(Unit.name == "么铺镇")).one()
