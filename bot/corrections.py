@@ -3,6 +3,8 @@ mistake taken back) and 免转 (a unit not expected to relay a push). Each is a 
 
 from __future__ import annotations
 
+import re
+
 import enum
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +27,8 @@ from bot.models import (
 from bot.relay import audit
 
 # A 补登 counts as on time (the office vouches for it) unless its reason says it was late.
-LATE_WORD = "迟报"
+# 迟报 but not 非迟报 / 不算迟报 / 没有迟报.
+LATE_WORD = re.compile(r"(?<![非不没无])(?<!不算)(?<!没有)迟报")
 # The longest reason kept (Correction.reason and Exemption.reason): callers cut it, so that what they echo back
 # is what was stored.
 MAX_REASON = 200
@@ -84,7 +87,7 @@ def add_confirmation(
     exemption = _exemption(session, push.id, unit.id)
     if exemption is not None:
         return Result(Outcome.EXEMPTED, exemption=exemption)
-    late = LATE_WORD in reason
+    late = bool(LATE_WORD.search(reason))
     # acked_at is set: the liaison group owes no acknowledgement for what the office recorded (and there is no
     # room to send one to).
     conf = Confirmation(push_id=push.id, unit_id=unit.id, liaison_id=None, at=now, method=ConfirmMethod.OFFICE.value,

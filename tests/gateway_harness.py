@@ -169,6 +169,16 @@ class Gateway:
         return response.json()
 
 
+def texts_to(items: list[dict[str, Any]], chat_id: str) -> list[str]:
+    """The texts among `sent` items that went to `chat_id`."""
+    return [i["text"] for i in items if i["conversation_id"] == chat_id and i["kind"] == "text"]
+
+
+def has_text(chat_id: str, fragment: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """A `wait_sent` predicate: some text to `chat_id` contains `fragment`."""
+    return lambda items: any(fragment in t for t in texts_to(items, chat_id))
+
+
 def wait_until(probe: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float, what: str) -> Any:
     """Call probe() until predicate(result) holds; raises TimeoutError naming `what` and the last result."""
     deadline = time.monotonic() + timeout

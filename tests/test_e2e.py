@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.db import make_engine, session
 from bot.models import Confirmation, Unit
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
-from tests.gateway_harness import Gateway
+from tests.gateway_harness import Gateway, has_text, texts_to
 
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
@@ -47,14 +47,6 @@ def bot(gateway, tmp_path, db_url):
     yield proc
     proc.stop()
     proc.close()
-
-
-def texts_to(items, chat_id):
-    return [i["text"] for i in items if i["conversation_id"] == chat_id and i["kind"] == "text"]
-
-
-def has_text(chat_id, fragment):
-    return lambda items: any(fragment in t for t in texts_to(items, chat_id))
 
 
 def confirmations(db_url):
