@@ -340,22 +340,24 @@ class RelayBot:
         quiet = timedelta(seconds=self.settings.ack_quiet_seconds)
         with new_session(self.engine) as s:
             notes.lapse_questions(s, now=now)
+            wait = notes.rooms_heard_lately(s, now=now, within=timedelta(seconds=self.settings.ack_min_interval_seconds))
             # One coalesced message per room: questions, recalls and hints, then the acknowledgements.
             lines: dict[str, list[str]] = {}
             mentions: dict[str, tuple[str, ...]] = {}
             # The questions go first: WeChat puts the @ of the people asked at the start of the message.
             after: dict[str, list[str]] = {}
-            for room in notes.due(s, now=now, quiet=quiet):
+            for room in notes.due(s, now=now, quiet=quiet, wait_rooms=wait):
                 lines.setdefault(room.room_id, []).extend(room.lines)
                 after[room.room_id] = room.after
                 mentions[room.room_id] = room.mention_ids
-            for ack in due_acks(s, now=now, quiet=quiet):
+            for ack in due_acks(s, now=now, quiet=quiet, wait_rooms=wait):
                 lines.setdefault(ack.room_id, []).append(compose.ack_text(self.texts, ack))
             for room_id, remarks in after.items():
                 lines[room_id].extend(remarks)
             for room_id, room_lines in lines.items():
                 outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=room_id, text="\n".join(room_lines),
                              mention_ids=mentions.get(room_id, ()), priority=Priority.BROADCAST)
+                notes.heard(s, room_id=room_id, now=now)
             s.commit()
             return len(lines)
 

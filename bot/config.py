@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     ack_quiet_seconds: int = 30
     # How often the bot looks for groups that have gone quiet.
     ack_check_seconds: float = 5.0
+    # At most one acknowledgement message per group this often: when confirmations trickle in for an hour, the
+    # group reads a few summaries, not one per reply (0: after every quiet spell).
+    ack_min_interval_seconds: int = 300
     # Content feeds (RSS, Atom, JSON Feed) whose new items are offered to the office as candidates.
     feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
     feed_poll_minutes: int = 30

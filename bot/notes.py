@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.models import ChatNote, Confirmation, NoteKind
+from bot.models import BotState, ChatNote, Confirmation, NoteKind
 from bot.people import first_notice
 
 # A question is answered within this long, or it lapses (the liaison can still confirm in words).
@@ -68,6 +68,31 @@ def new_entries(session: Session, *, room_id: str, entries: list[str], now: date
     return fresh
 
 
+def _heard_key(room_id: str) -> str:
+    return "coalesced:" + hashlib.sha256(room_id.encode()).hexdigest()[:32]  # BotState keys hold 50 characters
+
+
+def heard(session: Session, *, room_id: str, now: datetime) -> None:
+    """Remember that the room was just sent a coalesced message."""
+    state = session.get(BotState, _heard_key(room_id)) or BotState(key=_heard_key(room_id))
+    state.value, state.updated_at = now.isoformat(), now
+    session.add(state)
+
+
+def rooms_heard_lately(session: Session, *, now: datetime, within: timedelta) -> frozenset[str]:
+    """Rooms sent a coalesced message less than `within` ago (their next one waits)."""
+    if within <= timedelta(0):
+        return frozenset()
+    rooms = set(session.exec(select(ChatNote.room_id).where(col(ChatNote.sent_at).is_(None))))
+    rooms |= set(session.exec(select(Confirmation.room_id).where(col(Confirmation.acked_at).is_(None))))
+    lately = set()
+    for room_id in rooms:
+        state = session.get(BotState, _heard_key(room_id))
+        if state is not None and state.updated_at > now - within:
+            lately.add(room_id)
+    return frozenset(lately)
+
+
 @dataclass(frozen=True)
 class RoomNotes:
     room_id: str
@@ -76,7 +101,7 @@ class RoomNotes:
     after: list[str]  # remarks on the acknowledgements (a confirmation put on an older push): after them
 
 
-def due(session: Session, *, now: datetime, quiet: timedelta) -> list[RoomNotes]:
+def due(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[RoomNotes]:
     """Notes owed to rooms that have been quiet for `quiet` (no newer note, no unacknowledged confirmation);
     marks them sent."""
     owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(ChatNote.id)))
@@ -85,7 +110,7 @@ def due(session: Session, *, now: datetime, quiet: timedelta) -> list[RoomNotes]
         by_room[note.room_id].append(note)
     result = []
     for room_id, room_notes in by_room.items():
-        if max(n.at for n in room_notes) > now - quiet:
+        if max(n.at for n in room_notes) > now - quiet or room_id in wait_rooms:
             continue
         busy = session.exec(select(Confirmation.id).where(
             Confirmation.room_id == room_id, col(Confirmation.acked_at).is_(None), Confirmation.at > now - quiet,

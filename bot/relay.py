@@ -226,16 +226,17 @@ class Ack:
     total: int
 
 
-def due_acks(session: Session, *, now: datetime, quiet: timedelta) -> list[Ack]:
-    """Acknowledgements owed for groups that have been quiet for `quiet`; marks them acknowledged."""
+def due_acks(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[Ack]:
+    """Acknowledgements owed for groups that have been quiet for `quiet` (not those in `wait_rooms`); marks them
+    acknowledged."""
     owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(Confirmation.id)))
     by_room: dict[str, list[Confirmation]] = defaultdict(list)
     for conf in owed:
         by_room[conf.room_id].append(conf)
     acks: list[Ack] = []
     for room_id, confs in by_room.items():
-        if max(c.at for c in confs) > now - quiet:
-            continue  # people are still confirming here; wait for the quiet spell
+        if max(c.at for c in confs) > now - quiet or room_id in wait_rooms:
+            continue  # people are still confirming here (wait for the quiet spell), or the room heard from us lately
         by_push: dict[tuple[int, bool], list[Confirmation]] = defaultdict(list)
         for conf in confs:
             by_push[(conf.push_id, conf.late)].append(conf)

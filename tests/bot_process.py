@@ -92,6 +92,7 @@ def gateway_env(gateway, db_url: str, workdir: Path, *, admin: str, liaison_grou
     }
     if fast:
         env.update({"RELAYBOT_ACK_QUIET_SECONDS": "1", "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
+                    "RELAYBOT_ACK_MIN_INTERVAL_SECONDS": "0",
                     "RELAYBOT_SEND_SPACING_SECONDS": "0", "RELAYBOT_SEND_JITTER_SECONDS": "0"})
     env.update(extra)
     return env

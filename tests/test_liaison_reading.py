@@ -160,3 +160,25 @@ async def test_a_reply_naming_a_push_by_its_case_type_confirms_that_push(bot, tr
     await transport.say(WANG, "刷单返利那条已转", room_id=LIAISON_ROOM)
     await transport.say(LI, "公检法那条转了", room_id=LIAISON_ROOM)
     assert confirmed(engine) == [(1, "城关镇", "text"), (2, "东城街道", "text")]
+
+
+async def test_trickling_confirmations_get_at_most_one_summary_per_interval(bot, transport, clock, engine):
+    from tests.conftest import SUN, ZHENG, ZHOU
+
+    bot.settings.ack_min_interval_seconds = 300
+    await push(bot, transport)
+    transport.sent.clear()
+    replies = {0: WANG, 3: LI, 6: ZHOU, 9: SUN}  # one every 90 s, each followed by a 30 s quiet spell
+    for step in range(10):  # 30 s steps, to 5 min
+        if step in replies:
+            await transport.say(replies[step], "已转发", room_id=LIAISON_ROOM)
+        clock.advance(seconds=30)
+        await bot.flush_acks()
+    await bot.send_pending()
+    assert [o.text for o in group_texts(transport)] == ["✅ 已记录 #1：城关镇（本次 1 个单位）。目前已确认 1/6。"]
+    await transport.say(ZHENG, "已转发", room_id=LIAISON_ROOM)
+    clock.advance(seconds=30)  # 5 min 30 s: five minutes after the first summary
+    await bot.flush_acks()
+    await bot.send_pending()
+    assert [o.text for o in group_texts(transport)][1:] == [
+        "✅ 已记录 #1：东城街道、西湖镇、区教育局、金融行业（本次 4 个单位）。目前已确认 5/6。"]
