@@ -108,17 +108,19 @@ def _pushes_named(ctx: Context, text: str) -> list[Push]:
     said = squeeze(text)
     if not any(len(name) >= 2 and name in said for name in ctx.library.names()):
         return []  # no case type named (most replies): no query
-    found = []
+    found: dict[str, list[Push]] = {}  # case type -> the pushes of it that the text names
     for push in ctx.session.exec(select(Push).where(col(Push.state).in_([PushState.OPEN.value, PushState.CLOSED.value]),
                                                     Push.created_at > ctx.now - LATE_WINDOW)
                                  .order_by(col(Push.id).desc()).limit(20)):
         alert = ctx.session.get(Alert, push.alert_id)
-        item = ctx.library.find(alert.case_type) if alert and alert.case_type else None
-        words = {alert.case_type} | set(item.aliases if item else ()) if alert and alert.case_type else set()
+        if alert is None or not alert.case_type:
+            continue
+        item = ctx.library.find(alert.case_type)
+        words = {alert.case_type, *(item.aliases if item else ())}
         if any(len(w) >= 2 and squeeze(w) in said for w in words):
-            found.append(push)
+            found.setdefault(alert.case_type, []).append(push)
     # One name can fit several pushes of the same type; only an unambiguous one is used.
-    return found if len({ctx.session.get(Alert, p.alert_id).case_type for p in found}) == len(found) else []
+    return [pushes[0] for pushes in found.values()] if all(len(p) == 1 for p in found.values()) else []
 
 
 def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None) -> list[tuple[Unit, Liaison]]:
