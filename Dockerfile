@@ -35,7 +35,7 @@ RUN groupadd --system --gid 10001 relaybot \
        --shell /usr/sbin/nologin relaybot
 
 WORKDIR /opt/relaybot
-# The bot reads content/ and bot/migrations/ from its source tree, so it is installed in place (-e).
+# The bot reads content/ and bot/storage/migrations/ from its source tree, so it is installed in place (-e).
 COPY pyproject.toml constraints.txt README.md ./
 COPY bot ./bot
 COPY handlers ./handlers

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import RelayBot
+from bot.runtime.app import RelayBot
 
 
 def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:

@@ -104,7 +104,7 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
         try:
             bot = BotProcess(bot_env(gw, db_url, work), work)
             bot.start()
-            from bot.db import make_engine
+            from bot.storage.db import make_engine
 
             engine = make_engine(db_url)
             # One more push than the burst uses: its confirmations are the one-at-a-time probes afterwards.

@@ -7,7 +7,7 @@ Through the gateway the office pushes six alerts during the morning and early af
 what the clock brings: acknowledgements, the 10:00 and 16:00 reminders, the deadline with its list of misses,
 and the 18:30 daily summary with its .xlsx and chart. No screenshots are sent, so OCR must never load; the
 benchmark checks that no onnxruntime/rapidocr library is mapped into the process, nor matplotlib (the report's
-files are rendered in a short-lived child process, bot/report_worker.py).
+files are rendered in a short-lived child process, bot/reports/worker.py).
 
 VmRSS is read from /proc/PID/status right after start and after the summary has been sent; VmHWM is the peak.
 """

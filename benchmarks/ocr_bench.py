@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evidence import check_screenshot, load_ocr  # noqa: E402
+from bot.adapters.screenshot_check import check_screenshot, load_ocr  # noqa: E402
 
 SHOTS = ROOT / "tests" / "data" / "screenshots"
 TITLE = "警惕刷单返利：先给小甜头，再骗大本金"

@@ -96,7 +96,7 @@ class BareTable:
 
 
 def engine_pragmas(engine) -> dict[str, str]:
-    """The pragmas a connection of the bot's engine ends up with (whatever bot/db.py sets)."""
+    """The pragmas a connection of the bot's engine ends up with (whatever bot/storage/db.py sets)."""
     with engine.connect() as c:
         return {name: str(c.exec_driver_sql(f"PRAGMA {name}").scalar())
                 for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
@@ -104,9 +104,9 @@ def engine_pragmas(engine) -> dict[str, str]:
 
 async def _new_bot(workdir: Path, units: int):
     """A started RelayBot on a fresh SQLite file in `workdir` with `units` units, the in-memory transport."""
-    from bot.app import RelayBot
+    from bot.runtime.app import RelayBot
     from bot.config import Settings
-    from bot.db import create_schema, make_engine
+    from bot.storage.db import create_schema, make_engine
     from bot.transport.base import Member
     from bot.transport.memory import MemoryTransport
 
@@ -133,8 +133,8 @@ async def _new_bot(workdir: Path, units: int):
 async def _measure(workdir: Path, *, units: int, pushes: int, block: int) -> Result:
     from sqlmodel import func, select
 
-    from bot.db import session
-    from bot.models import Confirmation
+    from bot.storage.db import session
+    from bot.storage.models import Confirmation
 
     result = Result(NAME)
     bot, transport, members = await _new_bot(workdir, units)

@@ -1,4 +1,4 @@
-"""How well `bot.reading.read_reply` reads liaison replies: precision and recall on the labelled corpora.
+"""How well `bot.chat.reading.read_reply` reads liaison replies: precision and recall on the labelled corpora.
 
 tests/data/confirmations/dev.tsv was written to develop the reader against; holdout.tsv was written
 independently and not read while the reader was written: its numbers are the honest ones.
@@ -91,7 +91,7 @@ def roster_names() -> tuple[str, ...]:
 
 
 def score(path: Path) -> Score:
-    from bot.parsing import read_message
+    from bot.chat.parsing import read_message
 
     names = roster_names()
     rows = load(path)

@@ -4,9 +4,9 @@ The month (November 2026) is written straight into a SQLite file: 300 units with
 office groups, 400 closed pushes on the 21 working days (about 19 a day, deadline 18:00), confirmations for
 about 85 % of the unit/push pairs (each unit has its own rate; about 8 % of confirmations come after the
 deadline), a miss for every pair not confirmed by the deadline, and a screenshot verdict on 10 % of the
-confirmations. The report is then made as the bot makes it on the 1st at 09:00 (bot.schedule.queue_report):
+confirmations. The report is then made as the bot makes it on the 1st at 09:00 (bot.operations.agenda.queue_report):
 build_report, compose.report_text, render_xlsx, render_chart; the last two are timed here in this process, and
-once more as the bot runs them, in a child process (bot.report_worker.render_in_child: a new Python, its imports,
+once more as the bot runs them, in a child process (bot.reports.worker.render_in_child: a new Python, its imports,
 both files, the bytes back through a pipe).
 """
 
@@ -55,8 +55,8 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
     from sqlmodel import select
 
     from bot.content import load_library
-    from bot.db import session
-    from bot.models import Alert, Confirmation, Group, GroupKind, Liaison, Miss, Push, PushState, Unit
+    from bot.storage.db import session
+    from bot.storage.models import Alert, Confirmation, Group, GroupKind, Liaison, Miss, Push, PushState, Unit
 
     rng = random.Random(seed)
     import_people(engine, district(units))
@@ -125,14 +125,14 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
 def run(quick: bool = False, *, units: int | None = None, pushes: int | None = None, rounds: int | None = None,
         workdir: Path | None = None) -> Result:
     """`quick`: 30 units and 40 pushes, 2 rounds; otherwise 300 and 400, 3 rounds."""
-    from bot.compose import report_text
+    from bot.chat.compose import report_text
     from bot.config import Settings
     from bot.content import load_texts
-    from bot.db import create_schema, make_engine, session
-    from bot.report_render import render_chart, render_xlsx
-    from bot.report_worker import render_in_child
-    from bot.reports import build_report, previous_period
-    from bot.schedule import ladder_of
+    from bot.storage.db import create_schema, make_engine, session
+    from bot.reports.render import render_chart, render_xlsx
+    from bot.reports.worker import render_in_child
+    from bot.reports.build import build_report, previous_period
+    from bot.operations.agenda import ladder_of
 
     units = units or (30 if quick else 300)
     pushes = pushes or (40 if quick else 400)
@@ -181,7 +181,7 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
     result.add("chart PNG (render_chart, mean)", summary(timings["chart"])["mean"], "s",
                f"{len(png) / 1024:.0f} KiB, {_png_size(png)}")
     result.add("xlsx + chart in a child process, as the bot does (mean)", summary(timings["child"])["mean"], "s",
-               "bot.report_worker: start, imports, both files, bytes back")
+               "bot.reports.worker: start, imports, both files, bytes back")
     result.add("writing the month into the database (set-up)", setup, "s")
     relayed = sum(u.relayed for u in rep.units)
     missed = sum(u.missed for u in rep.units)

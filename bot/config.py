@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     notify_kind: str = "wecom"  # "wecom" (企业微信) or "dingtalk" (钉钉)
     notify_url: str = ""
     notify_secret: str = ""  # DingTalk's signing secret (SEC...), if the robot uses 加签
-    # Health (bot/health.py). Self-check: every `self_check_minutes` (0 = off) the bot really sends a short
+    # Health (bot/runtime/health.py). Self-check: every `self_check_minutes` (0 = off) the bot really sends a short
     # message to `self_check_target` (a contact id such as "filehelper", or a room id or exact room name) and
     # expects the gateway to echo it back within `self_check_echo_seconds` (0 = do not expect an echo).
     self_check_target: str = ""

@@ -1,15 +1,15 @@
 """Log output: the familiar text lines, or one JSON object per line for journald, Docker and log shippers.
 
 setup_logging(level, fmt) puts one handler on the root logger that writes to stderr:
-- "text": `2026-11-26 09:00:00,123 INFO bot.app: message` (what `relaybot` always printed);
-- "json": `{"ts": "2026-11-26T09:00:00.123+08:00", "level": "INFO", "logger": "bot.app", "msg": "message"}`
+- "text": `2026-11-26 09:00:00,123 INFO bot.runtime.app: message` (what `relaybot` always printed);
+- "json": `{"ts": "2026-11-26T09:00:00.123+08:00", "level": "INFO", "logger": "bot.runtime.app", "msg": "message"}`
   plus "exc_info" (the formatted traceback) when the record carries one, "stack_info" likewise, and every
   field passed with `extra=` (values that are not JSON types are written as their str()). Python warnings are
   logged too (logger "py.warnings"). Not covered: text that is not a log record, such as the messages the CLI
   prints before exiting on a configuration error, or the traceback of a crash.
 
-Both formats scrub credentials with bot.notify.redact on the final message text and traceback, on top of the
-filter bot.notify installs on the "httpx" logger, so a webhook key or token in a URL never reaches the log
+Both formats scrub credentials with bot.adapters.webhooks.redact on the final message text and traceback, on top of the
+filter bot.adapters.webhooks installs on the "httpx" logger, so a webhook key or token in a URL never reaches the log
 whatever logger printed it. Like logging.basicConfig, setup_logging leaves a root logger that something else
 has already given handlers (a test runner, an embedding program) alone; calling it again replaces only the
 handler it installed itself.
@@ -24,7 +24,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from bot.notify import redact
+from bot.adapters.webhooks import redact
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.dispatch import Context, Router
-from bot.models import Group, GroupKind
-from bot.parsing import parse_command
-from bot.relay import audit
+from bot.chat.dispatch import Context, Router
+from bot.storage.models import Group, GroupKind
+from bot.chat.parsing import parse_command
+from bot.domain.relay import audit
 from bot.transport.base import Incoming
-from handlers.filters import command, from_admin, in_room
+from bot.chat.filters import command, from_admin, in_room
 
 router = Router("groups")
 

@@ -11,17 +11,18 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from bot import evidence_store, notes
-from bot.dispatch import Context, Router
-from bot.models import Alert, ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
-from bot.parsing import parse_command, parse_push_ref, read_message
-from bot.people import first_notice, liaisons_with_units
-from bot.reading import OTHER_CONTENT, Reading, Verdict, read_reply
-from bot.relay import LATE_WINDOW, audit, latest_push, record_confirmation, unconfirmed_open_pushes
+from bot.domain import evidence as evidence_store
+from bot.domain import notes
+from bot.chat.dispatch import Context, Router
+from bot.storage.models import Alert, ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
+from bot.chat.parsing import parse_command, parse_push_ref, read_message
+from bot.domain.people import first_notice, liaisons_with_units
+from bot.chat.reading import OTHER_CONTENT, Reading, Verdict, read_reply
+from bot.domain.relay import LATE_WINDOW, audit, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
-from bot.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
-from handlers.filters import command, kind, not_from_admin, room_kind
+from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
+from bot.chat.filters import command, kind, not_from_admin, room_kind
 
 log = logging.getLogger(__name__)
 router = Router("liaison")

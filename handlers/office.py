@@ -6,11 +6,12 @@ import re
 
 from sqlmodel import col, select
 
-from bot import compose, schedule
-from bot.dispatch import CommandRegistry, Context, Router
-from bot import feed_watch
-from bot.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
-from bot.parsing import (
+from bot.chat import compose
+from bot.operations import agenda as schedule
+from bot.chat.dispatch import CommandRegistry, Context, Router
+from bot.domain import feeds as feed_watch
+from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
+from bot.chat.parsing import (
     Command,
     DeadlineError,
     parse_command,
@@ -19,18 +20,18 @@ from bot.parsing import (
     parse_quote,
     strip_mentions,
 )
-from bot.relay import (
+from bot.domain.relay import (
     audit,
     groups_of_kind,
     latest_push,
     progress,
 )
 from bot.clock import show
-from bot.pushing import push_alert
-from bot.people import first_notice
+from bot.operations.pushing import push_alert
+from bot.domain.people import first_notice
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
 from handlers import office_corrections, office_records
-from handlers.filters import from_admin, in_private, kind, not_from_admin, office_place
+from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
 from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot import corrections
+from bot.domain import corrections
 from bot.clock import show
-from bot.corrections import Outcome
-from bot.dispatch import Context
-from bot.models import Confirmation, ConfirmMethod, Push, Unit
-from bot.parsing import Command, parse_correction
-from bot.relay import progress
+from bot.domain.corrections import Outcome
+from bot.chat.dispatch import Context
+from bot.storage.models import Confirmation, ConfirmMethod, Push, Unit
+from bot.chat.parsing import Command, parse_correction
+from bot.domain.relay import progress
 from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 

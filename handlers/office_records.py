@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from bot import schedule
-from bot.corrections import corrections_of_unit
-from bot.dispatch import Context
-from bot.escalation import standings
-from bot.models import (
+from bot.operations import agenda as schedule
+from bot.domain.corrections import corrections_of_unit
+from bot.chat.dispatch import Context
+from bot.domain.escalation import standings
+from bot.storage.models import (
     CalendarDay,
     Confirmation,
     Exemption,
@@ -23,9 +23,9 @@ from bot.models import (
     Role,
     Unit,
 )
-from bot.parsing import Command, DeadlineError, parse_day_range
-from bot.relay import active_units, audit
-from bot.reports import period_of, previous_period
+from bot.chat.parsing import Command, DeadlineError, parse_day_range
+from bot.domain.relay import active_units, audit
+from bot.reports.build import period_of, previous_period
 from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
 
@@ -196,7 +196,7 @@ def on_calendar(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
 
 def on_incidents(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     """警情 [周期]: the incident 通报 of the latest (or the named) period."""
-    from bot.stats import latest_period, parse_period, queue_stats_report
+    from bot.domain.incidents import latest_period, parse_period, queue_stats_report
 
     today = ctx.now.astimezone(ctx.tz).date()
     period = parse_period(cmd.arg, today=today) if cmd.arg else latest_period(ctx.session)
@@ -209,7 +209,7 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
 
 def on_incident_file(msg: Incoming, ctx: Context) -> None:
     """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
-    from bot.stats import StatsError, import_stats, queue_stats_report, read_stats_bytes
+    from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_bytes
 
     if msg.file is None:  # the transport could not fetch the attachment
         ctx.reply(msg, ctx.t("stats.file_not_received"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.models import AuditLog, Confirmation, Correction, Exemption, Unit
+from bot.storage.db import make_engine, session
+from bot.storage.models import AuditLog, Confirmation, Correction, Exemption, Unit
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, texts_to
 

@@ -118,7 +118,7 @@ def test_every_copy_source_exists_and_is_not_dockerignored():
     # What the bot reads at run time from its source tree is copied.
     for needed in ("pyproject.toml", "constraints.txt", "README.md", "bot", "handlers", "content", "scheduler.py"):
         assert needed in sources, needed
-    assert (ROOT / "bot" / "migrations").is_dir() and "bot" in sources
+    assert (ROOT / "bot" / "storage" / "migrations").is_dir() and "bot" in sources
 
 
 def _dockerignore():
@@ -163,7 +163,7 @@ def test_dockerignore_keeps_secrets_data_and_bulk_out_of_the_build_context():
     for path in (".git/config", ".venv/bin/python", "data/relaybot.db", "relaybot.toml", "cli.db",
                  "tests/gateway/node_modules/x.js", "bot/__pycache__/app.cpython-311.pyc", ".wechaty/job.db"):
         assert ignored(path), path
-    for path in ("bot/app.py", "content/messages.toml", "constraints.txt", "pyproject.toml"):
+    for path in ("bot/runtime/app.py", "content/messages.toml", "constraints.txt", "pyproject.toml"):
         assert not ignored(path), path
 
 

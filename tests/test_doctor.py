@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.db import make_engine, session
-from bot.health import LINK_DOWN, SEND_DOWN
-from bot.models import BotState
+from bot.storage.db import make_engine, session
+from bot.runtime.health import LINK_DOWN, SEND_DOWN
+from bot.storage.models import BotState
 from tests.bot_process import ROOT, relaybot
 from tests.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
 

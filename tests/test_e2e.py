@@ -7,8 +7,8 @@ import pytest
 from collections import Counter
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.models import Confirmation, Unit
+from bot.storage.db import make_engine, session
+from bot.storage.models import Confirmation, Unit
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, texts_to
 
@@ -171,7 +171,7 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
-    from bot.models import Outbox
+    from bot.storage.models import Outbox
     from tests.gateway_harness import wait_until
 
     rooms = {"20011@chatroom": [WANG, ZHAO, LI], "20012@chatroom": [ZHOU, SUN], "20013@chatroom": [WU, ZHENG]}
@@ -233,7 +233,7 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
 def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exactly_once(gateway, bot, tmp_path):
     import time as _time
 
-    from bot.models import Outbox
+    from bot.storage.models import Outbox
     from tests.gateway_harness import wait_until
 
     rooms = [f"{30100 + i}@chatroom" for i in range(30)]

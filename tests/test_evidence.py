@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.evidence import (
+from bot.adapters.screenshot_check import (
     Verdict,
     check_screenshot,
     hash_distance,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot import evidence
-from bot.app import RelayBot
-from bot.db import session
-from bot.evidence_store import evidence_path
-from bot.models import Confirmation, Unit
+from bot.adapters import screenshot_check as evidence
+from bot.runtime.app import RelayBot
+from bot.storage.db import session
+from bot.domain.evidence import evidence_path
+from bot.storage.models import Confirmation, Unit
 from bot.transport.base import Image
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, WANG
 

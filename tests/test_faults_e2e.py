@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.models import BotState, Confirmation, Outbox, Unit
+from bot.storage.db import make_engine, session
+from bot.storage.models import BotState, Confirmation, Outbox, Unit
 from tests.bot_process import BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from werkzeug import Request, Response
 
-from bot.feeds import FeedError, fetch_feed, parse_feed, redact
+from bot.adapters.feed_fetch import FeedError, fetch_feed, parse_feed, redact
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel>

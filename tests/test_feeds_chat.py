@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 from werkzeug import Response
 
-from bot.app import RelayBot
-from bot.db import session
-from bot.models import Feed, FeedItem
+from bot.runtime.app import RelayBot
+from bot.storage.db import session
+from bot.storage.models import Feed, FeedItem
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM
 
 

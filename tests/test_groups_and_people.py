@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.app import RelayBot
-from bot.db import session
-from bot.models import AuditLog, Group, Liaison
+from bot.runtime.app import RelayBot
+from bot.storage.db import session
+from bot.storage.models import AuditLog, Group, Liaison
 from bot.transport.base import Member
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, WANG, WU, ZHOU
 

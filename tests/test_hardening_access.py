@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel, select
 
 from bot.content import load_texts
-from bot.db import session
-from bot.models import Confirmation, Feed, FeedItem, Liaison, Unit
-from bot.roster import import_roster, parse_table
+from bot.storage.db import session
+from bot.storage.models import Confirmation, Feed, FeedItem, Liaison, Unit
+from bot.domain.roster import import_roster, parse_table
 from bot.transport.base import FileData, Image, LinkCard, Member
 from tests.conftest import (
     ADMIN,
@@ -202,7 +202,7 @@ COMMANDS = [
 
 
 def _name(text: str) -> str:
-    from bot.parsing import parse_command, parse_quote
+    from bot.chat.parsing import parse_command, parse_quote
 
     quote = parse_quote(text)
     return parse_command(quote.reply if quote else text).name

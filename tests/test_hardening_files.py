@@ -23,19 +23,19 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlmodel import select
 
-from bot import evidence_store
+from bot.domain import evidence as evidence_store
 from bot.content import load_library
-from bot.db import session
-from bot.models import Confirmation, Feed, FeedItem, Push, Unit
-from bot.report_render import (
+from bot.storage.db import session
+from bot.storage.models import Confirmation, Feed, FeedItem, Push, Unit
+from bot.reports.render import (
     _FORMULA_STARTS,
     _MAX_CELL_CHARS,
     _text,
     add_sheet,
     render_xlsx,
 )
-from bot.roster import import_roster, parse_table
-from bot.stats import StatRow, build_stats_report, import_stats, render_stats_xlsx
+from bot.domain.roster import import_roster, parse_table
+from bot.domain.incidents import StatRow, build_stats_report, import_stats, render_stats_xlsx
 from bot.transport.base import FileData, Image
 from tests.conftest import (
     ADMIN,
@@ -252,7 +252,7 @@ def test_retention_never_deletes_outside_the_folder(engine, roster, tmp_path, na
 
 
 def _a_push(s, now):
-    from bot.models import Alert
+    from bot.storage.models import Alert
 
     alert = Alert(title="t", created_at=now)
     s.add(alert)
@@ -264,7 +264,7 @@ def _a_push(s, now):
 
 
 def _liaison_of(s, unit_id):
-    from bot.models import Liaison
+    from bot.storage.models import Liaison
 
     return s.exec(select(Liaison.id).where(Liaison.unit_id == unit_id)).first()
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text as sql
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import (
+from bot.storage.db import session
+from bot.storage.models import (
     Alert,
     AuditLog,
     Confirmation,
@@ -333,7 +333,7 @@ async def test_admin_commands_with_any_arguments_are_handled(bot, transport, eng
 @pytest.fixture(params=[False, True], ids=["candidates", "auto-push"])
 async def feed_bot(request, settings, transport, engine, clock, roster):
     """A bot following one feed, whose server answers with whatever the test puts in `body`."""
-    from bot.app import RelayBot
+    from bot.runtime.app import RelayBot
 
     served = {"body": b"", "type": "application/rss+xml"}
 

@@ -21,9 +21,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.content import load_library
-from bot.evidence import DOUBTFUL, REASON_UNREADABLE, check_screenshot, perceptual_hash
-from bot.feeds import MAX_GUID, FeedEntry, FeedError, html_to_text, parse_feed
-from bot.parsing import (
+from bot.adapters.screenshot_check import DOUBTFUL, REASON_UNREADABLE, check_screenshot, perceptual_hash
+from bot.adapters.feed_fetch import MAX_GUID, FeedEntry, FeedError, html_to_text, parse_feed
+from bot.chat.parsing import (
     COMMANDS,
     MAX_INPUT,
     Command,
@@ -40,9 +40,9 @@ from bot.parsing import (
     parse_quote,
     strip_mentions,
 )
-from bot.preview import Preview, fetch_preview
-from bot.roster import RosterError, parse_table, read_roster_file
-from bot.stats import (
+from bot.adapters.link_preview import Preview, fetch_preview
+from bot.domain.roster import RosterError, parse_table, read_roster_file
+from bot.domain.incidents import (
     StatRow,
     StatsError,
     parse_period,
@@ -84,7 +84,7 @@ def chinese(exc: Exception) -> bool:
     return bool(CJK.search(str(exc)))
 
 
-# --- chat text: bot/parsing.py, bot/textnorm.py ---------------------------------------------------
+# --- chat text: bot/chat/parsing.py, bot/textnorm.py ---------------------------------------------------
 
 
 @FAST
@@ -163,7 +163,7 @@ def test_confirmation_matching_stays_fast_on_repetitive_text(unit, reps, tail):
 
 def test_the_worst_known_confirmation_text_is_answered_at_once():
     # In a child process with a time limit: a regression must fail in seconds, not hang the suite for minutes.
-    code = ("from bot.parsing import is_confirmation\n"
+    code = ("from bot.chat.parsing import is_confirmation\n"
             "assert isinstance(is_confirmation('已转' * 29 + 'x'), bool)\n"
             "assert isinstance(is_confirmation('已转' + '本单位' * 19 + 'x'), bool)\n"
             "assert is_confirmation('已转' * 30)\n")
@@ -179,7 +179,7 @@ def test_the_faster_confirmation_pattern_still_accepts_what_it_did(text):
     assert is_confirmation(text)
 
 
-# --- roster files: bot/roster.py -------------------------------------------------------------------
+# --- roster files: bot/domain/roster.py -------------------------------------------------------------------
 
 
 def _check_roster(path: Path) -> None:
@@ -225,7 +225,7 @@ def test_roster_tables_of_odd_text_parse_or_fail_in_chinese(table, with_header):
         assert not any("\x00" in v for r in rows for v in (r.unit, r.name, r.contact_id, r.wechat_name, r.phone))
 
 
-# --- statistics files: bot/stats.py ---------------------------------------------------------------
+# --- statistics files: bot/domain/incidents.py ---------------------------------------------------------------
 
 
 @FAST
@@ -276,8 +276,8 @@ _FORGED_CHECK = """
 import resource, sys, time
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-from bot.roster import RosterError, read_roster_file
-from bot.stats import StatsError, read_stats_bytes
+from bot.domain.roster import RosterError, read_roster_file
+from bot.domain.incidents import StatsError, read_stats_bytes
 path = Path(sys.argv[1])
 started = time.monotonic()
 for read in (lambda: read_stats_bytes("警情.xlsx", path.read_bytes()), lambda: read_roster_file(path)):
@@ -318,7 +318,7 @@ def test_statistics_tables_of_odd_values_parse_or_fail_in_chinese(table, with_he
         assert not any("\x00" in r.town + r.case_type for r in rows)
 
 
-# --- feeds: bot/feeds.py --------------------------------------------------------------------------
+# --- feeds: bot/adapters/feed_fetch.py --------------------------------------------------------------------------
 
 
 @FAST
@@ -367,7 +367,7 @@ def test_html_to_text_takes_anything(markup):
     assert isinstance(out, str) and out == out.strip()
 
 
-# --- link previews: bot/preview.py ----------------------------------------------------------------
+# --- link previews: bot/adapters/link_preview.py ----------------------------------------------------------------
 
 
 @FAST
@@ -396,7 +396,7 @@ async def test_link_preview_of_any_page_is_a_preview_or_none(body, content_type,
         assert "\x00" not in preview.title + preview.description + preview.image  # stored with a push
 
 
-# --- images: bot/evidence.py ----------------------------------------------------------------------
+# --- images: bot/adapters/screenshot_check.py ----------------------------------------------------------------------
 
 
 @SLOW

@@ -9,7 +9,7 @@ and with a timeout.
 tests/test_notify.py checks the notifier alone at DEBUG for each kind of answer (its autouse fixture); this file
 checks the same secrets through the app and the real process, and the puppet token, which that file does not see
 (tests/test_wechaty_transport.py checks the token only at INFO and above). The token is kept out of DEBUG by the
-filter bot/notify.py installs on hpack's loggers when imported, which `relaybot run` does (through bot.logs)
+filter bot/adapters/webhooks.py installs on hpack's loggers when imported, which `relaybot run` does (through bot.logs)
 before it connects; this file imports it the same way.
 """
 
@@ -28,9 +28,9 @@ import uuid
 import pytest
 from werkzeug import Request, Response
 
-import bot.notify  # noqa: F401  (what `relaybot run` imports before connecting: installs the log filters)
-from bot.app import RelayBot
-from bot.notify import WebhookNotifier
+import bot.adapters.webhooks  # noqa: F401  (what `relaybot run` imports before connecting: installs the log filters)
+from bot.runtime.app import RelayBot
+from bot.adapters.webhooks import WebhookNotifier
 from bot.transport.wechaty import WechatyStartError, WechatyTransport
 from tests.bot_process import ROOT, BotProcess
 from tests.gateway_harness import Gateway, GatewayError
@@ -185,7 +185,7 @@ DEBUG_RUN = (
     "logging.getLogger().addHandler(handler)\n"
     "logging.getLogger().setLevel(logging.DEBUG)\n"
     "sys.argv = ['relaybot', 'run']\n"
-    "from bot.cli import main\n"
+    "from bot.cli.main import main\n"
     "main()\n"
 )
 

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from sqlalchemy import text
 from sqlmodel import func, select
 
-from bot.db import create_schema, make_engine, session
-from bot.models import AuditLog, Group, GroupKind, Push
+from bot.storage.db import create_schema, make_engine, session
+from bot.storage.models import AuditLog, Group, GroupKind, Push
 from tests.bot_process import relaybot
 from tests.conftest import EXAMPLE_ROSTER
 

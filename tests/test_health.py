@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.app import RelayBot
-from bot.db import session
-from bot.health import _duration, health_snapshot
-from bot.models import BotState, Outbox
+from bot.runtime.app import RelayBot
+from bot.storage.db import session
+from bot.runtime.health import _duration, health_snapshot
+from bot.storage.models import BotState, Outbox
 from bot.transport.base import ChatKind, Outgoing, SendError
 from bot.transport.memory import MemoryTransport
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG, ZHAO, add_rooms

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.content import load_library, load_texts
-from bot.dispatch import CommandRegistry
-from bot.parsing import COMMANDS as PARSED, parse_command
+from bot.chat.dispatch import CommandRegistry
+from bot.chat.parsing import COMMANDS as PARSED, parse_command
 from handlers.office import COMMANDS as REGISTERED
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import Confirmation, Unit
+from bot.storage.db import session
+from bot.storage.models import Confirmation, Unit
 from bot.transport.base import MessageKind
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, WANG, ZHAO
 
@@ -144,8 +144,8 @@ async def test_a_recall_by_someone_else_changes_nothing(bot, transport, clock, e
 
 
 async def test_a_liaison_typing_the_rate_limit_words_pauses_nothing(bot, transport, engine):
-    from bot.models import BotState
-    from bot.outbox import BACKOFF_KEY
+    from bot.storage.models import BotState
+    from bot.storage.outbox import BACKOFF_KEY
 
     await transport.say(WANG, "发送消息过于频繁，可稍后再试。", room_id=LIAISON_ROOM)
     with session(engine) as s:

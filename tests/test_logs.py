@@ -84,8 +84,8 @@ def test_json_survives_lone_surrogates():
 
 
 def test_secrets_are_scrubbed_in_both_formats():
-    """The httpx filter in bot.notify still works under JSON, and the formatters scrub any other logger too."""
-    import bot.notify  # noqa: F401  (installs the filter on the "httpx" logger)
+    """The httpx filter in bot.adapters.webhooks still works under JSON, and the formatters scrub any other logger too."""
+    import bot.adapters.webhooks  # noqa: F401  (installs the filter on the "httpx" logger)
 
     url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abcd-1234-SECRET"
     httpx_logger = logging.getLogger("httpx")
@@ -117,12 +117,12 @@ def test_secrets_are_scrubbed_in_both_formats():
 def test_setup_logging_json_writes_json_to_stderr(monkeypatch):
     with bare_root(monkeypatch) as stderr:
         setup_logging(logging.INFO, "json")
-        logging.getLogger("bot.app").info("ready as %s", "wxid_bot", extra={"rooms": 3})
-        logging.getLogger("bot.app").debug("not shown")
+        logging.getLogger("bot.runtime.app").info("ready as %s", "wxid_bot", extra={"rooms": 3})
+        logging.getLogger("bot.runtime.app").debug("not shown")
     lines = stderr.getvalue().splitlines()
     assert len(lines) == 1
     entry = json.loads(lines[0])
-    assert entry["msg"] == "ready as wxid_bot" and entry["rooms"] == 3 and entry["logger"] == "bot.app"
+    assert entry["msg"] == "ready as wxid_bot" and entry["rooms"] == 3 and entry["logger"] == "bot.runtime.app"
 
 
 def test_json_logs_python_warnings_as_records(monkeypatch):
@@ -139,16 +139,16 @@ def test_json_logs_python_warnings_as_records(monkeypatch):
 def test_setup_logging_text_keeps_the_old_format_and_can_be_switched(monkeypatch):
     with bare_root(monkeypatch) as stderr:
         setup_logging(logging.WARNING, "text")
-        logging.getLogger("bot.app").warning("sending paused until %s", "10:30")
+        logging.getLogger("bot.runtime.app").warning("sending paused until %s", "10:30")
         setup_logging(logging.WARNING, "json")  # replaces its own handler instead of adding a second one
-        logging.getLogger("bot.app").warning("second")
+        logging.getLogger("bot.runtime.app").warning("second")
         handlers = logging.getLogger().handlers[:]
     assert len(handlers) == 1
     first, second, *rest = stderr.getvalue().splitlines()
     assert rest == []
     date, clock, level, name, message = first.split(" ", 4)
     datetime.strptime(f"{date} {clock}", "%Y-%m-%d %H:%M:%S,%f")
-    assert (level, name, message) == ("WARNING", "bot.app:", "sending paused until 10:30")
+    assert (level, name, message) == ("WARNING", "bot.runtime.app:", "sending paused until 10:30")
     assert json.loads(second)["msg"] == "second"
 
 
@@ -204,7 +204,7 @@ def test_a_real_relaybot_process_logs_only_json_lines(tmp_path):
     for entry in entries:
         assert {"ts", "level", "logger", "msg"} <= set(entry)
         assert datetime.fromisoformat(entry["ts"]).utcoffset() is not None
-    warning = {"level": "WARNING", "logger": "bot.app", "msg": "chinese-calendar does not know 2027: using Monday-Friday"}
+    warning = {"level": "WARNING", "logger": "bot.runtime.app", "msg": "chinese-calendar does not know 2027: using Monday-Friday"}
     assert any(warning.items() <= entry.items() for entry in entries), entries
 
 
@@ -213,5 +213,5 @@ def test_a_real_relaybot_process_keeps_text_logs_by_default(tmp_path):
     result = relaybot("run", "--console", "--clock", "2027-03-01 09:00", db_url=f"sqlite:///{tmp_path / 'logs.db'}",
                       cwd=tmp_path, stdin=script, RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2")
     assert result.returncode == 0, result.stderr
-    assert " WARNING bot.app: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
+    assert " WARNING bot.runtime.app: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
     assert not any(line.startswith("{") for line in result.stderr.splitlines())

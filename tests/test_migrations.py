@@ -19,8 +19,8 @@ from sqlalchemy import MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-from bot.db import BASELINE, alembic_config, make_engine, schema_revisions, session
-from bot.models import AuditLog
+from bot.storage.db import BASELINE, alembic_config, make_engine, schema_revisions, session
+from bot.storage.models import AuditLog
 from tests.bot_process import relaybot
 from tests.conftest import on_postgres
 
@@ -28,7 +28,7 @@ RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.0.sqlite"
 
 
 def test_migrations_build_exactly_the_tables_the_code_uses(engine):
-    # If someone changes bot/models.py without writing a migration, this lists the difference.
+    # If someone changes bot/storage/models.py without writing a migration, this lists the difference.
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
     assert diff == []

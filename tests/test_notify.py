@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from bot.notify import MAX_TEXT_BYTES, WebhookNotifier, make_notifier, redact, truncate
+from bot.adapters.webhooks import MAX_TEXT_BYTES, WebhookNotifier, make_notifier, redact, truncate
 
 KEY = "693a91f6-7b2c-4bc4-97a0-0ec2f1a5d3e8"
 TOKEN = "e4c1d2b3a4958676f7e8d9c0b1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0"
@@ -126,7 +126,7 @@ def no_credentials_logged(caplog: pytest.LogCaptureFixture, request: pytest.Fixt
     # The werkzeug records are the fake robot's own access log, not ours.
     formatter = logging.Formatter("%(name)s %(message)s")
     text = "\n".join(formatter.format(r) for r in records if not r.name.startswith("werkzeug"))
-    assert "bot.notify" in text or request.node.name.startswith(("test_redact", "test_truncate", "test_make"))
+    assert "bot.adapters.webhooks" in text or request.node.name.startswith(("test_redact", "test_truncate", "test_make"))
     secrets = [KEY, TOKEN, SECRET, WRONG_SECRET] + [s for robot in robots for s in robot.signs]
     leaked = [s for s in secrets if s in text]
     assert not leaked, f"credentials in the log: {leaked}"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.parsing import (
+from bot.chat.parsing import (
     DeadlineError,
     is_bare_ack,
     is_confirmation,

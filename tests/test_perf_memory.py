@@ -1,6 +1,6 @@
 """What keeps the long-running bot small: report files made in a child process, numpy and Pillow loaded late.
 
-A report's .xlsx and chart are rendered by `python -m bot.report_worker`, one short-lived process per report, so
+A report's .xlsx and chart are rendered by `python -m bot.reports.worker`, one short-lived process per report, so
 matplotlib and openpyxl never enter the bot. The files are the same as when rendered in the process itself; when
 the child dies or hangs, the report's text still goes out, the failure is logged, and the scheduler carries on.
 """
@@ -18,10 +18,11 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from bot import report_render, report_worker
-from bot.db import session
-from bot.models import ScheduledRun
-from bot.report_data import EvidenceRow, Report
+from bot.reports import render as report_render
+from bot.reports import worker as report_worker
+from bot.storage.db import session
+from bot.storage.models import ScheduledRun
+from bot.reports.figures import EvidenceRow, Report
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, ROOT, TZ, WANG
 from tests.test_report_render import make_report, unit
 
@@ -86,7 +87,7 @@ def summary_run(engine) -> str:
 
 async def test_a_killed_renderer_still_lets_the_summary_text_out(bot, transport, clock, engine, monkeypatch, caplog):
     monkeypatch.setattr(report_worker, "_command", lambda: KILLED)
-    with caplog.at_level(logging.ERROR, logger="bot.report_worker"):
+    with caplog.at_level(logging.ERROR, logger="bot.reports.worker"):
         await summary_day(bot, transport, clock)
     office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
     summary = [o.text for o in office if o.text.startswith("📊")]
@@ -107,7 +108,7 @@ async def test_a_killed_renderer_still_lets_the_summary_text_out(bot, transport,
 async def test_a_hung_renderer_is_stopped_and_the_text_goes_out(bot, transport, clock, engine, monkeypatch, caplog):
     monkeypatch.setattr(report_worker, "_command", lambda: HANGS)
     monkeypatch.setattr(report_worker, "TIMEOUT_SECONDS", 1.0)
-    with caplog.at_level(logging.ERROR, logger="bot.report_worker"):
+    with caplog.at_level(logging.ERROR, logger="bot.reports.worker"):
         await summary_day(bot, transport, clock)
     summary = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM and o.text.startswith("📊")]
     assert len(summary) == 1 and summary[0].endswith("（图表未生成：RendererFailed）")
@@ -139,13 +140,13 @@ DAY_SCRIPT = textwrap.dedent("""
     from datetime import datetime
     from pathlib import Path
     from sqlmodel import select
-    from bot import report_worker
-    from bot.app import RelayBot
+    from bot.reports import worker as report_worker
+    from bot.runtime.app import RelayBot
     from bot.clock import FakeClock
     from bot.config import Settings
-    from bot.db import create_schema, make_engine, session
-    from bot.models import Outbox
-    from bot.roster import import_roster, read_roster_file
+    from bot.storage.db import create_schema, make_engine, session
+    from bot.storage.models import Outbox
+    from bot.domain.roster import import_roster, read_roster_file
     from bot.transport.memory import MemoryTransport
     from tests.conftest import ADMIN, EXAMPLE_ROSTER, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG, LI
 
@@ -177,7 +178,7 @@ DAY_SCRIPT = textwrap.dedent("""
             files = sorted(s.exec(select(Outbox.file_name).where(Outbox.file_name != "")))
         await bot.stop()
         engine.dispose()
-        heavy = {m: m in sys.modules for m in ("matplotlib", "openpyxl", "numpy", "bot.report_render")}
+        heavy = {m: m in sys.modules for m in ("matplotlib", "openpyxl", "numpy", "bot.reports.render")}
         print(json.dumps({"files": files, "loaded": heavy}))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,7 +196,7 @@ def run_day(mode: str) -> dict:
 def test_after_a_daily_summary_the_bot_process_holds_no_matplotlib_openpyxl_or_numpy():
     result = run_day("child")
     assert result["files"] == ["反诈预警转发日报（11月26日）.png", "反诈预警转发日报（11月26日）.xlsx"]
-    assert result["loaded"] == {"matplotlib": False, "openpyxl": False, "numpy": False, "bot.report_render": False}
+    assert result["loaded"] == {"matplotlib": False, "openpyxl": False, "numpy": False, "bot.reports.render": False}
 
 
 def test_the_module_check_sees_matplotlib_when_the_files_are_rendered_in_the_bot():
@@ -207,12 +208,12 @@ def test_the_module_check_sees_matplotlib_when_the_files_are_rendered_in_the_bot
 def test_numpy_and_pillow_wait_for_the_first_screenshot():
     script = textwrap.dedent("""
         import io, json, sys
-        import bot.app, bot.cli, handlers
+        import bot.runtime.app, bot.cli.main, handlers
         before = "numpy" in sys.modules
         from PIL import Image
         buf = io.BytesIO()
         Image.new("RGB", (64, 48), "white").save(buf, "PNG")
-        from bot import evidence
+        from bot.adapters import screenshot_check as evidence
         digest = evidence.perceptual_hash(buf.getvalue())
         print(json.dumps({"before": before, "after": "numpy" in sys.modules, "hash": digest}))
     """)

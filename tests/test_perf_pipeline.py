@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlmodel import select
 
-from bot.db import session
-from bot.dispatch import Context
-from bot.models import (
+from bot.storage.db import session
+from bot.chat.dispatch import Context
+from bot.storage.models import (
     Alert,
     Confirmation,
     Group,
@@ -31,9 +31,9 @@ from bot.models import (
     PushState,
     Unit,
 )
-from bot.reading import read_reply
-from bot.parsing import is_confirmation
-from bot.relay import LATE_WINDOW, unconfirmed_open_pushes
+from bot.chat.reading import read_reply
+from bot.chat.parsing import is_confirmation
+from bot.domain.relay import LATE_WINDOW, unconfirmed_open_pushes
 from bot.transport.base import Member
 from handlers import liaison as liaison_handlers
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG

@@ -1,6 +1,6 @@
 """The faster report figures are the same figures: build_report and standings against the algorithms they replaced.
 
-bot/reports.py and bot/escalation.py now read plain columns (and only the misses that can decide a run) instead of
+bot/reports/build.py and bot/domain/escalation.py now read plain columns (and only the misses that can decide a run) instead of
 every Confirmation and Miss as an ORM object. The reference functions below are the earlier implementations,
 kept here verbatim in their logic, and run on randomised months with the awkward cases in them: inactive units,
 withdrawn pushes, pushes outside the period, late confirmations, screenshot verdicts, long runs of misses (longer
@@ -18,8 +18,8 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.db import session
-from bot.escalation import (
+from bot.storage.db import session
+from bot.domain.escalation import (
     INTERVIEW,
     NONE,
     REMIND,
@@ -30,10 +30,10 @@ from bot.escalation import (
     Standing,
     standings,
 )
-from bot.models import Alert, Confirmation, Miss, Push, PushState, Unit
-from bot.relay import active_units
-from bot.report_data import EvidenceRow, PushRow, Report, UnitRow
-from bot.reports import BOARD_SIZE, _title, build_report
+from bot.storage.models import Alert, Confirmation, Miss, Push, PushState, Unit
+from bot.domain.relay import active_units
+from bot.reports.figures import EvidenceRow, PushRow, Report, UnitRow
+from bot.reports.build import BOARD_SIZE, _title, build_report
 from tests.conftest import TZ
 
 # ---- the implementations before the optimisation -------------------------------------------------
@@ -132,7 +132,7 @@ def make_history(engine, seed: int, *, units: int = 12) -> list[int]:
                      for i in range(units)]
         s.add_all(unit_rows)
         s.flush()
-        from bot.models import Liaison
+        from bot.storage.models import Liaison
 
         liaisons = {}
         for u in unit_rows:
@@ -242,7 +242,7 @@ def _report(n: int) -> Report:
 
 
 def test_a_large_district_charts_its_lowest_ranked_units_and_says_so():
-    from bot.report_render import MAX_CHART_UNITS, chart_subset, render_chart
+    from bot.reports.render import MAX_CHART_UNITS, chart_subset, render_chart
     from tests.test_report_render import png_size
 
     small = _report(MAX_CHART_UNITS)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from werkzeug import Response
 
-from bot.preview import Preview, fetch_preview
+from bot.adapters.link_preview import Preview, fetch_preview
 
 OG_PAGE = """<!doctype html><html><head>
 <meta charset="utf-8">

@@ -1,12 +1,12 @@
-"""bot.reading: what counts as a confirmation, what never does, when to ask; and the labelled corpora."""
+"""bot.chat.reading: what counts as a confirmation, what never does, when to ask; and the labelled corpora."""
 
 from __future__ import annotations
 
 import pytest
 
 from benchmarks.reading import CORPORA, score
-from bot.reading import Verdict, is_bare_ack, read_reply
-from bot.wechat_formats import group_note, is_rate_limit_notice, sysmsg, xml_quote
+from bot.chat.reading import Verdict, is_bare_ack, read_reply
+from bot.chat.wechat_formats import group_note, is_rate_limit_notice, sysmsg, xml_quote
 
 NAMES = ("城关镇", "东城街道", "区财政局", "区卫健局")
 

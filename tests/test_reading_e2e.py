@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from bot.db import make_engine, session
-from bot.models import BotState, Confirmation, Outbox, Unit
-from bot.outbox import BACKOFF_KEY
+from bot.storage.db import make_engine, session
+from bot.storage.models import BotState, Confirmation, Outbox, Unit
+from bot.storage.outbox import BACKOFF_KEY
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, wait_until
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import AuditLog, Confirmation, Push, Unit
+from bot.storage.db import session
+from bot.storage.models import AuditLog, Confirmation, Push, Unit
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, STRANGER, SUN, WANG, WU, ZHENG, ZHOU
 
 
@@ -256,7 +256,7 @@ async def test_push_a_link_an_image_and_a_text_sent_privately(bot, transport, en
 
 
 async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(settings, transport, engine, clock, roster):
-    from bot.app import RelayBot
+    from bot.runtime.app import RelayBot
 
     first = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await first.start()
@@ -278,7 +278,7 @@ async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(setting
 
 
 async def test_no_liaison_group_or_no_roster_means_no_push(settings, transport, engine, clock):
-    from bot.app import RelayBot
+    from bot.runtime.app import RelayBot
 
     b = RelayBot(settings.model_copy(update={"liaison_groups": []}), transport, engine=engine, clock=clock,
                  send_loop=False)

@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from PIL import Image
 
-from bot import report_render
-from bot.report_data import CorrectionRow, PushRow, Report, UnitRow
-from bot.report_render import CJKFontMissing, cjk_font_path, render_chart, render_xlsx
+from bot.reports import render as report_render
+from bot.reports.figures import CorrectionRow, PushRow, Report, UnitRow
+from bot.reports.render import CJKFontMissing, cjk_font_path, render_chart, render_xlsx
 
 TZ = ZoneInfo("Asia/Shanghai")
 HYPERLINK = '=HYPERLINK("http://x")'

@@ -7,10 +7,10 @@ from openpyxl import Workbook
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.db import session
-from bot.models import Liaison, Unit
-from bot.roster import RosterError, import_roster, read_roster_file
+from bot.cli.main import app
+from bot.storage.db import session
+from bot.storage.models import Liaison, Unit
+from bot.domain.roster import RosterError, import_roster, read_roster_file
 from tests.conftest import EXAMPLE_ROSTER
 
 HEADER = "单位,类别,联络员,微信ID,微信昵称,手机,角色\n"

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from bot.app import RelayBot
-from bot.calendar import WorkCalendar
-from bot.db import session
-from bot.models import Miss, Push, ScheduledRun
-from bot.schedule import occurrences
+from bot.runtime.app import RelayBot
+from bot.domain.workdays import WorkCalendar
+from bot.storage.db import session
+from bot.storage.models import Miss, Push, ScheduledRun
+from bot.operations.agenda import occurrences
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, TZ, WANG, WU, ZHAO, ZHENG, ZHOU
 
 

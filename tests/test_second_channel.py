@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.notify import WebhookNotifier
+from bot.adapters.webhooks import WebhookNotifier
 from bot.transport.base import SendError
 from tests.conftest import ADMIN, OFFICE_ROOM, TZ
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 
-from bot.app import RelayBot
-from bot.db import session
-from bot.models import Outbox
+from bot.runtime.app import RelayBot
+from bot.storage.db import session
+from bot.storage.models import Outbox
 from bot.transport.base import SendError
 from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG

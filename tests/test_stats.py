@@ -12,11 +12,11 @@ from openpyxl import Workbook
 from PIL import Image
 from sqlmodel import select
 
-from bot import stats
+from bot.domain import incidents as stats
 from bot.content import load_library, load_texts
-from bot.db import session
-from bot.models import IncidentStat
-from bot.stats import (
+from bot.storage.db import session
+from bot.storage.models import IncidentStat
+from bot.domain.incidents import (
     LEVEL_REMIND,
     LEVEL_TALK,
     LEVEL_WRITTEN,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import IncidentStat, Outbox
+from bot.storage.db import session
+from bot.storage.models import IncidentStat, Outbox
 from bot.transport.base import FileData
 from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LI, OFFICE_ROOM

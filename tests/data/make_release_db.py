@@ -18,9 +18,9 @@ import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from bot import models
-from bot.db import make_engine, session
-from bot.demo import run_demo
+from bot.storage import models
+from bot.storage.db import make_engine, session
+from bot.cli.demo import run_demo
 
 
 def main(target: Path) -> None:

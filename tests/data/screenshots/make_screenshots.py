@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.report_render import cjk_font_path
+from bot.reports.render import cjk_font_path
 
 OUT = Path(__file__).resolve().parent
 TITLE = "警惕刷单返利：先给小甜头，再骗大本金"

@@ -1,0 +1,128 @@
+"""Turns domain results into the sentences of content/messages.toml."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.clock import show
+from bot.content import Texts
+from bot.storage.models import Alert, ConfirmMethod, PushState
+from bot.domain.people import Ambiguity
+from bot.domain.relay import Ack, Progress
+from bot.reports.figures import Report
+
+NAME_SEP = "、"
+REASON_SHOWN = 20  # characters of a 补登/免转 reason shown in 进度; the whole reason is in 单位 and the 通报
+
+
+def brief(text: str, limit: int = REASON_SHOWN) -> str:
+    """`text` cut to `limit` characters, with … when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def push_title(alert: Alert) -> str:
+    """The title shown for a pushed item."""
+    return alert.title or (alert.text.splitlines()[0][:30] if alert.text else "") or alert.link_url or "图片"
+
+
+def push_text(texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: ZoneInfo) -> str:
+    """The text of a push: header, the alert body if it has one, how to confirm and the deadline."""
+    parts = [texts.t("push.header", n=n, title=push_title(alert))]
+    body = alert.text.strip()
+    if body and body != push_title(alert):
+        parts.append(body)
+    parts.append(texts.t("push.footer", n=n, deadline=show(deadline, tz)))
+    return "\n".join(parts)
+
+
+def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evidence_required: bool = False) -> str:
+    """`进度`: counts, the deadline, and the units that have not confirmed."""
+    state = ""
+    if p.push.state == PushState.WITHDRAWN.value:
+        state = texts.t("progress.state_withdrawn")
+    elif now > p.push.deadline:
+        state = texts.t("progress.state_overdue")
+    lines = [
+        texts.t("progress.head", n=p.push.id, title=push_title(p.alert)),
+        texts.t(
+            "progress.counts",
+            done=len(p.confirmed),
+            total=p.total,
+            late=texts.t("progress.late_part", late=p.late) if p.late else "",
+            deadline=show(p.push.deadline, tz),
+            state=state,
+        ),
+    ]
+    if p.groups_sent < p.groups_total:
+        lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
+    shots = [(u, c) for u, c in p.confirmed if c.evidence_file or c.verdict]
+    # A 补登 has no screenshot to miss: the office vouched for it.
+    without = [u for u, c in p.confirmed
+               if not (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OFFICE.value]
+    if shots or (evidence_required and p.confirmed):
+        counts = {v: sum(1 for _, c in shots if c.verdict == v) for v in ("已核验", "未核验", "存疑")}
+        waiting = sum(1 for _, c in shots if not c.verdict)
+        lines.append(texts.t("evidence.summary", verified=counts["已核验"], unverified=counts["未核验"],
+                             doubtful=counts["存疑"], waiting=waiting, none=len(without)))
+        doubtful = [f"{u.name}（{c.verdict_reason}）" for u, c in shots if c.verdict == "存疑"]
+        if doubtful:
+            lines.append(texts.t("evidence.doubtful", items=NAME_SEP.join(doubtful)))
+        if evidence_required and without:
+            lines.append(texts.t("evidence.missing", count=len(without), names=NAME_SEP.join(u.name for u in without)))
+    if p.added:
+        lines.append(texts.t("progress.added", count=len(p.added),
+                             items=NAME_SEP.join(f"{u.name}（{brief(c.evidence_text)}）" for u, c in p.added)))
+    if p.exempted:
+        lines.append(texts.t("progress.exempted", count=len(p.exempted),
+                             items=NAME_SEP.join(f"{u.name}（{brief(e.reason)}）" for u, e in p.exempted)))
+    if p.missing:
+        lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
+    else:
+        lines.append(texts.t("progress.all_done"))
+    return "\n".join(lines)
+
+
+def ack_text(texts: Texts, ack: Ack) -> str:
+    """One acknowledgement for the confirmations a group made during a quiet spell."""
+    key = "confirm.ack_late" if ack.late else "confirm.ack"
+    return texts.t(key, n=ack.push.id, names=NAME_SEP.join(ack.units), count=len(ack.units), done=ack.done, total=ack.total)
+
+
+def ambiguity_text(texts: Texts, amb: Ambiguity, *, room_name: str) -> str:
+    """The office notice for a name that could not be bound to one person."""
+    if amb.key.startswith("liaison:"):
+        return texts.t("groups.ambiguous_member", who=amb.who, unit=NAME_SEP.join(amb.candidates))
+    return texts.t("groups.ambiguous", room=room_name, who=amb.who, candidates=NAME_SEP.join(amb.candidates))
+
+
+def report_text(texts: Texts, report: Report) -> str:
+    """The short text posted with a report's files."""
+    if not report.pushes:
+        return texts.t("report.no_pushes", title=report.title)
+    lines = [
+        texts.t(
+            "report.summary",
+            title=report.title,
+            pushes=len(report.pushes),
+            expected=sum(u.received for u in report.units),
+            on_time=sum(u.on_time for u in report.units),
+            late=sum(u.late for u in report.units),
+            missed=sum(u.missed for u in report.units),
+        )
+    ]
+    if report.red:
+        lines.append(texts.t("report.red", names=NAME_SEP.join(report.red)))
+    if report.black:
+        lines.append(texts.t("report.black", names=NAME_SEP.join(report.black)))
+    for level, names in report.escalations.items():
+        lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
+    if report.evidence:
+        count = {v: sum(1 for e in report.evidence if e.verdict == v) for v in ("已核验", "存疑")}
+        lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count["已核验"],
+                             doubtful=count["存疑"]))
+    added = sum(len(p.added_units) for p in report.pushes)
+    exempted = sum(len(p.exempted_units) for p in report.pushes)
+    if added or exempted:
+        lines.append(texts.t("report.corrections", added=added, exempted=exempted))
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Parsers for what people type: commands, #N references, quote-replies, confirmations, deadlines."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.chat.reading import Reading, Verdict, is_bare_ack, read_reply
+from bot.chat.wechat_formats import xml_quote
+from bot.textnorm import clean
+
+MAX_INPUT = 2000  # longer messages are not commands or confirmations; cut before any regex runs
+
+COMMANDS = (
+    "设为联络员群",
+    "取消联络员群",
+    "设为办公群",
+    "取消办公群",
+    "推送",
+    "进度",
+    "提醒",
+    "截止",
+    "撤回",
+    "补登",
+    "撤销",
+    "免转",
+    "帮助",
+    "报表",
+    "单位",
+    "请假",
+    "销假",
+    "工作日",
+    "休息日",
+    "警情",
+)
+
+_LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")
+_PUSH_REF = re.compile(r"#\s*(\d{1,7})")
+_COMMAND = re.compile(r"^(" + "|".join(COMMANDS) + r")(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    arg: str  # the rest of the line, cleaned
+
+
+def strip_mentions(text: str) -> str:
+    """Drop leading @Name mentions (people @ the bot before a command)."""
+    return _LEADING_MENTIONS.sub("", clean(text)[:MAX_INPUT]).strip()
+
+
+def parse_command(text: str) -> Command | None:
+    """A command at the start of the message, e.g. `推送 刷单` or `进度#3`; None if there is none."""
+    body = strip_mentions(text)
+    if "\n" in body:
+        return None
+    m = _COMMAND.match(body)
+    if not m:
+        return None
+    return Command(m.group(1), m.group(2).strip())
+
+
+@dataclass(frozen=True)
+class CorrectionArgs:
+    unit: str  # as typed; matched to a unit by the handler
+    n: int
+    reason: str  # "" when none was given
+
+
+# Greedy up to the first '#': linear on any input (a lazy group before \s* backtracks quadratically).
+_CORRECTION = re.compile(r"^(?P<unit>[^#]*)#\s*(?P<n>\d{1,7})(?P<reason>.*)$", re.DOTALL)
+_REASON_EDGE = " \t，,：:；;。"
+
+
+def parse_correction(arg: str) -> CorrectionArgs | None:
+    """`区卫健局 #3 电话确认` as 补登/撤销/免转 take it; None without a unit before a #N."""
+    m = _CORRECTION.match(clean(arg)[:MAX_INPUT])
+    if not m or not m.group("unit").strip():
+        return None
+    return CorrectionArgs(m.group("unit").strip(), int(m.group("n")), m.group("reason").strip(_REASON_EDGE))
+
+
+def parse_push_ref(text: str) -> int | None:
+    """The N of a `#N` (half- or full-width) in the text, if any."""
+    m = _PUSH_REF.search(clean(text)[:MAX_INPUT])
+    return int(m.group(1)) if m else None
+
+
+_QUOTE = re.compile(r"^「(?P<quoted>.*)」\s*\n\s*-(?:[\s\u3000]*-){2,}[\s\u3000]*\n?(?P<reply>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Quote:
+    quoted: str  # "sender: text" as the puppet renders it
+    reply: str
+
+
+def parse_quote(text: str) -> Quote | None:
+    """A quote-reply as pad-protocol puppets deliver it: 「sender：quoted」, a dash line, the reply."""
+    m = _QUOTE.match((text or "")[: MAX_INPUT * 4].strip())
+    if not m:
+        return None
+    return Quote(quoted=m.group("quoted").strip(), reply=m.group("reply").strip())
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a message in a liaison group says: the reading, the pushes it names, and whether it is about a push."""
+
+    reading: Reading
+    refs: tuple[int, ...]
+    reply: str  # the part that was read: the whole text, or the reply under a quote
+    quote_of_push: bool  # a quote reply to a push (pad-style text or type-57 XML)
+    about_push: bool  # quoted or numbered a push: worth a hint if it does not confirm
+
+
+def read_message(text: str, names: tuple[str, ...] = ()) -> Said:
+    """Read a text, a pad-style quote reply or a raw-XML quote reply (type 57): a quote of a push adds its number,
+    and a face code alone under it (`[强]`, `[OK]`, 👍) confirms it."""
+    quote = parse_quote(text)
+    xml = xml_quote(text) if quote is None else None
+    if xml is not None:
+        quote = Quote(quoted=f"{xml.quoted_name}：{xml.quoted}", reply=xml.reply)
+    if quote is None:
+        reading = read_reply(text, names)
+        return Said(reading, reading.refs, text, False, bool(reading.refs))
+    reading = read_reply(quote.reply, names)
+    quoted_ref = parse_push_ref(quote.quoted)
+    of_push = quoted_ref is not None or "反诈预警" in quote.quoted
+    refs = reading.refs or ((quoted_ref,) if quoted_ref else ())
+    if of_push and is_bare_ack(quote.reply):
+        reading = Reading(Verdict.YES, "引用推送回复表情", quote.reply, refs)
+    return Said(reading, refs, quote.reply, of_push, of_push)
+
+
+def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
+    """True when the reply confirms a relay (`已转发`, `城关镇 已转 #3 👍`, `已转发至各村群，并要求…`); see bot.chat.reading."""
+    return read_reply(text, names).confirmed
+
+
+# ---- deadlines ---------------------------------------------------------------------------------
+
+class DeadlineError(ValueError):
+    """The deadline text could not be understood."""
+
+
+_TIME = r"(?P<h>\d{1,2})(?:(?::|点|时)(?P<m>\d{1,2}|半)?分?)?"
+_DEADLINE_FORMS = [
+    re.compile(rf"^(?P<rel>今天|今日|今晚|明天|明日|后天)(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
+    re.compile(rf"^(?:(?P<y>\d{{4}})年)?(?P<mo>\d{{1,2}})月(?P<d>\d{{1,2}})[日号](?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
+    re.compile(rf"^(?:(?P<y>\d{{4}})[-/.])?(?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})[T ]?(?:{_TIME})?$"),
+    re.compile(rf"^(?:上午|中午|下午|晚上)?{_TIME}$"),
+]
+_AFTERNOON = ("下午", "晚上", "今晚")
+
+
+def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time) -> datetime:
+    """A deadline like 今天18:00, 明天12点, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the future."""
+    body = re.sub(r"\s+", " ", clean(text)).strip()
+    compact = body.replace(" ", "") if not re.match(r"^\d{4}[-/.]\d", body) else body
+    local_now = now.astimezone(tz)
+    for form in _DEADLINE_FORMS:
+        m = form.match(compact)
+        if not m:
+            continue
+        parts = m.groupdict()
+        if parts.get("rel"):
+            offset = {"今天": 0, "今日": 0, "今晚": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]]
+            day = local_now.date() + timedelta(days=offset)
+        elif parts.get("mo"):
+            year = int(parts["y"]) if parts.get("y") else local_now.year
+            try:
+                day = date(year, int(parts["mo"]), int(parts["d"]))
+            except ValueError as exc:
+                raise DeadlineError(str(exc)) from exc
+            if not parts.get("y") and day < local_now.date():
+                day = day.replace(year=year + 1)  # "1月5日" typed in December means next January
+        else:
+            day = local_now.date()
+        if parts.get("h") is None:
+            at = default_time
+        else:
+            hour = int(parts["h"])
+            minute = 30 if parts.get("m") == "半" else int(parts.get("m") or 0)
+            if any(w in compact for w in _AFTERNOON) and hour < 12:
+                hour += 12
+            if not (0 <= hour <= 23 and 0 <= minute <= 59):
+                raise DeadlineError("time out of range")
+            at = time(hour, minute)
+        result = datetime.combine(day, at, tzinfo=tz)
+        if result <= local_now:
+            raise DeadlineError("in the past")
+        return result
+    raise DeadlineError("not understood")
+
+
+# ---- days --------------------------------------------------------------------------------------
+
+_DAY_FORMS = [
+    re.compile(r"^(?P<rel>今天|今日|明天|明日|后天)$"),
+    re.compile(r"^(?:(?P<y>\d{4})年)?(?P<mo>\d{1,2})月(?P<d>\d{1,2})[日号]?$"),
+    re.compile(r"^(?:(?P<y>\d{4})[-/.])?(?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})$"),
+]
+_RANGE_SEP = re.compile(r"至|到|~|～|—|－")
+
+
+def parse_day(text: str, *, today: date) -> date:
+    """A day like 今天, 11月30日, 2027-01-01 or 12/1 (this year, or next year if already past)."""
+    body = clean(text).replace(" ", "")
+    for form in _DAY_FORMS:
+        m = form.match(body)
+        if not m:
+            continue
+        parts = m.groupdict()
+        if parts.get("rel"):
+            return today + timedelta(days={"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]])
+        year = int(parts["y"]) if parts.get("y") else today.year
+        try:
+            day = date(year, int(parts["mo"]), int(parts["d"]))
+        except ValueError as exc:
+            raise DeadlineError(str(exc)) from exc
+        if not parts.get("y") and day < today - timedelta(days=180):
+            day = day.replace(year=year + 1)
+        return day
+    raise DeadlineError("not a day")
+
+
+def parse_day_range(text: str, *, today: date) -> tuple[date, date]:
+    """One day, or two joined by 至/到/~ (also "11月30日-12月2日"); the end is not before the start."""
+    body = clean(text).replace(" ", "")
+    parts = _RANGE_SEP.split(body)
+    if len(parts) == 1 and body.count("-") == 1 and "月" in body:
+        parts = body.split("-")
+    if len(parts) == 1:
+        day = parse_day(parts[0], today=today)
+        return day, day
+    if len(parts) != 2:
+        raise DeadlineError("not a range")
+    start, end = parse_day(parts[0], today=today), parse_day(parts[1], today=today)
+    if end < start:
+        raise DeadlineError("end before start")
+    if (end - start).days > 366:
+        raise DeadlineError("range too long")
+    return start, end

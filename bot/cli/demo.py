@@ -1,0 +1,142 @@
+"""`relaybot demo`: a scripted day of the relay loop through the in-memory transport, printed as a chat log."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, time
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from bot.runtime.app import RelayBot
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.storage.db import create_schema, make_engine, session
+from bot.domain.roster import import_roster, read_roster_file
+from bot.transport.base import ChatKind, Image, Incoming, Member, MessageKind
+from bot.transport.memory import MemoryTransport
+
+EXAMPLE_ROSTER = Path(__file__).resolve().parents[2] / "examples" / "roster_example.csv"
+TZ = ZoneInfo("Asia/Shanghai")
+
+ADMIN = Member("admin-chen", "陈静", "反诈办-陈静")
+WANG = Member("wxid_wangfang", "王芳", "王芳-城关镇")
+LI = Member("wxid_liqiang", "李强", "东城李强")
+ZHOU = Member("wxid_zm2024", "小敏", "周敏（西湖镇）")  # not in the roster by id: recognised by group nickname
+SUN = Member("wxid_sunli", "孙丽", "")
+WU = Member("wxid_wg88", "吴刚", "")  # recognised by WeChat name
+ZHENG = Member("wxid_zhengjie", "郑洁", "")
+STRANGER = Member("wxid_passerby", "路人甲", "")
+LIAISON_ROOM, LIAISON_NAME = "demo-liaison@chatroom", "全区反诈联络员群"
+OFFICE_ROOM, OFFICE_NAME = "demo-office@chatroom", "反诈办工作群"
+
+
+class _Printer:
+    def __init__(self, transport: MemoryTransport, clock: FakeClock, out: TextIO) -> None:
+        self.transport, self.clock, self.out, self.seen = transport, clock, out, 0
+
+    def stamp(self) -> str:
+        return self.clock().astimezone(TZ).strftime("%H:%M")
+
+    def incoming(self, msg: Incoming) -> None:
+        where = self.transport.room_name(msg.chat_id) if msg.chat_kind == ChatKind.ROOM else "私聊机器人"
+        body = f"[截图 {msg.image.name}]" if msg.image else msg.text
+        first, *rest = body.splitlines() or [""]
+        print(f"{self.stamp()} [{where}] {msg.sender.group_nickname or msg.sender.name}: {first}", file=self.out)
+        for line in rest:
+            print(f"      {line}", file=self.out)
+
+    def outgoing(self) -> None:
+        for out in self.transport.sent[self.seen:]:
+            first, *rest = self.transport.render(out).splitlines() or [""]
+            print(f"{self.stamp()} {first}", file=self.out)
+            for line in rest:
+                print(f"      {line}", file=self.out)
+        self.seen = len(self.transport.sent)
+
+    def note(self, text: str) -> None:
+        print(f"\n—— {text} ——", file=self.out)
+
+
+async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
+    """Play the scripted day; returns the SQLite file it used."""
+    folder = Path(workdir or tempfile.mkdtemp(prefix="relaybot-demo-"))
+    db_file = folder / "demo.db"
+    db_file.unlink(missing_ok=True)
+    settings = Settings(
+        database_url=f"sqlite:///{db_file}",
+        admin_ids=[ADMIN.contact_id],
+        liaison_groups=[LIAISON_NAME],
+        office_group=OFFICE_NAME,
+        ack_quiet_seconds=60,
+        evidence_dir=str(folder / "evidence"),
+        reminder_times=[time(10, 0)],  # one automatic reminder is enough to show in the demo
+    )
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    with session(engine) as s:
+        report = import_roster(s, read_roster_file(EXAMPLE_ROSTER))
+        s.commit()
+    clock = FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=TZ))  # a Thursday
+    transport = MemoryTransport(bot_id="demo-bot")
+    transport.add_room(LIAISON_ROOM, LIAISON_NAME, [ADMIN, WANG, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
+    transport.add_room(OFFICE_ROOM, OFFICE_NAME, [ADMIN])
+    printer = _Printer(transport, clock, out)
+    bot = RelayBot(settings, transport, engine=engine, clock=clock)
+
+    print("反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：%s）" % db_file, file=out)
+    print("导入名单 examples/roster_example.csv：" + "；".join(report.lines()), file=out)
+    await bot.start()
+
+    async def step(minutes: float, who: Member, text: str = "", room: str | None = LIAISON_ROOM, image: bool = False):
+        clock.advance(minutes=minutes)
+        if image:
+            msg = transport.incoming(who, room_id=room, kind=MessageKind.IMAGE, image=Image("转发截图.jpg", b"\xff\xd8demo"))
+        else:
+            msg = transport.incoming(who, text, room_id=room)
+        printer.incoming(msg)
+        await bot.on_message(msg)
+        await flush()
+
+    async def flush():
+        await bot.send_pending()
+        printer.outgoing()
+
+    async def tick(hour: int, minute: int):
+        clock.now = clock.now.astimezone(TZ).replace(hour=hour, minute=minute, second=0)
+        await bot.run_schedule()
+        await flush()
+
+    async def quiet(minutes: float):
+        clock.advance(minutes=minutes)
+        await bot.flush_acks()
+        await flush()
+
+    printer.note("反诈办推送预警")
+    await step(0, ADMIN, "推送 刷单", OFFICE_ROOM)
+    printer.note("各单位联络员用不同方式确认")
+    await step(12, WANG, "城关镇 已转发 #1 👍")
+    await step(1, LI, "「反诈助手：【反诈预警 #1】警惕刷单返利：所有刷单都是诈骗」\n- - - - - - - - - - - - - - -\n已转")
+    await step(2, SUN, image=True)
+    await step(1, ZHOU, "已转发到各村居群")
+    await step(1, STRANGER, "已转发")
+    await step(1, WU, "请问怎么转发？")
+    printer.note("群里安静一分钟后，机器人一次性确认")
+    await quiet(2)
+    printer.note("非管理员试图发指令")
+    await step(5, LI, "推送 刷单")
+    printer.note("10:00 工作日定时提醒（自动）")
+    await tick(10, 0)
+    printer.note("下午，反诈办查看进度并手动提醒")
+    await step(245, ADMIN, "进度", OFFICE_ROOM)
+    await step(1, ADMIN, "提醒 #1", OFFICE_ROOM)
+    await step(150, ZHENG, "收到，已转发本单位群")
+    await quiet(2)
+    printer.note("18:00 截止：最终未转发名单（自动）")
+    await tick(18, 0)
+    printer.note("18:30 每日汇总（自动，附表格和图表）")
+    await tick(18, 30)
+    await bot.stop()
+    engine.dispose()
+    return db_file
+

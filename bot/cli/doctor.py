@@ -1,0 +1,208 @@
+"""`relaybot doctor`: checks configuration, database, gateway and the bot's recorded health, in plain words.
+
+Each check gives a Finding: OK, WARN (works, but someone should look) or ERROR (the bot cannot do its job).
+`relaybot doctor` exits 1 when there is an ERROR, so it can be a container HEALTHCHECK or a cron job.
+It never changes anything: no migration, no message, and its gateway call (one Version RPC) does not
+disturb a running bot's event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, text
+from sqlalchemy.engine import make_url
+from sqlmodel import col, select
+
+from bot.config import Settings
+
+LOW_DISK_BYTES = 1 << 30  # 1 GiB: screenshots and the database grow for years
+STUCK_OUTBOX = timedelta(minutes=60)
+
+
+class Level(enum.Enum):
+    OK = "✔"
+    WARN = "!"
+    ERROR = "✘"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    area: str
+    text: str
+
+    def line(self) -> str:
+        return f"{self.level.value} {self.area}：{self.text}"
+
+
+def run_checks(settings: Settings, *, now: datetime, gateway_timeout: float = 5.0) -> list[Finding]:
+    """Every check, in the order a person would fix things."""
+    findings = list(check_settings(settings, now))
+    findings += check_database(settings, now)
+    findings += asyncio.run(_gateway(settings, gateway_timeout))
+    return findings
+
+
+def check_settings(settings: Settings, now: datetime) -> list[Finding]:
+    area = "配置"
+    out: list[Finding] = []
+    try:
+        tz = ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        out.append(Finding(Level.ERROR, area, f"时区 {settings.timezone!r} 无效（timezone），应为 Asia/Shanghai 这样的名字"))
+        tz = ZoneInfo("Asia/Shanghai")
+    if not settings.admin_ids:
+        out.append(Finding(Level.ERROR, area, "没有设置管理员（admin_ids）：谁发的指令都不会执行"))
+    else:
+        out.append(Finding(Level.OK, area, f"管理员 {len(settings.admin_ids)} 人"))
+    if not settings.endpoint() or not settings.token():
+        out.append(Finding(Level.ERROR, area, "没有设置微信网关的地址或 token"
+                                              "（WECHATY_PUPPET_SERVICE_ENDPOINT / WECHATY_PUPPET_SERVICE_TOKEN）"))
+    try:
+        from bot.adapters.webhooks import make_notifier
+
+        notifier = make_notifier(settings.notify_kind, settings.notify_url, settings.notify_secret)
+    except ValueError as exc:
+        out.append(Finding(Level.ERROR, area, str(exc)))
+    else:
+        if notifier is None:
+            out.append(Finding(Level.WARN, area, "没有设置第二通道（notify_url，企业微信或钉钉群机器人）："
+                                                 "微信断线时机器人没法告诉反诈办"))
+    if not settings.self_check_target or settings.self_check_minutes <= 0:
+        out.append(Finding(Level.WARN, area, "没有设置自检（self_check_target）：发不出消息时要等有人发现"))
+    out.extend(_check_folder(area, "截图文件夹", Path(settings.evidence_dir)))
+    from bot.domain.workdays import WorkCalendar
+
+    today = now.astimezone(tz).date()
+    calendar = WorkCalendar(official=settings.official_calendar)
+    years = [today.year] + ([today.year + 1] if today.month == 12 else [])
+    for year in years:
+        if not calendar.knows_year(year):
+            out.append(Finding(Level.WARN, area, f"不知道 {year} 年的法定节假日和调休：按周一到周五算。"
+                                                 "请升级 chinese-calendar，或在群里用“休息日/工作日”录入"))
+    return out
+
+
+def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
+    """The folder (or, before it exists, the folder it will be made in) can be written, with disk to spare."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return [Finding(Level.ERROR, area, f"{name} {folder} 不能写入：{exc.strerror or exc}")]
+    free = shutil.disk_usage(existing).free
+    if free < LOW_DISK_BYTES:
+        return [Finding(Level.WARN, area, f"{name} {folder} 所在磁盘只剩 {free / (1 << 20):.0f} MB")]
+    return []
+
+
+def check_database(settings: Settings, now: datetime) -> list[Finding]:
+    from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
+    from bot.runtime.health import health_snapshot
+    from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
+
+    area = "数据库"
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return [Finding(Level.WARN, area, f"数据库文件 {url.database} 还不存在：运行 relaybot db upgrade 或启动机器人会新建")]
+    engine = make_engine(settings.database_url)
+    out: list[Finding] = []
+    try:
+        try:
+            current, head = schema_revisions(engine)
+        except SchemaTooNew as exc:
+            return [Finding(Level.ERROR, area, str(exc))]
+        except Exception as exc:
+            return [Finding(Level.ERROR, area, f"连不上数据库 {url.render_as_string(hide_password=True)}："
+                                               f"{describe_error(exc)}")]
+        if current is None:
+            return [Finding(Level.WARN, area, "数据库是空的：运行 relaybot db upgrade 或启动机器人会建表")]
+        if current != head:
+            return [Finding(Level.WARN, area, f"结构版本 {current}，本程序是 {head}：请运行 relaybot db upgrade"
+                                              "（启动机器人也会自动升级）")]
+        out.append(Finding(Level.OK, area, f"结构版本 {head}（{url.get_backend_name()}）"))
+        if url.get_backend_name() == "sqlite":
+            with engine.connect() as conn:
+                mode = conn.execute(text("PRAGMA journal_mode")).scalar()
+            if str(mode).lower() != "wal":
+                out.append(Finding(Level.WARN, area, f"SQLite 日志模式是 {mode}，不是 WAL"))
+            out.extend(_check_folder(area, "数据库文件夹", Path(url.database).parent))
+        with session(engine) as s:
+            units = s.exec(select(func.count()).select_from(Unit)).one()
+            kinds = {g.kind for g in s.exec(select(Group))}
+            if units == 0:
+                out.append(Finding(Level.WARN, "名单", "还没有导入联络员名单：relaybot roster import 名单.xlsx"))
+            else:
+                out.append(Finding(Level.OK, "名单", f"{units} 个单位"))
+            if GroupKind.LIAISON.value not in kinds and not settings.liaison_groups:
+                out.append(Finding(Level.WARN, "群", "还没有联络员群：设置 liaison_groups，或管理员在群里发“设为联络员群”"))
+            if GroupKind.OFFICE.value not in kinds and not settings.office_group:
+                out.append(Finding(Level.WARN, "群", "还没有反诈办工作群：设置 office_group，或管理员在群里发“设为办公群”"))
+            out.extend(_runtime(health_snapshot(s), s, now))
+            failed = s.exec(select(func.count()).select_from(Outbox)
+                            .where(Outbox.state == OutboxState.FAILED.value)).one()
+            if failed:
+                out.append(Finding(Level.WARN, "发送", f"{failed} 条消息发送失败后放弃了（relaybot status 可查看）"))
+            oldest = s.exec(select(Outbox.created_at).where(Outbox.state == OutboxState.PENDING.value)
+                            .order_by(col(Outbox.created_at))).first()
+            if oldest is not None and now - oldest > STUCK_OUTBOX:
+                out.append(Finding(Level.WARN, "发送", f"有消息排队超过 {_ago(now - oldest)} 还没发出："
+                                                     "机器人是否在运行？"))
+    finally:
+        engine.dispose()
+    return out
+
+
+def _runtime(health: dict, s, now: datetime) -> list[Finding]:
+    area = "运行"
+    out: list[Finding] = []
+    if health["link_down_since"] is not None:
+        out.append(Finding(Level.ERROR, area, f"微信连接断开已 {_ago(now - health['link_down_since'])}（机器人最后记录）"))
+    if health["send_down_since"] is not None:
+        out.append(Finding(Level.ERROR, area, f"自检消息发不出去已 {_ago(now - health['send_down_since'])}"))
+    if health["receive_down_since"] is not None:
+        out.append(Finding(Level.WARN, area, f"已 {_ago(now - health['receive_down_since'])} 收不到消息"))
+    for key, label in (("last_send_ok_at", "最近一次成功发送"), ("last_receive_at", "最近一次收到消息")):
+        moment = health[key]
+        if moment is not None:
+            out.append(Finding(Level.OK, area, f"{label}：{_ago(now - moment)}前"))
+    return out
+
+
+async def _gateway(settings: Settings, timeout: float) -> list[Finding]:
+    from bot.runtime.health import check_gateway
+
+    endpoint, token = settings.endpoint(), settings.token()
+    if not endpoint:
+        return []  # already reported with the settings
+    result = await check_gateway(endpoint, token, timeout)
+    return [Finding(Level.OK if result.ok else Level.ERROR, "网关", result.message)]
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 1:
+        return "不到 1 分钟"
+    if minutes < 120:
+        return f"{minutes} 分钟"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} 小时"
+    return f"{minutes // (24 * 60)} 天"
+
+
+def exit_code(findings: list[Finding]) -> int:
+    return 1 if any(f.level is Level.ERROR for f in findings) else 0
+
+
+__all__ = ["Finding", "Level", "check_database", "check_settings", "exit_code", "run_checks"]

@@ -1,0 +1,528 @@
+"""The `relaybot` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from bot.clock import clock_from
+from bot.config import Settings, load_settings
+
+app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
+roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_help=True)
+app.add_typer(roster_app, name="roster")
+stats_app = typer.Typer(help="电诈警情数据：导入与通报", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
+db_app = typer.Typer(help="数据库：升级与备份", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic's message names the setting that is wrong
+        typer.echo(f"配置有误（relaybot.toml 或 RELAYBOT_* 环境变量）：\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _logging(level: int, settings: Settings | None = None) -> None:
+    from bot.logs import setup_logging
+
+    # The format comes from the settings (RELAYBOT_LOG_FORMAT); the demo needs no settings and keeps text.
+    setup_logging(level, settings.log_format if settings is not None else _log_format())
+    # APScheduler logs every run at INFO and a poll skipped while the previous one still runs at WARNING;
+    # both are normal for pollers. Errors in jobs still show.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+
+
+def _log_format() -> str:
+    try:
+        return load_settings().log_format
+    except Exception:  # a broken setting is reported by the command that needs it
+        return "text"
+
+
+@app.command()
+def demo() -> None:
+    """运行演示：一天的推送、确认、提醒与未转发名单（不需要微信）。"""
+    from bot.cli.demo import run_demo
+
+    _logging(logging.WARNING)
+    asyncio.run(run_demo(sys.stdout))
+
+
+@app.command()
+def run(
+    console: bool = typer.Option(False, "--console", help="在终端里模拟群聊，不连接微信"),
+    clock: str = typer.Option("", "--clock", help="试运行定时任务：让机器人的时钟从这个时间开始，如 \"2026-11-30 09:59\""),
+    speed: float = typer.Option(1.0, "--speed", help="试运行定时任务：时钟走快几倍，如 60（1 秒 = 1 分钟）"),
+) -> None:
+    """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
+    settings = _settings()
+    if clock or speed != 1.0:
+        settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
+    if console:
+        _logging(logging.WARNING, settings)
+        asyncio.run(_run_console(settings))
+        return
+    endpoint, token = settings.endpoint(), settings.token()
+    if not endpoint or not token:
+        missing = [n for n, v in (("WECHATY_PUPPET_SERVICE_ENDPOINT", endpoint), ("WECHATY_PUPPET_SERVICE_TOKEN", token)) if not v]
+        typer.echo(
+            "无法连接微信：没有设置 " + " 和 ".join(missing) + "。\n"
+            "请设置 Wechaty puppet service 的地址和 token，例如：\n"
+            "  export WECHATY_PUPPET_SERVICE_ENDPOINT=127.0.0.1:8788\n"
+            "  export WECHATY_PUPPET_SERVICE_TOKEN=你的token\n"
+            "（也可写在 relaybot.toml 的 puppet_service_endpoint / puppet_service_token）。\n"
+            "只想试用：relaybot run --console",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _logging(logging.INFO, settings)
+    try:
+        asyncio.run(_run_wechaty(settings, endpoint, token))
+    except ConnectionError as exc:  # WechatyStartError: unreachable gateway, wrong token, no login
+        typer.echo(
+            f"无法连接微信网关 {endpoint}：{exc}\n"
+            "请检查：网关是否在运行、地址和端口是否正确、token 是否有效。",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _open_db(settings: Settings):
+    """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
+    from bot.storage.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    _upgrade_or_exit(engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。")
+    return engine
+
+
+def _upgrade_or_exit(engine, failure: str):
+    """upgrade_schema, or exit 1 with its reason: SchemaTooNew's own words, else `failure` with {error}."""
+    from bot.storage.db import SchemaTooNew, describe_error, upgrade_schema
+
+    try:
+        return upgrade_schema(engine)
+    except SchemaTooNew as exc:
+        typer.echo(str(exc), err=True)
+    except Exception as exc:
+        typer.echo(failure.format(error=describe_error(exc)), err=True)
+    engine.dispose()
+    raise typer.Exit(1)
+
+
+def _notifier(settings: Settings):
+    """The webhook robot from the settings, or None; a wrong setting stops the start with its reason."""
+    from bot.adapters.webhooks import make_notifier
+
+    try:
+        return make_notifier(settings.notify_kind, settings.notify_url, settings.notify_secret)
+    except ValueError as exc:
+        typer.echo(f"配置有误：{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+
+    offset = settings.clock_offset_seconds
+    if start:
+        try:
+            moment = datetime.fromisoformat(start.strip().replace("T", " "))
+        except ValueError:
+            typer.echo(f"--clock 的时间看不懂：{start}（例：2026-11-30 09:59）", err=True)
+            raise typer.Exit(2) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+        offset = (moment - real_clock()).total_seconds()
+    if speed <= 0:
+        typer.echo("--speed 必须大于 0", err=True)
+        raise typer.Exit(2)
+    # A fast clock needs the schedule to be looked at often in real seconds.
+    check = min(settings.schedule_check_seconds, max(0.2, 30 / speed))
+    return {"clock_offset_seconds": offset, "clock_speed": speed, "schedule_check_seconds": check}
+
+
+async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
+    from bot.runtime.app import RelayBot
+    from bot.transport.wechaty import WechatyTransport
+    from scheduler import build_scheduler
+
+    transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
+    bot = RelayBot(settings, transport, engine=_open_db(settings), clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
+    bot.notifier = _notifier(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bot.start()
+    scheduler = build_scheduler(bot)
+    scheduler.start()
+    logging.getLogger("relaybot").info("running; Ctrl+C to stop")
+    await stop.wait()
+    scheduler.shutdown(wait=False)
+    await bot.stop()
+
+
+async def _run_console(settings: Settings) -> None:
+    from sqlmodel import select
+
+    from bot.runtime.app import RelayBot
+    from bot.storage.db import session
+    from bot.storage.models import Liaison
+    from bot.transport.base import Member, RoomInfo
+    from bot.transport.console import ConsoleTransport
+    from scheduler import build_scheduler
+
+    liaison_name = settings.liaison_groups[0] if settings.liaison_groups else "联络员群（控制台）"
+    office_name = settings.office_group or "反诈办工作群（控制台）"
+    admin_id = settings.admin_ids[0] if settings.admin_ids else "console-admin"
+    settings = settings.model_copy(
+        update={"liaison_groups": [liaison_name], "office_group": office_name,
+                "admin_ids": list({*settings.admin_ids, admin_id}), "send_spacing_seconds": 0.0}
+    )
+    engine = _open_db(settings)
+    with session(engine) as s:
+        people = [
+            Member(l.contact_id or f"console-{l.id}", l.wechat_name or l.name, "")
+            for l in s.exec(select(Liaison).where(Liaison.active == True))  # noqa: E712
+        ]
+    admin = Member(admin_id, "反诈办管理员", "")
+    stranger = Member("console-stranger", "路人甲", "")
+    from zoneinfo import ZoneInfo
+
+    clock = clock_from(settings.clock_offset_seconds, settings.clock_speed)
+    transport = ConsoleTransport(
+        [
+            (RoomInfo("console-office@chatroom", office_name), [admin]),
+            (RoomInfo("console-liaison@chatroom", liaison_name), [admin, *people, stranger]),
+        ],
+        clock=clock,
+        tz=ZoneInfo(settings.timezone),
+    )
+    if not people:
+        typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
+    bot = RelayBot(settings, transport, engine=engine, clock=clock)
+    bot.notifier = _notifier(settings)
+    await bot.start()
+    scheduler = build_scheduler(bot)
+    scheduler.start()
+    await transport.repl(bot, after_each=bot.send_pending)
+    scheduler.shutdown(wait=False)
+    await bot.send_pending()
+    await bot.stop()
+
+
+@roster_app.command("import")
+def roster_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色")) -> None:
+    """导入（或更新）联络员名单。文件有错时什么都不改，并指出第几行哪一列。"""
+    from bot.storage.db import session
+    from bot.domain.roster import RosterError, import_roster, read_roster_file
+
+    settings = _settings()
+    try:
+        rows = read_roster_file(file)
+    except RosterError as exc:
+        typer.echo(f"导入失败，名单没有改动：{exc}", err=True)
+        raise typer.Exit(1) from None
+    engine = _open_db(settings)
+    with session(engine) as s:
+        report = import_roster(s, rows)
+        s.commit()
+    typer.echo(f"导入成功：{len(rows)} 行。")
+    for line in report.lines():
+        typer.echo("  " + line)
+
+
+@roster_app.command("show")
+def roster_show() -> None:
+    """列出单位和联络员，以及谁还没在联络员群里被识别。"""
+    from sqlmodel import select
+
+    from bot.storage.db import session
+    from bot.storage.models import Group, GroupKind
+    from bot.domain.roster import roster_lines
+
+    settings = _settings()
+    engine = _open_db(settings)
+    with session(engine) as s:
+        rooms = list(s.exec(select(Group.room_id).where(Group.kind == GroupKind.LIAISON.value)))
+        lines = roster_lines(s, rooms)
+    if not lines:
+        typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
+        return
+    current = None
+    waiting = 0
+    for line in lines:
+        if line.unit != current:
+            current = line.unit
+            typer.echo(f"{line.unit}（{line.kind}）")
+        if line.in_group:
+            status = "已识别，在群里"
+        elif line.recognised:
+            status = "已知微信ID，未在联络员群见到"
+            waiting += 1
+        else:
+            status = "未识别"
+            waiting += 1
+        typer.echo(f"  {line.role} {line.liaison}  {line.wechat_name or '-'}  {status}")
+    units = len({l.unit for l in lines})
+    typer.echo(f"共 {units} 个单位、{len(lines)} 名联络员；{waiting} 人尚未在联络员群中识别。")
+
+
+@app.command()
+def report(
+    day: bool = typer.Option(False, "--day", help="日报"),
+    week: bool = typer.Option(False, "--week", help="周通报（周一至周日）"),
+    month: bool = typer.Option(False, "--month", help="月通报"),
+    date_text: str = typer.Option("", "--date", help="报表所在的日期，默认今天，如 2026-11-26"),
+    out: Path = typer.Option(..., "--out", help="输出的 .xlsx 文件；同名 .png 图表写在旁边"),
+) -> None:
+    """生成日报/周通报/月通报：.xlsx 表格和 .png 图表。"""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+    from bot.storage.db import session
+    from bot.reports.render import render_chart, render_xlsx
+    from bot.reports.build import build_report, period_of
+    from bot.operations.agenda import ladder_of
+
+    kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
+    if len(kinds) != 1:
+        typer.echo("请选择一种：--day、--week 或 --month", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    tz = ZoneInfo(settings.timezone)
+    now = real_clock()
+    try:
+        when = date.fromisoformat(date_text) if date_text else now.astimezone(tz).date()
+    except ValueError:
+        typer.echo(f"--date 的日期看不懂：{date_text}（例：2026-11-26）", err=True)
+        raise typer.Exit(2) from None
+    start, end = period_of(kinds[0], when)
+    engine = _open_db(settings)
+    with session(engine) as s:
+        rep = build_report(s, kind=kinds[0], start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
+    out = out if out.suffix.lower() == ".xlsx" else out.with_suffix(".xlsx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(render_xlsx(rep, tz))
+    chart = out.with_suffix(".png")
+    chart.write_bytes(render_chart(rep))
+    from bot.chat.compose import report_text
+    from bot.content import load_texts
+
+    typer.echo(report_text(load_texts(), rep))
+    typer.echo(f"已写入：{out}、{chart}")
+
+
+@app.command()
+def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法")) -> None:
+    """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。"""
+    from bot.clock import real_clock
+    from bot.content import load_library, load_texts
+    from bot.storage.db import session
+    from bot.storage.models import Alert
+    from bot.operations.pushing import push_alert
+
+    settings = _settings()
+    library, texts = load_library(), load_texts()
+    item = library.find(case_type)
+    if item is None:
+        typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
+        raise typer.Exit(1)
+    engine = _open_db(settings)
+    now = real_clock()
+    with session(engine) as s:
+        alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+        outcome = push_alert(s, alert, now=now, actor_id="cli", actor_name="relaybot push", settings=settings, texts=texts)
+        if outcome.push is None:
+            typer.echo(outcome.message, err=True)
+            raise typer.Exit(1)
+        s.commit()
+    typer.echo(outcome.message + "（已排入发送队列，由运行中的机器人发送）")
+
+
+@app.command()
+def status() -> None:
+    """运行状况：进行中的推送（含截图核验）、发送队列、最近一次成功发送和收到消息、自检结果。"""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from bot.clock import real_clock, show
+    from bot.chat.compose import progress_text
+    from bot.content import load_texts
+    from bot.storage.db import session
+    from bot.runtime.health import health_snapshot
+    from bot.storage.models import Outbox, Push, PushState
+    from bot.domain.relay import progress
+
+    settings = _settings()
+    tz = ZoneInfo(settings.timezone)
+    engine = _open_db(settings)
+    texts, now = load_texts(), real_clock()
+    with session(engine) as s:
+        pushes = s.exec(select(Push).where(Push.state == PushState.OPEN.value).order_by(Push.id)).all()
+        typer.echo(f"进行中的推送：{len(pushes)} 条")
+        for push in pushes:
+            typer.echo(progress_text(texts, progress(s, push), now=now, tz=tz))
+            typer.echo("")
+        states = dict(s.exec(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
+        typer.echo(f"发送队列：待发 {states.get('pending', 0)}，发送中 {states.get('sending', 0)}，"
+                   f"已发 {states.get('sent', 0)}，失败 {states.get('failed', 0)}")
+        health = health_snapshot(s)
+        last_send, last_receive = health["last_send_ok_at"], health["last_receive_at"]
+        typer.echo("最近一次成功发送：" + (show(last_send, tz) if last_send else "还没有"))
+        typer.echo("最近一次收到消息：" + (show(last_receive, tz) if last_receive else "还没有"))
+        check = health["self_check"]
+        if check is not None:
+            result = "发送成功" if check["send_ok"] else "发送失败"
+            if check["echo_ok"] is not None:
+                result += "，已收到回显" if check["echo_ok"] else "，没有收到回显"
+            typer.echo(f"最近一次自检：{show(check['at'], tz)} {result}" + (f"（{check['detail']}）" if check["detail"] else ""))
+        for key, label in (("link_down_since", "微信连接断开"), ("send_down_since", "发不出消息"),
+                           ("receive_down_since", "收不到消息")):
+            if health[key] is not None:
+                typer.echo(f"⚠ {label}，自 {show(health[key], tz)} 起")
+
+
+@app.command()
+def doctor(
+    timeout: float = typer.Option(5.0, "--timeout", help="连接微信网关最多等几秒"),
+) -> None:
+    """体检：配置、数据库、微信网关和 token、机器人最近的运行状况；有严重问题时退出码为 1。"""
+    from bot.clock import real_clock
+    from bot.cli.doctor import exit_code, run_checks
+
+    findings = run_checks(_settings(), now=real_clock(), gateway_timeout=timeout)
+    for finding in findings:
+        typer.echo(finding.line())
+    code = exit_code(findings)
+    typer.echo("结论：" + ("有需要马上处理的问题（✘）。" if code else "可以正常工作。"
+                          + ("（! 是建议处理的事项）" if any(f.level.name == "WARN" for f in findings) else "")))
+    raise typer.Exit(code)
+
+
+@app.command()
+def units(name: str = typer.Argument("", help="单位名称；不填则列出全部")) -> None:
+    """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import real_clock
+    from bot.storage.db import session
+    from bot.domain.escalation import standings
+    from bot.domain.relay import active_units
+    from bot.operations.agenda import ladder_of
+
+    settings = _settings()
+    engine = _open_db(settings)
+    now = real_clock()
+    with session(engine) as s:
+        if name:
+            from bot.content import load_library, load_texts
+            from bot.chat.dispatch import Context
+            from handlers.office_records import find_unit, unit_card
+
+            ctx = Context(session=s, now=now, settings=settings, texts=load_texts(), library=load_library())
+            unit, error = find_unit(ctx, name)
+            typer.echo(error or unit_card(ctx, unit))
+            if error:
+                raise typer.Exit(1)
+            return
+        levels = standings(s, as_of=now, tz=ZoneInfo(settings.timezone), ladder=ladder_of(settings))
+        all_units = active_units(s)
+    if not all_units:
+        typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
+        return
+    for unit in all_units:
+        st = levels.get(unit.id)
+        typer.echo(f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}")
+
+
+@stats_app.command("import")
+def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数")) -> None:
+    """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import select
+
+    from bot.clock import real_clock
+    from bot.content import load_library, load_texts
+    from bot.storage.db import session
+    from bot.storage.models import Group, GroupKind
+    from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
+    from bot.transport.base import ChatKind
+
+    settings = _settings()
+    texts, library = load_texts(), load_library()
+    now = real_clock()
+    try:
+        rows = read_stats_file(file, today=now.astimezone(ZoneInfo(settings.timezone)).date())
+    except StatsError as exc:
+        typer.echo(texts.t("stats.import_failed", error=str(exc)), err=True)
+        raise typer.Exit(1) from None
+    engine = _open_db(settings)
+    with session(engine) as s:
+        report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
+        typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))
+        office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        for period in sorted(report.periods)[-1:]:
+            if office is not None:
+                shown = queue_stats_report(s, period=period, now=now, texts=texts, library=library,
+                                           chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+                typer.echo(stats_report_text(texts, shown))
+                typer.echo("（通报已排入发送队列，由运行中的机器人发到反诈办工作群）")
+            else:
+                from bot.domain.incidents import build_stats_report
+
+                typer.echo(stats_report_text(texts, build_stats_report(
+                    s, period_start=period[0], period_end=period[1], library=library)))
+                typer.echo("（还没有反诈办工作群，通报未发送）")
+        s.commit()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
+    from bot.storage.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    done = _upgrade_or_exit(engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。")
+    engine.dispose()
+    if not done.applied:
+        typer.echo(f"数据库已是最新结构（版本 {done.head}），无需升级。")
+    elif done.before is None:
+        typer.echo(f"已新建数据库（版本 {done.head}）。")
+    else:
+        typer.echo(f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。")
+
+
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例如 backup/relaybot-2026-11-28.db")) -> None:
+    """备份数据库（机器人运行时也可以做，得到的是同一时刻的完整副本）。"""
+    from bot.storage.db import backup, describe_error
+
+    settings = _settings()
+    try:
+        target = backup(settings.database_url, file)
+    except Exception as exc:
+        typer.echo(f"备份失败：{describe_error(exc)}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"已备份到 {target}（{target.stat().st_size / 1024:.0f} KB）。")
+
+
+def main() -> None:
+    """Entry point of the `relaybot` script."""
+    app()

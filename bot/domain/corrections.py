@@ -1,0 +1,161 @@
+"""The office's corrections of the record: 补登 (a confirmation recorded on a unit's behalf), 撤销 (one recorded by
+mistake taken back) and 免转 (a unit not expected to relay a push). Each is a Correction row and an audit row."""
+
+from __future__ import annotations
+
+import re
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from bot.domain import evidence as evidence_store
+from bot.storage.models import (
+    Confirmation,
+    ConfirmMethod,
+    Correction,
+    CorrectionKind,
+    Exemption,
+    Miss,
+    Push,
+    PushState,
+    Unit,
+)
+from bot.domain.relay import audit
+
+# A 补登 counts as on time (the office vouches for it) unless its reason says it was late.
+# 迟报 but not 非迟报 / 不算迟报 / 没有迟报.
+LATE_WORD = re.compile(r"(?<![非不没无])(?<!不算)(?<!没有)迟报")
+# The longest reason kept (Correction.reason and Exemption.reason): callers cut it, so that what they echo back
+# is what was stored.
+MAX_REASON = 200
+
+
+class Outcome(str, enum.Enum):
+    DONE = "done"
+    WITHDRAWN = "withdrawn"  # the push was withdrawn: nothing about it counts any more
+    CONFIRMED = "confirmed"  # the unit has a confirmation already (补登, 免转 change nothing)
+    EXEMPTED = "exempted"  # the unit is exempted already (补登, 免转 change nothing)
+    NOTHING = "nothing"  # 撤销: neither a confirmation nor an exemption to take back
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    confirmation: Confirmation | None = None  # the one recorded (补登) or found (CONFIRMED)
+    exemption: Exemption | None = None  # the one recorded (免转) or found (EXEMPTED)
+    revoked: str = ""  # 撤销: "confirmation" or "exemption"
+    missed: bool = False  # the unit now stands as a miss of the push (its deadline has passed)
+
+
+def _confirmation(session: Session, push_id: int, unit_id: int) -> Confirmation | None:
+    return session.exec(
+        select(Confirmation).where(Confirmation.push_id == push_id, Confirmation.unit_id == unit_id)
+    ).first()
+
+
+def _exemption(session: Session, push_id: int, unit_id: int) -> Exemption | None:
+    return session.exec(select(Exemption).where(Exemption.push_id == push_id, Exemption.unit_id == unit_id)).first()
+
+
+def _drop_miss(session: Session, push_id: int, unit_id: int) -> None:
+    for miss in session.exec(select(Miss).where(Miss.push_id == push_id, Miss.unit_id == unit_id)):
+        session.delete(miss)
+
+
+def _note(session: Session, kind: CorrectionKind, *, push: Push, unit: Unit, reason: str, by_id: str, by_name: str,
+          now: datetime, action: str, detail: str) -> None:
+    """The Correction row (shown in 单位 and the 通报) and the audit row, in the caller's transaction."""
+    session.add(Correction(push_id=push.id, unit_id=unit.id, kind=kind.value, reason=reason, by_id=by_id,
+                           by_name=by_name, at=now))
+    audit(session, now=now, actor_id=by_id, actor_name=by_name, action=action,
+          detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else ""))
+
+
+def add_confirmation(
+    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime
+) -> Result:
+    """补登: record `unit`'s confirmation of `push` on its behalf; on time unless the reason says 迟报."""
+    if push.state == PushState.WITHDRAWN.value:
+        return Result(Outcome.WITHDRAWN)
+    existing = _confirmation(session, push.id, unit.id)
+    if existing is not None:
+        return Result(Outcome.CONFIRMED, confirmation=existing)
+    exemption = _exemption(session, push.id, unit.id)
+    if exemption is not None:
+        return Result(Outcome.EXEMPTED, exemption=exemption)
+    late = bool(LATE_WORD.search(reason))
+    # acked_at is set: the liaison group owes no acknowledgement for what the office recorded (and there is no
+    # room to send one to).
+    conf = Confirmation(push_id=push.id, unit_id=unit.id, liaison_id=None, at=now, method=ConfirmMethod.OFFICE.value,
+                        recorded_by=by_id, evidence_text=reason, late=late, acked_at=now)
+    session.add(conf)
+    if not late:
+        # On time by the office's word, so the deadline's miss no longer stands; a late one stays a miss, like a
+        # liaison's late confirmation.
+        _drop_miss(session, push.id, unit.id)
+    _note(session, CorrectionKind.ADD, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
+          action="correction_add", detail="补登（迟报）" if late else "补登")
+    session.flush()
+    return Result(Outcome.DONE, confirmation=conf)
+
+
+def revoke(
+    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime,
+    evidence_dir: Path,
+) -> Result:
+    """撤销: take back `unit`'s confirmation of `push` (or, if it has none, its exemption); after the deadline
+    the unit becomes a miss of the push, as the deadline job would have made it."""
+    if push.state == PushState.WITHDRAWN.value:
+        return Result(Outcome.WITHDRAWN)
+    conf = _confirmation(session, push.id, unit.id)
+    if conf is not None:
+        if conf.evidence_file:
+            evidence_store.delete_after_commit(session, evidence_dir, conf.evidence_file)
+        session.delete(conf)
+        revoked = "confirmation"
+    else:
+        exemption = _exemption(session, push.id, unit.id)
+        if exemption is None:
+            return Result(Outcome.NOTHING)
+        session.delete(exemption)
+        revoked = "exemption"
+    missed = now > push.deadline
+    if missed and session.exec(select(Miss.id).where(Miss.push_id == push.id, Miss.unit_id == unit.id)).first() is None:
+        session.add(Miss(push_id=push.id, unit_id=unit.id, deadline=push.deadline))
+    _note(session, CorrectionKind.REVOKE, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
+          action="correction_revoke", detail=f"撤销{'确认' if revoked == 'confirmation' else '免转'}")
+    session.flush()
+    return Result(Outcome.DONE, revoked=revoked, missed=missed)
+
+
+def exempt(
+    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime
+) -> Result:
+    """免转: `unit` is not expected to relay `push`: not reminded, not missed, not counted or ranked for it."""
+    if push.state == PushState.WITHDRAWN.value:
+        return Result(Outcome.WITHDRAWN)
+    conf = _confirmation(session, push.id, unit.id)
+    if conf is not None:
+        return Result(Outcome.CONFIRMED, confirmation=conf)
+    existing = _exemption(session, push.id, unit.id)
+    if existing is not None:
+        return Result(Outcome.EXEMPTED, exemption=existing)
+    exemption = Exemption(push_id=push.id, unit_id=unit.id, reason=reason, by_id=by_id, by_name=by_name, at=now)
+    session.add(exemption)
+    _drop_miss(session, push.id, unit.id)  # exempted after the deadline: the miss no longer stands
+    _note(session, CorrectionKind.EXEMPT, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
+          action="correction_exempt", detail="免转")
+    session.flush()
+    return Result(Outcome.DONE, exemption=exemption)
+
+
+def corrections_of_unit(*, session: Session, unit_id: int, since: datetime) -> list[Correction]:
+    """The unit's corrections made since `since`, oldest first."""
+    return list(session.exec(
+        select(Correction).where(Correction.unit_id == unit_id, Correction.at >= since)
+        .order_by(Correction.at, col(Correction.id))
+    ))

@@ -1,0 +1,139 @@
+"""Screenshot evidence on disk and in the database: saving, the check queue, verdicts and retention."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlmodel import Session, col, select
+
+from bot.storage.models import Alert, Confirmation, Group, Push, Unit
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 20_000_000
+MAX_NAME = 100  # Confirmation.evidence_file's length; generated names have 36 characters
+_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
+
+
+def evidence_path(folder: Path, name: str) -> Path:
+    """The file of a stored screenshot; names are generated, so none can point outside the folder.
+
+    ValueError for anything the bot would not have generated: a separator, a leading dot ("..", hidden files),
+    NUL or another control or invisible character, or more than MAX_NAME characters.
+    """
+    if (not name or len(name) > MAX_NAME or "/" in name or "\\" in name or name.startswith(".")
+            or not name.isprintable()):
+        raise ValueError(f"not an evidence file name: {name[:MAX_NAME]!r}")
+    return folder / name
+
+
+def save_image(folder: Path, data: bytes) -> str:
+    """Store image bytes under a new random name; returns the name (never anything the sender chose)."""
+    if not data or len(data) > MAX_IMAGE_BYTES:
+        raise ValueError("empty or too large")
+    suffix = next((s for magic, s in _SUFFIXES.items() if data.startswith(magic)), ".img")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(16) + suffix
+    evidence_path(folder, name).write_bytes(data)
+    return name
+
+
+def attach(session: Session, conf: Confirmation, name: str, *, now: datetime) -> None:
+    """Make a stored image this confirmation's evidence, to be checked."""
+    conf.evidence_file, conf.evidence_at = name, now
+    conf.verdict, conf.verdict_reason, conf.evidence_hash = "", "", ""
+    session.add(conf)
+
+
+def recent_without_evidence(session: Session, unit_id: int, *, now: datetime, window: timedelta) -> Confirmation | None:
+    """The unit's latest confirmation of the last `window` that has no screenshot yet."""
+    stmt = (
+        select(Confirmation)
+        .where(Confirmation.unit_id == unit_id, Confirmation.evidence_file == "", Confirmation.at >= now - window,
+               Confirmation.verdict == "")
+        .order_by(col(Confirmation.at).desc())
+    )
+    return session.exec(stmt).first()
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """What the OCR worker needs for one screenshot, read in one short transaction."""
+
+    confirmation_id: int
+    file: str
+    title: str
+    group_name: str
+    earlier: list[tuple[str, str]]  # (hash, who used it) of screenshots of other units or other pushes
+
+
+def next_check(session: Session) -> CheckJob | None:
+    """The oldest screenshot still waiting for its verdict (the backlog survives restarts: it is these rows)."""
+    conf = session.exec(
+        select(Confirmation)
+        .where(Confirmation.evidence_file != "", Confirmation.verdict == "")
+        .order_by(Confirmation.evidence_at, Confirmation.id)
+    ).first()
+    if conf is None:
+        return None
+    push = session.get(Push, conf.push_id)
+    alert = session.get(Alert, push.alert_id)
+    group = session.exec(select(Group).where(Group.room_id == conf.room_id)).first()
+    others = session.exec(
+        select(Confirmation, Unit)
+        .join(Unit, Unit.id == Confirmation.unit_id)
+        .where(Confirmation.evidence_hash != "", Confirmation.id != conf.id)
+    ).all()
+    earlier = [
+        (c.evidence_hash, u.name if c.unit_id != conf.unit_id else f"#{c.push_id}")
+        for c, u in others
+        if c.unit_id != conf.unit_id or c.push_id != conf.push_id
+    ]
+    return CheckJob(conf.id, conf.evidence_file, alert.title if alert else "", group.name if group else "", earlier)
+
+
+def record_verdict(session: Session, confirmation_id: int, *, status: str, reason: str, phash: str) -> None:
+    """Store the check's result on the confirmation."""
+    conf = session.get(Confirmation, confirmation_id)
+    conf.verdict, conf.verdict_reason, conf.evidence_hash = status, reason[:100], phash
+    session.add(conf)
+
+
+def delete_after_commit(session: Session, folder: Path, name: str) -> None:
+    """Delete a stored screenshot once the caller's transaction commits: a rolled-back 撤销 keeps its evidence."""
+
+    def unlink(_session: Session) -> None:
+        try:
+            evidence_path(folder, name).unlink(missing_ok=True)
+        except ValueError:
+            log.warning("not deleting %r: not an evidence file name", name[:MAX_NAME])
+        except OSError:
+            log.exception("could not delete the screenshot %s", name)
+
+    event.listen(session, "after_commit", unlink, once=True)
+
+
+def expire(session: Session, folder: Path, *, now: datetime, keep: timedelta) -> int:
+    """Delete screenshots older than `keep`; their verdicts stay. Returns how many files were removed."""
+    old = session.exec(
+        select(Confirmation).where(Confirmation.evidence_file != "", Confirmation.evidence_at < now - keep)
+    ).all()
+    for conf in old:
+        try:
+            evidence_path(folder, conf.evidence_file).unlink(missing_ok=True)
+        except ValueError:
+            # Not a name the bot generates (a hand-edited row): never followed, and it must not stop the others.
+            log.warning("confirmation %s names no evidence file (%r): cleared", conf.id, conf.evidence_file[:MAX_NAME])
+        except OSError:
+            log.exception("could not delete the screenshot %s: kept, tried again next time", conf.evidence_file)
+            continue
+        conf.evidence_file = ""
+        if not conf.verdict:
+            conf.verdict, conf.verdict_reason = "未核验", "截图已过保存期限，未核验"
+        session.add(conf)
+    return len(old)

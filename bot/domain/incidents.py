@@ -1,0 +1,846 @@
+"""Police incident figures (电诈警情数据) per town: import, ranking, the plan's escalation rule, renders.
+
+The work plan (四(三)): the two towns with the most incidents in a period get a 提醒谈话; top two in two
+consecutive periods, their leader in charge is summoned (约谈); three in a row, the head writes to the district
+leading group (书面说明).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path, PurePath
+
+from sqlmodel import Session, select
+
+from bot.content import AlertLibrary, Texts, load_texts
+from bot.storage.models import IncidentStat, Unit, UnitKind
+from bot.reports.build import period_of
+from bot.domain.roster import cell_text
+from bot.textnorm import clean, squeeze
+
+MAX_ROWS = 20_000
+MAX_BYTES = 20 * 1024 * 1024
+_MAX_COLUMNS = 64  # a sheet formatted out to column XFD would otherwise yield 16 384 cells per row
+_EXCEL_ROWS = 1_048_576  # the most rows a sheet has: a row number past it is a damaged or forged file
+_HEADER_SEARCH = 10  # police exports put a title line or two above the header
+_MAX_COUNT = 10_000_000
+_MAX_LOOKBACK = 12  # previous periods examined for a streak; the rule itself needs two
+_TOWN_LEN, _TYPE_LEN, _SOURCE_LEN = 100, 50, 200
+_MAX_PERIOD_LEN = 64  # the longest period spelling, 2026年11月23日至2026年11月29日, has 23 characters
+
+LEVEL_WRITTEN = "书面说明"  # three periods in a row in the top two
+LEVEL_TALK = "约谈"  # two in a row
+LEVEL_REMIND = "提醒谈话"  # this period
+LEVELS = (LEVEL_WRITTEN, LEVEL_TALK, LEVEL_REMIND)  # most serious first
+_LEVEL_BY_STREAK = {1: LEVEL_REMIND, 2: LEVEL_TALK, 3: LEVEL_WRITTEN}
+PUSH_COMMAND = "推送"
+
+# Header spellings seen in clerks' and police sheets, after `clean` and whitespace removal.
+_HEADERS = {
+    "town": ("镇街", "镇(街)", "镇/街", "镇街道", "街镇"),
+    "case_type": ("案件类型", "类型", "警情类型", "案件类别"),
+    "count": ("警情数", "警情数(起)", "警情数量", "警情"),
+    "period": ("周期", "统计周期"),
+    "date": ("日期", "发案日期", "报警日期", "接警日期"),
+}
+_COLUMN_OF = {alias: key for key, aliases in _HEADERS.items() for alias in aliases}
+_TOTAL_WORDS = {"合计", "总计", "小计", "全部"}
+
+_WEEK = re.compile(r"(\d{4})(?:-?W(\d{1,2})|年第?(\d{1,2})周)")
+_MONTH = re.compile(r"(\d{4})(?:[-/.](\d{1,2})|年(\d{1,2})月份?)")
+_YMD = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_MD = re.compile(r"(\d{1,2})月(\d{1,2})日?")
+_TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
+_RANGE_SEP = re.compile(r"~|〜|—+|–|-|至|到")
+_COUNT_TEXT = re.compile(r"\d+(?:\.0+)?")
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+
+
+class StatsError(ValueError):
+    """A statistics file that cannot be imported; the message names the row and column, in Chinese."""
+
+
+@dataclass(frozen=True)
+class StatRow:
+    """One validated row of a statistics file."""
+
+    line: int  # the row number the clerk sees in Excel (header is row 1)
+    town: str
+    period_start: date
+    period_end: date  # inclusive
+    case_type: str  # "" = 合计
+    count: int
+
+    @property
+    def key(self) -> tuple[str, date, date, str]:
+        """What the table is unique on: town, period, case type."""
+        return self.town, self.period_start, self.period_end, self.case_type
+
+
+@dataclass
+class StatsImportReport:
+    """What an import changed."""
+
+    added: list[StatRow] = field(default_factory=list)
+    updated: list[tuple[StatRow, int]] = field(default_factory=list)  # (row, previous count)
+    unchanged: int = 0
+    periods: list[tuple[date, date]] = field(default_factory=list)
+    unknown_towns: list[str] = field(default_factory=list)  # not a 镇街 of the roster (likely a typo)
+
+    def lines(self, texts: Texts | None = None, *, max_items: int = 10) -> list[str]:
+        """A short Chinese summary: what was added and updated, the periods covered, suspicious town names."""
+        t = (texts or load_texts()).t
+        out = []
+        if self.added:
+            out.append(t("stats.import_added", count=len(self.added)))
+        if self.updated:
+            items = [
+                t("stats.import_update_item", town=r.town, period=period_code(r.period_start, r.period_end),
+                  case_type=_type_name(t, r.case_type), old=old, new=r.count)
+                for r, old in self.updated[:max_items]
+            ]
+            if len(self.updated) > max_items:
+                items.append(t("stats.import_more", count=len(self.updated)))
+            out.append(t("stats.import_updated", count=len(self.updated), items="；".join(items)))
+        if out:
+            if self.unchanged:
+                out.append(t("stats.import_unchanged", count=self.unchanged))
+        else:
+            out.append(t("stats.import_nothing", count=self.unchanged))
+        out.append(t("stats.import_periods", periods="、".join(period_code(s, e) for s, e in self.periods)))
+        if self.unknown_towns:
+            out.append(t("stats.import_unknown_towns", towns="、".join(self.unknown_towns)))
+        return out
+
+
+@dataclass(frozen=True)
+class TownStat:
+    """One town's figures for the period. `rank` 1 has the most incidents; ties share a rank."""
+
+    town: str
+    rank: int
+    total: int
+    by_type: dict[str, int]  # case type -> count, most first
+    unclassified: int  # total minus the typed counts (a 合计 row larger than its parts)
+    previous_total: int | None  # None when the previous period is not stored or lacks this town
+    streak: int  # consecutive periods up to this one in the top two (0 = not in the top two now)
+    level: str  # "" or one of LEVELS
+
+
+@dataclass(frozen=True)
+class TypeStat:
+    """A case type's district-wide count for the period."""
+
+    case_type: str
+    count: int
+    suggestion: str  # e.g. "推送 刷单返利" when the alert library knows the type, else ""
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """The 通报 of one stored period: ranking, escalations under the plan's rule, top case types."""
+
+    period_start: date
+    period_end: date  # inclusive
+    towns: list[TownStat]  # by rank, then town name
+    case_types: list[TypeStat]  # district-wide, most first
+    top_types: list[TypeStat]  # up to 3 of case_types
+    suggestions: list[str]  # distinct 推送 commands for top_types
+    escalations: dict[str, list[str]]  # every level of LEVELS (most serious first) -> towns, maybe empty
+    total: int
+    previous_period: tuple[date, date] | None  # the stored period just before, if any
+    previous_total: int | None
+
+
+# --- Periods -----------------------------------------------------------------------------------------------
+
+
+def _is_week(start: date, end: date) -> bool:
+    return start.weekday() == 0 and end == start + timedelta(days=6)
+
+
+def _is_month(start: date, end: date) -> bool:
+    return start.day == 1 and period_of("month", start) == (start, end)
+
+
+def period_code(start: date, end: date) -> str:
+    """A compact name for a period: 2026-W47, 2026-11, or 2026-11-23~2026-11-29."""
+    if _is_week(start, end):
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    if _is_month(start, end):
+        return f"{start.year}-{start.month:02d}"
+    return start.isoformat() if start == end else f"{start.isoformat()}~{end.isoformat()}"
+
+
+def period_label(texts: Texts, start: date, end: date) -> str:
+    """A period as people say it: 2026年第47周（11月23日—11月29日）, 2026年11月, or a span of days."""
+    t = texts.t
+    if _is_month(start, end):
+        return t("stats.period_month", year=start.year, month=start.month)
+
+    def day(d: date, with_year: bool) -> str:
+        key = "stats.day_with_year" if with_year else "stats.day"
+        return t(key, year=d.year, month=d.month, day=d.day)
+
+    if _is_week(start, end):
+        year, week, _ = start.isocalendar()
+        span = t("stats.span", start=day(start, False), end=day(end, end.year != start.year))
+        return t("stats.period_week", year=year, week=week, span=span)
+    if start == end:
+        return day(start, True)
+    return t("stats.span", start=day(start, True), end=day(end, end.year != start.year))
+
+
+def _previous(start: date, end: date) -> tuple[date, date]:
+    # Months differ in length, so "the same length" means the previous calendar month for a month.
+    if _is_month(start, end):
+        return period_of("month", start - timedelta(days=1))
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
+def _nearest(month: int, day: int, today: date) -> date | None:
+    # A year-less 11月23日 means the one closest to today (around New Year that may be last or next year).
+    candidates = []
+    for year in (today.year - 1, today.year, today.year + 1):
+        try:
+            candidates.append(date(year, month, day))
+        except ValueError:
+            pass
+    return min(candidates, key=lambda d: abs((d - today).days), default=None)
+
+
+def _parse_day(text: str, today: date) -> date | None:
+    s = re.sub(r"\s+", "", _TIME_SUFFIX.sub("", clean(text)))
+    try:
+        if m := _YMD.fullmatch(s) or _COMPACT.fullmatch(s):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    if m := _MD.fullmatch(s):
+        return _nearest(int(m[1]), int(m[2]), today)
+    return None
+
+
+def parse_period(text: str, *, today: date | None = None) -> tuple[date, date] | None:
+    """(first day, last day) of 2026-W47, 2026年第47周, 2026-11, 2026年11月 or a span of days; None if unreadable."""
+    today = today or date.today()
+    s = re.sub(r"\s+", "", clean(text)).upper()
+    if len(s) > _MAX_PERIOD_LEN:  # trying every separator is quadratic: 10 000 dashes took a second
+        return None
+    if m := _WEEK.fullmatch(s):
+        try:
+            monday = date.fromisocalendar(int(m[1]), int(m[2] or m[3]), 1)
+        except ValueError:
+            return None
+        return monday, monday + timedelta(days=6)
+    if m := _MONTH.fullmatch(s):
+        month = int(m[2] or m[3])
+        return period_of("month", date(int(m[1]), month, 1)) if 1 <= month <= 12 else None
+    # "2026-11-23-2026-11-29" has several dashes: the split is the one where both sides are dates.
+    for sep in _RANGE_SEP.finditer(s):
+        start = _parse_day(s[: sep.start()], today)
+        if start is None:
+            continue
+        right = s[sep.end():]
+        end = _parse_day(right, start)
+        if end is None and (m := re.fullmatch(r"(\d{1,2})日", right)):  # 11月23日-29日
+            try:
+                end = start.replace(day=int(m[1]))
+            except ValueError:
+                end = None
+        if end is not None and start <= end and (end - start).days <= 366:
+            return start, end
+    return None
+
+
+# --- Reading -----------------------------------------------------------------------------------------------
+
+
+def _error(key: str, **values: object) -> StatsError:
+    return StatsError(load_texts().t(f"stats.{key}", **values))
+
+
+def read_stats_file(path: Path, *, today: date | None = None) -> list[StatRow]:
+    """Rows of a .csv or .xlsx statistics file; raises StatsError naming the row and column of the first problem."""
+    if not path.is_file():
+        raise _error("file_missing", path=path)
+    if path.stat().st_size > MAX_BYTES:
+        raise _error("too_big", mb=MAX_BYTES // (1024 * 1024))
+    return read_stats_bytes(path.name, path.read_bytes(), today=today)
+
+
+def read_stats_bytes(name: str, data: bytes, *, today: date | None = None) -> list[StatRow]:
+    """Like read_stats_file, for a file received in a chat; `name` gives the type. Year-less dates use `today`."""
+    suffix = PurePath(name).suffix.lower()
+    if suffix == ".xls":
+        raise _error("xls_old")
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        raise _error("bad_suffix", suffix=suffix or load_texts().t("stats.no_suffix"))
+    if len(data) > MAX_BYTES:
+        raise _error("too_big", mb=MAX_BYTES // (1024 * 1024))
+    table = _csv_table(data) if suffix == ".csv" else _xlsx_table(data)
+    return parse_stats_table(table, today=today)
+
+
+def _filled(value: object) -> bool:
+    return value is not None and (not isinstance(value, str) or clean(value) != "")
+
+
+def _read_limit() -> int:
+    # Enough non-blank rows to see the header, title lines above it, and one row over the cap.
+    return MAX_ROWS + _HEADER_SEARCH + 2
+
+
+def _csv_table(data: bytes) -> list[list[object]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _error("not_utf8") from None
+    table: list[list[object]] = []
+    filled, limit = 0, _read_limit()
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            table.append(row)
+            filled += any(_filled(c) for c in row)
+            if filled >= limit:
+                break
+    except csv.Error as exc:
+        raise _error("csv_broken", error=exc) from None
+    return table
+
+
+def _xlsx_table(data: bytes) -> list[list[object]]:
+    from openpyxl import load_workbook  # imported here: only the import needs it
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # openpyxl fails with many types (zip, XML, KeyError) on a broken or foreign file
+        raise _error("xlsx_broken") from None
+    table: list[list[object]] = []
+    filled, limit = 0, _read_limit()
+    try:
+        if not wb.worksheets:
+            return table
+        # A damaged sheet may only fail while its rows are read.
+        # openpyxl fills the rows missing before a row number with one shared empty tuple: passing those over
+        # unread keeps a 1 kB file naming row 1 048 576 (or 99 999 999) from costing seconds and gigabytes.
+        missing: object = None
+        for row in wb.worksheets[0].iter_rows(max_col=_MAX_COLUMNS, max_row=_EXCEL_ROWS):
+            if row is missing:
+                table.append(())  # one shared empty tuple: a million missing rows cost next to nothing
+                continue
+            values = [_xlsx_value(c) for c in row]
+            if not any(_filled(v) for v in values):
+                missing = row
+            table.append(values)
+            filled += any(_filled(v) for v in values)
+            if filled >= limit:
+                break
+    except Exception:
+        raise _error("xlsx_broken") from None
+    finally:
+        wb.close()
+    return table
+
+
+def _xlsx_value(cell) -> object:
+    value = cell.value
+    # Excel turns a typed 2026-11 or 2026年11月 into the date 2026-11-01 shown without a day: keep it a month.
+    if isinstance(value, datetime) and not _shows_day(getattr(cell, "number_format", "") or ""):
+        return f"{value.year}-{value.month:02d}"
+    return value
+
+
+def _shows_day(number_format: str) -> bool:
+    return "d" in _FORMAT_LITERALS.sub("", number_format).lower()
+
+
+def _text(value: object) -> str:
+    # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
+    return clean(cell_text(value).replace("\x00", ""))
+
+
+def _header_key(value: object) -> str:
+    return re.sub(r"\s+", "", _text(value))
+
+
+def parse_stats_table(table: list[list[object]], *, today: date | None = None) -> list[StatRow]:
+    """Validate a header row plus data rows (cells as strings or Excel values); problems raise StatsError."""
+    today = today or date.today()
+    t = load_texts().t
+    rows = [(line, list(raw)) for line, raw in enumerate(table, start=1) if any(_filled(v) for v in raw)]
+    if not rows:
+        raise _error("empty", columns=t("stats.columns"))
+    header_line, header = next(
+        (
+            (line, raw)
+            for line, raw in rows[:_HEADER_SEARCH]
+            if any(_COLUMN_OF.get(_header_key(v)) == "town" for v in raw)
+        ),
+        rows[0],
+    )
+    pos: dict[str, int] = {}
+    label: dict[str, str] = {}  # the header as the clerk wrote it, for messages
+    for i, value in enumerate(header):
+        key = _COLUMN_OF.get(_header_key(value))
+        if key is None:
+            continue
+        if key in pos:
+            raise _error("duplicate_column", line=header_line, column=_text(value))
+        pos[key], label[key] = i, _text(value)
+    for key, name in (("town", "镇街"), ("count", "警情数")):
+        if key not in pos:
+            raise _error("missing_column", line=header_line, column=name, columns=t("stats.columns"))
+    if "period" in pos and "date" in pos:
+        raise _error("both_periods", line=header_line)
+    if "period" not in pos and "date" not in pos:
+        raise _error("missing_period", line=header_line)
+    by_date = "date" in pos
+
+    data = [(line, raw) for line, raw in rows if line > header_line]
+    if not data:
+        raise _error("no_rows")
+    if len(data) > MAX_ROWS:
+        raise _error("too_many_rows", max=MAX_ROWS)
+
+    out: list[StatRow] = []
+    seen: dict[tuple[str, date, date, str], int] = {}
+    for line, raw in data:
+        def cell(key: str, raw: list[object] = raw) -> object:
+            i = pos.get(key)
+            return raw[i] if i is not None and i < len(raw) else None
+
+        town = _text(cell("town"))
+        if not town:
+            raise _error("cell_empty", line=line, column=label["town"])
+        if len(town) > _TOWN_LEN:
+            raise _error("too_long", line=line, column=label["town"], max=_TOWN_LEN)
+        if by_date:
+            start, end = _week_of_cell(cell("date"), line, label["date"], today)
+        else:
+            start, end = _period_of_cell(cell("period"), line, label["period"], today)
+        case_type = _text(cell("case_type"))
+        if squeeze(case_type) in _TOTAL_WORDS:
+            case_type = ""
+        if len(case_type) > _TYPE_LEN:
+            raise _error("too_long", line=line, column=label["case_type"], max=_TYPE_LEN)
+        count = _count_of_cell(cell("count"), line, label["count"])
+        row = StatRow(line, town, start, end, case_type, count)
+        if row.key in seen:
+            raise _error(
+                "duplicate_by_date" if by_date else "duplicate", line=line, first=seen[row.key], town=town,
+                period=period_code(start, end), case_type=_type_name(t, case_type),
+            )
+        seen[row.key] = line
+        out.append(row)
+    _check_totals(out)
+    return out
+
+
+def _period_of_cell(value: object, line: int, column: str, today: date) -> tuple[date, date]:
+    if not _filled(value):
+        raise _error("cell_empty", line=line, column=column)
+    if isinstance(value, datetime | date):
+        day = value.date() if isinstance(value, datetime) else value
+        raise _error("period_is_date", line=line, column=column, text=day.isoformat())
+    text = _text(value)
+    period = parse_period(text, today=today)
+    if period is None:
+        key = "period_is_date" if _parse_day(text, today) else "bad_period"
+        raise _error(key, line=line, column=column, text=text)
+    return period
+
+
+def _week_of_cell(value: object, line: int, column: str, today: date) -> tuple[date, date]:
+    if not _filled(value):
+        raise _error("cell_empty", line=line, column=column)
+    if isinstance(value, datetime):
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    else:
+        day = _parse_day(_text(value), today) if isinstance(value, str) else None
+        if day is None:
+            raise _error("bad_date", line=line, column=column, text=_text(value))
+    return period_of("week", day)
+
+
+def _count_of_cell(value: object, line: int, column: str) -> int:
+    if not _filled(value):
+        raise _error("cell_empty", line=line, column=column)
+    count: int | None = None
+    if isinstance(value, bool):
+        count = None  # TRUE/FALSE is a bool, which Python would otherwise count as 1/0
+    elif isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)  # Excel stores every number as a float: 3.0
+    elif isinstance(value, str) and _COUNT_TEXT.fullmatch(clean(value)):
+        count = int(float(clean(value)))
+    if count is None or not 0 <= count <= _MAX_COUNT:
+        text = str(value).upper() if isinstance(value, bool) else _text(value)  # as Excel shows it: TRUE
+        raise _error("bad_count", line=line, column=column, text=text)
+    return count
+
+
+def _check_totals(rows: list[StatRow]) -> None:
+    # A 合计 row below the sum of its own town's types is a typing error the ranking would silently hide.
+    totals: dict[tuple[str, date, date], StatRow] = {}
+    parts: dict[tuple[str, date, date], list[StatRow]] = {}
+    for row in rows:
+        key = (row.town, row.period_start, row.period_end)
+        if row.case_type:
+            parts.setdefault(key, []).append(row)
+        else:
+            totals[key] = row
+    for key, total in totals.items():
+        typed = parts.get(key, [])
+        if total.count < sum(r.count for r in typed):
+            raise _error(
+                "total_below_types", line=total.line, total=total.count, town=total.town,
+                period=period_code(total.period_start, total.period_end), sum=sum(r.count for r in typed),
+                lines="、".join(str(r.line) for r in typed),
+            )
+
+
+def _type_name(t, case_type: str) -> str:
+    return case_type or t("stats.total_label")
+
+
+# --- Import ------------------------------------------------------------------------------------------------
+
+
+def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source: str) -> StatsImportReport:
+    """Store the rows, replacing figures of the same town, period and case type; the caller commits."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    report = StatsImportReport()
+    source = source[:_SOURCE_LEN]
+    starts = sorted({r.period_start for r in rows})
+    existing: dict[tuple[str, date, date, str], IncidentStat] = {}
+    for i in range(0, len(starts), 500):  # stays under SQLite's bound-parameter limit
+        stmt = select(IncidentStat).where(IncidentStat.period_start.in_(starts[i : i + 500]))
+        existing.update({(s.town, s.period_start, s.period_end, s.case_type): s for s in session.exec(stmt)})
+    for row in rows:
+        stat = existing.get(row.key)
+        if stat is None:
+            stat = IncidentStat(
+                town=row.town, period_start=row.period_start, period_end=row.period_end, case_type=row.case_type,
+                count=row.count, imported_at=now, source=source,
+            )
+            existing[row.key] = stat
+            report.added.append(row)
+        else:
+            if stat.count != row.count:
+                report.updated.append((row, stat.count))
+            else:
+                report.unchanged += 1
+            stat.count, stat.imported_at, stat.source = row.count, now, source
+        session.add(stat)
+    session.flush()
+    report.periods = sorted({(r.period_start, r.period_end) for r in rows})
+    stmt = select(Unit.name).where(Unit.kind == UnitKind.TOWN.value, Unit.active == True)  # noqa: E712
+    towns = set(session.exec(stmt))
+    if towns:  # without a roster there is nothing to check the names against
+        report.unknown_towns = sorted({r.town for r in rows} - towns)
+    return report
+
+
+def latest_period(session: Session) -> tuple[date, date] | None:
+    """The stored period that ends last (the shorter one when a week and a month end the same day)."""
+    stmt = (
+        select(IncidentStat.period_start, IncidentStat.period_end)
+        .order_by(IncidentStat.period_end.desc(), IncidentStat.period_start.desc())
+        .limit(1)
+    )
+    found = session.exec(stmt).first()
+    return (found[0], found[1]) if found else None
+
+
+# --- Report ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Figures:
+    total: int
+    by_type: dict[str, int]
+
+
+def _figures(session: Session, start: date, end: date) -> dict[str, _Figures]:
+    stated: dict[str, int] = {}
+    by_type: dict[str, dict[str, int]] = {}
+    stmt = select(IncidentStat).where(IncidentStat.period_start == start, IncidentStat.period_end == end)
+    for s in session.exec(stmt):
+        by_type.setdefault(s.town, {})
+        if s.case_type:
+            by_type[s.town][s.case_type] = s.count
+        else:
+            stated[s.town] = s.count
+    # Each key is replaced on its own, so a 合计 from an earlier file can be older than re-imported types:
+    # the larger figure is the one known to have happened.
+    return {
+        town: _Figures(max(stated.get(town, 0), sum(types.values())), types) for town, types in by_type.items()
+    }
+
+
+def _ranks(totals: dict[str, int]) -> dict[str, int]:
+    return {town: 1 + sum(1 for other in totals.values() if other > total) for town, total in totals.items()}
+
+
+def _top_two(totals: dict[str, int]) -> set[str]:
+    # A town without incidents is never "in the top two", even in a district where most have none.
+    return {town for town, rank in _ranks(totals).items() if rank <= 2 and totals[town] > 0}
+
+
+def _stored(session: Session, start: date, end: date) -> bool:
+    stmt = select(IncidentStat.id).where(IncidentStat.period_start == start, IncidentStat.period_end == end)
+    return session.exec(stmt.limit(1)).first() is not None
+
+
+def build_stats_report(
+    session: Session, *, period_start: date, period_end: date, library: AlertLibrary
+) -> StatsReport:
+    """Ranking, escalations and top case types for the stored period [period_start, period_end]."""
+    current = _figures(session, period_start, period_end)
+    # Walk back through stored periods of the same kind while each ends the day before the next starts.
+    chain: list[dict[str, _Figures]] = []
+    start, end = period_start, period_end
+    previous_period = None
+    for _ in range(_MAX_LOOKBACK):
+        start, end = _previous(start, end)
+        if not _stored(session, start, end):
+            break
+        previous_period = previous_period or (start, end)
+        chain.append(_figures(session, start, end))
+    earlier_tops = [_top_two({t: f.total for t, f in figs.items()}) for figs in chain]
+
+    totals = {town: f.total for town, f in current.items()}
+    ranks = _ranks(totals)
+    top_now = _top_two(totals)
+    towns = []
+    for town in sorted(current, key=lambda t: (ranks[t], t)):
+        streak = 0
+        if town in top_now:
+            streak = 1
+            for tops in earlier_tops:
+                if town not in tops:
+                    break
+                streak += 1
+        figs = current[town]
+        before = chain[0].get(town) if chain else None
+        towns.append(
+            TownStat(
+                town=town, rank=ranks[town], total=figs.total,
+                by_type=dict(sorted(figs.by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
+                unclassified=figs.total - sum(figs.by_type.values()),
+                previous_total=before.total if before else None,
+                streak=streak, level=_LEVEL_BY_STREAK.get(min(streak, 3), ""),
+            )
+        )
+
+    per_type: dict[str, int] = {}
+    for figs in current.values():
+        for case_type, count in figs.by_type.items():
+            per_type[case_type] = per_type.get(case_type, 0) + count
+    case_types = []
+    for case_type, count in sorted(per_type.items(), key=lambda kv: (-kv[1], kv[0])):
+        alert = library.find(case_type)
+        case_types.append(TypeStat(case_type, count, f"{PUSH_COMMAND} {alert.case_type}" if alert else ""))
+    top_types = [c for c in case_types if c.count > 0][:3]
+    return StatsReport(
+        period_start=period_start,
+        period_end=period_end,
+        towns=towns,
+        case_types=case_types,
+        top_types=top_types,
+        suggestions=list(dict.fromkeys(c.suggestion for c in top_types if c.suggestion)),
+        escalations={level: [t.town for t in towns if t.level == level] for level in LEVELS},
+        total=sum(totals.values()),
+        previous_period=previous_period,
+        previous_total=sum(f.total for f in chain[0].values()) if chain else None,
+    )
+
+
+# --- Text, workbook, chart ---------------------------------------------------------------------------------
+
+_LEVEL_TEXT = {LEVEL_WRITTEN: "stats.level_written", LEVEL_TALK: "stats.level_talk", LEVEL_REMIND: "stats.level_remind"}
+_SHOWN_TOWNS = 5
+
+
+def stats_report_text(texts: Texts, report: StatsReport) -> str:
+    """The 通报 as a short chat message: totals, the leading towns, who is escalated, what to push."""
+    t = texts.t
+    lines = [t("stats.title", period=period_label(texts, report.period_start, report.period_end))]
+    if not report.towns:
+        lines.append(t("stats.no_data"))
+        return "\n".join(lines)
+    change = "" if report.previous_total is None else t("stats.change", previous=report.previous_total)
+    lines.append(t("stats.total", total=report.total, change=change))
+    lines.append(t("stats.ranking_head"))
+    # Every town in the top two is shown even when ties push them past the usual five.
+    shown = max(_SHOWN_TOWNS, sum(1 for town in report.towns if town.streak))
+    lines += [t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total) for s in report.towns[:shown]]
+    for level in LEVELS:
+        if report.escalations.get(level):
+            lines.append(t(_LEVEL_TEXT[level], towns="、".join(report.escalations[level])))
+    if report.top_types:
+        items = "、".join(t("stats.type_item", case_type=c.case_type, count=c.count) for c in report.top_types)
+        lines.append(t("stats.top_types", items=items))
+    if report.suggestions:
+        lines.append(t("stats.suggest", commands="；".join(report.suggestions)))
+    return "\n".join(lines)
+
+
+def render_stats_xlsx(report: StatsReport) -> bytes:
+    """The report as an .xlsx: sheets 镇街排名, 案件类型, 处置名单, each with a frozen header in row 1."""
+    from openpyxl import Workbook
+
+    from bot.reports.render import ILLEGAL_CHARACTERS_RE, add_sheet
+
+    texts = load_texts()
+    t = texts.t
+    wb = Workbook()
+    wb.remove(wb.active)
+    title = t("stats.title", period=period_label(texts, report.period_start, report.period_end))
+    wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", title)
+    wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
+    wb.properties.creator = "relaybot"
+
+    types = [c.case_type for c in report.case_types]
+    extra = [t("stats.unclassified")] if any(s.unclassified for s in report.towns) else []
+    add_sheet(
+        wb,
+        "镇街排名",
+        ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
+        (
+            (
+                s.rank, s.town, s.total, s.previous_total,
+                None if s.previous_total is None else s.total - s.previous_total,
+                s.streak or None, s.level, *(s.by_type.get(c) for c in types),
+                *([s.unclassified or None] if extra else []),
+            )
+            for s in report.towns
+        ),
+        {5: "+0;-0;0"},
+    )
+    add_sheet(
+        wb,
+        "案件类型",
+        ["案件类型", "警情数", "占比", "建议推送"],
+        (
+            (c.case_type, c.count, c.count / report.total if report.total else 0.0, c.suggestion)
+            for c in report.case_types
+        ),
+        {3: "0.0%"},
+    )
+    add_sheet(
+        wb,
+        "处置名单",
+        ["处置", "镇街", "本期排名", "警情数", "说明"],
+        (
+            (s.level, s.town, s.rank, s.total, _streak_note(t, s.streak))
+            for level in LEVELS
+            for s in report.towns
+            if s.level == level
+        ),
+        {},
+    )
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _streak_note(t, streak: int) -> str:
+    return t("stats.streak_note", n=streak) if streak > 1 else t("stats.streak_once")
+
+
+_LEVEL_COLORS = {LEVEL_WRITTEN: "#c62828", LEVEL_TALK: "#ef6c00", LEVEL_REMIND: "#f9a825", "": "#78909c"}
+
+
+def render_stats_chart(report: StatsReport) -> bytes:
+    """PNG bar chart of each town's total, most on top, coloured by escalation: 1200 px wide, like report charts."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bot.reports import render as rr
+
+    texts = load_texts()
+    title = texts.t("stats.chart_title", period=period_label(texts, report.period_start, report.period_end))
+    n = len(report.towns)
+    height_px = max(rr._MIN_HEIGHT_PX, rr._TOP_PX + rr._BOTTOM_PX + rr._BAR_PX * n)
+    with rr.RENDER_LOCK:
+        title_font, label_font, small_font = rr.cjk_font(16), rr.cjk_font(11), rr.cjk_font(10)
+        fig = Figure(figsize=(rr._WIDTH_PX / rr._DPI, height_px / rr._DPI), dpi=rr._DPI)
+        FigureCanvasAgg(fig)
+        fig.suptitle(title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
+        if not n:
+            empty = texts.t("stats.chart_empty")
+            fig.text(0.5, 0.5, empty, fontproperties=rr.cjk_font(20), ha="center", va="center")
+        else:
+            _draw_town_bars(fig, report, texts, height_px, label_font, small_font)
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=rr._DPI, facecolor="white")  # no bbox_inches: keeps the pixel size
+    return out.getvalue()
+
+
+def _draw_town_bars(fig, report: StatsReport, texts: Texts, height_px: int, label_font, small_font) -> None:
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    from bot.reports import render as rr
+
+    towns = report.towns
+    labels = [rr.short_label(s.town) for s in towns]
+    renderer = fig.canvas.get_renderer()
+    widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
+    left_px = min(max(widest + 20, 80), rr._WIDTH_PX / 2)
+    plot_height_px = height_px - rr._TOP_PX - rr._BOTTOM_PX
+    width = 1 - (left_px + 60) / rr._WIDTH_PX  # room on the right for the count after the longest bar
+    ax = fig.add_axes((left_px / rr._WIDTH_PX, rr._BOTTOM_PX / height_px, width, plot_height_px / height_px))
+    y = range(len(towns))
+    bars = ax.barh(y, [s.total for s in towns], color=[_LEVEL_COLORS[s.level] for s in towns], height=0.7)
+    ax.bar_label(bars, labels=[str(s.total) for s in towns], padding=3, fontproperties=small_font)
+    ax.set_yticks(y, labels, fontproperties=label_font, parse_math=False)
+    ax.set_ylim(len(towns) - 0.5, -0.5)  # rank 1 on top
+    ax.set_xlim(0, max(1, max(s.total for s in towns)) * 1.1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(texts.t("stats.chart_xlabel"), fontproperties=small_font)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    present = {s.level for s in towns}
+    handles = [Patch(color=_LEVEL_COLORS[level], label=level) for level in LEVELS if level in present]
+    if handles:
+        handles.append(Patch(color=_LEVEL_COLORS[""], label=texts.t("stats.chart_other")))
+        ax.legend(
+            handles=handles, prop=small_font, ncols=len(handles), frameon=False, loc="lower right",
+            bbox_to_anchor=(1, 1 + 8 / plot_height_px),
+        )
+
+
+# --- Posting -----------------------------------------------------------------------------------------------
+
+def queue_stats_report(
+    session: Session, *, period: tuple[date, date], now: datetime, texts: Texts, library: AlertLibrary,
+    chat_kind, chat_id: str,
+) -> StatsReport:
+    """Queue the 通报 of one stored period for a chat: its text, then the .xlsx and the chart."""
+    from bot.storage import outbox  # here, not at the top: outbox is not needed to read or rank figures
+
+    report = build_stats_report(session, period_start=period[0], period_end=period[1], library=library)
+    text = stats_report_text(texts, report)
+    files = []
+    if report.towns:
+        stem = f"警情通报（{period_label(texts, *period)}）"
+        files = [(f"{stem}.xlsx", render_stats_xlsx(report)), (f"{stem}.png", render_stats_chart(report))]
+        text += "\n" + texts.t("stats.files")
+    outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
+    for name, data in files:
+        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
+    return report

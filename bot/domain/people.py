@@ -1,0 +1,174 @@
+"""Recognising liaisons: by contact id, else by an exact, unambiguous name seen in a served group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
+
+from bot.storage.models import Group, GroupKind, Liaison, Membership, Notice, Unit
+from bot.textnorm import clean
+from bot.transport.base import Member
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """A name that matched more than one person; `key` makes the office notice one-time."""
+
+    key: str  # "member:<contact id>" (one member, several roster people) or "liaison:<id>" (the reverse)
+    who: str
+    candidates: list[str]
+
+
+# A speaker's membership row is rewritten when their names change, or when its seen_at is this old; nothing
+# reads seen_at more finely, and skipping the UPDATE saves a write on almost every message.
+SEEN_REFRESH = timedelta(hours=1)
+
+
+# Statements run for (almost) every message, built once: building one costs more than running it.
+_LIAISONS_WITH_UNITS = (
+    select(Liaison, Unit)
+    .join(Unit, Unit.id == Liaison.unit_id)
+    .where(Liaison.contact_id == bindparam("contact_id"), Liaison.active == True)  # noqa: E712
+    .order_by(Liaison.id)
+)
+_SPEAKER_ROW = select(Membership).where(
+    Membership.room_id == bindparam("room_id"), Membership.contact_id == bindparam("contact_id")
+)
+_ON_ROSTER = select(Liaison.id).where(Liaison.contact_id == bindparam("contact_id")).limit(1)
+
+
+def liaisons_with_units(session: Session, contact_id: str) -> list[tuple[Liaison, Unit]]:
+    """Active roster entries bound to this contact id (one person may serve several units), each with its unit,
+    in one query, in roster order."""
+    return [(liaison, unit) for liaison, unit in session.exec(_LIAISONS_WITH_UNITS, params={"contact_id": contact_id})]
+
+
+def _names(member_name: str, nickname: str) -> set[str]:
+    return {n for n in (clean(member_name), clean(nickname)) if n}
+
+
+def _served_room_ids(session: Session) -> list[str]:
+    kinds = (GroupKind.LIAISON.value, GroupKind.OFFICE.value)
+    return list(session.exec(select(Group.room_id).where(col(Group.kind).in_(kinds))))
+
+
+def observe(
+    session: Session, *, room_id: str, members: list[Member], now: datetime, complete: bool = False
+) -> list[Ambiguity]:
+    """Remember who is in a room and bind unrecognised roster liaisons to them; returns new ambiguities.
+
+    `complete` means `members` is the whole member list: anyone else has left the room.
+    """
+    if not complete and len(members) == 1:
+        return _observe_speaker(session, room_id=room_id, member=members[0], now=now)
+    existing = {
+        m.contact_id: m for m in session.exec(select(Membership).where(Membership.room_id == room_id))
+    }
+    if complete:
+        present = {m.contact_id for m in members}
+        for contact_id, row in list(existing.items()):
+            if contact_id not in present:
+                session.delete(row)
+                del existing[contact_id]
+    for member in members:
+        row = existing.get(member.contact_id)
+        if row is None:
+            row = Membership(room_id=room_id, contact_id=member.contact_id)
+            existing[member.contact_id] = row
+        row.name, row.group_nickname, row.seen_at = member.name, member.group_nickname, now
+        session.add(row)
+    session.flush()
+    served = _served_room_ids(session)
+    if room_id not in served:
+        return []
+    return _bind_by_name(session, members, served, now)
+
+
+def _observe_speaker(session: Session, *, room_id: str, member: Member, now: datetime) -> list[Ambiguity]:
+    """`observe` for one person who spoke: the same outcome, with only their own row read.
+
+    The row is written when it is new, when their names changed or when seen_at is older than SEEN_REFRESH.
+    Binding by name is skipped for a contact id some roster entry already has: `_bind_by_name` passes over
+    such a member anyway, so the result (no binding, no ambiguity) is the same without its queries.
+    """
+    row = session.exec(_SPEAKER_ROW, params={"room_id": room_id, "contact_id": member.contact_id}).first()
+    if row is None:
+        row = Membership(room_id=room_id, contact_id=member.contact_id)
+    if (
+        row.id is None
+        or row.name != member.name
+        or row.group_nickname != member.group_nickname
+        or not timedelta(0) <= now - row.seen_at < SEEN_REFRESH
+    ):
+        row.name, row.group_nickname, row.seen_at = member.name, member.group_nickname, now
+        session.add(row)
+        session.flush()
+    if session.exec(_ON_ROSTER, params={"contact_id": member.contact_id}).first() is not None:
+        return []
+    served = _served_room_ids(session)
+    if room_id not in served:
+        return []
+    return _bind_by_name(session, [member], served, now)
+
+
+def _bind_by_name(session: Session, members: list[Member], served: list[str], now: datetime) -> list[Ambiguity]:
+    unbound = list(
+        session.exec(select(Liaison).where(col(Liaison.contact_id).is_(None), Liaison.active == True))  # noqa: E712
+    )
+    if not unbound:
+        return []
+    bound_ids = set(session.exec(select(Liaison.contact_id).where(col(Liaison.contact_id).is_not(None))))
+    unit_names = {u.id: u.name for u in session.exec(select(Unit))}
+    ambiguities: list[Ambiguity] = []
+    for member in members:
+        if member.contact_id in bound_ids:
+            continue
+        seen = _names(member.name, member.group_nickname)
+        matches = [l for l in unbound if l.contact_id is None and _names(l.wechat_name, l.group_nickname) & seen]
+        if not matches:
+            continue
+        # Several rows can be one person serving several units; different people sharing a name cannot be told apart.
+        people = {(l.name, clean(l.wechat_name)) for l in matches}
+        if len(people) > 1:
+            ambiguities.append(
+                Ambiguity(
+                    key=f"member:{member.contact_id}",
+                    who=member.group_nickname or member.name,
+                    candidates=[f"{unit_names.get(l.unit_id, '?')}-{l.name}" for l in matches],
+                )
+            )
+            continue
+        roster_names = set().union(*(_names(l.wechat_name, l.group_nickname) for l in matches))
+        others = [
+            m
+            for m in session.exec(select(Membership).where(col(Membership.room_id).in_(served)))
+            if m.contact_id != member.contact_id and _names(m.name, m.group_nickname) & roster_names
+        ]
+        if others:
+            first = matches[0]
+            ambiguities.append(
+                Ambiguity(
+                    key=f"liaison:{first.id}",
+                    who=first.wechat_name or first.name,
+                    candidates=[f"{unit_names.get(first.unit_id, '?')}"],
+                )
+            )
+            continue
+        for liaison in matches:
+            liaison.contact_id, liaison.bound_at = member.contact_id, now
+            session.add(liaison)
+        bound_ids.add(member.contact_id)
+    return [a for a in ambiguities if first_notice(session, kind="ambiguous", key=a.key, now=now)]
+
+
+def first_notice(session: Session, *, kind: str, key: str, now: datetime) -> bool:
+    """True (and remembered) the first time a notice of this kind and key is given."""
+    exists = session.exec(select(Notice.id).where(Notice.kind == kind, Notice.key == key)).first()
+    if exists is not None:
+        return False
+    session.add(Notice(kind=kind, key=key[:300], at=now))
+    session.flush()
+    return True

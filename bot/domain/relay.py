@@ -1,0 +1,251 @@
+"""The relay loop's rules: pushes, confirmations, progress, reminders, acknowledgements."""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
+
+from bot.domain.workdays import WorkCalendar
+from bot.storage.outbox import push_delivery
+from bot.storage.models import (
+    Alert,
+    AuditLog,
+    Confirmation,
+    ConfirmMethod,
+    Exemption,
+    Group,
+    GroupKind,
+    Liaison,
+    Push,
+    PushState,
+    Unit,
+    UTCDateTime,
+)
+
+
+def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, action: str, detail: str = "", allowed: bool = True) -> None:
+    """Write one audit row in the caller's transaction."""
+    session.add(AuditLog(at=now, actor_id=actor_id, actor_name=actor_name, action=action, detail=detail[:2000], allowed=allowed))
+
+
+def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
+    """Served groups of one kind, in a stable order."""
+    return list(session.exec(select(Group).where(Group.kind == kind.value).order_by(Group.id)))
+
+
+def active_units(session: Session) -> list[Unit]:
+    """Units that are expected to relay, in roster order."""
+    return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+
+
+def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
+    """Per push id, the units expected to relay that push: the active units less those exempted from it (免转),
+    in roster order. Everything that counts, reminds, misses or ranks units for a push asks this."""
+    ids = list(dict.fromkeys(push_ids))
+    if not ids:
+        return {}
+    units = active_units(session)
+    exempted: dict[int, set[int]] = defaultdict(set)
+    for push_id, unit_id in session.exec(
+        select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(ids))
+    ):
+        exempted[push_id].add(unit_id)
+    return {push_id: [u for u in units if u.id not in exempted[push_id]] for push_id in ids}
+
+
+def default_deadline(
+    now: datetime, *, tz: ZoneInfo, deadline_time: time, late_push_after: time, calendar: WorkCalendar
+) -> datetime:
+    """Today at `deadline_time`, or the next working day's when pushed late or on a day off."""
+    local = now.astimezone(tz)
+    day = local.date()
+    if not calendar.is_working_day(day) or local.time() >= late_push_after or local.time() >= deadline_time:
+        day = calendar.next_working_day(day)
+    return datetime.combine(day, deadline_time, tzinfo=tz)
+
+
+def create_push(session: Session, alert: Alert, *, now: datetime, by: str, deadline: datetime) -> Push:
+    """A new open push of `alert`; the caller sends it to the groups."""
+    if alert.id is None:
+        session.add(alert)
+        session.flush()
+    push = Push(alert_id=alert.id, created_at=now, created_by=by, deadline=deadline, state=PushState.OPEN.value)
+    session.add(push)
+    session.flush()
+    return push
+
+
+def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | None:
+    """The most recent push."""
+    stmt = select(Push).order_by(col(Push.id).desc()).limit(1)
+    if not include_withdrawn:
+        stmt = stmt.where(Push.state != PushState.WITHDRAWN.value)
+    return session.exec(stmt).first()
+
+
+# A push past its deadline still takes (late) confirmations for this long.
+LATE_WINDOW = timedelta(days=7)
+
+
+def unconfirmed_open_pushes(
+    session: Session, unit_id: int, *, now: datetime, limit: int | None = None
+) -> list[Push]:
+    """Pushes this unit has not confirmed, is not exempted from, and can still confirm (open, or closed within
+    LATE_WINDOW), newest first; at most `limit` of them when given."""
+    return list(session.exec(_unconfirmed_stmt(limit), params={"unit_id": unit_id, "since": now - LATE_WINDOW}))
+
+
+@functools.cache
+def _unconfirmed_stmt(limit: int | None):
+    """The query of `unconfirmed_open_pushes`, built once (it runs for every confirmation)."""
+    # NOT EXISTS rather than NOT IN (SELECT push_id ...): the same rows (push_id is never NULL), but it looks up
+    # (push_id, unit_id) in the unique index for each candidate push instead of reading every confirmation the
+    # unit ever made, which grows without end.
+    done = (
+        select(Confirmation.id)
+        .where(Confirmation.push_id == Push.id, Confirmation.unit_id == bindparam("unit_id"))
+        .exists()
+    )
+    exempted = (
+        select(Exemption.id)
+        .where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id"))
+        .exists()
+    )
+    stmt = (
+        select(Push)
+        .where(
+            (Push.state == PushState.OPEN.value)
+            | ((Push.state == PushState.CLOSED.value) & (Push.deadline > bindparam("since", type_=UTCDateTime()))),
+            ~done,
+            ~exempted,
+        )
+        .order_by(col(Push.id).desc())
+    )
+    return stmt if limit is None else stmt.limit(limit)
+
+
+# Has the unit confirmed this push, or been exempted from it (免转)? Either way a confirmation changes nothing.
+_SETTLED = select(
+    select(Confirmation.id)
+    .where(Confirmation.push_id == bindparam("push_id"), Confirmation.unit_id == bindparam("unit_id"))
+    .exists()
+    | select(Exemption.id)
+    .where(Exemption.push_id == bindparam("push_id"), Exemption.unit_id == bindparam("unit_id"))
+    .exists()
+)
+
+
+def record_confirmation(
+    session: Session,
+    *,
+    push: Push,
+    unit: Unit,
+    liaison: Liaison,
+    method: str,
+    now: datetime,
+    room_id: str,
+    message_id: str,
+    text: str = "",
+    known_unconfirmed: bool = False,
+) -> Confirmation | None:
+    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing) or is exempted from
+    it (the office's 免转 stands until an admin takes it back with 撤销).
+
+    `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
+    work, so the check for an earlier confirmation or an exemption would find none and is skipped.
+    """
+    if not known_unconfirmed:
+        if session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
+            return None
+    conf = Confirmation(
+        push_id=push.id,
+        unit_id=unit.id,
+        liaison_id=liaison.id,
+        at=now,
+        method=method,
+        room_id=room_id,
+        evidence_message_id=message_id,
+        evidence_text=text[:500],
+        late=now > push.deadline,
+    )
+    session.add(conf)
+    session.flush()
+    return conf
+
+
+@dataclass(frozen=True)
+class Progress:
+    push: Push
+    alert: Alert
+    total: int  # the units expected to relay the push (exempted ones are not)
+    confirmed: list[tuple[Unit, Confirmation]]
+    missing: list[Unit]
+    groups_sent: int = 0  # liaison groups that have the push so far
+    groups_total: int = 0
+    exempted: list[tuple[Unit, Exemption]] = field(default_factory=list)  # 免转, in roster order
+
+    @property
+    def late(self) -> int:
+        return sum(1 for _, c in self.confirmed if c.late)
+
+    @property
+    def added(self) -> list[tuple[Unit, Confirmation]]:
+        """The confirmations the office recorded on a unit's behalf (补登)."""
+        return [(u, c) for u, c in self.confirmed if c.method == ConfirmMethod.OFFICE.value]
+
+
+def progress(session: Session, push: Push) -> Progress:
+    """Who of the units expected to relay `push` has confirmed it and who has not, and who is exempted."""
+    units = expected_units(session, [push.id])[push.id]
+    confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push.id))}
+    confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
+    missing = [u for u in units if u.id not in confs]
+    exempted = [(u, e) for u, e in session.exec(
+        select(Unit, Exemption).join(Exemption, col(Exemption.unit_id) == Unit.id)
+        .where(Exemption.push_id == push.id, Unit.active == True).order_by(Unit.id)  # noqa: E712
+    )]
+    alert = session.get(Alert, push.alert_id)
+    sent, total = push_delivery(session, push.id)
+    return Progress(push, alert, len(units), confirmed, missing, sent, total, exempted)
+
+
+@dataclass(frozen=True)
+class Ack:
+    room_id: str
+    push: Push
+    units: list[str]
+    late: bool
+    done: int
+    total: int
+
+
+def due_acks(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[Ack]:
+    """Acknowledgements owed for groups that have been quiet for `quiet` (not those in `wait_rooms`); marks them
+    acknowledged."""
+    owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(Confirmation.id)))
+    by_room: dict[str, list[Confirmation]] = defaultdict(list)
+    for conf in owed:
+        by_room[conf.room_id].append(conf)
+    acks: list[Ack] = []
+    for room_id, confs in by_room.items():
+        if max(c.at for c in confs) > now - quiet or room_id in wait_rooms:
+            continue  # people are still confirming here (wait for the quiet spell), or the room heard from us lately
+        by_push: dict[tuple[int, bool], list[Confirmation]] = defaultdict(list)
+        for conf in confs:
+            by_push[(conf.push_id, conf.late)].append(conf)
+            conf.acked_at = now
+            session.add(conf)
+        for (push_id, late), group in sorted(by_push.items()):
+            push = session.get(Push, push_id)
+            names = [session.get(Unit, c.unit_id).name for c in group]
+            done = len(session.exec(select(Confirmation.id).where(Confirmation.push_id == push_id)).all())
+            total = len(expected_units(session, [push_id])[push_id])  # per push: its exempted units do not count
+            acks.append(Ack(room_id, push, names, late, done, total))
+    return acks

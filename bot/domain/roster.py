@@ -1,0 +1,295 @@
+"""The roster of units and liaisons: reading a clerk's spreadsheet, importing it all-or-nothing, listing it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bot.storage.models import Confirmation, Liaison, Membership, Role, Unit, UnitKind
+from bot.textnorm import clean
+
+COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色")
+REQUIRED = ("单位", "联络员")
+MAX_ROWS = 5000
+
+_KINDS = {
+    "镇街": UnitKind.TOWN, "镇": UnitKind.TOWN, "街道": UnitKind.TOWN, "镇(街)": UnitKind.TOWN,
+    "区直单位": UnitKind.DEPARTMENT, "区直": UnitKind.DEPARTMENT, "部门": UnitKind.DEPARTMENT,
+    "行业": UnitKind.SECTOR, "其他": UnitKind.OTHER,
+}
+_ROLES = {"主": Role.MAIN, "主要": Role.MAIN, "主联络员": Role.MAIN, "main": Role.MAIN,
+          "备": Role.BACKUP, "备用": Role.BACKUP, "备份": Role.BACKUP, "备联络员": Role.BACKUP, "backup": Role.BACKUP}
+_PHONE = re.compile(r"^[0-9+\- ]{5,20}$")
+
+
+class RosterError(ValueError):
+    """A roster file that cannot be imported; the message names the row and column, in Chinese."""
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int  # the row number the clerk sees in Excel (header is row 1)
+    unit: str
+    kind: str
+    name: str
+    contact_id: str
+    wechat_name: str
+    phone: str
+    role: str
+
+
+@dataclass
+class ImportReport:
+    added_units: list[str] = field(default_factory=list)
+    added_liaisons: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deactivated_units: list[str] = field(default_factory=list)
+    removed_liaisons: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def lines(self) -> list[str]:
+        """A short Chinese summary, one line per kind of change."""
+        out = []
+        for label, items in (
+            ("新增单位", self.added_units),
+            ("新增联络员", self.added_liaisons),
+            ("更新", self.updated),
+            ("停用单位（不在新名单中）", self.deactivated_units),
+            ("移除联络员（不在新名单中）", self.removed_liaisons),
+        ):
+            if items:
+                out.append(f"{label} {len(items)}：" + "、".join(items))
+        out.append(f"未变 {self.unchanged} 人" if out else f"名单没有变化（{self.unchanged} 人）")
+        return out
+
+
+def read_roster_file(path: Path) -> list[RosterRow]:
+    """Rows of a .csv or .xlsx roster; raises RosterError naming the row and column of the first problem."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise RosterError(f"找不到文件：{path}")
+    if suffix == ".csv":
+        table = _read_csv(path)
+    elif suffix in (".xlsx", ".xlsm"):
+        table = _read_xlsx(path)
+    elif suffix == ".xls":
+        raise RosterError("不支持旧版 .xls 文件，请在 Excel 中“另存为” .xlsx 后再导入。")
+    else:
+        raise RosterError(f"不支持的文件类型“{suffix or '无扩展名'}”，请使用 .xlsx 或 .csv。")
+    return parse_table(table)
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RosterError("CSV 文件不是 UTF-8 编码。请在 Excel 中“另存为”→“CSV UTF-8（逗号分隔）”，或直接导入 .xlsx。") from None
+    try:
+        return [row for row in csv.reader(io.StringIO(text))]
+    except csv.Error as exc:
+        raise RosterError(f"CSV 文件格式有误：{exc}") from None
+
+
+def _read_xlsx(path: Path) -> list[list[str]]:
+    from openpyxl import load_workbook  # imported here: only the roster commands need it
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception:
+        raise RosterError("无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。") from None
+    try:
+        if not wb.worksheets:
+            return []
+        table = []
+        # A damaged sheet only fails while its rows are read (bad XML, cell references, types or numbers).
+        # At most 64 columns: a sheet formatted out to column XFD would otherwise give 16 384 cells per row.
+        for row in wb.worksheets[0].iter_rows(values_only=True, max_col=64):
+            table.append([cell_text(v) for v in row])
+            if len(table) > MAX_ROWS + 1:
+                break
+        return table
+    except Exception:
+        raise RosterError("无法读取这个 Excel 文件的内容，它可能已损坏。请在 Excel 中打开后“另存为” .xlsx 再导入。") from None
+    finally:
+        wb.close()
+
+
+def cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores phone numbers as 13800000000.0
+    return str(value)
+
+
+def parse_table(table: list[list[str]]) -> list[RosterRow]:
+    """Validate a header row plus data rows; all problems are reported as RosterError."""
+    while table and not any(clean(c) for c in table[0]):
+        table = table[1:]
+    if not table:
+        raise RosterError("文件是空的：第 1 行应为表头：" + "、".join(COLUMNS))
+    header = [re.sub(r"\s+", "", clean(c)) for c in table[0]]
+    for col in REQUIRED:
+        if col not in header:
+            raise RosterError(f"第 1 行（表头）缺少“{col}”列。表头应为：" + "、".join(COLUMNS))
+    for col in COLUMNS:
+        if header.count(col) > 1:
+            raise RosterError(f"第 1 行（表头）“{col}”列出现了两次。")
+    pos = {col: header.index(col) for col in COLUMNS if col in header}
+    if len(table) - 1 > MAX_ROWS:
+        raise RosterError(f"名单超过 {MAX_ROWS} 行，请检查文件。")
+
+    rows: list[RosterRow] = []
+    seen_person: dict[tuple[str, str], int] = {}
+    seen_id: dict[str, tuple[int, str]] = {}
+    for index, raw in enumerate(table[1:], start=2):
+        def cell(col: str) -> str:
+            i = pos.get(col)
+            # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
+            return clean(raw[i].replace("\x00", "")) if i is not None and i < len(raw) else ""
+
+        if not any(clean(c) for c in raw):
+            continue
+        unit, name = cell("单位"), cell("联络员")
+        for col, value in (("单位", unit), ("联络员", name)):
+            if not value:
+                raise RosterError(f"第 {index} 行“{col}”为空，这一列必须填写。")
+        if len(unit) > 100 or len(name) > 50:
+            raise RosterError(f"第 {index} 行“{'单位' if len(unit) > 100 else '联络员'}”太长，请检查。")
+        kind_text = cell("类别")
+        kind = _KINDS.get(kind_text.replace("（", "(").replace("）", ")")) if kind_text else UnitKind.OTHER
+        if kind is None:
+            raise RosterError(f"第 {index} 行“类别”为“{kind_text}”，应为：镇街、区直单位、行业 或 其他。")
+        role_text = cell("角色")
+        role = _ROLES.get(role_text.lower()) if role_text else Role.MAIN
+        if role is None:
+            raise RosterError(f"第 {index} 行“角色”为“{role_text}”，应为“主”或“备”（不填即为主）。")
+        phone = cell("手机")
+        if phone and not _PHONE.match(phone):
+            raise RosterError(f"第 {index} 行“手机”为“{phone}”，不是有效的电话号码。")
+        contact_id = cell("微信ID")
+        if (unit, name) in seen_person:
+            raise RosterError(f"第 {index} 行与第 {seen_person[(unit, name)]} 行重复：{unit} 的联络员 {name} 出现了两次。")
+        seen_person[(unit, name)] = index
+        if contact_id:
+            first_line, first_name = seen_id.setdefault(contact_id, (index, name))
+            if first_name != name:
+                raise RosterError(f"第 {index} 行“微信ID”与第 {first_line} 行相同，但联络员不同。")
+        rows.append(RosterRow(index, unit, kind.value, name, contact_id, cell("微信昵称"), phone, role.value))
+    if not rows:
+        raise RosterError("文件里没有联络员：表头下面没有数据行。")
+    return rows
+
+
+def import_roster(session: Session, rows: list[RosterRow]) -> ImportReport:
+    """Make the database match the rows; the caller commits (or rolls back on error)."""
+    report = ImportReport()
+    units = {u.name: u for u in session.exec(select(Unit))}
+    liaisons = {(l.unit_id, l.name): l for l in session.exec(select(Liaison))}
+    kept_units: set[str] = set()
+    kept_liaisons: set[int] = set()
+
+    for row in rows:
+        unit = units.get(row.unit)
+        if unit is None:
+            unit = Unit(name=row.unit, kind=row.kind)
+            session.add(unit)
+            session.flush()
+            units[row.unit] = unit
+            report.added_units.append(row.unit)
+        elif unit.kind != row.kind or not unit.active:
+            if row.unit not in kept_units:
+                report.updated.append(f"{row.unit}（类别 {unit.kind}→{row.kind}）" if unit.active else f"{row.unit}（重新启用）")
+            unit.kind, unit.active = row.kind, True
+            session.add(unit)
+        kept_units.add(row.unit)
+
+        liaison = liaisons.get((unit.id, row.name))
+        if liaison is None:
+            liaison = Liaison(unit_id=unit.id, name=row.name)
+            report.added_liaisons.append(f"{row.unit}-{row.name}")
+            changes = []
+        else:
+            changes = _liaison_changes(liaison, row)
+            if changes:
+                report.updated.append(f"{row.unit}-{row.name}（" + "，".join(changes) + "）")
+            else:
+                report.unchanged += 1
+        liaison.role = row.role
+        liaison.wechat_name = row.wechat_name
+        liaison.phone = row.phone
+        liaison.active = True
+        if row.contact_id:
+            liaison.contact_id = row.contact_id
+        session.add(liaison)
+        session.flush()
+        liaisons[(unit.id, row.name)] = liaison
+        kept_liaisons.add(liaison.id)
+
+    for name, unit in units.items():
+        if name not in kept_units and unit.active:
+            unit.active = False
+            session.add(unit)
+            report.deactivated_units.append(name)
+    names = {u.id: u.name for u in units.values()}
+    for liaison in liaisons.values():
+        if liaison.id not in kept_liaisons and liaison.active:
+            used = session.exec(select(Confirmation.id).where(Confirmation.liaison_id == liaison.id).limit(1)).first()
+            if used is None:
+                session.delete(liaison)
+            else:
+                # Kept for the record of past confirmations, but no longer recognised.
+                liaison.active, liaison.contact_id = False, None
+                session.add(liaison)
+            report.removed_liaisons.append(f"{names.get(liaison.unit_id, '?')}-{liaison.name}")
+    return report
+
+
+def _liaison_changes(liaison: Liaison, row: RosterRow) -> list[str]:
+    changes = []
+    if not liaison.active:
+        changes.append("重新启用")
+    if liaison.role != row.role:
+        changes.append(f"角色 {liaison.role}→{row.role}")
+    if liaison.wechat_name != row.wechat_name:
+        changes.append(f"微信昵称 {liaison.wechat_name or '空'}→{row.wechat_name or '空'}")
+    if liaison.phone != row.phone:
+        changes.append("手机")
+    if row.contact_id and liaison.contact_id != row.contact_id:
+        changes.append("微信ID")
+    return changes
+
+
+@dataclass(frozen=True)
+class RosterLine:
+    unit: str
+    kind: str
+    liaison: str
+    role: str
+    wechat_name: str
+    recognised: bool
+    in_group: bool
+
+
+def roster_lines(session: Session, liaison_room_ids: list[str]) -> list[RosterLine]:
+    """Every active liaison with whether the bot knows their contact id and has seen them in a liaison group."""
+    members = set()
+    if liaison_room_ids:
+        stmt = select(Membership.contact_id).where(Membership.room_id.in_(liaison_room_ids))
+        members = set(session.exec(stmt))
+    stmt = (
+        select(Unit, Liaison)
+        .join(Liaison, Liaison.unit_id == Unit.id)
+        .where(Unit.active == True, Liaison.active == True)  # noqa: E712
+        .order_by(Unit.id, Liaison.role, Liaison.id)
+    )
+    return [
+        RosterLine(u.name, u.kind, l.name, l.role, l.wechat_name, l.contact_id is not None, l.contact_id in members)
+        for u, l in session.exec(stmt)
+    ]

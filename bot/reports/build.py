@@ -1,0 +1,199 @@
+"""Report figures for a day, a week or a month: per unit, per push, rankings and escalations."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import DateTime, type_coerce
+from sqlmodel import Session, col, select
+
+from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
+from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
+from bot.domain.relay import expected_units
+from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
+
+KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
+BOARD_SIZE = 3
+# A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
+# ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
+_RAW_TIME = DateTime(timezone=True)
+
+
+def period_of(kind: str, day: date) -> tuple[date, date]:
+    """The day, the Monday-Sunday week, or the calendar month that contains `day`."""
+    if kind == "day":
+        return day, day
+    if kind == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=6)
+    if kind == "month":
+        start = day.replace(day=1)
+        nxt = (start + timedelta(days=32)).replace(day=1)
+        return start, nxt - timedelta(days=1)
+    raise ValueError(f"unknown report kind {kind!r}")
+
+
+def previous_period(kind: str, day: date) -> tuple[date, date]:
+    """The period before the one containing `day` (what Monday's and the 1st's reports cover)."""
+    start, _ = period_of(kind, day)
+    return period_of(kind, start - timedelta(days=1))
+
+
+def _title(kind: str, start: date, end: date) -> str:
+    span = f"{start.month}月{start.day}日" if start == end else f"{start.month}月{start.day}日—{end.month}月{end.day}日"
+    if kind == "month":
+        span = f"{start.year}年{start.month}月"
+    return f"反诈预警转发{KIND_NAMES[kind]}（{span}）"
+
+
+def build_report(
+    session: Session, *, kind: str, start: date, end: date, now: datetime, tz: ZoneInfo, ladder: Ladder
+) -> Report:
+    """Figures for the pushes whose deadline fell in [start, end] (local days), as known at `now`.
+
+    Reads plain columns, not ORM objects: a month of a large district is 100 000 confirmations.
+    """
+    lo = datetime.combine(start, time(0), tzinfo=tz)
+    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=tz)
+    # created_at twice: as an aware datetime for the report, and as the driver gives it (naive UTC on SQLite,
+    # aware on PostgreSQL) for subtracting the confirmations' times read the same way below.
+    pushes = session.exec(
+        select(Push.id, Push.created_at, Push.deadline, Alert.title,
+               type_coerce(Push.created_at, _RAW_TIME).label("created_raw"))
+        .outerjoin(Alert, col(Alert.id) == Push.alert_id)
+        .where(Push.deadline >= lo, Push.deadline < hi, Push.state != PushState.WITHDRAWN.value)
+        .order_by(Push.id)
+    ).all()
+    push_ids = [p[0] for p in pushes]
+    pushed_at = {p[0]: p[4] for p in pushes}
+    expected = expected_units(session, push_ids)
+    expected_ids = {push_id: {u.id for u in us} for push_id, us in expected.items()}
+    by_push: dict[int, set[int]] = {p: set() for p in push_ids}
+    added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
+    # unit id -> [confirmations, late ones, minutes from push to confirmation of each, 补登 among them]
+    by_unit: dict[int, list] = {}
+    evidence_rows: list[tuple[int, int, int, str, str]] = []
+    correction_rows: list[tuple] = []
+    if push_ids:
+        # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
+        confs = session.connection().execute(
+            select(Confirmation.push_id, Confirmation.unit_id, type_coerce(Confirmation.at, _RAW_TIME),
+                   Confirmation.late, Confirmation.method)
+            .where(col(Confirmation.push_id).in_(push_ids))
+        )
+        for push_id, unit_id, at, late, method in confs:
+            if unit_id not in expected_ids[push_id]:
+                continue  # an inactive unit, or one exempted from the push: not counted either way
+            by_push[push_id].add(unit_id)
+            mine = by_unit.get(unit_id)
+            if mine is None:
+                mine = by_unit[unit_id] = [0, 0, [], 0]
+            mine[0] += 1
+            mine[1] += bool(late)
+            if method == ConfirmMethod.OFFICE.value:
+                # The time the office recorded it is not the time the unit relayed: no part of the median.
+                mine[3] += 1
+                added_by_push[push_id].add(unit_id)
+            else:
+                mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
+        evidence_rows = session.exec(
+            select(Confirmation.push_id, Confirmation.id, Confirmation.unit_id, Confirmation.verdict,
+                   Confirmation.verdict_reason)
+            .where(col(Confirmation.push_id).in_(push_ids),
+                   (Confirmation.evidence_file != "") | (Confirmation.verdict != ""))
+            .order_by(Confirmation.push_id, Confirmation.id)
+        ).all()
+        correction_rows = session.exec(
+            select(Correction.push_id, Unit.name, Correction.kind, Correction.reason, Correction.by_name,
+                   Correction.by_id, Correction.at)
+            .join(Unit, col(Unit.id) == Correction.unit_id)
+            .where(col(Correction.push_id).in_(push_ids))
+            .order_by(Correction.at, Correction.id)
+        ).all()
+    units = session.exec(
+        select(Unit.id, Unit.name, Unit.kind).where(Unit.active == True).order_by(Unit.id)  # noqa: E712
+    ).all()
+    levels = standings(session, as_of=now, tz=tz, ladder=ladder)
+
+    rows = []
+    for unit_id, name, unit_kind in units:
+        relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
+        exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id])
+        received = len(pushes) - exempted
+        rows.append(
+            dict(
+                unit=name,
+                kind=unit_kind,
+                received=received,
+                relayed=relayed,
+                on_time=relayed - late,
+                late=late,
+                missed=received - relayed,
+                median_minutes=round(statistics.median(minutes), 1) if minutes else None,
+                level=levels[unit_id].level if unit_id in levels else "",
+                added=added,
+                exempted=exempted,
+            )
+        )
+    # Best first: highest share on time (a count would rank a unit down for pushes it was exempted from), fewest
+    # missed, fewest late, fastest; the roster order breaks ties. With no exemptions every unit received the same
+    # pushes, and the share orders them as the count did.
+    order = sorted(
+        range(len(rows)),
+        key=lambda i: (
+            -(rows[i]["on_time"] / rows[i]["received"] if rows[i]["received"] else 1.0),
+            rows[i]["missed"],
+            rows[i]["late"],
+            rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"),
+            i,
+        ),
+    )
+    ranked = [UnitRow(rank=r + 1, **rows[i]) for r, i in enumerate(order)]
+    red = [u.unit for u in ranked if u.received and u.missed == 0 and u.late == 0][:BOARD_SIZE]
+    black = [u.unit for u in reversed(ranked) if u.missed or u.late][:BOARD_SIZE]
+    escalations = {
+        level: [name for unit_id, name, _ in units if levels.get(unit_id) and levels[unit_id].level == level]
+        for level in REPORTED_LEVELS
+    }
+    unit_names = {unit_id: name for unit_id, name, _ in units}
+    push_rows = []
+    for push_id, created_at, deadline, title, _ in pushes:
+        done = by_push[push_id]
+        mine = expected[push_id]
+        push_rows.append(
+            PushRow(
+                n=push_id,
+                title=title if title is not None else "",
+                pushed_at=created_at,
+                deadline=deadline,
+                confirmed=sum(1 for u in mine if u.id in done),  # the expected units that confirmed
+                total=len(mine),
+                missing_units=[u.name for u in mine if u.id not in done],
+                added_units=[u.name for u in mine if u.id in added_by_push[push_id]],
+                exempted_units=[name for unit_id, name in unit_names.items() if unit_id not in expected_ids[push_id]],
+            )
+        )
+    evidence = [
+        EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
+        for push_id, _id, unit_id, verdict, reason in evidence_rows
+    ]
+    corrections = [
+        CorrectionRow(push_id, unit, kind, reason, by_name or by_id, at)
+        for push_id, unit, kind, reason, by_name, by_id, at in correction_rows
+    ]
+    return Report(
+        kind=kind,
+        title=_title(kind, start, end),
+        period_start=start,
+        period_end=end,
+        generated_at=now,
+        units=ranked,
+        pushes=push_rows,
+        red=red,
+        black=black,
+        escalations={k: v for k, v in escalations.items() if v},
+        evidence=evidence,
+        corrections=corrections,
+    )

@@ -1,0 +1,191 @@
+"""Engine and sessions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+from bot.storage import models  # noqa: F401  (registers the tables)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; for an SQLite file, its folder is created and WAL is switched on."""
+    parsed = make_url(url)
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            kwargs.update(connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        else:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(connect_args={"check_same_thread": False, "timeout": 15})
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets the CLI read while the bot writes; foreign keys are off by default in SQLite.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=15000")
+    cur.close()
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The schema of the first release (0.1.0), which created its tables without alembic.
+BASELINE = "0001"
+
+
+def alembic_config():
+    """Alembic's configuration for the bundled migrations (no alembic.ini needed at run time)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was upgraded by a newer release than this code: running on it could damage it."""
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What upgrade_schema found and did: the revision before (None: an empty database), the newest, and the
+    revisions applied in order (empty when the schema was already current)."""
+
+    before: str | None
+    head: str
+    applied: list[str]
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the newest revision this code knows); None: an empty database."""
+    with engine.connect() as conn:
+        _, current, head = _revisions(conn)
+    return current, head
+
+
+def _revisions(conn) -> tuple[str | None, str | None, str]:
+    """(the revision alembic recorded, the schema's revision, the newest one). A database made by 0.1.0 has
+    recorded nothing but is at BASELINE. Raises SchemaTooNew for a revision this code does not know."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head() or ""
+    stamped = MigrationContext.configure(conn).get_current_revision()
+    current = BASELINE if stamped is None and _has_release_tables(conn) else stamped
+    if current is not None and current not in {rev.revision for rev in scripts.walk_revisions()}:
+        raise SchemaTooNew(
+            f"数据库的结构版本是 {current}，比本程序认识的最新版本 {head} 还新：它被新版本的机器人升级过。"
+            "请安装新版本，不要用旧版本打开它。"
+        )
+    return stamped, current, head
+
+
+def upgrade_schema(engine: Engine) -> Upgrade:
+    """Bring the database to the newest schema.
+
+    A database made by 0.1.0 (tables, no alembic_version) is first recorded as the baseline revision.
+    Raises SchemaTooNew for a database from a newer release. On PostgreSQL the whole upgrade is one
+    transaction; SQLite's driver commits DDL as it goes, which is why the upgrade instructions back up first.
+    """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        stamped, current, head = _revisions(conn)
+    if stamped == head:
+        return Upgrade(current, head, [])  # the usual start: nothing to do, no write transaction
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        stamped, current, head = _revisions(conn)  # again, inside the transaction that migrates
+        if stamped is None and current == BASELINE:
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+    scripts = ScriptDirectory.from_config(config)
+    applied = [rev.revision for rev in scripts.iterate_revisions(head, current or "base") if rev.revision != current]
+    return Upgrade(current, head, applied[::-1])
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error in one line for people: the driver's message, without the SQL and its parameters."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _has_release_tables(conn) -> bool:
+    names = set(inspect(conn).get_table_names())
+    return {"unit", "push", "confirmation"} <= names
+
+
+def create_schema(engine: Engine) -> None:
+    """Create or upgrade the tables (alembic migrations); cheap when the schema is already current."""
+    upgrade_schema(engine)
+
+
+def session(engine: Engine) -> Session:
+    """A new session that keeps objects usable after commit."""
+    return Session(engine, expire_on_commit=False)
+
+
+def backup(url: str, target: Path) -> Path:
+    """A consistent copy of the database while the bot may be writing to it; never overwrites a file.
+
+    SQLite: the online backup API, one read transaction, so the copy is a single moment; the result is one
+    self-contained file (not WAL). PostgreSQL: pg_dump's custom format (restore with pg_restore).
+    """
+    target = Path(target)
+    if target.exists():
+        raise FileExistsError(f"{target} 已存在，不会覆盖它；请换一个文件名（例如带上日期）")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    parsed = make_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database in ("", ":memory:") or not Path(database).is_file():
+                raise FileNotFoundError(f"没有找到数据库文件 {database or '(内存数据库)'}")
+            source = sqlite3.connect(database, timeout=15)
+            copy = sqlite3.connect(partial)
+            try:
+                source.backup(copy)  # all pages in one step: one consistent snapshot
+                copy.execute("PRAGMA journal_mode=DELETE")
+                (check,) = copy.execute("PRAGMA integrity_check").fetchone()
+                if check != "ok":
+                    raise RuntimeError(f"备份文件校验失败：{check}")
+            finally:
+                copy.close()
+                source.close()
+        elif parsed.get_backend_name() == "postgresql":
+            pg_dump = shutil.which("pg_dump")
+            if pg_dump is None:
+                raise FileNotFoundError("没有找到 pg_dump：请安装 PostgreSQL 客户端（Debian：apt install postgresql-client）")
+            env = dict(os.environ)
+            if parsed.password:
+                env["PGPASSWORD"] = str(parsed.password)  # not on the command line, where ps would show it
+            dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+            done = subprocess.run([pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}"],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"pg_dump 失败：{done.stderr.strip()}")
+        else:
+            raise ValueError(f"不支持备份这种数据库：{parsed.get_backend_name()}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,194 @@
+"""The outbox: every message is a row first, sent after the transaction that produced it commits.
+
+Sending is paced from what the rows say (the last send, today's count, a pause on record), so a restart
+keeps the same pace and nothing is sent twice or skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.storage.models import Alert, BotState, Outbox, OutboxState, Priority
+from bot.transport.base import ChatKind, FileData, Image, LinkCard, Outgoing
+
+BACKOFF_KEY = "send_backoff_until"
+
+
+def queue(
+    session: Session,
+    *,
+    now: datetime,
+    chat_kind: ChatKind,
+    chat_id: str,
+    text: str = "",
+    mention_ids: tuple[str, ...] | list[str] = (),
+    alert_id: int | None = None,
+    attachment: str = "",
+    push_id: int | None = None,
+    file_name: str = "",
+    file_data: bytes | None = None,
+    priority: Priority = Priority.REPLY,
+) -> Outbox:
+    """Add a message to the outbox in the caller's transaction."""
+    row = Outbox(
+        created_at=now,
+        chat_kind=ChatKind(chat_kind).value,
+        chat_id=chat_id,
+        text=text,
+        mention_ids="\n".join(mention_ids),
+        alert_id=alert_id,
+        attachment=attachment,
+        push_id=push_id,
+        file_name=file_name,
+        file_data=file_data,
+        priority=int(priority),
+    )
+    session.add(row)
+    return row
+
+
+def pending(session: Session, limit: int = 50) -> list[Outbox]:
+    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts; oldest first."""
+    stmt = (
+        select(Outbox)
+        .where(Outbox.state == OutboxState.PENDING.value)
+        .order_by(Outbox.priority, Outbox.id)
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def to_outgoing(session: Session, row: Outbox) -> Outgoing:
+    """The transport message for an outbox row (its link card or image comes from the alert)."""
+    link = image = file = None
+    if row.file_name and row.file_data is not None:
+        if row.file_name.lower().endswith(".png"):
+            image = Image(row.file_name, row.file_data)
+        else:
+            file = FileData(row.file_name, row.file_data)
+    if row.attachment and row.alert_id is not None:
+        alert = session.get(Alert, row.alert_id)
+        if alert is not None and row.attachment == "link" and alert.link_url:
+            link = LinkCard(alert.link_url, alert.title or alert.link_url, alert.link_description, alert.link_thumbnail)
+        elif alert is not None and row.attachment == "image" and alert.image_data:
+            image = Image(alert.image_name or "image.jpg", alert.image_data)
+    return Outgoing(
+        chat_kind=ChatKind(row.chat_kind),
+        chat_id=row.chat_id,
+        text=row.text,
+        mention_ids=tuple(m for m in row.mention_ids.split("\n") if m),
+        link=link,
+        image=image,
+        file=file,
+    )
+
+
+def mark_sending(session: Session, row: Outbox) -> None:
+    """Record that the row is being handed to the transport (committed before the send)."""
+    row.state = OutboxState.SENDING.value
+    row.attempts += 1
+    session.add(row)
+
+
+def mark_sent(session: Session, row: Outbox, *, now: datetime) -> None:
+    """Record a successful send."""
+    row.state = OutboxState.SENT.value
+    row.sent_at = now
+    session.add(row)
+
+
+def mark_failed(session: Session, row: Outbox, *, error: str, give_up: bool) -> None:
+    """Record a failed attempt; the row goes back to pending unless `give_up`."""
+    row.error = error[:500]
+    row.state = OutboxState.FAILED.value if give_up else OutboxState.PENDING.value
+    session.add(row)
+
+
+def recover_interrupted(session: Session) -> list[Outbox]:
+    """Rows a crash left in the middle of a send: back to pending (sent again rather than maybe never)."""
+    rows = list(session.exec(select(Outbox).where(Outbox.state == OutboxState.SENDING.value)))
+    for row in rows:
+        row.state = OutboxState.PENDING.value
+        session.add(row)
+    return rows
+
+
+# ---- pacing ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pacing:
+    spacing: float  # seconds between two sends at least
+    jitter: float  # plus up to this many seconds, different each time
+    daily_budget: int  # messages per local day; the bot's own notices do not count against it
+    backoff: timedelta  # pause after the transport reports a limit or a failure
+    tz: ZoneInfo
+
+
+@dataclass(frozen=True)
+class NextSend:
+    row_id: int | None  # None: nothing to send
+    at: datetime  # not before this
+    reason: str  # "now", "spacing", "budget" or "backoff": for the log
+
+
+def backoff_until(session: Session) -> datetime | None:
+    """The end of the current pause in sending, if one is on record."""
+    state = session.get(BotState, BACKOFF_KEY)
+    return datetime.fromisoformat(state.value) if state and state.value else None
+
+
+def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[datetime, bool]:
+    """Pause sending; returns the end of the pause and whether this started a new pause (vs extending one)."""
+    current = backoff_until(session)
+    until = now + pacing.backoff
+    state = session.get(BotState, BACKOFF_KEY) or BotState(key=BACKOFF_KEY)
+    state.value, state.updated_at = until.isoformat(), now
+    session.add(state)
+    return until, current is None or current <= now
+
+
+def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
+    """Messages sent since local midnight, not counting the bot's own notices."""
+    midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    stmt = select(func.count()).select_from(Outbox).where(
+        Outbox.state == OutboxState.SENT.value, Outbox.sent_at >= midnight, Outbox.priority != int(Priority.NOTICE)
+    )
+    return session.exec(stmt).one()
+
+
+def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
+    """Which row to send next, and when that is allowed."""
+    rows = pending(session, limit=1)
+    if not rows:
+        return NextSend(None, now, "idle")
+    row = rows[0]
+    at, reason = now, "now"
+    until = backoff_until(session)
+    if until and until > at:
+        at, reason = until, "backoff"
+    last = session.exec(
+        select(Outbox.id, Outbox.sent_at).where(col(Outbox.sent_at).is_not(None)).order_by(col(Outbox.sent_at).desc())
+    ).first()
+    if last is not None:
+        # The jitter is drawn from the last row's id: the same wait however often this is asked, restarts included.
+        gap = pacing.spacing + random.Random(last[0]).uniform(0, pacing.jitter)
+        if last[1] + timedelta(seconds=gap) > at:
+            at, reason = last[1] + timedelta(seconds=gap), "spacing"
+    if row.priority != int(Priority.NOTICE) and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
+        tomorrow = datetime.combine(now.astimezone(pacing.tz).date() + timedelta(days=1), time(0), tzinfo=pacing.tz)
+        at, reason = max(at, tomorrow), "budget"
+    return NextSend(row.id, at, reason)
+
+
+def push_delivery(session: Session, push_id: int) -> tuple[int, int]:
+    """(groups that have the push, groups it is queued for)."""
+    rows = session.exec(
+        select(Outbox.state).where(Outbox.push_id == push_id, col(Outbox.alert_id).is_not(None))
+    ).all()
+    return sum(1 for state in rows if state == OutboxState.SENT.value), len(rows)
