@@ -8,6 +8,7 @@ import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -19,6 +20,11 @@ class Settings(BaseSettings):
     """Everything configurable. Environment variables (RELAYBOT_<NAME>) win over the TOML file."""
 
     model_config = SettingsConfigDict(env_prefix="RELAYBOT_", extra="ignore")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The office's timezone: what "today" and every time shown to people are in."""
+        return ZoneInfo(self.timezone)
 
     database_url: str = "sqlite:///data/relaybot.db"
     timezone: str = "Asia/Shanghai"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.chat.dispatch import Context, Router
+from bot.chat.dispatch import CommandObject, Context, Router
 from bot.storage.models import Group, GroupKind
-from bot.chat.parsing import parse_command
-from bot.domain.relay import audit
 from bot.transport.base import Incoming
-from bot.chat.filters import command, from_admin, in_room
+from bot.chat.filters import from_admin, in_room
 
 router = Router("groups")
 
@@ -22,10 +20,10 @@ _SETTINGS = {
 SETTING_COMMANDS = tuple(_SETTINGS)
 
 
-@router.message(in_room, from_admin, command(*_SETTINGS))
-def on_group_setting(msg: Incoming, ctx: Context) -> None:
+@router.command(*_SETTINGS, usage="groups", who=from_admin, where=in_room)
+def on_group_setting(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """设为联络员群 / 设为办公群 and their undo, sent inside the room."""
-    kind, enable = _SETTINGS[parse_command(msg.text).name]
+    kind, enable = _SETTINGS[cmd.name]
     group = ctx.session.exec(select(Group).where(Group.room_id == msg.chat_id)).first()
     if group is None:
         group = Group(room_id=msg.chat_id, name=msg.chat_name)
@@ -47,6 +45,5 @@ def on_group_setting(msg: Incoming, ctx: Context) -> None:
     else:
         reply = ctx.t("groups.not_set", kind=label)
     ctx.session.add(group)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="group_setting", detail=f"{msg.chat_id} {group.name}: {group.kind}")
+    ctx.audit(msg, "group_setting", f"{msg.chat_id} {group.name}: {group.kind}")
     ctx.reply(msg, reply)

@@ -13,16 +13,16 @@ from sqlmodel import col, select
 
 from bot.domain import evidence as evidence_store
 from bot.domain import notes
-from bot.chat.dispatch import Context, Router
+from bot.chat.dispatch import CommandObject, Context, Router, command_filter
 from bot.storage.models import Alert, ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
 from bot.chat.parsing import parse_command, parse_push_ref, read_message
 from bot.domain.people import first_notice, liaisons_with_units
 from bot.chat.reading import OTHER_CONTENT, Reading, Verdict, read_reply
-from bot.domain.relay import LATE_WINDOW, audit, latest_push, record_confirmation, unconfirmed_open_pushes
+from bot.domain.relay import LATE_WINDOW, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
 from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
-from bot.chat.filters import command, kind, not_from_admin, room_kind
+from bot.chat.filters import kind, not_from_admin, room_kind
 
 log = logging.getLogger(__name__)
 router = Router("liaison")
@@ -410,8 +410,7 @@ def on_recall(msg: Incoming, ctx: Context) -> bool:
         notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.RECALL, contact_id=msg.sender.contact_id,
                   unit_id=unit.id, push_ids=[conf.push_id], now=ctx.now, message_id=msg.message_id,
                   text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id))
-        audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-              action="recall", detail=f"#{conf.push_id} {unit.name}: message {found.recalled_id} recalled")
+        ctx.audit(msg, "recall", f"#{conf.push_id} {unit.name}: message {found.recalled_id} recalled")
         ctx.session.delete(conf)
     return True
 
@@ -432,7 +431,7 @@ def on_screenshot(msg: Incoming, ctx: Context) -> bool:
     return True
 
 
-@router.message(not_from_admin, command("帮助"))
-def on_liaison_help(msg: Incoming, ctx: Context) -> None:
+@router.message(not_from_admin, command_filter("帮助"))
+def on_liaison_help(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """帮助 from anyone but an admin: how to confirm."""
     ctx.reply(msg, ctx.t("help.liaison"))

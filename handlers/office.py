@@ -8,20 +8,16 @@ from sqlmodel import col, select
 
 from bot.chat import compose
 from bot.operations import agenda as schedule
-from bot.chat.dispatch import CommandRegistry, Context, Router
+from bot.chat.dispatch import CommandObject, CommandRegistry, Context, Router, command_filter
 from bot.domain import feeds as feed_watch
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.chat.parsing import (
-    Command,
     DeadlineError,
-    parse_command,
     parse_deadline,
     parse_push_ref,
-    parse_quote,
     strip_mentions,
 )
 from bot.domain.relay import (
-    audit,
     groups_of_kind,
     latest_push,
     progress,
@@ -32,50 +28,28 @@ from bot.domain.people import first_notice
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
 from handlers import office_corrections, office_records
 from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
+from handlers import groups
 from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")
-# The office's commands, registered below in the order `帮助` lists them.
-COMMANDS = CommandRegistry()
 
 _URL = re.compile(r"^https?://\S+$")
 _CANDIDATE = re.compile(r"^候选\s*(\d{1,9})$")
 _CORRECTION_COMMANDS = ("补登", "撤销", "免转")
 
 
-def command_of(msg: Incoming) -> tuple[Command, str] | None:
-    """The command in a message, and the quoted text when it quotes something (`推送` under a quote)."""
-    if msg.kind != MessageKind.TEXT:
-        return None
-    quote = parse_quote(msg.text)
-    if quote is not None:
-        cmd = parse_command(quote.reply)
-        return (cmd, quote.quoted) if cmd else None
-    cmd = parse_command(msg.text)
-    return (cmd, "") if cmd else None
-
-
-def has_command(msg: Incoming, ctx: Context) -> bool:
-    return command_of(msg) is not None
-
-
-def looks_like_command(msg: Incoming, ctx: Context) -> bool:
+def looks_like_command(msg: Incoming, ctx: Context) -> bool | dict:
     """A command as a non-admin would type it by mistake, not a sentence that starts with 提醒 or 推送."""
-    found = command_of(msg)
-    if found is None:
+    cmd = ctx.command(msg)
+    if cmd is None:
         return False
-    cmd = found[0]
-    return (
+    return {"cmd": cmd} if (
         cmd.arg == ""
         or cmd.arg.startswith("#")
         or cmd.name in SETTING_COMMANDS
         or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
-        or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg)))
-    )
-
-
-def _who(msg: Incoming) -> tuple[str, str]:
-    return msg.sender.contact_id, msg.sender.name
+        or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg) is not None))
+    ) else False
 
 
 def _resolve(ctx: Context, arg: str, *, default_latest: bool) -> tuple[Push | None, str | None]:
@@ -152,8 +126,8 @@ def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
     ctx.reply(msg, outcome.message)
 
 
-@COMMANDS.command("推送", usage="push")
-def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+@router.command("推送", usage="push", who=from_admin, where=office_place)
+def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     candidate = _CANDIDATE.match(cmd.arg)
     if candidate:
         _push_candidate(msg, ctx, int(candidate.group(1)))
@@ -162,25 +136,24 @@ def _on_push(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     elif cmd.arg:
         _push_library(msg, ctx, cmd.arg)
     else:
-        _push_draft(msg, ctx, quoted)
+        _push_draft(msg, ctx, cmd.quoted)
 
 
-@COMMANDS.command("进度", usage="progress")
-def _on_progress(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
-    push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
+@router.command("进度", usage="progress", who=from_admin, where=office_place)
+def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    push, error = _resolve(ctx, cmd.arg or cmd.quoted, default_latest=True)
     if push is None:
         ctx.reply(msg, error)
         return
     p = progress(ctx.session, push)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="progress", detail=f"#{push.id}: {len(p.confirmed)}/{p.total}")
+    ctx.audit(msg, "progress", f"#{push.id}: {len(p.confirmed)}/{p.total}")
     ctx.reply(msg, compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz,
                                          evidence_required=ctx.settings.evidence_required))
 
 
-@COMMANDS.command("提醒", usage="remind")
-def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
-    push, error = _resolve(ctx, cmd.arg or quoted, default_latest=True)
+@router.command("提醒", usage="remind", who=from_admin, where=office_place)
+def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    push, error = _resolve(ctx, cmd.arg or cmd.quoted, default_latest=True)
     if push is None:
         ctx.reply(msg, error)
         return
@@ -192,13 +165,12 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     if not result.units:
         ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
         return
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="remind", detail=f"#{push.id}: {result.units} units, {result.people} people")
+    ctx.audit(msg, "remind", f"#{push.id}: {result.units} units, {result.people} people")
     ctx.reply(msg, ctx.t("remind.done", groups=result.groups, n=push.id, units=result.units, people=result.people))
 
 
-@COMMANDS.command("截止", usage="deadline")
-def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+@router.command("截止", usage="deadline", who=from_admin, where=office_place)
+def _on_deadline(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     ref = parse_push_ref(cmd.arg)
     when_text = re.sub(r"#\s*\d+", "", cmd.arg).strip()
     if ref is None or not when_text:
@@ -226,13 +198,12 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     shown = show(deadline, ctx.tz)
     for group in groups_of_kind(ctx.session, GroupKind.LIAISON):
         ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="deadline", detail=f"#{push.id} -> {deadline.isoformat()}")
+    ctx.audit(msg, "deadline", f"#{push.id} -> {deadline.isoformat()}")
     ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
 
 
-@COMMANDS.command("撤回", usage="withdraw")
-def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+@router.command("撤回", usage="withdraw", who=from_admin, where=office_place)
+def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     ref = parse_push_ref(cmd.arg)
     if ref is None:
         ctx.reply(msg, ctx.t("push.need_ref", command="撤回"))
@@ -251,29 +222,29 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
     for group in groups:
         ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
                  push_id=push.id)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="withdraw", detail=f"#{push.id}")
+    ctx.audit(msg, "withdraw", f"#{push.id}")
     ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
 
 
-COMMANDS.add(("补登",), office_corrections.on_add, usage="add")
-COMMANDS.add(("撤销",), office_corrections.on_revoke, usage="revoke")
-COMMANDS.add(("免转",), office_corrections.on_exempt, usage="exempt")
-COMMANDS.add(("报表",), office_records.on_report, usage="report")
-COMMANDS.add(("单位",), office_records.on_unit, usage="unit")
-COMMANDS.add(("请假",), office_records.on_leave, usage="leave")
-COMMANDS.add(("销假",), office_records.on_leave_end, usage="leave_end")
-COMMANDS.add(("休息日", "工作日"), office_records.on_calendar, usage="calendar")
-COMMANDS.add(("警情",), office_records.on_incidents, usage="incidents")
+router.command("补登", usage="add", who=from_admin, where=office_place)(office_corrections.on_add)
+router.command("撤销", usage="revoke", who=from_admin, where=office_place)(office_corrections.on_revoke)
+router.command("免转", usage="exempt", who=from_admin, where=office_place)(office_corrections.on_exempt)
+router.command("报表", usage="report", who=from_admin, where=office_place)(office_records.on_report)
+router.command("单位", usage="unit", who=from_admin, where=office_place)(office_records.on_unit)
+router.command("请假", usage="leave", who=from_admin, where=office_place)(office_records.on_leave)
+router.command("销假", usage="leave_end", who=from_admin, where=office_place)(office_records.on_leave_end)
+router.command("休息日", "工作日", usage="calendar", who=from_admin, where=office_place)(office_records.on_calendar)
+router.command("警情", usage="incidents", who=from_admin, where=office_place)(office_records.on_incidents)
 
 
-@COMMANDS.command("帮助", usage="help")
-def _on_help(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+@router.command("帮助", usage="help", who=from_admin, where=office_place)
+def _on_help(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     ctx.reply(msg, help_text(ctx))
 
 
-# Sent inside the room they set (handlers/groups.py answers them there); listed here so that `帮助` shows them.
-COMMANDS.add(SETTING_COMMANDS, None, usage="groups")
+# Every office command, for `帮助`: this router's, then the group settings sent inside the room they set
+# (handlers/groups.py answers them there).
+COMMANDS = CommandRegistry().extend(router.commands).extend(groups.router.commands)
 
 
 def help_text(ctx: Context) -> str:
@@ -282,30 +253,17 @@ def help_text(ctx: Context) -> str:
                               foot=ctx.t("help.office_foot", types="、".join(ctx.library.case_types())))
 
 
-@router.message(from_admin, office_place, has_command)
-def on_office_command(msg: Incoming, ctx: Context) -> bool:
-    """An admin's command in the office group or a private chat."""
-    cmd, quoted = command_of(msg)
-    spec = COMMANDS.get(cmd.name)
-    if spec is None or spec.handler is None:
-        return False  # group settings are only meaningful inside a room
-    spec.handler(msg, ctx, cmd, quoted)
-    return True
-
-
-@router.message(from_admin, has_command)
-def on_command_elsewhere(msg: Incoming, ctx: Context) -> None:
+@router.message(from_admin, command_filter())
+def on_command_elsewhere(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """An admin's office command typed in a liaison group (or a room the bot does not serve)."""
     ctx.reply(msg, ctx.t("access.wrong_place"))
 
 
 @router.message(not_from_admin, looks_like_command)
-def on_refused(msg: Incoming, ctx: Context) -> None:
+def on_refused(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """Anyone else: a short refusal, logged; nothing changes."""
-    cmd, _ = command_of(msg)
-    contact_id, name = _who(msg)
-    audit(ctx.session, now=ctx.now, actor_id=contact_id, actor_name=name, action=f"refused:{cmd.name}",
-          detail=f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}", allowed=False)
+    ctx.audit(msg, f"refused:{cmd.name}", f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}",
+              allowed=False)
     ctx.reply(msg, ctx.t("access.refused"))
 
 
@@ -351,6 +309,5 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
     else:
         return
     ctx.session.add(alert)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="draft", detail=f"{msg.kind.value} {alert.title[:100]}")
+    ctx.audit(msg, "draft", f"{msg.kind.value} {alert.title[:100]}")
     ctx.reply(msg, ctx.t("push.draft_saved", what=what))

@@ -7,15 +7,15 @@ from pathlib import Path
 from bot.domain import corrections
 from bot.clock import show
 from bot.domain.corrections import Outcome
-from bot.chat.dispatch import Context
+from bot.chat.dispatch import CommandObject, Context
 from bot.storage.models import Confirmation, ConfirmMethod, Push, Unit
-from bot.chat.parsing import Command, parse_correction
+from bot.chat.parsing import parse_correction
 from bot.domain.relay import progress
 from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 
 
-def _target(msg: Incoming, ctx: Context, cmd: Command, *, usage: str, reason_required: bool
+def _target(msg: Incoming, ctx: Context, cmd: CommandObject, *, usage: str, reason_required: bool
             ) -> tuple[Push, Unit, str] | None:
     """The push, unit and reason an admin named; None after answering why they cannot be used."""
     parsed = parse_correction(cmd.arg)
@@ -47,7 +47,7 @@ def _already_confirmed(ctx: Context, unit: Unit, push: Push, conf: Confirmation)
     return ctx.t("corrections.already_confirmed", unit=unit.name, n=push.id, when=show(conf.at, ctx.tz), how=how)
 
 
-def on_add(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_add(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """补登 <单位> #N <理由>: record the unit's confirmation on its behalf (on time unless the reason says 迟报)."""
     target = _target(msg, ctx, cmd, usage="add_usage", reason_required=True)
     if target is None:
@@ -66,7 +66,7 @@ def on_add(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
         ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, reason=reason, **_counts(ctx, push)))
 
 
-def on_revoke(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """撤销 <单位> #N [理由]: take back a confirmation recorded by mistake, or else the unit's exemption."""
     target = _target(msg, ctx, cmd, usage="revoke_usage", reason_required=False)
     if target is None:
@@ -85,7 +85,7 @@ def on_revoke(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
         ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, missed=missed, **_counts(ctx, push)))
 
 
-def on_exempt(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """免转 <单位> #N <理由>: the unit is not expected to relay this push."""
     target = _target(msg, ctx, cmd, usage="exempt_usage", reason_required=True)
     if target is None:

@@ -8,14 +8,12 @@ from sqlmodel import col, select
 
 from bot.operations import agenda as schedule
 from bot.domain.corrections import corrections_of_unit
-from bot.chat.dispatch import Context
+from bot.chat.dispatch import CommandObject, Context
 from bot.domain.escalation import standings
 from bot.storage.models import (
     CalendarDay,
     Confirmation,
     Exemption,
-    Group,
-    GroupKind,
     Leave,
     Liaison,
     Push,
@@ -23,8 +21,8 @@ from bot.storage.models import (
     Role,
     Unit,
 )
-from bot.chat.parsing import Command, DeadlineError, parse_day_range
-from bot.domain.relay import active_units, audit
+from bot.chat.parsing import DeadlineError, parse_day_range
+from bot.domain.relay import active_units
 from bot.reports.build import period_of, previous_period
 from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
@@ -52,7 +50,7 @@ def find_unit(ctx: Context, name: str) -> tuple[Unit | None, str | None]:
     return None, ctx.t("office.unit_unknown", name=name)
 
 
-def on_report(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_report(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """报表 日/周/月/上周/上月: the report for that period so far, with its files, in this chat."""
     wanted = _REPORT_KINDS.get(squeeze(cmd.arg) or "周")
     if wanted is None:
@@ -63,8 +61,7 @@ def on_report(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     start, end = previous_period(kind, today) if previous else period_of(kind, today)
     schedule.queue_report(ctx.session, kind=kind, start=start, end=end, now=ctx.now, settings=ctx.settings,
                           texts=ctx.texts, chat_kind=msg.chat_kind, chat_id=msg.chat_id)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="report", detail=f"{kind} {start}..{end}")
+    ctx.audit(msg, "report", f"{kind} {start}..{end}")
 
 
 # At most this many corrections on a unit's card, the newest: a phone screen, not an archive (the older ones
@@ -124,13 +121,13 @@ def _span(start, end) -> str:
     return first if start == end else f"{first}至{end.month}月{end.day}日"
 
 
-def on_unit(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_unit(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """单位 <名称>: a unit's record and level."""
     unit, error = find_unit(ctx, cmd.arg)
     ctx.reply(msg, error or unit_card(ctx, unit))
 
 
-def on_leave(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_leave(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """请假 <单位> <日期[至日期]>: the main liaison is away, remind the backup."""
     name, _, when = cmd.arg.rpartition(" ")
     if not name or not when:
@@ -148,14 +145,13 @@ def on_leave(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
     ctx.session.add(Leave(unit_id=unit.id, start=start, end=end, created_by=msg.sender.contact_id, created_at=ctx.now))
     backups = ctx.session.exec(select(Liaison.name).where(
         Liaison.unit_id == unit.id, Liaison.role == Role.BACKUP.value, Liaison.active == True)).all()  # noqa: E712
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="leave", detail=f"{unit.name} {start}..{end}")
+    ctx.audit(msg, "leave", f"{unit.name} {start}..{end}")
     ctx.reply(msg, ctx.t("office.leave_set", unit=unit.name, start=_span(start, start),
                          until="" if start == end else f"至{end.month}月{end.day}日",
                          backups=("（" + "、".join(backups) + "）") if backups else ctx.t("office.leave_no_backup")))
 
 
-def on_leave_end(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_leave_end(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """销假 <单位>: the main liaison is back."""
     unit, error = find_unit(ctx, cmd.arg)
     if unit is None:
@@ -169,12 +165,11 @@ def on_leave_end(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None
             ctx.session.add(row)
         else:
             ctx.session.delete(row)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="leave_end", detail=unit.name)
+    ctx.audit(msg, "leave_end", unit.name)
     ctx.reply(msg, ctx.t("office.leave_cleared", unit=unit.name, count=len(rows)))
 
 
-def on_calendar(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_calendar(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """休息日 / 工作日 <日期[至日期]>: the office's own holidays and make-up days; they win over chinese-calendar."""
     working = cmd.name == "工作日"
     try:
@@ -188,13 +183,12 @@ def on_calendar(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
         row.working, row.set_by, row.set_at = working, msg.sender.contact_id, ctx.now
         ctx.session.add(row)
         day += timedelta(days=1)
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="calendar", detail=f"{start}..{end} {'work' if working else 'off'}")
+    ctx.audit(msg, "calendar", f"{start}..{end} {'work' if working else 'off'}")
     what = ctx.t("office.calendar_working" if working else "office.calendar_off")
     ctx.reply(msg, ctx.t("office.calendar_set", days=_span(start, end), what=what))
 
 
-def on_incidents(msg: Incoming, ctx: Context, cmd: Command, quoted: str) -> None:
+def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """警情 [周期]: the incident 通报 of the latest (or the named) period."""
     from bot.domain.incidents import latest_period, parse_period, queue_stats_report
 
@@ -221,10 +215,9 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
         ctx.reply(msg, ctx.t("stats.import_failed", error=str(exc)))
         return
     report = import_stats(ctx.session, rows, now=ctx.now, source=f"chat:{msg.sender.contact_id}:{msg.file.name}")
-    audit(ctx.session, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-          action="stats_import", detail=f"{msg.file.name}: {len(rows)} rows")
+    ctx.audit(msg, "stats_import", f"{msg.file.name}: {len(rows)} rows")
     ctx.reply(msg, ctx.t("stats.imported", rows=len(rows), summary="；".join(report.lines(ctx.texts))))
-    office = ctx.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+    office = ctx.office_group()
     target = (ChatKind.ROOM, office.room_id) if office else (msg.chat_kind, msg.chat_id)
     for period in sorted(report.periods)[-1:]:  # the newest period the file covered
         queue_stats_report(ctx.session, period=period, now=ctx.now, texts=ctx.texts, library=ctx.library,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Callable, Protocol
+from datetime import date, datetime
+from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -15,10 +15,20 @@ from bot.domain.workdays import WorkCalendar, load_calendar
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
 from bot.storage.models import Group, GroupKind, Priority
-from bot.chat.parsing import Command
-from bot.transport.base import ChatKind, Incoming
+from bot.chat.parsing import parse_command, parse_quote
+from bot.domain.relay import audit, office_group
+from bot.transport.base import ChatKind, Incoming, MessageKind
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandObject:
+    """A command parsed once per message, handed to its handler (aiogram's CommandObject)."""
+
+    name: str
+    arg: str  # the rest of the line, cleaned
+    quoted: str = ""  # the quoted message's text when the command was typed under a quote (`推送` under a draft)
 
 
 @dataclass
@@ -31,7 +41,6 @@ class Context:
     texts: Texts
     library: AlertLibrary
     bot_id: str = ""
-    sent: list[int] = field(default_factory=list)
     # Rooms whose member list the app should fetch after this unit of work (a group just became served).
     refresh_rooms: set[str] = field(default_factory=set)
     # Link cards the app fetched for URLs in this message (handlers do no network I/O).
@@ -41,10 +50,17 @@ class Context:
     groups: dict[str, Group] = field(default_factory=dict)
     # WeChat's silent "发送消息过于频繁" notice arrived: the app pauses sending as for a refused send.
     rate_limit_notice: str = ""
+    # The message's command, parsed on first use (None: parsed, there is none).
+    _command: dict[str, CommandObject | None] = field(default_factory=dict, repr=False)
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
+        return self.settings.tz
+
+    @property
+    def today(self) -> date:
+        """Today in the office's timezone, by the clock this unit of work read."""
+        return self.now.astimezone(self.settings.tz).date()
 
     def t(self, key: str, **values: object) -> str:
         """A sentence from content/."""
@@ -67,11 +83,25 @@ class Context:
             kind = self.session.exec(select(Group.kind).where(Group.room_id == room_id)).first()
         return GroupKind(kind) if kind else GroupKind.NONE
 
+    def command(self, msg: Incoming) -> CommandObject | None:
+        """The command in this message (under a quote too), parsed once however many filters ask."""
+        if msg.message_id not in self._command:
+            self._command[msg.message_id] = _parse_command_of(msg)
+        return self._command[msg.message_id]
+
+    def office_group(self) -> Group | None:
+        """The office group, if one is set."""
+        return office_group(self.session)
+
+    def audit(self, msg: Incoming, action: str, detail: str = "", *, allowed: bool = True) -> None:
+        """One audit row for what the message's sender did (or was refused), in this unit of work."""
+        audit(self.session, now=self.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
+              action=action, detail=detail, allowed=allowed)
+
     def send(self, chat_kind: ChatKind, chat_id: str, text: str = "", **extra) -> None:
         """Queue a message in this unit of work; it goes out after commit."""
-        row = outbox.queue(self.session, now=self.now, chat_kind=chat_kind, chat_id=chat_id, text=text, **extra)
+        outbox.queue(self.session, now=self.now, chat_kind=chat_kind, chat_id=chat_id, text=text, **extra)
         self.session.flush()
-        self.sent.append(row.id)
 
     def reply(self, msg: Incoming, text: str, mention_ids: tuple[str, ...] = ()) -> None:
         """Answer in the chat the message came from."""
@@ -79,7 +109,7 @@ class Context:
 
     def to_office(self, text: str, priority: Priority = Priority.REPLY) -> bool:
         """Tell the office group, if there is one."""
-        office = self.session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        office = self.office_group()
         if office is None:
             log.warning("no office group for: %s", text)
             return False
@@ -87,11 +117,22 @@ class Context:
         return True
 
 
-Filter = Callable[[Incoming, Context], bool]
+def _parse_command_of(msg: Incoming) -> CommandObject | None:
+    if msg.kind != MessageKind.TEXT:
+        return None
+    quote = parse_quote(msg.text)
+    text, quoted = (quote.reply, quote.quoted) if quote is not None else (msg.text, "")
+    cmd = parse_command(text)
+    return CommandObject(cmd.name, cmd.arg, quoted) if cmd is not None else None
+
+
+# A filter says whether a route takes the message; it may hand data on to the handler as a dict of keyword
+# arguments (the command filter hands on `cmd`), so nothing is parsed twice.
+Filter = Callable[[Incoming, Context], "bool | dict[str, Any]"]
 
 
 class HandlerFn(Protocol):
-    def __call__(self, msg: Incoming, ctx: Context) -> bool | None: ...
+    def __call__(self, msg: Incoming, ctx: Context, /, **data: Any) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -100,32 +141,27 @@ class Route:
     handler: HandlerFn
 
 
-class Router:
-    """Handlers with their filters, tried in the order they were registered."""
+def command_filter(*names: str) -> Filter:
+    """Takes a text message whose command is one of `names` (any command if none), handing on `cmd`."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.routes: list[Route] = []
+    def check(msg: Incoming, ctx: Context) -> bool | dict[str, Any]:
+        cmd = ctx.command(msg)
+        if cmd is None or (names and cmd.name not in names):
+            return False
+        return {"cmd": cmd}
 
-    def message(self, *filters: Filter) -> Callable[[HandlerFn], HandlerFn]:
-        """Register a handler that runs when all filters pass; it may return False to pass the message on."""
-
-        def register(fn: HandlerFn) -> HandlerFn:
-            self.routes.append(Route(filters, fn))
-            return fn
-
-        return register
+    return check
 
 
-# An office command's handler: the message, the context, the parsed command and the quoted text ("" if none).
-CommandHandler = Callable[[Incoming, Context, Command, str], None]
+# An office command's handler: the message, the context and the parsed command.
+CommandHandler = Callable[[Incoming, Context, CommandObject], None]
 
 
 @dataclass(frozen=True)
 class CommandSpec:
     names: tuple[str, ...]
     usage: str  # key under [commands] in content/messages.toml: the lines `帮助` shows for these names
-    handler: CommandHandler | None  # None: answered by another router (e.g. group settings, inside the room)
+    handler: Callable[..., Any] | None  # None: listed in help, answered elsewhere
 
 
 class CommandRegistry:
@@ -136,7 +172,7 @@ class CommandRegistry:
         self.specs: list[CommandSpec] = []
         self._by_name: dict[str, CommandSpec] = {}
 
-    def add(self, names: tuple[str, ...], handler: CommandHandler | None, *, usage: str) -> None:
+    def add(self, names: tuple[str, ...], handler: Callable[..., Any] | None, *, usage: str) -> None:
         """Register `handler` for `names`, shown in help under `commands.<usage>`."""
         spec = CommandSpec(tuple(names), usage, handler)
         for name in spec.names:
@@ -145,14 +181,20 @@ class CommandRegistry:
             self._by_name[name] = spec
         self.specs.append(spec)
 
-    def command(self, *names: str, usage: str) -> Callable[[CommandHandler], CommandHandler]:
+    def command(self, *names: str, usage: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator form of `add`."""
 
-        def register(fn: CommandHandler) -> CommandHandler:
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.add(names, fn, usage=usage)
             return fn
 
         return register
+
+    def extend(self, other: CommandRegistry) -> CommandRegistry:
+        """Add every registration of `other`, after this one's; returns self."""
+        for spec in other.specs:
+            self.add(spec.names, spec.handler, usage=spec.usage)
+        return self
 
     def get(self, name: str) -> CommandSpec | None:
         """The registration of a command name."""
@@ -168,6 +210,35 @@ class CommandRegistry:
         return "\n".join(lines + ([foot] if foot else []))
 
 
+class Router:
+    """Handlers with their filters, tried in the order they were registered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.routes: list[Route] = []
+        self.commands = CommandRegistry()  # this router's commands, for `帮助`
+
+    def message(self, *filters: Filter) -> Callable[[HandlerFn], HandlerFn]:
+        """Register a handler that runs when all filters pass; it may return False to pass the message on."""
+
+        def register(fn: HandlerFn) -> HandlerFn:
+            self.routes.append(Route(filters, fn))
+            return fn
+
+        return register
+
+    def command(self, *names: str, usage: str, who: Filter, where: Filter) -> Callable[[CommandHandler], CommandHandler]:
+        """One route per command: `fn(msg, ctx, cmd)` runs for `names` typed by `who` in `where`; the command is
+        listed in `帮助` under `commands.<usage>`, in registration order."""
+
+        def register(fn: CommandHandler) -> CommandHandler:
+            self.commands.add(names, fn, usage=usage)
+            self.routes.append(Route((who, where, command_filter(*names)), fn))
+            return fn
+
+        return register
+
+
 class Dispatcher:
     """Feeds a message to the first handler that takes it; routers in priority order."""
 
@@ -178,7 +249,19 @@ class Dispatcher:
         """Run the first matching handler; returns its name, or None if nobody took the message."""
         for router in self.routers:
             for route in router.routes:
-                if all(f(msg, ctx) for f in route.filters):
-                    if route.handler(msg, ctx) is not False:
-                        return f"{router.name}.{route.handler.__name__}"
+                data = _passes(route.filters, msg, ctx)
+                if data is not None and route.handler(msg, ctx, **data) is not False:
+                    return f"{router.name}.{route.handler.__name__}"
         return None
+
+
+def _passes(filters: tuple[Filter, ...], msg: Incoming, ctx: Context) -> dict[str, Any] | None:
+    """The data the filters hand on when all pass, else None."""
+    data: dict[str, Any] = {}
+    for check in filters:
+        result = check(msg, ctx)
+        if not result:
+            return None
+        if isinstance(result, dict):
+            data.update(result)
+    return data

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bot.chat.dispatch import Context, Filter
+from bot.chat.dispatch import Context, Filter, command_filter
 from bot.storage.models import GroupKind
-from bot.chat.parsing import parse_command
 from bot.transport.base import ChatKind, Incoming, MessageKind
 
 
@@ -43,11 +42,5 @@ def kind(*kinds: MessageKind) -> Filter:
     return check
 
 
-def command(*names: str) -> Filter:
-    def check(msg: Incoming, ctx: Context) -> bool:
-        if msg.kind != MessageKind.TEXT:
-            return False
-        cmd = parse_command(msg.text)
-        return cmd is not None and (not names or cmd.name in names)
-
-    return check
+# A command typed by someone (hands the parsed command on as `cmd`).
+command = command_filter

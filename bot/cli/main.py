@@ -131,7 +131,6 @@ def _notifier(settings: Settings):
 
 def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
     from bot.clock import real_clock
 
@@ -143,7 +142,7 @@ def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
             typer.echo(f"--clock 的时间看不懂：{start}（例：2026-11-30 09:59）", err=True)
             raise typer.Exit(2) from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+            moment = moment.replace(tzinfo=settings.tz)
         offset = (moment - real_clock()).total_seconds()
     if speed <= 0:
         typer.echo("--speed 必须大于 0", err=True)
@@ -199,7 +198,6 @@ async def _run_console(settings: Settings) -> None:
         ]
     admin = Member(admin_id, "反诈办管理员", "")
     stranger = Member("console-stranger", "路人甲", "")
-    from zoneinfo import ZoneInfo
 
     clock = clock_from(settings.clock_offset_seconds, settings.clock_speed)
     transport = ConsoleTransport(
@@ -208,7 +206,7 @@ async def _run_console(settings: Settings) -> None:
             (RoomInfo("console-liaison@chatroom", liaison_name), [admin, *people, stranger]),
         ],
         clock=clock,
-        tz=ZoneInfo(settings.timezone),
+        tz=settings.tz,
     )
     if not people:
         typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
@@ -290,7 +288,6 @@ def report(
 ) -> None:
     """生成日报/周通报/月通报：.xlsx 表格和 .png 图表。"""
     from datetime import date
-    from zoneinfo import ZoneInfo
 
     from bot.clock import real_clock
     from bot.storage.db import session
@@ -303,7 +300,7 @@ def report(
         typer.echo("请选择一种：--day、--week 或 --month", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     now = real_clock()
     try:
         when = date.fromisoformat(date_text) if date_text else now.astimezone(tz).date()
@@ -356,7 +353,6 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
 @app.command()
 def status() -> None:
     """运行状况：进行中的推送（含截图核验）、发送队列、最近一次成功发送和收到消息、自检结果。"""
-    from zoneinfo import ZoneInfo
 
     from sqlalchemy import func
     from sqlmodel import select
@@ -370,7 +366,7 @@ def status() -> None:
     from bot.domain.relay import progress
 
     settings = _settings()
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     engine = _open_db(settings)
     texts, now = load_texts(), real_clock()
     with session(engine) as s:
@@ -418,7 +414,6 @@ def doctor(
 @app.command()
 def units(name: str = typer.Argument("", help="单位名称；不填则列出全部")) -> None:
     """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
-    from zoneinfo import ZoneInfo
 
     from bot.clock import real_clock
     from bot.storage.db import session
@@ -441,7 +436,7 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
             if error:
                 raise typer.Exit(1)
             return
-        levels = standings(s, as_of=now, tz=ZoneInfo(settings.timezone), ladder=ladder_of(settings))
+        levels = standings(s, as_of=now, tz=settings.tz, ladder=ladder_of(settings))
         all_units = active_units(s)
     if not all_units:
         typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
@@ -454,14 +449,13 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
 @stats_app.command("import")
 def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数")) -> None:
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
-    from zoneinfo import ZoneInfo
 
     from sqlmodel import select
 
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.storage.db import session
-    from bot.storage.models import Group, GroupKind
+    from bot.domain.relay import office_group
     from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
     from bot.transport.base import ChatKind
 
@@ -469,7 +463,7 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
     texts, library = load_texts(), load_library()
     now = real_clock()
     try:
-        rows = read_stats_file(file, today=now.astimezone(ZoneInfo(settings.timezone)).date())
+        rows = read_stats_file(file, today=now.astimezone(settings.tz).date())
     except StatsError as exc:
         typer.echo(texts.t("stats.import_failed", error=str(exc)), err=True)
         raise typer.Exit(1) from None
@@ -477,7 +471,7 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
     with session(engine) as s:
         report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
         typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))
-        office = s.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+        office = office_group(s)
         for period in sorted(report.periods)[-1:]:
             if office is not None:
                 shown = queue_stats_report(s, period=period, now=now, texts=texts, library=library,

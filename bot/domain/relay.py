@@ -40,6 +40,11 @@ def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
     return list(session.exec(select(Group).where(Group.kind == kind.value).order_by(Group.id)))
 
 
+def office_group(session: Session) -> Group | None:
+    """The office group, if one is set."""
+    return session.exec(select(Group).where(Group.kind == GroupKind.OFFICE.value)).first()
+
+
 def active_units(session: Session) -> list[Unit]:
     """Units that are expected to relay, in roster order."""
     return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -35,7 +34,7 @@ def push_alert(
     units = active_units(session)
     if not units:
         return PushOutcome(None, texts.t("push.no_units"))
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     deadline = default_deadline(now, tz=tz, deadline_time=settings.deadline_time,
                                 late_push_after=settings.late_push_after,
                                 calendar=load_calendar(session, official=settings.official_calendar))
