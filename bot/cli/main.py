@@ -450,7 +450,6 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
 def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数")) -> None:
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
 
-    from sqlmodel import select
 
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
