@@ -1,34 +1,90 @@
-"""APScheduler wiring: jobs that look at the database and act. They keep no state of their own."""
+"""The job table: what the clock makes happen, typed, and the APScheduler pollers that look for it.
+
+Two kinds of entries:
+- Occurrences (`JobKind`): a reminder, a deadline or a report that is due at a moment. They are not APScheduler
+  jobs of their own: one poller (`run_schedule`) asks the database what is due by the bot's clock, so a restart,
+  a moved clock or a changed setting needs no job store. `Occurrence.key` is how a handled occurrence is stored
+  (ScheduledRun.job), so nothing is done twice.
+- Pollers (`PollerKind`): the periodic jobs the running bot registers with APScheduler. They keep no state of
+  their own, so a run skipped while the previous one is still busy loses nothing.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.runtime.app import RelayBot
+
+class JobKind(enum.StrEnum):
+    """What a due occurrence does."""
+
+    REMIND = "remind"  # the daily reminder of units that have not relayed
+    SUMMARY = "summary"  # the day's summary (a day report) on working days
+    WEEKLY = "weekly"  # Monday: the week before
+    MONTHLY = "monthly"  # the 1st: the month before
+    DEADLINE = "deadline"  # one push's deadline passed
+
+    @property
+    def report_kind(self) -> str | None:
+        """The report period this job makes ("day", "week", "month"), or None for a job that is not a report."""
+        return _REPORT_KINDS.get(self)
 
 
-def build_scheduler(bot: RelayBot) -> AsyncIOScheduler:
-    """The bot's periodic jobs, in the configured timezone (start it inside the running event loop).
+_REPORT_KINDS = {JobKind.SUMMARY: "day", JobKind.WEEKLY: "week", JobKind.MONTHLY: "month"}
 
-    Reminders, deadlines and reports are not APScheduler jobs of their own: one poller asks the database
-    what is due by the bot's clock, so a restart, a moved clock or a changed setting needs no job store.
-    """
-    settings = bot.settings
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One due moment of a job; a deadline names its push."""
+
+    kind: JobKind
+    due: datetime
+    push_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == JobKind.DEADLINE) != (self.push_id is not None):
+            raise ValueError("a deadline occurrence, and only one, names its push")
+
+    @property
+    def job(self) -> str:
+        """The stored name: "remind", "summary", "weekly", "monthly" or "deadline:<push id>"."""
+        return f"{self.kind.value}:{self.push_id}" if self.push_id is not None else self.kind.value
+
+    @classmethod
+    def from_job(cls, job: str, due: datetime) -> Occurrence:
+        """The occurrence a stored name stands for."""
+        kind, _, push_id = job.partition(":")
+        return cls(JobKind(kind), due, int(push_id) if push_id else None)
+
+
+class PollerKind(enum.StrEnum):
+    """The running bot's periodic jobs."""
+
+    ACKS = "flush_acks"  # acknowledge confirmations in groups that went quiet
+    FEEDS = "poll_feeds"
+    EVIDENCE = "check_evidence"  # the backlog of screenshots a restart left
+    EVIDENCE_EXPIRY = "expire_evidence"
+    SCHEDULE = "run_schedule"  # the occurrences above
+    HEALTH = "check_health"  # self-check, echo, connection alerts
+
+
+@dataclass(frozen=True)
+class Poller:
+    kind: PollerKind
+    run: Callable[[], Awaitable[object]]
+    every_seconds: float
+    at_start: bool  # run once at start too (catch up at once after a restart)
+
+
+def build_scheduler(pollers: list[Poller], *, timezone_name: str) -> AsyncIOScheduler:
+    """An APScheduler with the pollers, in the configured timezone (start it inside the running event loop)."""
     now = datetime.now(timezone.utc)
-    # (job, seconds between runs, run once at start too): all are pollers, so a run skipped while the
-    # previous one is still busy loses nothing.
-    jobs = [
-        (bot.flush_acks, settings.ack_check_seconds, False),
-        (bot.poll_feeds, 60, True),
-        (bot.check_evidence, 5 * 60, True),  # the backlog of screenshots a restart left
-        (bot.expire_evidence, 6 * 3600, True),
-        (bot.run_schedule, settings.schedule_check_seconds, True),  # catch up at once after a restart
-        (bot.check_health, settings.health_check_seconds, False),  # self-check, echo, connection alerts
-    ]
-    scheduler = AsyncIOScheduler(timezone=settings.timezone)
-    for job, seconds, at_start in jobs:
-        scheduler.add_job(job, "interval", seconds=seconds, id=job.__name__, max_instances=1, coalesce=True,
-                          **({"next_run_time": now} if at_start else {}))
+    scheduler = AsyncIOScheduler(timezone=timezone_name)
+    for poller in pollers:
+        scheduler.add_job(poller.run, "interval", seconds=poller.every_seconds, id=poller.kind.value, max_instances=1,
+                          coalesce=True, **({"next_run_time": now} if poller.at_start else {}))
     return scheduler

@@ -104,7 +104,7 @@ def engine_pragmas(engine) -> dict[str, str]:
 
 async def _new_bot(workdir: Path, units: int):
     """A started RelayBot on a fresh SQLite file in `workdir` with `units` units, the in-memory transport."""
-    from bot.runtime.app import RelayBot
+    from bot.runtime.app import build_bot
     from bot.config import Settings
     from bot.storage.db import create_schema, make_engine
     from bot.transport.base import Member
@@ -124,7 +124,7 @@ async def _new_bot(workdir: Path, units: int):
         database_url=f"sqlite:///{db_path}", evidence_dir=str(workdir / "evidence"), cache_dir=str(workdir / "cache"),
         admin_ids=[ADMIN_ID], liaison_groups=[LIAISON_ROOM_NAME], office_group=OFFICE_ROOM_NAME,
     )
-    bot = RelayBot(settings, transport, engine=engine, send_loop=False)
+    bot = build_bot(settings, transport, engine=engine, send_loop=False)
     await bot.start()
     await bot.send_pending()  # the start-up notices, so that nothing else is pending
     return bot, transport, members

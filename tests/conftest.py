@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import RelayBot, build_bot
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.storage.db import create_schema, make_engine, session
@@ -134,7 +134,7 @@ def transport() -> MemoryTransport:
 
 @pytest.fixture
 async def bot(settings, transport, engine, clock, roster) -> RelayBot:
-    b = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    b = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await b.start()
     await b.send_pending()
     transport.sent.clear()

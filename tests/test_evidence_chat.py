@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from bot.adapters import screenshot_check as evidence
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.domain.evidence import evidence_path
 from bot.storage.models import Confirmation, Unit
@@ -79,7 +79,7 @@ async def test_stored_under_a_generated_name_and_the_backlog_survives_a_restart(
     assert evidence_path(folder, conf.evidence_file).read_bytes() == shot("unit_720_q70.jpg").data
     with pytest.raises(ValueError):
         evidence_path(folder, "../x.jpg")
-    again = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    again = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await again.start()
     assert await again.check_evidence() == 1
     assert verdicts(engine)["城关镇"][0] == "已核验"

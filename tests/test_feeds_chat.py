@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 from werkzeug import Response
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.storage.models import Feed, FeedItem
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM
@@ -49,7 +49,7 @@ def feed(httpserver):
 
 @pytest.fixture
 async def feed_bot(settings, transport, engine, clock, roster, feed):
-    b = RelayBot(settings.model_copy(update={"feeds": [feed.url]}), transport, engine=engine, clock=clock,
+    b = build_bot(settings.model_copy(update={"feeds": [feed.url]}), transport, engine=engine, clock=clock,
                  send_loop=False)
     await b.start()
     await b.send_pending()
@@ -101,7 +101,7 @@ async def test_new_items_become_numbered_candidates_once_and_one_is_pushed_as_a_
 
 async def test_nothing_reaches_the_liaison_groups_without_an_admin_unless_configured(
         settings, transport, engine, clock, roster, feed):
-    b = RelayBot(settings.model_copy(update={"feeds": [feed.url], "feed_auto_push": True}), transport, engine=engine,
+    b = build_bot(settings.model_copy(update={"feeds": [feed.url], "feed_auto_push": True}), transport, engine=engine,
                  clock=clock, send_loop=False)
     await b.start()
     await b.poll_feeds()  # the backlog is never pushed by itself

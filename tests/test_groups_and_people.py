@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.storage.models import AuditLog, Group, Liaison
 from bot.transport.base import Member
@@ -37,7 +37,7 @@ async def test_admin_sets_and_undoes_group_kinds_in_chat_and_it_survives_restart
     assert texts == ["好的，本群已设为联络员群「东片联络员群」。之后的推送会发到这里。", "好的，本群不再作为联络员群。",
                      "该指令仅限反诈办管理员使用。"]
     await bot.stop()
-    again = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    again = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await again.start()  # the configuration names 全区反诈联络员群, but the admin's undo stands
     assert kinds(engine)[LIAISON_ROOM] == "none"
     assert kinds(engine)["new@chatroom"] == "liaison"
@@ -70,7 +70,7 @@ async def test_recognition_by_id_name_and_nickname(bot, engine):
 
 async def test_recognition_on_join_and_when_speaking(settings, transport, engine, clock, roster):
     transport.members[LIAISON_ROOM] = [m for m in transport.members[LIAISON_ROOM] if m.contact_id != WU.contact_id]
-    b = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    b = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await b.start()
     assert contact_of(engine, "吴刚") is None
     await transport.join(LIAISON_ROOM, [Member("wxid_wu_new", "吴刚", "")], ADMIN.contact_id)
@@ -83,7 +83,7 @@ async def test_recognition_on_join_and_when_speaking(settings, transport, engine
         s.add(zhou)
         s.commit()
     transport.members[LIAISON_ROOM] = [m for m in transport.members[LIAISON_ROOM] if m.contact_id != ZHOU.contact_id]
-    b = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    b = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await b.start()  # the fresh member list drops the old account
     assert contact_of(engine, "周敏") is None
     # Her new account is first seen when she speaks: same group nickname, so she is recognised.
@@ -95,7 +95,7 @@ async def test_recognition_on_join_and_when_speaking(settings, transport, engine
 async def test_an_ambiguous_name_binds_nobody_and_tells_the_office_once(settings, transport, engine, clock, roster):
     twin = Member("wxid_other_wu", "吴刚", "")  # two members called 吴刚
     transport.members[LIAISON_ROOM].append(twin)
-    b = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    b = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await b.start()
     await transport.say(twin, "已转发", room_id=LIAISON_ROOM)
     await b.send_pending()

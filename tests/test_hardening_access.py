@@ -363,7 +363,7 @@ async def test_quote_reply_to_the_push_confirms_for_the_sender_only(two_pushes, 
 
 
 async def test_a_screenshot_counts_for_the_sender_unit_only(bot, two_pushes, transport, engine):
-    bot._ocr = False
+    bot.evidence.ocr = False
     await transport.say(WANG, "已转发 #1", room_id=LIAISON_ROOM)
     # Another unit's liaison posts a screenshot right after: it is not evidence for 城关镇, and confirms 西湖镇's own.
     await transport.send_image(ZHOU, Image("城关镇已转发.png", _png()), room_id=LIAISON_ROOM)

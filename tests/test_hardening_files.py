@@ -281,7 +281,7 @@ def _png(color=(200, 10, 10)) -> bytes:
                                   "../../" + "a" * 250] + ([] if on_postgres() else ["x\x00.png"]))
 # (PostgreSQL cannot store the NUL of a name: test_hardening_messages.py's NUL test covers that gap.)
 async def test_a_screenshot_name_from_the_chat_never_becomes_a_path(bot, transport, engine, settings, tmp_path, name):
-    bot._ocr = False
+    bot.evidence.ocr = False
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     before = {p for p in tmp_path.rglob("*")}
     await transport.send_image(LI, Image(name, _png()), room_id=LIAISON_ROOM)
@@ -296,7 +296,7 @@ async def test_a_screenshot_name_from_the_chat_never_becomes_a_path(bot, transpo
 
 
 async def test_a_tampered_evidence_row_is_not_followed_out_of_the_folder(bot, transport, engine, settings, tmp_path):
-    bot._ocr = False
+    bot.evidence.ocr = False
     secret = tmp_path / "secret.png"
     secret.write_bytes(_png((1, 2, 3)))
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)

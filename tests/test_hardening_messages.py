@@ -225,7 +225,7 @@ def _failures(caplog) -> list[logging.LogRecord]:
 async def test_any_event_is_handled_and_the_database_stays_consistent(bot, transport, engine, settings, clock, caplog,
                                                                       batch):
     caplog.set_level(logging.INFO)
-    bot._ocr = False  # screenshots are checked without OCR here: the model takes seconds per image
+    bot.evidence.ocr = False  # screenshots are checked without OCR here: the model takes seconds per image
     if bot.http is not None and not getattr(bot, "_hostile", False):
         await bot.http.aclose()
         bot.http = httpx.AsyncClient(transport=httpx.MockTransport(_hostile_pages))
@@ -246,7 +246,7 @@ async def test_any_event_is_handled_and_the_database_stays_consistent(bot, trans
 
 async def test_after_a_flood_of_hostile_messages_the_bot_still_works(bot, transport, engine, settings, clock, caplog):
     caplog.set_level(logging.INFO)
-    bot._ocr = False
+    bot.evidence.ocr = False
     flood = ["已转" * 29 + "x", "\u202e已转发" * 3000, "@反诈助手\u2005" * 2000 + "推送 刷单",
              "「" + "」\n" + QUOTE_LINE + "\n" * 5000, "＃１ 已转发 👨\u200d👩\u200d👧\u200d👦", "进度" + "\u200b" * 10_000,
              "".join(chr(c) for c in range(0x20, 0x3000, 7)) * 3]
@@ -279,7 +279,7 @@ async def test_after_a_flood_of_hostile_messages_the_bot_still_works(bot, transp
                                           (Member("wxid_x\x00", "路人\x00", ""), "进度")])
 async def test_nul_in_a_message_is_handled_like_any_other_character(bot, transport, engine, caplog, sender, text):
     caplog.set_level(logging.INFO)
-    bot._ocr = False
+    bot.evidence.ocr = False
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     if text.startswith("image "):
         await transport.send_image(sender, Image(text[6:], b"\x89PNG not really"), room_id=LIAISON_ROOM)
@@ -333,7 +333,7 @@ async def test_admin_commands_with_any_arguments_are_handled(bot, transport, eng
 @pytest.fixture(params=[False, True], ids=["candidates", "auto-push"])
 async def feed_bot(request, settings, transport, engine, clock, roster):
     """A bot following one feed, whose server answers with whatever the test puts in `body`."""
-    from bot.runtime.app import RelayBot
+    from bot.runtime.app import build_bot
 
     served = {"body": b"", "type": "application/rss+xml"}
 
@@ -342,7 +342,7 @@ async def feed_bot(request, settings, transport, engine, clock, roster):
 
     feed_settings = settings.model_copy(update={"feeds": ["https://feed.invalid/rss?token=abc"],
                                                 "feed_auto_push": request.param})
-    bot = RelayBot(feed_settings, transport, engine=engine, clock=clock, send_loop=False)
+    bot = build_bot(feed_settings, transport, engine=engine, clock=clock, send_loop=False)
     await bot.start()
     await bot.http.aclose()
     bot.http = httpx.AsyncClient(transport=httpx.MockTransport(feed_server))

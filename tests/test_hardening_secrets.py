@@ -29,7 +29,7 @@ import pytest
 from werkzeug import Request, Response
 
 import bot.adapters.webhooks  # noqa: F401  (what `relaybot run` imports before connecting: installs the log filters)
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.adapters.webhooks import WebhookNotifier
 from bot.transport.wechaty import WechatyStartError, WechatyTransport
 from tests.bot_process import ROOT, BotProcess
@@ -151,7 +151,7 @@ async def _app_with_robot(settings, engine, clock, server, kind: str, answer: st
     else:
         url, secret = f"{server.url_for(DING_PATH)}?key={WECOM_KEY}", ""
     notifier = WebhookNotifier(kind, url, secret, timeout=0.3, retries=2, retry_delay=0.05)
-    bot = RelayBot(settings, MemoryTransport(bot_id="bot-self"), engine=engine, clock=clock, send_loop=False)
+    bot = build_bot(settings, MemoryTransport(bot_id="bot-self"), engine=engine, clock=clock, send_loop=False)
     bot.notifier = notifier
     await bot.start()
     return bot, robot, notifier
@@ -165,7 +165,7 @@ async def test_webhook_secrets_are_in_no_log_record(settings, engine, clock, ser
     try:
         # A logout is told to the second channel at once; the robot fails every attempt.
         await bot.on_connection("logged_out", "scan needed")
-        await _until(lambda: not bot._background, 20, "the alert to give up")
+        await _until(lambda: not bot.alerter.busy, 20, "the alert to give up")
     finally:
         await bot.stop()
         await notifier.aclose()

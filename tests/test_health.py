@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.runtime.health import _duration, health_snapshot
 from bot.storage.models import BotState, Outbox
@@ -130,7 +130,7 @@ async def test_self_check_runs_at_its_interval_and_a_restart_does_not_repeat_it(
 
     # A restart ten minutes later remembers when the last self-check was.
     await bot.stop()
-    again = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    again = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await again.start()
     clock.advance(minutes=10)
     await again.check_health()
@@ -307,7 +307,7 @@ async def test_a_logout_is_told_at_once(bot, clock, robot):
 
 
 async def test_nothing_is_sent_while_the_link_is_down_and_all_of_it_after(settings, transport, engine, clock, roster):
-    bot = RelayBot(settings.model_copy(update={"send_spacing_seconds": 0, "send_jitter_seconds": 0}), transport,
+    bot = build_bot(settings.model_copy(update={"send_spacing_seconds": 0, "send_jitter_seconds": 0}), transport,
                    engine=engine, clock=clock)
     await bot.start()
     await asyncio.sleep(0.2)  # whatever the start queued goes out

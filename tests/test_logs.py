@@ -204,7 +204,7 @@ def test_a_real_relaybot_process_logs_only_json_lines(tmp_path):
     for entry in entries:
         assert {"ts", "level", "logger", "msg"} <= set(entry)
         assert datetime.fromisoformat(entry["ts"]).utcoffset() is not None
-    warning = {"level": "WARNING", "logger": "bot.runtime.app", "msg": "chinese-calendar does not know 2027: using Monday-Friday"}
+    warning = {"level": "WARNING", "logger": "bot.runtime.agenda_runner", "msg": "chinese-calendar does not know 2027: using Monday-Friday"}
     assert any(warning.items() <= entry.items() for entry in entries), entries
 
 
@@ -213,5 +213,5 @@ def test_a_real_relaybot_process_keeps_text_logs_by_default(tmp_path):
     result = relaybot("run", "--console", "--clock", "2027-03-01 09:00", db_url=f"sqlite:///{tmp_path / 'logs.db'}",
                       cwd=tmp_path, stdin=script, RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2")
     assert result.returncode == 0, result.stderr
-    assert " WARNING bot.runtime.app: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
+    assert " WARNING bot.runtime.agenda_runner: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
     assert not any(line.startswith("{") for line in result.stderr.splitlines())

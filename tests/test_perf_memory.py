@@ -141,7 +141,7 @@ DAY_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from sqlmodel import select
     from bot.reports import worker as report_worker
-    from bot.runtime.app import RelayBot
+    from bot.runtime.app import build_bot
     from bot.clock import FakeClock
     from bot.config import Settings
     from bot.storage.db import create_schema, make_engine, session
@@ -165,7 +165,7 @@ DAY_SCRIPT = textwrap.dedent("""
         settings = Settings(database_url="sqlite://", evidence_dir=str(folder / "evidence"), admin_ids=[ADMIN.contact_id],
                             liaison_groups=["全区反诈联络员群"], office_group="反诈办工作群")
         clock = FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=TZ))
-        bot = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+        bot = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
         await bot.start()
         await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
         clock.advance(minutes=20)

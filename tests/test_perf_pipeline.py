@@ -216,7 +216,7 @@ def test_the_filter_keeps_a_name_that_only_appears_after_another_is_removed():
 async def test_group_kind_reads_the_room_once_and_sees_changes_made_in_the_same_unit_of_work(bot, engine, clock):
     with session(engine) as s:
         ctx = Context(session=s, now=clock(), settings=bot.settings, texts=bot.texts, library=bot.library)
-        ctx.groups[LIAISON_ROOM] = bot._remember_room(s, LIAISON_ROOM, "全区反诈联络员群")
+        ctx.groups[LIAISON_ROOM] = bot.rooms.remember(s, LIAISON_ROOM, "全区反诈联络员群")
         with Statements(engine) as sql:
             assert ctx.group_kind(LIAISON_ROOM) == GroupKind.LIAISON
             assert ctx.group_kind(OFFICE_ROOM) == GroupKind.OFFICE  # not loaded yet: read from the database
@@ -228,12 +228,12 @@ async def test_group_kind_reads_the_room_once_and_sees_changes_made_in_the_same_
 async def test_remember_room_writes_only_a_new_room_or_a_new_name(bot, engine):
     with session(engine) as s:
         with Statements(engine) as sql:
-            bot._remember_room(s, LIAISON_ROOM, "全区反诈联络员群")
-            bot._remember_room(s, LIAISON_ROOM, "")  # no name given: kept
+            bot.rooms.remember(s, LIAISON_ROOM, "全区反诈联络员群")
+            bot.rooms.remember(s, LIAISON_ROOM, "")  # no name given: kept
         assert not any(q.startswith(("UPDATE", "INSERT")) for q in sql)
         with Statements(engine) as sql:
-            bot._remember_room(s, LIAISON_ROOM, "全区反诈联络员群（新）")
-            bot._remember_room(s, "brand-new@chatroom", "新群")
+            bot.rooms.remember(s, LIAISON_ROOM, "全区反诈联络员群（新）")
+            bot.rooms.remember(s, "brand-new@chatroom", "新群")
         assert [q.split()[0] for q in sql if not q.startswith("SELECT")] == ["UPDATE", "INSERT"]
         s.commit()
     with session(engine) as s:

@@ -256,9 +256,9 @@ async def test_push_a_link_an_image_and_a_text_sent_privately(bot, transport, en
 
 
 async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(settings, transport, engine, clock, roster):
-    from bot.runtime.app import RelayBot
+    from bot.runtime.app import build_bot
 
-    first = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    first = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await first.start()
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
@@ -266,7 +266,7 @@ async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(setting
     await first.stop()  # before the quiet spell ended: the acknowledgement is owed
 
     transport.sent.clear()
-    second = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    second = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await second.start()
     clock.advance(minutes=1)
     await second.flush_acks()
@@ -278,9 +278,9 @@ async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(setting
 
 
 async def test_no_liaison_group_or_no_roster_means_no_push(settings, transport, engine, clock):
-    from bot.runtime.app import RelayBot
+    from bot.runtime.app import build_bot
 
-    b = RelayBot(settings.model_copy(update={"liaison_groups": []}), transport, engine=engine, clock=clock,
+    b = build_bot(settings.model_copy(update={"liaison_groups": []}), transport, engine=engine, clock=clock,
                  send_loop=False)
     await b.start()
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)

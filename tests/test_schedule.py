@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.domain.workdays import WorkCalendar
 from bot.storage.db import session
 from bot.storage.models import Miss, Push, ScheduledRun
@@ -189,7 +189,7 @@ async def test_misses_in_two_consecutive_months_mean_a_written_explanation(bot, 
 
 
 async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_office(settings, transport, engine, clock, roster):
-    first = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    first = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await first.start()
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await first.send_pending()
@@ -197,7 +197,7 @@ async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_
     transport.sent.clear()
 
     clock.now = local(2026, 11, 26, 10, 40)  # 40 minutes late: within the 60-minute grace
-    second = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    second = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await second.start()
     assert await second.run_schedule() == 1
     await second.send_pending()
@@ -205,14 +205,14 @@ async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_
     await second.stop()
 
     transport.sent.clear()
-    third = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)  # restarted again: nothing twice
+    third = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)  # restarted again: nothing twice
     await third.start()
     assert await third.run_schedule() == 0
     await third.stop()
     transport.sent.clear()
 
     clock.now = local(2026, 11, 26, 17, 30)  # the 16:00 reminder is 90 minutes late: skipped
-    fourth = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    fourth = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await fourth.start()
     await fourth.run_schedule()
     await fourth.send_pending()

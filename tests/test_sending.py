@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.storage.models import Outbox
 from bot.transport.base import SendError
@@ -51,7 +51,7 @@ async def drain(bot, clock, *, until=None, max_steps=500):
 
 
 async def test_a_push_to_30_groups_is_spread_out_and_progress_shows_delivery(many_groups, paced, engine, clock, roster):
-    bot = RelayBot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
+    bot = build_bot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
     await bot.start()
     await bot.send_pending()
     many_groups.sent.clear()
@@ -77,7 +77,7 @@ async def test_a_push_to_30_groups_is_spread_out_and_progress_shows_delivery(man
 
 
 async def test_daily_budget_holds_the_rest_until_tomorrow_and_says_so_once(many_groups, paced, engine, clock, roster):
-    bot = RelayBot(paced.model_copy(update={"daily_send_budget": 10}), many_groups, engine=engine, clock=clock,
+    bot = build_bot(paced.model_copy(update={"daily_send_budget": 10}), many_groups, engine=engine, clock=clock,
                    send_loop=False)
     await bot.start()
     await many_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
@@ -94,7 +94,7 @@ async def test_daily_budget_holds_the_rest_until_tomorrow_and_says_so_once(many_
 
 async def test_a_frequency_limit_pauses_sending_for_30_minutes_and_tells_the_office_once(
         many_groups, paced, engine, clock, roster):
-    bot = RelayBot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
+    bot = build_bot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
     await bot.start()
     await many_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await drain(bot, clock, until=clock.now.replace(second=20))  # a few groups have it
@@ -126,7 +126,7 @@ async def test_a_frequency_limit_pauses_sending_for_30_minutes_and_tells_the_off
 
 
 async def test_a_crash_in_the_middle_of_a_fan_out_resumes_without_duplicates(many_groups, paced, engine, clock, roster):
-    first = RelayBot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
+    first = build_bot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
     await first.start()
     await many_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await drain(first, clock, until=clock.now.replace(second=45))
@@ -145,7 +145,7 @@ async def test_a_crash_in_the_middle_of_a_fan_out_resumes_without_duplicates(man
         assert len(s.exec(select(Outbox).where(Outbox.state == "sending")).all()) == 1
     many_groups.send = real_send
 
-    second = RelayBot(paced, many_groups, engine=engine, clock=clock, send_loop=False)  # the restarted process
+    second = build_bot(paced, many_groups, engine=engine, clock=clock, send_loop=False)  # the restarted process
     await second.start()
     await drain(second, clock)
     assert Counter(o.chat_id for o in many_groups.sent if o.chat_id in GROUPS) == Counter({g: 1 for g in GROUPS})

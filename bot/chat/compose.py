@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import show
 from bot.content import Texts
-from bot.storage.models import Alert, ConfirmMethod, PushState
+from bot.storage.models import Alert, ConfirmMethod, EvidenceVerdict, PushState
 from bot.domain.people import Ambiguity
 from bot.domain.relay import Ack, Progress
 from bot.reports.figures import Report
@@ -118,9 +118,9 @@ def report_text(texts: Texts, report: Report) -> str:
     for level, names in report.escalations.items():
         lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
     if report.evidence:
-        count = {v: sum(1 for e in report.evidence if e.verdict == v) for v in ("已核验", "存疑")}
-        lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count["已核验"],
-                             doubtful=count["存疑"]))
+        count = {v: sum(1 for e in report.evidence if e.verdict == v.value) for v in EvidenceVerdict}
+        lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count[EvidenceVerdict.VERIFIED],
+                             doubtful=count[EvidenceVerdict.DOUBTFUL]))
     added = sum(len(p.added_units) for p in report.pushes)
     exempted = sum(len(p.exempted_units) for p in report.pushes)
     if added or exempted:

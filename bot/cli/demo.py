@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.storage.db import create_schema, make_engine, session
@@ -82,7 +82,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     transport.add_room(LIAISON_ROOM, LIAISON_NAME, [ADMIN, WANG, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
     transport.add_room(OFFICE_ROOM, OFFICE_NAME, [ADMIN])
     printer = _Printer(transport, clock, out)
-    bot = RelayBot(settings, transport, engine=engine, clock=clock)
+    bot = build_bot(settings, transport, engine=engine, clock=clock)
 
     print("反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：%s）" % db_file, file=out)
     print("导入名单 examples/roster_example.csv：" + "；".join(report.lines()), file=out)

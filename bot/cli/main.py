@@ -152,36 +152,46 @@ def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
     return {"clock_offset_seconds": offset, "clock_speed": speed, "schedule_check_seconds": check}
 
 
-async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
-    from bot.runtime.app import RelayBot
-    from bot.transport.wechaty import WechatyTransport
+async def _serve(settings: Settings, transport, engine, clock, until) -> None:
+    """What `run` and `run --console` share: build the bot, start it and its scheduler, run `until(bot)`, stop."""
+    from bot.runtime.app import build_bot
     from scheduler import build_scheduler
 
+    bot = build_bot(settings, transport, engine=engine, clock=clock, notifier=_notifier(settings))
+    await bot.start()
+    scheduler = build_scheduler(bot.pollers(), timezone_name=settings.timezone)
+    scheduler.start()
+    try:
+        await until(bot)
+    finally:
+        scheduler.shutdown(wait=False)
+        await bot.stop()
+
+
+async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
+    from bot.transport.wechaty import WechatyTransport
+
     transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
-    bot = RelayBot(settings, transport, engine=_open_db(settings), clock=clock_from(settings.clock_offset_seconds, settings.clock_speed))
-    bot.notifier = _notifier(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await bot.start()
-    scheduler = build_scheduler(bot)
-    scheduler.start()
-    logging.getLogger("relaybot").info("running; Ctrl+C to stop")
-    await stop.wait()
-    scheduler.shutdown(wait=False)
-    await bot.stop()
+
+    async def until_stopped(bot) -> None:
+        logging.getLogger("relaybot").info("running; Ctrl+C to stop")
+        await stop.wait()
+
+    await _serve(settings, transport, _open_db(settings),
+                 clock_from(settings.clock_offset_seconds, settings.clock_speed), until_stopped)
 
 
 async def _run_console(settings: Settings) -> None:
     from sqlmodel import select
 
-    from bot.runtime.app import RelayBot
     from bot.storage.db import session
     from bot.storage.models import Liaison
     from bot.transport.base import Member, RoomInfo
     from bot.transport.console import ConsoleTransport
-    from scheduler import build_scheduler
 
     liaison_name = settings.liaison_groups[0] if settings.liaison_groups else "联络员群（控制台）"
     office_name = settings.office_group or "反诈办工作群（控制台）"
@@ -210,15 +220,11 @@ async def _run_console(settings: Settings) -> None:
     )
     if not people:
         typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
-    bot = RelayBot(settings, transport, engine=engine, clock=clock)
-    bot.notifier = _notifier(settings)
-    await bot.start()
-    scheduler = build_scheduler(bot)
-    scheduler.start()
-    await transport.repl(bot, after_each=bot.send_pending)
-    scheduler.shutdown(wait=False)
-    await bot.send_pending()
-    await bot.stop()
+    async def chat(bot) -> None:
+        await transport.repl(bot, after_each=bot.send_pending)
+        await bot.send_pending()
+
+    await _serve(settings, transport, engine, clock, chat)
 
 
 @roster_app.command("import")

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Alert, Confirmation, Group, Push, Unit
+from bot.storage.models import Alert, Confirmation, EvidenceVerdict, Group, Push, Unit
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,6 @@ def expire(session: Session, folder: Path, *, now: datetime, keep: timedelta) ->
             continue
         conf.evidence_file = ""
         if not conf.verdict:
-            conf.verdict, conf.verdict_reason = "未核验", "截图已过保存期限，未核验"
+            conf.verdict, conf.verdict_reason = EvidenceVerdict.UNVERIFIED.value, "截图已过保存期限，未核验"
         session.add(conf)
     return len(old)

@@ -36,19 +36,13 @@ from bot.domain.people import first_notice
 from bot.domain.relay import expected_units, groups_of_kind
 from bot.reports.build import build_report, period_of, previous_period
 from bot.transport.base import ChatKind
+from scheduler import JobKind, Occurrence
 
 log = logging.getLogger(__name__)
 
 # Occurrences older than this are forgotten rather than reported as skipped (a bot down for a week
 # should not greet the office with a list of 20 missed reminders).
 LOOKBACK = timedelta(days=3)
-REPORT_JOBS = {"summary": "day", "weekly": "week", "monthly": "month"}
-
-
-@dataclass(frozen=True)
-class Occurrence:
-    job: str  # "remind", "summary", "weekly", "monthly" or "deadline:<push id>"
-    due: datetime
 
 
 def ladder_of(settings: Settings) -> Ladder:
@@ -70,14 +64,14 @@ def occurrences(
     day = since.astimezone(tz).date()
     last = now.astimezone(tz).date()
     while day <= last:
-        times: list[tuple[str, time]] = []
+        times: list[tuple[JobKind, time]] = []
         if calendar.is_working_day(day):
-            times += [("remind", t) for t in settings.reminder_times]
-            times.append(("summary", settings.summary_time))
+            times += [(JobKind.REMIND, t) for t in settings.reminder_times]
+            times.append((JobKind.SUMMARY, settings.summary_time))
         if day.weekday() == 0:
-            times.append(("weekly", settings.weekly_report_time))
+            times.append((JobKind.WEEKLY, settings.weekly_report_time))
         if day.day == 1:
-            times.append(("monthly", settings.monthly_report_time))
+            times.append((JobKind.MONTHLY, settings.monthly_report_time))
         for job, at in times:
             due = datetime.combine(day, at, tzinfo=tz)
             if since < due <= now:
@@ -88,11 +82,11 @@ def occurrences(
 
 def pending(session: Session, *, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Occurrence]:
     """Occurrences that are due and not yet done or skipped, oldest first; deadlines of open pushes included."""
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     since = max(schedule_epoch(session, now=now), now - LOOKBACK)
     found = occurrences(since=since, now=now, settings=settings, calendar=calendar, tz=tz)
     for push in session.exec(select(Push).where(Push.state == PushState.OPEN.value, Push.deadline <= now)):
-        found.append(Occurrence(f"deadline:{push.id}", push.deadline))
+        found.append(Occurrence(JobKind.DEADLINE, push.deadline, push.id))
     if not found:
         return []
     handled = set(
@@ -264,10 +258,12 @@ def run_deadline(
 
 # ---- reports -----------------------------------------------------------------------------------
 
-def report_period(job: str, due: datetime, tz: ZoneInfo) -> tuple[str, date, date]:
+def report_period(occ: Occurrence, tz: ZoneInfo) -> tuple[str, date, date]:
     """The report kind and period a scheduled report covers."""
-    kind = REPORT_JOBS[job]
-    day = due.astimezone(tz).date()
+    kind = occ.kind.report_kind
+    if kind is None:
+        raise ValueError(f"{occ.job} is not a report")
+    day = occ.due.astimezone(tz).date()
     start, end = period_of(kind, day) if kind == "day" else previous_period(kind, day)
     return kind, start, end
 
@@ -298,4 +294,4 @@ def queue_report(
 
 def job_label(texts: Texts, occ: Occurrence, tz: ZoneInfo) -> str:
     """How a skipped occurrence is named to the office."""
-    return texts.t(f"schedule.job_{occ.job}", time=show(occ.due, tz))
+    return texts.t(f"schedule.job_{occ.kind.value}", time=show(occ.due, tz))

@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -35,12 +36,14 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from bot.storage import outbox
-from bot.storage.db import session as new_session
 from bot.storage.models import BotState, Group, Outbox, Priority
 from bot.transport.base import ChatKind, Outgoing
 
 if TYPE_CHECKING:
-    from bot.runtime.app import RelayBot
+    from bot.runtime.alerter import SecondChannel
+    from bot.runtime.sender import OutboxSender
+    from bot.runtime.units import UnitOfWork
+    from bot.transport.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +204,13 @@ class HealthMonitor:
     on_connection() for link changes, tick() every `health_check_seconds`; its sender waits for `link_up`.
     """
 
-    def __init__(self, bot: RelayBot) -> None:
-        self.bot = bot
-        self.link_up = asyncio.Event()  # set while the chat link is up: the outbox sender waits for it
+    def __init__(self, units: UnitOfWork, transport: Transport, sender: OutboxSender, alerter: SecondChannel, *,
+                 link_up: asyncio.Event) -> None:
+        self.units = units
+        self.transport = transport
+        self.sender = sender
+        self.alerter = alerter
+        self.link_up = link_up  # set while the chat link is up: the outbox sender waits for it
         self._lost_at: datetime | None = None
         self._lost_told = False
         self._last_receive: datetime | None = None
@@ -214,16 +221,17 @@ class HealthMonitor:
         self._send_down: datetime | None = None
         self._receive_down: datetime | None = None
         self._loaded = False
+        self._write_lock = threading.Lock()
 
     @property
     def settings(self):
-        return self.bot.settings
+        return self.units.settings
 
     # ---- events -----------------------------------------------------------------------------------
 
     def note_receive(self) -> None:
         """Something arrived from the chat: the event stream delivers."""
-        self._last_receive = self.bot.clock()
+        self._last_receive = self.units.clock()
 
     async def on_ready(self) -> None:
         """Logged in: the link is up, and a link outage recorded by an earlier run is over."""
@@ -239,7 +247,7 @@ class HealthMonitor:
             return
         if pending.nonce not in text and not (pending.message_id and message_id == pending.message_id):
             return
-        pending.echoed_at = self.bot.clock()
+        pending.echoed_at = self.units.clock()
         log.info("self-check echo arrived after %.1f s", (pending.echoed_at - pending.sent_at).total_seconds())
         values = {LAST_RECEIVE: _iso(self._last_receive)}
         # An echo that overtakes the send's answer is recorded by self_check() itself.
@@ -255,7 +263,7 @@ class HealthMonitor:
         outage has lasted `connection_alert_minutes` (a logout at once: it needs a person to scan a QR code).
         On "restored" sending resumes and, if the outage was announced, its end is announced too (second
         channel and office group); a shorter outage is only logged."""
-        now = self.bot.clock()
+        now = self.units.clock()
         log.warning("connection %s: %s", state, detail)
         if state in ("lost", "logged_out"):
             self.link_up.clear()
@@ -265,7 +273,7 @@ class HealthMonitor:
                 await self._write({LINK_DOWN: _iso(now)})
             if state == "logged_out":
                 self._lost_told = True
-                self.bot._alert_second_channel(self.bot.texts.t("health.logged_out"))
+                self.alerter.alert(self.units.texts.t("health.logged_out"))
             elif self.settings.connection_alert_minutes <= 0 and not self._lost_told:
                 self._tell_lost(now)
             return
@@ -277,19 +285,16 @@ class HealthMonitor:
         self.link_up.set()
         await self._write({LINK_DOWN: ""})
         if told:
-            text = self.bot.texts.t("health.restored", duration=_duration(now - lost_at if lost_at else timedelta(0)))
-            self.bot._alert_second_channel(text)
-            async with self.bot._lock:
-                with new_session(self.bot.engine) as s:
-                    self.bot._context(s, now).to_office(text, priority=Priority.NOTICE)
-                    s.commit()
-        self.bot._wake.set()
+            text = self.units.texts.t("health.restored", duration=_duration(now - lost_at if lost_at else timedelta(0)))
+            self.alerter.alert(text)
+            await self.units.tell_office(text, priority=Priority.NOTICE)
+        self.sender.wake.set()
 
     # ---- the periodic check -----------------------------------------------------------------------
 
     async def tick(self) -> None:
         """One round: announce a long link outage, judge an overdue echo, run a due self-check, save receipt."""
-        now = self.bot.clock()
+        now = self.units.clock()
         await self._load()
         if self._lost_at is not None and not self._lost_told and \
                 now - self._lost_at >= timedelta(minutes=self.settings.connection_alert_minutes):
@@ -322,26 +327,26 @@ class HealthMonitor:
         if not target or not self.link_up.is_set():
             return None
         await self._load()
-        now = self.bot.clock()
-        with new_session(self.bot.engine) as s:
+        now = self.units.clock()
+        with self.units.session() as s:
             paused = outbox.backoff_until(s)
             chat_kind, chat_id = _resolve_target(s, target)
         if paused is not None and paused > now:
             log.info("self-check skipped: sending is paused until %s", paused.isoformat())
             return None
         nonce = secrets.token_hex(3)
-        local = now.astimezone(self.bot.tz)
-        text = self.bot.texts.t("health.self_check", time=f"{local:%H:%M}", nonce=nonce)
+        local = now.astimezone(self.settings.tz)
+        text = self.units.texts.t("health.self_check", time=f"{local:%H:%M}", nonce=nonce)
         expect_echo = self.settings.self_check_echo_seconds > 0
         # Awaited before sending: the echo may overtake the send's own answer.
         self._pending = _Pending(nonce, target, now) if expect_echo else None
         error = ""
-        async with self.bot._send_lock:
+        async with self.sender.lock:
             try:
-                message_id = await self.bot.transport.send(Outgoing(chat_kind, chat_id, text=text))
+                message_id = await self.transport.send(Outgoing(chat_kind, chat_id, text=text))
             except Exception as exc:  # SendError, or anything a broken transport raises
                 error = str(exc) or type(exc).__name__
-        now = self.bot.clock()
+        now = self.units.clock()
         self._last_check_at = now
         pending = self._pending if expect_echo and self._pending and self._pending.nonce == nonce else None
         if error:
@@ -358,10 +363,10 @@ class HealthMonitor:
         if error and self._send_down is None:
             self._send_down = now
             values[SEND_DOWN] = _iso(now)
-            self.bot._alert_second_channel(self.bot.texts.t("health.send_failed", target=target, error=error[:100]))
+            self.alerter.alert(self.units.texts.t("health.send_failed", target=target, error=error[:100]))
         elif not error and self._send_down is not None:
-            self.bot._alert_second_channel(self.bot.texts.t("health.send_restored",
-                                                            duration=_duration(now - self._send_down)))
+            self.alerter.alert(self.units.texts.t("health.send_restored",
+                                                         duration=_duration(now - self._send_down)))
             self._send_down = None
             values[SEND_DOWN] = ""
         await self._write(values)
@@ -402,21 +407,21 @@ class HealthMonitor:
         if nothing_came and self._receive_down is None:
             self._receive_down = pending.sent_at
             values[RECEIVE_DOWN] = _iso(pending.sent_at)
-            self.bot._alert_second_channel(self.bot.texts.t(
+            self.alerter.alert(self.units.texts.t(
                 "health.receive_failed", seconds=f"{self.settings.self_check_echo_seconds:g}"))
         if values:
             await self._write(values)
 
     async def _receive_restored(self, now: datetime) -> None:
         since, self._receive_down = self._receive_down, None
-        self.bot._alert_second_channel(self.bot.texts.t("health.receive_restored", duration=_duration(now - since)))
+        self.alerter.alert(self.units.texts.t("health.receive_restored", duration=_duration(now - since)))
         await self._write({RECEIVE_DOWN: ""})
 
     def _tell_lost(self, now: datetime) -> None:
         self._lost_told = True
         lost_at = self._lost_at or now
         log.error("the gateway connection has been down since %s: telling the second channel", lost_at.isoformat())
-        self.bot._alert_second_channel(self.bot.texts.t("health.lost", duration=_duration(now - lost_at)))
+        self.alerter.alert(self.units.texts.t("health.lost", duration=_duration(now - lost_at)))
 
     def _check_json(self) -> str:
         check = {k: v for k, v in (self._last_check or {}).items() if k != "nonce"}
@@ -427,7 +432,7 @@ class HealthMonitor:
         if self._loaded:
             return
         self._loaded = True
-        with new_session(self.bot.engine) as s:
+        with self.units.session() as s:
             self._send_down = _parse_time(_get(s, SEND_DOWN))
             self._receive_down = _parse_time(_get(s, RECEIVE_DOWN))
             try:
@@ -438,17 +443,19 @@ class HealthMonitor:
             self._last_check_at = _parse_time(last.get("at"))
 
     async def _write(self, values: dict[str, str]) -> None:
-        now = self.bot.clock()
+        now = self.units.clock()
 
         def write() -> None:
-            with new_session(self.bot.engine) as s:
+            # A thread lock too: a health round cancelled at shutdown leaves its write running in the worker
+            # thread after the asyncio lock is released, and the final flush must not insert the same key beside it.
+            with self._write_lock, self.units.session() as s:
                 for key, value in values.items():
                     row = s.get(BotState, key) or BotState(key=key)
                     row.value, row.updated_at = value[:500], now
                     s.add(row)
                 s.commit()
 
-        async with self.bot._lock:
+        async with self.units.lock:
             await asyncio.to_thread(write)
 
 

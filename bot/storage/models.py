@@ -81,6 +81,14 @@ class PushState(str, enum.Enum):
     CLOSED = "closed"
 
 
+class EvidenceVerdict(str, enum.Enum):
+    """A screenshot's verdict (stored as Confirmation.verdict; "" while it waits for the check)."""
+
+    VERIFIED = "已核验"  # the push's title was found in the unit's own group
+    UNVERIFIED = "未核验"  # kept for a person to look at: no OCR, OCR failed or timed out, expired
+    DOUBTFUL = "存疑"  # unreadable, reused, the liaison group itself, or the title not found
+
+
 class ConfirmMethod(str, enum.Enum):
     TEXT = "text"
     QUOTE = "quote"

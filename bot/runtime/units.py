@@ -1,0 +1,64 @@
+"""The unit-of-work runner: one unit of work at a time, each in its own session with the clock read once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.chat.dispatch import Context
+from bot.config import Settings
+from bot.content import AlertLibrary, Texts
+from bot.storage.db import session as new_session
+from bot.storage.models import Priority
+
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    """Runs the bot's units of work one at a time (SQLite has one writer anyway), off the event loop.
+
+    A unit of work opens a session, reads the clock once, does its work and commits before anything it queued
+    can be sent. Afterwards `outbox_changed` is set, so the outbox sender looks at once.
+    """
+
+    def __init__(self, *, engine: Engine, clock: Callable[[], datetime], settings: Settings, texts: Texts,
+                 library: AlertLibrary, outbox_changed: asyncio.Event) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.settings = settings
+        self.texts = texts
+        self.library = library
+        self.outbox_changed = outbox_changed
+        self.lock = asyncio.Lock()
+        self.bot_id = ""  # the bot's own contact id, once logged in
+
+    def session(self) -> Session:
+        """A session for reading outside the lock (or inside a unit of work that holds it)."""
+        return new_session(self.engine)
+
+    def context(self, s: Session, now: datetime) -> Context:
+        """The context a handler or a job gets for one unit of work."""
+        return Context(session=s, now=now, settings=self.settings, texts=self.texts, library=self.library,
+                       bot_id=self.bot_id)
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """Run `work(*args)` in a worker thread while holding the lock; wake the sender afterwards."""
+        async with self.lock:
+            result = await asyncio.to_thread(work, *args)
+        self.outbox_changed.set()
+        return result
+
+    async def tell_office(self, text: str, *, priority: Priority = Priority.NOTICE) -> None:
+        """Queue one sentence for the office group in a unit of work of its own."""
+
+        def work() -> None:
+            with self.session() as s:
+                self.context(s, self.clock()).to_office(text, priority=priority)
+                s.commit()
+
+        await self.run(work)
