@@ -11,7 +11,16 @@ from urllib.parse import urljoin
 
 import httpx
 
-from bot.adapters.feed_fetch import USER_AGENT, BodyTooLarge, RedirectError, cap, is_http_url, open_get, read_capped, squash
+from bot.adapters.feed_fetch import (
+    USER_AGENT,
+    BodyTooLarge,
+    RedirectError,
+    cap,
+    is_http_url,
+    open_get,
+    read_capped,
+    squash,
+)
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HEADERS = {

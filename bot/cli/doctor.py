@@ -108,8 +108,8 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
-    from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.runtime.health import health_snapshot
+    from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
 
     area = "数据库"

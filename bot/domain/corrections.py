@@ -3,9 +3,8 @@ mistake taken back) and 免转 (a unit not expected to relay a push). Each is a 
 
 from __future__ import annotations
 
-import re
-
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from bot.domain import evidence as evidence_store
+from bot.domain.relay import audit
 from bot.storage.models import (
     Confirmation,
     ConfirmMethod,
@@ -24,7 +24,6 @@ from bot.storage.models import (
     PushState,
     Unit,
 )
-from bot.domain.relay import audit
 
 # A 补登 counts as on time (the office vouches for it) unless its reason says it was late.
 # 迟报 but not 非迟报 / 不算迟报 / 没有迟报.

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Confirmation, ConfirmMethod, Exemption, Miss, Push, PushState, Unit
 from bot.domain.relay import expected_units
+from bot.storage.models import Confirmation, ConfirmMethod, Exemption, Miss, Push, PushState, Unit
 
 NONE, WATCH, REMIND, INTERVIEW, WRITTEN = "", "关注", "提醒", "约谈", "书面说明"
 # Levels that the office report lists, most serious first.

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.content import Texts
 from bot.adapters.feed_fetch import FetchResult
+from bot.content import Texts
 from bot.storage.models import Alert, Feed, FeedItem
 
 FIRST_POLL_SHOWN = 3  # a new feed's backlog is kept, but only its newest items are shown to the office

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.storage.models import BotState, ChatNote, Confirmation, NoteKind
 from bot.domain.people import first_notice
+from bot.storage.models import BotState, ChatNote, Confirmation, NoteKind
 
 # A question is answered within this long, or it lapses (the liaison can still confirm in words).
 QUESTION_OPEN = timedelta(days=2)

@@ -13,7 +13,6 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.domain.workdays import WorkCalendar
-from bot.storage.outbox import push_delivery
 from bot.storage.models import (
     Alert,
     AuditLog,
@@ -28,6 +27,7 @@ from bot.storage.models import (
     Unit,
     UTCDateTime,
 )
+from bot.storage.outbox import push_delivery
 
 
 def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, action: str, detail: str = "", allowed: bool = True) -> None:
@@ -161,9 +161,8 @@ def record_confirmation(
     `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
     work, so the check for an earlier confirmation or an exemption would find none and is skipped.
     """
-    if not known_unconfirmed:
-        if session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
-            return None
+    if not known_unconfirmed and session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
+        return None
     conf = Confirmation(
         push_id=push.id,
         unit_id=unit.id,

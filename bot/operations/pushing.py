@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot.chat import compose
-from bot.storage import outbox
-from bot.domain.workdays import load_calendar
 from bot.clock import show
 from bot.config import Settings
 from bot.content import Texts
-from bot.storage.models import Alert, GroupKind, Priority, Push
 from bot.domain.relay import active_units, audit, create_push, default_deadline, groups_of_kind
+from bot.domain.workdays import load_calendar
+from bot.storage import outbox
+from bot.storage.models import Alert, GroupKind, Priority, Push
 from bot.transport.base import ChatKind
 
 
