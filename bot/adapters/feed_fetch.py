@@ -297,7 +297,7 @@ def _from_struct(value) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime(*value[:5], min(value[5], 59), tzinfo=UTC)
+        return datetime(value[0], value[1], value[2], value[3], value[4], min(value[5], 59), tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
 
