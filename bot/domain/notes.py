@@ -104,7 +104,7 @@ class RoomNotes:
 def due(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[RoomNotes]:
     """Notes owed to rooms that have been quiet for `quiet` (no newer note, no unacknowledged confirmation);
     marks them sent."""
-    owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(ChatNote.id)))
+    owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(col(ChatNote.id))))
     by_room: dict[str, list[ChatNote]] = defaultdict(list)
     for note in owed:
         by_room[note.room_id].append(note)

@@ -30,9 +30,9 @@ SEEN_REFRESH = timedelta(hours=1)
 # Statements run for (almost) every message, built once: building one costs more than running it.
 _LIAISONS_WITH_UNITS = (
     select(Liaison, Unit)
-    .join(Unit, Unit.id == Liaison.unit_id)
+    .join(Unit, col(Unit.id) == col(Liaison.unit_id))
     .where(Liaison.contact_id == bindparam("contact_id"), Liaison.active == True)  # noqa: E712
-    .order_by(Liaison.id)
+    .order_by(col(Liaison.id))
 )
 _SPEAKER_ROW = select(Membership).where(
     Membership.room_id == bindparam("room_id"), Membership.contact_id == bindparam("contact_id")
@@ -69,9 +69,9 @@ def observe(
     }
     if complete:
         present = {m.contact_id for m in members}
-        for contact_id, row in list(existing.items()):
+        for contact_id, stale in list(existing.items()):
             if contact_id not in present:
-                session.delete(row)
+                session.delete(stale)
                 del existing[contact_id]
     for member in members:
         row = existing.get(member.contact_id)
