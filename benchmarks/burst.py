@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import (
@@ -78,7 +78,7 @@ class RowWatcher(threading.Thread):
 def _epoch(at: str) -> float:
     """A stored UTC time ('2026-11-26 01:00:00.123456') as seconds since the epoch."""
     moment = datetime.fromisoformat(at)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def run(quick: bool = False, *, units: int | None = None, pushes: int | None = None,
@@ -108,7 +108,7 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
 
             engine = make_engine(db_url)
             # One more push than the burst uses: its confirmations are the one-at-a-time probes afterwards.
-            refs = add_open_pushes(engine, pushes + 1, now=datetime.now(timezone.utc), deadline=None)
+            refs = add_open_pushes(engine, pushes + 1, now=datetime.now(UTC), deadline=None)
             engine.dispose()
             watcher = RowWatcher(db_path)
             watcher.start()

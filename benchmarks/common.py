@@ -187,8 +187,8 @@ def write_roster_csv(people: list[Person], path: Path) -> Path:
 
 def import_people(engine, people: list[Person]) -> None:
     """Import the roster in-process (the same code as `relaybot roster import`)."""
-    from bot.storage.db import session
     from bot.domain.roster import RosterRow, import_roster
+    from bot.storage.db import session
 
     rows = [RosterRow(i + 2, p.unit, p.kind, p.name, p.contact_id, p.wechat_name, "", "主")
             for i, p in enumerate(people)]
@@ -200,9 +200,9 @@ def import_people(engine, people: list[Person]) -> None:
 def add_open_pushes(engine, count: int, *, now: datetime, deadline: datetime | None = None) -> list[int]:
     """`count` open pushes of one library alert, made directly in the database; returns their numbers."""
     from bot.content import load_library
+    from bot.domain.relay import create_push
     from bot.storage.db import session
     from bot.storage.models import Alert
-    from bot.domain.relay import create_push
 
     item = load_library().find("刷单")
     ids = []

@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import (
@@ -112,7 +112,7 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
         gw = open_gateway(people)
         bot = None
         try:
-            offset = (CLOCK_START - datetime.now(timezone.utc)).total_seconds()
+            offset = (CLOCK_START - datetime.now(UTC)).total_seconds()
             bot = BotProcess(bot_env(
                 gw, db_url, work,
                 RELAYBOT_CLOCK_OFFSET_SECONDS=str(offset), RELAYBOT_CLOCK_SPEED=str(speed),
@@ -126,7 +126,7 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
             with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
                 epoch = conn.execute("SELECT at FROM notice WHERE kind = 'schedule_epoch'").fetchone()[0]
             epoch_real = time.perf_counter()
-            bot_epoch = datetime.fromisoformat(epoch).replace(tzinfo=timezone.utc)
+            bot_epoch = datetime.fromisoformat(epoch).replace(tzinfo=UTC)
 
             def bot_now() -> datetime:
                 return bot_epoch + timedelta(seconds=(time.perf_counter() - epoch_real) * speed)

@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import (
@@ -81,7 +81,7 @@ class BareTable:
     def insert_one(self) -> None:
         push_id, unit_id = divmod(self.n, self.units)
         self.n += 1
-        at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         self.conn.execute(_BARE_INSERT, (push_id + 1, unit_id + 1, unit_id + 1, at, LIAISON_ROOM, f"in-{self.n}", TEXT))
         self.conn.commit()
 
@@ -104,8 +104,8 @@ def engine_pragmas(engine) -> dict[str, str]:
 
 async def _new_bot(workdir: Path, units: int):
     """A started RelayBot on a fresh SQLite file in `workdir` with `units` units, the in-memory transport."""
-    from bot.runtime.app import build_bot
     from bot.config import Settings
+    from bot.runtime.app import build_bot
     from bot.storage.db import create_schema, make_engine
     from bot.transport.base import Member
     from bot.transport.memory import MemoryTransport

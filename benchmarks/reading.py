@@ -101,7 +101,7 @@ def score(path: Path) -> Score:
     readings = [s.reading for s in said]
     result.micros = (time.perf_counter() - start) / max(1, len(rows)) * 1e6
     push, title = current_push(path)
-    for (label, text), reading, message in zip(rows, readings, said):
+    for (label, text), reading, message in zip(rows, readings, said, strict=True):
         verdict = reading.verdict.value
         verdict = "no" if verdict == "unrelated" else verdict
         if push is not None and message.refs and push not in message.refs:

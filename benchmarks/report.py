@@ -68,7 +68,7 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
         s.add(Group(room_id=LIAISON_ROOM, name=LIAISON_ROOM_NAME, kind=GroupKind.LIAISON.value, set_by="config"))
         s.add(Group(room_id=OFFICE_ROOM, name=OFFICE_ROOM_NAME, kind=GroupKind.OFFICE.value, set_by="config"))
         unit_rows = list(s.exec(select(Unit).order_by(Unit.id)))
-        liaison_of = {l.unit_id: l.id for l in s.exec(select(Liaison))}
+        liaison_of = {li.unit_id: li.id for li in s.exec(select(Liaison))}
         # Each unit has its own habit: most are reliable, a few are not; the mean is about CONFIRM_RATE.
         rate = {u.id: min(0.995, max(0.4, rng.gauss(CONFIRM_RATE, 0.08))) for u in unit_rows}
         # The pushes spread evenly over the working days, between 09:00 and 15:30 of each day.
@@ -128,11 +128,11 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
     from bot.chat.compose import report_text
     from bot.config import Settings
     from bot.content import load_texts
-    from bot.storage.db import create_schema, make_engine, session
+    from bot.operations.agenda import ladder_of
+    from bot.reports.build import build_report, previous_period
     from bot.reports.render import render_chart, render_xlsx
     from bot.reports.worker import render_in_child
-    from bot.reports.build import build_report, previous_period
-    from bot.operations.agenda import ladder_of
+    from bot.storage.db import create_schema, make_engine, session
 
     units = units or (30 if quick else 300)
     pushes = pushes or (40 if quick else 400)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 _WEEKDAYS = "一二三四五六日"
@@ -10,7 +10,7 @@ _WEEKDAYS = "一二三四五六日"
 
 def real_clock() -> datetime:
     """Now, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from bot.textnorm import squeeze
@@ -69,7 +69,7 @@ class AlertLibrary:
         return [a.case_type for a in self.alerts]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_texts(directory: Path = CONTENT_DIR) -> Texts:
     """The sentences from content/messages.toml and content/messages_*.toml (one section per topic)."""
     data: dict = {}
@@ -83,7 +83,7 @@ def load_texts(directory: Path = CONTENT_DIR) -> Texts:
     return Texts(data)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_library(directory: Path = CONTENT_DIR) -> AlertLibrary:
     """The alert library from content/alerts/*.toml, sorted by file name."""
     alerts = []

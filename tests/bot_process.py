@@ -20,7 +20,7 @@ class BotProcess:
         self.env = env
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="relaybot-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(prefix="relaybot-", suffix=".log", delete=False)  # noqa: SIM115  (closed by stop())
 
     def start(self, *, timeout: float = 30.0) -> BotProcess:
         """Start the bot and wait until it has logged in and read its groups."""

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.runtime.app import RelayBot, build_bot
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.storage.db import create_schema, make_engine, session
 from bot.domain.roster import import_roster, read_roster_file
+from bot.runtime.app import RelayBot, build_bot
+from bot.storage.db import create_schema, make_engine, session
 from bot.transport.base import Member
 from bot.transport.memory import MemoryTransport
 

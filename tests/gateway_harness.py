@@ -56,7 +56,7 @@ class Gateway:
         """Spawn the gateway on free ports and wait for its ready line."""
         require_node_modules()
         token = token or f'test-token-{secrets.token_hex(4)}'
-        stderr_file = tempfile.TemporaryFile()
+        stderr_file = tempfile.TemporaryFile()  # noqa: SIM115  (the gateway's; closed by stop())
         # Our stdin pipe is the gateway's lifeline: it exits if this process dies without stopping it.
         process = subprocess.Popen(
             ['node', str(SCRIPT), '--port', '0', '--control-port', '0', '--token', token, '--exit-on-stdin-close'],

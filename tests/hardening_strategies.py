@@ -6,7 +6,7 @@ import io
 import json
 import re
 import zipfile
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -68,7 +68,7 @@ def any_text() -> st.SearchStrategy[str]:
 # --- files --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def template_xlsx(header: tuple[str, ...], row: tuple[str, ...]) -> bytes:
     """A real one-sheet workbook, to be damaged inside an intact zip."""
     from openpyxl import Workbook

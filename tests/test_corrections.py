@@ -10,11 +10,11 @@ from sqlmodel import SQLModel, select
 
 from bot.domain import corrections
 from bot.domain import evidence as evidence_store
-from bot.storage.db import session
 from bot.domain.escalation import REMIND, standings
-from bot.storage.models import Alert, AuditLog, Confirmation, Correction, Exemption, Miss, Outbox, Push, Unit
-from bot.reports.build import build_report
 from bot.operations.agenda import ladder_of
+from bot.reports.build import build_report
+from bot.storage.db import session
+from bot.storage.models import Alert, AuditLog, Confirmation, Correction, Exemption, Miss, Outbox, Push, Unit
 from bot.transport.base import Image
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, TZ, WANG, WU, ZHENG, ZHOU
 

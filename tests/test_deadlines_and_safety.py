@@ -7,10 +7,10 @@ from datetime import datetime, time
 import pytest
 from sqlmodel import select
 
+from bot.domain.relay import default_deadline
 from bot.domain.workdays import WorkCalendar
 from bot.storage.db import session
 from bot.storage.models import Confirmation, Outbox
-from bot.domain.relay import default_deadline
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from bot.storage.db import make_engine, session
 from bot.runtime.health import LINK_DOWN, SEND_DOWN
+from bot.storage.db import make_engine, session
 from bot.storage.models import BotState
 from tests.bot_process import ROOT, relaybot
 from tests.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
@@ -79,7 +79,7 @@ def test_database_problems_are_explained_without_changing_anything(db_url, tmp_p
 
 
 def test_what_the_bot_recorded_about_its_health_shows_in_doctor_and_status(db_url, tmp_path):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     engine = make_engine(db_url)
     with session(engine) as s:
         s.add(BotState(key=LINK_DOWN, value=(now - timedelta(minutes=30)).isoformat(), updated_at=now))

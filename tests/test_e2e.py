@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC
 
 import pytest
-from collections import Counter
 from sqlmodel import select
 
 from bot.storage.db import make_engine, session
@@ -168,7 +169,7 @@ def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot
 
 def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(gateway, bot, tmp_path):
     import time as _time
-    from datetime import datetime, timezone
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from bot.storage.models import Outbox
@@ -181,7 +182,7 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
                      nicknames={ZHOU[0]: "周敏（西湖镇）"} if ZHOU in people else None)
 
     def offset_to(local_time: datetime) -> str:
-        return str((local_time - datetime.now(timezone.utc)).total_seconds())
+        return str((local_time - datetime.now(UTC)).total_seconds())
 
     thursday = datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Shanghai"))
     bot.env.update({

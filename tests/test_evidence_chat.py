@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from bot.adapters import screenshot_check as evidence
+from bot.domain.evidence import evidence_path
 from bot.runtime.app import build_bot
 from bot.storage.db import session
-from bot.domain.evidence import evidence_path
 from bot.storage.models import Confirmation, Unit
 from bot.transport.base import Image
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, WANG

@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -92,8 +92,8 @@ async def test_rss_entries_are_plain_text_with_absolute_links_and_utc_dates(serv
     assert first.title == "警惕 “刷单返利” 新骗局"
     assert first.link == server.url_for("/alerts/2.html")
     assert first.summary == "近期多人被骗&报警 请转告家人"  # tags and script gone, entities decoded
-    assert first.published == datetime(2026, 6, 2, 1, 30, tzinfo=timezone.utc)
-    assert first.published.tzinfo == second.published.tzinfo == timezone.utc
+    assert first.published == datetime(2026, 6, 2, 1, 30, tzinfo=UTC)
+    assert first.published.tzinfo == second.published.tzinfo == UTC
     assert second.link == server.url_for("/feeds/alerts/1.html")  # relative to the feed's folder
     assert second.summary == "escaped html"
     assert third.link == "" and third.published is None
@@ -108,8 +108,8 @@ async def test_atom(server, client):
     assert entry.title == "冒充 公检法"
     assert entry.link == server.url_for("/feeds/entries/1")
     assert entry.summary == "Hello & bye"
-    assert entry.published == datetime(2026, 6, 2, 2, 0, tzinfo=timezone.utc)
-    assert entry.published.tzinfo == timezone.utc
+    assert entry.published == datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
+    assert entry.published.tzinfo == UTC
 
 
 async def test_json_feed(server, client):
@@ -119,14 +119,14 @@ async def test_json_feed(server, client):
     seven, eight = result.entries
     assert (seven.guid, seven.link, seven.title) == ("7", server.url_for("/j/7"), "虚假 征信")
     assert seven.summary == "注销 校园贷"
-    assert seven.published == datetime(2026, 6, 2, 2, 0, tzinfo=timezone.utc)
-    assert seven.published.tzinfo == timezone.utc  # not just equal: stored as UTC
+    assert seven.published == datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
+    assert seven.published.tzinfo == UTC  # not just equal: stored as UTC
     assert (eight.guid, eight.link) == ("8", "https://other.invalid/8")
     assert (eight.summary, eight.published) == ("plain text", None)
 
 
 def test_long_texts_are_capped_and_only_the_newest_100_entries_are_kept():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     # Oldest first in the document, so keeping the first 100 would keep the wrong ones.
     items = "".join(
         f"<item><guid>g{i}</guid><title>{'标题' * 150}</title><description>{'x ' * 400}</description>"

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel, select
 
 from bot.content import load_texts
+from bot.domain.roster import import_roster, parse_table
 from bot.storage.db import session
 from bot.storage.models import Confirmation, Feed, FeedItem, Liaison, Unit
-from bot.domain.roster import import_roster, parse_table
 from bot.transport.base import FileData, Image, LinkCard, Member
 from tests.conftest import (
     ADMIN,
@@ -71,7 +71,7 @@ def snapshot(engine) -> dict[str, set[tuple]]:
     with engine.connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
             names = [c.name for c in table.columns]
-            out[table.name] = {tuple(zip(names, row)) for row in conn.execute(table.select())}
+            out[table.name] = {tuple(zip(names, row, strict=True)) for row in conn.execute(table.select())}
     return out
 
 

@@ -13,7 +13,7 @@ import io
 import os
 import re
 import zipfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlmodel import select
 
-from bot.domain import evidence as evidence_store
 from bot.content import load_library
-from bot.storage.db import session
-from bot.storage.models import Confirmation, Feed, FeedItem, Push, Unit
+from bot.domain import evidence as evidence_store
+from bot.domain.incidents import StatRow, build_stats_report, import_stats, render_stats_xlsx
+from bot.domain.roster import import_roster, parse_table
 from bot.reports.render import (
     _FORMULA_STARTS,
     _MAX_CELL_CHARS,
@@ -34,8 +34,8 @@ from bot.reports.render import (
     add_sheet,
     render_xlsx,
 )
-from bot.domain.roster import import_roster, parse_table
-from bot.domain.incidents import StatRow, build_stats_report, import_stats, render_stats_xlsx
+from bot.storage.db import session
+from bot.storage.models import Confirmation, Feed, FeedItem, Push, Unit
 from bot.transport.base import FileData, Image
 from tests.conftest import (
     ADMIN,
@@ -141,7 +141,7 @@ def test_incident_reports_with_hostile_towns_and_types_have_no_formula(engine, t
     with session(engine) as s:
         rows = [StatRow(i + 2, town, date(2026, 11, 16), date(2026, 11, 22), case_type, i + 1)
                 for i, town in enumerate(towns)]
-        import_stats(s, rows, now=datetime(2026, 11, 26, tzinfo=timezone.utc), source="test")
+        import_stats(s, rows, now=datetime(2026, 11, 26, tzinfo=UTC), source="test")
         report = build_stats_report(s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 22),
                                     library=load_library())
         s.rollback()
@@ -231,14 +231,14 @@ def test_retention_never_deletes_outside_the_folder(engine, roster, tmp_path, na
     for victim in victims:
         victim.write_bytes(b"keep me")
     kept_name = evidence_store.save_image(folder, b"\x89PNG old")
-    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, tzinfo=UTC)
     with session(engine) as s:
         push = _a_push(s, now)
         unit_ids = [u.id for u in s.exec(select(Unit))]
         confs = []
         if on_postgres():  # its text cannot hold NUL, so no row can name such a file there
             names = [n.replace("\x00", "") for n in names]
-        for unit_id, name in zip(unit_ids, [kept_name, *names]):
+        for unit_id, name in zip(unit_ids, [kept_name, *names], strict=False):
             conf = Confirmation(push_id=push.id, unit_id=unit_id, liaison_id=_liaison_of(s, unit_id), at=now,
                                 method="image", evidence_file=name[:100], evidence_at=now - timedelta(days=200))
             s.add(conf)

@@ -171,7 +171,7 @@ async def _deliver(bot, transport, event) -> None:
 def _snapshot_roster(engine) -> list[tuple]:
     with session(engine) as s:
         units = [(u.id, u.name, u.kind, u.active) for u in s.exec(select(Unit).order_by(Unit.id))]
-        people = [(l.id, l.unit_id, l.name, l.contact_id, l.active) for l in s.exec(select(Liaison).order_by(Liaison.id))]
+        people = [(li.id, li.unit_id, li.name, li.contact_id, li.active) for li in s.exec(select(Liaison).order_by(Liaison.id))]
     return units + people
 
 
@@ -184,7 +184,7 @@ def assert_consistent(engine, settings, roster_before, system_actors: tuple[str,
             assert conn.execute(sql("PRAGMA foreign_key_check")).all() == []
     assert _snapshot_roster(engine) == roster_before, "a message changed the roster"
     with session(engine) as s:
-        liaisons = {l.id: l for l in s.exec(select(Liaison))}
+        liaisons = {li.id: li for li in s.exec(select(Liaison))}
         for conf in s.exec(select(Confirmation)):
             person = liaisons[conf.liaison_id]
             assert person.unit_id == conf.unit_id, "a confirmation recorded for another unit than the liaison's"

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.content import load_library
-from bot.adapters.screenshot_check import DOUBTFUL, REASON_UNREADABLE, check_screenshot, perceptual_hash
 from bot.adapters.feed_fetch import MAX_GUID, FeedEntry, FeedError, html_to_text, parse_feed
+from bot.adapters.link_preview import Preview, fetch_preview
+from bot.adapters.screenshot_check import DOUBTFUL, REASON_UNREADABLE, check_screenshot, perceptual_hash
 from bot.chat.parsing import (
     COMMANDS,
     MAX_INPUT,
@@ -40,8 +40,7 @@ from bot.chat.parsing import (
     parse_quote,
     strip_mentions,
 )
-from bot.adapters.link_preview import Preview, fetch_preview
-from bot.domain.roster import RosterError, parse_table, read_roster_file
+from bot.content import load_library
 from bot.domain.incidents import (
     StatRow,
     StatsError,
@@ -49,12 +48,13 @@ from bot.domain.incidents import (
     parse_stats_table,
     read_stats_bytes,
 )
+from bot.domain.roster import RosterError, parse_table, read_roster_file
 from bot.textnorm import clean, squeeze
 from tests.conftest import ROOT, TZ
 from tests.hardening_strategies import (
-    EXPECTED_WARNINGS,
     CHARSETS,
     CJK,
+    EXPECTED_WARNINGS,
     FAST,
     ODD,
     SLOW,

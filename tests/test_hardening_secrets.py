@@ -16,6 +16,7 @@ before it connects; this file imports it the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -29,8 +30,8 @@ import pytest
 from werkzeug import Request, Response
 
 import bot.adapters.webhooks  # noqa: F401  (what `relaybot run` imports before connecting: installs the log filters)
-from bot.runtime.app import build_bot
 from bot.adapters.webhooks import WebhookNotifier
+from bot.runtime.app import build_bot
 from bot.transport.wechaty import WechatyStartError, WechatyTransport
 from tests.bot_process import ROOT, BotProcess
 from tests.gateway_harness import Gateway, GatewayError
@@ -106,10 +107,8 @@ class Sink:
 
 def _ensure_grpc(gateway) -> None:
     """Leave the gateway's gRPC server running for the next test, whatever happened in this one."""
-    try:
+    with contextlib.suppress(GatewayError):  # it was running
         gateway.start_grpc()
-    except GatewayError:
-        pass  # it was running
 
 
 async def _until(predicate, timeout: float, what: str) -> None:

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlmodel import func, select
@@ -83,7 +83,7 @@ class Writer(threading.Thread):
             con.isolation_level = None  # our own BEGIN and COMMIT
             con.execute("PRAGMA cache_size=10")  # a small cache: the write spills to disk, as a big one would
             con.execute("BEGIN IMMEDIATE")
-            at = datetime(2026, 11, 26, tzinfo=timezone.utc).isoformat(sep=" ")
+            at = datetime(2026, 11, 26, tzinfo=UTC).isoformat(sep=" ")
             con.executemany(
                 "INSERT INTO auditlog (at, actor_id, actor_name, action, detail, allowed) VALUES (?, ?, ?, ?, ?, 1)",
                 [(at, "bot", "bot", "hold", "x" * 10_000) for _ in range(ROWS)],

@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot.runtime.app import build_bot
-from bot.storage.db import session
 from bot.runtime.health import _duration, health_snapshot
+from bot.storage.db import session
 from bot.storage.models import BotState, Outbox
 from bot.transport.base import ChatKind, Outgoing, SendError
 from bot.transport.memory import MemoryTransport

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bot.storage.db import make_engine, session
 from bot.runtime.health import check_gateway, health_snapshot
+from bot.storage.db import make_engine, session
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 

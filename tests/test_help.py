@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.content import load_library, load_texts
 from bot.chat.dispatch import CommandRegistry
-from bot.chat.parsing import COMMANDS as PARSED, parse_command
+from bot.chat.parsing import COMMANDS as PARSED
+from bot.chat.parsing import parse_command
+from bot.content import load_library, load_texts
 from handlers.office import COMMANDS as REGISTERED
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -55,7 +55,7 @@ def _plain(value):
     # SQLite hands back naive UTC datetimes, PostgreSQL aware ones; compare them as the same moment.
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat()
     if isinstance(value, memoryview):
         return bytes(value)
@@ -165,7 +165,7 @@ def test_a_backup_taken_while_the_bot_writes_is_one_consistent_moment(db_url, tm
             while not stop.is_set():
                 with session(engine) as s:
                     for half in ("a", "b"):
-                        s.add(AuditLog(at=datetime.now(timezone.utc), action="pair", detail=half))
+                        s.add(AuditLog(at=datetime.now(UTC), action="pair", detail=half))
                     s.commit()
                 written.append(1)
         except Exception as exc:  # surfaced by the main thread

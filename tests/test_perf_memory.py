@@ -20,9 +20,9 @@ from sqlmodel import select
 
 from bot.reports import render as report_render
 from bot.reports import worker as report_worker
+from bot.reports.figures import EvidenceRow, Report
 from bot.storage.db import session
 from bot.storage.models import ScheduledRun
-from bot.reports.figures import EvidenceRow, Report
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, ROOT, TZ, WANG
 from tests.test_report_render import make_report, unit
 

@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlmodel import select
 
-from bot.storage.db import session
 from bot.chat.dispatch import Context
+from bot.chat.parsing import is_confirmation
+from bot.chat.reading import read_reply
+from bot.domain.relay import LATE_WINDOW, unconfirmed_open_pushes
+from bot.storage.db import session
 from bot.storage.models import (
     Alert,
     Confirmation,
@@ -31,9 +34,6 @@ from bot.storage.models import (
     PushState,
     Unit,
 )
-from bot.chat.reading import read_reply
-from bot.chat.parsing import is_confirmation
-from bot.domain.relay import LATE_WINDOW, unconfirmed_open_pushes
 from bot.transport.base import Member
 from handlers import liaison as liaison_handlers
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG

@@ -18,7 +18,6 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.storage.db import session
 from bot.domain.escalation import (
     INTERVIEW,
     NONE,
@@ -30,10 +29,11 @@ from bot.domain.escalation import (
     Standing,
     standings,
 )
-from bot.storage.models import Alert, Confirmation, Miss, Push, PushState, Unit
 from bot.domain.relay import active_units
-from bot.reports.figures import EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.build import BOARD_SIZE, _title, build_report
+from bot.reports.figures import EvidenceRow, PushRow, Report, UnitRow
+from bot.storage.db import session
+from bot.storage.models import Alert, Confirmation, Miss, Push, PushState, Unit
 from tests.conftest import TZ
 
 # ---- the implementations before the optimisation -------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -49,12 +49,12 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
         title="反诈预警转发周通报（2026年11月23日—11月29日）",
         period_start=date(2026, 11, 23),
         period_end=date(2026, 11, 29),
-        generated_at=datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc),
+        generated_at=datetime(2026, 11, 30, 1, 0, tzinfo=UTC),
         units=units,
         pushes=[
             PushRow(
-                n=7, title="=1+1 冒充客服退款新骗局", pushed_at=datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc),
-                deadline=datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc), confirmed=3, total=5,
+                n=7, title="=1+1 冒充客服退款新骗局", pushed_at=datetime(2026, 11, 26, 1, 0, tzinfo=UTC),
+                deadline=datetime(2026, 11, 26, 10, 0, tzinfo=UTC), confirmed=3, total=5,
                 missing_units=[HYPERLINK, "+86"], added_units=[LONG_NAME], exempted_units=["城关镇"],
             ),
             PushRow(
@@ -66,7 +66,7 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
         black=[HYPERLINK],
         escalations={"提醒": ["+86"], "约谈": [HYPERLINK]},
         corrections=[
-            CorrectionRow(7, LONG_NAME, "补登", "电话确认", "陈静", datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)),
+            CorrectionRow(7, LONG_NAME, "补登", "电话确认", "陈静", datetime(2026, 11, 26, 11, 0, tzinfo=UTC)),
             CorrectionRow(7, "城关镇", "免转", "=不涉及", "admin-chen", datetime(2026, 11, 26, 11, 5, tzinfo=TZ)),
             CorrectionRow(8, "+86", "撤销", "", "陈静", datetime(2026, 11, 27, 12, 0, tzinfo=TZ)),
         ],

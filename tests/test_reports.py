@@ -8,9 +8,9 @@ from datetime import datetime
 from openpyxl import load_workbook
 from PIL import Image as PILImage
 
-from bot.storage.db import session
-from bot.reports.build import build_report, period_of, previous_period
 from bot.operations.agenda import ladder_of
+from bot.reports.build import build_report, period_of, previous_period
+from bot.storage.db import session
 from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG, WU, ZHENG, ZHOU
 

@@ -8,9 +8,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.cli.main import app
+from bot.domain.roster import RosterError, import_roster, read_roster_file
 from bot.storage.db import session
 from bot.storage.models import Liaison, Unit
-from bot.domain.roster import RosterError, import_roster, read_roster_file
 from tests.conftest import EXAMPLE_ROSTER
 
 HEADER = "单位,类别,联络员,微信ID,微信昵称,手机,角色\n"

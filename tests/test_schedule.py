@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from bot.runtime.app import build_bot
 from bot.domain.workdays import WorkCalendar
+from bot.operations.agenda import occurrences
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.storage.models import Miss, Push, ScheduledRun
-from bot.operations.agenda import occurrences
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, TZ, WANG, WU, ZHAO, ZHENG, ZHOU
 
 

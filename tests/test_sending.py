@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -60,7 +61,7 @@ async def test_a_push_to_30_groups_is_spread_out_and_progress_shows_delivery(man
     sent = await drain(bot, clock, until=start.replace(second=40))
     # The office's answer first, then groups one by one, 3-5 s apart.
     assert sent[0][1] == OFFICE_ROOM
-    gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(sent, sent[1:])]
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(sent)]
     assert all(3.0 <= g <= 5.0 for g in gaps), gaps
     assert len(set(gaps)) > 1  # jitter
     delivered = len([c for _, c in sent if c in GROUPS])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import openpyxl
 import pytest
@@ -12,10 +12,8 @@ from openpyxl import Workbook
 from PIL import Image
 from sqlmodel import select
 
-from bot.domain import incidents as stats
 from bot.content import load_library, load_texts
-from bot.storage.db import session
-from bot.storage.models import IncidentStat
+from bot.domain import incidents as stats
 from bot.domain.incidents import (
     LEVEL_REMIND,
     LEVEL_TALK,
@@ -32,9 +30,11 @@ from bot.domain.incidents import (
     render_stats_xlsx,
     stats_report_text,
 )
+from bot.storage.db import session
+from bot.storage.models import IncidentStat
 
 TODAY = date(2026, 11, 30)
-NOW = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 HEADER = "镇街,周期,案件类型,警情数\n"
 W45, W46, W47, W48 = ((date.fromisocalendar(2026, w, 1), date.fromisocalendar(2026, w, 7)) for w in (45, 46, 47, 48))
 HYPERLINK = '=HYPERLINK("http://x")'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlmodel import select
 
 from bot.storage.db import session

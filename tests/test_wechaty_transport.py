@@ -13,7 +13,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ class RecordingSink:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f'timed out; messages: {self.messages!r}, joins: {self.joins!r}') from None
         return predicate()
 
@@ -139,7 +139,7 @@ async def test_start_logs_in_and_calls_on_ready_once(gateway: Gateway, connected
 async def test_room_text_arrives_with_sender_group_nickname_and_mentions(
         gateway: Gateway, connected: Any, room: str) -> None:
     _, sink = connected
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     message_id = gateway.say('alice', '@反诈助手 已转发', room=room, mention_ids=[BOT_ID])
 
     msg = await sink.message('@反诈助手 已转发')
@@ -149,7 +149,7 @@ async def test_room_text_arrives_with_sender_group_nickname_and_mentions(
     assert msg.kind is MessageKind.TEXT
     assert msg.mention_ids == (BOT_ID,)
     assert msg.sent_at is not None and msg.sent_at.tzinfo is not None
-    assert before <= msg.sent_at <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert before <= msg.sent_at <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 async def test_rooms_can_be_read_from_on_ready(gateway: Gateway, tmp_path: Path, room: str) -> None:
@@ -522,7 +522,7 @@ async def test_message_type_map_names_every_type_number_and_keeps_the_original(
     puppet = transport._bot.puppet
     for ts_type in (0, 10, 16, 18, 99):
         message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
-        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        await sink.wait_for(lambda message_id=message_id: any(m.message_id == message_id for m in sink.messages))
         payload = await puppet.message_payload(message_id)
         assert payload.type == MessageType.MESSAGE_TYPE_UNSPECIFIED
         assert wechaty_compat.original_message_type(payload) == ts_type
@@ -530,7 +530,7 @@ async def test_message_type_map_names_every_type_number_and_keeps_the_original(
     # Numbers the client maps one-to-one keep their own type and carry no original number.
     for ts_type, expected in ((7, MessageType.MESSAGE_TYPE_TEXT), (13, MessageType.MESSAGE_TYPE_RECALLED)):
         message_id = gateway.raw('bob', ts_type, f'type {ts_type}')
-        await sink.wait_for(lambda: any(m.message_id == message_id for m in sink.messages))
+        await sink.wait_for(lambda message_id=message_id: any(m.message_id == message_id for m in sink.messages))
         payload = await puppet.message_payload(message_id)
         assert payload.type == expected
         assert wechaty_compat.original_message_type(payload) is None

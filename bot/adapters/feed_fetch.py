@@ -9,7 +9,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -25,7 +25,7 @@ FEED_ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 _REDIRECTS = {301, 302, 303, 307, 308}
-_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+_OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def _from_struct(value) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime(*value[:5], min(value[5], 59), tzinfo=timezone.utc)
+        return datetime(value[0], value[1], value[2], value[3], value[4], min(value[5], 59), tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -308,7 +308,7 @@ def _from_iso(value: object) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.strip())
         # A date without an offset breaks RFC 3339; UTC is the least surprising reading.
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+05:00 is before year 1 in UTC
         return None
 

@@ -11,7 +11,16 @@ from urllib.parse import urljoin
 
 import httpx
 
-from bot.adapters.feed_fetch import USER_AGENT, BodyTooLarge, RedirectError, cap, is_http_url, open_get, read_capped, squash
+from bot.adapters.feed_fetch import (
+    USER_AGENT,
+    BodyTooLarge,
+    RedirectError,
+    cap,
+    is_http_url,
+    open_get,
+    read_capped,
+    squash,
+)
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HEADERS = {
@@ -92,8 +101,8 @@ def _decode(body: bytes, content_type: str) -> str:
             return body.decode(encoding, errors="replace")
     found = _HEADER_CHARSET.search(content_type)
     label = found.group(1) if found else ""
-    if not label and (found := _META_CHARSET.search(body)):
-        label = found.group(1).decode("ascii", errors="ignore")
+    if not label and (meta := _META_CHARSET.search(body)):
+        label = meta.group(1).decode("ascii", errors="ignore")
         if label.lower().startswith("utf-16"):
             label = "utf-8"  # the bytes we just read as ASCII can't be UTF-16 (browsers do the same)
     label = label.lower() or "utf-8"

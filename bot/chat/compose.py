@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import show
 from bot.content import Texts
-from bot.storage.models import Alert, ConfirmMethod, EvidenceVerdict, PushState
 from bot.domain.people import Ambiguity
 from bot.domain.relay import Ack, Progress
 from bot.reports.figures import Report
+from bot.storage.models import Alert, ConfirmMethod, EvidenceVerdict, PushState
 
 NAME_SEP = "、"
 REASON_SHOWN = 20  # characters of a 补登/免转 reason shown in 进度; the whole reason is in 单位 and the 通报

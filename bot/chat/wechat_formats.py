@@ -99,9 +99,9 @@ def group_note(text: str) -> GroupNote | None:
     entries: list[list] = []  # [number, text, start offset in UTF-16 units]
     offset = 0
     for line in lines:
-        m = _ENTRY.match(line)
-        if m:
-            entries.append([int(m.group(1)), m.group(2).strip(), _utf16_len(title, offset)])
+        entry = _ENTRY.match(line)
+        if entry:
+            entries.append([int(entry.group(1)), entry.group(2).strip(), _utf16_len(title, offset)])
         elif entries and line.strip():
             entries[-1][1] += " " + line.strip()  # an entry spanning several lines
         elif not entries and line.strip():

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot.runtime.app import build_bot
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.storage.db import create_schema, make_engine, session
 from bot.domain.roster import import_roster, read_roster_file
+from bot.runtime.app import build_bot
+from bot.storage.db import create_schema, make_engine, session
 from bot.transport.base import ChatKind, Image, Incoming, Member, MessageKind
 from bot.transport.memory import MemoryTransport
 
@@ -84,7 +84,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     printer = _Printer(transport, clock, out)
     bot = build_bot(settings, transport, engine=engine, clock=clock)
 
-    print("反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：%s）" % db_file, file=out)
+    print(f"反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：{db_file}）", file=out)
     print("导入名单 examples/roster_example.csv：" + "；".join(report.lines()), file=out)
     await bot.start()
 

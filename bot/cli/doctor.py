@@ -108,8 +108,8 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
-    from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.runtime.health import health_snapshot
+    from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
 
     area = "数据库"
@@ -137,7 +137,8 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
                 mode = conn.execute(text("PRAGMA journal_mode")).scalar()
             if str(mode).lower() != "wal":
                 out.append(Finding(Level.WARN, area, f"SQLite 日志模式是 {mode}，不是 WAL"))
-            out.extend(_check_folder(area, "数据库文件夹", Path(url.database).parent))
+            if url.database:  # (none for an in-memory database)
+                out.extend(_check_folder(area, "数据库文件夹", Path(url.database).parent))
         with session(engine) as s:
             units = s.exec(select(func.count()).select_from(Unit)).one()
             kinds = {g.kind for g in s.exec(select(Group))}

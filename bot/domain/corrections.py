@@ -3,9 +3,8 @@ mistake taken back) and 免转 (a unit not expected to relay a push). Each is a 
 
 from __future__ import annotations
 
-import re
-
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from bot.domain import evidence as evidence_store
+from bot.domain.relay import audit
 from bot.storage.models import (
     Confirmation,
     ConfirmMethod,
@@ -23,8 +23,8 @@ from bot.storage.models import (
     Push,
     PushState,
     Unit,
+    pk,
 )
-from bot.domain.relay import audit
 
 # A 补登 counts as on time (the office vouches for it) unless its reason says it was late.
 # 迟报 but not 非迟报 / 不算迟报 / 没有迟报.
@@ -69,7 +69,7 @@ def _drop_miss(session: Session, push_id: int, unit_id: int) -> None:
 def _note(session: Session, kind: CorrectionKind, *, push: Push, unit: Unit, reason: str, by_id: str, by_name: str,
           now: datetime, action: str, detail: str) -> None:
     """The Correction row (shown in 单位 and the 通报) and the audit row, in the caller's transaction."""
-    session.add(Correction(push_id=push.id, unit_id=unit.id, kind=kind.value, reason=reason, by_id=by_id,
+    session.add(Correction(push_id=pk(push), unit_id=pk(unit), kind=kind.value, reason=reason, by_id=by_id,
                            by_name=by_name, at=now))
     audit(session, now=now, actor_id=by_id, actor_name=by_name, action=action,
           detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else ""))
@@ -81,22 +81,23 @@ def add_confirmation(
     """补登: record `unit`'s confirmation of `push` on its behalf; on time unless the reason says 迟报."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
-    existing = _confirmation(session, push.id, unit.id)
+    push_id, unit_id = pk(push), pk(unit)
+    existing = _confirmation(session, push_id, unit_id)
     if existing is not None:
         return Result(Outcome.CONFIRMED, confirmation=existing)
-    exemption = _exemption(session, push.id, unit.id)
+    exemption = _exemption(session, push_id, unit_id)
     if exemption is not None:
         return Result(Outcome.EXEMPTED, exemption=exemption)
     late = bool(LATE_WORD.search(reason))
     # acked_at is set: the liaison group owes no acknowledgement for what the office recorded (and there is no
     # room to send one to).
-    conf = Confirmation(push_id=push.id, unit_id=unit.id, liaison_id=None, at=now, method=ConfirmMethod.OFFICE.value,
+    conf = Confirmation(push_id=push_id, unit_id=unit_id, liaison_id=None, at=now, method=ConfirmMethod.OFFICE.value,
                         recorded_by=by_id, evidence_text=reason, late=late, acked_at=now)
     session.add(conf)
     if not late:
         # On time by the office's word, so the deadline's miss no longer stands; a late one stays a miss, like a
         # liaison's late confirmation.
-        _drop_miss(session, push.id, unit.id)
+        _drop_miss(session, push_id, unit_id)
     _note(session, CorrectionKind.ADD, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
           action="correction_add", detail="补登（迟报）" if late else "补登")
     session.flush()
@@ -111,21 +112,22 @@ def revoke(
     the unit becomes a miss of the push, as the deadline job would have made it."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
-    conf = _confirmation(session, push.id, unit.id)
+    push_id, unit_id = pk(push), pk(unit)
+    conf = _confirmation(session, push_id, unit_id)
     if conf is not None:
         if conf.evidence_file:
             evidence_store.delete_after_commit(session, evidence_dir, conf.evidence_file)
         session.delete(conf)
         revoked = "confirmation"
     else:
-        exemption = _exemption(session, push.id, unit.id)
+        exemption = _exemption(session, push_id, unit_id)
         if exemption is None:
             return Result(Outcome.NOTHING)
         session.delete(exemption)
         revoked = "exemption"
     missed = now > push.deadline
-    if missed and session.exec(select(Miss.id).where(Miss.push_id == push.id, Miss.unit_id == unit.id)).first() is None:
-        session.add(Miss(push_id=push.id, unit_id=unit.id, deadline=push.deadline))
+    if missed and session.exec(select(Miss.id).where(Miss.push_id == push_id, Miss.unit_id == unit_id)).first() is None:
+        session.add(Miss(push_id=push_id, unit_id=unit_id, deadline=push.deadline))
     _note(session, CorrectionKind.REVOKE, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
           action="correction_revoke", detail=f"撤销{'确认' if revoked == 'confirmation' else '免转'}")
     session.flush()
@@ -138,15 +140,16 @@ def exempt(
     """免转: `unit` is not expected to relay `push`: not reminded, not missed, not counted or ranked for it."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
-    conf = _confirmation(session, push.id, unit.id)
+    push_id, unit_id = pk(push), pk(unit)
+    conf = _confirmation(session, push_id, unit_id)
     if conf is not None:
         return Result(Outcome.CONFIRMED, confirmation=conf)
-    existing = _exemption(session, push.id, unit.id)
+    existing = _exemption(session, push_id, unit_id)
     if existing is not None:
         return Result(Outcome.EXEMPTED, exemption=existing)
-    exemption = Exemption(push_id=push.id, unit_id=unit.id, reason=reason, by_id=by_id, by_name=by_name, at=now)
+    exemption = Exemption(push_id=push_id, unit_id=unit_id, reason=reason, by_id=by_id, by_name=by_name, at=now)
     session.add(exemption)
-    _drop_miss(session, push.id, unit.id)  # exempted after the deadline: the miss no longer stands
+    _drop_miss(session, push_id, unit_id)  # exempted after the deadline: the miss no longer stands
     _note(session, CorrectionKind.EXEMPT, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
           action="correction_exempt", detail="免转")
     session.flush()
@@ -157,5 +160,5 @@ def corrections_of_unit(*, session: Session, unit_id: int, since: datetime) -> l
     """The unit's corrections made since `since`, oldest first."""
     return list(session.exec(
         select(Correction).where(Correction.unit_id == unit_id, Correction.at >= since)
-        .order_by(Correction.at, col(Correction.id))
+        .order_by(col(Correction.at), col(Correction.id))
     ))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Confirmation, ConfirmMethod, Exemption, Miss, Push, PushState, Unit
 from bot.domain.relay import expected_units
+from bot.storage.models import Confirmation, ConfirmMethod, Exemption, Miss, Push, PushState, Unit, pk
 
 NONE, WATCH, REMIND, INTERVIEW, WRITTEN = "", "关注", "提醒", "约谈", "书面说明"
 # Levels that the office report lists, most serious first.
@@ -36,16 +37,17 @@ class Standing:
 
 def close_push(session: Session, push: Push, *, now: datetime) -> list[Unit]:
     """At the deadline: put a miss on record for every expected unit that had not confirmed on time; close the push."""
-    office = Confirmation.method == ConfirmMethod.OFFICE.value
+    office = col(Confirmation.method) == ConfirmMethod.OFFICE.value
     # A liaison's confirmation is on time by its clock; a 补登 by the office's word (its `late`), whenever it
     # was recorded: one made after the deadline but before this job ran is no miss.
-    on_time = (~office & (Confirmation.at <= push.deadline)) | (office & (Confirmation.late == False))  # noqa: E712
-    confirmed = set(session.exec(select(Confirmation.unit_id).where(Confirmation.push_id == push.id, on_time)))
-    recorded = set(session.exec(select(Miss.unit_id).where(Miss.push_id == push.id)))
-    missed = [u for u in expected_units(session, [push.id])[push.id] if u.id not in confirmed]
+    on_time = (~office & (col(Confirmation.at) <= push.deadline)) | (office & (col(Confirmation.late) == False))  # noqa: E712
+    push_id = pk(push)
+    confirmed = set(session.exec(select(Confirmation.unit_id).where(Confirmation.push_id == push_id, on_time)))
+    recorded = set(session.exec(select(Miss.unit_id).where(Miss.push_id == push_id)))
+    missed = [u for u in expected_units(session, [push_id])[push_id] if u.id not in confirmed]
     for unit in missed:
         if unit.id not in recorded:
-            session.add(Miss(push_id=push.id, unit_id=unit.id, deadline=push.deadline))
+            session.add(Miss(push_id=push_id, unit_id=pk(unit), deadline=push.deadline))
     push.state, push.closed_at = PushState.CLOSED.value, now
     session.add(push)
     session.flush()
@@ -65,14 +67,15 @@ def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder
     for units still on a run (newest pushes first, until every run has ended), and which units missed
     something in the months the written-explanation rule looks at.
     """
-    closed = list(
+    # Primary keys: never NULL, though the models declare `int | None` for rows not yet flushed.
+    closed = cast(list[int], list(
         session.exec(
             select(Push.id)
             .where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
             .order_by(col(Push.deadline).desc(), col(Push.id).desc())
         )
-    )
-    unit_ids = list(session.exec(select(Unit.id).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+    ))
+    unit_ids = cast(list[int], list(session.exec(select(Unit.id).where(Unit.active == True).order_by(col(Unit.id)))))  # noqa: E712
     runs: dict[int, list[int]] = {u: [] for u in unit_ids}
     on_run = set(unit_ids)  # units whose run has not ended yet
     done, size = 0, 16

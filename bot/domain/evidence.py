@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Alert, Confirmation, EvidenceVerdict, Group, Push, Unit
+from bot.storage.models import Alert, Confirmation, EvidenceVerdict, Group, Push, Unit, pk
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +77,16 @@ def next_check(session: Session) -> CheckJob | None:
     conf = session.exec(
         select(Confirmation)
         .where(Confirmation.evidence_file != "", Confirmation.verdict == "")
-        .order_by(Confirmation.evidence_at, Confirmation.id)
+        .order_by(col(Confirmation.evidence_at), col(Confirmation.id))
     ).first()
     if conf is None:
         return None
-    push = session.get(Push, conf.push_id)
+    push = session.get_one(Push, conf.push_id)
     alert = session.get(Alert, push.alert_id)
     group = session.exec(select(Group).where(Group.room_id == conf.room_id)).first()
     others = session.exec(
         select(Confirmation, Unit)
-        .join(Unit, Unit.id == Confirmation.unit_id)
+        .join(Unit, col(Unit.id) == col(Confirmation.unit_id))
         .where(Confirmation.evidence_hash != "", Confirmation.id != conf.id)
     ).all()
     earlier = [
@@ -94,12 +94,12 @@ def next_check(session: Session) -> CheckJob | None:
         for c, u in others
         if c.unit_id != conf.unit_id or c.push_id != conf.push_id
     ]
-    return CheckJob(conf.id, conf.evidence_file, alert.title if alert else "", group.name if group else "", earlier)
+    return CheckJob(pk(conf), conf.evidence_file, alert.title if alert else "", group.name if group else "", earlier)
 
 
 def record_verdict(session: Session, confirmation_id: int, *, status: str, reason: str, phash: str) -> None:
     """Store the check's result on the confirmation."""
-    conf = session.get(Confirmation, confirmation_id)
+    conf = session.get_one(Confirmation, confirmation_id)
     conf.verdict, conf.verdict_reason, conf.evidence_hash = status, reason[:100], phash
     session.add(conf)
 
@@ -121,7 +121,7 @@ def delete_after_commit(session: Session, folder: Path, name: str) -> None:
 def expire(session: Session, folder: Path, *, now: datetime, keep: timedelta) -> int:
     """Delete screenshots older than `keep`; their verdicts stay. Returns how many files were removed."""
     old = session.exec(
-        select(Confirmation).where(Confirmation.evidence_file != "", Confirmation.evidence_at < now - keep)
+        select(Confirmation).where(Confirmation.evidence_file != "", col(Confirmation.evidence_at) < now - keep)
     ).all()
     for conf in old:
         try:

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.content import Texts
 from bot.adapters.feed_fetch import FetchResult
-from bot.storage.models import Alert, Feed, FeedItem
+from bot.content import Texts
+from bot.storage.models import Alert, Feed, FeedItem, pk
 
 FIRST_POLL_SHOWN = 3  # a new feed's backlog is kept, but only its newest items are shown to the office
 SHOWN_PER_MESSAGE = 10
@@ -27,7 +27,7 @@ def due_feeds(session: Session, urls: list[str], *, now: datetime) -> list[Feed]
     """Configured feeds whose next poll time has come."""
     if not urls:
         return []
-    feeds = session.exec(select(Feed).where(col(Feed.url).in_(urls)).order_by(Feed.id))
+    feeds = session.exec(select(Feed).where(col(Feed.url).in_(urls)).order_by(col(Feed.id)))
     return [f for f in feeds if f.next_poll_at is None or f.next_poll_at <= now]
 
 
@@ -52,7 +52,7 @@ def record_poll(session: Session, feed: Feed, result: FetchResult, *, now: datet
         if entry.guid in seen:
             continue
         seen.add(entry.guid)
-        item = FeedItem(feed_id=feed.id, guid=entry.guid[:1000], title=entry.title[:500], link=entry.link[:2000],
+        item = FeedItem(feed_id=pk(feed), guid=entry.guid[:1000], title=entry.title[:500], link=entry.link[:2000],
                         summary=entry.summary[:1000], published_at=entry.published, seen_at=now)
         session.add(item)
         fresh.append(item)

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.storage.models import BotState, ChatNote, Confirmation, NoteKind
 from bot.domain.people import first_notice
+from bot.storage.models import BotState, ChatNote, Confirmation, NoteKind
 
 # A question is answered within this long, or it lapses (the liaison can still confirm in words).
 QUESTION_OPEN = timedelta(days=2)
@@ -104,7 +104,7 @@ class RoomNotes:
 def due(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[RoomNotes]:
     """Notes owed to rooms that have been quiet for `quiet` (no newer note, no unacknowledged confirmation);
     marks them sent."""
-    owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(ChatNote.id)))
+    owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(col(ChatNote.id))))
     by_room: dict[str, list[ChatNote]] = defaultdict(list)
     for note in owed:
         by_room[note.room_id].append(note)

@@ -30,9 +30,9 @@ SEEN_REFRESH = timedelta(hours=1)
 # Statements run for (almost) every message, built once: building one costs more than running it.
 _LIAISONS_WITH_UNITS = (
     select(Liaison, Unit)
-    .join(Unit, Unit.id == Liaison.unit_id)
+    .join(Unit, col(Unit.id) == col(Liaison.unit_id))
     .where(Liaison.contact_id == bindparam("contact_id"), Liaison.active == True)  # noqa: E712
-    .order_by(Liaison.id)
+    .order_by(col(Liaison.id))
 )
 _SPEAKER_ROW = select(Membership).where(
     Membership.room_id == bindparam("room_id"), Membership.contact_id == bindparam("contact_id")
@@ -69,9 +69,9 @@ def observe(
     }
     if complete:
         present = {m.contact_id for m in members}
-        for contact_id, row in list(existing.items()):
+        for contact_id, stale in list(existing.items()):
             if contact_id not in present:
-                session.delete(row)
+                session.delete(stale)
                 del existing[contact_id]
     for member in members:
         row = existing.get(member.contact_id)
@@ -127,21 +127,21 @@ def _bind_by_name(session: Session, members: list[Member], served: list[str], no
         if member.contact_id in bound_ids:
             continue
         seen = _names(member.name, member.group_nickname)
-        matches = [l for l in unbound if l.contact_id is None and _names(l.wechat_name, l.group_nickname) & seen]
+        matches = [li for li in unbound if li.contact_id is None and _names(li.wechat_name, li.group_nickname) & seen]
         if not matches:
             continue
         # Several rows can be one person serving several units; different people sharing a name cannot be told apart.
-        people = {(l.name, clean(l.wechat_name)) for l in matches}
+        people = {(li.name, clean(li.wechat_name)) for li in matches}
         if len(people) > 1:
             ambiguities.append(
                 Ambiguity(
                     key=f"member:{member.contact_id}",
                     who=member.group_nickname or member.name,
-                    candidates=[f"{unit_names.get(l.unit_id, '?')}-{l.name}" for l in matches],
+                    candidates=[f"{unit_names.get(li.unit_id, '?')}-{li.name}" for li in matches],
                 )
             )
             continue
-        roster_names = set().union(*(_names(l.wechat_name, l.group_nickname) for l in matches))
+        roster_names = set().union(*(_names(li.wechat_name, li.group_nickname) for li in matches))
         others = [
             m
             for m in session.exec(select(Membership).where(col(Membership.room_id).in_(served)))

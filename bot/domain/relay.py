@@ -13,7 +13,6 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.domain.workdays import WorkCalendar
-from bot.storage.outbox import push_delivery
 from bot.storage.models import (
     Alert,
     AuditLog,
@@ -27,7 +26,9 @@ from bot.storage.models import (
     PushState,
     Unit,
     UTCDateTime,
+    pk,
 )
+from bot.storage.outbox import push_delivery
 
 
 def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, action: str, detail: str = "", allowed: bool = True) -> None:
@@ -37,7 +38,7 @@ def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, ac
 
 def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
     """Served groups of one kind, in a stable order."""
-    return list(session.exec(select(Group).where(Group.kind == kind.value).order_by(Group.id)))
+    return list(session.exec(select(Group).where(Group.kind == kind.value).order_by(col(Group.id))))
 
 
 def office_group(session: Session) -> Group | None:
@@ -47,7 +48,7 @@ def office_group(session: Session) -> Group | None:
 
 def active_units(session: Session) -> list[Unit]:
     """Units that are expected to relay, in roster order."""
-    return list(session.exec(select(Unit).where(Unit.active == True).order_by(Unit.id)))  # noqa: E712
+    return list(session.exec(select(Unit).where(Unit.active == True).order_by(col(Unit.id))))  # noqa: E712
 
 
 def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
@@ -81,7 +82,7 @@ def create_push(session: Session, alert: Alert, *, now: datetime, by: str, deadl
     if alert.id is None:
         session.add(alert)
         session.flush()
-    push = Push(alert_id=alert.id, created_at=now, created_by=by, deadline=deadline, state=PushState.OPEN.value)
+    push = Push(alert_id=pk(alert), created_at=now, created_by=by, deadline=deadline, state=PushState.OPEN.value)
     session.add(push)
     session.flush()
     return push
@@ -126,8 +127,8 @@ def _unconfirmed_stmt(limit: int | None):
     stmt = (
         select(Push)
         .where(
-            (Push.state == PushState.OPEN.value)
-            | ((Push.state == PushState.CLOSED.value) & (Push.deadline > bindparam("since", type_=UTCDateTime()))),
+            (col(Push.state) == PushState.OPEN.value)
+            | ((col(Push.state) == PushState.CLOSED.value) & (col(Push.deadline) > bindparam("since", type_=UTCDateTime()))),
             ~done,
             ~exempted,
         )
@@ -166,12 +167,11 @@ def record_confirmation(
     `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
     work, so the check for an earlier confirmation or an exemption would find none and is skipped.
     """
-    if not known_unconfirmed:
-        if session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
-            return None
+    if not known_unconfirmed and session.exec(_SETTLED, params={"push_id": push.id, "unit_id": unit.id}).first():
+        return None
     conf = Confirmation(
-        push_id=push.id,
-        unit_id=unit.id,
+        push_id=pk(push),
+        unit_id=pk(unit),
         liaison_id=liaison.id,
         at=now,
         method=method,
@@ -208,16 +208,17 @@ class Progress:
 
 def progress(session: Session, push: Push) -> Progress:
     """Who of the units expected to relay `push` has confirmed it and who has not, and who is exempted."""
-    units = expected_units(session, [push.id])[push.id]
-    confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push.id))}
+    push_id = pk(push)
+    units = expected_units(session, [push_id])[push_id]
+    confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push_id))}
     confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
     missing = [u for u in units if u.id not in confs]
     exempted = [(u, e) for u, e in session.exec(
         select(Unit, Exemption).join(Exemption, col(Exemption.unit_id) == Unit.id)
-        .where(Exemption.push_id == push.id, Unit.active == True).order_by(Unit.id)  # noqa: E712
+        .where(Exemption.push_id == push_id, Unit.active == True).order_by(col(Unit.id))  # noqa: E712
     )]
-    alert = session.get(Alert, push.alert_id)
-    sent, total = push_delivery(session, push.id)
+    alert = session.get_one(Alert, push.alert_id)
+    sent, total = push_delivery(session, push_id)
     return Progress(push, alert, len(units), confirmed, missing, sent, total, exempted)
 
 
@@ -234,7 +235,7 @@ class Ack:
 def due_acks(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[Ack]:
     """Acknowledgements owed for groups that have been quiet for `quiet` (not those in `wait_rooms`); marks them
     acknowledged."""
-    owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(Confirmation.id)))
+    owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(col(Confirmation.id))))
     by_room: dict[str, list[Confirmation]] = defaultdict(list)
     for conf in owed:
         by_room[conf.room_id].append(conf)
@@ -248,8 +249,8 @@ def due_acks(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: f
             conf.acked_at = now
             session.add(conf)
         for (push_id, late), group in sorted(by_push.items()):
-            push = session.get(Push, push_id)
-            names = [session.get(Unit, c.unit_id).name for c in group]
+            push = session.get_one(Push, push_id)
+            names = [session.get_one(Unit, c.unit_id).name for c in group]
             done = len(session.exec(select(Confirmation.id).where(Confirmation.push_id == push_id)).all())
             total = len(expected_units(session, [push_id])[push_id])  # per push: its exempted units do not count
             acks.append(Ack(room_id, push, names, late, done, total))

@@ -8,13 +8,13 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.chat import compose
-from bot.storage import outbox
-from bot.domain.workdays import load_calendar
 from bot.clock import show
 from bot.config import Settings
 from bot.content import Texts
-from bot.storage.models import Alert, GroupKind, Priority, Push
 from bot.domain.relay import active_units, audit, create_push, default_deadline, groups_of_kind
+from bot.domain.workdays import load_calendar
+from bot.storage import outbox
+from bot.storage.models import Alert, GroupKind, Priority, Push, pk
 from bot.transport.base import ChatKind
 
 
@@ -40,7 +40,7 @@ def push_alert(
                                 calendar=load_calendar(session, official=settings.official_calendar))
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
-    text = compose.push_text(texts, n=push.id, alert=alert, deadline=deadline, tz=tz)
+    text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz)
     attachment = "link" if alert.link_url else "image" if alert.image_data else ""
     for group in groups:
         outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text=text, alert_id=alert.id,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from typing import Protocol
 
 from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.orm import Mapper
@@ -22,14 +23,14 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; pass an aware one")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def _utc_field(*, nullable: bool = False, index: bool = False):
@@ -408,3 +409,15 @@ class ChatNote(SQLModel, table=True):
     source_message_id: str = Field(default="", max_length=200)
     sent_at: datetime | None = _utc_field(nullable=True)  # None: still owed
     answered_at: datetime | None = _utc_field(nullable=True)
+
+
+class _HasId(Protocol):
+    id: int | None
+
+
+def pk(row: _HasId) -> int:
+    """The id of a row that is in the database (read from it, or added and flushed): never None there, unlike the
+    `int | None` its field declares for rows not yet flushed."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: it was never flushed")
+    return row.id

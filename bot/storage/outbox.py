@@ -58,7 +58,7 @@ def pending(session: Session, limit: int = 50) -> list[Outbox]:
     stmt = (
         select(Outbox)
         .where(Outbox.state == OutboxState.PENDING.value)
-        .order_by(Outbox.priority, Outbox.id)
+        .order_by(col(Outbox.priority), col(Outbox.id))
         .limit(limit)
     )
     return list(session.exec(stmt))
@@ -157,7 +157,7 @@ def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
     """Messages sent since local midnight, not counting the bot's own notices."""
     midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     stmt = select(func.count()).select_from(Outbox).where(
-        Outbox.state == OutboxState.SENT.value, Outbox.sent_at >= midnight, Outbox.priority != int(Priority.NOTICE)
+        Outbox.state == OutboxState.SENT.value, col(Outbox.sent_at) >= midnight, Outbox.priority != int(Priority.NOTICE)
     )
     return session.exec(stmt).one()
 
@@ -175,7 +175,7 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
     last = session.exec(
         select(Outbox.id, Outbox.sent_at).where(col(Outbox.sent_at).is_not(None)).order_by(col(Outbox.sent_at).desc())
     ).first()
-    if last is not None:
+    if last is not None and last[1] is not None:  # (never None: the query keeps sent rows only)
         # The jitter is drawn from the last row's id: the same wait however often this is asked, restarts included.
         gap = pacing.spacing + random.Random(last[0]).uniform(0, pacing.jitter)
         if last[1] + timedelta(seconds=gap) > at:

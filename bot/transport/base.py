@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass

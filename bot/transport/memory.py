@@ -42,6 +42,13 @@ class MemoryTransport(Transport):
     async def stop(self) -> None:
         self.sink = None
 
+    @property
+    def _events(self) -> EventSink:
+        """The sink given to start(); events before it (or after stop()) are a mistake in the test."""
+        if self.sink is None:
+            raise RuntimeError("the memory transport is not started")
+        return self.sink
+
     async def send(self, out: Outgoing) -> str | None:
         self.sent.append(out)
         return f"out-{next(self._ids)}"
@@ -112,7 +119,7 @@ class MemoryTransport(Transport):
     async def say(self, sender: Member, text: str, *, room_id: str | None = None, **kw) -> Incoming:
         """`sender` writes `text` in a room (or privately to the bot)."""
         msg = self.incoming(sender, text, room_id=room_id, **kw)
-        await self.sink.on_message(msg)
+        await self._events.on_message(msg)
         return msg
 
     async def send_image(self, sender: Member, image: Image, *, room_id: str | None = None) -> Incoming:
@@ -130,16 +137,16 @@ class MemoryTransport(Transport):
     async def join(self, room_id: str, members: list[Member], inviter_id: str = "") -> None:
         """Members join a room."""
         self.members.setdefault(room_id, []).extend(members)
-        await self.sink.on_room_join(RoomInfo(room_id, self.room_name(room_id)), members, inviter_id)
+        await self._events.on_room_join(RoomInfo(room_id, self.room_name(room_id)), members, inviter_id)
 
     async def invite(self, invitation_id: str, inviter_id: str, topic: str) -> None:
         """Someone invites the bot to a room."""
-        await self.sink.on_room_invite(RoomInvite(invitation_id, inviter_id, topic))
+        await self._events.on_room_invite(RoomInvite(invitation_id, inviter_id, topic))
 
     def render(self, out: Outgoing) -> str:
         """One sent message as a line of a chat log."""
         where = self.room_name(out.chat_id) if out.chat_kind == ChatKind.ROOM else f"私聊 {out.chat_id}"
-        names = [self.member(i).name if self.member(i) else i for i in out.mention_ids]
+        names = [m.name if (m := self.member(i)) else i for i in out.mention_ids]
         mentions = "".join(f"@{n} " for n in names)
         if out.link is not None:
             body = f"[链接卡片] {out.link.title} {out.link.url}"

@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -124,7 +124,7 @@ class WechatyTransport(Transport):
         self._tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._run(puppet))]
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self.login_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.stop()
             raise WechatyStartError(
                 f'the Wechaty gateway at {self.endpoint} did not log the bot in within {self.login_timeout:.0f} s '
@@ -215,7 +215,7 @@ class WechatyTransport(Transport):
             if not parts.hostname or not parts.port:
                 raise ValueError('expected HOST:PORT')
             _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 5)
-        except (OSError, ValueError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, ValueError) as e:
             raise GatewayUnreachable(f'cannot reach the Wechaty gateway at {self.endpoint}: {e!r}') from e
         writer.close()
 
@@ -431,7 +431,7 @@ def _utc(timestamp: int) -> datetime | None:
     if not timestamp:
         return None
     seconds = timestamp / 1000 if timestamp > MAX_SECONDS_TIMESTAMP else timestamp
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _free_port() -> int:

@@ -80,7 +80,7 @@ def _fix_pyee_deprecated_name() -> None:
     import pyee.asyncio
 
     # The libraries bind the name at import, so it must point at the real class before they load.
-    pyee.AsyncIOEventEmitter = pyee.asyncio.AsyncIOEventEmitter  # type: ignore[misc]
+    pyee.AsyncIOEventEmitter = pyee.asyncio.AsyncIOEventEmitter  # type: ignore[misc, assignment]  # rebinding the alias, on purpose
 
 
 def _fix_library_logging() -> None:
@@ -127,7 +127,7 @@ def _fix_puppet_options_hashable() -> None:
     from wechaty_puppet.schemas.puppet import PuppetOptions
 
     # Hashable by identity: the shared class-level default is never used, callers pass a fresh one.
-    PuppetOptions.__hash__ = object.__hash__  # type: ignore[assignment]
+    PuppetOptions.__hash__ = object.__hash__
 
 
 def _fix_file_box_json() -> None:
@@ -136,7 +136,7 @@ def _fix_file_box_json() -> None:
 
     if getattr(FileBox.to_json_str, PATCH_MARK, False):
         return
-    original_from_json = FileBox.from_json.__func__  # type: ignore[attr-defined]
+    original_from_json = FileBox.from_json.__func__
     original_to_json_str = FileBox.to_json_str
 
     @_mark
@@ -158,8 +158,8 @@ def _fix_file_box_json() -> None:
             data.setdefault('url', data['remoteUrl'])
         return json.dumps(data)
 
-    FileBox.from_json = classmethod(from_json)  # type: ignore[method-assign,assignment]
-    FileBox.to_json_str = to_json_str  # type: ignore[method-assign]
+    FileBox.from_json = classmethod(from_json)
+    FileBox.to_json_str = to_json_str
 
 
 def _fix_file_box_mime_type() -> None:
@@ -172,7 +172,7 @@ def _fix_file_box_mime_type() -> None:
     def set_(self: Any, value: Any) -> None:
         self.mediaType = value
 
-    FileBox.mimeType = property(_mark(get), set_)  # type: ignore[method-assign,assignment]
+    FileBox.mimeType = property(_mark(get), set_)
 
 
 def _fix_value_fields() -> None:
@@ -257,9 +257,10 @@ def _fix_puppet_service() -> None:
     async def room_invitation_payload(self: Any, room_invitation_id: str, payload: Any = None) -> Any:
         return await self.puppet_stub.room_invitation_payload(id=room_invitation_id, payload=payload)
 
-    PuppetService.message_image = message_image
-    PuppetService.message_file = message_file
-    PuppetService.room_invitation_payload = room_invitation_payload
+    # The service package is typed, and replacing its methods is the point here.
+    PuppetService.message_image = message_image  # type: ignore[method-assign]
+    PuppetService.message_file = message_file  # type: ignore[method-assign]
+    PuppetService.room_invitation_payload = room_invitation_payload  # type: ignore[method-assign]
 
 
 def _fix_message_type_map() -> None:
@@ -323,7 +324,7 @@ def _fix_room_force_sync() -> None:
             self._payload = None
         await original(self, force_sync=False, load_members=load_members)
 
-    Room.ready = ready  # type: ignore[method-assign]
+    Room.ready = ready
 
 
 def _fix_url_link_create() -> None:
@@ -337,7 +338,7 @@ def _fix_url_link_create() -> None:
     def create(cls: type, url: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError('UrlLink.create fetches the page; build UrlLink(UrlLinkPayload(...)) instead')
 
-    UrlLink.create = classmethod(create)  # type: ignore[method-assign,assignment]
+    UrlLink.create = classmethod(create)
 
 
 def _fix_shared_pools() -> None:
@@ -354,4 +355,4 @@ def _fix_shared_pools() -> None:
         for cls in (self.Contact, self.ContactSelf, self.Room):
             cls._pool = {}
 
-    Wechaty.init_puppet = init_puppet  # type: ignore[method-assign]
+    Wechaty.init_puppet = init_puppet

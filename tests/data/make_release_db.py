@@ -15,19 +15,19 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+from bot.cli.demo import run_demo
 from bot.storage import models
 from bot.storage.db import make_engine, session
-from bot.cli.demo import run_demo
 
 
 def main(target: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="release-db-"))
     db_file = asyncio.run(run_demo(io.StringIO(), work))
     engine = make_engine(f"sqlite:///{db_file}")
-    at = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     with session(engine) as s:
         unit = s.get(models.Unit, 1)
         s.add(models.Leave(unit_id=unit.id, start=date(2026, 11, 30), end=date(2026, 12, 2),

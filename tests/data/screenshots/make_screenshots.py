@@ -124,7 +124,7 @@ def screenshot(*, width: int, height: int, header: str, chat: list[tuple], dark:
     d.rectangle([0, height - 180 * s, width, height], fill=c["input"])
     d.rounded_rectangle([150 * s, height - 150 * s, width - 290 * s, height - 60 * s], radius=12 * s,
                         fill=c["field"])
-    for i, cx in enumerate([70 * s, width - 210 * s, width - 80 * s]):
+    for cx in [70 * s, width - 210 * s, width - 80 * s]:
         d.ellipse([cx - 36 * s, height - 141 * s, cx + 36 * s, height - 69 * s], outline=c["text"],
                   width=max(1, round(4 * s)))
     return img
