@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -82,7 +82,7 @@ class Poller:
 
 def build_scheduler(pollers: list[Poller], *, timezone_name: str) -> AsyncIOScheduler:
     """An APScheduler with the pollers, in the configured timezone (start it inside the running event loop)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     scheduler = AsyncIOScheduler(timezone=timezone_name)
     for poller in pollers:
         scheduler.add_job(poller.run, "interval", seconds=poller.every_seconds, id=poller.kind.value, max_instances=1,

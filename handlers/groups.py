@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.chat.dispatch import CommandObject, Context, Router
+from bot.chat.filters import from_admin, in_room
 from bot.storage.models import Group, GroupKind
 from bot.transport.base import Incoming
-from bot.chat.filters import from_admin, in_room
 
 router = Router("groups")
 

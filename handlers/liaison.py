@@ -11,18 +11,18 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from bot.chat.dispatch import CommandObject, Context, Router, command_filter
+from bot.chat.filters import kind, not_from_admin, room_kind
+from bot.chat.parsing import parse_command, parse_push_ref, read_message
+from bot.chat.reading import OTHER_CONTENT, Reading, Verdict, read_reply
+from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
 from bot.domain import evidence as evidence_store
 from bot.domain import notes
-from bot.chat.dispatch import CommandObject, Context, Router, command_filter
-from bot.storage.models import Alert, ConfirmMethod, Confirmation, GroupKind, Liaison, NoteKind, Push, PushState, Unit
-from bot.chat.parsing import parse_command, parse_push_ref, read_message
 from bot.domain.people import first_notice, liaisons_with_units
-from bot.chat.reading import OTHER_CONTENT, Reading, Verdict, read_reply
 from bot.domain.relay import LATE_WINDOW, latest_push, record_confirmation, unconfirmed_open_pushes
+from bot.storage.models import Alert, Confirmation, ConfirmMethod, GroupKind, Liaison, NoteKind, Push, PushState, Unit
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
-from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
-from bot.chat.filters import kind, not_from_admin, room_kind
 
 log = logging.getLogger(__name__)
 router = Router("liaison")
@@ -290,9 +290,7 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     if note is None:
         return False
     asked = [int(p) for p in note.push_ids.split(",") if p]
-    if note.kind == NoteKind.ASK.value and _YES.fullmatch(body):
-        chosen = asked
-    elif note.kind == NoteKind.WHICH.value and _ALL.fullmatch(body):
+    if note.kind == NoteKind.ASK.value and _YES.fullmatch(body) or note.kind == NoteKind.WHICH.value and _ALL.fullmatch(body):
         chosen = asked
     elif note.kind == NoteKind.WHICH.value and re.fullmatch(r"(?:#?\d{1,7})+", body):
         chosen = [n for n in map(int, re.findall(r"\d{1,7}", body)) if n in asked]

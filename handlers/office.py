@@ -7,28 +7,27 @@ import re
 from sqlmodel import col, select
 
 from bot.chat import compose
-from bot.operations import agenda as schedule
 from bot.chat.dispatch import CommandObject, CommandRegistry, Context, Router, command_filter
-from bot.domain import feeds as feed_watch
-from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
+from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
 from bot.chat.parsing import (
     DeadlineError,
     parse_deadline,
     parse_push_ref,
     strip_mentions,
 )
+from bot.clock import show
+from bot.domain import feeds as feed_watch
+from bot.domain.people import first_notice
 from bot.domain.relay import (
     groups_of_kind,
     latest_push,
     progress,
 )
-from bot.clock import show
+from bot.operations import agenda as schedule
 from bot.operations.pushing import push_alert
-from bot.domain.people import first_notice
+from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
-from handlers import office_corrections, office_records
-from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
-from handlers import groups
+from handlers import groups, office_corrections, office_records
 from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")

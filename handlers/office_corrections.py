@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.domain import corrections
-from bot.clock import show
-from bot.domain.corrections import Outcome
 from bot.chat.dispatch import CommandObject, Context
-from bot.storage.models import Confirmation, ConfirmMethod, Push, Unit
 from bot.chat.parsing import parse_correction
+from bot.clock import show
+from bot.domain import corrections
+from bot.domain.corrections import Outcome
 from bot.domain.relay import progress
+from bot.storage.models import Confirmation, ConfirmMethod, Push, Unit
 from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 

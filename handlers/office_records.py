@@ -6,10 +6,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from bot.operations import agenda as schedule
-from bot.domain.corrections import corrections_of_unit
 from bot.chat.dispatch import CommandObject, Context
+from bot.chat.parsing import DeadlineError, parse_day_range
+from bot.domain.corrections import corrections_of_unit
 from bot.domain.escalation import standings
+from bot.domain.relay import active_units
+from bot.operations import agenda as schedule
+from bot.reports.build import period_of, previous_period
 from bot.storage.models import (
     CalendarDay,
     Confirmation,
@@ -21,9 +24,6 @@ from bot.storage.models import (
     Role,
     Unit,
 )
-from bot.chat.parsing import DeadlineError, parse_day_range
-from bot.domain.relay import active_units
-from bot.reports.build import period_of, previous_period
 from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.storage import outbox
-from bot.domain.workdays import WorkCalendar, load_calendar
+from bot.chat.parsing import parse_command, parse_quote
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
-from bot.storage.models import Group, GroupKind, Priority
-from bot.chat.parsing import parse_command, parse_quote
 from bot.domain.relay import audit, office_group
+from bot.domain.workdays import WorkCalendar, load_calendar
+from bot.storage import outbox
+from bot.storage.models import Group, GroupKind, Priority
 from bot.transport.base import ChatKind, Incoming, MessageKind
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,8 @@ def _parse_command_of(msg: Incoming) -> CommandObject | None:
 Filter = Callable[[Incoming, Context], "bool | dict[str, Any]"]
 
 
-class HandlerFn(Protocol):
-    def __call__(self, msg: Incoming, ctx: Context, /, **data: Any) -> bool | None: ...
+# A route's handler: `fn(msg, ctx, **data)` with what its filters handed on; False passes the message on.
+HandlerFn = Callable[..., "bool | None"]
 
 
 @dataclass(frozen=True)

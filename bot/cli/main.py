@@ -230,8 +230,8 @@ async def _run_console(settings: Settings) -> None:
 @roster_app.command("import")
 def roster_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色")) -> None:
     """导入（或更新）联络员名单。文件有错时什么都不改，并指出第几行哪一列。"""
-    from bot.storage.db import session
     from bot.domain.roster import RosterError, import_roster, read_roster_file
+    from bot.storage.db import session
 
     settings = _settings()
     try:
@@ -253,9 +253,9 @@ def roster_show() -> None:
     """列出单位和联络员，以及谁还没在联络员群里被识别。"""
     from sqlmodel import select
 
+    from bot.domain.roster import roster_lines
     from bot.storage.db import session
     from bot.storage.models import Group, GroupKind
-    from bot.domain.roster import roster_lines
 
     settings = _settings()
     engine = _open_db(settings)
@@ -296,10 +296,10 @@ def report(
     from datetime import date
 
     from bot.clock import real_clock
-    from bot.storage.db import session
-    from bot.reports.render import render_chart, render_xlsx
-    from bot.reports.build import build_report, period_of
     from bot.operations.agenda import ladder_of
+    from bot.reports.build import build_report, period_of
+    from bot.reports.render import render_chart, render_xlsx
+    from bot.storage.db import session
 
     kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
     if len(kinds) != 1:
@@ -334,9 +334,9 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
     """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
+    from bot.operations.pushing import push_alert
     from bot.storage.db import session
     from bot.storage.models import Alert
-    from bot.operations.pushing import push_alert
 
     settings = _settings()
     library, texts = load_library(), load_texts()
@@ -363,13 +363,13 @@ def status() -> None:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from bot.clock import real_clock, show
     from bot.chat.compose import progress_text
+    from bot.clock import real_clock, show
     from bot.content import load_texts
-    from bot.storage.db import session
-    from bot.runtime.health import health_snapshot
-    from bot.storage.models import Outbox, Push, PushState
     from bot.domain.relay import progress
+    from bot.runtime.health import health_snapshot
+    from bot.storage.db import session
+    from bot.storage.models import Outbox, Push, PushState
 
     settings = _settings()
     tz = settings.tz
@@ -405,8 +405,8 @@ def doctor(
     timeout: float = typer.Option(5.0, "--timeout", help="连接微信网关最多等几秒"),
 ) -> None:
     """体检：配置、数据库、微信网关和 token、机器人最近的运行状况；有严重问题时退出码为 1。"""
-    from bot.clock import real_clock
     from bot.cli.doctor import exit_code, run_checks
+    from bot.clock import real_clock
 
     findings = run_checks(_settings(), now=real_clock(), gateway_timeout=timeout)
     for finding in findings:
@@ -422,18 +422,18 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
     """单位的转发记录（近 30 天）、连续未按时次数和当前等级。"""
 
     from bot.clock import real_clock
-    from bot.storage.db import session
     from bot.domain.escalation import standings
     from bot.domain.relay import active_units
     from bot.operations.agenda import ladder_of
+    from bot.storage.db import session
 
     settings = _settings()
     engine = _open_db(settings)
     now = real_clock()
     with session(engine) as s:
         if name:
-            from bot.content import load_library, load_texts
             from bot.chat.dispatch import Context
+            from bot.content import load_library, load_texts
             from handlers.office_records import find_unit, unit_card
 
             ctx = Context(session=s, now=now, settings=settings, texts=load_texts(), library=load_library())
@@ -459,9 +459,9 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
 
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.storage.db import session
-    from bot.domain.relay import office_group
     from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
+    from bot.domain.relay import office_group
+    from bot.storage.db import session
     from bot.transport.base import ChatKind
 
     settings = _settings()

@@ -29,7 +29,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -475,7 +475,7 @@ def _get(s: Session, key: str) -> str:
 
 
 def _iso(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).isoformat() if moment is not None else ""
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -485,7 +485,7 @@ def _parse_time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _duration(delta: timedelta) -> str:
