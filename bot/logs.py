@@ -8,8 +8,8 @@ setup_logging(level, fmt) puts one handler on the root logger that writes to std
   logged too (logger "py.warnings"). Not covered: text that is not a log record, such as the messages the CLI
   prints before exiting on a configuration error, or the traceback of a crash.
 
-Both formats scrub credentials with bot.adapters.webhooks.redact on the final message text and traceback, on top of the
-filter bot.adapters.webhooks installs on the "httpx" logger, so a webhook key or token in a URL never reaches the log
+Both formats scrub credentials with bot.redaction.redact on the final message text and traceback, on top of the
+filter bot.redaction installs on the "httpx" logger, so a webhook key or token in a URL never reaches the log
 whatever logger printed it. Like logging.basicConfig, setup_logging leaves a root logger that something else
 has already given handlers (a test runner, an embedding program) alone; calling it again replaces only the
 handler it installed itself.
@@ -24,7 +24,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from bot.adapters.webhooks import redact
+from bot.redaction import redact
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -26,13 +26,15 @@ import base64
 import hashlib
 import hmac
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import httpx
+
+# Importing this module installs the log filters (bot.redaction) and keeps `redact` where callers know it.
+from bot.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,6 @@ ELLIPSIS = "…"
 TOO_MANY_ERRCODES = frozenset({45009, 130101})
 _KINDS = {"wecom": "wecom", "企业微信": "wecom", "dingtalk": "dingtalk", "钉钉": "dingtalk"}
 
-# Values of credential-bearing parameters (key=, access_token=, sign=, secret=) and DingTalk-style secrets.
-# Deliberately greedy: redacting too much in a log line is harmless, too little is a leak.
-_PARAM_RE = re.compile(r"(?i)(key|token|sign|secret)=[^&\s\"'#<>,;)\]}]+")
-_SEC_RE = re.compile(r"(?<![A-Za-z0-9])SEC[A-Za-z0-9]{16,}")
 
 
 class Notifier(Protocol):
@@ -55,11 +53,6 @@ class Notifier(Protocol):
     async def send(self, text: str) -> bool:
         """True when the robot accepted the text; never raises."""
         ...
-
-
-def redact(text: str) -> str:
-    """Replace the values of key=, access_token=, sign=, secret-looking SEC... strings in a URL or message with ***."""
-    return _SEC_RE.sub("***", _PARAM_RE.sub(r"\1=***", text))
 
 
 def truncate(text: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -241,39 +234,3 @@ def make_notifier(kind: str, url: str, secret: str = "") -> WebhookNotifier | No
         # A secret beside a WeCom URL is almost surely a DingTalk robot configured under the wrong kind.
         raise ValueError("企业微信机器人不使用加签密钥 notify_secret（RELAYBOT_NOTIFY_SECRET）；请检查 notify_kind")
     return WebhookNotifier(normalized, url, secret)
-
-
-class _RedactFilter(logging.Filter):
-    """Scrubs credentials from another library's log records (httpx logs every request URL at INFO)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        return True
-
-
-class _HeaderDumpFilter(_RedactFilter):
-    """Drops a library's wire-level DEBUG records and scrubs the rest.
-
-    hpack (HTTP/2 headers, under grpclib and so under the Wechaty puppet-service connection) logs every header it
-    encodes, decodes, adds or evicts at DEBUG: the puppet token is the `:authority` and the `authorization` header,
-    and a gateway that refuses a token echoes it in `grpc-message`. Those values are plain or Huffman-coded bytes,
-    which no pattern can scrub reliably, and the lines are of no use to anyone running the bot.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.DEBUG and super().filter(record)
-
-
-def _install_log_filter(name: str, kind: type[_RedactFilter] = _RedactFilter) -> None:
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, kind) for f in logger.filters):
-        logger.addFilter(kind())
-
-
-_install_log_filter("httpx")
-# Filters on a logger apply to the records it makes itself, not to its children's: name each module's logger.
-for _name in ("hpack.hpack", "hpack.table"):
-    _install_log_filter(_name, _HeaderDumpFilter)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from bot.adapters import webhooks as notify  # noqa: F401  (installs the log filter that keeps the token out of hpack's DEBUG lines)
+from bot import redaction  # noqa: F401  (installs the log filter that keeps the token out of hpack's DEBUG lines)
 from bot.transport import wechaty_compat
 from bot.transport.base import (
     ChatKind,
