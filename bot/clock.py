@@ -1,4 +1,5 @@
-"""Clocks and how times are shown. Only app.py reads the real clock; tests move a FakeClock."""
+"""Clocks and how times are shown. The running bot reads its injected clock once per unit of work (real, or
+shifted by the settings: `clock_from`); command-line tools read the real clock; tests move a FakeClock."""
 
 from __future__ import annotations
 

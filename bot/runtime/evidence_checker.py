@@ -51,7 +51,8 @@ class EvidenceChecker:
             s.commit()
 
     async def _check_one(self, job: evidence_store.CheckJob) -> tuple[str, str, str]:
-        # numpy and Pillow: loaded with the first screenshot, not at start
+        # numpy (and the OCR engine) come in with the first screenshot, not at start; Pillow is already loaded by
+        # python-wechaty's qrcode
         from bot.adapters import screenshot_check
 
         folder = Path(self.settings.evidence_dir)
