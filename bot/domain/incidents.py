@@ -7,7 +7,6 @@ leading group (书面说明).
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -512,179 +511,21 @@ def build_stats_report(
     )
 
 
-# --- Text, workbook, chart ---------------------------------------------------------------------------------
+# --- Names that moved out of this module ------------------------------------------------------------------
 
-_LEVEL_TEXT = {LEVEL_WRITTEN: "stats.level_written", LEVEL_TALK: "stats.level_talk", LEVEL_REMIND: "stats.level_remind"}
-_SHOWN_TOWNS = 5
-
-
-def stats_report_text(texts: Texts, report: StatsReport) -> str:
-    """The 通报 as a short chat message: totals, the leading towns, who is escalated, what to push."""
-    t = texts.t
-    lines = [t("stats.title", period=period_label(texts, report.period_start, report.period_end))]
-    if not report.towns:
-        lines.append(t("stats.no_data"))
-        return "\n".join(lines)
-    change = "" if report.previous_total is None else t("stats.change", previous=report.previous_total)
-    lines.append(t("stats.total", total=report.total, change=change))
-    lines.append(t("stats.ranking_head"))
-    # Every town in the top two is shown even when ties push them past the usual five.
-    shown = max(_SHOWN_TOWNS, sum(1 for town in report.towns if town.streak))
-    lines += [t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total) for s in report.towns[:shown]]
-    for level in LEVELS:
-        if report.escalations.get(level):
-            lines.append(t(_LEVEL_TEXT[level], towns="、".join(report.escalations[level])))
-    if report.top_types:
-        items = "、".join(t("stats.type_item", case_type=c.case_type, count=c.count) for c in report.top_types)
-        lines.append(t("stats.top_types", items=items))
-    if report.suggestions:
-        lines.append(t("stats.suggest", commands="；".join(report.suggestions)))
-    return "\n".join(lines)
+# The text, the files and the posting of the 通报 live in the layers they belong to; these names are still found
+# here for older imports (and the tests written against them), loaded only when asked for.
+_MOVED = {
+    "stats_report_text": "bot.chat.compose",
+    "render_stats_xlsx": "bot.reports.incident_render",
+    "render_stats_chart": "bot.reports.incident_render",
+    "queue_stats_report": "bot.operations.reporting",
+}
 
 
-def render_stats_xlsx(report: StatsReport) -> bytes:
-    """The report as an .xlsx: sheets 镇街排名, 案件类型, 处置名单, each with a frozen header in row 1."""
-    from openpyxl import Workbook
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
 
-    from bot.reports.render import ILLEGAL_CHARACTERS_RE, add_sheet
-
-    texts = load_texts()
-    t = texts.t
-    wb = Workbook()
-    wb.remove(wb.active)
-    title = t("stats.title", period=period_label(texts, report.period_start, report.period_end))
-    wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", title)
-    wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
-    wb.properties.creator = "relaybot"
-
-    types = [c.case_type for c in report.case_types]
-    extra = [t("stats.unclassified")] if any(s.unclassified for s in report.towns) else []
-    add_sheet(
-        wb,
-        "镇街排名",
-        ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
-        (
-            (
-                s.rank, s.town, s.total, s.previous_total,
-                None if s.previous_total is None else s.total - s.previous_total,
-                s.streak or None, s.level, *(s.by_type.get(c) for c in types),
-                *([s.unclassified or None] if extra else []),
-            )
-            for s in report.towns
-        ),
-        {5: "+0;-0;0"},
-    )
-    add_sheet(
-        wb,
-        "案件类型",
-        ["案件类型", "警情数", "占比", "建议推送"],
-        (
-            (c.case_type, c.count, c.count / report.total if report.total else 0.0, c.suggestion)
-            for c in report.case_types
-        ),
-        {3: "0.0%"},
-    )
-    add_sheet(
-        wb,
-        "处置名单",
-        ["处置", "镇街", "本期排名", "警情数", "说明"],
-        (
-            (s.level, s.town, s.rank, s.total, _streak_note(t, s.streak))
-            for level in LEVELS
-            for s in report.towns
-            if s.level == level
-        ),
-        {},
-    )
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
-
-
-def _streak_note(t, streak: int) -> str:
-    return t("stats.streak_note", n=streak) if streak > 1 else t("stats.streak_once")
-
-
-_LEVEL_COLORS = {LEVEL_WRITTEN: "#c62828", LEVEL_TALK: "#ef6c00", LEVEL_REMIND: "#f9a825", "": "#78909c"}
-
-
-def render_stats_chart(report: StatsReport) -> bytes:
-    """PNG bar chart of each town's total, most on top, coloured by escalation: 1200 px wide, like report charts."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from bot.reports import render as rr
-
-    texts = load_texts()
-    title = texts.t("stats.chart_title", period=period_label(texts, report.period_start, report.period_end))
-    n = len(report.towns)
-    height_px = max(rr._MIN_HEIGHT_PX, rr._TOP_PX + rr._BOTTOM_PX + rr._BAR_PX * n)
-    with rr.RENDER_LOCK:
-        title_font, label_font, small_font = rr.cjk_font(16), rr.cjk_font(11), rr.cjk_font(10)
-        fig = Figure(figsize=(rr._WIDTH_PX / rr._DPI, height_px / rr._DPI), dpi=rr._DPI)
-        FigureCanvasAgg(fig)
-        fig.suptitle(title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
-        if not n:
-            empty = texts.t("stats.chart_empty")
-            fig.text(0.5, 0.5, empty, fontproperties=rr.cjk_font(20), ha="center", va="center")
-        else:
-            _draw_town_bars(fig, report, texts, height_px, label_font, small_font)
-        out = io.BytesIO()
-        fig.savefig(out, format="png", dpi=rr._DPI, facecolor="white")  # no bbox_inches: keeps the pixel size
-    return out.getvalue()
-
-
-def _draw_town_bars(fig, report: StatsReport, texts: Texts, height_px: int, label_font, small_font) -> None:
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
-
-    from bot.reports import render as rr
-
-    towns = report.towns
-    labels = [rr.short_label(s.town) for s in towns]
-    renderer = fig.canvas.get_renderer()
-    widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
-    left_px = min(max(widest + 20, 80), rr._WIDTH_PX / 2)
-    plot_height_px = height_px - rr._TOP_PX - rr._BOTTOM_PX
-    width = 1 - (left_px + 60) / rr._WIDTH_PX  # room on the right for the count after the longest bar
-    ax = fig.add_axes((left_px / rr._WIDTH_PX, rr._BOTTOM_PX / height_px, width, plot_height_px / height_px))
-    y = range(len(towns))
-    bars = ax.barh(y, [s.total for s in towns], color=[_LEVEL_COLORS[s.level] for s in towns], height=0.7)
-    ax.bar_label(bars, labels=[str(s.total) for s in towns], padding=3, fontproperties=small_font)
-    ax.set_yticks(y, labels, fontproperties=label_font, parse_math=False)
-    ax.set_ylim(len(towns) - 0.5, -0.5)  # rank 1 on top
-    ax.set_xlim(0, max(1, max(s.total for s in towns)) * 1.1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(texts.t("stats.chart_xlabel"), fontproperties=small_font)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    present = {s.level for s in towns}
-    handles = [Patch(color=_LEVEL_COLORS[level], label=level) for level in LEVELS if level in present]
-    if handles:
-        handles.append(Patch(color=_LEVEL_COLORS[""], label=texts.t("stats.chart_other")))
-        ax.legend(
-            handles=handles, prop=small_font, ncols=len(handles), frameon=False, loc="lower right",
-            bbox_to_anchor=(1, 1 + 8 / plot_height_px),
-        )
-
-
-# --- Posting -----------------------------------------------------------------------------------------------
-
-def queue_stats_report(
-    session: Session, *, period: tuple[date, date], now: datetime, texts: Texts, library: AlertLibrary,
-    chat_kind, chat_id: str,
-) -> StatsReport:
-    """Queue the 通报 of one stored period for a chat: its text, then the .xlsx and the chart."""
-    from bot.storage import outbox  # here, not at the top: outbox is not needed to read or rank figures
-
-    report = build_stats_report(session, period_start=period[0], period_end=period[1], library=library)
-    text = stats_report_text(texts, report)
-    files = []
-    if report.towns:
-        stem = f"警情通报（{period_label(texts, *period)}）"
-        files = [(f"{stem}.xlsx", render_stats_xlsx(report)), (f"{stem}.png", render_stats_chart(report))]
-        text += "\n" + texts.t("stats.files")
-    outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
-    for name, data in files:
-        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
-    return report
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,7 @@ from bot.chat.dispatch import Context, Dispatcher
 from bot.adapters.feed_fetch import fetch_feed
 from bot.adapters.feed_fetch import redact as feed_redact
 from bot.runtime.health import HealthMonitor
+from bot.runtime.renderer import Renderer
 from bot.storage.models import (
     Feed,
     Group,
@@ -69,6 +70,11 @@ MAX_SEND_ATTEMPTS = 5
 # Run for every message from a room; built once (building a statement costs more than running it).
 _GROUP_OF_ROOM = select(Group).where(Group.room_id == bindparam("room_id"))
 _BARE_URL = re.compile(r"^https?://\S+$")
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("rendering report files failed", exc_info=task.exception())
 
 
 class RelayBot:
@@ -113,6 +119,8 @@ class RelayBot:
         self._ocr = None  # loaded on the first screenshot; False when no OCR is installed
         self._evidence_lock = asyncio.Lock()  # one OCR at a time: it keeps both cores busy
         self._ocr_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
+        # Report files are made after the unit of work that queued the report, outside the lock (renderer.py).
+        self.renderer = Renderer(self.engine, self.texts, self._lock, on_attached=self._wake.set)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -129,6 +137,7 @@ class RelayBot:
         self.http = httpx.AsyncClient()
         if self.send_loop:
             self._sender = asyncio.create_task(self._send_loop(), name="outbox-sender")
+        await self.render_reports()  # what a restart interrupted
         await self.transport.start(self)
 
     async def stop(self) -> None:
@@ -185,6 +194,7 @@ class RelayBot:
         for room_id in refresh:
             await self._refresh_members(room_id)
         self._wake.set()
+        await self.render_reports()
         if msg.kind == MessageKind.IMAGE and self.evidence_worker:
             task = asyncio.create_task(self.check_evidence())
             self._background.add(task)
@@ -373,7 +383,19 @@ class RelayBot:
             count = await asyncio.to_thread(self._run_schedule)
         if count:
             self._wake.set()
+        await self.render_reports()
         return count
+
+    async def render_reports(self) -> None:
+        """Make the files of reports the units of work queued, outside the lock: in the background when the bot
+        runs its own send loop, awaited here when a test drives sending itself."""
+        if not self.send_loop:
+            await self.renderer.render_pending()
+            return
+        task = asyncio.create_task(self.renderer.render_pending(), name="report-renderer")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     def _run_schedule(self) -> int:
         now = self.clock()
