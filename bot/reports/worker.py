@@ -138,7 +138,11 @@ def _decode(raw: bytes) -> Rendered:
 
 
 def main() -> int:
-    """The child: a pickled (Report, time zone name) on stdin, the files on stdout."""
+    """The child: a pickled (Report or StatsReport, time zone name) on stdin, the files on stdout."""
+    try:
+        os.nice(10)  # a report may take its time: the bot's handling of messages comes first on a busy machine
+    except OSError:
+        pass
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the answer
     report, tz_key = pickle.loads(sys.stdin.buffer.read())
