@@ -392,7 +392,9 @@ class RelayBot:
         if not self.send_loop:
             await self.renderer.render_pending()
             return
-        task = asyncio.create_task(self.renderer.render_pending(), name="report-renderer")
+        task = self.renderer.kick()
+        if task is None:
+            return
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)

@@ -34,29 +34,30 @@ class Renderer:
         self.texts = texts
         self.lock = lock  # the unit-of-work lock: held only while the files are attached
         self.on_attached = on_attached  # e.g. wakes the outbox sender
-        self._running = False
-        self._again = False
+        self._running = asyncio.Lock()  # one pass at a time
+        self._again = False  # rows may have been queued since the running pass looked
 
     async def render_pending(self) -> int:
-        """Render every report waiting for its files; returns how many were done. A call made while another runs
-        returns 0 at once and the running one looks again before it stops."""
-        if self._running:
-            self._again = True
-            return 0
-        self._running = True
-        done = 0
-        try:
-            while True:
+        """Render every report waiting for its files; returns how many this call rendered. A call made while a
+        pass runs waits for it, and that pass looks again before it ends, so the caller's rows are done."""
+        self._again = True
+        async with self._running:
+            done = 0
+            while self._again:
                 self._again = False
                 with new_session(self.engine) as s:  # a read: no lock needed
                     jobs = reporting.pending_jobs(s)
                 for job in jobs:
                     await self._render(job)
                     done += 1
-                if not jobs and not self._again:
-                    return done
-        finally:
-            self._running = False
+            return done
+
+    def kick(self) -> asyncio.Task | None:
+        """Start a pass in the background; None when one is running already (it will look again)."""
+        if self._running.locked():
+            self._again = True
+            return None
+        return asyncio.create_task(self.render_pending(), name="report-renderer")
 
     async def _render(self, job: reporting.RenderJob) -> None:
         if job.figures is None:
