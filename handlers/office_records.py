@@ -190,7 +190,8 @@ def on_calendar(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """警情 [周期]: the incident 通报 of the latest (or the named) period."""
-    from bot.domain.incidents import latest_period, parse_period, queue_stats_report
+    from bot.domain.incidents import latest_period, parse_period
+    from bot.operations.reporting import queue_stats_report
 
     today = ctx.now.astimezone(ctx.tz).date()
     period = parse_period(cmd.arg, today=today) if cmd.arg else latest_period(ctx.session)
@@ -203,7 +204,8 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 def on_incident_file(msg: Incoming, ctx: Context) -> None:
     """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
-    from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_bytes
+    from bot.domain.incidents import StatsError, import_stats, read_stats_bytes
+    from bot.operations.reporting import queue_stats_report
 
     if msg.file is None:  # the transport could not fetch the attachment
         ctx.reply(msg, ctx.t("stats.file_not_received"))

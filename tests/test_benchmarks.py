@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from benchmarks import burst, memory, pipeline, report
+from benchmarks import burst, lock, memory, pipeline, report
 from benchmarks.common import Result
 from tests.bot_process import ROOT
 
@@ -67,6 +67,17 @@ def test_monthly_report_numbers_add_up():
     assert checks["relayed"] == checks["confirmations"]
     assert checks["relayed"] + checks["missed"] == checks["expected_pairs"] == 30 * 40
     assert 70 <= checks["rate_pct"] <= 95  # about 85 %
+
+
+def test_confirmations_are_stored_while_the_monthly_report_renders():
+    result = lock.run(quick=True)
+    assert_sane(result, "monthly report: text queued -> files attached",
+                "confirmation said during the render -> row in the database p95",
+                "confirmation said during the render -> row in the database max")
+    checks = result.checks
+    assert checks["text_queued"] and checks["files_attached"]
+    assert checks["stored"] == checks["said"] > 0
+    assert checks["errors_logged"] == 0
 
 
 def test_memory_after_a_simulated_day_without_ocr():

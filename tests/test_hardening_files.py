@@ -25,8 +25,9 @@ from sqlmodel import select
 
 from bot.content import load_library
 from bot.domain import evidence as evidence_store
-from bot.domain.incidents import StatRow, build_stats_report, import_stats, render_stats_xlsx
+from bot.domain.incidents import StatRow, build_stats_report, import_stats
 from bot.domain.roster import import_roster, parse_table
+from bot.reports.incident_render import render_stats_xlsx
 from bot.reports.render import (
     _FORMULA_STARTS,
     _MAX_CELL_CHARS,

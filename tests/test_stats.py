@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from PIL import Image
 from sqlmodel import select
 
+from bot.chat.compose import stats_report_text
 from bot.content import load_library, load_texts
 from bot.domain import incidents as stats
 from bot.domain.incidents import (
@@ -26,10 +27,8 @@ from bot.domain.incidents import (
     parse_stats_table,
     read_stats_bytes,
     read_stats_file,
-    render_stats_chart,
-    render_stats_xlsx,
-    stats_report_text,
 )
+from bot.reports.incident_render import render_stats_chart, render_stats_xlsx
 from bot.storage.db import session
 from bot.storage.models import IncidentStat
 

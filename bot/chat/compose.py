@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import show
 from bot.content import Texts
+from bot.domain.incidents import LEVEL_REMIND, LEVEL_TALK, LEVEL_WRITTEN, LEVELS, StatsReport
 from bot.domain.people import Ambiguity
+from bot.domain.periods import period_label
 from bot.domain.relay import Ack, Progress
 from bot.reports.figures import Report
 from bot.storage.models import Alert, ConfirmMethod, EvidenceVerdict, PushState
@@ -125,4 +127,34 @@ def report_text(texts: Texts, report: Report) -> str:
     exempted = sum(len(p.exempted_units) for p in report.pushes)
     if added or exempted:
         lines.append(texts.t("report.corrections", added=added, exempted=exempted))
+    return "\n".join(lines)
+
+
+# ---- incident figures (警情通报) ------------------------------------------------------------------
+
+_LEVEL_TEXT = {LEVEL_WRITTEN: "stats.level_written", LEVEL_TALK: "stats.level_talk", LEVEL_REMIND: "stats.level_remind"}
+_SHOWN_TOWNS = 5
+
+
+def stats_report_text(texts: Texts, report: StatsReport) -> str:
+    """The 通报 as a short chat message: totals, the leading towns, who is escalated, what to push."""
+    t = texts.t
+    lines = [t("stats.title", period=period_label(texts, report.period_start, report.period_end))]
+    if not report.towns:
+        lines.append(t("stats.no_data"))
+        return "\n".join(lines)
+    change = "" if report.previous_total is None else t("stats.change", previous=report.previous_total)
+    lines.append(t("stats.total", total=report.total, change=change))
+    lines.append(t("stats.ranking_head"))
+    # Every town in the top two is shown even when ties push them past the usual five.
+    shown = max(_SHOWN_TOWNS, sum(1 for town in report.towns if town.streak))
+    lines += [t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total) for s in report.towns[:shown]]
+    for level in LEVELS:
+        if report.escalations.get(level):
+            lines.append(t(_LEVEL_TEXT[level], towns="、".join(report.escalations[level])))
+    if report.top_types:
+        items = "、".join(t("stats.type_item", case_type=c.case_type, count=c.count) for c in report.top_types)
+        lines.append(t("stats.top_types", items=items))
+    if report.suggestions:
+        lines.append(t("stats.suggest", commands="；".join(report.suggestions)))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.reading import Reading, Verdict, is_bare_ack, read_reply
 from bot.chat.wechat_formats import xml_quote
+from bot.domain.periods import DeadlineError, parse_day, parse_day_range  # noqa: F401 - the chat's day parser
 from bot.textnorm import clean
 
 MAX_INPUT = 2000  # longer messages are not commands or confirmations; cut before any regex runs
@@ -143,8 +144,6 @@ def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
 
 # ---- deadlines ---------------------------------------------------------------------------------
 
-class DeadlineError(ValueError):
-    """The deadline text could not be understood."""
 
 
 _TIME = r"(?P<h>\d{1,2})(?:(?::|点|时)(?P<m>\d{1,2}|半)?分?)?"
@@ -195,53 +194,3 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
             raise DeadlineError("in the past")
         return result
     raise DeadlineError("not understood")
-
-
-# ---- days --------------------------------------------------------------------------------------
-
-_DAY_FORMS = [
-    re.compile(r"^(?P<rel>今天|今日|明天|明日|后天)$"),
-    re.compile(r"^(?:(?P<y>\d{4})年)?(?P<mo>\d{1,2})月(?P<d>\d{1,2})[日号]?$"),
-    re.compile(r"^(?:(?P<y>\d{4})[-/.])?(?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})$"),
-]
-_RANGE_SEP = re.compile(r"至|到|~|～|—|－")
-
-
-def parse_day(text: str, *, today: date) -> date:
-    """A day like 今天, 11月30日, 2027-01-01 or 12/1 (this year, or next year if already past)."""
-    body = clean(text).replace(" ", "")
-    for form in _DAY_FORMS:
-        m = form.match(body)
-        if not m:
-            continue
-        parts = m.groupdict()
-        if parts.get("rel"):
-            return today + timedelta(days={"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]])
-        year = int(parts["y"]) if parts.get("y") else today.year
-        try:
-            day = date(year, int(parts["mo"]), int(parts["d"]))
-        except ValueError as exc:
-            raise DeadlineError(str(exc)) from exc
-        if not parts.get("y") and day < today - timedelta(days=180):
-            day = day.replace(year=year + 1)
-        return day
-    raise DeadlineError("not a day")
-
-
-def parse_day_range(text: str, *, today: date) -> tuple[date, date]:
-    """One day, or two joined by 至/到/~ (also "11月30日-12月2日"); the end is not before the start."""
-    body = clean(text).replace(" ", "")
-    parts = _RANGE_SEP.split(body)
-    if len(parts) == 1 and body.count("-") == 1 and "月" in body:
-        parts = body.split("-")
-    if len(parts) == 1:
-        day = parse_day(parts[0], today=today)
-        return day, day
-    if len(parts) != 2:
-        raise DeadlineError("not a range")
-    start, end = parse_day(parts[0], today=today), parse_day(parts[1], today=today)
-    if end < start:
-        raise DeadlineError("end before start")
-    if (end - start).days > 366:
-        raise DeadlineError("range too long")
-    return start, end

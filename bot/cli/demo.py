@@ -105,6 +105,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     async def tick(hour: int, minute: int):
         clock.now = clock.now.astimezone(TZ).replace(hour=hour, minute=minute, second=0)
         await bot.run_schedule()
+        await bot.renderer.render_pending()  # the report's files, made after the schedule's unit of work
         await flush()
 
     async def quiet(minutes: float):

@@ -457,10 +457,12 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
 
 
+    from bot.chat.compose import stats_report_text
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.domain.incidents import StatsError, import_stats, queue_stats_report, read_stats_file, stats_report_text
+    from bot.domain.incidents import StatsError, import_stats, read_stats_file
     from bot.domain.relay import office_group
+    from bot.operations.reporting import queue_stats_report
     from bot.storage.db import session
     from bot.transport.base import ChatKind
 
@@ -490,6 +492,9 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
                     s, period_start=period[0], period_end=period[1], library=library)))
                 typer.echo("（还没有反诈办工作群，通报未发送）")
         s.commit()
+    from bot.operations.reporting import render_waiting_now
+
+    render_waiting_now(engine, texts)  # here, outside any bot: the files are in the queue before this returns
 
 
 @db_app.command("upgrade")

@@ -7,30 +7,34 @@ leading group (书面说明).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from pathlib import Path, PurePath
+from datetime import date, datetime
+from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bot.adapters import tables
 from bot.content import AlertLibrary, Texts, load_texts
 from bot.storage.models import IncidentStat, Unit, UnitKind
-from bot.reports.build import period_of
+from bot.domain.periods import (  # noqa: F401 - parse_period and period_label: callers import them from here
+    _previous,
+    local_today,
+    parse_day_or_none,
+    parse_period,
+    period_code,
+    period_label,
+    period_of,
+)
 from bot.domain.roster import cell_text
 from bot.textnorm import clean, squeeze
 
 MAX_ROWS = 20_000
-MAX_BYTES = 20 * 1024 * 1024
-_MAX_COLUMNS = 64  # a sheet formatted out to column XFD would otherwise yield 16 384 cells per row
-_EXCEL_ROWS = 1_048_576  # the most rows a sheet has: a row number past it is a damaged or forged file
+MAX_BYTES = tables.MAX_BYTES
 _HEADER_SEARCH = 10  # police exports put a title line or two above the header
 _MAX_COUNT = 10_000_000
 _MAX_LOOKBACK = 12  # previous periods examined for a streak; the rule itself needs two
 _TOWN_LEN, _TYPE_LEN, _SOURCE_LEN = 100, 50, 200
-_MAX_PERIOD_LEN = 64  # the longest period spelling, 2026年11月23日至2026年11月29日, has 23 characters
 
 LEVEL_WRITTEN = "书面说明"  # three periods in a row in the top two
 LEVEL_TALK = "约谈"  # two in a row
@@ -50,13 +54,6 @@ _HEADERS = {
 _COLUMN_OF = {alias: key for key, aliases in _HEADERS.items() for alias in aliases}
 _TOTAL_WORDS = {"合计", "总计", "小计", "全部"}
 
-_WEEK = re.compile(r"(\d{4})(?:-?W(\d{1,2})|年第?(\d{1,2})周)")
-_MONTH = re.compile(r"(\d{4})(?:[-/.](\d{1,2})|年(\d{1,2})月份?)")
-_YMD = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
-_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_MD = re.compile(r"(\d{1,2})月(\d{1,2})日?")
-_TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
-_RANGE_SEP = re.compile(r"~|〜|—+|–|-|至|到")
 _COUNT_TEXT = re.compile(r"\d+(?:\.0+)?")
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 
@@ -157,109 +154,6 @@ class StatsReport:
     previous_total: int | None
 
 
-# --- Periods -----------------------------------------------------------------------------------------------
-
-
-def _is_week(start: date, end: date) -> bool:
-    return start.weekday() == 0 and end == start + timedelta(days=6)
-
-
-def _is_month(start: date, end: date) -> bool:
-    return start.day == 1 and period_of("month", start) == (start, end)
-
-
-def period_code(start: date, end: date) -> str:
-    """A compact name for a period: 2026-W47, 2026-11, or 2026-11-23~2026-11-29."""
-    if _is_week(start, end):
-        year, week, _ = start.isocalendar()
-        return f"{year}-W{week:02d}"
-    if _is_month(start, end):
-        return f"{start.year}-{start.month:02d}"
-    return start.isoformat() if start == end else f"{start.isoformat()}~{end.isoformat()}"
-
-
-def period_label(texts: Texts, start: date, end: date) -> str:
-    """A period as people say it: 2026年第47周（11月23日—11月29日）, 2026年11月, or a span of days."""
-    t = texts.t
-    if _is_month(start, end):
-        return t("stats.period_month", year=start.year, month=start.month)
-
-    def day(d: date, with_year: bool) -> str:
-        key = "stats.day_with_year" if with_year else "stats.day"
-        return t(key, year=d.year, month=d.month, day=d.day)
-
-    if _is_week(start, end):
-        year, week, _ = start.isocalendar()
-        span = t("stats.span", start=day(start, False), end=day(end, end.year != start.year))
-        return t("stats.period_week", year=year, week=week, span=span)
-    if start == end:
-        return day(start, True)
-    return t("stats.span", start=day(start, True), end=day(end, end.year != start.year))
-
-
-def _previous(start: date, end: date) -> tuple[date, date]:
-    # Months differ in length, so "the same length" means the previous calendar month for a month.
-    if _is_month(start, end):
-        return period_of("month", start - timedelta(days=1))
-    days = (end - start).days + 1
-    return start - timedelta(days=days), start - timedelta(days=1)
-
-
-def _nearest(month: int, day: int, today: date) -> date | None:
-    # A year-less 11月23日 means the one closest to today (around New Year that may be last or next year).
-    candidates = []
-    for year in (today.year - 1, today.year, today.year + 1):
-        try:
-            candidates.append(date(year, month, day))
-        except ValueError:
-            pass
-    return min(candidates, key=lambda d: abs((d - today).days), default=None)
-
-
-def _parse_day(text: str, today: date) -> date | None:
-    s = re.sub(r"\s+", "", _TIME_SUFFIX.sub("", clean(text)))
-    try:
-        if m := _YMD.fullmatch(s) or _COMPACT.fullmatch(s):
-            return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-    if m := _MD.fullmatch(s):
-        return _nearest(int(m[1]), int(m[2]), today)
-    return None
-
-
-def parse_period(text: str, *, today: date | None = None) -> tuple[date, date] | None:
-    """(first day, last day) of 2026-W47, 2026年第47周, 2026-11, 2026年11月 or a span of days; None if unreadable."""
-    today = today or date.today()
-    s = re.sub(r"\s+", "", clean(text)).upper()
-    if len(s) > _MAX_PERIOD_LEN:  # trying every separator is quadratic: 10 000 dashes took a second
-        return None
-    if m := _WEEK.fullmatch(s):
-        try:
-            monday = date.fromisocalendar(int(m[1]), int(m[2] or m[3]), 1)
-        except ValueError:
-            return None
-        return monday, monday + timedelta(days=6)
-    if m := _MONTH.fullmatch(s):
-        month = int(m[2] or m[3])
-        return period_of("month", date(int(m[1]), month, 1)) if 1 <= month <= 12 else None
-    # "2026-11-23-2026-11-29" has several dashes: the split is the one where both sides are dates.
-    for sep in _RANGE_SEP.finditer(s):
-        start = _parse_day(s[: sep.start()], today)
-        if start is None:
-            continue
-        right = s[sep.end():]
-        end = _parse_day(right, start)
-        if end is None and (m := re.fullmatch(r"(\d{1,2})日", right)):  # 11月23日-29日
-            try:
-                end = start.replace(day=int(m[1]))
-            except ValueError:
-                end = None
-        if end is not None and start <= end and (end - start).days <= 366:
-            return start, end
-    return None
-
-
 # --- Reading -----------------------------------------------------------------------------------------------
 
 
@@ -271,83 +165,32 @@ def read_stats_file(path: Path, *, today: date | None = None) -> list[StatRow]:
     """Rows of a .csv or .xlsx statistics file; raises StatsError naming the row and column of the first problem."""
     if not path.is_file():
         raise _error("file_missing", path=path)
-    if path.stat().st_size > MAX_BYTES:
-        raise _error("too_big", mb=MAX_BYTES // (1024 * 1024))
+    try:
+        tables.check_size(path.stat().st_size)
+    except tables.TableError as exc:
+        raise _table_error(exc) from None
     return read_stats_bytes(path.name, path.read_bytes(), today=today)
 
 
 def read_stats_bytes(name: str, data: bytes, *, today: date | None = None) -> list[StatRow]:
     """Like read_stats_file, for a file received in a chat; `name` gives the type. Year-less dates use `today`."""
-    suffix = PurePath(name).suffix.lower()
-    if suffix == ".xls":
-        raise _error("xls_old")
-    if suffix not in (".csv", ".xlsx", ".xlsm"):
-        raise _error("bad_suffix", suffix=suffix or load_texts().t("stats.no_suffix"))
-    if len(data) > MAX_BYTES:
-        raise _error("too_big", mb=MAX_BYTES // (1024 * 1024))
-    table = _csv_table(data) if suffix == ".csv" else _xlsx_table(data)
+    try:
+        # Enough non-blank rows to see the header, title lines above it, and one row over the cap.
+        table = tables.read_table(name, data, max_filled=MAX_ROWS + _HEADER_SEARCH + 2, cell=_xlsx_value)
+    except tables.TableError as exc:
+        raise _table_error(exc) from None
     return parse_stats_table(table, today=today)
 
 
-def _filled(value: object) -> bool:
-    return value is not None and (not isinstance(value, str) or clean(value) != "")
+def _table_error(exc: tables.TableError) -> StatsError:
+    values = dict(exc.values)
+    if exc.key == "bad_suffix":
+        values["suffix"] = values.get("suffix") or load_texts().t("stats.no_suffix")
+    key = "xlsx_broken" if exc.key in ("xlsx_open", "xlsx_read") else exc.key
+    return _error(key, **values)
 
 
-def _read_limit() -> int:
-    # Enough non-blank rows to see the header, title lines above it, and one row over the cap.
-    return MAX_ROWS + _HEADER_SEARCH + 2
-
-
-def _csv_table(data: bytes) -> list[list[object]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _error("not_utf8") from None
-    table: list[list[object]] = []
-    filled, limit = 0, _read_limit()
-    try:
-        for row in csv.reader(io.StringIO(text)):
-            table.append(row)
-            filled += any(_filled(c) for c in row)
-            if filled >= limit:
-                break
-    except csv.Error as exc:
-        raise _error("csv_broken", error=exc) from None
-    return table
-
-
-def _xlsx_table(data: bytes) -> list[list[object]]:
-    from openpyxl import load_workbook  # imported here: only the import needs it
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl fails with many types (zip, XML, KeyError) on a broken or foreign file
-        raise _error("xlsx_broken") from None
-    table: list[list[object]] = []
-    filled, limit = 0, _read_limit()
-    try:
-        if not wb.worksheets:
-            return table
-        # A damaged sheet may only fail while its rows are read.
-        # openpyxl fills the rows missing before a row number with one shared empty tuple: passing those over
-        # unread keeps a 1 kB file naming row 1 048 576 (or 99 999 999) from costing seconds and gigabytes.
-        missing: object = None
-        for row in wb.worksheets[0].iter_rows(max_col=_MAX_COLUMNS, max_row=_EXCEL_ROWS):
-            if row is missing:
-                table.append(())  # one shared empty tuple: a million missing rows cost next to nothing
-                continue
-            values = [_xlsx_value(c) for c in row]
-            if not any(_filled(v) for v in values):
-                missing = row
-            table.append(values)
-            filled += any(_filled(v) for v in values)
-            if filled >= limit:
-                break
-    except Exception:
-        raise _error("xlsx_broken") from None
-    finally:
-        wb.close()
-    return table
+_filled = tables.filled
 
 
 def _xlsx_value(cell) -> object:
@@ -373,7 +216,7 @@ def _header_key(value: object) -> str:
 
 def parse_stats_table(table: list[list[object]], *, today: date | None = None) -> list[StatRow]:
     """Validate a header row plus data rows (cells as strings or Excel values); problems raise StatsError."""
-    today = today or date.today()
+    today = today or local_today()  # the configured zone's today, not the host's: callers pass it
     t = load_texts().t
     rows = [(line, list(raw)) for line, raw in enumerate(table, start=1) if any(_filled(v) for v in raw)]
     if not rows:
@@ -453,7 +296,7 @@ def _period_of_cell(value: object, line: int, column: str, today: date) -> tuple
     text = _text(value)
     period = parse_period(text, today=today)
     if period is None:
-        key = "period_is_date" if _parse_day(text, today) else "bad_period"
+        key = "period_is_date" if parse_day_or_none(text, today) else "bad_period"
         raise _error(key, line=line, column=column, text=text)
     return period
 
@@ -466,7 +309,7 @@ def _week_of_cell(value: object, line: int, column: str, today: date) -> tuple[d
     elif isinstance(value, date):
         day = value
     else:
-        day = _parse_day(_text(value), today) if isinstance(value, str) else None
+        day = parse_day_or_none(_text(value), today) if isinstance(value, str) else None
         if day is None:
             raise _error("bad_date", line=line, column=column, text=_text(value))
     return period_of("week", day)
@@ -666,181 +509,3 @@ def build_stats_report(
         previous_period=previous_period,
         previous_total=sum(f.total for f in chain[0].values()) if chain else None,
     )
-
-
-# --- Text, workbook, chart ---------------------------------------------------------------------------------
-
-_LEVEL_TEXT = {LEVEL_WRITTEN: "stats.level_written", LEVEL_TALK: "stats.level_talk", LEVEL_REMIND: "stats.level_remind"}
-_SHOWN_TOWNS = 5
-
-
-def stats_report_text(texts: Texts, report: StatsReport) -> str:
-    """The 通报 as a short chat message: totals, the leading towns, who is escalated, what to push."""
-    t = texts.t
-    lines = [t("stats.title", period=period_label(texts, report.period_start, report.period_end))]
-    if not report.towns:
-        lines.append(t("stats.no_data"))
-        return "\n".join(lines)
-    change = "" if report.previous_total is None else t("stats.change", previous=report.previous_total)
-    lines.append(t("stats.total", total=report.total, change=change))
-    lines.append(t("stats.ranking_head"))
-    # Every town in the top two is shown even when ties push them past the usual five.
-    shown = max(_SHOWN_TOWNS, sum(1 for town in report.towns if town.streak))
-    lines += [t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total) for s in report.towns[:shown]]
-    for level in LEVELS:
-        if report.escalations.get(level):
-            lines.append(t(_LEVEL_TEXT[level], towns="、".join(report.escalations[level])))
-    if report.top_types:
-        items = "、".join(t("stats.type_item", case_type=c.case_type, count=c.count) for c in report.top_types)
-        lines.append(t("stats.top_types", items=items))
-    if report.suggestions:
-        lines.append(t("stats.suggest", commands="；".join(report.suggestions)))
-    return "\n".join(lines)
-
-
-def render_stats_xlsx(report: StatsReport) -> bytes:
-    """The report as an .xlsx: sheets 镇街排名, 案件类型, 处置名单, each with a frozen header in row 1."""
-    from openpyxl import Workbook
-
-    from bot.reports.render import ILLEGAL_CHARACTERS_RE, add_sheet
-
-    texts = load_texts()
-    t = texts.t
-    wb = Workbook()
-    wb.remove(wb.active)
-    title = t("stats.title", period=period_label(texts, report.period_start, report.period_end))
-    wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", title)
-    wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
-    wb.properties.creator = "relaybot"
-
-    types = [c.case_type for c in report.case_types]
-    extra = [t("stats.unclassified")] if any(s.unclassified for s in report.towns) else []
-    add_sheet(
-        wb,
-        "镇街排名",
-        ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
-        (
-            (
-                s.rank, s.town, s.total, s.previous_total,
-                None if s.previous_total is None else s.total - s.previous_total,
-                s.streak or None, s.level, *(s.by_type.get(c) for c in types),
-                *([s.unclassified or None] if extra else []),
-            )
-            for s in report.towns
-        ),
-        {5: "+0;-0;0"},
-    )
-    add_sheet(
-        wb,
-        "案件类型",
-        ["案件类型", "警情数", "占比", "建议推送"],
-        (
-            (c.case_type, c.count, c.count / report.total if report.total else 0.0, c.suggestion)
-            for c in report.case_types
-        ),
-        {3: "0.0%"},
-    )
-    add_sheet(
-        wb,
-        "处置名单",
-        ["处置", "镇街", "本期排名", "警情数", "说明"],
-        (
-            (s.level, s.town, s.rank, s.total, _streak_note(t, s.streak))
-            for level in LEVELS
-            for s in report.towns
-            if s.level == level
-        ),
-        {},
-    )
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
-
-
-def _streak_note(t, streak: int) -> str:
-    return t("stats.streak_note", n=streak) if streak > 1 else t("stats.streak_once")
-
-
-_LEVEL_COLORS = {LEVEL_WRITTEN: "#c62828", LEVEL_TALK: "#ef6c00", LEVEL_REMIND: "#f9a825", "": "#78909c"}
-
-
-def render_stats_chart(report: StatsReport) -> bytes:
-    """PNG bar chart of each town's total, most on top, coloured by escalation: 1200 px wide, like report charts."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from bot.reports import render as rr
-
-    texts = load_texts()
-    title = texts.t("stats.chart_title", period=period_label(texts, report.period_start, report.period_end))
-    n = len(report.towns)
-    height_px = max(rr._MIN_HEIGHT_PX, rr._TOP_PX + rr._BOTTOM_PX + rr._BAR_PX * n)
-    with rr.RENDER_LOCK:
-        title_font, label_font, small_font = rr.cjk_font(16), rr.cjk_font(11), rr.cjk_font(10)
-        fig = Figure(figsize=(rr._WIDTH_PX / rr._DPI, height_px / rr._DPI), dpi=rr._DPI)
-        FigureCanvasAgg(fig)
-        fig.suptitle(title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
-        if not n:
-            empty = texts.t("stats.chart_empty")
-            fig.text(0.5, 0.5, empty, fontproperties=rr.cjk_font(20), ha="center", va="center")
-        else:
-            _draw_town_bars(fig, report, texts, height_px, label_font, small_font)
-        out = io.BytesIO()
-        fig.savefig(out, format="png", dpi=rr._DPI, facecolor="white")  # no bbox_inches: keeps the pixel size
-    return out.getvalue()
-
-
-def _draw_town_bars(fig, report: StatsReport, texts: Texts, height_px: int, label_font, small_font) -> None:
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
-
-    from bot.reports import render as rr
-
-    towns = report.towns
-    labels = [rr.short_label(s.town) for s in towns]
-    renderer = fig.canvas.get_renderer()
-    widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
-    left_px = min(max(widest + 20, 80), rr._WIDTH_PX / 2)
-    plot_height_px = height_px - rr._TOP_PX - rr._BOTTOM_PX
-    width = 1 - (left_px + 60) / rr._WIDTH_PX  # room on the right for the count after the longest bar
-    ax = fig.add_axes((left_px / rr._WIDTH_PX, rr._BOTTOM_PX / height_px, width, plot_height_px / height_px))
-    y = range(len(towns))
-    bars = ax.barh(y, [s.total for s in towns], color=[_LEVEL_COLORS[s.level] for s in towns], height=0.7)
-    ax.bar_label(bars, labels=[str(s.total) for s in towns], padding=3, fontproperties=small_font)
-    ax.set_yticks(y, labels, fontproperties=label_font, parse_math=False)
-    ax.set_ylim(len(towns) - 0.5, -0.5)  # rank 1 on top
-    ax.set_xlim(0, max(1, max(s.total for s in towns)) * 1.1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(texts.t("stats.chart_xlabel"), fontproperties=small_font)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    present = {s.level for s in towns}
-    handles = [Patch(color=_LEVEL_COLORS[level], label=level) for level in LEVELS if level in present]
-    if handles:
-        handles.append(Patch(color=_LEVEL_COLORS[""], label=texts.t("stats.chart_other")))
-        ax.legend(
-            handles=handles, prop=small_font, ncols=len(handles), frameon=False, loc="lower right",
-            bbox_to_anchor=(1, 1 + 8 / plot_height_px),
-        )
-
-
-# --- Posting -----------------------------------------------------------------------------------------------
-
-def queue_stats_report(
-    session: Session, *, period: tuple[date, date], now: datetime, texts: Texts, library: AlertLibrary,
-    chat_kind, chat_id: str,
-) -> StatsReport:
-    """Queue the 通报 of one stored period for a chat: its text, then the .xlsx and the chart."""
-    from bot.storage import outbox  # here, not at the top: outbox is not needed to read or rank figures
-
-    report = build_stats_report(session, period_start=period[0], period_end=period[1], library=library)
-    text = stats_report_text(texts, report)
-    files = []
-    if report.towns:
-        stem = f"警情通报（{period_label(texts, *period)}）"
-        files = [(f"{stem}.xlsx", render_stats_xlsx(report)), (f"{stem}.png", render_stats_chart(report))]
-        text += "\n" + texts.t("stats.files")
-    outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
-    for name, data in files:
-        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
-    return report

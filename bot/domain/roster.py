@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bot.adapters import tables
 from bot.storage.models import Confirmation, Liaison, Membership, Role, Unit, UnitKind
 from bot.textnorm import clean
 
@@ -68,56 +67,32 @@ class ImportReport:
         return out
 
 
+_TABLE_ERRORS = {
+    "not_utf8": "CSV 文件不是 UTF-8 编码。请在 Excel 中“另存为”→“CSV UTF-8（逗号分隔）”，或直接导入 .xlsx。",
+    "csv_broken": "CSV 文件格式有误：{error}",
+    "xlsx_open": "无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。",
+    "xlsx_read": "无法读取这个 Excel 文件的内容，它可能已损坏。请在 Excel 中打开后“另存为” .xlsx 再导入。",
+    "xls_old": "不支持旧版 .xls 文件，请在 Excel 中“另存为” .xlsx 后再导入。",
+    "bad_suffix": "不支持的文件类型“{suffix}”，请使用 .xlsx 或 .csv。",
+    "too_big": "文件超过 {mb} MB，请检查文件。",
+}
+
+
 def read_roster_file(path: Path) -> list[RosterRow]:
     """Rows of a .csv or .xlsx roster; raises RosterError naming the row and column of the first problem."""
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise RosterError(f"找不到文件：{path}")
-    if suffix == ".csv":
-        table = _read_csv(path)
-    elif suffix in (".xlsx", ".xlsm"):
-        table = _read_xlsx(path)
-    elif suffix == ".xls":
-        raise RosterError("不支持旧版 .xls 文件，请在 Excel 中“另存为” .xlsx 后再导入。")
-    else:
-        raise RosterError(f"不支持的文件类型“{suffix or '无扩展名'}”，请使用 .xlsx 或 .csv。")
-    return parse_table(table)
-
-
-def _read_csv(path: Path) -> list[list[str]]:
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise RosterError("CSV 文件不是 UTF-8 编码。请在 Excel 中“另存为”→“CSV UTF-8（逗号分隔）”，或直接导入 .xlsx。") from None
-    try:
-        return [row for row in csv.reader(io.StringIO(text))]
-    except csv.Error as exc:
-        raise RosterError(f"CSV 文件格式有误：{exc}") from None
-
-
-def _read_xlsx(path: Path) -> list[list[str]]:
-    from openpyxl import load_workbook  # imported here: only the roster commands need it
-
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception:
-        raise RosterError("无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。") from None
-    try:
-        if not wb.worksheets:
-            return []
-        table = []
-        # A damaged sheet only fails while its rows are read (bad XML, cell references, types or numbers).
-        # At most 64 columns: a sheet formatted out to column XFD would otherwise give 16 384 cells per row.
-        for row in wb.worksheets[0].iter_rows(values_only=True, max_col=64):
-            table.append([cell_text(v) for v in row])
-            if len(table) > MAX_ROWS + 1:
-                break
-        return table
-    except Exception:
-        raise RosterError("无法读取这个 Excel 文件的内容，它可能已损坏。请在 Excel 中打开后“另存为” .xlsx 再导入。") from None
-    finally:
-        wb.close()
+        if not path.is_file():
+            raise RosterError(f"找不到文件：{path}")
+        tables.check_kind(path.name)
+        tables.check_size(path.stat().st_size)
+        # One past the most rows parse_table accepts (plus the header) is enough to refuse a longer file.
+        table = tables.read_table(path.name, path.read_bytes(), max_filled=MAX_ROWS + 2, max_rows=MAX_ROWS + 2)
+    except tables.TableError as exc:
+        values = dict(exc.values)
+        if exc.key == "bad_suffix":
+            values["suffix"] = values.get("suffix") or "无扩展名"
+        raise RosterError(_TABLE_ERRORS[exc.key].format(**values)) from None
+    return parse_table([[cell_text(v) for v in row] for row in table])
 
 
 def cell_text(value: object) -> str:

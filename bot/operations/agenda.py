@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot.chat import compose
 from bot.storage import outbox
-from bot.reports import worker as report_worker
+from bot.operations import reporting
 from bot.clock import show
 from bot.domain.workdays import WorkCalendar
 from bot.config import Settings
@@ -272,23 +272,19 @@ def queue_report(
     session: Session, *, kind: str, start: date, end: date, now: datetime, settings: Settings, texts: Texts,
     chat_kind: ChatKind, chat_id: str,
 ) -> str:
-    """Build a report and queue its text, its .xlsx and its chart for one chat; returns the report's short text.
+    """Build a report and queue its text for one chat, and its .xlsx and chart to follow; returns the short text.
 
-    The files are rendered in a short-lived child process (bot/reports/worker.py), so that matplotlib and
-    openpyxl never stay in the bot; if that fails, the text goes out without them and says so.
+    The files are not made here, inside the unit of work: bot/operations/reporting.py holds the rows until the
+    renderer (bot/runtime/renderer.py) has made them in a child process (bot/reports/worker.py); if that fails,
+    the text goes out without them and says so.
     """
     tz = ZoneInfo(settings.timezone)
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
-    summary = text = compose.report_text(texts, report)
-    rendered = report_worker.render_files(report, tz)  # logs any failure
-    files = rendered.files
-    if rendered.error:  # a report without its files is still worth sending
-        text += "\n" + texts.t("report.chart_unavailable", reason=rendered.error)
-    if files:
-        text += "\n" + texts.t("report.files")
-    outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
-    for name, data in files:
-        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, file_name=name, file_data=data)
+    summary = compose.report_text(texts, report)
+    reporting.queue_with_files(
+        session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=summary, figures=report, tz_key=tz.key,
+        file_names=[f"{report.title}.xlsx", f"{report.title}.png"], files_note="report.files",
+    )
     return summary
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import DateTime, type_coerce
 from sqlmodel import Session, col, select
 
+from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
 from bot.domain.relay import expected_units
@@ -19,26 +20,6 @@ BOARD_SIZE = 3
 # A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
 # ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
 _RAW_TIME = DateTime(timezone=True)
-
-
-def period_of(kind: str, day: date) -> tuple[date, date]:
-    """The day, the Monday-Sunday week, or the calendar month that contains `day`."""
-    if kind == "day":
-        return day, day
-    if kind == "week":
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=6)
-    if kind == "month":
-        start = day.replace(day=1)
-        nxt = (start + timedelta(days=32)).replace(day=1)
-        return start, nxt - timedelta(days=1)
-    raise ValueError(f"unknown report kind {kind!r}")
-
-
-def previous_period(kind: str, day: date) -> tuple[date, date]:
-    """The period before the one containing `day` (what Monday's and the 1st's reports cover)."""
-    start, _ = period_of(kind, day)
-    return period_of(kind, start - timedelta(days=1))
 
 
 def _title(kind: str, start: date, end: date) -> str:

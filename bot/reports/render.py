@@ -35,12 +35,12 @@ _MAX_CELL_CHARS = 32767  # Excel's limit; longer text makes Excel "repair" the f
 _MAX_COL_WIDTH = 60
 _TIME_FORMAT = "%Y-%m-%d %H:%M"
 
-_DPI = 100
-_WIDTH_PX = 1200
-_TOP_PX = 130  # title and legend
-_BOTTOM_PX = 70  # x axis and its label
-_BAR_PX = 36
-_MIN_HEIGHT_PX = 600
+DPI = 100
+WIDTH_PX = 1200
+TOP_PX = 130  # title and legend
+BOTTOM_PX = 70  # x axis and its label
+BAR_PX = 36
+MIN_HEIGHT_PX = 600
 _MAX_LABEL_WIDTH = 24  # display width (wide chars count 2) of a unit label before it is cut with …
 # At most this many bars: with more units the chart shows the lowest-ranked ones and says so in its title
 # (300 bars made an 11 000-pixel image nobody can read on a phone); the .xlsx always lists every unit.
@@ -247,11 +247,11 @@ def render_chart(report: Report) -> bytes:
     with at most MAX_CHART_UNITS units (see chart_subset)."""
     report = chart_subset(report)
     n = len(report.units)
-    height_px = max(_MIN_HEIGHT_PX, _TOP_PX + _BOTTOM_PX + _BAR_PX * n)
+    height_px = max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n)
     with RENDER_LOCK:
         title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
         # Figure + Agg canvas directly, not pyplot: no global figure registry or backend switch.
-        fig = Figure(figsize=(_WIDTH_PX / _DPI, height_px / _DPI), dpi=_DPI)
+        fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI)
         FigureCanvasAgg(fig)
         # parse_math=False: a "$" in a user-typed title or unit name must not be read as TeX.
         fig.suptitle(report.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
@@ -261,7 +261,7 @@ def render_chart(report: Report) -> bytes:
             _draw_bars(fig, report, height_px, label_font, small_font)
         out = io.BytesIO()
         # No bbox_inches="tight": it would change the pixel size promised above.
-        fig.savefig(out, format="png", dpi=_DPI, facecolor="white")
+        fig.savefig(out, format="png", dpi=DPI, facecolor="white")
     return out.getvalue()
 
 
@@ -273,10 +273,10 @@ def _draw_bars(
     # Left margin from the widest label as actually laid out, so long names are neither clipped nor wasteful.
     renderer = fig.canvas.get_renderer()
     widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
-    left_px = min(max(widest + 20, 80), _WIDTH_PX / 2)
-    plot_height_px = height_px - _TOP_PX - _BOTTOM_PX
+    left_px = min(max(widest + 20, 80), WIDTH_PX / 2)
+    plot_height_px = height_px - TOP_PX - BOTTOM_PX
     ax = fig.add_axes(
-        (left_px / _WIDTH_PX, _BOTTOM_PX / height_px, 1 - (left_px + 40) / _WIDTH_PX, plot_height_px / height_px)
+        (left_px / WIDTH_PX, BOTTOM_PX / height_px, 1 - (left_px + 40) / WIDTH_PX, plot_height_px / height_px)
     )
     y = range(len(units))
     left = [0] * len(units)

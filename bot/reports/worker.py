@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.domain.incidents import StatsReport
 from bot.reports.figures import Report
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,20 @@ class Rendered:
     detail: str = ""  # for the log: the traceback, or what happened to the child
 
 
-def render_here(report: Report, tz: ZoneInfo) -> Rendered:
-    """Render in this process: the .xlsx, then the chart; the first failure stops it (the files so far stay)."""
+def render_here(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
+    """Render in this process: the .xlsx, then the chart; the first failure stops it (the files so far stay).
+
+    A relay report (Report) or the incident figures' 通报 (StatsReport)."""
     files: list[tuple[str, bytes]] = []
     try:
+        if isinstance(report, StatsReport):
+            from bot.content import load_texts
+            from bot.reports.incident_render import file_stem, render_stats_chart, render_stats_xlsx
+
+            stem = file_stem(load_texts(), report)
+            files.append((f"{stem}.xlsx", render_stats_xlsx(report)))
+            files.append((f"{stem}.png", render_stats_chart(report)))
+            return Rendered(files)
         from bot.reports.render import render_chart, render_xlsx
 
         stem = f"{report.title}"
@@ -59,7 +70,7 @@ def render_here(report: Report, tz: ZoneInfo) -> Rendered:
     return Rendered(files)
 
 
-def render_in_child(report: Report, tz: ZoneInfo, *, timeout: float | None = None) -> Rendered:
+def render_in_child(report: Report | StatsReport, tz: ZoneInfo, *, timeout: float | None = None) -> Rendered:
     """`render_here` in a new Python process that exits afterwards. Raises RendererFailed if the child fails."""
     timeout = TIMEOUT_SECONDS if timeout is None else timeout
     payload = pickle.dumps((report, tz.key), protocol=pickle.HIGHEST_PROTOCOL)
@@ -81,16 +92,23 @@ def render_in_child(report: Report, tz: ZoneInfo, *, timeout: float | None = Non
     return _decode(done.stdout)
 
 
-def render_files(report: Report, tz: ZoneInfo) -> Rendered:
+def render_files(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
     """The report's files, made in a child process; never raises: a failure is logged and returned as `error`."""
+    name = _name(report)
     try:
         rendered = render_in_child(report, tz)
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, the report text still goes out
-        log.error("rendering the report %s failed: %s", report.title, exc)
+        log.error("rendering the report %s failed: %s", name, exc)
         return Rendered([], type(exc).__name__, str(exc))
     if rendered.error:
-        log.error("rendering the report %s failed in its child process:\n%s", report.title, rendered.detail)
+        log.error("rendering the report %s failed in its child process:\n%s", name, rendered.detail)
     return rendered
+
+
+def _name(report: Report | StatsReport) -> str:
+    if isinstance(report, StatsReport):
+        return f"警情通报 {report.period_start.isoformat()}~{report.period_end.isoformat()}"
+    return report.title
 
 
 def _command() -> list[str]:
@@ -120,7 +138,11 @@ def _decode(raw: bytes) -> Rendered:
 
 
 def main() -> int:
-    """The child: a pickled (Report, time zone name) on stdin, the files on stdout."""
+    """The child: a pickled (Report or StatsReport, time zone name) on stdin, the files on stdout."""
+    try:
+        os.nice(10)  # a report may take its time: the bot's handling of messages comes first on a busy machine
+    except OSError:
+        pass
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the answer
     report, tz_key = pickle.loads(sys.stdin.buffer.read())

@@ -32,6 +32,7 @@ from bot.runtime.alerter import SecondChannel
 from bot.runtime.evidence_checker import EvidenceChecker
 from bot.runtime.feed_poller import FeedPoller, Web, link_previews
 from bot.runtime.health import HealthMonitor
+from bot.runtime.renderer import Renderer
 from bot.runtime.rooms import RoomBook
 from bot.runtime.sender import OutboxSender
 from bot.runtime.units import UnitOfWork
@@ -69,6 +70,7 @@ class BotParts:
     feeds: FeedPoller
     agenda: AgendaRunner
     acks: AckFlusher
+    renderer: Renderer  # report files, made after the unit of work that queued the report, outside its lock
     # False: tests that move a fake clock drive sending (send_due / send_pending) and the screenshot checks
     # (check_evidence) themselves.
     background: bool = True
@@ -101,9 +103,15 @@ def build_bot(
         sender=sender, health=HealthMonitor(units, transport, sender, alerter, link_up=link_up),
         rooms=RoomBook(units, transport), evidence=EvidenceChecker(units), web=web,
         feeds=FeedPoller(units, web, alerter), agenda=AgendaRunner(units, alerter), acks=AckFlusher(units),
+        renderer=Renderer(engine, units.texts, units.lock, on_attached=outbox_changed.set),
         background=send_loop,
     )
     return RelayBot(parts)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("rendering report files failed", exc_info=task.exception())
 
 
 class RelayBot:
@@ -125,6 +133,7 @@ class RelayBot:
         self.rooms = parts.rooms
         self.evidence = parts.evidence
         self.web = parts.web
+        self.renderer = parts.renderer
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task] = set()
 
@@ -183,6 +192,7 @@ class RelayBot:
         self.web.open()
         if self.parts.background:
             self.sender.start(self.ready)
+        await self.render_reports()  # what a restart interrupted
         await self.transport.start(self)
 
     async def stop(self) -> None:
@@ -234,6 +244,7 @@ class RelayBot:
         self.alerter.alert_all(alerts)
         for room_id in refresh:
             await self.rooms.refresh_members(room_id)
+        await self.render_reports()
         if msg.kind == MessageKind.IMAGE and self.parts.background:
             task = asyncio.create_task(self.check_evidence())
             self._background.add(task)
@@ -308,7 +319,22 @@ class RelayBot:
 
     async def run_schedule(self) -> int:
         """Do every reminder, deadline and report that is due; returns how many occurrences were handled."""
-        return await self.parts.agenda.run()
+        count = await self.parts.agenda.run()
+        await self.render_reports()
+        return count
+
+    async def render_reports(self) -> None:
+        """Make the files of reports the units of work queued, outside the lock: in the background when the bot
+        runs its own send loop, awaited here when a test drives sending itself."""
+        if not self.parts.background:
+            await self.renderer.render_pending()
+            return
+        task = self.renderer.kick()
+        if task is None:
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     async def poll_feeds(self) -> int:
         """Poll the feeds that are due; returns how many were polled."""

@@ -102,6 +102,9 @@ class ConfirmMethod(str, enum.Enum):
 class OutboxState(str, enum.Enum):
     PENDING = "pending"
     SENDING = "sending"  # handed to the transport; a crash now leaves it unknown whether it arrived
+    # A report's text or file whose files are still being made outside the unit of work (bot/runtime/renderer.py):
+    # not sent, and holding back the later rows of its chat, until the renderer attaches the files.
+    RENDERING = "rendering"
     SENT = "sent"
     FAILED = "failed"
 

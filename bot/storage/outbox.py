@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import exists, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.storage.models import Alert, BotState, Outbox, OutboxState, Priority
@@ -54,10 +55,18 @@ def queue(
 
 
 def pending(session: Session, limit: int = 50) -> list[Outbox]:
-    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts; oldest first."""
+    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts; oldest first.
+
+    A chat's rows after one still waiting for its report files to be rendered wait too: a chat gets a report's
+    text, then its files, then what was queued after it."""
+    held = aliased(Outbox)
+    waits = (
+        exists()
+        .where(held.chat_id == Outbox.chat_id, held.state == OutboxState.RENDERING.value, held.id < Outbox.id)
+    )
     stmt = (
         select(Outbox)
-        .where(Outbox.state == OutboxState.PENDING.value)
+        .where(Outbox.state == OutboxState.PENDING.value, ~waits)
         .order_by(col(Outbox.priority), col(Outbox.id))
         .limit(limit)
     )
