@@ -154,7 +154,7 @@ def queue_reminders(
     session: Session, pushes: list[Push], *, at: datetime, now: datetime, settings: Settings, texts: Texts
 ) -> RemindResult:
     """One consolidated reminder per liaison group for these pushes (split when long)."""
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     nothing = RemindResult(0, 0, 0, 0)
     if not pushes:
         return nothing
@@ -227,7 +227,7 @@ def run_deadline(
     session: Session, push: Push, *, now: datetime, settings: Settings, texts: Texts, office_room: str | None
 ) -> None:
     """Close the push, put misses on record, tell the office, and nudge units that keep missing."""
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     missed = close_push(session, push, now=now)
     total = len(expected_units(session, [push.id])[push.id])
     alert = session.get(Alert, push.alert_id)
@@ -278,7 +278,7 @@ def queue_report(
     renderer (bot/runtime/renderer.py) has made them in a child process (bot/reports/worker.py); if that fails,
     the text goes out without them and says so.
     """
-    tz = ZoneInfo(settings.timezone)
+    tz = settings.tz
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     summary = compose.report_text(texts, report)
     reporting.queue_with_files(
