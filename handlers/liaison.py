@@ -20,7 +20,18 @@ from bot.domain import evidence as evidence_store
 from bot.domain import notes
 from bot.domain.people import first_notice, liaisons_with_units
 from bot.domain.relay import LATE_WINDOW, latest_push, record_confirmation, unconfirmed_open_pushes
-from bot.storage.models import Alert, Confirmation, ConfirmMethod, GroupKind, Liaison, NoteKind, Push, PushState, Unit
+from bot.storage.models import (
+    Alert,
+    Confirmation,
+    ConfirmMethod,
+    GroupKind,
+    Liaison,
+    NoteKind,
+    Push,
+    PushState,
+    Unit,
+    pk,
+)
 from bot.textnorm import clean, squeeze
 from bot.transport.base import Incoming, MessageKind
 
@@ -47,7 +58,7 @@ class UnitNames:
         removal changes nothing. Passing only the others gives the same answer for much less work.
         """
         have = set(squeezed_text)
-        return tuple(n for n, c in zip(self.names, self.chars) if c <= have)
+        return tuple(n for n, c in zip(self.names, self.chars, strict=True) if c <= have)
 
 
 # The last roster's UnitNames. The names are read from the database in every unit of work (one small query,
@@ -98,7 +109,7 @@ def _read_message(msg: Incoming, ctx: Context) -> Said:
         named = _pushes_named(ctx, msg.text)
         if named:
             # 刷单返利那条已转: the alert's case type names the push.
-            refs = tuple(p.id for p in named)
+            refs = tuple(pk(p) for p in named)
             if reading.why == OTHER_CONTENT:
                 reading = Reading(Verdict.YES, "按案件类型找到推送", reading.clause, refs)
     return Said(method, reading, refs, said.about_push or bool(refs), said.reply)
@@ -126,9 +137,9 @@ def _pushes_named(ctx: Context, text: str) -> list[Push]:
 
 def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None) -> list[tuple[Unit, Liaison]]:
     """The sender's units; if they serve several and name one in the text, only that one."""
-    pairs = [(u, l) for l, u in liaisons if u.active]
+    pairs = [(unit, liaison) for liaison, unit in liaisons if unit.active]
     said = squeeze(msg.text if text is None else text)
-    named = [(u, l) for u, l in pairs if squeeze(u.name) in said]
+    named = [(unit, liaison) for unit, liaison in pairs if squeeze(unit.name) in said]
     return named or pairs
 
 
@@ -148,7 +159,7 @@ def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
                 pushes.append(push)
         # #1 #2 已转发 with no #2: #1 is recorded all the same, and the liaison is told about #2.
         return pushes, ctx.t("confirm.no_such_push", n="、#".join(map(str, unknown))) if unknown else ""
-    owed = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
+    owed = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
     if said.reading.all_pushes:
         return owed, ""
     # Pushes past their deadline still take late confirmations, but a bare 已转发 is about a push still open;
@@ -178,13 +189,13 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     for unit, liaison in _units_meant(msg, liaisons, text):
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
-            owed = sorted((p for p in unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now)
-                           if p.state == PushState.OPEN.value), key=lambda p: p.id)
+            owed = sorted((p for p in unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
+                           if p.state == PushState.OPEN.value), key=pk)
             key = f"{unit.id}:{','.join(str(p.id) for p in owed)}"
             if not first_notice(ctx.session, kind="which", key=key, now=ctx.now):
                 continue  # asked already: a repeated 已转发 does not ask again
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[p.id for p in owed], now=ctx.now, message_id=msg.message_id,
+                      unit_id=unit.id, push_ids=[pk(p) for p in owed], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.which", unit=unit.name,
                                  refs="、".join(f"#{p.id}" for p in owed)))
         else:
@@ -222,7 +233,7 @@ def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: l
             # A bare 已转发 (say a backup liaison's, after the main one confirmed the newest) landed on an
             # older push: the coalesced message says so.
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.MOVED, contact_id="", unit_id=unit.id,
-                      push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
+                      push_ids=[pk(push)], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.moved", unit=unit.name, n=push.id, newest=newest.id))
 
 
@@ -247,7 +258,7 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
     if said.reading.verdict is Verdict.UNSURE:
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
-            pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
+            pushes = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now, limit=1)
         elif problem and not pushes:
             return False
         if not pushes:
@@ -255,22 +266,22 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         push = pushes[0]
         if first_notice(ctx.session, kind="ask", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.ASK, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
+                      unit_id=unit.id, push_ids=[pk(push)], now=ctx.now, message_id=msg.message_id,
                       text=ctx.t("confirm.ask", unit=unit.name, n=push.id))
         log.info("asked %s whether #%s was relayed: %s「%s」", msg.sender.contact_id, push.id, said.reading.why,
                  said.reading.clause)
         return True
     if said.about_push:
-        push = ctx.session.get(Push, said.refs[0]) if said.refs else latest_push(ctx.session)
-        if push is None or push.state == PushState.WITHDRAWN.value:
+        about = ctx.session.get(Push, said.refs[0]) if said.refs else latest_push(ctx.session)
+        if about is None or about.state == PushState.WITHDRAWN.value:
             return False
-        if ctx.session.exec(select(Confirmation.id).where(Confirmation.push_id == push.id,
+        if ctx.session.exec(select(Confirmation.id).where(Confirmation.push_id == about.id,
                                                           Confirmation.unit_id == unit.id)).first():
             return True  # 收到 after the unit confirmed: nothing to explain
-        if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
+        if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{about.id}", now=ctx.now):
             notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.HINT, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[push.id], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.hint", unit=unit.name, n=push.id))
+                      unit_id=unit.id, push_ids=[pk(about)], now=ctx.now, message_id=msg.message_id,
+                      text=ctx.t("confirm.hint", unit=unit.name, n=about.id))
         return True
     return False
 
@@ -286,7 +297,7 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     if not (_YES.fullmatch(body) or _ALL.fullmatch(body) or re.fullmatch(r"(?:#?\d{1,7})+", body)):
         return False  # not a short answer: no need to look for a question
     liaisons = liaisons_with_units(ctx.session, msg.sender.contact_id)
-    note = notes.open_question(ctx.session, room_id=msg.chat_id, unit_ids=[u.id for _, u in liaisons])
+    note = notes.open_question(ctx.session, room_id=msg.chat_id, unit_ids=[pk(u) for _, u in liaisons])
     if note is None:
         return False
     asked = [int(p) for p in note.push_ids.split(",") if p]
@@ -297,7 +308,7 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     else:
         return False
     unit = ctx.session.get(Unit, note.unit_id) if note.unit_id else None
-    liaison = next((l for l, u in liaisons if unit is not None and u.id == unit.id), None)
+    liaison = next((own for own, u in liaisons if unit is not None and u.id == unit.id), None)
     if not chosen or unit is None or liaison is None:
         return False
     pushes = [p for p in (ctx.session.get(Push, n) for n in chosen) if p and p.state != PushState.WITHDRAWN.value]
@@ -315,7 +326,7 @@ def _confirm_image(msg: Incoming, ctx: Context) -> None:
     for unit, liaison in _units_meant(msg, liaisons):
         if _attach_to_recent(msg, ctx, unit):
             continue
-        open_pushes = unconfirmed_open_pushes(ctx.session, unit.id, now=ctx.now, limit=1)
+        open_pushes = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now, limit=1)
         if not open_pushes:
             continue  # nothing left to confirm: a repeat, which changes nothing
         conf = record_confirmation(ctx.session, push=open_pushes[0], unit=unit, liaison=liaison,
@@ -341,7 +352,7 @@ def _store_screenshot(msg: Incoming, ctx: Context, conf) -> None:
 def _attach_to_recent(msg: Incoming, ctx: Context, unit: Unit) -> bool:
     """A screenshot shortly after the unit's text confirmation is that confirmation's evidence."""
     window = timedelta(minutes=ctx.settings.evidence_window_minutes)
-    conf = evidence_store.recent_without_evidence(ctx.session, unit.id, now=ctx.now, window=window)
+    conf = evidence_store.recent_without_evidence(ctx.session, pk(unit), now=ctx.now, window=window)
     if conf is None:
         return False
     _store_screenshot(msg, ctx, conf)
@@ -404,7 +415,7 @@ def on_recall(msg: Incoming, ctx: Context) -> bool:
         liaison = ctx.session.get(Liaison, conf.liaison_id) if conf.liaison_id else None
         if liaison is None or liaison.contact_id != msg.sender.contact_id:
             continue  # only the person who confirmed can take it back
-        unit = ctx.session.get(Unit, conf.unit_id)
+        unit = ctx.session.get_one(Unit, conf.unit_id)  # a confirmation's unit is never deleted
         notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.RECALL, contact_id=msg.sender.contact_id,
                   unit_id=unit.id, push_ids=[conf.push_id], now=ctx.now, message_id=msg.message_id,
                   text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id))

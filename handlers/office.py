@@ -51,16 +51,14 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool | dict:
     ) else False
 
 
-def _resolve(ctx: Context, arg: str, *, default_latest: bool) -> tuple[Push | None, str | None]:
-    """The push named by #N in `arg` (or the latest); otherwise the sentence to answer with."""
+def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
+    """The push named by #N in `arg` (or the latest) and ""; otherwise None and the sentence to answer with."""
     ref = parse_push_ref(arg)
     if ref is None:
-        if not default_latest:
-            return None, None
         push = latest_push(ctx.session)
-        return (push, None) if push else (None, ctx.t("push.none_yet"))
+        return (push, "") if push else (None, ctx.t("push.none_yet"))
     push = ctx.session.get(Push, ref)
-    return (push, None) if push else (None, ctx.t("push.not_found", n=ref))
+    return (push, "") if push else (None, ctx.t("push.not_found", n=ref))
 
 
 # ---- pushing -----------------------------------------------------------------------------------
@@ -140,7 +138,7 @@ def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 @router.command("进度", usage="progress", who=from_admin, where=office_place)
 def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    push, error = _resolve(ctx, cmd.arg or cmd.quoted, default_latest=True)
+    push, error = _resolve(ctx, cmd.arg or cmd.quoted)
     if push is None:
         ctx.reply(msg, error)
         return
@@ -152,7 +150,7 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 @router.command("提醒", usage="remind", who=from_admin, where=office_place)
 def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    push, error = _resolve(ctx, cmd.arg or cmd.quoted, default_latest=True)
+    push, error = _resolve(ctx, cmd.arg or cmd.quoted)
     if push is None:
         ctx.reply(msg, error)
         return
@@ -216,7 +214,7 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         return
     push.state = PushState.WITHDRAWN.value
     ctx.session.add(push)
-    alert = ctx.session.get(Alert, push.alert_id)
+    alert = ctx.session.get_one(Alert, push.alert_id)
     groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
     for group in groups:
         ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),

@@ -58,10 +58,12 @@ def on_add(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
+        assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
         ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
     elif result.outcome == Outcome.EXEMPTED:
         ctx.reply(msg, ctx.t("corrections.add_exempted", unit=unit.name, n=push.id))
     else:
+        assert result.confirmation is not None  # a 补登 done comes with the confirmation recorded
         key = "corrections.added_late" if result.confirmation.late else "corrections.added"
         ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, reason=reason, **_counts(ctx, push)))
 
@@ -96,8 +98,10 @@ def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
+        assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
         ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
     elif result.outcome == Outcome.EXEMPTED:
+        assert result.exemption is not None  # EXEMPTED comes with the exemption found
         ctx.reply(msg, ctx.t("corrections.already_exempted", unit=unit.name, n=push.id,
                              reason=result.exemption.reason))
     else:

@@ -23,6 +23,7 @@ from bot.storage.models import (
     PushState,
     Role,
     Unit,
+    pk,
 )
 from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
@@ -33,18 +34,19 @@ _REPORT_KINDS = {
 }
 
 
-def find_unit(ctx: Context, name: str) -> tuple[Unit | None, str | None]:
-    """The active unit named (exactly, or as the only unit containing the text); else the answer to give."""
+def find_unit(ctx: Context, name: str) -> tuple[Unit | None, str]:
+    """The active unit named (exactly, or as the only unit containing the text) and ""; else None and the answer
+    to give."""
     key = squeeze(name)
     if not key:
         return None, ctx.t("office.unit_usage")
     units = active_units(ctx.session)
     exact = [u for u in units if squeeze(u.name) == key]
     if exact:
-        return exact[0], None
+        return exact[0], ""
     partial = [u for u in units if key in squeeze(u.name)]
     if len(partial) == 1:
-        return partial[0], None
+        return partial[0], ""
     if partial:
         return None, ctx.t("office.unit_ambiguous", name=name, names="、".join(u.name for u in partial))
     return None, ctx.t("office.unit_unknown", name=name)
@@ -83,14 +85,15 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
     )) if pushes else []
     late = sum(1 for c in confs if c.late)
-    standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(unit.id)
+    standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(pk(unit))
     liaisons = ctx.session.exec(
-        select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True).order_by(Liaison.role, Liaison.id)  # noqa: E712
+        select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True).order_by(col(Liaison.role), col(Liaison.id))  # noqa: E712
     ).all()
-    people = "、".join(f"{l.name}（{l.role}{'' if l.contact_id else '，未识别'}）" for l in liaisons) or "无"
+    people = "、".join(f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）"
+                      for liaison in liaisons) or "无"
     today = ctx.now.astimezone(ctx.tz).date()
-    leaves = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(Leave.start)).all()
-    leave = ctx.t("office.unit_leave", ranges="、".join(_span(l.start, l.end) for l in leaves)) if leaves else ""
+    leaves = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(col(Leave.start))).all()
+    leave = ctx.t("office.unit_leave", ranges="、".join(_span(absence.start, absence.end) for absence in leaves)) if leaves else ""
     return ctx.t(
         "office.unit_card",
         unit=unit.name, kind=unit.kind, received=len(pushes), on_time=len(confs) - late, late=late,
@@ -103,7 +106,7 @@ def unit_card(ctx: Context, unit: Unit) -> str:
 
 def _corrections_part(ctx: Context, unit: Unit, *, since: datetime) -> str:
     """The card's lines about the office's corrections of this unit's record in the last 30 days."""
-    rows = corrections_of_unit(session=ctx.session, unit_id=unit.id, since=since)
+    rows = corrections_of_unit(session=ctx.session, unit_id=pk(unit), since=since)
     if not rows:
         return ""
     more = len(rows) - _CARD_CORRECTIONS
@@ -124,7 +127,7 @@ def _span(start, end) -> str:
 def on_unit(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """单位 <名称>: a unit's record and level."""
     unit, error = find_unit(ctx, cmd.arg)
-    ctx.reply(msg, error or unit_card(ctx, unit))
+    ctx.reply(msg, unit_card(ctx, unit) if unit is not None else error)
 
 
 def on_leave(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
@@ -142,7 +145,7 @@ def on_leave(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     except DeadlineError:
         ctx.reply(msg, ctx.t("office.leave_bad_date", text=when))
         return
-    ctx.session.add(Leave(unit_id=unit.id, start=start, end=end, created_by=msg.sender.contact_id, created_at=ctx.now))
+    ctx.session.add(Leave(unit_id=pk(unit), start=start, end=end, created_by=msg.sender.contact_id, created_at=ctx.now))
     backups = ctx.session.exec(select(Liaison.name).where(
         Liaison.unit_id == unit.id, Liaison.role == Role.BACKUP.value, Liaison.active == True)).all()  # noqa: E712
     ctx.audit(msg, "leave", f"{unit.name} {start}..{end}")

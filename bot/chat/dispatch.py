@@ -78,6 +78,7 @@ class Context:
     def group_kind(self, room_id: str) -> GroupKind:
         """How the bot serves this room."""
         group = self.groups.get(room_id)
+        kind: str | None
         if group is not None:
             kind = group.kind
         else:

@@ -203,8 +203,8 @@ async def _run_console(settings: Settings) -> None:
     engine = _open_db(settings)
     with session(engine) as s:
         people = [
-            Member(l.contact_id or f"console-{l.id}", l.wechat_name or l.name, "")
-            for l in s.exec(select(Liaison).where(Liaison.active == True))  # noqa: E712
+            Member(liaison.contact_id or f"console-{liaison.id}", liaison.wechat_name or liaison.name, "")
+            for liaison in s.exec(select(Liaison).where(Liaison.active == True))  # noqa: E712
         ]
     admin = Member(admin_id, "反诈办管理员", "")
     stranger = Member("console-stranger", "路人甲", "")
@@ -280,7 +280,7 @@ def roster_show() -> None:
             status = "未识别"
             waiting += 1
         typer.echo(f"  {line.role} {line.liaison}  {line.wechat_name or '-'}  {status}")
-    units = len({l.unit for l in lines})
+    units = len({line.unit for line in lines})
     typer.echo(f"共 {units} 个单位、{len(lines)} 名联络员；{waiting} 人尚未在联络员群中识别。")
 
 
@@ -361,7 +361,7 @@ def status() -> None:
     """运行状况：进行中的推送（含截图核验）、发送队列、最近一次成功发送和收到消息、自检结果。"""
 
     from sqlalchemy import func
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from bot.chat.compose import progress_text
     from bot.clock import real_clock, show
@@ -376,7 +376,7 @@ def status() -> None:
     engine = _open_db(settings)
     texts, now = load_texts(), real_clock()
     with session(engine) as s:
-        pushes = s.exec(select(Push).where(Push.state == PushState.OPEN.value).order_by(Push.id)).all()
+        pushes = s.exec(select(Push).where(Push.state == PushState.OPEN.value).order_by(col(Push.id))).all()
         typer.echo(f"进行中的推送：{len(pushes)} 条")
         for push in pushes:
             typer.echo(progress_text(texts, progress(s, push), now=now, tz=tz))
@@ -426,6 +426,7 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
     from bot.domain.relay import active_units
     from bot.operations.agenda import ladder_of
     from bot.storage.db import session
+    from bot.storage.models import pk
 
     settings = _settings()
     engine = _open_db(settings)
@@ -438,8 +439,8 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
 
             ctx = Context(session=s, now=now, settings=settings, texts=load_texts(), library=load_library())
             unit, error = find_unit(ctx, name)
-            typer.echo(error or unit_card(ctx, unit))
-            if error:
+            typer.echo(unit_card(ctx, unit) if unit is not None else error)
+            if unit is None:
                 raise typer.Exit(1)
             return
         levels = standings(s, as_of=now, tz=settings.tz, ladder=ladder_of(settings))
@@ -448,7 +449,7 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
         typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
         return
     for unit in all_units:
-        st = levels.get(unit.id)
+        st = levels.get(pk(unit))
         typer.echo(f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}")
 
 

@@ -8,10 +8,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from bot.domain import evidence as evidence_store
 from bot.runtime.units import UnitOfWork
 from bot.storage.models import EvidenceVerdict
+
+if TYPE_CHECKING:
+    from bot.adapters.screenshot_check import Ocr
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ class EvidenceChecker:
 
     def __init__(self, units: UnitOfWork) -> None:
         self.units = units
-        self.ocr = None  # loaded on the first screenshot; False when no OCR is installed
+        self.ocr: Ocr | Literal[False] | None = None  # loaded on the first screenshot; False when no OCR is installed
         self._lock = asyncio.Lock()  # one OCR at a time: it keeps both cores busy
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
 

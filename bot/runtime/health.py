@@ -301,7 +301,7 @@ class HealthMonitor:
             self._tell_lost(now)
         await self._judge_echo(now)
         if self._receive_down is not None and self._last_receive is not None and self._last_receive > self._receive_down:
-            await self._receive_restored(now)
+            await self._receive_restored(now, since=self._receive_down)
         if self._self_check_due(now):
             await self.self_check()
         await self.flush()
@@ -412,8 +412,8 @@ class HealthMonitor:
         if values:
             await self._write(values)
 
-    async def _receive_restored(self, now: datetime) -> None:
-        since, self._receive_down = self._receive_down, None
+    async def _receive_restored(self, now: datetime, *, since: datetime) -> None:
+        self._receive_down = None
         self.alerter.alert(self.units.texts.t("health.receive_restored", duration=_duration(now - since)))
         await self._write({RECEIVE_DOWN: ""})
 

@@ -14,7 +14,7 @@ from bot.domain.people import first_notice
 from bot.runtime.alerter import SecondChannel
 from bot.runtime.units import UnitOfWork
 from bot.storage import outbox
-from bot.storage.models import Outbox, OutboxState, Priority
+from bot.storage.models import Outbox, OutboxState, Priority, pk
 from bot.transport.base import Outgoing, SendError, Transport
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class OutboxSender:
                 rows = outbox.pending(s, limit=1)
                 if not rows:
                     return sent
-            if await self._send_one(rows[0].id):
+            if await self._send_one(pk(rows[0])):
                 sent += 1
             else:
                 return sent
