@@ -16,7 +16,6 @@ from sqlmodel import Session, select
 
 from bot.adapters import tables
 from bot.content import AlertLibrary, Texts, load_texts
-from bot.storage.models import IncidentStat, Unit, UnitKind
 from bot.domain.periods import (  # noqa: F401 - parse_period and period_label: callers import them from here
     _previous,
     local_today,
@@ -27,6 +26,7 @@ from bot.domain.periods import (  # noqa: F401 - parse_period and period_label: 
     period_of,
 )
 from bot.domain.roster import cell_text
+from bot.storage.models import IncidentStat, Unit, UnitKind
 from bot.textnorm import clean, squeeze
 
 MAX_ROWS = 20_000

@@ -10,13 +10,16 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot.chat import compose
-from bot.storage import outbox
-from bot.operations import reporting
 from bot.clock import show
-from bot.domain.workdays import WorkCalendar
 from bot.config import Settings
 from bot.content import Texts
 from bot.domain.escalation import INTERVIEW, REMIND, WRITTEN, Ladder, close_push, standings
+from bot.domain.people import first_notice
+from bot.domain.relay import expected_units, groups_of_kind
+from bot.domain.workdays import WorkCalendar
+from bot.operations import reporting
+from bot.reports.build import build_report, period_of, previous_period
+from bot.storage import outbox
 from bot.storage.models import (
     Alert,
     Confirmation,
@@ -32,9 +35,6 @@ from bot.storage.models import (
     ScheduledRun,
     Unit,
 )
-from bot.domain.people import first_notice
-from bot.domain.relay import expected_units, groups_of_kind
-from bot.reports.build import build_report, period_of, previous_period
 from bot.transport.base import ChatKind
 from scheduler import JobKind, Occurrence
 

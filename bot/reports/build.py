@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import DateTime, type_coerce
 from sqlmodel import Session, col, select
 
-from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
-from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
+from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
 from bot.domain.relay import expected_units
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
+from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
 BOARD_SIZE = 3
