@@ -90,7 +90,7 @@ def measure(set_name: str, rounds: int) -> dict:
             cpu.append(time.process_time() - c)
             if rnd == 0:
                 shots.append(dict(file=path.name, seconds=wall[-1], status=verdict.status, reason=verdict.reason,
-                                  score=verdict.title_score, expected=expected))
+                                  score=verdict.title_score, expected=expected, peak=peak_mb()))
     return dict(set=set_name, load=load, peak_before=before, peak_after_load=after_load, wall=wall, cpu=cpu,
                 shots=shots, peak=peak_mb())
 
@@ -101,7 +101,8 @@ def report(r: dict) -> None:
     print(f"[{r['set']}] {len(r['shots'])} screenshots x {len(wall) // max(1, len(r['shots']))} rounds")
     for s in r["shots"]:
         mark = "" if s["status"] == s["expected"] else f"   <-- expected {s['expected']}"
-        print(f"  {s['file']:34s} {s['seconds']:5.2f} s  {s['status']} {s['reason']} score={s['score']:.0f}{mark}")
+        print(f"  {s['file']:34s} {s['seconds']:5.2f} s  peak {s['peak']:4.0f} MB  {s['status']} {s['reason']} "
+              f"score={s['score']:.0f}{mark}")
     print(f"  OCR load: {r['load']:.2f} s (peak {r['peak_before']:.0f} MB before, {r['peak_after_load']:.0f} MB after)")
     print(f"  seconds per screenshot: mean {statistics.mean(wall):.2f}, p95 {p95(wall):.2f}, "
           f"median {statistics.median(wall):.2f}, first call {wall[0]:.2f}; cpu mean {statistics.mean(cpu):.2f}")
