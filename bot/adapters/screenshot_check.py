@@ -7,9 +7,9 @@ Offline only. The order of the checks:
 4. the liaison group's own name in the chat header -> 存疑 "截图是联络员群本身";
 5. the push title found in the text -> 已核验, else 存疑 "截图中找不到推送标题".
 
-OCR (rapidocr-onnxruntime, PP-OCRv4, set up as measured in RapidOcr's settings) keeps both cores busy for up to
-a second per image and the process peaks at about 400 MB while it runs: call check_screenshot off the event loop
-(asyncio.to_thread) and one image at a time.
+OCR (rapidocr-onnxruntime, PP-OCRv4, set up as measured in RapidOcr's settings) takes 1.5-1.8 s of CPU per image
+spread over both cores, and the process peaks at 310-370 MB while it runs: call check_screenshot off the event
+loop (asyncio.to_thread) and one image at a time.
 """
 
 from __future__ import annotations
@@ -160,15 +160,16 @@ class Ocr(Protocol):
 
 
 # How the engine is set up. Each setting was measured with benchmarks/ocr_bench.py on both of its sets of
-# screenshots (numbers in benchmarks/README.md); with rapidocr's defaults a check took 1.2 s on an idle machine and
-# the whole process peaked at 640-710 MB.
+# screenshots (numbers in benchmarks/README.md); with rapidocr's defaults a check took 1.2 s on an idle machine
+# (7.7-10 s and 4.3-5.2 s of CPU on the shared, loaded one the numbers below come from) and the whole process
+# peaked at 640-710 MB. The numbers below each setting are from one process checking both sets.
 
 # Text detection (the DB network: nearly all the memory, a good part of the time) runs on the image scaled so that its
 # longer side is at most DET_MAX_SIDE px. rapidocr 1.4.4 only ever enlarges for detection ("min" mode, shorter side
 # at least 736 px) and its "max" mode ignores det_limit_side_len (it picks 960/1500/2000 from the image size), so
 # a 1080x2340 screenshot was detected at 923x2000 (after its global 2000 px cap): about 500 MB of activations.
 # At 960 px a phone's 15-16 dp chat text is still about 19 px high and its 11 dp names 13 px, plenty for DB; the
-# lines found are then read at full resolution, as before. Measured: peak 750 -> 550 MB at 1280 px, 400 MB at
+# lines found are then read at full resolution, as before. Measured: peak 750 -> 550 MB at 1280 px, 404 MB at
 # 960 px, CPU time per screenshot 4.7 -> 3.5 s on the loaded machine, every verdict and title score on both
 # sets unchanged. Most of the time left is recognition, which is the same work at any detection size.
 DET_MAX_SIDE = 960
