@@ -6,6 +6,7 @@ import io
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -82,6 +83,40 @@ def test_ocr_lines_come_top_to_bottom_with_the_header_first(ocr):
     joined = normalise("".join(lines))
     assert normalise("城关镇全体干部群") in normalise("".join(lines[:4]))
     assert joined.index(normalise("各位同事")) < joined.index(normalise(TITLE)[:8])
+
+
+def test_the_engine_runs_with_the_measured_settings(ocr):
+    """The settings in screenshot_check (memory and time, see benchmarks/README.md) reach onnxruntime and rapidocr."""
+    from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
+
+    from bot.adapters import screenshot_check as evidence
+
+    engine = ocr._engine
+    for session in (engine.text_det.infer.session, engine.text_rec.session.session):
+        options = session.get_session_options()
+        assert options.enable_mem_pattern is False
+        assert options.enable_cpu_mem_arena is False
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == evidence.RAPIDOCR_SETTINGS["intra_op_num_threads"]
+        assert options.inter_op_num_threads == 1
+    assert engine.text_rec.rec_batch_num == 1
+    detect = engine.text_det.get_preprocess(2000)
+    assert (detect.limit_type, detect.limit_side_len) == ("max", evidence.DET_MAX_SIDE)
+    assert detect.resize(np.zeros((2340, 1080, 3), np.uint8)).shape[:2] == (960, 448)
+    # rapidocr's own session options are back once the engine is built (onnxruntime raises for an unset entry)
+    with pytest.raises(Exception, match="allow_spinning"):
+        OrtInferSession._init_sess_opts({}).get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_freed_memory_is_returned_after_every_image(ocr, monkeypatch):
+    from bot.adapters import screenshot_check as evidence
+
+    calls = []
+    monkeypatch.setattr(evidence, "_trim", lambda: calls.append(1))
+    blank = io.BytesIO()
+    Image.new("RGB", (64, 48), "white").save(blank, "PNG")
+    assert ocr.read(blank.getvalue()) == []
+    assert calls == [1]
 
 
 # --- reuse via perceptual hash --------------------------------------------------------------------

@@ -7,22 +7,27 @@ Offline only. The order of the checks:
 4. the liaison group's own name in the chat header -> 存疑 "截图是联络员群本身";
 5. the push title found in the text -> 已核验, else 存疑 "截图中找不到推送标题".
 
-OCR (rapidocr-onnxruntime, PP-OCRv4) keeps both cores busy for 1-2 s per image and needs 0.5-0.8 GB:
-call check_screenshot off the event loop (asyncio.to_thread) and one image at a time.
+OCR (rapidocr-onnxruntime, PP-OCRv4, set up as measured in RapidOcr's settings) takes 1.5-1.8 s of CPU per image
+spread over both cores, and the process peaks at 310-370 MB while it runs: call check_screenshot off the event
+loop (asyncio.to_thread) and one image at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import math
+import os
 import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     from PIL import Image
 
@@ -154,20 +159,125 @@ class Ocr(Protocol):
         ...
 
 
+# How the engine is set up. Each setting was measured with benchmarks/ocr_bench.py on both of its sets of
+# screenshots (numbers in benchmarks/README.md); with rapidocr's defaults a check took 1.2 s on an idle machine
+# (7.7-10 s and 4.3-5.2 s of CPU on the shared, loaded one the numbers below come from) and the whole process
+# peaked at 640-710 MB. The numbers below each setting are from one process checking both sets.
+
+# Text detection (the DB network: nearly all the memory, a good part of the time) runs on the image scaled so that its
+# longer side is at most DET_MAX_SIDE px. rapidocr 1.4.4 only ever enlarges for detection ("min" mode, shorter side
+# at least 736 px) and its "max" mode ignores det_limit_side_len (it picks 960/1500/2000 from the image size), so
+# a 1080x2340 screenshot was detected at 923x2000 (after its global 2000 px cap): about 500 MB of activations.
+# At 960 px a phone's 15-16 dp chat text is still about 19 px high and its 11 dp names 13 px, plenty for DB; the
+# lines found are then read at full resolution, as before. Measured: peak 750 -> 550 MB at 1280 px, 404 MB at
+# 960 px, CPU time per screenshot 4.7 -> 3.5 s on the loaded machine, every verdict and title score on both
+# sets unchanged. Most of the time left is recognition, which is the same work at any detection size.
+DET_MAX_SIDE = 960
+
+RAPIDOCR_SETTINGS: dict[str, object] = {
+    # One line per recognition run instead of 6: a batch is padded to its widest line, and PP-OCRv4's recogniser
+    # costs in proportion to the padded width. Measured: recognition of a 29-line screenshot 13.4 s -> 10.3 s on
+    # the loaded machine (12 per batch: 17.8 s), 14 MB lower peak, the same text on both sets.
+    "rec_batch_num": 1,
+    # Two threads inside an operator (the 2 cores), none across operators (the models are single chains). rapidocr
+    # passes these to onnxruntime; its -1 default lets onnxruntime choose, which is the same on 2 cores but more
+    # threads contending on a bigger machine that also runs the bot.
+    "intra_op_num_threads": min(2, os.cpu_count() or 1),
+    "inter_op_num_threads": 1,
+}
+# onnxruntime options rapidocr 1.4.4 has no parameter for. It already turns the CPU memory arena off and runs
+# the operators sequentially (onnxruntime's default).
+SESSION_OPTIONS: dict[str, object] = {
+    # The memory pattern plans one block per input shape; every screenshot and every text line has another shape,
+    # so it only adds: peak 444 -> 413 MB with it off, no measurable time difference.
+    "enable_mem_pattern": False,
+}
+SESSION_CONFIG: dict[str, str] = {
+    # onnxruntime's worker threads spin while waiting for work; on 2 cores shared with the bot and other processes
+    # that burns the CPU the other thread needs. Measured on the loaded machine: CPU time per screenshot
+    # 4.0 -> 2.5 s, wall time 8.6 -> 4.3 s (detection at 1280 px, the other settings above).
+    "session.intra_op.allow_spinning": "0",
+}
+
+
+@contextlib.contextmanager
+def _session_options() -> Iterator[None]:
+    """While rapidocr builds its onnxruntime sessions, adds SESSION_OPTIONS and SESSION_CONFIG to its own options.
+
+    rapidocr makes the SessionOptions inside OrtInferSession._init_sess_opts; wrapping that for the constructor's
+    duration (under a lock) avoids building every session twice. tests/test_evidence.py checks the options reach
+    the sessions, so a rapidocr that builds them elsewhere fails a test instead of silently losing them.
+    """
+    from rapidocr_onnxruntime.utils import infer_engine
+
+    cls = infer_engine.OrtInferSession
+    original = cls.__dict__["_init_sess_opts"]
+
+    def with_ours(config):  # noqa: ANN001, ANN202 - rapidocr's signature
+        options = original.__func__(config)
+        for name, value in SESSION_OPTIONS.items():
+            setattr(options, name, value)
+        for key, value in SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
+        return options
+
+    with _BUILD_LOCK:
+        cls._init_sess_opts = staticmethod(with_ours)
+        try:
+            yield
+        finally:
+            cls._init_sess_opts = original
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+@functools.cache
+def _libc_trim():  # noqa: ANN202
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+def _trim() -> None:
+    """Gives the heap memory onnxruntime freed back to the system after each image (glibc's malloc_trim).
+
+    Every image and text line has its own tensor shapes; glibc keeps the freed buffers in its heaps (its mmap
+    threshold rises after the first big free) and the next image's buffers of other sizes land beside them, so
+    the resident size crept up image after image: 297 -> 423 MB over the 9 committed screenshots. Trimmed after
+    each one it stays at 240-300 MB; the call takes a few milliseconds and only returns memory already free.
+    """
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
+
+
 class RapidOcr:
-    """rapidocr-onnxruntime (PP-OCRv4 models shipped in the wheel; no download)."""
+    """rapidocr-onnxruntime (PP-OCRv4 models shipped in the wheel; no download), set up as measured above."""
 
     def __init__(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
 
-        self._engine = RapidOCR()
+        with _session_options():
+            self._engine = RapidOCR(**RAPIDOCR_SETTINGS)
+        det = self._engine.text_det
+        bounded = DetPreProcess(DET_MAX_SIDE, "max", det.mean, det.std)
+        det.get_preprocess = lambda _longer_side: bounded  # see DET_MAX_SIDE
         self._lock = threading.Lock()  # one image at a time: a second run only competes for the same 2 cores
 
     def read_positioned(self, image_bytes: bytes) -> list[tuple[str, float]]:
         """(text, top edge as a fraction of the image height), top to bottom."""
         img = _open(image_bytes).convert("RGB")
         with self._lock:
-            result, _ = self._engine(img, use_cls=False)  # screenshots are upright; cls only costs time
+            try:
+                result, _ = self._engine(img, use_cls=False)  # screenshots are upright; cls only costs time
+            finally:
+                _trim()
         lines = []
         for box, text, _score in result or []:
             top = min(p[1] for p in box) / img.height
