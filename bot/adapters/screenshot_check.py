@@ -25,6 +25,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from bot.storage.models import EvidenceVerdict
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -36,9 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERIFIED = "已核验"
-UNVERIFIED = "未核验"
-DOUBTFUL = "存疑"
+VERIFIED = EvidenceVerdict.VERIFIED.value
+UNVERIFIED = EvidenceVerdict.UNVERIFIED.value
+DOUBTFUL = EvidenceVerdict.DOUBTFUL.value
 
 REASON_TITLE_FOUND = "截图中有推送标题"
 REASON_TITLE_MISSING = "截图中找不到推送标题"
