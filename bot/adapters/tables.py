@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import PurePath
 
 from bot.textnorm import clean
@@ -55,7 +55,7 @@ def check_size(size: int) -> None:
 def read_table(
     name: str, data: bytes, *, max_filled: int, max_rows: int | None = None,
     cell: Callable[[object], object] | None = None,
-) -> list[list[object]]:
+) -> list[Sequence[object]]:
     """The rows of a .csv or the first sheet of an .xlsx; stops after `max_filled` non-blank rows or `max_rows` rows.
 
     `cell` turns an openpyxl cell into the value kept (default: its value), e.g. to look at its number format.
@@ -71,12 +71,12 @@ def _value(cell) -> object:
     return cell.value
 
 
-def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[list[object]]:
+def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[Sequence[object]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise TableError("not_utf8") from None
-    table: list[list[object]] = []
+    table: list[Sequence[object]] = []
     count = 0
     try:
         for row in csv.reader(io.StringIO(text)):
@@ -89,14 +89,14 @@ def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[list[object]
     return table
 
 
-def _xlsx_table(data: bytes, max_filled: int, max_rows: int, cell: Callable[[object], object]) -> list[list[object]]:
+def _xlsx_table(data: bytes, max_filled: int, max_rows: int, cell: Callable[[object], object]) -> list[Sequence[object]]:
     from openpyxl import load_workbook  # imported here: only reading a workbook needs it
 
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # openpyxl fails with many types (zip, XML, KeyError) on a broken or foreign file
         raise TableError("xlsx_open") from None
-    table: list[list[object]] = []
+    table: list[Sequence[object]] = []
     count = 0
     try:
         if not wb.worksheets:

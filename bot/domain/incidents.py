@@ -8,11 +8,12 @@ leading group (书面说明).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.adapters import tables
 from bot.content import AlertLibrary, Texts, load_texts
@@ -214,7 +215,7 @@ def _header_key(value: object) -> str:
     return re.sub(r"\s+", "", _text(value))
 
 
-def parse_stats_table(table: list[list[object]], *, today: date | None = None) -> list[StatRow]:
+def parse_stats_table(table: Sequence[Sequence[object]], *, today: date | None = None) -> list[StatRow]:
     """Validate a header row plus data rows (cells as strings or Excel values); problems raise StatsError."""
     today = today or local_today()  # the configured zone's today, not the host's: callers pass it
     t = load_texts().t
@@ -309,9 +310,10 @@ def _week_of_cell(value: object, line: int, column: str, today: date) -> tuple[d
     elif isinstance(value, date):
         day = value
     else:
-        day = parse_day_or_none(_text(value), today) if isinstance(value, str) else None
-        if day is None:
+        parsed = parse_day_or_none(_text(value), today) if isinstance(value, str) else None
+        if parsed is None:
             raise _error("bad_date", line=line, column=column, text=_text(value))
+        day = parsed
     return period_of("week", day)
 
 
@@ -369,7 +371,7 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
     starts = sorted({r.period_start for r in rows})
     existing: dict[tuple[str, date, date, str], IncidentStat] = {}
     for i in range(0, len(starts), 500):  # stays under SQLite's bound-parameter limit
-        stmt = select(IncidentStat).where(IncidentStat.period_start.in_(starts[i : i + 500]))
+        stmt = select(IncidentStat).where(col(IncidentStat.period_start).in_(starts[i : i + 500]))
         existing.update({(s.town, s.period_start, s.period_end, s.case_type): s for s in session.exec(stmt)})
     for row in rows:
         stat = existing.get(row.key)
@@ -389,8 +391,8 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
         session.add(stat)
     session.flush()
     report.periods = sorted({(r.period_start, r.period_end) for r in rows})
-    stmt = select(Unit.name).where(Unit.kind == UnitKind.TOWN.value, Unit.active == True)  # noqa: E712
-    towns = set(session.exec(stmt))
+    town_stmt = select(Unit.name).where(Unit.kind == UnitKind.TOWN.value, Unit.active == True)  # noqa: E712
+    towns = set(session.exec(town_stmt))
     if towns:  # without a roster there is nothing to check the names against
         report.unknown_towns = sorted({r.town for r in rows} - towns)
     return report
@@ -399,8 +401,8 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
 def latest_period(session: Session) -> tuple[date, date] | None:
     """The stored period that ends last (the shorter one when a week and a month end the same day)."""
     stmt = (
-        select(IncidentStat.period_start, IncidentStat.period_end)
-        .order_by(IncidentStat.period_end.desc(), IncidentStat.period_start.desc())
+        select(col(IncidentStat.period_start), col(IncidentStat.period_end))
+        .order_by(col(IncidentStat.period_end).desc(), col(IncidentStat.period_start).desc())
         .limit(1)
     )
     found = session.exec(stmt).first()

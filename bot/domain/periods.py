@@ -9,6 +9,7 @@ bot's clock (a host in another zone must not shift the year a 12月28日 belongs
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -166,10 +167,8 @@ def _nearest(month: int, day: int, today: date) -> date | None:
     # A year-less 11月23日 means the one closest to today (around New Year that may be last or next year).
     candidates = []
     for year in (today.year - 1, today.year, today.year + 1):
-        try:
+        with contextlib.suppress(ValueError):  # no such day that year (29 February)
             candidates.append(date(year, month, day))
-        except ValueError:
-            pass
     return min(candidates, key=lambda d: abs((d - today).days), default=None)
 
 

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.adapters import tables
-from bot.storage.models import Confirmation, Liaison, Membership, Role, Unit, UnitKind
+from bot.storage.models import Confirmation, Liaison, Membership, Role, Unit, UnitKind, pk
 from bot.textnorm import clean
 
 COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色")
@@ -110,13 +110,13 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
     if not table:
         raise RosterError("文件是空的：第 1 行应为表头：" + "、".join(COLUMNS))
     header = [re.sub(r"\s+", "", clean(c)) for c in table[0]]
-    for col in REQUIRED:
-        if col not in header:
-            raise RosterError(f"第 1 行（表头）缺少“{col}”列。表头应为：" + "、".join(COLUMNS))
-    for col in COLUMNS:
-        if header.count(col) > 1:
-            raise RosterError(f"第 1 行（表头）“{col}”列出现了两次。")
-    pos = {col: header.index(col) for col in COLUMNS if col in header}
+    for column in REQUIRED:
+        if column not in header:
+            raise RosterError(f"第 1 行（表头）缺少“{column}”列。表头应为：" + "、".join(COLUMNS))
+    for column in COLUMNS:
+        if header.count(column) > 1:
+            raise RosterError(f"第 1 行（表头）“{column}”列出现了两次。")
+    pos = {column: header.index(column) for column in COLUMNS if column in header}
     if len(table) - 1 > MAX_ROWS:
         raise RosterError(f"名单超过 {MAX_ROWS} 行，请检查文件。")
 
@@ -124,17 +124,17 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
     seen_person: dict[tuple[str, str], int] = {}
     seen_id: dict[str, tuple[int, str]] = {}
     for index, raw in enumerate(table[1:], start=2):
-        def cell(col: str) -> str:
-            i = pos.get(col)
+        def cell(column: str, raw: list[str] = raw) -> str:  # this row, bound when defined (B023)
+            i = pos.get(column)
             # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
             return clean(raw[i].replace("\x00", "")) if i is not None and i < len(raw) else ""
 
         if not any(clean(c) for c in raw):
             continue
         unit, name = cell("单位"), cell("联络员")
-        for col, value in (("单位", unit), ("联络员", name)):
+        for column, value in (("单位", unit), ("联络员", name)):
             if not value:
-                raise RosterError(f"第 {index} 行“{col}”为空，这一列必须填写。")
+                raise RosterError(f"第 {index} 行“{column}”为空，这一列必须填写。")
         if len(unit) > 100 or len(name) > 50:
             raise RosterError(f"第 {index} 行“{'单位' if len(unit) > 100 else '联络员'}”太长，请检查。")
         kind_text = cell("类别")
@@ -166,7 +166,7 @@ def import_roster(session: Session, rows: list[RosterRow]) -> ImportReport:
     """Make the database match the rows; the caller commits (or rolls back on error)."""
     report = ImportReport()
     units = {u.name: u for u in session.exec(select(Unit))}
-    liaisons = {(l.unit_id, l.name): l for l in session.exec(select(Liaison))}
+    liaisons = {(liaison.unit_id, liaison.name): liaison for liaison in session.exec(select(Liaison))}
     kept_units: set[str] = set()
     kept_liaisons: set[int] = set()
 
@@ -184,10 +184,11 @@ def import_roster(session: Session, rows: list[RosterRow]) -> ImportReport:
             unit.kind, unit.active = row.kind, True
             session.add(unit)
         kept_units.add(row.unit)
+        unit_id = pk(unit)  # read from the database, or added and flushed above
 
-        liaison = liaisons.get((unit.id, row.name))
+        liaison = liaisons.get((unit_id, row.name))
         if liaison is None:
-            liaison = Liaison(unit_id=unit.id, name=row.name)
+            liaison = Liaison(unit_id=unit_id, name=row.name)
             report.added_liaisons.append(f"{row.unit}-{row.name}")
             changes = []
         else:
@@ -204,8 +205,8 @@ def import_roster(session: Session, rows: list[RosterRow]) -> ImportReport:
             liaison.contact_id = row.contact_id
         session.add(liaison)
         session.flush()
-        liaisons[(unit.id, row.name)] = liaison
-        kept_liaisons.add(liaison.id)
+        liaisons[(unit_id, row.name)] = liaison
+        kept_liaisons.add(pk(liaison))  # flushed just above
 
     for name, unit in units.items():
         if name not in kept_units and unit.active:
@@ -256,15 +257,18 @@ def roster_lines(session: Session, liaison_room_ids: list[str]) -> list[RosterLi
     """Every active liaison with whether the bot knows their contact id and has seen them in a liaison group."""
     members = set()
     if liaison_room_ids:
-        stmt = select(Membership.contact_id).where(Membership.room_id.in_(liaison_room_ids))
-        members = set(session.exec(stmt))
+        member_stmt = select(Membership.contact_id).where(col(Membership.room_id).in_(liaison_room_ids))
+        members = set(session.exec(member_stmt))
     stmt = (
         select(Unit, Liaison)
-        .join(Liaison, Liaison.unit_id == Unit.id)
+        .join(Liaison, col(Liaison.unit_id) == col(Unit.id))
         .where(Unit.active == True, Liaison.active == True)  # noqa: E712
-        .order_by(Unit.id, Liaison.role, Liaison.id)
+        .order_by(col(Unit.id), col(Liaison.role), col(Liaison.id))
     )
     return [
-        RosterLine(u.name, u.kind, l.name, l.role, l.wechat_name, l.contact_id is not None, l.contact_id in members)
-        for u, l in session.exec(stmt)
+        RosterLine(
+            unit.name, unit.kind, liaison.name, liaison.role, liaison.wechat_name, liaison.contact_id is not None,
+            liaison.contact_id in members,
+        )
+        for unit, liaison in session.exec(stmt)
     ]

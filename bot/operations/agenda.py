@@ -34,6 +34,7 @@ from bot.storage.models import (
     Role,
     ScheduledRun,
     Unit,
+    pk,
 )
 from bot.transport.base import ChatKind
 from scheduler import JobKind, Occurrence
@@ -122,11 +123,11 @@ def liaisons_to_mention(session: Session, unit: Unit, day: date) -> list[Liaison
         session.exec(
             select(Liaison)
             .where(Liaison.unit_id == unit.id, Liaison.active == True, col(Liaison.contact_id).is_not(None))  # noqa: E712
-            .order_by(Liaison.role, Liaison.id)
+            .order_by(col(Liaison.role), col(Liaison.id))
         )
     )
-    if on_leave(session, unit.id, day):
-        backups = [l for l in liaisons if l.role == Role.BACKUP.value]
+    if on_leave(session, pk(unit), day):
+        backups = [liaison for liaison in liaisons if liaison.role == Role.BACKUP.value]
         return backups or liaisons
     return liaisons
 
@@ -137,7 +138,7 @@ def open_pushes_at(session: Session, at: datetime) -> list[Push]:
         session.exec(
             select(Push)
             .where(Push.state == PushState.OPEN.value, Push.created_at <= at, Push.deadline > at)
-            .order_by(Push.id)
+            .order_by(col(Push.id))
         )
     )
 
@@ -158,33 +159,38 @@ def queue_reminders(
     nothing = RemindResult(0, 0, 0, 0)
     if not pushes:
         return nothing
-    expected = expected_units(session, [p.id for p in pushes])
-    units = sorted({u.id: u for us in expected.values() for u in us}.values(), key=lambda u: u.id)
+    expected = expected_units(session, [pk(p) for p in pushes])
+    units = sorted({pk(u): u for us in expected.values() for u in us}.values(), key=pk)
     # A unit is owed a push that expects it and that it has not confirmed (an exempted one is not expected).
-    owed: dict[int, set[int]] = {push_id: {u.id for u in us} for push_id, us in expected.items()}
+    owed: dict[int, set[int]] = {push_id: {pk(u) for u in us} for push_id, us in expected.items()}
     for conf in session.exec(select(Confirmation).where(col(Confirmation.push_id).in_(list(owed)))):
         owed[conf.push_id].discard(conf.unit_id)
-    missing = [(u, [p.id for p in pushes if u.id in owed[p.id]]) for u in units]
+    missing = [(u, [pk(p) for p in pushes if pk(u) in owed[pk(p)]]) for u in units]
     missing = [(u, refs) for u, refs in missing if refs]
     if not missing:
         return nothing
     runs = standings(session, as_of=at, tz=tz, ladder=ladder_of(settings))
     day = at.astimezone(tz).date()
-    mention_of = {u.id: [l.contact_id for l in liaisons_to_mention(session, u, day)] for u, _ in missing}
+    # liaisons_to_mention only returns liaisons with a contact id: the `is not None` only tells the type checker.
+    mention_of = {
+        pk(u): [liaison.contact_id for liaison in liaisons_to_mention(session, u, day) if liaison.contact_id is not None]
+        for u, _ in missing
+    }
     groups = groups_of_kind(session, GroupKind.LIAISON)
     members = {
         g.room_id: set(session.exec(select(Membership.contact_id).where(Membership.room_id == g.room_id))) for g in groups
     }
-    everywhere = {u.id for u, _ in missing if not any(set(mention_of[u.id]) & m for m in members.values())}
+    everywhere = {pk(u) for u, _ in missing if not any(set(mention_of[pk(u)]) & m for m in members.values())}
     deadlines = "；".join(f"#{p.id} {show(p.deadline, tz)}" for p in pushes if any(p.id in r for _, r in missing))
-    sent, reached, people = 0, 0, set()
+    sent, reached = 0, 0
+    people: set[str] = set()
     for group in groups:
         entries = [
-            ReminderEntry(u, refs, [i for i in mention_of[u.id] if i in members[group.room_id]],
-                          runs.get(u.id) is not None and runs[u.id].run > 0)
+            ReminderEntry(u, refs, [i for i in mention_of[pk(u)] if i in members[group.room_id]],
+                          runs.get(pk(u)) is not None and runs[pk(u)].run > 0)
             for u, refs in missing
         ]
-        entries = [e for e in entries if e.mention_ids or e.unit.id in everywhere]
+        entries = [e for e in entries if e.mention_ids or pk(e.unit) in everywhere]
         chunks = _chunk(entries, settings.reminder_max_mentions)
         reached += bool(chunks)
         for index, chunk in enumerate(chunks, start=1):
@@ -229,8 +235,9 @@ def run_deadline(
     """Close the push, put misses on record, tell the office, and nudge units that keep missing."""
     tz = settings.tz
     missed = close_push(session, push, now=now)
-    total = len(expected_units(session, [push.id])[push.id])
-    alert = session.get(Alert, push.alert_id)
+    push_id = pk(push)
+    total = len(expected_units(session, [push_id])[push_id])
+    alert = session.get_one(Alert, push.alert_id)  # a push's alert is never deleted
     lines = [texts.t("schedule.deadline_final", n=push.id, title=compose.push_title(alert), done=total - len(missed),
                      total=total)]
     if missed:
@@ -239,13 +246,13 @@ def run_deadline(
         lines.append(texts.t("schedule.deadline_all_done"))
     runs = standings(session, as_of=now, tz=tz, ladder=ladder_of(settings))
     for level in (WRITTEN, INTERVIEW, REMIND):
-        names = [f"{u.name}（连续{runs[u.id].run}次）" for u in missed if runs[u.id].level == level]
+        names = [f"{u.name}（连续{runs[pk(u)].run}次）" for u in missed if runs[pk(u)].level == level]
         if names:
             lines.append(texts.t("schedule.escalated", level=level, names="、".join(names)))
     if office_room:
         outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=office_room, text="\n".join(lines), push_id=push.id)
     for unit in missed:
-        standing = runs[unit.id]
+        standing = runs[pk(unit)]
         if standing.run < settings.escalation_remind_after:
             continue
         refs = "、".join(f"#{n}" for n in standing.missed_pushes)
@@ -253,6 +260,7 @@ def run_deadline(
         for liaison in session.exec(
             select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True, col(Liaison.contact_id).is_not(None))  # noqa: E712
         ):
+            assert liaison.contact_id is not None  # the query selects only liaisons with one
             outbox.queue(session, now=now, chat_kind=ChatKind.PRIVATE, chat_id=liaison.contact_id, text=text)
 
 

@@ -22,8 +22,9 @@ from bot.chat import compose
 from bot.content import AlertLibrary, Texts
 from bot.domain.incidents import StatsReport, build_stats_report
 from bot.domain.periods import period_label
+from bot.reports.figures import Report
 from bot.storage import outbox
-from bot.storage.models import Outbox, OutboxState
+from bot.storage.models import Outbox, OutboxState, pk
 from bot.transport.base import ChatKind
 
 
@@ -32,12 +33,12 @@ class RenderJob:
     """A report whose files are still to be made: its text row, the figures and the time zone to render with."""
 
     text_row_id: int
-    figures: object  # a bot.reports.figures.Report or a bot.domain.incidents.StatsReport
+    figures: Report | StatsReport | None  # None: the stored figures could not be read
     tz_key: str
 
 
 def queue_with_files(
-    session: Session, *, now: datetime, chat_kind: ChatKind, chat_id: str, text: str, figures: object,
+    session: Session, *, now: datetime, chat_kind: ChatKind, chat_id: str, text: str, figures: Report | StatsReport,
     tz_key: str, file_names: list[str], files_note: str,
 ) -> Outbox:
     """Queue a report's text and placeholders for its files, held until the renderer has made them."""
@@ -51,7 +52,7 @@ def queue_with_files(
     session.flush()  # the ids, so the text row can name its placeholders
     # Our own rows, written by this process: never anything received from a chat or the child.
     text_row.file_data = pickle.dumps(
-        {"figures": figures, "tz": tz_key, "file_ids": [p.id for p in placeholders], "files_note": files_note},
+        {"figures": figures, "tz": tz_key, "file_ids": [pk(p) for p in placeholders], "files_note": files_note},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     session.add(text_row)
@@ -63,15 +64,20 @@ def pending_jobs(session: Session) -> list[RenderJob]:
     stmt = (
         select(Outbox)
         .where(Outbox.state == OutboxState.RENDERING.value, Outbox.file_name == "", col(Outbox.file_data).is_not(None))
-        .order_by(Outbox.id)
+        .order_by(col(Outbox.id))
     )
     jobs = []
     for row in session.exec(stmt):
+        row_id = pk(row)  # read from the database
+        assert row.file_data is not None  # the query selects only rows with figures
         try:
             payload = pickle.loads(row.file_data)
-            jobs.append(RenderJob(row.id, payload["figures"], payload["tz"]))
+            figures = payload["figures"]
+            if not isinstance(figures, (Report, StatsReport)):  # only queue_with_files writes these rows
+                raise TypeError(f"not report figures: {type(figures).__name__}")
+            jobs.append(RenderJob(row_id, figures, payload["tz"]))
         except Exception:  # noqa: BLE001 - e.g. a row written by an older version: release its text anyway
-            jobs.append(RenderJob(row.id, None, "UTC"))
+            jobs.append(RenderJob(row_id, None, "UTC"))
     return jobs
 
 
@@ -82,13 +88,17 @@ def attach_files(session: Session, job: RenderJob, *, files: list[tuple[str, byt
     if text_row is None or text_row.state != OutboxState.RENDERING.value:
         return  # done already (two renderers raced, or the row was cleared by hand)
     try:
+        if text_row.file_data is None:  # cleared by hand: release the text without its files
+            raise ValueError("no figures on the text row")
         payload = pickle.loads(text_row.file_data)
         file_ids, files_note = list(payload["file_ids"]), str(payload["files_note"])
     except Exception:  # noqa: BLE001
         file_ids, files_note = [], "report.files"
     placeholders = [row for row in (session.get(Outbox, i) for i in file_ids) if row is not None]
     made = 0
-    for row, (_, data) in zip(placeholders, files):
+    # Not strict: a failed render has fewer files than placeholders (those left over are dropped below), and a
+    # placeholder deleted by hand leaves a file over.
+    for row, (_, data) in zip(placeholders, files, strict=False):
         row.file_data, row.state = data, OutboxState.PENDING.value
         session.add(row)
         made += 1

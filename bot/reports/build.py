@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, type_coerce
+from sqlalchemy import DateTime, Row, type_coerce
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
@@ -20,6 +23,22 @@ BOARD_SIZE = 3
 # A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
 # ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
 _RAW_TIME = DateTime(timezone=True)
+
+
+class _UnitFigures(TypedDict):
+    """A unit's figures before it is ranked: UnitRow's fields but `rank`."""
+
+    unit: str
+    kind: str
+    received: int
+    relayed: int
+    on_time: int
+    late: int
+    missed: int
+    median_minutes: float | None
+    level: str
+    added: int
+    exempted: int
 
 
 def _title(kind: str, start: date, end: date) -> str:
@@ -40,12 +59,14 @@ def build_report(
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=tz)
     # created_at twice: as an aware datetime for the report, and as the driver gives it (naive UTC on SQLite,
     # aware on PostgreSQL) for subtracting the confirmations' times read the same way below.
-    pushes = session.exec(
-        select(Push.id, Push.created_at, Push.deadline, Alert.title,
-               type_coerce(Push.created_at, _RAW_TIME).label("created_raw"))
+    # SQLAlchemy's select for more than four columns (sqlmodel's is typed for up to four), so session.execute,
+    # which session.exec calls for it anyway.
+    pushes = session.execute(
+        sa_select(col(Push.id), col(Push.created_at), col(Push.deadline), col(Alert.title),
+                  type_coerce(col(Push.created_at), _RAW_TIME).label("created_raw"))
         .outerjoin(Alert, col(Alert.id) == Push.alert_id)
-        .where(Push.deadline >= lo, Push.deadline < hi, Push.state != PushState.WITHDRAWN.value)
-        .order_by(Push.id)
+        .where(col(Push.deadline) >= lo, col(Push.deadline) < hi, col(Push.state) != PushState.WITHDRAWN.value)
+        .order_by(col(Push.id))
     ).all()
     push_ids = [p[0] for p in pushes]
     pushed_at = {p[0]: p[4] for p in pushes}
@@ -55,16 +76,16 @@ def build_report(
     added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     # unit id -> [confirmations, late ones, minutes from push to confirmation of each, 补登 among them]
     by_unit: dict[int, list] = {}
-    evidence_rows: list[tuple[int, int, int, str, str]] = []
-    correction_rows: list[tuple] = []
+    evidence_rows: Sequence[tuple[int, int, str, str]] = []
+    correction_rows: Sequence[Row[*tuple[Any, ...]]] = []
     if push_ids:
         # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
         confs = session.connection().execute(
-            select(Confirmation.push_id, Confirmation.unit_id, type_coerce(Confirmation.at, _RAW_TIME),
-                   Confirmation.late, Confirmation.method)
+            sa_select(col(Confirmation.push_id), col(Confirmation.unit_id), type_coerce(col(Confirmation.at), _RAW_TIME),
+                      col(Confirmation.late), col(Confirmation.method))
             .where(col(Confirmation.push_id).in_(push_ids))
         )
-        for push_id, unit_id, at, late, method in confs:
+        for push_id, unit_id, at, is_late, method in confs:
             if unit_id not in expected_ids[push_id]:
                 continue  # an inactive unit, or one exempted from the push: not counted either way
             by_push[push_id].add(unit_id)
@@ -72,7 +93,7 @@ def build_report(
             if mine is None:
                 mine = by_unit[unit_id] = [0, 0, [], 0]
             mine[0] += 1
-            mine[1] += bool(late)
+            mine[1] += bool(is_late)
             if method == ConfirmMethod.OFFICE.value:
                 # The time the office recorded it is not the time the unit relayed: no part of the median.
                 mine[3] += 1
@@ -80,31 +101,36 @@ def build_report(
             else:
                 mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
         evidence_rows = session.exec(
-            select(Confirmation.push_id, Confirmation.id, Confirmation.unit_id, Confirmation.verdict,
-                   Confirmation.verdict_reason)
+            select(col(Confirmation.push_id), col(Confirmation.unit_id), col(Confirmation.verdict),
+                   col(Confirmation.verdict_reason))
             .where(col(Confirmation.push_id).in_(push_ids),
-                   (Confirmation.evidence_file != "") | (Confirmation.verdict != ""))
-            .order_by(Confirmation.push_id, Confirmation.id)
+                   (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""))
+            .order_by(col(Confirmation.push_id), col(Confirmation.id))
         ).all()
-        correction_rows = session.exec(
-            select(Correction.push_id, Unit.name, Correction.kind, Correction.reason, Correction.by_name,
-                   Correction.by_id, Correction.at)
+        correction_rows = session.execute(  # seven columns: SQLAlchemy's select, as for the pushes above
+            sa_select(col(Correction.push_id), col(Unit.name), col(Correction.kind), col(Correction.reason),
+                      col(Correction.by_name), col(Correction.by_id), col(Correction.at))
             .join(Unit, col(Unit.id) == Correction.unit_id)
             .where(col(Correction.push_id).in_(push_ids))
-            .order_by(Correction.at, Correction.id)
+            .order_by(col(Correction.at), col(Correction.id))
         ).all()
-    units = session.exec(
-        select(Unit.id, Unit.name, Unit.kind).where(Unit.active == True).order_by(Unit.id)  # noqa: E712
-    ).all()
+    # A primary key read from the database is never None (the `is not None` is for the type checker).
+    units = [
+        (unit_id, name, unit_kind)
+        for unit_id, name, unit_kind in session.exec(
+            select(col(Unit.id), col(Unit.name), col(Unit.kind)).where(Unit.active == True).order_by(col(Unit.id))  # noqa: E712
+        )
+        if unit_id is not None
+    ]
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
 
-    rows = []
+    rows: list[_UnitFigures] = []
     for unit_id, name, unit_kind in units:
         relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
         exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id])
         received = len(pushes) - exempted
         rows.append(
-            dict(
+            _UnitFigures(
                 unit=name,
                 kind=unit_kind,
                 received=received,
@@ -158,7 +184,7 @@ def build_report(
         )
     evidence = [
         EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
-        for push_id, _id, unit_id, verdict, reason in evidence_rows
+        for push_id, unit_id, verdict, reason in evidence_rows
     ]
     corrections = [
         CorrectionRow(push_id, unit, kind, reason, by_name or by_id, at)

@@ -252,13 +252,13 @@ def render_chart(report: Report) -> bytes:
         title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
         # Figure + Agg canvas directly, not pyplot: no global figure registry or backend switch.
         fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI)
-        FigureCanvasAgg(fig)
+        canvas = FigureCanvasAgg(fig)
         # parse_math=False: a "$" in a user-typed title or unit name must not be read as TeX.
         fig.suptitle(report.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
         if not n:
             fig.text(0.5, 0.5, "本期无数据", fontproperties=cjk_font(20), ha="center", va="center")
         else:
-            _draw_bars(fig, report, height_px, label_font, small_font)
+            _draw_bars(fig, canvas, report, height_px, label_font, small_font)
         out = io.BytesIO()
         # No bbox_inches="tight": it would change the pixel size promised above.
         fig.savefig(out, format="png", dpi=DPI, facecolor="white")
@@ -266,12 +266,13 @@ def render_chart(report: Report) -> bytes:
 
 
 def _draw_bars(
-    fig: Figure, report: Report, height_px: int, label_font: FontProperties, small_font: FontProperties
+    fig: Figure, canvas: FigureCanvasAgg, report: Report, height_px: int, label_font: FontProperties,
+    small_font: FontProperties,
 ) -> None:
     units = report.units
     labels = [short_label(u.unit) for u in units]
     # Left margin from the widest label as actually laid out, so long names are neither clipped nor wasteful.
-    renderer = fig.canvas.get_renderer()
+    renderer = canvas.get_renderer()
     widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
     left_px = min(max(widest + 20, 80), WIDTH_PX / 2)
     plot_height_px = height_px - TOP_PX - BOTTOM_PX
@@ -286,7 +287,7 @@ def _draw_bars(
         ("未转发", [u.missed for u in units]),
     ):
         ax.barh(y, counts, left=left, color=_COLORS[name], label=name, height=0.7)
-        left = [a + b for a, b in zip(left, counts)]
+        left = [a + b for a, b in zip(left, counts, strict=True)]  # one of each per unit
     ax.set_yticks(y, labels, fontproperties=label_font, parse_math=False)
     ax.set_ylim(len(units) - 0.5, -0.5)  # rank 1 on top
     ax.set_xlim(0, max(1, max(left)) * 1.05)

@@ -11,6 +11,7 @@ the files' bytes: the bot never unpickles anything from the child.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -139,10 +140,8 @@ def _decode(raw: bytes) -> Rendered:
 
 def main() -> int:
     """The child: a pickled (Report or StatsReport, time zone name) on stdin, the files on stdout."""
-    try:
+    with contextlib.suppress(OSError):  # where it is refused, render at the usual priority
         os.nice(10)  # a report may take its time: the bot's handling of messages comes first on a busy machine
-    except OSError:
-        pass
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the answer
     report, tz_key = pickle.loads(sys.stdin.buffer.read())

@@ -62,7 +62,11 @@ def pending(session: Session, limit: int = 50) -> list[Outbox]:
     held = aliased(Outbox)
     waits = (
         exists()
-        .where(held.chat_id == Outbox.chat_id, held.state == OutboxState.RENDERING.value, held.id < Outbox.id)
+        .where(
+            col(held.chat_id) == col(Outbox.chat_id),
+            col(held.state) == OutboxState.RENDERING.value,
+            col(held.id) < col(Outbox.id),
+        )
     )
     stmt = (
         select(Outbox)
