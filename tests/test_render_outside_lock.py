@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.operations import reporting
 from bot.reports import worker as report_worker
-from bot.runtime.app import RelayBot
+from bot.runtime.app import build_bot
 from bot.storage.db import session
 from bot.storage.models import Outbox, OutboxState
 from bot.transport.base import FileData
@@ -57,7 +57,7 @@ async def test_a_restart_between_queueing_and_rendering_still_sends_the_files(
     with session(engine) as s:
         assert reporting.waiting(s) == 1
     await bot.stop()  # the bot stops before the files are made
-    again = RelayBot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    again = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await again.start()  # renders what is waiting before it listens
     await again.on_ready("bot")
     with session(engine) as s:
