@@ -24,7 +24,7 @@ from bot.transport.memory import MemoryTransport
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ROSTER = ROOT / "examples" / "roster_example.csv"
+EXAMPLE_ROSTER = ROOT / "content" / "examples" / "roster_example.csv"
 
 ADMIN = Member("admin-chen", "陈静", "反诈办-陈静")
 WANG = Member("wxid_wangfang", "王芳", "王芳-城关镇")

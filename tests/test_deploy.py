@@ -115,7 +115,7 @@ def test_every_copy_source_exists_and_is_not_dockerignored():
         for file in files:
             rel = file.relative_to(ROOT).as_posix()
             assert not ignore(rel), f"{rel} is needed by COPY {source} but .dockerignore excludes it"
-    # What the bot reads at run time from its source tree is copied.
+    # What the wheel is built from is copied (content/ and the migrations are its package data).
     for needed in ("pyproject.toml", "constraints.txt", "README.md", "bot", "handlers", "content", "scheduler.py"):
         assert needed in sources, needed
     assert (ROOT / "bot" / "storage" / "migrations").is_dir() and "bot" in sources
@@ -201,10 +201,10 @@ def _run_steps(tmp_path: Path, build_args: dict[str, str]) -> list[str]:
 def test_build_without_ocr_installs_with_the_constraints_and_no_system_libs(tmp_path):
     calls = _run_steps(tmp_path, {})
     installs = [c for c in calls if c.startswith("pip install")]
-    assert installs == ["pip install -c constraints.txt -e ."]
+    assert installs == ["pip install -c constraints.txt ."]  # a normal install: content/ is package data
     assert not any(c.startswith("apt-get") for c in calls)
     assert "pip check" in calls
-    assert calls.index("pip install -c constraints.txt -e .") < calls.index("pip check")
+    assert calls.index("pip install -c constraints.txt .") < calls.index("rm -rf /usr/src/relaybot") < calls.index("pip check")
     steps = dockerfile()
     copied = [i for i, (kind, args) in enumerate(steps) if kind == "COPY" and "constraints.txt" in args]
     install_step = next(i for i, (kind, args) in enumerate(steps) if kind == "RUN" and "pip install" in args)
@@ -217,7 +217,7 @@ def test_build_with_ocr_installs_the_extra_and_opencv_system_libs(tmp_path):
     assert len(apt) == 1 and {"libgl1", "libglib2.0-0"} <= set(apt[0].split())
     assert "--no-install-recommends" in apt[0]
     assert calls.index("apt-get update") < calls.index(apt[0])
-    assert [c for c in calls if c.startswith("pip install")] == ["pip install -c constraints.txt -e .[ocr]"]
+    assert [c for c in calls if c.startswith("pip install")] == ["pip install -c constraints.txt .[ocr]"]
     assert any(c.startswith("python -c import cv2") for c in calls)
 
 

@@ -211,7 +211,9 @@ async def _run_console(settings: Settings) -> None:
         tz=ZoneInfo(settings.timezone),
     )
     if not people:
-        typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
+        from bot.content import EXAMPLE_ROSTER  # the installed copy: a wheel has no examples/ beside it
+
+        typer.echo(f"提示：名单为空。先导入名单，样例：relaybot roster import {EXAMPLE_ROSTER}")
     bot = RelayBot(settings, transport, engine=engine, clock=clock)
     bot.notifier = _notifier(settings)
     await bot.start()
