@@ -54,6 +54,19 @@ def on_postgres() -> bool:
     return POSTGRES_URL.startswith("postgresql")
 
 
+def pytest_collection_modifyitems(items):
+    # Every test that uses a `gateway` fixture (the real Node gateway, tests/gateway_harness.py) is an e2e test,
+    # so that `-m "not e2e"` needs no Node.js, even for the gateway tests among unit tests (doctor, transport).
+    for item in items:
+        if "gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and not on_postgres():
+        pytest.skip("needs PostgreSQL: `./run.sh test` runs the suite on it after SQLite")
+
+
 @pytest.fixture(scope="session")
 def _postgres_admin():
     """An autocommit engine on the server's maintenance database, and a template database at the newest schema."""

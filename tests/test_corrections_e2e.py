@@ -10,6 +10,8 @@ from bot.storage.models import AuditLog, Confirmation, Correction, Exemption, Un
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, texts_to
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 LI = ("wxid_liqiang", "李强")

@@ -12,6 +12,8 @@ from bot.storage.models import Confirmation, Unit
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, texts_to
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 ZHAO = ("wxid_zhaolei", "赵磊")

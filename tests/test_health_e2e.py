@@ -14,6 +14,8 @@ from bot.runtime.health import check_gateway, health_snapshot
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 PEOPLE = [ADMIN, WANG, ("wxid_zhaolei", "赵磊"), ("filehelper", "文件传输助手")]

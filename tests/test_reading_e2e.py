@@ -13,6 +13,8 @@ from bot.storage.outbox import BACKOFF_KEY
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, wait_until
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")  # 城关镇
 LI = ("wxid_liqiang", "李强")  # 东城街道
