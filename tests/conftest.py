@@ -122,7 +122,7 @@ def settings(tmp_path) -> Settings:
         liaison_groups=["全区反诈联络员群"],
         office_group="反诈办工作群",
         ack_quiet_seconds=30,
-        ack_min_interval_seconds=0,  # tests/test_liaison_reading.py checks the interval itself
+        ack_min_interval_seconds=0,  # tests/handlers/test_liaison_reading.py checks the interval itself
     )
 
 

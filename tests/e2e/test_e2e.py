@@ -280,7 +280,7 @@ def test_a_screenshot_over_20_kb_is_checked_and_its_verdict_shown_in_progress(ga
     mark = len(gateway.sent())
     gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
     gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=10)
-    data = (Path(__file__).parent / "data" / "screenshots" / "unit_1080.png").read_bytes()
+    data = (Path(__file__).parent.parent / "data" / "screenshots" / "unit_1080.png").read_bytes()
     assert len(data) > 20 * 1024  # arrives through the gateway's Download stream
     gateway.image(WANG[0], "Screenshot_20261126.png", data, room=LIAISON_ROOM)
     engine = make_engine(bot.db_url)

@@ -8,7 +8,7 @@ from bot.storage.db import make_engine, session
 from bot.runtime.health import LINK_DOWN, SEND_DOWN
 from bot.storage.models import BotState
 from tests.bot_process import ROOT, relaybot
-from tests.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
+from tests.e2e.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
 
 
 def _doctor(db_url, tmp_path, **env):
