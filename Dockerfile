@@ -34,22 +34,26 @@ RUN groupadd --system --gid 10001 relaybot \
     && useradd --system --uid 10001 --gid relaybot --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin relaybot
 
-WORKDIR /opt/relaybot
-# The bot reads content/ and bot/storage/migrations/ from its source tree, so it is installed in place (-e).
+# Installed like any package: content/ and the migrations are package data of the wheel, so the sources are
+# only needed to build it and are removed afterwards (nothing reads them at run time).
+WORKDIR /usr/src/relaybot
 COPY pyproject.toml constraints.txt README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY content ./content
-COPY examples ./examples
 COPY scheduler.py ./
 RUN set -eux; \
     extras=""; \
     if [ "$OCR" = "1" ]; then extras="[ocr]"; fi; \
-    pip install -c constraints.txt -e ".${extras}"; \
+    pip install -c constraints.txt ".${extras}"; \
+    cd /; \
+    rm -rf /usr/src/relaybot; \
     pip check; \
     relaybot --help >/dev/null; \
+    python -c "from bot.content import load_library, load_texts; load_texts(); load_library()"; \
     python -c "from zoneinfo import ZoneInfo; ZoneInfo('Asia/Shanghai')"; \
     if [ "$OCR" = "1" ]; then python -c "import cv2, rapidocr_onnxruntime"; fi
+WORKDIR /
 
 RUN mkdir -p /data && chown relaybot:relaybot /data && chmod 0750 /data
 ENV RELAYBOT_DATABASE_URL=sqlite:////data/relaybot.db \

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.common import ROOT, Result
 
 CORPORA = ROOT / "tests" / "data" / "confirmations"
-ROSTER = ROOT / "examples" / "roster_example.csv"
+ROSTER = ROOT / "content" / "examples" / "roster_example.csv"
 
 
 @dataclass

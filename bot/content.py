@@ -5,11 +5,15 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 from bot.textnorm import squeeze
 
-CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
+# content/ is a package of its own (package data in the wheel), found wherever it is installed. A wheel installs
+# as plain files, so it is a real directory and a Path.
+CONTENT_DIR = Path(str(files("content")))
+EXAMPLE_ROSTER = CONTENT_DIR / "examples" / "roster_example.csv"
 
 
 class Texts:

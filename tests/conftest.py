@@ -24,7 +24,7 @@ from bot.transport.memory import MemoryTransport
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ROSTER = ROOT / "examples" / "roster_example.csv"
+EXAMPLE_ROSTER = ROOT / "content" / "examples" / "roster_example.csv"
 
 ADMIN = Member("admin-chen", "陈静", "反诈办-陈静")
 WANG = Member("wxid_wangfang", "王芳", "王芳-城关镇")
@@ -52,6 +52,19 @@ TEMPLATE_DB = "relaybot_test_template"
 def on_postgres() -> bool:
     """Whether this run of the suite uses PostgreSQL."""
     return POSTGRES_URL.startswith("postgresql")
+
+
+def pytest_collection_modifyitems(items):
+    # Every test that uses a `gateway` fixture (the real Node gateway, tests/gateway_harness.py) is an e2e test,
+    # so that `-m "not e2e"` needs no Node.js, even for the gateway tests among unit tests (doctor, transport).
+    for item in items:
+        if "gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and not on_postgres():
+        pytest.skip("needs PostgreSQL: `./run.sh test` runs the suite on it after SQLite")
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +122,7 @@ def settings(tmp_path) -> Settings:
         liaison_groups=["全区反诈联络员群"],
         office_group="反诈办工作群",
         ack_quiet_seconds=30,
-        ack_min_interval_seconds=0,  # tests/test_liaison_reading.py checks the interval itself
+        ack_min_interval_seconds=0,  # tests/handlers/test_liaison_reading.py checks the interval itself
     )
 
 

@@ -16,6 +16,8 @@ from benchmarks.common import Result
 from tests.bot_process import ROOT
 
 # The benchmarks measure the bot on SQLite files of their own, so both passes of the suite run them the same way.
+# Each runs a whole benchmark program (about a minute together on a busy 2-core machine).
+pytestmark = pytest.mark.slow
 
 
 def assert_sane(result: Result, *labels: str) -> None:
@@ -45,6 +47,7 @@ def test_pipeline_stores_every_confirmation_and_prints_the_ratio():
     assert result.value("    in SQLite: COMMIT (mean)") < result.value("confirmation through RelayBot.on_message mean")
 
 
+@pytest.mark.e2e  # the burst goes through the real Node gateway
 def test_burst_through_the_real_gateway_stores_every_message():
     result = burst.run(quick=True)
     assert_sane(result, "stored confirmations per second", "latency said -> row in the database p50",

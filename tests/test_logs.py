@@ -191,7 +191,7 @@ def _json_lines(stderr: str) -> list[dict]:
 
 def test_a_real_relaybot_process_logs_only_json_lines(tmp_path):
     """`relaybot run --console` in a year chinese-calendar does not know logs a warning: every stderr line is JSON."""
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"),
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"),
                         db_url=f"sqlite:///{tmp_path / 'logs.db'}", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     script = "/room 反诈办工作群（控制台）\n推送 刷单\n/wait 1\n/quit\n"

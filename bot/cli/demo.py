@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.content import EXAMPLE_ROSTER
 from bot.domain.roster import import_roster, read_roster_file
 from bot.runtime.app import build_bot
 from bot.storage.db import create_schema, make_engine, session
 from bot.transport.base import ChatKind, Image, Incoming, Member, MessageKind
 from bot.transport.memory import MemoryTransport
 
-EXAMPLE_ROSTER = Path(__file__).resolve().parents[2] / "examples" / "roster_example.csv"
 TZ = ZoneInfo("Asia/Shanghai")
 
 ADMIN = Member("admin-chen", "陈静", "反诈办-陈静")
@@ -85,7 +85,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     bot = build_bot(settings, transport, engine=engine, clock=clock)
 
     print(f"反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：{db_file}）", file=out)
-    print("导入名单 examples/roster_example.csv：" + "；".join(report.lines()), file=out)
+    print("导入名单 content/examples/roster_example.csv：" + "；".join(report.lines()), file=out)
     await bot.start()
 
     async def step(minutes: float, who: Member, text: str = "", room: str | None = LIAISON_ROOM, image: bool = False):

@@ -219,7 +219,10 @@ async def _run_console(settings: Settings) -> None:
         tz=settings.tz,
     )
     if not people:
-        typer.echo("提示：名单为空。先导入名单：relaybot roster import examples/roster_example.csv")
+        from bot.content import EXAMPLE_ROSTER  # the installed copy: a wheel has no examples/ beside it
+
+        typer.echo(f"提示：名单为空。先导入名单，样例：relaybot roster import {EXAMPLE_ROSTER}")
+
     async def chat(bot) -> None:
         await transport.repl(bot, after_each=bot.send_pending)
         await bot.send_pending()

@@ -2,7 +2,7 @@
 
 Call `apply()` before using wechaty: it patches, then imports wechaty. Besides the Wechaty transport this is
 the only module that imports wechaty. pyee<12 and urllib3<2 are pinned in pyproject.toml instead of patched.
-Each fix is a small function with a one-line reason; tests/test_wechaty_transport.py checks every one.
+Each fix is a small function with a one-line reason; tests/transport/test_wechaty_transport.py checks every one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Draws the mock WeChat screenshots used by tests/test_evidence.py.
+"""Draws the mock WeChat screenshots used by tests/adapters/test_evidence.py.
 
 Run from the repository root: `python tests/data/screenshots/make_screenshots.py`.
 The outputs are committed, so CI needs neither this script's font nor its run; the font is the

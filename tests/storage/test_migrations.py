@@ -24,7 +24,7 @@ from bot.storage.models import AuditLog
 from tests.bot_process import relaybot
 from tests.conftest import on_postgres
 
-RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.0.sqlite"
+RELEASE_DB = Path(__file__).parent.parent / "data" / "release-0.1.0.sqlite"
 
 
 def test_migrations_build_exactly_the_tables_the_code_uses(engine):

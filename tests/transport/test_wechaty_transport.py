@@ -24,7 +24,7 @@ from bot.transport.base import ChatKind, Image, Incoming, LinkCard, MessageKind,
 from bot.transport.wechaty import FileBox, MessageType, PuppetOptions, UrlLink, WechatyStartError, WechatyTransport
 from tests.gateway_harness import Gateway
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOT_ID = 'bot-self'
 BIG = 20 * 1024 + 4321  # over the gateway's 20 KB limit for inline FileBoxes
 _ids = itertools.count(1)

@@ -8,7 +8,7 @@ from bot.runtime.health import LINK_DOWN, SEND_DOWN
 from bot.storage.db import make_engine, session
 from bot.storage.models import BotState
 from tests.bot_process import ROOT, relaybot
-from tests.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
+from tests.e2e.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: F401  (fixtures)
 
 
 def _doctor(db_url, tmp_path, **env):
@@ -23,7 +23,7 @@ def _lines(result, mark):
 
 
 def test_a_healthy_setup_passes_and_says_so(gateway, db_url, tmp_path):
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     result = _doctor(db_url, tmp_path, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
                      WECHATY_PUPPET_SERVICE_TOKEN=gateway.token, RELAYBOT_LIAISON_GROUPS="全区反诈联络员群",

@@ -14,6 +14,8 @@ from bot.storage.db import make_engine, session
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 PEOPLE = [ADMIN, WANG, ("wxid_zhaolei", "赵磊"), ("filehelper", "文件传输助手")]
@@ -50,7 +52,7 @@ def robot_texts(server) -> list[str]:
 
 @pytest.fixture
 def bot_env(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     return gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
                        office_group=OFFICE_ROOM, fast=False, RELAYBOT_SEND_SPACING_SECONDS="0",

@@ -24,7 +24,7 @@ from bot.reports.figures import EvidenceRow, Report
 from bot.storage.db import session
 from bot.storage.models import ScheduledRun
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, ROOT, TZ, WANG
-from tests.test_report_render import make_report, unit
+from tests.reports.test_report_render import make_report, unit
 
 # ---- the same files, wherever they are made ------------------------------------------------------
 

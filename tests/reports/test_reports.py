@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
+import pytest
 from openpyxl import load_workbook
 from PIL import Image as PILImage
 
@@ -62,6 +63,7 @@ async def test_week_figures_match_the_hand_computed_ones(bot, transport, clock, 
         (1, 4, ["区教育局", "区卫健局"]), (2, 4, ["东城街道", "区教育局"])]
 
 
+@pytest.mark.slow
 async def test_monday_morning_weekly_report_reaches_the_office_with_xlsx_and_chart(bot, transport, clock):
     await play_week(bot, transport, clock)
     transport.sent.clear()
@@ -118,6 +120,7 @@ def test_periods():
     assert period_of("month", date(2026, 2, 10)) == (date(2026, 2, 1), date(2026, 2, 28))
 
 
+@pytest.mark.slow
 async def test_cli_report_writes_xlsx_and_png(bot, transport, clock, engine, tmp_path):
     await play_week(bot, transport, clock)
     out = tmp_path / "周报.xlsx"
@@ -144,6 +147,7 @@ async def test_monthly_report_on_the_first(bot, transport, clock):
     assert any(o.file and o.file.name == "反诈预警转发月通报（2026年11月）.xlsx" for o in office)
 
 
+@pytest.mark.slow
 async def test_cli_units_lists_runs_and_levels(bot, transport, clock, engine, tmp_path):
     await play_week(bot, transport, clock)
     result = relaybot("units", db_url=str(engine.url), cwd=tmp_path)

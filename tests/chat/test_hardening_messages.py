@@ -302,6 +302,7 @@ _command_args = st.one_of(
 )
 
 
+@pytest.mark.slow
 @hypothesis_settings(FAST, max_examples=80)
 @given(commands=st.lists(st.tuples(st.sampled_from(["推送", "进度", "提醒", "截止", "撤回", "帮助", "报表", "单位", "请假", "销假",
                                                     "工作日", "休息日", "警情"]),

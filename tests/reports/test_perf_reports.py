@@ -243,7 +243,7 @@ def _report(n: int) -> Report:
 
 def test_a_large_district_charts_its_lowest_ranked_units_and_says_so():
     from bot.reports.render import MAX_CHART_UNITS, chart_subset, render_chart
-    from tests.test_report_render import png_size
+    from tests.reports.test_report_render import png_size
 
     small = _report(MAX_CHART_UNITS)
     assert chart_subset(small) is small  # up to the limit: every unit, as before

@@ -29,7 +29,7 @@ def test_demo_shows_the_whole_loop(tmp_path, db_url):
 
 
 def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
-    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path, db_url)
+    imported = run(["roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv")], tmp_path, db_url)
     assert imported.returncode == 0, imported.stderr
     script = "\n".join([
         "/room 反诈办工作群（控制台）",
@@ -53,7 +53,7 @@ def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
 
 
 def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_path, db_url):
-    imported = run(["roster", "import", str(ROOT / "examples" / "roster_example.csv")], tmp_path, db_url)
+    imported = run(["roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv")], tmp_path, db_url)
     assert imported.returncode == 0, imported.stderr
     # At 3600x the bot's clock passes 10:00, 16:00, the 18:00 deadline and the 18:30 summary in about ten seconds;
     # the test reads what the console prints until the summary's chart is there (on a busy machine that takes

@@ -13,6 +13,8 @@ from bot.storage.models import Confirmation, Unit
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, texts_to
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 ZHAO = ("wxid_zhaolei", "赵磊")
@@ -40,7 +42,7 @@ def gateway():
 
 @pytest.fixture
 def bot(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
                                   office_group=OFFICE_ROOM), tmp_path)
@@ -279,7 +281,7 @@ def test_a_screenshot_over_20_kb_is_checked_and_its_verdict_shown_in_progress(ga
     mark = len(gateway.sent())
     gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
     gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=10)
-    data = (Path(__file__).parent / "data" / "screenshots" / "unit_1080.png").read_bytes()
+    data = (Path(__file__).parent.parent / "data" / "screenshots" / "unit_1080.png").read_bytes()
     assert len(data) > 20 * 1024  # arrives through the gateway's Download stream
     gateway.image(WANG[0], "Screenshot_20261126.png", data, room=LIAISON_ROOM)
     engine = make_engine(bot.db_url)

@@ -4,7 +4,7 @@ Every table's rows are compared before and after each attempt. A stranger (an im
 and group nickname, near-miss ids, a liaison) may cause exactly what the code gives strangers: a refusal reply and a
 refused audit row for what looks like a command, the one-time private introduction, the liaison help, a refused
 invitation audit row, and a membership row for whoever speaks in a room. The same command from the admin then shows
-that it would have changed something. Extends tests/test_groups_and_people.py (a liaison's 设为办公群, a liaison's
+that it would have changed something. Extends tests/handlers/test_groups_and_people.py (a liaison's 设为办公群, a liaison's
 invitation) to every office command, file, link and invitation, and to senders with the admin's names.
 """
 

@@ -13,6 +13,8 @@ from bot.storage.outbox import BACKOFF_KEY
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, wait_until
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")  # 城关镇
 LI = ("wxid_liqiang", "李强")  # 东城街道
@@ -39,7 +41,7 @@ def gateway():
 
 @pytest.fixture
 def bot(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
                                   office_group=OFFICE_ROOM), tmp_path)

@@ -15,7 +15,7 @@ from bot.storage.models import Confirmation, Unit
 from bot.transport.base import Image
 from tests.conftest import ADMIN, LI, LIAISON_ROOM, OFFICE_ROOM, SUN, WANG
 
-SHOTS = Path(__file__).parent / "data" / "screenshots"
+SHOTS = Path(__file__).parent.parent / "data" / "screenshots"
 
 
 def shot(name: str) -> Image:

@@ -1,9 +1,9 @@
 """Hardening: spreadsheet cells never start a formula from user text; evidence files never leave their folder.
 
-Extends tests/test_report_render.py (fixed formula-like names in a hand-made report) and tests/test_stats.py
+Extends tests/reports/test_report_render.py (fixed formula-like names in a hand-made report) and tests/domain/test_stats.py
 (a HYPERLINK town) with property-based tests over the cell sanitiser and both workbook writers, and an end-to-end
 run from a hostile roster, feed title and statistics file to the .xlsx files the bot sends. Extends
-tests/test_evidence_chat.py (one "../x.jpg" name) with properties over every function that names, reads or deletes
+tests/handlers/test_evidence_chat.py (one "../x.jpg" name) with properties over every function that names, reads or deletes
 evidence files.
 """
 
@@ -49,7 +49,7 @@ from tests.conftest import (
     on_postgres,
 )
 from tests.hardening_strategies import FAST, ODD, SLOW, WORDS, long_text
-from tests.test_report_render import make_report, unit
+from tests.reports.test_report_render import make_report, unit
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # openpyxl's own list of characters XML 1.0 forbids in a cell.

@@ -10,6 +10,8 @@ from bot.storage.models import AuditLog, Confirmation, Correction, Exemption, Un
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, texts_to
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = ("wxid_admin_chen", "陈静")
 WANG = ("wxid_wangfang", "王芳")
 LI = ("wxid_liqiang", "李强")
@@ -33,7 +35,7 @@ def gateway():
 
 @pytest.fixture
 def bot(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
                                   office_group=OFFICE_ROOM), tmp_path)

@@ -51,7 +51,7 @@ async def test_send_failures_and_the_daily_summary_reach_the_robot(bot, transpor
 
 async def test_a_lost_connection_and_a_logout_reach_the_robot(bot, robot):
     bot.notifier = WebhookNotifier("wecom", robot.url_for("/cgi-bin/webhook/send?key=K"))
-    bot.settings.connection_alert_minutes = 0  # at once; the delay is covered in tests/test_health.py
+    bot.settings.connection_alert_minutes = 0  # at once; the delay is covered in tests/runtime/test_health.py
     await bot.on_connection("lost", "stream ended")
     await bot.on_connection("logged_out", "")
     await wait_for(lambda: len(received(robot)) == 2)

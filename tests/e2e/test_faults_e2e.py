@@ -17,6 +17,8 @@ from bot.storage.models import BotState, Confirmation, Outbox, Unit
 from tests.bot_process import BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, wait_until
 
+pytestmark = pytest.mark.e2e  # the bot as a process against the real Node gateway
+
 ADMIN = "wxid_admin_chen"
 OFFICE_ROOM = "50000@chatroom"
 ACK = re.compile(r"^✅ 已记录 #(\d+)(?:（迟报）)?：(.+)（本次 (\d+) 个单位）。目前已确认 (\d+)/(\d+)。$")

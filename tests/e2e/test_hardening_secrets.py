@@ -6,9 +6,9 @@ Wechaty gateway with a token, the gateway stopping and coming back, a start with
 channel (a DingTalk robot with an access_token and a signing secret, a WeCom robot with a key) failing with HTTP 500
 and with a timeout.
 
-tests/test_notify.py checks the notifier alone at DEBUG for each kind of answer (its autouse fixture); this file
+tests/adapters/test_notify.py checks the notifier alone at DEBUG for each kind of answer (its autouse fixture); this file
 checks the same secrets through the app and the real process, and the puppet token, which that file does not see
-(tests/test_wechaty_transport.py checks the token only at INFO and above). The token is kept out of DEBUG by the
+(tests/transport/test_wechaty_transport.py checks the token only at INFO and above). The token is kept out of DEBUG by the
 filter bot/adapters/webhooks.py installs on hpack's loggers when imported, which `relaybot run` does (through bot.logs)
 before it connects; this file imports it the same way.
 """

@@ -20,7 +20,7 @@ from bot.adapters.screenshot_check import (
     title_score,
 )
 
-SHOTS = Path(__file__).parent / "data" / "screenshots"
+SHOTS = Path(__file__).parent.parent / "data" / "screenshots"
 TITLE = "警惕刷单返利：先给小甜头，再骗大本金"
 LONG_TITLE = "警惕“高薪兼职”刷单返利骗局：先给小甜头，再骗大本金，已有多名群众上当受骗，请务必转告身边亲友"
 LIAISON = "全区反诈联络员群"
