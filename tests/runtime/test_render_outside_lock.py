@@ -16,7 +16,7 @@ from bot.storage.db import session
 from bot.storage.models import Outbox, OutboxState
 from bot.transport.base import FileData
 from tests.conftest import ADMIN, OFFICE_ROOM
-from tests.test_stats_chat import CSV
+from tests.handlers.test_stats_chat import CSV
 
 
 def office_rows(engine) -> list[Outbox]:
