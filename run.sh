@@ -74,13 +74,10 @@ stop_postgres() {
 }
 
 # Static checks, configured in pyproject.toml. RELAYBOT_CHECK_FORMAT=1 adds `ruff format --check`.
-# TODO(lead): make the format check unconditional once the code has been through `ruff format`.
 run_lint() {
   echo "== ruff ==" >&2
   .venv/bin/ruff check .
-  if [ "${RELAYBOT_CHECK_FORMAT:-}" = 1 ]; then
-    .venv/bin/ruff format --check .
-  fi
+  .venv/bin/ruff format --check .
   echo "== mypy ==" >&2
   .venv/bin/mypy
   if [ -f .importlinter ] || grep -q '^\[tool\.importlinter\]' pyproject.toml; then

@@ -85,6 +85,13 @@ def build_scheduler(pollers: list[Poller], *, timezone_name: str) -> AsyncIOSche
     now = datetime.now(UTC)
     scheduler = AsyncIOScheduler(timezone=timezone_name)
     for poller in pollers:
-        scheduler.add_job(poller.run, "interval", seconds=poller.every_seconds, id=poller.kind.value, max_instances=1,
-                          coalesce=True, **({"next_run_time": now} if poller.at_start else {}))
+        scheduler.add_job(
+            poller.run,
+            "interval",
+            seconds=poller.every_seconds,
+            id=poller.kind.value,
+            max_instances=1,
+            coalesce=True,
+            **({"next_run_time": now} if poller.at_start else {}),
+        )
     return scheduler

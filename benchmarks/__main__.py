@@ -40,20 +40,31 @@ def run_ocr(quick: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=[*BENCHMARKS, "ocr"], metavar="NAME",
-                        help="run only this benchmark (repeatable): " + ", ".join([*BENCHMARKS, "ocr"]))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[*BENCHMARKS, "ocr"],
+        metavar="NAME",
+        help="run only this benchmark (repeatable): " + ", ".join([*BENCHMARKS, "ocr"]),
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test (numbers not comparable)")
     parser.add_argument("--ocr", action="store_true", help="also run the OCR benchmark (needs the [ocr] extra)")
-    parser.add_argument("--profile", action="store_true", help="pipeline: print the profile even when the ratio is fine")
+    parser.add_argument(
+        "--profile", action="store_true", help="pipeline: print the profile even when the ratio is fine"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
     names = [n for n in BENCHMARKS if not args.only or n in args.only]
     want_ocr = args.ocr or bool(args.only and "ocr" in args.only)
-    print(f"relaybot benchmarks{' (--quick: small sizes)' if args.quick else ''}; {cpu_count()} CPU cores; "
-          f"Python {sys.version.split()[0]}", flush=True)
+    print(
+        f"relaybot benchmarks{' (--quick: small sizes)' if args.quick else ''}; {cpu_count()} CPU cores; "
+        f"Python {sys.version.split()[0]}",
+        flush=True,
+    )
     results: list[Result] = []
     failed: list[str] = []
     for name in names:

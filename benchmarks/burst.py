@@ -81,8 +81,9 @@ def _epoch(at: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def run(quick: bool = False, *, units: int | None = None, pushes: int | None = None,
-        workdir: Path | None = None) -> Result:
+def run(
+    quick: bool = False, *, units: int | None = None, pushes: int | None = None, workdir: Path | None = None
+) -> Result:
     """`quick`: 20 units x 5 pushes = 100 messages instead of 100 x 10 = 1 000."""
     from tests.bot_process import BotProcess
 
@@ -157,30 +158,54 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
     if latencies:
         last_seen = max(seen[m][0] for m in said if m in seen)
         first_seen = min(seen[m][0] for m in said if m in seen)
-        result.add("stored confirmations per second", stored / (last_seen - first_said), "msg/s",
-                   f"{n} messages from {units} liaisons, first said -> last row stored")
-        result.add("  bot service rate (first row -> last row)", (stored - 1) / max(last_seen - first_seen, 1e-9),
-                   "msg/s")
-        result.add("  messages said per second on the gateway", n / max(last_said - first_said, 1e-9), "msg/s",
-                   "how fast the burst arrived")
-        result.add_timings("latency said -> row in the database", latencies, unit="s",
-                           note=f"polled every {POLL_SECONDS * 1000:.0f} ms")
-        result.add_timings("latency said -> bot starts handling", to_handling, unit="s",
-                           note="the row's `at` (bot clock) minus the send time")
+        result.add(
+            "stored confirmations per second",
+            stored / (last_seen - first_said),
+            "msg/s",
+            f"{n} messages from {units} liaisons, first said -> last row stored",
+        )
+        result.add(
+            "  bot service rate (first row -> last row)", (stored - 1) / max(last_seen - first_seen, 1e-9), "msg/s"
+        )
+        result.add(
+            "  messages said per second on the gateway",
+            n / max(last_said - first_said, 1e-9),
+            "msg/s",
+            "how fast the burst arrived",
+        )
+        result.add_timings(
+            "latency said -> row in the database",
+            latencies,
+            unit="s",
+            note=f"polled every {POLL_SECONDS * 1000:.0f} ms",
+        )
+        result.add_timings(
+            "latency said -> bot starts handling",
+            to_handling,
+            unit="s",
+            note="the row's `at` (bot clock) minus the send time",
+        )
     idle = [seen[m][0] - probes[m][0] for m in probes if m in seen]
     if idle:
-        result.add_timings("latency of one message into an idle bot", idle, unit="ms",
-                           note=f"{len(probes)} single messages after the burst, each after the previous was stored")
+        result.add_timings(
+            "latency of one message into an idle bot",
+            idle,
+            unit="ms",
+            note=f"{len(probes)} single messages after the burst, each after the previous was stored",
+        )
     errors = log.count("Traceback")
     probes_stored = sum(1 for m in probes if m in seen)
-    result.checks.update(messages=n, stored=stored, expected=n, probes=probe_count, probes_stored=probes_stored,
-                         rows_in_db=len(seen))
+    result.checks.update(
+        messages=n, stored=stored, expected=n, probes=probe_count, probes_stored=probes_stored, rows_in_db=len(seen)
+    )
     result.checks["errors_logged"] = errors
     if stored != n:
         result.problems.append(f"{stored} of {n} burst messages stored as confirmations")
     if probes_stored != probe_count or len(seen) != n + probe_count:
-        result.problems.append(f"{probes_stored} of {probe_count} single messages stored; {len(seen)} rows in the "
-                               f"database, {n + probe_count} expected")
+        result.problems.append(
+            f"{probes_stored} of {probe_count} single messages stored; {len(seen)} rows in the "
+            f"database, {n + probe_count} expected"
+        )
     if errors:
         result.problems.append(f"the bot logged {errors} tracebacks")
     result.seconds = time.perf_counter() - started

@@ -26,6 +26,7 @@ ADMIN_ID, ADMIN_NAME = "wxid_bench_admin", "陈静"
 
 # ---- results -----------------------------------------------------------------------------------
 
+
 @dataclass
 class Metric:
     label: str
@@ -115,8 +116,13 @@ def format_table(results: list[Result]) -> str:
     for n, row in enumerate(rows):
         if n > 1 and row[0]:
             lines.append("")
-        cells = [_pad(row[0], widths[0]), _pad(row[1], widths[1]), _pad(row[2], widths[2], right=True),
-                 _pad(row[3], widths[3]), row[4]]
+        cells = [
+            _pad(row[0], widths[0]),
+            _pad(row[1], widths[1]),
+            _pad(row[2], widths[2], right=True),
+            _pad(row[3], widths[3]),
+            row[4],
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths) + "  ----")
@@ -136,13 +142,74 @@ def _pad(text: str, width: int, right: bool = False) -> str:
 
 # ---- a synthetic district ----------------------------------------------------------------------
 
-_PLACES = ["城关", "东城", "西湖", "南山", "北岭", "青石", "白沙", "金桥", "柳园", "桃源",
-           "石门", "龙泉", "清河", "凤凰", "梅林", "松岗", "竹溪", "兰亭", "长乐", "永安"]
+_PLACES = [
+    "城关",
+    "东城",
+    "西湖",
+    "南山",
+    "北岭",
+    "青石",
+    "白沙",
+    "金桥",
+    "柳园",
+    "桃源",
+    "石门",
+    "龙泉",
+    "清河",
+    "凤凰",
+    "梅林",
+    "松岗",
+    "竹溪",
+    "兰亭",
+    "长乐",
+    "永安",
+]
 _TOWN_KINDS = ["镇", "街道", "乡", "社区"]
-_DEPTS = ["教育", "卫健", "公安", "民政", "财政", "人社", "住建", "交通", "水利", "农业",
-          "商务", "文旅", "应急", "市场监管", "统计", "医保", "城管", "税务", "司法", "审计"]
+_DEPTS = [
+    "教育",
+    "卫健",
+    "公安",
+    "民政",
+    "财政",
+    "人社",
+    "住建",
+    "交通",
+    "水利",
+    "农业",
+    "商务",
+    "文旅",
+    "应急",
+    "市场监管",
+    "统计",
+    "医保",
+    "城管",
+    "税务",
+    "司法",
+    "审计",
+]
 _SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
-_GIVEN = ["芳", "磊", "强", "敏", "丽", "刚", "洁", "静", "伟", "娜", "军", "勇", "艳", "杰", "涛", "明", "霞", "平", "辉", "玲"]
+_GIVEN = [
+    "芳",
+    "磊",
+    "强",
+    "敏",
+    "丽",
+    "刚",
+    "洁",
+    "静",
+    "伟",
+    "娜",
+    "军",
+    "勇",
+    "艳",
+    "杰",
+    "涛",
+    "明",
+    "霞",
+    "平",
+    "辉",
+    "玲",
+]
 
 
 @dataclass(frozen=True)
@@ -190,8 +257,9 @@ def import_people(engine, people: list[Person]) -> None:
     from bot.domain.roster import RosterRow, import_roster
     from bot.storage.db import session
 
-    rows = [RosterRow(i + 2, p.unit, p.kind, p.name, p.contact_id, p.wechat_name, "", "主")
-            for i, p in enumerate(people)]
+    rows = [
+        RosterRow(i + 2, p.unit, p.kind, p.name, p.contact_id, p.wechat_name, "", "主") for i, p in enumerate(people)
+    ]
     with session(engine) as s:
         import_roster(s, rows)
         s.commit()
@@ -215,6 +283,7 @@ def add_open_pushes(engine, count: int, *, now: datetime, deadline: datetime | N
 
 
 # ---- the real gateway and the bot as a process ----------------------------------------------
+
 
 def open_gateway(people: list[Person]):
     """A running Node Wechaty gateway with the admin, the liaisons, one liaison room and the office room."""
@@ -254,8 +323,9 @@ def import_roster_cli(people: list[Person], db_url: str, workdir: Path) -> None:
     """`relaybot roster import` in a clean process, as an office would set up a new database."""
     from tests.bot_process import relaybot
 
-    done = relaybot("roster", "import", str(write_roster_csv(people, workdir / "roster.csv")), db_url=db_url,
-                    cwd=workdir)
+    done = relaybot(
+        "roster", "import", str(write_roster_csv(people, workdir / "roster.csv")), db_url=db_url, cwd=workdir
+    )
     if done.returncode != 0:
         raise RuntimeError(f"roster import failed:\n{done.stdout}\n{done.stderr}")
 

@@ -46,8 +46,9 @@ def _outbox_state(conn) -> tuple[int | None, bool]:
     return row[0], row[1] != "rendering"
 
 
-def run(quick: bool = False, *, units: int | None = None, pushes: int | None = None,
-        workdir: Path | None = None) -> Result:
+def run(
+    quick: bool = False, *, units: int | None = None, pushes: int | None = None, workdir: Path | None = None
+) -> Result:
     """`quick`: 30 units and 40 pushes instead of 300 and 400."""
     import sqlite3
 
@@ -131,20 +132,33 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
 
     latencies = [seen[m][0] - t for m, t in said.items() if m in seen]
     note = f"{units} units, {pushes} pushes, {counts['confirmations']:,} confirmations in the month"
-    result.add("monthly report: text queued -> files attached", render_seconds, "s",
-               note + "; the child process renders while the bot keeps handling messages")
+    result.add(
+        "monthly report: text queued -> files attached",
+        render_seconds,
+        "s",
+        note + "; the child process renders while the bot keeps handling messages",
+    )
     if latencies:
-        result.add_timings("confirmation said during the render -> row in the database", latencies, unit="ms",
-                           note=f"{len(latencies)} said {SPACING * 1000:.0f} ms apart; target p95 <= {TARGET_MS:.0f} ms")
+        result.add_timings(
+            "confirmation said during the render -> row in the database",
+            latencies,
+            unit="ms",
+            note=f"{len(latencies)} said {SPACING * 1000:.0f} ms apart; target p95 <= {TARGET_MS:.0f} ms",
+        )
         result.add("confirmation said during the render -> row in the database max", max(latencies) * 1000, "ms")
     control = [seen[m][0] - t for m, t in after.items() if m in seen]
     if control:
-        result.add_timings("  the same after the render (control)", control, unit="ms",
-                           note="the machine's latency without a render running")
+        result.add_timings(
+            "  the same after the render (control)",
+            control,
+            unit="ms",
+            note="the machine's latency without a render running",
+        )
     errors = log.count("Traceback")
     stored = len(latencies)
-    result.checks.update(said=len(said), stored=stored, control_said=len(after), control_stored=len(control),
-                         errors_logged=errors)
+    result.checks.update(
+        said=len(said), stored=stored, control_said=len(after), control_stored=len(control), errors_logged=errors
+    )
     if not result.checks.get("text_queued") or not result.checks.get("files_attached"):
         result.problems.append("the monthly report's text or files did not appear")
     if stored != len(said) or not said or len(control) != len(after):

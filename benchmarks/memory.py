@@ -80,8 +80,13 @@ def day_script(units: list, pushes: list[datetime], rng: random.Random) -> tuple
                 when = deadline + timedelta(minutes=rng.uniform(5, 25))
             else:
                 when = min(at + timedelta(minutes=3 + rng.expovariate(1 / 40)), deadline - timedelta(minutes=2))
-            text = (f"{person.unit} 已转 #{n} 👍" if i % 5 == 0 else f"已转发 #{n}" if i % 5 != 1
-                    else f"已转发到本单位群 #{n}")
+            text = (
+                f"{person.unit} 已转 #{n} 👍"
+                if i % 5 == 0
+                else f"已转发 #{n}"
+                if i % 5 != 1
+                else f"已转发到本单位群 #{n}"
+            )
             say(when, person.contact_id, LIAISON_ROOM, text)
             expected += 1
     say(DAY.replace(hour=12), ADMIN_ID, OFFICE_ROOM, "进度")
@@ -90,16 +95,25 @@ def day_script(units: list, pushes: list[datetime], rng: random.Random) -> tuple
     return sorted(events), expected
 
 
-def run(quick: bool = False, *, units: int | None = None, speed: float | None = None,
-        workdir: Path | None = None, env: dict[str, str] | None = None) -> Result:
+def run(
+    quick: bool = False,
+    *,
+    units: int | None = None,
+    speed: float | None = None,
+    workdir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
     """`quick`: 20 units, 3 pushes, the day at 5 000x; otherwise 100 units, 6 pushes at 1 200x."""
     from tests.bot_process import BotProcess
     from tests.gateway_harness import wait_until
 
     units = units or (20 if quick else 100)
     speed = speed or (5000.0 if quick else 1200.0)
-    push_times = ([DAY.replace(hour=9), DAY.replace(hour=11), DAY.replace(hour=14)] if quick else
-                  [DAY.replace(hour=h, minute=m) for h, m in ((9, 0), (9, 30), (10, 30), (11, 30), (14, 0), (15, 0))])
+    push_times = (
+        [DAY.replace(hour=9), DAY.replace(hour=11), DAY.replace(hour=14)]
+        if quick
+        else [DAY.replace(hour=h, minute=m) for h, m in ((9, 0), (9, 30), (10, 30), (11, 30), (14, 0), (15, 0))]
+    )
     started = time.perf_counter()
     result = Result(NAME)
     people = district(units)
@@ -113,12 +127,19 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
         bot = None
         try:
             offset = (CLOCK_START - datetime.now(UTC)).total_seconds()
-            bot = BotProcess(bot_env(
-                gw, db_url, work,
-                RELAYBOT_CLOCK_OFFSET_SECONDS=str(offset), RELAYBOT_CLOCK_SPEED=str(speed),
-                RELAYBOT_SCHEDULE_CHECK_SECONDS=str(max(0.2, 30 / speed)),  # as `run --speed` sets it
-                RELAYBOT_ACK_CHECK_SECONDS="0.5", **(env or {}),
-            ), work)
+            bot = BotProcess(
+                bot_env(
+                    gw,
+                    db_url,
+                    work,
+                    RELAYBOT_CLOCK_OFFSET_SECONDS=str(offset),
+                    RELAYBOT_CLOCK_SPEED=str(speed),
+                    RELAYBOT_SCHEDULE_CHECK_SECONDS=str(max(0.2, 30 / speed)),  # as `run --speed` sets it
+                    RELAYBOT_ACK_CHECK_SECONDS="0.5",
+                    **(env or {}),
+                ),
+                work,
+            )
             bot.start()
             pid = bot.process.pid
             at_start = proc_memory_kb(pid)
@@ -135,8 +156,10 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
             # On a slow machine the bot may log in after the first planned push: then the day's messages move later.
             shift = max(timedelta(0), script_start + timedelta(minutes=2) - events[0].at)
             if shift:
-                result.notes.append(f"the bot was ready at {script_start.astimezone(TZ):%H:%M} bot time: "
-                                    f"the day's messages were said {shift.total_seconds() / 60:.0f} min later")
+                result.notes.append(
+                    f"the bot was ready at {script_start.astimezone(TZ):%H:%M} bot time: "
+                    f"the day's messages were said {shift.total_seconds() / 60:.0f} min later"
+                )
             peak_rss = at_start["VmRSS"]
 
             def sleep_until(moment: datetime, sample: bool = True) -> None:  # bot time; samples the RSS meanwhile
@@ -155,8 +178,10 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
             sleep_until(END, sample=False)
 
             def summary_sent(items) -> bool:
-                return any(i["conversation_id"] == OFFICE_ROOM and i["kind"] == "image" and "日报" in i["file_name"]
-                           for i in items)
+                return any(
+                    i["conversation_id"] == OFFICE_ROOM and i["kind"] == "image" and "日报" in i["file_name"]
+                    for i in items
+                )
 
             sent = wait_until(gw.sent, summary_sent, 60, "the daily summary with its chart")
             time.sleep(1.0)  # let the sender and the scheduler settle
@@ -181,18 +206,38 @@ def run(quick: bool = False, *, units: int | None = None, speed: float | None = 
     reminders = sum(1 for i in texts if "转发提醒" in i["text"])
     acks = sum(1 for i in texts if i["text"].startswith("✅"))
     result.add("VmRSS right after start", at_start["VmRSS"] * mb, "MB", f"{units} units, logged in, groups read")
-    result.add("VmRSS at 18:27, before the daily summary", before_summary * mb, "MB",
-               "after the messages, reminders and the deadline")
-    result.add("VmRSS after the day", after["VmRSS"] * mb, "MB",
-               f"after the 18:30 summary (text, xlsx, chart); aim: under {TARGET_MB} MB")
+    result.add(
+        "VmRSS at 18:27, before the daily summary",
+        before_summary * mb,
+        "MB",
+        "after the messages, reminders and the deadline",
+    )
+    result.add(
+        "VmRSS after the day",
+        after["VmRSS"] * mb,
+        "MB",
+        f"after the 18:30 summary (text, xlsx, chart); aim: under {TARGET_MB} MB",
+    )
     result.add("VmHWM (peak RSS) over the day", after["VmHWM"] * mb, "MB")
     result.add("  highest VmRSS sampled before the summary", peak_rss * mb, "MB", "sampled after every message")
-    result.add("day simulated at", speed, "x", f"bot clock {script_start.astimezone(TZ):%H:%M} -> "
-               f"{END:%H:%M}, {len(events)} messages said")
-    result.checks.update(confirmations=stored, expected=expected, pushes_closed=pushes_closed,
-                         misses=misses, reminders=reminders, acks=acks, outbox_sent=outbox[1] or 0,
-                         outbox_rows=outbox[0], ocr_libraries_mapped=len(ocr_loaded),
-                         matplotlib_libraries_mapped=len(charts_loaded))
+    result.add(
+        "day simulated at",
+        speed,
+        "x",
+        f"bot clock {script_start.astimezone(TZ):%H:%M} -> {END:%H:%M}, {len(events)} messages said",
+    )
+    result.checks.update(
+        confirmations=stored,
+        expected=expected,
+        pushes_closed=pushes_closed,
+        misses=misses,
+        reminders=reminders,
+        acks=acks,
+        outbox_sent=outbox[1] or 0,
+        outbox_rows=outbox[0],
+        ocr_libraries_mapped=len(ocr_loaded),
+        matplotlib_libraries_mapped=len(charts_loaded),
+    )
     result.checks["errors_logged"] = log.count("Traceback")
     if stored != expected:
         result.problems.append(f"{stored} confirmations stored, {expected} expected")

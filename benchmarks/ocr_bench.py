@@ -89,10 +89,27 @@ def measure(set_name: str, rounds: int) -> dict:
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
             if rnd == 0:
-                shots.append(dict(file=path.name, seconds=wall[-1], status=verdict.status, reason=verdict.reason,
-                                  score=verdict.title_score, expected=expected, peak=peak_mb()))
-    return dict(set=set_name, load=load, peak_before=before, peak_after_load=after_load, wall=wall, cpu=cpu,
-                shots=shots, peak=peak_mb())
+                shots.append(
+                    dict(
+                        file=path.name,
+                        seconds=wall[-1],
+                        status=verdict.status,
+                        reason=verdict.reason,
+                        score=verdict.title_score,
+                        expected=expected,
+                        peak=peak_mb(),
+                    )
+                )
+    return dict(
+        set=set_name,
+        load=load,
+        peak_before=before,
+        peak_after_load=after_load,
+        wall=wall,
+        cpu=cpu,
+        shots=shots,
+        peak=peak_mb(),
+    )
 
 
 def report(r: dict) -> None:
@@ -101,11 +118,15 @@ def report(r: dict) -> None:
     print(f"[{r['set']}] {len(r['shots'])} screenshots x {len(wall) // max(1, len(r['shots']))} rounds")
     for s in r["shots"]:
         mark = "" if s["status"] == s["expected"] else f"   <-- expected {s['expected']}"
-        print(f"  {s['file']:34s} {s['seconds']:5.2f} s  peak {s['peak']:4.0f} MB  {s['status']} {s['reason']} "
-              f"score={s['score']:.0f}{mark}")
+        print(
+            f"  {s['file']:34s} {s['seconds']:5.2f} s  peak {s['peak']:4.0f} MB  {s['status']} {s['reason']} "
+            f"score={s['score']:.0f}{mark}"
+        )
     print(f"  OCR load: {r['load']:.2f} s (peak {r['peak_before']:.0f} MB before, {r['peak_after_load']:.0f} MB after)")
-    print(f"  seconds per screenshot: mean {statistics.mean(wall):.2f}, p95 {p95(wall):.2f}, "
-          f"median {statistics.median(wall):.2f}, first call {wall[0]:.2f}; cpu mean {statistics.mean(cpu):.2f}")
+    print(
+        f"  seconds per screenshot: mean {statistics.mean(wall):.2f}, p95 {p95(wall):.2f}, "
+        f"median {statistics.median(wall):.2f}, first call {wall[0]:.2f}; cpu mean {statistics.mean(cpu):.2f}"
+    )
     print(f"  peak RSS (ru_maxrss, whole process): {r['peak']:.0f} MB")
     print(f"  verdicts as expected: {agree}/{len(r['shots'])}")
 
@@ -122,8 +143,12 @@ def main() -> int:
         return 0
     failed = 0
     for name in SETS if args.set == "both" else (args.set,):
-        done = subprocess.run([sys.executable, __file__, "--child", "--set", name, "--rounds", str(args.rounds)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", "--set", name, "--rounds", str(args.rounds)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             print(f"[{name}] failed:\n{done.stderr[-3000:]}", file=sys.stderr)
             failed = 1

@@ -98,8 +98,10 @@ class BareTable:
 def engine_pragmas(engine) -> dict[str, str]:
     """The pragmas a connection of the bot's engine ends up with (whatever bot/storage/db.py sets)."""
     with engine.connect() as c:
-        return {name: str(c.exec_driver_sql(f"PRAGMA {name}").scalar())
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        return {
+            name: str(c.exec_driver_sql(f"PRAGMA {name}").scalar())
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
 
 
 async def _new_bot(workdir: Path, units: int):
@@ -121,8 +123,12 @@ async def _new_bot(workdir: Path, units: int):
     transport.add_room(LIAISON_ROOM, LIAISON_ROOM_NAME, [admin, *members])
     transport.add_room(OFFICE_ROOM, OFFICE_ROOM_NAME, [admin])
     settings = Settings(
-        database_url=f"sqlite:///{db_path}", evidence_dir=str(workdir / "evidence"), cache_dir=str(workdir / "cache"),
-        admin_ids=[ADMIN_ID], liaison_groups=[LIAISON_ROOM_NAME], office_group=OFFICE_ROOM_NAME,
+        database_url=f"sqlite:///{db_path}",
+        evidence_dir=str(workdir / "evidence"),
+        cache_dir=str(workdir / "cache"),
+        admin_ids=[ADMIN_ID],
+        liaison_groups=[LIAISON_ROOM_NAME],
+        office_group=OFFICE_ROOM_NAME,
     )
     bot = build_bot(settings, transport, engine=engine, send_loop=False)
     await bot.start()
@@ -185,6 +191,7 @@ async def _measure(workdir: Path, *, units: int, pushes: int, block: int) -> Res
             finally:
                 in_sqlite[kind][0] += time.perf_counter() - t
                 in_sqlite[kind][1] += 1
+
         return wrapper
 
     originals = {name: getattr(dialect, name) for name in ("do_commit", "do_execute", "do_execute_no_params")}
@@ -208,22 +215,38 @@ async def _measure(workdir: Path, *, units: int, pushes: int, block: int) -> Res
         stored = s.exec(select(func.count()).select_from(Confirmation)).one()
     expected = units * (warm_pushes + pushes)
     p, b = summary(piped), summary(based)
-    result.add_timings("confirmation through RelayBot.on_message", piped,
-                       note=f"{units} units, {pushes} open pushes, {len(piped)} ops")
+    result.add_timings(
+        "confirmation through RelayBot.on_message", piped, note=f"{units} units, {pushes} open pushes, {len(piped)} ops"
+    )
     handled = summary(handle_times)["mean"]
     commit_s, commits = in_sqlite["commit"]
     exec_s, statements = in_sqlite["execute"]
     ops = len(piped)
-    result.add("  unit of work in the worker thread (mean)", handled * 1000, "ms",
-               "RelayBot._handle: session, dispatch, commit")
+    result.add(
+        "  unit of work in the worker thread (mean)",
+        handled * 1000,
+        "ms",
+        "RelayBot._handle: session, dispatch, commit",
+    )
     result.add("    in SQLite: COMMIT (mean)", commit_s / ops * 1000, "ms", f"{commits / ops:.1f} commits per message")
-    result.add("    in SQLite: running the SQL (mean)", exec_s / ops * 1000, "ms",
-               f"{statements / ops:.1f} statements per message")
+    result.add(
+        "    in SQLite: running the SQL (mean)",
+        exec_s / ops * 1000,
+        "ms",
+        f"{statements / ops:.1f} statements per message",
+    )
     result.add("    Python around it: ORM, handlers (mean)", (handled - (commit_s + exec_s) / ops) * 1000, "ms")
-    result.add("  event loop and thread hand-off (mean)", (summary(piped)["mean"] - handled) * 1000, "ms",
-               "on_message minus the unit of work")
-    result.add_timings("bare sqlite3 INSERT + COMMIT of one row", based,
-                       note=f"journal_mode={bare.pragma('journal_mode')}, synchronous={bare.pragma('synchronous')}")
+    result.add(
+        "  event loop and thread hand-off (mean)",
+        (summary(piped)["mean"] - handled) * 1000,
+        "ms",
+        "on_message minus the unit of work",
+    )
+    result.add_timings(
+        "bare sqlite3 INSERT + COMMIT of one row",
+        based,
+        note=f"journal_mode={bare.pragma('journal_mode')}, synchronous={bare.pragma('synchronous')}",
+    )
     result.add("pipeline minus bare (mean)", (p["mean"] - b["mean"]) * 1000, "ms", "what the bot adds to the commit")
     result.add("ratio pipeline/bare (mean)", p["mean"] / b["mean"], "x", "aim: at most 2x")
     result.add("ratio pipeline/bare (p50)", p["p50"] / b["p50"], "x")
@@ -292,8 +315,10 @@ def profile_lines(profiler: cProfile.Profile, ops: int, statements: list[str]) -
     for (filename, _line, func), (_cc, nc, tt, _ct, _callers) in stats.stats.items():
         if func == "<method 'commit' of 'sqlite3.Connection' objects>":
             key = "sqlite3 COMMIT (WAL append + fsync)"
-        elif func in ("<method 'execute' of 'sqlite3.Cursor' objects>",
-                      "<method 'executemany' of 'sqlite3.Cursor' objects>"):
+        elif func in (
+            "<method 'execute' of 'sqlite3.Cursor' objects>",
+            "<method 'executemany' of 'sqlite3.Cursor' objects>",
+        ):
             key = "sqlite3 execute (running the SQL)"
         elif "sqlite3" in func:
             key = "sqlite3 other (fetch, cursor, rollback)"
@@ -305,15 +330,23 @@ def profile_lines(profiler: cProfile.Profile, ops: int, statements: list[str]) -
             key = "other Python (stdlib, re, unicodedata, ...)"
         buckets[key] += tt
         calls[key] += nc
-    lines = [(f"profile of {ops} confirmations (cProfile of RelayBot._handle in the worker thread; "
-              f"{total / ops * 1000:.2f} ms per confirmation under the profiler):")]
+    lines = [
+        (
+            f"profile of {ops} confirmations (cProfile of RelayBot._handle in the worker thread; "
+            f"{total / ops * 1000:.2f} ms per confirmation under the profiler):"
+        )
+    ]
     for key, tt in buckets.most_common():
-        lines.append(f"  {tt / total * 100:5.1f} %  {tt / ops * 1000:6.3f} ms/op  {calls[key] / ops:7.0f} calls/op  "
-                     f"{key}")
+        lines.append(
+            f"  {tt / total * 100:5.1f} %  {tt / ops * 1000:6.3f} ms/op  {calls[key] / ops:7.0f} calls/op  {key}"
+        )
     lines.append("  bot/ and handlers/ functions by cumulative time (ms per confirmation, calls per confirmation):")
     st = pstats.Stats(profiler)
-    rows = [(ct, nc, f"{Path(fn).relative_to(ROOT) if fn.startswith(str(ROOT)) else fn}:{line} {func}")
-            for (fn, line, func), (_cc, nc, _tt, ct, _c) in st.stats.items() if "/bot/" in fn or "/handlers/" in fn]
+    rows = [
+        (ct, nc, f"{Path(fn).relative_to(ROOT) if fn.startswith(str(ROOT)) else fn}:{line} {func}")
+        for (fn, line, func), (_cc, nc, _tt, ct, _c) in st.stats.items()
+        if "/bot/" in fn or "/handlers/" in fn
+    ]
     for ct, nc, where in sorted(rows, reverse=True)[:20]:
         lines.append(f"    {ct / ops * 1000:6.3f} ms  {nc / ops:5.1f}x  {where}")
     lines.append(f"  SQL statements of one confirmation ({len(statements)}):")

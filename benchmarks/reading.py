@@ -109,8 +109,11 @@ def score(path: Path) -> Score:
         elif push is not None and not message.refs and names_another_case_type(text, title):
             verdict = "no"
         result.counts[(label, verdict)] += 1
-        wrong = (label == "yes" and verdict != "yes") or (label != "yes" and verdict == "yes") or (
-            label == "unsure" and verdict != "unsure")
+        wrong = (
+            (label == "yes" and verdict != "yes")
+            or (label != "yes" and verdict == "yes")
+            or (label == "unsure" and verdict != "unsure")
+        )
         if wrong:
             result.errors.append((label, verdict, f"{reading.why}「{reading.clause}」", text))
     return result
@@ -132,20 +135,27 @@ def run(quick: bool = False) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reading", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="*", type=Path, help="corpus files (default: every .tsv in tests/data/confirmations)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.reading", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="corpus files (default: every .tsv in tests/data/confirmations)"
+    )
     parser.add_argument("--show-errors", action="store_true", help="list every reply read wrongly")
     args = parser.parse_args(argv)
     for path in args.files or sorted(CORPORA.glob("*.tsv")):
         s = score(path)
         total = sum(s.counts.values())
         print(f"{s.name}: {total} replies ({s.n('yes')} confirmations, {s.n('no')} not, {s.n('unsure')} unsure)")
-        print(f"  precision {s.precision:.1%}  recall {s.recall:.1%}  counted or asked {s.reached:.1%}  "
-              f"{s.micros:.0f} µs per reply")
-        print(f"  confirmations asked about: {s.n('yes', 'unsure')}; missed: {s.n('yes', 'no')}; "
-              f"non-confirmations counted: {s.n('no', 'yes')}; asked: {s.n('no', 'unsure')}; "
-              f"unsure ones counted: {s.n('unsure', 'yes')}")
+        print(
+            f"  precision {s.precision:.1%}  recall {s.recall:.1%}  counted or asked {s.reached:.1%}  "
+            f"{s.micros:.0f} µs per reply"
+        )
+        print(
+            f"  confirmations asked about: {s.n('yes', 'unsure')}; missed: {s.n('yes', 'no')}; "
+            f"non-confirmations counted: {s.n('no', 'yes')}; asked: {s.n('no', 'unsure')}; "
+            f"unsure ones counted: {s.n('unsure', 'yes')}"
+        )
         if args.show_errors:
             for label, verdict, why, text in s.errors:
                 print(f"    {label:>6} -> {verdict:<6} {why}  {text!r}")

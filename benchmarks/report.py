@@ -84,9 +84,14 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
                 alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=pushed)
                 s.add(alert)
                 s.flush()
-                push = Push(alert_id=alert.id, created_at=pushed, created_by="wxid_admin",
-                            deadline=midnight + timedelta(hours=18), state=PushState.CLOSED.value,
-                            closed_at=midnight + timedelta(hours=18))
+                push = Push(
+                    alert_id=alert.id,
+                    created_at=pushed,
+                    created_by="wxid_admin",
+                    deadline=midnight + timedelta(hours=18),
+                    state=PushState.CLOSED.value,
+                    closed_at=midnight + timedelta(hours=18),
+                )
                 s.add(push)
                 push_rows.append(push)
         s.flush()
@@ -101,15 +106,25 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
                         span = (push.deadline - push.created_at).total_seconds()
                         at = push.created_at + timedelta(seconds=min(span - 1, rng.expovariate(1 / 2400) + 30))
                     evidence = rng.random() < EVIDENCE_SHARE
-                    confirmations.append(dict(
-                        push_id=push.id, unit_id=unit.id, liaison_id=liaison_of[unit.id], at=at,
-                        method="image" if evidence else "text", room_id=LIAISON_ROOM,
-                        evidence_message_id=f"m{push.id}-{unit.id}", evidence_text="已转发", late=late,
-                        acked_at=at + timedelta(seconds=40), evidence_file=f"{push.id}-{unit.id}.jpg" if evidence else "",
-                        evidence_at=at if evidence else None, evidence_hash="",
-                        verdict=("已核验" if rng.random() < 0.9 else "存疑") if evidence else "",
-                        verdict_reason="",
-                    ))
+                    confirmations.append(
+                        dict(
+                            push_id=push.id,
+                            unit_id=unit.id,
+                            liaison_id=liaison_of[unit.id],
+                            at=at,
+                            method="image" if evidence else "text",
+                            room_id=LIAISON_ROOM,
+                            evidence_message_id=f"m{push.id}-{unit.id}",
+                            evidence_text="已转发",
+                            late=late,
+                            acked_at=at + timedelta(seconds=40),
+                            evidence_file=f"{push.id}-{unit.id}.jpg" if evidence else "",
+                            evidence_at=at if evidence else None,
+                            evidence_hash="",
+                            verdict=("已核验" if rng.random() < 0.9 else "存疑") if evidence else "",
+                            verdict_reason="",
+                        )
+                    )
                     counts["late"] += late
                     counts["evidence"] += evidence
                     if not late:
@@ -122,8 +137,14 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
     return counts
 
 
-def run(quick: bool = False, *, units: int | None = None, pushes: int | None = None, rounds: int | None = None,
-        workdir: Path | None = None) -> Result:
+def run(
+    quick: bool = False,
+    *,
+    units: int | None = None,
+    pushes: int | None = None,
+    rounds: int | None = None,
+    workdir: Path | None = None,
+) -> Result:
     """`quick`: 30 units and 40 pushes, 2 rounds; otherwise 300 and 400, 3 rounds."""
     from bot.chat.compose import report_text
     from bot.config import Settings
@@ -162,8 +183,13 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
             t4 = time.perf_counter()
             child = render_in_child(rep, TZ)
             t5 = time.perf_counter()
-            for key, dt in (("build", t1 - t0), ("text", t2 - t1), ("xlsx", t3 - t2), ("chart", t4 - t3),
-                            ("child", t5 - t4)):
+            for key, dt in (
+                ("build", t1 - t0),
+                ("text", t2 - t1),
+                ("xlsx", t3 - t2),
+                ("chart", t4 - t3),
+                ("child", t5 - t4),
+            ):
                 timings[key].append(dt)
             if child.error or [len(d) > 0 for _, d in child.files] != [True, True]:
                 result.problems.append(f"the child process made no files: {child.error} {child.detail[-300:]}")
@@ -172,22 +198,40 @@ def run(quick: bool = False, *, units: int | None = None, pushes: int | None = N
     report_times = [b + x + y for b, x, y in zip(timings["build"], timings["text"], timings["xlsx"], strict=True)]
     note = f"{units} units, {pushes} pushes, {counts['confirmations']:,} confirmations, {counts['misses']:,} misses"
     result.add("monthly report: figures + text + xlsx (first)", report_times[0], "s", note)
-    result.add("monthly report: figures + text + xlsx (mean)", summary(report_times)["mean"], "s",
-               f"{rounds} rounds; aim: well under 1 s")
+    result.add(
+        "monthly report: figures + text + xlsx (mean)",
+        summary(report_times)["mean"],
+        "s",
+        f"{rounds} rounds; aim: well under 1 s",
+    )
     result.add("  figures from the database (build_report)", summary(timings["build"])["mean"], "s")
     result.add("  text (compose.report_text)", summary(timings["text"])["mean"], "s")
     result.add("  xlsx (render_xlsx)", summary(timings["xlsx"])["mean"], "s", f"{len(xlsx) / 1024:.0f} KiB")
     result.add("chart PNG (render_chart, first)", timings["chart"][0], "s", "fonts load on the first chart")
-    result.add("chart PNG (render_chart, mean)", summary(timings["chart"])["mean"], "s",
-               f"{len(png) / 1024:.0f} KiB, {_png_size(png)}")
-    result.add("xlsx + chart in a child process, as the bot does (mean)", summary(timings["child"])["mean"], "s",
-               "bot.reports.worker: start, imports, both files, bytes back")
+    result.add(
+        "chart PNG (render_chart, mean)",
+        summary(timings["chart"])["mean"],
+        "s",
+        f"{len(png) / 1024:.0f} KiB, {_png_size(png)}",
+    )
+    result.add(
+        "xlsx + chart in a child process, as the bot does (mean)",
+        summary(timings["child"])["mean"],
+        "s",
+        "bot.reports.worker: start, imports, both files, bytes back",
+    )
     result.add("writing the month into the database (set-up)", setup, "s")
     relayed = sum(u.relayed for u in rep.units)
     missed = sum(u.missed for u in rep.units)
-    result.checks.update(units=len(rep.units), pushes=len(rep.pushes), relayed=relayed,
-                         confirmations=counts["confirmations"], missed=missed,
-                         expected_pairs=units * pushes, rate_pct=round(100 * relayed / (units * pushes), 1))
+    result.checks.update(
+        units=len(rep.units),
+        pushes=len(rep.pushes),
+        relayed=relayed,
+        confirmations=counts["confirmations"],
+        missed=missed,
+        expected_pairs=units * pushes,
+        rate_pct=round(100 * relayed / (units * pushes), 1),
+    )
     if len(rep.units) != units or len(rep.pushes) != pushes:
         result.problems.append(f"the report has {len(rep.units)} units and {len(rep.pushes)} pushes")
     if relayed != counts["confirmations"] or relayed + missed != units * pushes:

@@ -111,8 +111,9 @@ class Settings(BaseSettings):
             value = [part for part in value.replace("，", ",").split(",") if part.strip()]
         return [_pad_time(v) for v in value] if isinstance(value, list) else value
 
-    @field_validator("deadline_time", "late_push_after", "summary_time", "weekly_report_time",
-                     "monthly_report_time", mode="before")
+    @field_validator(
+        "deadline_time", "late_push_after", "summary_time", "weekly_report_time", "monthly_report_time", mode="before"
+    )
     @classmethod
     def _one_time(cls, value: Any) -> Any:
         return _pad_time(value)

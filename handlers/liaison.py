@@ -121,9 +121,14 @@ def _pushes_named(ctx: Context, text: str) -> list[Push]:
     if not any(len(name) >= 2 and name in said for name in ctx.library.names()):
         return []  # no case type named (most replies): no query
     found: dict[str, list[Push]] = {}  # case type -> the pushes of it that the text names
-    for push in ctx.session.exec(select(Push).where(col(Push.state).in_([PushState.OPEN.value, PushState.CLOSED.value]),
-                                                    Push.created_at > ctx.now - LATE_WINDOW)
-                                 .order_by(col(Push.id).desc()).limit(20)):
+    for push in ctx.session.exec(
+        select(Push)
+        .where(
+            col(Push.state).in_([PushState.OPEN.value, PushState.CLOSED.value]), Push.created_at > ctx.now - LATE_WINDOW
+        )
+        .order_by(col(Push.id).desc())
+        .limit(20)
+    ):
         alert = ctx.session.get(Alert, push.alert_id)
         if alert is None or not alert.case_type:
             continue
@@ -135,7 +140,9 @@ def _pushes_named(ctx: Context, text: str) -> list[Push]:
     return [pushes[0] for pushes in found.values()] if all(len(p) == 1 for p in found.values()) else []
 
 
-def _units_meant(msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None) -> list[tuple[Unit, Liaison]]:
+def _units_meant(
+    msg: Incoming, liaisons: list[tuple[Liaison, Unit]], text: str | None = None
+) -> list[tuple[Unit, Liaison]]:
     """The sender's units; if they serve several and name one in the text, only that one."""
     pairs = [(unit, liaison) for liaison, unit in liaisons if unit.active]
     said = squeeze(msg.text if text is None else text)
@@ -189,20 +196,42 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
     for unit, liaison in _units_meant(msg, liaisons, text):
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
-            owed = sorted((p for p in unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
-                           if p.state == PushState.OPEN.value), key=pk)
+            owed = sorted(
+                (
+                    p
+                    for p in unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
+                    if p.state == PushState.OPEN.value
+                ),
+                key=pk,
+            )
             key = f"{unit.id}:{','.join(str(p.id) for p in owed)}"
             if not first_notice(ctx.session, kind="which", key=key, now=ctx.now):
                 continue  # asked already: a repeated 已转发 does not ask again
-            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.WHICH, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[pk(p) for p in owed], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.which", unit=unit.name,
-                                 refs="、".join(f"#{p.id}" for p in owed)))
+            notes.add(
+                ctx.session,
+                room_id=msg.chat_id,
+                kind=NoteKind.WHICH,
+                contact_id=msg.sender.contact_id,
+                unit_id=unit.id,
+                push_ids=[pk(p) for p in owed],
+                now=ctx.now,
+                message_id=msg.message_id,
+                text=ctx.t("confirm.which", unit=unit.name, refs="、".join(f"#{p.id}" for p in owed)),
+            )
         else:
             if problem:
                 ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
-            _record(msg, ctx, unit, liaison, pushes, said.method, text, explicit=bool(said.refs),
-                    known_unconfirmed=not said.refs)
+            _record(
+                msg,
+                ctx,
+                unit,
+                liaison,
+                pushes,
+                said.method,
+                text,
+                explicit=bool(said.refs),
+                known_unconfirmed=not said.refs,
+            )
 
 
 def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], text: str) -> bool:
@@ -221,20 +250,47 @@ def _names_another_unit(ctx: Context, liaisons: list[tuple[Liaison, Unit]], sque
     return any(squeeze(name) in squeezed for name in _unit_names(ctx).names if name not in own)
 
 
-def _record(msg: Incoming, ctx: Context, unit: Unit, liaison: Liaison, pushes: list[Push], method: str, text: str,
-            *, explicit: bool, known_unconfirmed: bool = False) -> None:
+def _record(
+    msg: Incoming,
+    ctx: Context,
+    unit: Unit,
+    liaison: Liaison,
+    pushes: list[Push],
+    method: str,
+    text: str,
+    *,
+    explicit: bool,
+    known_unconfirmed: bool = False,
+) -> None:
     """Record the unit's confirmation of each push; `known_unconfirmed`: they came from unconfirmed_open_pushes."""
     newest = None if explicit or len(pushes) != 1 else _newest_open_push(ctx)
     for push in pushes:
-        conf = record_confirmation(ctx.session, push=push, unit=unit, liaison=liaison, method=method, now=ctx.now,
-                                   room_id=msg.chat_id, message_id=msg.message_id, text=text,
-                                   known_unconfirmed=known_unconfirmed)
+        conf = record_confirmation(
+            ctx.session,
+            push=push,
+            unit=unit,
+            liaison=liaison,
+            method=method,
+            now=ctx.now,
+            room_id=msg.chat_id,
+            message_id=msg.message_id,
+            text=text,
+            known_unconfirmed=known_unconfirmed,
+        )
         if conf is not None and newest is not None and push.id != newest.id:
             # A bare 已转发 (say a backup liaison's, after the main one confirmed the newest) landed on an
             # older push: the coalesced message says so.
-            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.MOVED, contact_id="", unit_id=unit.id,
-                      push_ids=[pk(push)], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.moved", unit=unit.name, n=push.id, newest=newest.id))
+            notes.add(
+                ctx.session,
+                room_id=msg.chat_id,
+                kind=NoteKind.MOVED,
+                contact_id="",
+                unit_id=unit.id,
+                push_ids=[pk(push)],
+                now=ctx.now,
+                message_id=msg.message_id,
+                text=ctx.t("confirm.moved", unit=unit.name, n=push.id, newest=newest.id),
+            )
 
 
 def _newest_open_push(ctx: Context) -> Push | None:
@@ -265,23 +321,45 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
             return False
         push = pushes[0]
         if first_notice(ctx.session, kind="ask", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
-            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.ASK, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[pk(push)], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.ask", unit=unit.name, n=push.id))
-        log.info("asked %s whether #%s was relayed: %s「%s」", msg.sender.contact_id, push.id, said.reading.why,
-                 said.reading.clause)
+            notes.add(
+                ctx.session,
+                room_id=msg.chat_id,
+                kind=NoteKind.ASK,
+                contact_id=msg.sender.contact_id,
+                unit_id=unit.id,
+                push_ids=[pk(push)],
+                now=ctx.now,
+                message_id=msg.message_id,
+                text=ctx.t("confirm.ask", unit=unit.name, n=push.id),
+            )
+        log.info(
+            "asked %s whether #%s was relayed: %s「%s」",
+            msg.sender.contact_id,
+            push.id,
+            said.reading.why,
+            said.reading.clause,
+        )
         return True
     if said.about_push:
         about = ctx.session.get(Push, said.refs[0]) if said.refs else latest_push(ctx.session)
         if about is None or about.state == PushState.WITHDRAWN.value:
             return False
-        if ctx.session.exec(select(Confirmation.id).where(Confirmation.push_id == about.id,
-                                                          Confirmation.unit_id == unit.id)).first():
+        if ctx.session.exec(
+            select(Confirmation.id).where(Confirmation.push_id == about.id, Confirmation.unit_id == unit.id)
+        ).first():
             return True  # 收到 after the unit confirmed: nothing to explain
         if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{about.id}", now=ctx.now):
-            notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.HINT, contact_id=msg.sender.contact_id,
-                      unit_id=unit.id, push_ids=[pk(about)], now=ctx.now, message_id=msg.message_id,
-                      text=ctx.t("confirm.hint", unit=unit.name, n=about.id))
+            notes.add(
+                ctx.session,
+                room_id=msg.chat_id,
+                kind=NoteKind.HINT,
+                contact_id=msg.sender.contact_id,
+                unit_id=unit.id,
+                push_ids=[pk(about)],
+                now=ctx.now,
+                message_id=msg.message_id,
+                text=ctx.t("confirm.hint", unit=unit.name, n=about.id),
+            )
         return True
     return False
 
@@ -301,7 +379,12 @@ def _answer(msg: Incoming, ctx: Context) -> bool:
     if note is None:
         return False
     asked = [int(p) for p in note.push_ids.split(",") if p]
-    if note.kind == NoteKind.ASK.value and _YES.fullmatch(body) or note.kind == NoteKind.WHICH.value and _ALL.fullmatch(body):
+    if (
+        note.kind == NoteKind.ASK.value
+        and _YES.fullmatch(body)
+        or note.kind == NoteKind.WHICH.value
+        and _ALL.fullmatch(body)
+    ):
         chosen = asked
     elif note.kind == NoteKind.WHICH.value and re.fullmatch(r"(?:#?\d{1,7})+", body):
         chosen = [n for n in map(int, re.findall(r"\d{1,7}", body)) if n in asked]
@@ -329,10 +412,18 @@ def _confirm_image(msg: Incoming, ctx: Context) -> None:
         open_pushes = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now, limit=1)
         if not open_pushes:
             continue  # nothing left to confirm: a repeat, which changes nothing
-        conf = record_confirmation(ctx.session, push=open_pushes[0], unit=unit, liaison=liaison,
-                                   method=ConfirmMethod.IMAGE.value, now=ctx.now, room_id=msg.chat_id,
-                                   message_id=msg.message_id, text=msg.image.name if msg.image else "",
-                                   known_unconfirmed=True)
+        conf = record_confirmation(
+            ctx.session,
+            push=open_pushes[0],
+            unit=unit,
+            liaison=liaison,
+            method=ConfirmMethod.IMAGE.value,
+            now=ctx.now,
+            room_id=msg.chat_id,
+            message_id=msg.message_id,
+            text=msg.image.name if msg.image else "",
+            known_unconfirmed=True,
+        )
         if conf is not None:
             _store_screenshot(msg, ctx, conf)
 
@@ -409,16 +500,27 @@ def on_recall(msg: Incoming, ctx: Context) -> bool:
     found = sysmsg(msg.text)
     if found is None or found.kind != "revokemsg" or not found.recalled_id:
         return True
-    recalled = ctx.session.exec(select(Confirmation).where(Confirmation.evidence_message_id == found.recalled_id,
-                                                         Confirmation.room_id == msg.chat_id)).all()
+    recalled = ctx.session.exec(
+        select(Confirmation).where(
+            Confirmation.evidence_message_id == found.recalled_id, Confirmation.room_id == msg.chat_id
+        )
+    ).all()
     for conf in recalled:
         liaison = ctx.session.get(Liaison, conf.liaison_id) if conf.liaison_id else None
         if liaison is None or liaison.contact_id != msg.sender.contact_id:
             continue  # only the person who confirmed can take it back
         unit = ctx.session.get_one(Unit, conf.unit_id)  # a confirmation's unit is never deleted
-        notes.add(ctx.session, room_id=msg.chat_id, kind=NoteKind.RECALL, contact_id=msg.sender.contact_id,
-                  unit_id=unit.id, push_ids=[conf.push_id], now=ctx.now, message_id=msg.message_id,
-                  text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id))
+        notes.add(
+            ctx.session,
+            room_id=msg.chat_id,
+            kind=NoteKind.RECALL,
+            contact_id=msg.sender.contact_id,
+            unit_id=unit.id,
+            push_ids=[conf.push_id],
+            now=ctx.now,
+            message_id=msg.message_id,
+            text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id),
+        )
         ctx.audit(msg, "recall", f"#{conf.push_id} {unit.name}: message {found.recalled_id} recalled")
         ctx.session.delete(conf)
     return True

@@ -42,13 +42,17 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool | dict:
     cmd = ctx.command(msg)
     if cmd is None:
         return False
-    return {"cmd": cmd} if (
-        cmd.arg == ""
-        or cmd.arg.startswith("#")
-        or cmd.name in SETTING_COMMANDS
-        or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
-        or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg) is not None))
-    ) else False
+    return (
+        {"cmd": cmd}
+        if (
+            cmd.arg == ""
+            or cmd.arg.startswith("#")
+            or cmd.name in SETTING_COMMANDS
+            or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
+            or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg) is not None))
+        )
+        else False
+    )
 
 
 def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
@@ -63,9 +67,17 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 
 # ---- pushing -----------------------------------------------------------------------------------
 
+
 def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
-    outcome = push_alert(ctx.session, alert, now=ctx.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-                         settings=ctx.settings, texts=ctx.texts)
+    outcome = push_alert(
+        ctx.session,
+        alert,
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        settings=ctx.settings,
+        texts=ctx.texts,
+    )
     ctx.reply(msg, outcome.message)
 
 
@@ -99,11 +111,17 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str) -> None:
 
 # ---- command handlers --------------------------------------------------------------------------
 
+
 def _link_alert(ctx: Context, url: str) -> Alert:
     """A link card for `url`, with the title and description the app fetched (or the URL as its title)."""
     card = ctx.previews.get(url) or LinkCard(url, url)
-    return Alert(title=card.title[:200] or url, link_url=url, link_description=card.description[:500],
-                 link_thumbnail=card.thumbnail_url, created_at=ctx.now)
+    return Alert(
+        title=card.title[:200] or url,
+        link_url=url,
+        link_description=card.description[:500],
+        link_thumbnail=card.thumbnail_url,
+        created_at=ctx.now,
+    )
 
 
 def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
@@ -114,9 +132,15 @@ def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
     if item.push_id is not None:
         ctx.reply(msg, ctx.t("feeds.already", n=n, push=item.push_id))
         return
-    outcome = push_alert(ctx.session, feed_watch.alert_for(item, now=ctx.now), now=ctx.now,
-                         actor_id=msg.sender.contact_id, actor_name=msg.sender.name, settings=ctx.settings,
-                         texts=ctx.texts)
+    outcome = push_alert(
+        ctx.session,
+        feed_watch.alert_for(item, now=ctx.now),
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        settings=ctx.settings,
+        texts=ctx.texts,
+    )
     if outcome.push is not None:
         item.push_id = outcome.push.id
         ctx.session.add(item)
@@ -144,8 +168,10 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         return
     p = progress(ctx.session, push)
     ctx.audit(msg, "progress", f"#{push.id}: {len(p.confirmed)}/{p.total}")
-    ctx.reply(msg, compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz,
-                                         evidence_required=ctx.settings.evidence_required))
+    ctx.reply(
+        msg,
+        compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz, evidence_required=ctx.settings.evidence_required),
+    )
 
 
 @router.command("提醒", usage="remind", who=from_admin, where=office_place)
@@ -157,8 +183,9 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if push.state == PushState.WITHDRAWN.value:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
         return
-    result = schedule.queue_reminders(ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings,
-                                      texts=ctx.texts)
+    result = schedule.queue_reminders(
+        ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings, texts=ctx.texts
+    )
     if not result.units:
         ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
         return
@@ -194,7 +221,9 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.session.add(conf)
     shown = show(deadline, ctx.tz)
     for group in groups_of_kind(ctx.session, GroupKind.LIAISON):
-        ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id)
+        ctx.send(
+            ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id
+        )
     ctx.audit(msg, "deadline", f"#{push.id} -> {deadline.isoformat()}")
     ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
 
@@ -217,8 +246,12 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     alert = ctx.session.get_one(Alert, push.alert_id)
     groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
     for group in groups:
-        ctx.send(ChatKind.ROOM, group.room_id, ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
-                 push_id=push.id)
+        ctx.send(
+            ChatKind.ROOM,
+            group.room_id,
+            ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
+            push_id=push.id,
+        )
     ctx.audit(msg, "withdraw", f"#{push.id}")
     ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
 
@@ -246,8 +279,11 @@ COMMANDS = CommandRegistry().extend(router.commands).extend(groups.router.comman
 
 def help_text(ctx: Context) -> str:
     """`帮助` for admins: every registered command's usage, then the alert types that can be pushed."""
-    return COMMANDS.help_text(ctx.texts, head=ctx.t("help.office_head"),
-                              foot=ctx.t("help.office_foot", types="、".join(ctx.library.case_types())))
+    return COMMANDS.help_text(
+        ctx.texts,
+        head=ctx.t("help.office_head"),
+        foot=ctx.t("help.office_foot", types="、".join(ctx.library.case_types())),
+    )
 
 
 @router.message(from_admin, command_filter())
@@ -259,8 +295,12 @@ def on_command_elsewhere(msg: Incoming, ctx: Context, cmd: CommandObject) -> Non
 @router.message(not_from_admin, looks_like_command)
 def on_refused(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """Anyone else: a short refusal, logged; nothing changes."""
-    ctx.audit(msg, f"refused:{cmd.name}", f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}",
-              allowed=False)
+    ctx.audit(
+        msg,
+        f"refused:{cmd.name}",
+        f"{msg.chat_kind.value}:{msg.chat_id} {strip_mentions(msg.text)[:200]}",
+        allowed=False,
+    )
     ctx.reply(msg, ctx.t("access.refused"))
 
 
@@ -271,8 +311,14 @@ def on_file_from_admin(msg: Incoming, ctx: Context) -> None:
 
 
 # What a person writes; system notices and recalls in a private chat are WeChat's, not the person's.
-_WRITTEN = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.LINK, MessageKind.FILE, MessageKind.UNKNOWN,
-            MessageKind.OTHER)
+_WRITTEN = (
+    MessageKind.TEXT,
+    MessageKind.IMAGE,
+    MessageKind.LINK,
+    MessageKind.FILE,
+    MessageKind.UNKNOWN,
+    MessageKind.OTHER,
+)
 
 
 @router.message(not_from_admin, in_private, kind(*_WRITTEN))

@@ -15,8 +15,9 @@ from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 
 
-def _target(msg: Incoming, ctx: Context, cmd: CommandObject, *, usage: str, reason_required: bool
-            ) -> tuple[Push, Unit, str] | None:
+def _target(
+    msg: Incoming, ctx: Context, cmd: CommandObject, *, usage: str, reason_required: bool
+) -> tuple[Push, Unit, str] | None:
     """The push, unit and reason an admin named; None after answering why they cannot be used."""
     parsed = parse_correction(cmd.arg)
     if parsed is None:
@@ -33,7 +34,7 @@ def _target(msg: Incoming, ctx: Context, cmd: CommandObject, *, usage: str, reas
     if push is None:
         ctx.reply(msg, ctx.t("push.not_found", n=parsed.n))
         return None
-    return push, unit, parsed.reason[:corrections.MAX_REASON]
+    return push, unit, parsed.reason[: corrections.MAX_REASON]
 
 
 def _counts(ctx: Context, push: Push) -> dict[str, int]:
@@ -53,8 +54,15 @@ def on_add(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if target is None:
         return
     push, unit, reason = target
-    result = corrections.add_confirmation(session=ctx.session, push=push, unit=unit, reason=reason,
-                                          by_id=msg.sender.contact_id, by_name=msg.sender.name, now=ctx.now)
+    result = corrections.add_confirmation(
+        session=ctx.session,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=msg.sender.contact_id,
+        by_name=msg.sender.name,
+        now=ctx.now,
+    )
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
@@ -74,9 +82,16 @@ def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if target is None:
         return
     push, unit, reason = target
-    result = corrections.revoke(session=ctx.session, push=push, unit=unit, reason=reason,
-                                by_id=msg.sender.contact_id, by_name=msg.sender.name, now=ctx.now,
-                                evidence_dir=Path(ctx.settings.evidence_dir))
+    result = corrections.revoke(
+        session=ctx.session,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=msg.sender.contact_id,
+        by_name=msg.sender.name,
+        now=ctx.now,
+        evidence_dir=Path(ctx.settings.evidence_dir),
+    )
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
     elif result.outcome == Outcome.NOTHING:
@@ -93,8 +108,15 @@ def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if target is None:
         return
     push, unit, reason = target
-    result = corrections.exempt(session=ctx.session, push=push, unit=unit, reason=reason,
-                                by_id=msg.sender.contact_id, by_name=msg.sender.name, now=ctx.now)
+    result = corrections.exempt(
+        session=ctx.session,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=msg.sender.contact_id,
+        by_name=msg.sender.name,
+        now=ctx.now,
+    )
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
@@ -102,7 +124,6 @@ def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
     elif result.outcome == Outcome.EXEMPTED:
         assert result.exemption is not None  # EXEMPTED comes with the exemption found
-        ctx.reply(msg, ctx.t("corrections.already_exempted", unit=unit.name, n=push.id,
-                             reason=result.exemption.reason))
+        ctx.reply(msg, ctx.t("corrections.already_exempted", unit=unit.name, n=push.id, reason=result.exemption.reason))
     else:
         ctx.reply(msg, ctx.t("corrections.exempted", unit=unit.name, n=push.id, reason=reason, **_counts(ctx, push)))

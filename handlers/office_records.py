@@ -29,8 +29,14 @@ from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
 
 _REPORT_KINDS = {
-    "日": ("day", False), "今天": ("day", False), "周": ("week", False), "本周": ("week", False),
-    "上周": ("week", True), "月": ("month", False), "本月": ("month", False), "上月": ("month", True),
+    "日": ("day", False),
+    "今天": ("day", False),
+    "周": ("week", False),
+    "本周": ("week", False),
+    "上周": ("week", True),
+    "月": ("month", False),
+    "本月": ("month", False),
+    "上月": ("month", True),
 }
 
 
@@ -61,8 +67,17 @@ def on_report(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     kind, previous = wanted
     today = ctx.now.astimezone(ctx.tz).date()
     start, end = previous_period(kind, today) if previous else period_of(kind, today)
-    schedule.queue_report(ctx.session, kind=kind, start=start, end=end, now=ctx.now, settings=ctx.settings,
-                          texts=ctx.texts, chat_kind=msg.chat_kind, chat_id=msg.chat_id)
+    schedule.queue_report(
+        ctx.session,
+        kind=kind,
+        start=start,
+        end=end,
+        now=ctx.now,
+        settings=ctx.settings,
+        texts=ctx.texts,
+        chat_kind=msg.chat_kind,
+        chat_id=msg.chat_id,
+    )
     ctx.audit(msg, "report", f"{kind} {start}..{end}")
 
 
@@ -74,32 +89,64 @@ _CARD_CORRECTIONS = 10
 def unit_card(ctx: Context, unit: Unit) -> str:
     """A unit's last 30 days, its run of misses and level, its liaisons and leave, and the office's corrections."""
     since = ctx.now - timedelta(days=30)
-    pushes = list(ctx.session.exec(
-        select(Push.id).where(Push.deadline >= since, Push.deadline <= ctx.now, Push.state != PushState.WITHDRAWN.value)
-    ))
-    exempted = set(ctx.session.exec(
-        select(Exemption.push_id).where(Exemption.unit_id == unit.id, col(Exemption.push_id).in_(pushes))
-    )) if pushes else set()
+    pushes = list(
+        ctx.session.exec(
+            select(Push.id).where(
+                Push.deadline >= since, Push.deadline <= ctx.now, Push.state != PushState.WITHDRAWN.value
+            )
+        )
+    )
+    exempted = (
+        set(
+            ctx.session.exec(
+                select(Exemption.push_id).where(Exemption.unit_id == unit.id, col(Exemption.push_id).in_(pushes))
+            )
+        )
+        if pushes
+        else set()
+    )
     pushes = [p for p in pushes if p not in exempted]  # not expected to relay those: neither received nor missed
-    confs = list(ctx.session.exec(
-        select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
-    )) if pushes else []
+    confs = (
+        list(
+            ctx.session.exec(
+                select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
+            )
+        )
+        if pushes
+        else []
+    )
     late = sum(1 for c in confs if c.late)
     standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(pk(unit))
     liaisons = ctx.session.exec(
-        select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True).order_by(col(Liaison.role), col(Liaison.id))  # noqa: E712
+        select(Liaison)
+        .where(Liaison.unit_id == unit.id, Liaison.active == True)  # noqa: E712
+        .order_by(col(Liaison.role), col(Liaison.id))
     ).all()
-    people = "、".join(f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）"
-                      for liaison in liaisons) or "无"
+    people = (
+        "、".join(f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）" for liaison in liaisons)
+        or "无"
+    )
     today = ctx.now.astimezone(ctx.tz).date()
-    leaves = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(col(Leave.start))).all()
-    leave = ctx.t("office.unit_leave", ranges="、".join(_span(absence.start, absence.end) for absence in leaves)) if leaves else ""
+    leaves = ctx.session.exec(
+        select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(col(Leave.start))
+    ).all()
+    leave = (
+        ctx.t("office.unit_leave", ranges="、".join(_span(absence.start, absence.end) for absence in leaves))
+        if leaves
+        else ""
+    )
     return ctx.t(
         "office.unit_card",
-        unit=unit.name, kind=unit.kind, received=len(pushes), on_time=len(confs) - late, late=late,
-        missed=len(pushes) - len(confs), run=standing.run if standing else 0,
+        unit=unit.name,
+        kind=unit.kind,
+        received=len(pushes),
+        on_time=len(confs) - late,
+        late=late,
+        missed=len(pushes) - len(confs),
+        run=standing.run if standing else 0,
         level=(standing.level if standing and standing.level else ctx.t("office.level_none")),
-        liaisons=people, leave=leave,
+        liaisons=people,
+        leave=leave,
         exempt=ctx.t("office.unit_exempt_part", count=len(exempted)) if exempted else "",
     ) + _corrections_part(ctx, unit, since=since)
 
@@ -114,8 +161,16 @@ def _corrections_part(ctx: Context, unit: Unit, *, since: datetime) -> str:
     for c in rows[-_CARD_CORRECTIONS:]:
         local = c.at.astimezone(ctx.tz)
         key = "office.unit_correction" if c.reason else "office.unit_correction_bare"
-        lines.append(ctx.t(key, day=f"{local.month}月{local.day}日", n=c.push_id, kind=c.kind, reason=c.reason,
-                           by=c.by_name or c.by_id))
+        lines.append(
+            ctx.t(
+                key,
+                day=f"{local.month}月{local.day}日",
+                n=c.push_id,
+                kind=c.kind,
+                reason=c.reason,
+                by=c.by_name or c.by_id,
+            )
+        )
     return ctx.t("office.unit_corrections", count=len(rows), lines="\n".join(lines))
 
 
@@ -146,12 +201,24 @@ def on_leave(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("office.leave_bad_date", text=when))
         return
     ctx.session.add(Leave(unit_id=pk(unit), start=start, end=end, created_by=msg.sender.contact_id, created_at=ctx.now))
-    backups = ctx.session.exec(select(Liaison.name).where(
-        Liaison.unit_id == unit.id, Liaison.role == Role.BACKUP.value, Liaison.active == True)).all()  # noqa: E712
+    backups = ctx.session.exec(
+        select(Liaison.name).where(
+            Liaison.unit_id == unit.id,
+            Liaison.role == Role.BACKUP.value,
+            Liaison.active == True,  # noqa: E712
+        )
+    ).all()
     ctx.audit(msg, "leave", f"{unit.name} {start}..{end}")
-    ctx.reply(msg, ctx.t("office.leave_set", unit=unit.name, start=_span(start, start),
-                         until="" if start == end else f"至{end.month}月{end.day}日",
-                         backups=("（" + "、".join(backups) + "）") if backups else ctx.t("office.leave_no_backup")))
+    ctx.reply(
+        msg,
+        ctx.t(
+            "office.leave_set",
+            unit=unit.name,
+            start=_span(start, start),
+            until="" if start == end else f"至{end.month}月{end.day}日",
+            backups=("（" + "、".join(backups) + "）") if backups else ctx.t("office.leave_no_backup"),
+        ),
+    )
 
 
 def on_leave_end(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
@@ -201,8 +268,15 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if period is None:
         ctx.reply(msg, ctx.t("stats.usage") if cmd.arg else ctx.t("stats.no_period"))
         return
-    queue_stats_report(ctx.session, period=period, now=ctx.now, texts=ctx.texts, library=ctx.library,
-                       chat_kind=msg.chat_kind, chat_id=msg.chat_id)
+    queue_stats_report(
+        ctx.session,
+        period=period,
+        now=ctx.now,
+        texts=ctx.texts,
+        library=ctx.library,
+        chat_kind=msg.chat_kind,
+        chat_id=msg.chat_id,
+    )
 
 
 def on_incident_file(msg: Incoming, ctx: Context) -> None:
@@ -225,5 +299,12 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
     office = ctx.office_group()
     target = (ChatKind.ROOM, office.room_id) if office else (msg.chat_kind, msg.chat_id)
     for period in sorted(report.periods)[-1:]:  # the newest period the file covered
-        queue_stats_report(ctx.session, period=period, now=ctx.now, texts=ctx.texts, library=ctx.library,
-                           chat_kind=target[0], chat_id=target[1])
+        queue_stats_report(
+            ctx.session,
+            period=period,
+            now=ctx.now,
+            texts=ctx.texts,
+            library=ctx.library,
+            chat_kind=target[0],
+            chat_id=target[1],
+        )

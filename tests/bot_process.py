@@ -29,8 +29,12 @@ class BotProcess:
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=self.workdir, env=env,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bot", "run"],
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while "ready as" not in self.log(offset):
@@ -73,12 +77,28 @@ class BotProcess:
 def relaybot(*args: str, db_url: str, cwd: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
     """Run one `relaybot` command as a new user would: a clean environment, this checkout, the given database."""
     clean = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": db_url, **env}
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=clean,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-def gateway_env(gateway, db_url: str, workdir: Path, *, admin: str, liaison_groups: str, office_group: str,
-                fast: bool = True, **extra: str) -> dict[str, str]:
+def gateway_env(
+    gateway,
+    db_url: str,
+    workdir: Path,
+    *,
+    admin: str,
+    liaison_groups: str,
+    office_group: str,
+    fast: bool = True,
+    **extra: str,
+) -> dict[str, str]:
     """The environment of a bot process on `gateway`: its database, admin and groups; `fast` drops the sending
     pace and shortens the acknowledgement spell, as tests want. `extra` (RELAYBOT_*=...) wins."""
     env = {
@@ -91,8 +111,14 @@ def gateway_env(gateway, db_url: str, workdir: Path, *, admin: str, liaison_grou
         "RELAYBOT_CACHE_DIR": str(workdir / "cache"),
     }
     if fast:
-        env.update({"RELAYBOT_ACK_QUIET_SECONDS": "1", "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
-                    "RELAYBOT_ACK_MIN_INTERVAL_SECONDS": "0",
-                    "RELAYBOT_SEND_SPACING_SECONDS": "0", "RELAYBOT_SEND_JITTER_SECONDS": "0"})
+        env.update(
+            {
+                "RELAYBOT_ACK_QUIET_SECONDS": "1",
+                "RELAYBOT_ACK_CHECK_SECONDS": "0.2",
+                "RELAYBOT_ACK_MIN_INTERVAL_SECONDS": "0",
+                "RELAYBOT_SEND_SPACING_SECONDS": "0",
+                "RELAYBOT_SEND_JITTER_SECONDS": "0",
+            }
+        )
     env.update(extra)
     return env

@@ -17,8 +17,8 @@ from typing import IO, Any
 
 import httpx
 
-GATEWAY_DIR = Path(__file__).parent / 'gateway'
-SCRIPT = GATEWAY_DIR / 'gateway.mjs'
+GATEWAY_DIR = Path(__file__).parent / "gateway"
+SCRIPT = GATEWAY_DIR / "gateway.mjs"
 START_TIMEOUT = 30.0
 
 
@@ -28,46 +28,49 @@ class GatewayError(RuntimeError):
 
 def require_node_modules() -> None:
     """Fail with the fix in the message when node or the gateway's npm packages are missing."""
-    if shutil.which('node') is None:
-        raise GatewayError('node is not installed: the Wechaty gateway needs Node 20')
-    if not (GATEWAY_DIR / 'node_modules' / 'wechaty-puppet-service').is_dir():
-        raise GatewayError('the gateway\'s npm packages are missing: run npm ci --prefix tests/gateway')
+    if shutil.which("node") is None:
+        raise GatewayError("node is not installed: the Wechaty gateway needs Node 20")
+    if not (GATEWAY_DIR / "node_modules" / "wechaty-puppet-service").is_dir():
+        raise GatewayError("the gateway's npm packages are missing: run npm ci --prefix tests/gateway")
 
 
 class Gateway:
     """A running gateway process and a client for its HTTP control channel."""
 
-    def __init__(self, process: subprocess.Popen[bytes], grpc_port: int, control_port: int, token: str,
-                 stderr_file: IO[bytes]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], grpc_port: int, control_port: int, token: str, stderr_file: IO[bytes]
+    ) -> None:
         self.process = process
         self.grpc_port = grpc_port
         self.control_port = control_port
         self.token = token
         self._stderr_file = stderr_file
-        self.http = httpx.Client(base_url=f'http://127.0.0.1:{control_port}', timeout=10)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{control_port}", timeout=10)
 
     @property
     def endpoint(self) -> str:
         """The gRPC endpoint for WECHATY_PUPPET_SERVICE_ENDPOINT."""
-        return f'127.0.0.1:{self.grpc_port}'
+        return f"127.0.0.1:{self.grpc_port}"
 
     @classmethod
     def start(cls, token: str | None = None, *, timeout: float = START_TIMEOUT) -> Gateway:
         """Spawn the gateway on free ports and wait for its ready line."""
         require_node_modules()
-        token = token or f'test-token-{secrets.token_hex(4)}'
+        token = token or f"test-token-{secrets.token_hex(4)}"
         stderr_file = tempfile.TemporaryFile()  # noqa: SIM115  (the gateway's; closed by stop())
         # Our stdin pipe is the gateway's lifeline: it exits if this process dies without stopping it.
         process = subprocess.Popen(
-            ['node', str(SCRIPT), '--port', '0', '--control-port', '0', '--token', token, '--exit-on-stdin-close'],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
+            ["node", str(SCRIPT), "--port", "0", "--control-port", "0", "--token", token, "--exit-on-stdin-close"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
         )
         try:
             ready = _read_ready_line(process, timeout)
         except GatewayError as e:
             _kill(process)
-            raise GatewayError(f'{e}\n--- gateway stderr ---\n{_read_all(stderr_file)}') from None
-        return cls(process, ready['grpc_port'], ready['control_port'], token, stderr_file)
+            raise GatewayError(f"{e}\n--- gateway stderr ---\n{_read_all(stderr_file)}") from None
+        return cls(process, ready["grpc_port"], ready["control_port"], token, stderr_file)
 
     def stop(self) -> None:
         """Kill the gateway process by its PID."""
@@ -81,79 +84,103 @@ class Gateway:
 
     def contact(self, id: str, name: str) -> None:
         """Create a contact who is the bot's friend."""
-        self._post('/contacts', {'id': id, 'name': name})
+        self._post("/contacts", {"id": id, "name": name})
 
     def room(self, id: str, topic: str, member_ids: Iterable[str], nicknames: dict[str, str] | None = None) -> None:
         """Create a room with the bot and these members; `nicknames` maps contact id to group nickname."""
-        self._post('/rooms', {'id': id, 'topic': topic, 'member_ids': list(member_ids), 'nicknames': nicknames or {}})
+        self._post("/rooms", {"id": id, "topic": topic, "member_ids": list(member_ids), "nicknames": nicknames or {}})
 
     def say(self, frm: str, text: str, room: str | None = None, mention_ids: Iterable[str] = ()) -> str:
         """A contact speaks in a room, or privately to the bot; returns the message id."""
-        body = {'from': frm, 'text': text, 'mention_ids': list(mention_ids), **({'room': room} if room else {})}
-        return self._post('/say', body)['message_id']
+        body = {"from": frm, "text": text, "mention_ids": list(mention_ids), **({"room": room} if room else {})}
+        return self._post("/say", body)["message_id"]
 
     def raw(self, frm: str, type: int, text: str, room: str | None = None, mention_ids: Iterable[str] = ()) -> str:
         """A contact sends a message of this TypeScript puppet type number (10 GroupNote, 13 Recalled, 16 Post,
         18 System, 0 Unknown, ...) with this text, as a puppet would; returns the message id."""
-        body = {'from': frm, 'type': type, 'text': text, 'mention_ids': list(mention_ids),
-                **({'room': room} if room else {})}
-        return self._post('/raw', body)['message_id']
+        body = {
+            "from": frm,
+            "type": type,
+            "text": text,
+            "mention_ids": list(mention_ids),
+            **({"room": room} if room else {}),
+        }
+        return self._post("/raw", body)["message_id"]
 
     def image(self, frm: str, name: str, data: bytes, room: str | None = None) -> str:
         """A contact sends an image; returns the message id."""
-        body = {'from': frm, 'name': name, 'base64': base64.b64encode(data).decode(), **({'room': room} if room else {})}
-        return self._post('/image', body)['message_id']
+        body = {
+            "from": frm,
+            "name": name,
+            "base64": base64.b64encode(data).decode(),
+            **({"room": room} if room else {}),
+        }
+        return self._post("/image", body)["message_id"]
 
     def file(self, frm: str, name: str, data: bytes, room: str | None = None) -> str:
         """A contact sends a file (an attachment, e.g. an .xlsx); returns the message id."""
-        body = {'from': frm, 'name': name, 'base64': base64.b64encode(data).decode(), **({'room': room} if room else {})}
-        return self._post('/file', body)['message_id']
+        body = {
+            "from": frm,
+            "name": name,
+            "base64": base64.b64encode(data).decode(),
+            **({"room": room} if room else {}),
+        }
+        return self._post("/file", body)["message_id"]
 
-    def link(self, frm: str, url: str, title: str, description: str = '', thumbnail_url: str = '',
-             room: str | None = None) -> str:
+    def link(
+        self, frm: str, url: str, title: str, description: str = "", thumbnail_url: str = "", room: str | None = None
+    ) -> str:
         """A contact sends a link card; returns the message id."""
-        body = {'from': frm, 'url': url, 'title': title, 'description': description, 'thumbnail_url': thumbnail_url,
-                **({'room': room} if room else {})}
-        return self._post('/link', body)['message_id']
+        body = {
+            "from": frm,
+            "url": url,
+            "title": title,
+            "description": description,
+            "thumbnail_url": thumbnail_url,
+            **({"room": room} if room else {}),
+        }
+        return self._post("/link", body)["message_id"]
 
     def join(self, room: str, inviter: str, member_ids: Iterable[str], nicknames: dict[str, str] | None = None) -> None:
         """Add contacts to a room and fire room-join."""
-        self._post('/join', {'room': room, 'inviter': inviter, 'member_ids': list(member_ids),
-                             'nicknames': nicknames or {}})
+        self._post(
+            "/join", {"room": room, "inviter": inviter, "member_ids": list(member_ids), "nicknames": nicknames or {}}
+        )
 
     def topic(self, room: str, topic: str, changer: str | None = None) -> None:
         """Rename a room and fire room-topic."""
-        self._post('/topic', {'room': room, 'topic': topic, **({'changer': changer} if changer else {})})
+        self._post("/topic", {"room": room, "topic": topic, **({"changer": changer} if changer else {})})
 
     def invite(self, inviter: str, room_id: str, topic: str, member_ids: Iterable[str]) -> str:
         """Invite the bot into a new room; returns the invitation id."""
-        body = {'inviter': inviter, 'room_id': room_id, 'topic': topic, 'member_ids': list(member_ids)}
-        return self._post('/invite', body)['invitation_id']
+        body = {"inviter": inviter, "room_id": room_id, "topic": topic, "member_ids": list(member_ids)}
+        return self._post("/invite", body)["invitation_id"]
 
     def invites(self) -> list[dict[str, Any]]:
         """All invitations, each with an `accepted` flag."""
-        return self._get('/invites')
+        return self._get("/invites")
 
     def sent(self, since: int = 0) -> list[dict[str, Any]]:
         """What the bot sent after sequence number `since`, in order."""
-        return self._get(f'/sent?since={since}')
+        return self._get(f"/sent?since={since}")
 
-    def wait_sent(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0,
-                  since: int = 0) -> list[dict[str, Any]]:
+    def wait_sent(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0, since: int = 0
+    ) -> list[dict[str, Any]]:
         """Poll /sent until predicate(items) holds; returns the items."""
-        return wait_until(lambda: self.sent(since), predicate, timeout, 'the bot to send it')
+        return wait_until(lambda: self.sent(since), predicate, timeout, "the bot to send it")
 
     def health(self) -> dict[str, Any]:
         """{"ok": true, "logged_in": bool}."""
-        return self._get('/health')
+        return self._get("/health")
 
     def stop_grpc(self) -> None:
         """Stop the gRPC server (the control channel stays up)."""
-        self._post('/stop-grpc', {})
+        self._post("/stop-grpc", {})
 
     def start_grpc(self) -> None:
         """Restart the gRPC server on the same port."""
-        self._post('/start-grpc', {})
+        self._post("/start-grpc", {})
 
     def _get(self, path: str) -> Any:
         return self._check(self.http.get(path))
@@ -164,8 +191,9 @@ class Gateway:
     @staticmethod
     def _check(response: httpx.Response) -> Any:
         if response.status_code != 200:
-            raise GatewayError(f'{response.request.method} {response.request.url.path}: '
-                               f'{response.status_code} {response.text}')
+            raise GatewayError(
+                f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
+            )
         return response.json()
 
 
@@ -187,7 +215,7 @@ def wait_until(probe: Callable[[], Any], predicate: Callable[[Any], bool], timeo
         if predicate(result):
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f'timed out after {timeout} s waiting for {what}; last: {result!r}')
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}; last: {result!r}")
         time.sleep(0.02)
 
 
@@ -196,27 +224,27 @@ def _read_ready_line(process: subprocess.Popen[bytes], timeout: float) -> dict[s
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    line = b''
-    while not line.endswith(b'\n'):
+    line = b""
+    while not line.endswith(b"\n"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise GatewayError(f'the gateway printed no ready line within {timeout} s')
+            raise GatewayError(f"the gateway printed no ready line within {timeout} s")
         if not selector.select(remaining):
             continue
         chunk = os.read(process.stdout.fileno(), 4096)
         if not chunk:
-            raise GatewayError(f'the gateway exited with code {process.wait()} before it was ready')
+            raise GatewayError(f"the gateway exited with code {process.wait()} before it was ready")
         line += chunk
     ready = json.loads(line)
-    if ready.get('event') != 'ready':
-        raise GatewayError(f'unexpected first line from the gateway: {line!r}')
+    if ready.get("event") != "ready":
+        raise GatewayError(f"unexpected first line from the gateway: {line!r}")
     return ready
 
 
 def _read_all(file: IO[bytes]) -> str:
     # pread leaves the offset alone: the gateway shares it and keeps appending.
     fd = file.fileno()
-    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors='replace')
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -14,34 +14,122 @@ from hypothesis import strategies as st
 from PIL import Image
 
 # Modest example counts: the hardening files must run in well under a minute on two shared cores.
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                         HealthCheck.too_slow,
-                                                                         HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 SLOW = settings(FAST, max_examples=50)
 
 # Damaged images and feeds make PIL and feedparser warn; the warnings are expected, the crashes are what is tested.
-EXPECTED_WARNINGS = [pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
-                     pytest.mark.filterwarnings("ignore::DeprecationWarning:feedparser")]
+EXPECTED_WARNINGS = [
+    pytest.mark.filterwarnings("ignore::UserWarning:PIL"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:feedparser"),
+]
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\ufeff", "\u2060", "\u00ad"]
 DIRECTION = ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2069"]
 COMBINING = ["\u0301", "\u0308", "\u0323", "\u20dd", "\u3099", "\u0e49"]
-EMOJI = ["👍", "🙏", "✅", "👨\u200d👩\u200d👧\u200d👦", "🏳\ufe0f\u200d🌈", "👍🏽", "1\ufe0f\u20e3", "🇨🇳", "\U0001f9d1\u200d\U0001f4bb"]
+EMOJI = [
+    "👍",
+    "🙏",
+    "✅",
+    "👨\u200d👩\u200d👧\u200d👦",
+    "🏳\ufe0f\u200d🌈",
+    "👍🏽",
+    "1\ufe0f\u20e3",
+    "🇨🇳",
+    "\U0001f9d1\u200d\U0001f4bb",
+]
 FULL_WIDTH = ["＃１", "１２３", "ＡＢＣ", "　", "：", "（", "）", "－", "～", "，", "。", "！", "？", "＠"]
-ODD = ZERO_WIDTH + DIRECTION + COMBINING + EMOJI + FULL_WIDTH + ["\n", "\r\n", "\r", "\t", "\u2028", "\u3000", "\x00",
-                                                                   "\x7f", "\u2005", "\ud7ff", "\U0010fffd"]
+ODD = (
+    ZERO_WIDTH
+    + DIRECTION
+    + COMBINING
+    + EMOJI
+    + FULL_WIDTH
+    + ["\n", "\r\n", "\r", "\t", "\u2028", "\u3000", "\x00", "\x7f", "\u2005", "\ud7ff", "\U0010fffd"]
+)
 # Words the parsers look for, so examples reach past the first check instead of failing at once.
 WORDS = [
-    "已转发", "已转", "转发了", "已经转发到本单位群", "收到", "好的", "本单位", "单位", "#1", "#2", "# 3", "#9999999", "#0",
-    "推送", "进度", "提醒", "截止", "撤回", "帮助", "报表", "单位", "请假", "销假", "工作日", "休息日", "警情",
-    "设为联络员群", "取消联络员群", "设为办公群", "取消办公群", "刷单", "公检法", "候选1", "候选999999999",
-    "城关镇", "西湖镇", "东城街道", "区教育局", "金融行业", "王芳", "周敏（西湖镇）", "@反诈助手", "@王芳\u2005",
-    "今天", "明天", "后天", "今晚", "下午", "18:00", "12点", "9点半", "11月30日", "2026-12-01 09:00", "13月45日",
-    "9999-12-31", "0000-01-01", "2026-W47", "2026年第53周", "2026-11", "至", "到", "~", "—", "-", "吗", "不",
-    "「", "」", "：", "- - - - - - - - - - - - - - -", "反诈预警", "https://example.invalid/a?b=1",
-    "http://[::1", "=HYPERLINK(\"http://x\")", "../../etc/passwd", "合计",
+    "已转发",
+    "已转",
+    "转发了",
+    "已经转发到本单位群",
+    "收到",
+    "好的",
+    "本单位",
+    "单位",
+    "#1",
+    "#2",
+    "# 3",
+    "#9999999",
+    "#0",
+    "推送",
+    "进度",
+    "提醒",
+    "截止",
+    "撤回",
+    "帮助",
+    "报表",
+    "单位",
+    "请假",
+    "销假",
+    "工作日",
+    "休息日",
+    "警情",
+    "设为联络员群",
+    "取消联络员群",
+    "设为办公群",
+    "取消办公群",
+    "刷单",
+    "公检法",
+    "候选1",
+    "候选999999999",
+    "城关镇",
+    "西湖镇",
+    "东城街道",
+    "区教育局",
+    "金融行业",
+    "王芳",
+    "周敏（西湖镇）",
+    "@反诈助手",
+    "@王芳\u2005",
+    "今天",
+    "明天",
+    "后天",
+    "今晚",
+    "下午",
+    "18:00",
+    "12点",
+    "9点半",
+    "11月30日",
+    "2026-12-01 09:00",
+    "13月45日",
+    "9999-12-31",
+    "0000-01-01",
+    "2026-W47",
+    "2026年第53周",
+    "2026-11",
+    "至",
+    "到",
+    "~",
+    "—",
+    "-",
+    "吗",
+    "不",
+    "「",
+    "」",
+    "：",
+    "- - - - - - - - - - - - - - -",
+    "反诈预警",
+    "https://example.invalid/a?b=1",
+    "http://[::1",
+    '=HYPERLINK("http://x")',
+    "../../etc/passwd",
+    "合计",
 ]
 
 
@@ -106,8 +194,12 @@ def sheet_xml(draw) -> bytes:
         for _ in range(draw(st.integers(0, 4))):
             ref = draw(st.sampled_from(_CELL_REFS))
             kind = draw(st.sampled_from(_CELL_TYPES))
-            value = draw(st.one_of(st.sampled_from(["0", "1", "-1", "1e308", "nan", "99", "abc", "2026-11-26", "x"]),
-                                   st.text(alphabet=st.characters(codec="ascii", exclude_characters="<&"), max_size=8)))
+            value = draw(
+                st.one_of(
+                    st.sampled_from(["0", "1", "-1", "1e308", "nan", "99", "abc", "2026-11-26", "x"]),
+                    st.text(alphabet=st.characters(codec="ascii", exclude_characters="<&"), max_size=8),
+                )
+            )
             attrs = (f' r="{ref}"' if ref else "") + (f' t="{kind}"' if kind else "")
             cells.append(f"<c{attrs}><v>{value}</v></c>".encode())
         # (Row numbers in the millions have a test of their own: each costs most of a second even when handled.)
@@ -129,7 +221,7 @@ def damaged_xlsx(header: tuple[str, ...], row: tuple[str, ...]) -> st.SearchStra
         st.binary(max_size=200).map(lambda b: replace_member(base, "xl/workbook.xml", b)),
         st.binary(max_size=200).map(lambda b: replace_member(base, "xl/styles.xml", b)),
         st.tuples(st.integers(0, len(base) - 1), st.integers(0, 255)).map(
-            lambda t: base[: t[0]] + bytes([t[1]]) + base[t[0] + 1:]
+            lambda t: base[: t[0]] + bytes([t[1]]) + base[t[0] + 1 :]
         ),
         st.integers(0, len(base)).map(lambda n: base[:n]),
     )
@@ -155,9 +247,22 @@ def csv_bytes(header: list[str]) -> st.SearchStrategy[bytes]:
 # --- feeds, web pages, images ---------------------------------------------------------------------
 
 
-_HOSTILE_VALUES = ["http://[::1", "http://[", "javascript:alert(1)", "0001-01-01T00:00:00+05:00",
-                   "9999-12-31T23:59:59-05:00", "2026-13-45", "Tue, 02 Jun 0000 09:30:00 +0800", "\x00", "<![CDATA[",
-                   "&#0;", "&#xD800;", "&bogus;", "<script>", "]]>"]
+_HOSTILE_VALUES = [
+    "http://[::1",
+    "http://[",
+    "javascript:alert(1)",
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-05:00",
+    "2026-13-45",
+    "Tue, 02 Jun 0000 09:30:00 +0800",
+    "\x00",
+    "<![CDATA[",
+    "&#0;",
+    "&#xD800;",
+    "&bogus;",
+    "<script>",
+    "]]>",
+]
 _feed_text = st.one_of(st.sampled_from(_HOSTILE_VALUES + WORDS + ODD), st.text(max_size=20), long_text(max_len=10_100))
 
 
@@ -169,44 +274,101 @@ def _xml_escape(text: str) -> str:
 def rss_documents(draw) -> bytes:
     items = []
     for _ in range(draw(st.integers(0, 3))):
-        fields = {tag: draw(_feed_text) for tag in draw(st.sets(st.sampled_from(
-            ["title", "link", "guid", "description", "pubDate"])))}
+        fields = {
+            tag: draw(_feed_text)
+            for tag in draw(st.sets(st.sampled_from(["title", "link", "guid", "description", "pubDate"])))
+        }
         raw = draw(st.booleans())  # unescaped: markup (or broken markup) inside the element
-        items.append("<item>" + "".join(f"<{k}>{v if raw else _xml_escape(v)}</{k}>" for k, v in fields.items())
-                     + "</item>")
+        items.append(
+            "<item>" + "".join(f"<{k}>{v if raw else _xml_escape(v)}</{k}>" for k, v in fields.items()) + "</item>"
+        )
     kind = draw(st.sampled_from(["rss", "atom"]))
     if kind == "rss":
-        doc = f'<?xml version="1.0"?><rss version="2.0"><channel><title>{_xml_escape(draw(_feed_text))}</title>' \
-              + "".join(items) + "</channel></rss>"
+        doc = (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>{_xml_escape(draw(_feed_text))}</title>'
+            + "".join(items)
+            + "</channel></rss>"
+        )
     else:
-        doc = '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>' + "".join(
-            i.replace("<item>", "<entry>").replace("</item>", "</entry>").replace("<link>", '<link href="')
-            .replace("</link>", '"/>') for i in items) + "</feed>"
+        doc = (
+            '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            + "".join(
+                i.replace("<item>", "<entry>")
+                .replace("</item>", "</entry>")
+                .replace("<link>", '<link href="')
+                .replace("</link>", '"/>')
+                for i in items
+            )
+            + "</feed>"
+        )
     encoding = draw(st.sampled_from(["utf-8", "utf-16", "gb18030"]))
     return doc.encode(encoding, errors="replace")
 
 
-_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _feed_text,
-                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                      max_size=3), max_leaves=10)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _feed_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
 
 
 @st.composite
 def json_feeds(draw) -> bytes:
-    keys = ["id", "url", "external_url", "title", "summary", "content_text", "content_html", "date_published",
-            "date_modified"]
-    items = [{k: draw(st.one_of(_feed_text, _json_values)) for k in draw(st.sets(st.sampled_from(keys)))}
-             for _ in range(draw(st.integers(0, 3)))]
-    doc = {"version": draw(st.sampled_from(["https://jsonfeed.org/version/1.1", "https://jsonfeed.org/version/1", 1])),
-           "title": draw(st.one_of(_feed_text, _json_values)),
-           "items": draw(st.one_of(st.just(items), _json_values))}
+    keys = [
+        "id",
+        "url",
+        "external_url",
+        "title",
+        "summary",
+        "content_text",
+        "content_html",
+        "date_published",
+        "date_modified",
+    ]
+    items = [
+        {k: draw(st.one_of(_feed_text, _json_values)) for k in draw(st.sets(st.sampled_from(keys)))}
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    doc = {
+        "version": draw(st.sampled_from(["https://jsonfeed.org/version/1.1", "https://jsonfeed.org/version/1", 1])),
+        "title": draw(st.one_of(_feed_text, _json_values)),
+        "items": draw(st.one_of(st.just(items), _json_values)),
+    }
     return json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
 
 
-CHARSETS = ["utf-8", "gb2312", "gbk", "big5", "utf-16", "utf-16le", "idna", "undefined", "punycode", "rot13",
-            "base64", "zlib", "bogus-label", "", "utf-7", "unicode_escape", "hex", "iso-8859-1"]
-_URLS = ["https://example.invalid/img.png", "/rel.png", "http://[::1", "http://[", "javascript:alert(1)",
-         "data:image/png;base64,AAAA", "//cdn.invalid/x.png", "", " ", "\x00"]
+CHARSETS = [
+    "utf-8",
+    "gb2312",
+    "gbk",
+    "big5",
+    "utf-16",
+    "utf-16le",
+    "idna",
+    "undefined",
+    "punycode",
+    "rot13",
+    "base64",
+    "zlib",
+    "bogus-label",
+    "",
+    "utf-7",
+    "unicode_escape",
+    "hex",
+    "iso-8859-1",
+]
+_URLS = [
+    "https://example.invalid/img.png",
+    "/rel.png",
+    "http://[::1",
+    "http://[",
+    "javascript:alert(1)",
+    "data:image/png;base64,AAAA",
+    "//cdn.invalid/x.png",
+    "",
+    " ",
+    "\x00",
+]
 
 
 @st.composite
@@ -219,7 +381,9 @@ def html_pages(draw) -> bytes:
         parts.append(f'<meta charset="{draw(st.sampled_from(CHARSETS))}">')
     if draw(st.booleans()):
         parts.append(f'<base href="{attr(draw(st.sampled_from(_URLS)))}">')
-    for key in draw(st.sets(st.sampled_from(["og:title", "og:description", "og:image", "description", "og:image:url"]))):
+    for key in draw(
+        st.sets(st.sampled_from(["og:title", "og:description", "og:image", "description", "og:image:url"]))
+    ):
         value = draw(st.one_of(st.sampled_from(_URLS + WORDS + ODD), st.text(max_size=20), long_text(max_len=10_100)))
         parts.append(f'<meta property="{key}" content="{attr(value)}">')
     if draw(st.booleans()):
@@ -237,15 +401,18 @@ def _image(fmt: str) -> bytes:
 
 _IMAGES = [_image("PNG"), _image("JPEG"), _image("GIF"), _image("WEBP"), _image("BMP"), _image("TIFF")]
 # A PNG header claiming 100 000 x 100 000 pixels: a decompression bomb must be refused before it is decoded.
-_BOMB = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (100_000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00"
-         + b"\x00" * 4)
+_BOMB = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (100_000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00" + b"\x00" * 4
+)
 
 damaged_images = st.one_of(
     st.binary(max_size=300),
     st.tuples(st.sampled_from(_IMAGES), st.integers(0, 10_000)).map(lambda t: t[0][: t[1] % (len(t[0]) + 1)]),
     st.tuples(st.sampled_from(_IMAGES), st.integers(0, 10_000), st.integers(0, 255)).map(
-        lambda t: t[0][: t[1] % len(t[0])] + bytes([t[2]]) + t[0][t[1] % len(t[0]) + 1:]),
-    st.tuples(st.sampled_from([b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00"]),
-              st.binary(max_size=100)).map(lambda t: t[0] + t[1]),
+        lambda t: t[0][: t[1] % len(t[0])] + bytes([t[2]]) + t[0][t[1] % len(t[0]) + 1 :]
+    ),
+    st.tuples(
+        st.sampled_from([b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00"]), st.binary(max_size=100)
+    ).map(lambda t: t[0] + t[1]),
     st.just(_BOMB),
 )

@@ -35,13 +35,19 @@ def assert_sane(result: Result, *labels: str) -> None:
 
 def test_pipeline_stores_every_confirmation_and_prints_the_ratio():
     result = pipeline.run(quick=True)
-    assert_sane(result, "confirmation through RelayBot.on_message mean", "confirmation through RelayBot.on_message p95",
-                "bare sqlite3 INSERT + COMMIT of one row mean", "ratio pipeline/bare (mean)")
+    assert_sane(
+        result,
+        "confirmation through RelayBot.on_message mean",
+        "confirmation through RelayBot.on_message p95",
+        "bare sqlite3 INSERT + COMMIT of one row mean",
+        "ratio pipeline/bare (mean)",
+    )
     assert result.checks["stored"] == result.checks["expected"] == 20 * (1 + 3)
     assert result.checks["bare_rows"] == result.checks["bare_expected"] == result.checks["expected"]
     ratio = result.value("ratio pipeline/bare (mean)")
     expected = result.value("confirmation through RelayBot.on_message mean") / result.value(
-        "bare sqlite3 INSERT + COMMIT of one row mean")
+        "bare sqlite3 INSERT + COMMIT of one row mean"
+    )
     assert ratio == pytest.approx(expected)
     # The pipeline commits once per confirmation, like the bare insert.
     assert result.value("    in SQLite: COMMIT (mean)") < result.value("confirmation through RelayBot.on_message mean")
@@ -50,8 +56,13 @@ def test_pipeline_stores_every_confirmation_and_prints_the_ratio():
 @pytest.mark.e2e  # the burst goes through the real Node gateway
 def test_burst_through_the_real_gateway_stores_every_message():
     result = burst.run(quick=True)
-    assert_sane(result, "stored confirmations per second", "latency said -> row in the database p50",
-                "latency said -> row in the database p95", "latency of one message into an idle bot p50")
+    assert_sane(
+        result,
+        "stored confirmations per second",
+        "latency said -> row in the database p50",
+        "latency said -> row in the database p95",
+        "latency of one message into an idle bot p50",
+    )
     checks = result.checks
     assert checks["stored"] == checks["messages"] == checks["expected"] == 100
     assert checks["probes_stored"] == checks["probes"] > 0
@@ -74,9 +85,12 @@ def test_monthly_report_numbers_add_up():
 
 def test_confirmations_are_stored_while_the_monthly_report_renders():
     result = lock.run(quick=True)
-    assert_sane(result, "monthly report: text queued -> files attached",
-                "confirmation said during the render -> row in the database p95",
-                "confirmation said during the render -> row in the database max")
+    assert_sane(
+        result,
+        "monthly report: text queued -> files attached",
+        "confirmation said during the render -> row in the database p95",
+        "confirmation said during the render -> row in the database max",
+    )
     checks = result.checks
     assert checks["text_queued"] and checks["files_attached"]
     assert checks["stored"] == checks["said"] > 0
@@ -98,8 +112,13 @@ def test_memory_after_a_simulated_day_without_ocr():
 
 def test_the_command_prints_a_table_and_writes_json(tmp_path):
     out = tmp_path / "results.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "report", "--quick", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "report", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith("benchmark") and "measure" in line and "value" in line for line in lines)

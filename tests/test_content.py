@@ -12,8 +12,17 @@ from bot.textnorm import squeeze
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_TYPES = [
-    "刷单返利", "虚假投资理财", "虚假网络贷款", "冒充电商物流客服", "冒充公检法", "虚假征信",
-    "网络婚恋交友", "冒充领导熟人", "网络游戏虚假交易", "虚假购物服务", "冒充军警购物",
+    "刷单返利",
+    "虚假投资理财",
+    "虚假网络贷款",
+    "冒充电商物流客服",
+    "冒充公检法",
+    "虚假征信",
+    "网络婚恋交友",
+    "冒充领导熟人",
+    "网络游戏虚假交易",
+    "虚假购物服务",
+    "冒充军警购物",
 ]
 
 
@@ -30,8 +39,16 @@ def test_library_has_the_high_incidence_types_with_short_forwardable_alerts():
 
 @pytest.mark.parametrize(
     "typed,case_type",
-    [("刷单", "刷单返利"), ("刷单返利", "刷单返利"), ("公检法", "冒充公检法"), ("杀猪盘", "网络婚恋交友"),
-     ("征信", "虚假征信"), ("网贷", "虚假网络贷款"), ("校园贷", "注销校园贷"), (" 刷 单 ", "刷单返利")],
+    [
+        ("刷单", "刷单返利"),
+        ("刷单返利", "刷单返利"),
+        ("公检法", "冒充公检法"),
+        ("杀猪盘", "网络婚恋交友"),
+        ("征信", "虚假征信"),
+        ("网贷", "虚假网络贷款"),
+        ("校园贷", "注销校园贷"),
+        (" 刷 单 ", "刷单返利"),
+    ],
 )
 def test_short_forms(typed, case_type):
     assert load_library().find(typed).case_type == case_type

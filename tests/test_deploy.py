@@ -76,8 +76,11 @@ def test_dockerfile_base_user_volume_and_environment():
     last_user = max(i for i, (kind, _) in enumerate(steps) if kind == "USER")
     assert all(i > last_user for i, (kind, _) in enumerate(steps) if kind in ("CMD", "ENTRYPOINT", "HEALTHCHECK"))
     # The USER is the one the image creates (by name or uid).
-    created = [re.search(r"useradd .*--uid (\d+) .*?(\S+)$", args.split("&&")[-1].strip())
-               for kind, args in steps if kind == "RUN" and "useradd" in args]
+    created = [
+        re.search(r"useradd .*--uid (\d+) .*?(\S+)$", args.split("&&")[-1].strip())
+        for kind, args in steps
+        if kind == "RUN" and "useradd" in args
+    ]
     assert len(created) == 1 and created[0], "one useradd --uid N ... NAME"
     uid, name = created[0].groups()
     assert user in (uid, name) and uid != "0"
@@ -92,8 +95,11 @@ def test_dockerfile_base_user_volume_and_environment():
     workdirs = [args for kind, args in steps if kind == "WORKDIR"]
     assert workdirs[-1] == "/data"  # python-wechaty writes ./.wechaty into the working directory
     # The volume's directory belongs to the bot's user before VOLUME freezes it.
-    chown = next(i for i, (kind, args) in enumerate(steps)
-                 if kind == "RUN" and re.search(rf"chown ({name}|{uid})\b", args) and "/data" in args)
+    chown = next(
+        i
+        for i, (kind, args) in enumerate(steps)
+        if kind == "RUN" and re.search(rf"chown ({name}|{uid})\b", args) and "/data" in args
+    )
     assert chown < next(i for i, (kind, _) in enumerate(steps) if kind == "VOLUME")
     # No secret is baked into the image.
     assert not any("TOKEN" in k for k in env)
@@ -110,7 +116,9 @@ def test_every_copy_source_exists_and_is_not_dockerignored():
     for source in sources:
         path = ROOT / source
         assert path.exists(), f"COPY {source}: no such file in the repository"
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        files = (
+            [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        )
         assert files, f"COPY {source} copies nothing"
         for file in files:
             rel = file.relative_to(ROOT).as_posix()
@@ -160,8 +168,16 @@ def _dockerignore():
 
 def test_dockerignore_keeps_secrets_data_and_bulk_out_of_the_build_context():
     ignored = _dockerignore()
-    for path in (".git/config", ".venv/bin/python", "data/relaybot.db", "relaybot.toml", "cli.db",
-                 "tests/gateway/node_modules/x.js", "bot/__pycache__/app.cpython-311.pyc", ".wechaty/job.db"):
+    for path in (
+        ".git/config",
+        ".venv/bin/python",
+        "data/relaybot.db",
+        "relaybot.toml",
+        "cli.db",
+        "tests/gateway/node_modules/x.js",
+        "bot/__pycache__/app.cpython-311.pyc",
+        ".wechaty/job.db",
+    ):
         assert ignored(path), path
     for path in ("bot/runtime/app.py", "content/messages.toml", "constraints.txt", "pyproject.toml"):
         assert not ignored(path), path
@@ -192,8 +208,9 @@ def _run_steps(tmp_path: Path, build_args: dict[str, str]) -> list[str]:
             args[name] = build_args.get(name, default)
         elif kind == "RUN":
             # Only the stand-ins are on PATH, so nothing on this machine is installed, created or removed.
-            done = subprocess.run(["/bin/sh", "-c", rest], env={"PATH": str(bin_dir), **args},
-                                  capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["/bin/sh", "-c", rest], env={"PATH": str(bin_dir), **args}, capture_output=True, text=True, timeout=30
+            )
             assert done.returncode == 0, f"RUN {rest}\n{done.stderr}"
     return log.read_text().splitlines()
 
@@ -204,7 +221,11 @@ def test_build_without_ocr_installs_with_the_constraints_and_no_system_libs(tmp_
     assert installs == ["pip install -c constraints.txt ."]  # a normal install: content/ is package data
     assert not any(c.startswith("apt-get") for c in calls)
     assert "pip check" in calls
-    assert calls.index("pip install -c constraints.txt .") < calls.index("rm -rf /usr/src/relaybot") < calls.index("pip check")
+    assert (
+        calls.index("pip install -c constraints.txt .")
+        < calls.index("rm -rf /usr/src/relaybot")
+        < calls.index("pip check")
+    )
     steps = dockerfile()
     copied = [i for i, (kind, args) in enumerate(steps) if kind == "COPY" and "constraints.txt" in args]
     install_step = next(i for i, (kind, args) in enumerate(steps) if kind == "RUN" and "pip install" in args)
@@ -231,8 +252,9 @@ def _cmd_script() -> str:
 
 def test_container_start_upgrades_the_database_then_execs_the_bot(tmp_path):
     bin_dir, log = _fake_bin(tmp_path)
-    done = subprocess.run(["/bin/sh", "-c", _cmd_script()], env={"PATH": str(bin_dir)}, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        ["/bin/sh", "-c", _cmd_script()], env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     assert log.read_text().splitlines() == ["relaybot db upgrade", "relaybot run"]
     assert "exec relaybot run" in _cmd_script()  # the bot, not the shell, gets docker stop's SIGTERM
@@ -240,8 +262,9 @@ def test_container_start_upgrades_the_database_then_execs_the_bot(tmp_path):
 
 def test_container_does_not_start_the_bot_when_the_upgrade_fails(tmp_path):
     bin_dir, log = _fake_bin(tmp_path, {"relaybot": 1})
-    done = subprocess.run(["/bin/sh", "-c", _cmd_script()], env={"PATH": str(bin_dir)}, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        ["/bin/sh", "-c", _cmd_script()], env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 1
     assert log.read_text().splitlines() == ["relaybot db upgrade"]
 
@@ -300,8 +323,13 @@ def _rewritten_units(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _verify(*files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, files)], capture_output=True,
-                          text=True, timeout=60, cwd=files[0].parent)
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=files[0].parent,
+    )
 
 
 def test_units_pass_systemd_analyze_verify_without_a_warning(tmp_path):
@@ -311,8 +339,12 @@ def test_units_pass_systemd_analyze_verify_without_a_warning(tmp_path):
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stdout + done.stderr
     # The check is real here: a misspelt key or a bad value is reported.
     broken = units / "broken.service"
-    broken.write_text((units / UNIT.name).read_text().replace("Restart=always", "Restrat=always")
-                      .replace("ProtectSystem=strict", "ProtectSystem=strictly"))
+    broken.write_text(
+        (units / UNIT.name)
+        .read_text()
+        .replace("Restart=always", "Restrat=always")
+        .replace("ProtectSystem=strict", "ProtectSystem=strictly")
+    )
     done = _verify(broken)
     assert "Unknown key" in done.stderr and "Restrat" in done.stderr
     assert "protect system value" in done.stderr
@@ -321,8 +353,13 @@ def test_units_pass_systemd_analyze_verify_without_a_warning(tmp_path):
 def test_unit_is_hardened_according_to_systemd_analyze_security(tmp_path):
     units, _ = _rewritten_units(tmp_path)
     for name in (UNIT.name, BACKUP_UNIT.name):
-        done = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", "--threshold=35",
-                               str(units / name)], capture_output=True, text=True, timeout=60, cwd=units)
+        done = subprocess.run(
+            ["systemd-analyze", "security", "--offline=true", "--no-pager", "--threshold=35", str(units / name)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=units,
+        )
         overall = [line for line in done.stdout.splitlines() if "Overall exposure level" in line]
         assert done.returncode == 0 and overall and "OK" in overall[0], done.stdout[-2000:] + done.stderr
 
@@ -335,8 +372,12 @@ def test_unit_settings():
     assert u["Service.ExecStartPre"] == [f"{INSTALLED_RELAYBOT} db upgrade"]
     assert u["Service.ExecStart"] == [f"{INSTALLED_RELAYBOT} run"]
     assert u["Service.Restart"] == ["always"] and int(u["Service.RestartSec"][0]) >= 5
-    for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("PrivateTmp", "yes"),
-                       ("ProtectHome", "yes")):
+    for key, value in (
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("PrivateTmp", "yes"),
+        ("ProtectHome", "yes"),
+    ):
         assert u[f"Service.{key}"] == [value], key
     assert STATE_DIR in u["Service.ReadWritePaths"][0].split()
     env = dict(v.split("=", 1) for v in u["Service.Environment"])
@@ -350,7 +391,9 @@ def test_unit_settings():
     assert t["Install.WantedBy"] == ["timers.target"]
     b = unit(BACKUP_UNIT)
     assert b["Service.User"] == ["relaybot"] and b["Service.Type"] == ["oneshot"]
-    assert dict(v.split("=", 1) for v in b["Service.Environment"])["RELAYBOT_DATABASE_URL"] == env["RELAYBOT_DATABASE_URL"]
+    assert (
+        dict(v.split("=", 1) for v in b["Service.Environment"])["RELAYBOT_DATABASE_URL"] == env["RELAYBOT_DATABASE_URL"]
+    )
 
 
 def _unit_env(path: Path, state: Path) -> dict[str, str]:
@@ -369,8 +412,14 @@ def test_the_units_commands_upgrade_and_back_up_a_real_database(tmp_path):
     bot_unit, backup_unit = units / UNIT.name, units / BACKUP_UNIT.name
     env = _unit_env(bot_unit, state)
     assert env["RELAYBOT_DATABASE_URL"] == f"sqlite:///{state}/relaybot.db"
-    upgrade = subprocess.run(shlex.split(_unescape(unit(bot_unit)["Service.ExecStartPre"][0])), env=env, cwd=state,
-                             capture_output=True, text=True, timeout=120)
+    upgrade = subprocess.run(
+        shlex.split(_unescape(unit(bot_unit)["Service.ExecStartPre"][0])),
+        env=env,
+        cwd=state,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert upgrade.returncode == 0, upgrade.stderr
     assert (state / "relaybot.db").is_file()
 
@@ -383,8 +432,9 @@ def test_the_units_commands_upgrade_and_back_up_a_real_database(tmp_path):
     b = unit(backup_unit)
     env = _unit_env(backup_unit, state)
     for line in b["Service.ExecStart"] + b["Service.ExecStartPost"]:
-        done = subprocess.run(shlex.split(_unescape(line)), env=env, cwd=state, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            shlex.split(_unescape(line)), env=env, cwd=state, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
     made = sorted(p.name for p in backups.iterdir())
     assert len(made) == 1 and re.fullmatch(r"relaybot-\d{4}-\d{2}-\d{2}-\d{4}\.db", made[0]), made
@@ -435,8 +485,9 @@ def test_constraints_pin_the_whole_dependency_tree_consistently():
             if dep in BUILD_TOOLS:  # pinned in pyproject itself (the test extra's setuptools builds the wheel)
                 continue
             assert dep in pins, f"{req.name} (needed by {name}) is missing from constraints.txt: {REGENERATE}"
-            assert req.specifier.contains(pins[dep], prereleases=True), \
+            assert req.specifier.contains(pins[dep], prereleases=True), (
                 f"constraints.txt pins {req.name}=={pins[dep]}, but {name} requires {req}: {REGENERATE}"
+            )
             todo.append((req.name, set(req.extras)))
     needed = {name for name, _ in seen} - {"relaybot"}
     assert len(needed) > 50  # the walk really went down the tree
@@ -489,11 +540,17 @@ def test_relaybot_admin_runs_a_command_as_the_service_would(tmp_path):
     (bin_dir / "id").write_text("#!/bin/sh\necho 0\n")
     (bin_dir / "runuser").write_text(
         f'#!/bin/sh\n{{ echo "$*"; pwd; echo "$RELAYBOT_DATABASE_URL"; echo "$WECHATY_PUPPET_SERVICE_TOKEN"; '
-        f'echo "$RELAYBOT_LOG_FORMAT"; }} > "{log}"\n')
+        f'echo "$RELAYBOT_LOG_FORMAT"; }} > "{log}"\n'
+    )
     for tool in ("systemctl", "id", "runuser"):
         (bin_dir / tool).chmod(0o755)
-    done = subprocess.run([str(ROOT / "deploy" / "relaybot-admin"), "roster", "import", "/tmp/名单.xlsx"],
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(ROOT / "deploy" / "relaybot-admin"), "roster", "import", "/tmp/名单.xlsx"],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     args, cwd, db_url, token, log_format = log.read_text().splitlines()
     assert args == f"-u relaybot -- {INSTALLED_RELAYBOT} roster import /tmp/名单.xlsx"
@@ -503,6 +560,11 @@ def test_relaybot_admin_runs_a_command_as_the_service_would(tmp_path):
     assert log_format == "text"  # the environment file wins over Environment=, as in systemd
 
     (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
-    refused = subprocess.run([str(ROOT / "deploy" / "relaybot-admin"), "doctor"],
-                             env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    refused = subprocess.run(
+        [str(ROOT / "deploy" / "relaybot-admin"), "doctor"],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert refused.returncode == 1 and "sudo" in refused.stderr

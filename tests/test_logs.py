@@ -62,16 +62,27 @@ def test_json_keeps_exception_text_and_extra_fields_on_one_line():
     try:
         raise RuntimeError("boom\nsecond line")
     except RuntimeError:
-        record = _record("failed: %d rows", (3,), logging.ERROR, exc_info=sys.exc_info(),
-                         push_no=12, units=["城关镇", "东城街道"], where={"room": "a@chatroom"}, level="extra-level",
-                         odd=object(), nan=float("nan"))
+        record = _record(
+            "failed: %d rows",
+            (3,),
+            logging.ERROR,
+            exc_info=sys.exc_info(),
+            push_no=12,
+            units=["城关镇", "东城街道"],
+            where={"room": "a@chatroom"},
+            level="extra-level",
+            odd=object(),
+            nan=float("nan"),
+        )
     line = JsonFormatter().format(record)
     assert line.count("\n") == 0
     entry = json.loads(line)
     assert entry["msg"] == "failed: 3 rows" and entry["level"] == "ERROR"
     assert entry["exc_info"].startswith("Traceback (most recent call last):")
     assert "RuntimeError: boom\nsecond line" in entry["exc_info"]
-    assert entry["push_no"] == 12 and entry["units"] == ["城关镇", "东城街道"] and entry["where"] == {"room": "a@chatroom"}
+    assert (
+        entry["push_no"] == 12 and entry["units"] == ["城关镇", "东城街道"] and entry["where"] == {"room": "a@chatroom"}
+    )
     assert entry["extra_level"] == "extra-level"  # an extra cannot overwrite the record's own fields
     assert entry["odd"].startswith("<object object") and entry["nan"] == "nan"
     assert "城关镇" in line  # Chinese stays readable in journalctl
@@ -99,14 +110,15 @@ def test_secrets_are_scrubbed_in_both_formats():
         httpx_logger.removeHandler(handler)
     entry = json.loads(seen.getvalue())
     assert "abcd-1234-SECRET" not in seen.getvalue()
-    assert entry["msg"] == 'HTTP Request: POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=*** "HTTP/1.1 200 OK"'
+    assert (
+        entry["msg"] == 'HTTP Request: POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=*** "HTTP/1.1 200 OK"'
+    )
 
     secret = "SEC" + "a1" * 16
     try:
         raise ValueError(f"bad sign for {url}&sign={secret}")
     except ValueError:
-        record = _record("notify %s", (url,), logging.ERROR, name="some.other", exc_info=sys.exc_info(),
-                         target=url)
+        record = _record("notify %s", (url,), logging.ERROR, name="some.other", exc_info=sys.exc_info(), target=url)
     for formatter in (JsonFormatter(), RedactingTextFormatter()):
         record.exc_text = None
         out = formatter.format(record)
@@ -191,12 +203,26 @@ def _json_lines(stderr: str) -> list[dict]:
 
 def test_a_real_relaybot_process_logs_only_json_lines(tmp_path):
     """`relaybot run --console` in a year chinese-calendar does not know logs a warning: every stderr line is JSON."""
-    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"),
-                        db_url=f"sqlite:///{tmp_path / 'logs.db'}", cwd=tmp_path)
+    imported = relaybot(
+        "roster",
+        "import",
+        str(ROOT / "content" / "examples" / "roster_example.csv"),
+        db_url=f"sqlite:///{tmp_path / 'logs.db'}",
+        cwd=tmp_path,
+    )
     assert imported.returncode == 0, imported.stderr
     script = "/room 反诈办工作群（控制台）\n推送 刷单\n/wait 1\n/quit\n"
-    result = relaybot("run", "--console", "--clock", "2027-03-01 09:00", db_url=f"sqlite:///{tmp_path / 'logs.db'}",
-                      cwd=tmp_path, stdin=script, RELAYBOT_LOG_FORMAT="json", RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2")
+    result = relaybot(
+        "run",
+        "--console",
+        "--clock",
+        "2027-03-01 09:00",
+        db_url=f"sqlite:///{tmp_path / 'logs.db'}",
+        cwd=tmp_path,
+        stdin=script,
+        RELAYBOT_LOG_FORMAT="json",
+        RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2",
+    )
     assert result.returncode == 0, result.stderr
     assert "【反诈预警 #1】" in result.stdout  # the bot really ran
     entries = _json_lines(result.stderr)
@@ -204,14 +230,28 @@ def test_a_real_relaybot_process_logs_only_json_lines(tmp_path):
     for entry in entries:
         assert {"ts", "level", "logger", "msg"} <= set(entry)
         assert datetime.fromisoformat(entry["ts"]).utcoffset() is not None
-    warning = {"level": "WARNING", "logger": "bot.runtime.agenda_runner", "msg": "chinese-calendar does not know 2027: using Monday-Friday"}
+    warning = {
+        "level": "WARNING",
+        "logger": "bot.runtime.agenda_runner",
+        "msg": "chinese-calendar does not know 2027: using Monday-Friday",
+    }
     assert any(warning.items() <= entry.items() for entry in entries), entries
 
 
 def test_a_real_relaybot_process_keeps_text_logs_by_default(tmp_path):
     script = "/wait 1\n/quit\n"
-    result = relaybot("run", "--console", "--clock", "2027-03-01 09:00", db_url=f"sqlite:///{tmp_path / 'logs.db'}",
-                      cwd=tmp_path, stdin=script, RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2")
+    result = relaybot(
+        "run",
+        "--console",
+        "--clock",
+        "2027-03-01 09:00",
+        db_url=f"sqlite:///{tmp_path / 'logs.db'}",
+        cwd=tmp_path,
+        stdin=script,
+        RELAYBOT_SCHEDULE_CHECK_SECONDS="0.2",
+    )
     assert result.returncode == 0, result.stderr
-    assert " WARNING bot.runtime.agenda_runner: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
+    assert (
+        " WARNING bot.runtime.agenda_runner: chinese-calendar does not know 2027: using Monday-Friday" in result.stderr
+    )
     assert not any(line.startswith("{") for line in result.stderr.splitlines())

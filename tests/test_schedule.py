@@ -40,8 +40,13 @@ async def tick(bot, clock, when):
 
 
 def test_trigger_times_follow_working_days_holidays_and_make_up_days(settings):
-    found = occurrences(since=local(2026, 9, 29, 23, 0), now=local(2026, 10, 12, 23, 0), settings=settings,
-                        calendar=WorkCalendar(), tz=TZ)
+    found = occurrences(
+        since=local(2026, 9, 29, 23, 0),
+        now=local(2026, 10, 12, 23, 0),
+        settings=settings,
+        calendar=WorkCalendar(),
+        tz=TZ,
+    )
     got = [(o.job, o.due.astimezone(TZ).strftime("%m-%d %H:%M")) for o in found]
     reminder_days = sorted({d for j, d in got if j == "remind" for d in [d[:5]]})
     # National Day 10-01..10-07 off; Saturday 10-10 is a make-up working day; Sunday 10-11 off.
@@ -53,8 +58,13 @@ def test_trigger_times_follow_working_days_holidays_and_make_up_days(settings):
 
 
 def test_a_weekend_has_no_reminders(settings):
-    found = occurrences(since=local(2026, 11, 27, 17, 0), now=local(2026, 11, 30, 10, 30), settings=settings,
-                        calendar=WorkCalendar(), tz=TZ)
+    found = occurrences(
+        since=local(2026, 11, 27, 17, 0),
+        now=local(2026, 11, 30, 10, 30),
+        settings=settings,
+        calendar=WorkCalendar(),
+        tz=TZ,
+    )
     assert [(o.job, o.due) for o in found] == [
         ("summary", local(2026, 11, 27, 18, 30)),
         ("weekly", local(2026, 11, 30, 9, 0)),
@@ -71,8 +81,13 @@ async def test_daily_reminder_mentions_main_and_backup_of_missing_units_only(bot
     assert await tick(bot, clock, local(2026, 11, 26, 10, 0)) == 1
     group = sent_to(transport, LIAISON_ROOM)
     assert len(group) == 1
-    assert set(group[0].mention_ids) == {WANG.contact_id, ZHAO.contact_id, ZHOU.contact_id, WU.contact_id,
-                                         ZHENG.contact_id}
+    assert set(group[0].mention_ids) == {
+        WANG.contact_id,
+        ZHAO.contact_id,
+        ZHOU.contact_id,
+        WU.contact_id,
+        ZHENG.contact_id,
+    }
     lines = group[0].text.splitlines()
     assert lines[1:5] == ["城关镇（#1）", "西湖镇（#1）", "区卫健局（#1）", "金融行业（#1）"]
     assert "截止：#1 11月26日(周四) 18:00" in group[0].text
@@ -94,7 +109,10 @@ async def test_leave_mentions_the_backup_instead(bot, transport, clock):
     await push(bot, transport)
     await transport.say(ADMIN, "请假 城关镇 今天", room_id=OFFICE_ROOM)
     await bot.send_pending()
-    assert "已记录：城关镇 主联络员 11月26日 请假，期间提醒 @ 备联络员（赵磊）。" in sent_to(transport, OFFICE_ROOM)[-1].text
+    assert (
+        "已记录：城关镇 主联络员 11月26日 请假，期间提醒 @ 备联络员（赵磊）。"
+        in sent_to(transport, OFFICE_ROOM)[-1].text
+    )
     transport.sent.clear()
     await tick(bot, clock, local(2026, 11, 26, 10, 0))
     ids = sent_to(transport, LIAISON_ROOM)[0].mention_ids
@@ -112,13 +130,23 @@ async def test_long_lists_are_split(bot, transport, clock, settings):
     transport.sent.clear()
     await tick(bot, clock, local(2026, 11, 26, 10, 0))
     group = sent_to(transport, LIAISON_ROOM)
-    assert [o.text.splitlines()[0] for o in group] == [f"⏰ 转发提醒（{i}/4）：以下单位还未确认转发" for i in range(1, 5)]
+    assert [o.text.splitlines()[0] for o in group] == [
+        f"⏰ 转发提醒（{i}/4）：以下单位还未确认转发" for i in range(1, 5)
+    ]
     # 城关镇 has two liaisons and fills a message alone; the six others go two by two.
     assert [len(o.mention_ids) for o in group] == [2, 2, 2, 1]
     assert all(len(o.mention_ids) <= 2 for o in group)
     assert sorted(i for o in group for i in o.mention_ids) == sorted(
-        [WANG.contact_id, ZHAO.contact_id, LI.contact_id, ZHOU.contact_id, SUN.contact_id, WU.contact_id,
-         ZHENG.contact_id])
+        [
+            WANG.contact_id,
+            ZHAO.contact_id,
+            LI.contact_id,
+            ZHOU.contact_id,
+            SUN.contact_id,
+            WU.contact_id,
+            ZHENG.contact_id,
+        ]
+    )
 
 
 async def test_deadline_posts_the_final_list_and_records_misses(bot, transport, clock, engine):
@@ -188,7 +216,9 @@ async def test_misses_in_two_consecutive_months_mean_a_written_explanation(bot, 
     assert "当前等级：书面说明" in sent_to(transport, OFFICE_ROOM)[-1].text
 
 
-async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_office(settings, transport, engine, clock, roster):
+async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_office(
+    settings, transport, engine, clock, roster
+):
     first = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await first.start()
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
@@ -205,7 +235,9 @@ async def test_restart_within_grace_sends_once_beyond_grace_skips_and_tells_the_
     await second.stop()
 
     transport.sent.clear()
-    third = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)  # restarted again: nothing twice
+    third = build_bot(
+        settings, transport, engine=engine, clock=clock, send_loop=False
+    )  # restarted again: nothing twice
     await third.start()
     assert await third.run_schedule() == 0
     await third.stop()

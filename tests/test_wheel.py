@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 SOURCES = ("pyproject.toml", "README.md", "bot", "handlers", "content", "scheduler.py")
 
 
-def _run(args: list, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(
+    args: list, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
     return done
@@ -45,8 +47,23 @@ def wheel(tmp_path_factory) -> Path:
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(ROOT / name, src / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-          "--disable-pip-version-check", "-q", "-w", work / "dist", src], cwd=work)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            work / "dist",
+            src,
+        ],
+        cwd=work,
+    )
     (built,) = (work / "dist").glob("relaybot-*.whl")
     return built
 
@@ -58,8 +75,22 @@ def venv(wheel, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("venv") / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", folder], cwd=folder.parent)
     python = folder / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
-          "--disable-pip-version-check", "-q", wheel], cwd=folder.parent)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            wheel,
+        ],
+        cwd=folder.parent,
+    )
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=folder.parent)
     Path(purelib.stdout.strip(), "zz_relaybot_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return folder
@@ -94,16 +125,20 @@ def empty_db_url(tmp_path, request) -> str:
 
 def _env(db_url: str, folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBOT_") and k != "PYTHONPATH"}
-    env.update(RELAYBOT_DATABASE_URL=db_url, RELAYBOT_CONFIG=str(folder / "absent.toml"),
-               RELAYBOT_EVIDENCE_DIR=str(folder / "evidence"))
+    env.update(
+        RELAYBOT_DATABASE_URL=db_url,
+        RELAYBOT_CONFIG=str(folder / "absent.toml"),
+        RELAYBOT_EVIDENCE_DIR=str(folder / "evidence"),
+    )
     return env
 
 
 def test_the_wheel_carries_every_file_the_bot_reads(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     needed = [p for p in (ROOT / "content").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    needed += [p for p in (ROOT / "bot" / "storage" / "migrations").rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts]
+    needed += [
+        p for p in (ROOT / "bot" / "storage" / "migrations").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ]
     assert any(p.name == "script.py.mako" for p in needed) and any(p.suffix == ".csv" for p in needed)
     missing = sorted(p.relative_to(ROOT).as_posix() for p in needed if p.relative_to(ROOT).as_posix() not in names)
     assert not missing, f"not in {wheel.name}: {missing}"
@@ -114,9 +149,16 @@ def test_installed_wheel_upgrades_a_database_and_runs_the_demo_from_anywhere(ven
     env = _env(empty_db_url, elsewhere)
     python, relaybot = venv / "bin" / "python", venv / "bin" / "relaybot"
 
-    where = _run([python, "-c", "import bot, content, handlers, scheduler; "
-                  "print(bot.__file__, content.__file__, handlers.__file__, scheduler.__file__)"],
-                 cwd=elsewhere, env=env).stdout.split()
+    where = _run(
+        [
+            python,
+            "-c",
+            "import bot, content, handlers, scheduler; "
+            "print(bot.__file__, content.__file__, handlers.__file__, scheduler.__file__)",
+        ],
+        cwd=elsewhere,
+        env=env,
+    ).stdout.split()
     assert all(Path(w).is_relative_to(venv) for w in where), where  # the installed copy, not the checkout
 
     upgraded = _run([relaybot, "db", "upgrade"], cwd=elsewhere, env=env)

@@ -118,8 +118,32 @@ def redact(text: str, url: str = "") -> str:
 # --- text ----------------------------------------------------------------------------------------
 
 _BLOCK_TAGS = {
-    "br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-    "blockquote", "pre", "section", "article", "header", "footer", "hr", "img", "figure", "figcaption",
+    "br",
+    "p",
+    "div",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "hr",
+    "img",
+    "figure",
+    "figcaption",
 }
 
 
@@ -243,8 +267,9 @@ def _parse_json_feed(content: bytes, base_url: str) -> tuple[str, list[FeedEntry
     return squash(_str(doc.get("title"))), entries
 
 
-def _entry(*, ids: list[str], title: str, link: str, summary: str, published: datetime | None,
-           base_url: str) -> FeedEntry:
+def _entry(
+    *, ids: list[str], title: str, link: str, summary: str, published: datetime | None, base_url: str
+) -> FeedEntry:
     title, summary = cap(squash(_storable(title)), 200), cap(_storable(summary), 300)
     ids = [_storable(i) for i in ids if i]
     link = _storable(link).strip()
@@ -316,9 +341,17 @@ def _from_iso(value: object) -> datetime | None:
 # --- fetching ------------------------------------------------------------------------------------
 
 
-async def fetch_feed(client: httpx.AsyncClient, url: str, *, etag: str = "", last_modified: str = "",
-                     timeout: float = 10.0, max_bytes: int = 2_000_000, retries: int = 2,
-                     retry_delay: float = 0.5) -> FetchResult:
+async def fetch_feed(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    etag: str = "",
+    last_modified: str = "",
+    timeout: float = 10.0,
+    max_bytes: int = 2_000_000,
+    retries: int = 2,
+    retry_delay: float = 0.5,
+) -> FetchResult:
     """Never raises for network or content problems: returns status "error" with the reason."""
 
     def failed(reason: str) -> FetchResult:
@@ -376,8 +409,9 @@ async def fetch_feed(client: httpx.AsyncClient, url: str, *, etag: str = "", las
         )
     except FeedError as exc:
         return failed(str(exc))
-    return FetchResult("ok", entries, response.headers.get("etag", ""), response.headers.get("last-modified", ""),
-                       "", title)
+    return FetchResult(
+        "ok", entries, response.headers.get("etag", ""), response.headers.get("last-modified", ""), "", title
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -35,8 +35,16 @@ _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I
 # As browsers do (WHATWG encoding labels): pages labelled GB2312 or GBK routinely hold GBK/GB18030-only
 # characters, and GB18030 is a superset of both.
 _CHARSET_ALIASES = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "csgb2312": "gb18030", "gb_2312-80": "gb18030",
-    "big5": "big5hkscs", "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "csgb2312": "gb18030",
+    "gb_2312-80": "gb18030",
+    "big5": "big5hkscs",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
 }
 
 
@@ -48,8 +56,9 @@ class Preview:
     image: str  # absolute http(s) URL, '' if none
 
 
-async def fetch_preview(client: httpx.AsyncClient, url: str, *, timeout: float = 5.0,
-                        max_bytes: int = 1_000_000) -> Preview | None:
+async def fetch_preview(
+    client: httpx.AsyncClient, url: str, *, timeout: float = 5.0, max_bytes: int = 1_000_000
+) -> Preview | None:
     """og:title/og:description/og:image first, then <title> and meta description; None when unreadable or untitled."""
     if not is_http_url(url):
         return None
@@ -64,8 +73,16 @@ async def fetch_preview(client: httpx.AsyncClient, url: str, *, timeout: float =
                 body = await read_capped(response, max_bytes, until=_HEAD_END)
             finally:
                 await response.aclose()
-    except (TimeoutError, BodyTooLarge, RedirectError, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError,
-            OSError, ValueError):
+    except (
+        TimeoutError,
+        BodyTooLarge,
+        RedirectError,
+        httpx.HTTPError,
+        httpx.InvalidURL,
+        httpx.StreamError,
+        OSError,
+        ValueError,
+    ):
         return None
 
     page = _HeadParser()
@@ -95,8 +112,11 @@ async def fetch_preview(client: httpx.AsyncClient, url: str, *, timeout: float =
 
 def _decode(body: bytes, content_type: str) -> str:
     # Precedence as in browsers: byte order mark, then the HTTP header, then <meta charset>.
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if body.startswith(bom):
             return body.decode(encoding, errors="replace")
     found = _HEADER_CHARSET.search(content_type)

@@ -53,7 +53,11 @@ def check_size(size: int) -> None:
 
 
 def read_table(
-    name: str, data: bytes, *, max_filled: int, max_rows: int | None = None,
+    name: str,
+    data: bytes,
+    *,
+    max_filled: int,
+    max_rows: int | None = None,
     cell: Callable[[object], object] | None = None,
 ) -> list[Sequence[object]]:
     """The rows of a .csv or the first sheet of an .xlsx; stops after `max_filled` non-blank rows or `max_rows` rows.
@@ -89,7 +93,9 @@ def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[Sequence[obj
     return table
 
 
-def _xlsx_table(data: bytes, max_filled: int, max_rows: int, cell: Callable[[object], object]) -> list[Sequence[object]]:
+def _xlsx_table(
+    data: bytes, max_filled: int, max_rows: int, cell: Callable[[object], object]
+) -> list[Sequence[object]]:
     from openpyxl import load_workbook  # imported here: only reading a workbook needs it
 
     try:

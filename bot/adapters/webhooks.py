@@ -46,7 +46,6 @@ TOO_MANY_ERRCODES = frozenset({45009, 130101})
 _KINDS = {"wecom": "wecom", "企业微信": "wecom", "dingtalk": "dingtalk", "钉钉": "dingtalk"}
 
 
-
 class Notifier(Protocol):
     """Anything that can deliver one alert text to the office."""
 
@@ -79,8 +78,9 @@ def normalize_kind(kind: str) -> str:
 class _SlidingWindow:
     """At most `limit` acquisitions in any WINDOW_SECONDS of `clock`; waits up to `max_wait` for a free slot."""
 
-    def __init__(self, limit: int, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
-                 max_wait: float) -> None:
+    def __init__(
+        self, limit: int, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], max_wait: float
+    ) -> None:
         self._limit = limit
         self._clock = clock
         self._sleep = sleep
@@ -109,10 +109,21 @@ class _SlidingWindow:
 class WebhookNotifier:
     """A WeCom or DingTalk group robot reached through its webhook URL."""
 
-    def __init__(self, kind: str, url: str, secret: str = "", *, client: httpx.AsyncClient | None = None,
-                 timeout: float = 5.0, retries: int = 2, retry_delay: float = 1.0, per_minute: int = 20,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_wait: float = WINDOW_SECONDS) -> None:
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        secret: str = "",
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = 5.0,
+        retries: int = 2,
+        retry_delay: float = 1.0,
+        per_minute: int = 20,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait: float = WINDOW_SECONDS,
+    ) -> None:
         self.kind = normalize_kind(kind)
         self._url = url
         self._secret = secret
@@ -156,8 +167,13 @@ class WebhookNotifier:
         attempts = self._retries + 1
         for attempt in range(1, attempts + 1):
             if not await self._limiter.acquire():
-                log.warning("%s: more than %d messages a minute and no slot within %.0f s; dropped: %s",
-                            self._label, self._per_minute, self._max_wait, self._scrub(content[:40]))
+                log.warning(
+                    "%s: more than %d messages a minute and no slot within %.0f s; dropped: %s",
+                    self._label,
+                    self._per_minute,
+                    self._max_wait,
+                    self._scrub(content[:40]),
+                )
                 return False
             accepted, retryable, reason = await self._attempt(body)
             if accepted:
@@ -171,8 +187,9 @@ class WebhookNotifier:
                 log.error("%s: failed after %d attempts: %s", self._label, attempts, reason)
                 return False
             delay = self._retry_delay * 2 ** (attempt - 1)
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1f s", self._label, attempt, attempts,
-                        reason, delay)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1f s", self._label, attempt, attempts, reason, delay
+            )
             await self._sleep(delay)
         return False  # unreachable: the loop returns on its last attempt
 

@@ -60,24 +60,43 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
         lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
     shots = [(u, c) for u, c in p.confirmed if c.evidence_file or c.verdict]
     # A 补登 has no screenshot to miss: the office vouched for it.
-    without = [u for u, c in p.confirmed
-               if not (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OFFICE.value]
+    without = [
+        u for u, c in p.confirmed if not (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OFFICE.value
+    ]
     if shots or (evidence_required and p.confirmed):
         counts = {v: sum(1 for _, c in shots if c.verdict == v) for v in ("已核验", "未核验", "存疑")}
         waiting = sum(1 for _, c in shots if not c.verdict)
-        lines.append(texts.t("evidence.summary", verified=counts["已核验"], unverified=counts["未核验"],
-                             doubtful=counts["存疑"], waiting=waiting, none=len(without)))
+        lines.append(
+            texts.t(
+                "evidence.summary",
+                verified=counts["已核验"],
+                unverified=counts["未核验"],
+                doubtful=counts["存疑"],
+                waiting=waiting,
+                none=len(without),
+            )
+        )
         doubtful = [f"{u.name}（{c.verdict_reason}）" for u, c in shots if c.verdict == "存疑"]
         if doubtful:
             lines.append(texts.t("evidence.doubtful", items=NAME_SEP.join(doubtful)))
         if evidence_required and without:
             lines.append(texts.t("evidence.missing", count=len(without), names=NAME_SEP.join(u.name for u in without)))
     if p.added:
-        lines.append(texts.t("progress.added", count=len(p.added),
-                             items=NAME_SEP.join(f"{u.name}（{brief(c.evidence_text)}）" for u, c in p.added)))
+        lines.append(
+            texts.t(
+                "progress.added",
+                count=len(p.added),
+                items=NAME_SEP.join(f"{u.name}（{brief(c.evidence_text)}）" for u, c in p.added),
+            )
+        )
     if p.exempted:
-        lines.append(texts.t("progress.exempted", count=len(p.exempted),
-                             items=NAME_SEP.join(f"{u.name}（{brief(e.reason)}）" for u, e in p.exempted)))
+        lines.append(
+            texts.t(
+                "progress.exempted",
+                count=len(p.exempted),
+                items=NAME_SEP.join(f"{u.name}（{brief(e.reason)}）" for u, e in p.exempted),
+            )
+        )
     if p.missing:
         lines.append(texts.t("progress.missing", count=len(p.missing), names=NAME_SEP.join(u.name for u in p.missing)))
     else:
@@ -88,7 +107,9 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
 def ack_text(texts: Texts, ack: Ack) -> str:
     """One acknowledgement for the confirmations a group made during a quiet spell."""
     key = "confirm.ack_late" if ack.late else "confirm.ack"
-    return texts.t(key, n=ack.push.id, names=NAME_SEP.join(ack.units), count=len(ack.units), done=ack.done, total=ack.total)
+    return texts.t(
+        key, n=ack.push.id, names=NAME_SEP.join(ack.units), count=len(ack.units), done=ack.done, total=ack.total
+    )
 
 
 def ambiguity_text(texts: Texts, amb: Ambiguity, *, room_name: str) -> str:
@@ -121,8 +142,14 @@ def report_text(texts: Texts, report: Report) -> str:
         lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
     if report.evidence:
         count = {v: sum(1 for e in report.evidence if e.verdict == v.value) for v in EvidenceVerdict}
-        lines.append(texts.t("report.evidence", total=len(report.evidence), verified=count[EvidenceVerdict.VERIFIED],
-                             doubtful=count[EvidenceVerdict.DOUBTFUL]))
+        lines.append(
+            texts.t(
+                "report.evidence",
+                total=len(report.evidence),
+                verified=count[EvidenceVerdict.VERIFIED],
+                doubtful=count[EvidenceVerdict.DOUBTFUL],
+            )
+        )
     added = sum(len(p.added_units) for p in report.pushes)
     exempted = sum(len(p.exempted_units) for p in report.pushes)
     if added or exempted:

@@ -97,8 +97,15 @@ class Context:
 
     def audit(self, msg: Incoming, action: str, detail: str = "", *, allowed: bool = True) -> None:
         """One audit row for what the message's sender did (or was refused), in this unit of work."""
-        audit(self.session, now=self.now, actor_id=msg.sender.contact_id, actor_name=msg.sender.name,
-              action=action, detail=detail, allowed=allowed)
+        audit(
+            self.session,
+            now=self.now,
+            actor_id=msg.sender.contact_id,
+            actor_name=msg.sender.name,
+            action=action,
+            detail=detail,
+            allowed=allowed,
+        )
 
     def send(self, chat_kind: ChatKind, chat_id: str, text: str = "", **extra) -> None:
         """Queue a message in this unit of work; it goes out after commit."""
@@ -229,7 +236,9 @@ class Router:
 
         return register
 
-    def command(self, *names: str, usage: str, who: Filter, where: Filter) -> Callable[[CommandHandler], CommandHandler]:
+    def command(
+        self, *names: str, usage: str, who: Filter, where: Filter
+    ) -> Callable[[CommandHandler], CommandHandler]:
         """One route per command: `fn(msg, ctx, cmd)` runs for `names` typed by `who` in `where`; the command is
         listed in `帮助` under `commands.<usage>`, in registration order."""
 

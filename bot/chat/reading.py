@@ -62,8 +62,20 @@ _T2S_PAIRS = (
 _T2S = {ord(p[0]): p[1] for p in _T2S_PAIRS.split()}
 
 # Typing slips seen on phones, fixed before reading: 以转发 (以 for 已), 专发/赚发/转法 (wrong character).
-_TYPOS = (("己转", "已转"), ("己发", "已发"), ("依转", "已转"), ("以发", "已发"), ("以推", "已推"), ("专发", "转发"), ("赚发", "转发"), ("转法", "转发"),
-          ("已专", "已转"), ("已经转发", "已转发"), ("已转化", "已转发"), ("轉晒", "转晒"))
+_TYPOS = (
+    ("己转", "已转"),
+    ("己发", "已发"),
+    ("依转", "已转"),
+    ("以发", "已发"),
+    ("以推", "已推"),
+    ("专发", "转发"),
+    ("赚发", "转发"),
+    ("转法", "转发"),
+    ("已专", "已转"),
+    ("已经转发", "已转发"),
+    ("已转化", "已转发"),
+    ("轉晒", "转晒"),
+)
 
 _FACE = re.compile(r"\[[^\[\]\s]{1,12}\]")  # WeChat faces: [强] [Strong] [抱拳] [Salute] [OK]
 _MENTION = re.compile(r"@[^\s\u2005@，,。：:！!？?]{1,40}[\s\u2005]")  # @Name followed by WeChat's U+2005 or a space
@@ -95,14 +107,16 @@ _VERB_RE = re.compile(_VERB)
 # Words that make a relay verb complete: before it (已…), or after it (…了, …好, …完毕).
 _DONE_BEFORE = re.compile(r"已|早就|早都|刚刚?|刚才|都已|均已|进行了|做了")
 # Strong: 已…, …了/啦/过; weak (a result, which a promise can have too: 一定转到位): …好/完/毕/到位/的.
-_DONE_AFTER = re.compile(
-    rf"{_VERB}(?:[^，]{{0,12}}?)(?:了|啦|咯|喽|嘞|过|咗|晒)|forwarded|shared|reposted|done"
-)
+_DONE_AFTER = re.compile(rf"{_VERB}(?:[^，]{{0,12}}?)(?:了|啦|咯|喽|嘞|过|咗|晒)|forwarded|shared|reposted|done")
 _DONE_WEAK = re.compile(rf"{_VERB}(?:[^，]{{0,12}}?)(?:好|完|毕|到位|成功|出去|完成)|{_VERB}的$|完成转发|落实转发")
 _NEGATION = re.compile(r"没|未|不|别|无法|忘|尚未|还没|无需|甭")
-_FAILURE = re.compile(r"(?<!\d)0个|零个|撤回|寂寞|漏转|漏发|错|失败|不了|不出|不成|不上|不过去|不动|打不开|失效|看不了|没反应|报错|故障|被限|频繁|转不|发不")
+_FAILURE = re.compile(
+    r"(?<!\d)0个|零个|撤回|寂寞|漏转|漏发|错|失败|不了|不出|不成|不上|不过去|不动|打不开|失效|看不了|没反应|报错|故障|被限|频繁|转不|发不"
+)
 # A clause without a verb that still says part was not relayed (今天的还没) or could not be (家长群没权限).
-_ELLIPTIC_NEG = re.compile(r"(?:还没有?|尚未|没有|未)$|还没(?:转|发|弄|做|推|有)|来不及|没来得及|漏(?![报回])|要等|待开放|开放权限|失败|撤回|被删|寂寞|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出")
+_ELLIPTIC_NEG = re.compile(
+    r"(?:还没有?|尚未|没有|未)$|还没(?:转|发|弄|做|推|有)|来不及|没来得及|漏(?![报回])|要等|待开放|开放权限|失败|撤回|被删|寂寞|没权限|没有权限|权限不够|被禁言|发不出|转不出|没发出"
+)
 # A promise or plan: it overrides a 了 later in the clause (准备转发时手机死机了), not an 已.
 _PLAN = re.compile(
     r"马上|立即|立刻|立马|等下|等会|等一下|待会|一会|稍后|晚点|晚些|这就|准备|打算|计划|(?<!已)将(?!近)|会(?![议上场])"
@@ -116,49 +130,73 @@ _OTHERS = re.compile(r"们|各|由|班主任|老师|书记|网格员|村干部|�
 # The unit had someone else do it (已通知各村转发, 让小王转了): likely, but ask.
 _DELEGATE = re.compile(r"通知(?!到位)|安排|让|叫|交给|委托")
 # Relayed to one person or to 朋友圈, not into the unit's groups: ask.
-_PERSON_TARGET = re.compile(r"公众号|反诈办|家族|家庭|亲友|领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友")
+_PERSON_TARGET = re.compile(
+    r"公众号|反诈办|家族|家庭|亲友|领导|主任|书记|局长|校长|科长|办公室|我妈|我爸|家人|老婆|老公|朋友"
+)
 _GROUP_TARGET = re.compile(r"群|各|(?<!我)们|全体|所有|每|大家")
 # 复制粘贴发的，可以吗？: done, but asking whether it counts.
 _DOES_IT_COUNT = re.compile(r"(?:可以|行|对|算|合格|符合)(?:吗|不|么|嘛)")
 # Relaying redone after a failure: 前面失败了，现在已重新转发成功.
 _REDONE = re.compile(r"重新|现在|现已|已补|补转|终于|再次|其实|实际")
 # A reply that only says something is done, without saying what: ask.
-_GENERIC_DONE = re.compile(r"(?:已经?|都)?(?:搞定|好了|处理|落实|办好|弄好|整好|搞好|搞归一|归一|搞掂|妥|办|完成)(?:了|啦|咯|喽|晒)?|ok了|搞定晒")
+_GENERIC_DONE = re.compile(
+    r"(?:已经?|都)?(?:搞定|好了|处理|落实|办好|弄好|整好|搞好|搞归一|归一|搞掂|妥|办|完成)(?:了|啦|咯|喽|晒)?|ok了|搞定晒"
+)
 # The office describing the reply it wants: 例如：城关镇已转发, 回复格式：XX单位已转发至XX群.
 # Or tallying others (还差四家, 截至目前): the office's count, not a unit's confirmation.
-_EXAMPLE = re.compile(r"例[：:]|未回复[：:]|截至|截止到|模板|格式|例如|比如|参照|示例|样例|如下回复|还差.{0,3}[家个]|还剩.{0,3}[家个]|截至目前|截止目前")
+_EXAMPLE = re.compile(
+    r"例[：:]|未回复[：:]|截至|截止到|模板|格式|例如|比如|参照|示例|样例|如下回复|还差.{0,3}[家个]|还剩.{0,3}[家个]|截至目前|截止目前"
+)
 # Said of others (有单位转发了旧版本) or of an earlier push (上期转了): not this unit's relay of this push.
 _OTHERS_DID = re.compile(r"有单位|有人|有的单位|个别单位|部分单位|别的单位|其他单位|几个单位|很多单位|不少单位")
-_EARLIER_PUSH = re.compile(r"那期|上周|这个月|上个月|上期|上次|(?<!晚)上回(?![去来家])|之前那|以前|昨天那|昨天的|前一期|上一条|上条|上一期")
+_EARLIER_PUSH = re.compile(
+    r"那期|上周|这个月|上个月|上期|上次|(?<!晚)上回(?![去来家])|之前那|以前|昨天那|昨天的|前一期|上一条|上条|上一期"
+)
 # A reply taken back (已转发改成已收到，刚才手滑): never counted.
 _RETRACTED = re.compile(r"打错|手滑|回错|说错|改成|改为|更正|发错|不算")
 _TYPO_YI = re.compile(r"(?<![可所难得足予加用之])以(?=转|发|推)")  # 以转发 typed for 已转发, not 可以转
 # Other homophones of 已 that voice input and pinyin keyboards give, when nothing follows the verb: 一转发, 亿转发.
-_HOMOPHONE_YI = re.compile(r"(?:^|(?<=[\s，,。.!！]))[一亿依意乙易义](?=(?:转发|转|发|推送|推)(?:了|啦)?(?:[\s，,。.!！?？]|$))")
+_HOMOPHONE_YI = re.compile(
+    r"(?:^|(?<=[\s，,。.!！]))[一亿依意乙易义](?=(?:转发|转|发|推送|推)(?:了|啦)?(?:[\s，,。.!！?？]|$))"
+)
 _DONE_EN = re.compile(r"\bdone\b")  # read as 搞定: a question, unless it says how many groups
-_PINYIN = re.compile(r"\byi\s*(?:jing\s*)?zhuan\s*(?:fa|le)?\b|\byzf\b|\bzhuan\s*le\b|\balready\s*(?:fwd|forwarded)\b"
-                     r"|\bfwd\s*(?:done|ok|了)|\bforward(?:ed)?\s*done\b|\bdone\s*fwd\b")
+_PINYIN = re.compile(
+    r"\byi\s*(?:jing\s*)?zhuan\s*(?:fa|le)?\b|\byzf\b|\bzhuan\s*le\b|\balready\s*(?:fwd|forwarded)\b"
+    r"|\bfwd\s*(?:done|ok|了)|\bforward(?:ed)?\s*done\b|\bdone\s*fwd\b"
+)
 # A report with numbers reached: 转发群数：6；覆盖人数：约900人, 转发3个群，触达员工156人.
 _REACH = re.compile(r"群数|覆盖.{0,4}\d|触达|\d+\s*个群|(?:\d+|[一二三四五六七八九十两]+)个(?:\S{0,3})群")
 _CHECKED = re.compile(r"(群|#\s*\d{1,7})\s*[✔✅☑✓√]")
 _PROGRESSIVE = re.compile(rf"(?:正在|(?<!现)在){_VERB}|{_VERB}中$")
-_QUESTION_WORD = re.compile(r"(\w)[不没]\1|吗|么|是否|要不要|需不需要|用不用|能否|可否|怎么|怎样|如何|咋|哪|啥|什么|谁|了没|没有$|不$")
-_INSTRUCTION = re.compile(r"请|各位|大家|各单位|各镇街|(?<!我)记得|务必|麻烦|帮忙|一定要|要求|提醒|督促|通知各|让|叫|给我|发我|由")
+_QUESTION_WORD = re.compile(
+    r"(\w)[不没]\1|吗|么|是否|要不要|需不需要|用不用|能否|可否|怎么|怎样|如何|咋|哪|啥|什么|谁|了没|没有$|不$"
+)
+_INSTRUCTION = re.compile(
+    r"请|各位|大家|各单位|各镇街|(?<!我)记得|务必|麻烦|帮忙|一定要|要求|提醒|督促|通知各|让|叫|给我|发我|由"
+)
 _REPLY_META = re.compile(rf"(?:回复|答复|回|写|填|打|报|备注|留言)(?:已|{_VERB})")
 # 完成后回复已转发, 请回复：单位+已转发: the office naming the reply it wants.
 _ASKED_REPLY = re.compile(r"(?:请|后|再|然后|并)(?:回复|答复)[^，,。；;！!？?\n]*")
 # Other campaigns relayed in the same groups: 防汛通知已转各群 is not this alert.
-_OTHER_CAMPAIGN = re.compile(r"防汛|汛期|疫苗|接种|会议|选举|换届|溺水|暑期|寒假|安全告|告家长书|总结|消防|防火|体检|招聘|投票|抽奖"
-                             r"|app下载")
+_OTHER_CAMPAIGN = re.compile(
+    r"防汛|汛期|疫苗|接种|会议|选举|换届|溺水|暑期|寒假|安全告|告家长书|总结|消防|防火|体检|招聘|投票|抽奖"
+    r"|app下载"
+)
 _THIS_PUSH = re.compile(r"这条|这期|本期|这次")
 _BESIDES = re.compile(r"另外|顺便|也|另|还有")
 # The verb is about something else: money (转账, 转200), a contact card (推名片), mail, a test to the file helper.
-_MONEY = re.compile(r"钱|\d+元|\d+块|元钱|账|帐|货款|汇款|付款|打款|欠款|款项|红包|利是|费|工资|押金|报销|资金|金额|转给你|发给你|发你|给你"
+_MONEY = re.compile(
+    r"钱|\d+元|\d+块|元钱|账|帐|货款|汇款|付款|打款|欠款|款项|红包|利是|费|工资|押金|报销|资金|金额|转给你|发给你|发你|给你"
     r"|转\d|名片|邮箱|邮件|文件传输助手|测试|值班表|表格|手机号|号码|电话|关系|材料|档案|简历|名单|报表|户口|好友"
     r"|(?:转|交|报)给?(?:派出所|民警|警察|110)|转学(?![校员生]|.{0,3}群)|转院|转诊|转介|病人|学生"
-    r"|下载链接|app下载|app推广|推广通知|活动方案|方案")
-_STAFF = re.compile(r"调岗|转岗|岗位|换岗|离岗|到岗|新岗|调动|调走|调到|调去|调入|换成|换人|变更|交接|离职|新同事|接替|退休了|转到.{0,10}工作(?!群)|联络员")
-_HEDGE = re.compile(r"一半|应该|好像|可能|大概|估计|似乎|听说|据说|同事说|说是|说他们|说已|你|他们|他|她|吧$|类似|部分|只|仅|个别|有的|有些|一些|我记得")
+    r"|下载链接|app下载|app推广|推广通知|活动方案|方案"
+)
+_STAFF = re.compile(
+    r"调岗|转岗|岗位|换岗|离岗|到岗|新岗|调动|调走|调到|调去|调入|换成|换人|变更|交接|离职|新同事|接替|退休了|转到.{0,10}工作(?!群)|联络员"
+)
+_HEDGE = re.compile(
+    r"一半|应该|好像|可能|大概|估计|似乎|听说|据说|同事说|说是|说他们|说已|你|他们|他|她|吧$|类似|部分|只|仅|个别|有的|有些|一些|我记得"
+)
 _NOUN = re.compile(r"转发(?:情况|量|率|记录|按钮|功能|链接|内容|要求|任务|工作)")
 # A clause about the screenshot (截图稍后发, 截图发给谁？) is not about the relay.
 _SCREENSHOT = re.compile(rf"(?:截图|截屏|图片|照片).{{0,6}}{_VERB}|{_VERB}(?:截图|截屏|图片|照片)")
@@ -203,8 +241,11 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
     if verb is None or _SCREENSHOT.search(c) or _NOUN.fullmatch(c) or (_NOUN.search(c) and not _DONE_BEFORE.search(c)):
         if _LATER_ALONE.fullmatch(c):
             return _Kind.ELLIPTIC  # #2已转发，#1 稍后: a part still to do
-        if (_ELLIPTIC_NEG.search(c) and not _QUESTION_WORD.search(c[:-2] if c.endswith("没有") else c)
-                and not re.search(r"(?:之前|刚才|昨天|不好意思).{0,4}漏|漏.{0,2}不好意思", c)):
+        if (
+            _ELLIPTIC_NEG.search(c)
+            and not _QUESTION_WORD.search(c[:-2] if c.endswith("没有") else c)
+            and not re.search(r"(?:之前|刚才|昨天|不好意思).{0,4}漏|漏.{0,2}不好意思", c)
+        ):
             return _Kind.ELLIPTIC
         return _Kind.NONE
     if _MONEY.search(c) or _STAFF.search(c):
@@ -233,7 +274,7 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
     if _EARLIER_PUSH.search(before) and not re.search(r"这期|本期|这次|这条|今天", c):
         return _Kind.SIDE  # 上期转了: about another push
     said_before = bool(_DONE_BEFORE.search(before)) or before.startswith(("并", "同时"))  # 已张贴，并转发业主群
-    if not said_before and re.search(r"请|别忘|记得|务必", c[verb.end():]):
+    if not said_before and re.search(r"请|别忘|记得|务必", c[verb.end() :]):
         return _Kind.INSTRUCTION  # 转发完请截图, 转了别忘了截图
     strong = said_before or bool(_DONE_AFTER.search(c))
     weak = bool(_DONE_WEAK.search(c)) or bool(_REACH.search(c))
@@ -252,11 +293,11 @@ def _clause_kind(c: str, asked: bool) -> _Kind:
             return _Kind.INSTRUCTION if _OTHERS.search(before) else _Kind.PLAN
         if not weak:
             return _Kind.BARE
-    elif _DELEGATE.search(before) and not _GROUP_TARGET.search(c[verb.end():]):
+    elif _DELEGATE.search(before) and not _GROUP_TARGET.search(c[verb.end() :]):
         return _Kind.UNSURE  # 已通知各村转发, 让小王转了
     elif _INSTRUCTION.search(before) and not said_before:
         return _Kind.INSTRUCTION  # 请大家转发后回复
-    after = c[verb.end():]
+    after = c[verb.end() :]
     if _PERSON_TARGET.search(after) and not _GROUP_TARGET.search(after):
         return _Kind.SIDE  # 已转发给主要领导, 发朋友圈了
     if asked:
@@ -339,8 +380,13 @@ def read_reply(text: str, names: tuple[str, ...] = ()) -> Reading:
 
     def decide(verdict: Verdict, kind: _Kind) -> Reading:
         clause = next((c for c, k in clauses if k is kind), "")
-        return Reading(verdict, _WHY.get(kind, ""), clause, tuple(refs),
-                       bool(refs and len(refs) > 1) or (verdict is Verdict.YES and bool(_ALL.search(clause))))
+        return Reading(
+            verdict,
+            _WHY.get(kind, ""),
+            clause,
+            tuple(refs),
+            bool(refs and len(refs) > 1) or (verdict is Verdict.YES and bool(_ALL.search(clause))),
+        )
 
     if _EXAMPLE.search(body):
         return Reading(Verdict.NO, "举例或回复格式", "", tuple(refs))
@@ -361,9 +407,12 @@ def read_reply(text: str, names: tuple[str, ...] = ()) -> Reading:
     if _Kind.YES in kinds:
         if any(_DOES_IT_COUNT.search(c) for c, k in clauses if k is _Kind.NONE):
             return Reading(Verdict.UNSURE, "问这样算不算", clauses[yes_at][0], tuple(refs))
-        doubts = [k for i, k in enumerate(kinds)
-                  if k in (_Kind.NEG, _Kind.PLAN, _Kind.QUESTION, _Kind.UNSURE, _Kind.ELLIPTIC)
-                  and not (redone and i < yes_at)]
+        doubts = [
+            k
+            for i, k in enumerate(kinds)
+            if k in (_Kind.NEG, _Kind.PLAN, _Kind.QUESTION, _Kind.UNSURE, _Kind.ELLIPTIC)
+            and not (redone and i < yes_at)
+        ]
         if doubts:
             return decide(Verdict.UNSURE, doubts[0])
         return decide(Verdict.YES, _Kind.YES)

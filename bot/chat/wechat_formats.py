@@ -11,13 +11,27 @@ from dataclasses import dataclass
 
 MAX_XML = 200_000  # a 接龙 with a few hundred entries is far below this
 
-_TAG = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.DOTALL) for name in
-        ("title", "type", "content", "displayname", "chatusr", "svrid", "newmsgid", "fromusername",
-         "pattedusername", "solitaire_info")}
+_TAG = {
+    name: re.compile(rf"<{name}>(.*?)</{name}>", re.DOTALL)
+    for name in (
+        "title",
+        "type",
+        "content",
+        "displayname",
+        "chatusr",
+        "svrid",
+        "newmsgid",
+        "fromusername",
+        "pattedusername",
+        "solitaire_info",
+    )
+}
 _CDATA = re.compile(r"^\s*<!\[CDATA\[(.*)\]\]>\s*$", re.DOTALL)
 _REFERMSG = re.compile(r"<refermsg>(.*?)</refermsg>", re.DOTALL)
 _SYSMSG = re.compile(r"<sysmsg\s+type=\"([a-z_]{1,30})\"")
-_SOLITAIRE_ITEM = re.compile(r"<i>\s*<u>([^<]{1,200})</u>\s*(?:<t>(\d{1,13})</t>)?\s*<r>(\d{1,6})-(\d{1,6})</r>", re.DOTALL)
+_SOLITAIRE_ITEM = re.compile(
+    r"<i>\s*<u>([^<]{1,200})</u>\s*(?:<t>(\d{1,13})</t>)?\s*<r>(\d{1,6})-(\d{1,6})</r>", re.DOTALL
+)
 _NOTE_MARK = re.compile(r"#\s*(?:接龙|group\s*note)", re.IGNORECASE)
 _ENTRY = re.compile(r"^\s*(\d{1,4})\s*[.．、]\s*(.*)$")
 _RATE_LIMIT = re.compile(r"(?:发送消息|操作|发消息|消息发送)(?:过于|太)频繁")
@@ -57,8 +71,12 @@ def xml_quote(text: str) -> XmlQuote | None:
     inner = refer.group(1) if refer else ""
     # The <type> of the app message comes before <refermsg>; read the reply title outside the quoted part.
     outside = text.replace(inner, "") if inner else text
-    return XmlQuote(reply=_tag("title", outside), quoted=_tag("content", inner), quoted_name=_tag("displayname", inner),
-                    quoted_id=_tag("chatusr", inner))
+    return XmlQuote(
+        reply=_tag("title", outside),
+        quoted=_tag("content", inner),
+        quoted_name=_tag("displayname", inner),
+        quoted_id=_tag("chatusr", inner),
+    )
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class _Printer:
             print(f"      {line}", file=self.out)
 
     def outgoing(self) -> None:
-        for out in self.transport.sent[self.seen:]:
+        for out in self.transport.sent[self.seen :]:
             first, *rest = self.transport.render(out).splitlines() or [""]
             print(f"{self.stamp()} {first}", file=self.out)
             for line in rest:
@@ -91,7 +91,9 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     async def step(minutes: float, who: Member, text: str = "", room: str | None = LIAISON_ROOM, image: bool = False):
         clock.advance(minutes=minutes)
         if image:
-            msg = transport.incoming(who, room_id=room, kind=MessageKind.IMAGE, image=Image("转发截图.jpg", b"\xff\xd8demo"))
+            msg = transport.incoming(
+                who, room_id=room, kind=MessageKind.IMAGE, image=Image("转发截图.jpg", b"\xff\xd8demo")
+            )
         else:
             msg = transport.incoming(who, text, room_id=room)
         printer.incoming(msg)
@@ -117,7 +119,9 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     await step(0, ADMIN, "推送 刷单", OFFICE_ROOM)
     printer.note("各单位联络员用不同方式确认")
     await step(12, WANG, "城关镇 已转发 #1 👍")
-    await step(1, LI, "「反诈助手：【反诈预警 #1】警惕刷单返利：所有刷单都是诈骗」\n- - - - - - - - - - - - - - -\n已转")
+    await step(
+        1, LI, "「反诈助手：【反诈预警 #1】警惕刷单返利：所有刷单都是诈骗」\n- - - - - - - - - - - - - - -\n已转"
+    )
     await step(2, SUN, image=True)
     await step(1, ZHOU, "已转发到各村居群")
     await step(1, STRANGER, "已转发")
@@ -140,4 +144,3 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     await bot.stop()
     engine.dispose()
     return db_file
-

@@ -57,15 +57,22 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
     try:
         tz = ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        out.append(Finding(Level.ERROR, area, f"时区 {settings.timezone!r} 无效（timezone），应为 Asia/Shanghai 这样的名字"))
+        out.append(
+            Finding(Level.ERROR, area, f"时区 {settings.timezone!r} 无效（timezone），应为 Asia/Shanghai 这样的名字")
+        )
         tz = ZoneInfo("Asia/Shanghai")
     if not settings.admin_ids:
         out.append(Finding(Level.ERROR, area, "没有设置管理员（admin_ids）：谁发的指令都不会执行"))
     else:
         out.append(Finding(Level.OK, area, f"管理员 {len(settings.admin_ids)} 人"))
     if not settings.endpoint() or not settings.token():
-        out.append(Finding(Level.ERROR, area, "没有设置微信网关的地址或 token"
-                                              "（WECHATY_PUPPET_SERVICE_ENDPOINT / WECHATY_PUPPET_SERVICE_TOKEN）"))
+        out.append(
+            Finding(
+                Level.ERROR,
+                area,
+                "没有设置微信网关的地址或 token（WECHATY_PUPPET_SERVICE_ENDPOINT / WECHATY_PUPPET_SERVICE_TOKEN）",
+            )
+        )
     try:
         from bot.adapters.webhooks import make_notifier
 
@@ -74,8 +81,13 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
         out.append(Finding(Level.ERROR, area, str(exc)))
     else:
         if notifier is None:
-            out.append(Finding(Level.WARN, area, "没有设置第二通道（notify_url，企业微信或钉钉群机器人）："
-                                                 "微信断线时机器人没法告诉反诈办"))
+            out.append(
+                Finding(
+                    Level.WARN,
+                    area,
+                    "没有设置第二通道（notify_url，企业微信或钉钉群机器人）：微信断线时机器人没法告诉反诈办",
+                )
+            )
     if not settings.self_check_target or settings.self_check_minutes <= 0:
         out.append(Finding(Level.WARN, area, "没有设置自检（self_check_target）：发不出消息时要等有人发现"))
     out.extend(_check_folder(area, "截图文件夹", Path(settings.evidence_dir)))
@@ -86,8 +98,14 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
     years = [today.year] + ([today.year + 1] if today.month == 12 else [])
     for year in years:
         if not calendar.knows_year(year):
-            out.append(Finding(Level.WARN, area, f"不知道 {year} 年的法定节假日和调休：按周一到周五算。"
-                                                 "请升级 chinese-calendar，或在群里用“休息日/工作日”录入"))
+            out.append(
+                Finding(
+                    Level.WARN,
+                    area,
+                    f"不知道 {year} 年的法定节假日和调休：按周一到周五算。"
+                    "请升级 chinese-calendar，或在群里用“休息日/工作日”录入",
+                )
+            )
     return out
 
 
@@ -115,7 +133,11 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
     area = "数据库"
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return [Finding(Level.WARN, area, f"数据库文件 {url.database} 还不存在：运行 relaybot db upgrade 或启动机器人会新建")]
+        return [
+            Finding(
+                Level.WARN, area, f"数据库文件 {url.database} 还不存在：运行 relaybot db upgrade 或启动机器人会新建"
+            )
+        ]
     engine = make_engine(settings.database_url)
     out: list[Finding] = []
     try:
@@ -124,13 +146,21 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
         except SchemaTooNew as exc:
             return [Finding(Level.ERROR, area, str(exc))]
         except Exception as exc:
-            return [Finding(Level.ERROR, area, f"连不上数据库 {url.render_as_string(hide_password=True)}："
-                                               f"{describe_error(exc)}")]
+            return [
+                Finding(
+                    Level.ERROR, area, f"连不上数据库 {url.render_as_string(hide_password=True)}：{describe_error(exc)}"
+                )
+            ]
         if current is None:
             return [Finding(Level.WARN, area, "数据库是空的：运行 relaybot db upgrade 或启动机器人会建表")]
         if current != head:
-            return [Finding(Level.WARN, area, f"结构版本 {current}，本程序是 {head}：请运行 relaybot db upgrade"
-                                              "（启动机器人也会自动升级）")]
+            return [
+                Finding(
+                    Level.WARN,
+                    area,
+                    f"结构版本 {current}，本程序是 {head}：请运行 relaybot db upgrade（启动机器人也会自动升级）",
+                )
+            ]
         out.append(Finding(Level.OK, area, f"结构版本 {head}（{url.get_backend_name()}）"))
         if url.get_backend_name() == "sqlite":
             with engine.connect() as conn:
@@ -147,19 +177,28 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
             else:
                 out.append(Finding(Level.OK, "名单", f"{units} 个单位"))
             if GroupKind.LIAISON.value not in kinds and not settings.liaison_groups:
-                out.append(Finding(Level.WARN, "群", "还没有联络员群：设置 liaison_groups，或管理员在群里发“设为联络员群”"))
+                out.append(
+                    Finding(Level.WARN, "群", "还没有联络员群：设置 liaison_groups，或管理员在群里发“设为联络员群”")
+                )
             if GroupKind.OFFICE.value not in kinds and not settings.office_group:
-                out.append(Finding(Level.WARN, "群", "还没有反诈办工作群：设置 office_group，或管理员在群里发“设为办公群”"))
+                out.append(
+                    Finding(Level.WARN, "群", "还没有反诈办工作群：设置 office_group，或管理员在群里发“设为办公群”")
+                )
             out.extend(_runtime(health_snapshot(s), s, now))
-            failed = s.exec(select(func.count()).select_from(Outbox)
-                            .where(Outbox.state == OutboxState.FAILED.value)).one()
+            failed = s.exec(
+                select(func.count()).select_from(Outbox).where(Outbox.state == OutboxState.FAILED.value)
+            ).one()
             if failed:
                 out.append(Finding(Level.WARN, "发送", f"{failed} 条消息发送失败后放弃了（relaybot status 可查看）"))
-            oldest = s.exec(select(Outbox.created_at).where(Outbox.state == OutboxState.PENDING.value)
-                            .order_by(col(Outbox.created_at))).first()
+            oldest = s.exec(
+                select(Outbox.created_at)
+                .where(Outbox.state == OutboxState.PENDING.value)
+                .order_by(col(Outbox.created_at))
+            ).first()
             if oldest is not None and now - oldest > STUCK_OUTBOX:
-                out.append(Finding(Level.WARN, "发送", f"有消息排队超过 {_ago(now - oldest)} 还没发出："
-                                                     "机器人是否在运行？"))
+                out.append(
+                    Finding(Level.WARN, "发送", f"有消息排队超过 {_ago(now - oldest)} 还没发出：机器人是否在运行？")
+                )
     finally:
         engine.dispose()
     return out
@@ -169,7 +208,9 @@ def _runtime(health: dict, s, now: datetime) -> list[Finding]:
     area = "运行"
     out: list[Finding] = []
     if health["link_down_since"] is not None:
-        out.append(Finding(Level.ERROR, area, f"微信连接断开已 {_ago(now - health['link_down_since'])}（机器人最后记录）"))
+        out.append(
+            Finding(Level.ERROR, area, f"微信连接断开已 {_ago(now - health['link_down_since'])}（机器人最后记录）")
+        )
     if health["send_down_since"] is not None:
         out.append(Finding(Level.ERROR, area, f"自检消息发不出去已 {_ago(now - health['send_down_since'])}"))
     if health["receive_down_since"] is not None:

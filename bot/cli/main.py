@@ -59,7 +59,9 @@ def demo() -> None:
 @app.command()
 def run(
     console: bool = typer.Option(False, "--console", help="在终端里模拟群聊，不连接微信"),
-    clock: str = typer.Option("", "--clock", help="试运行定时任务：让机器人的时钟从这个时间开始，如 \"2026-11-30 09:59\""),
+    clock: str = typer.Option(
+        "", "--clock", help='试运行定时任务：让机器人的时钟从这个时间开始，如 "2026-11-30 09:59"'
+    ),
     speed: float = typer.Option(1.0, "--speed", help="试运行定时任务：时钟走快几倍，如 60（1 秒 = 1 分钟）"),
 ) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
@@ -72,7 +74,11 @@ def run(
         return
     endpoint, token = settings.endpoint(), settings.token()
     if not endpoint or not token:
-        missing = [n for n, v in (("WECHATY_PUPPET_SERVICE_ENDPOINT", endpoint), ("WECHATY_PUPPET_SERVICE_TOKEN", token)) if not v]
+        missing = [
+            n
+            for n, v in (("WECHATY_PUPPET_SERVICE_ENDPOINT", endpoint), ("WECHATY_PUPPET_SERVICE_TOKEN", token))
+            if not v
+        ]
         typer.echo(
             "无法连接微信：没有设置 " + " 和 ".join(missing) + "。\n"
             "请设置 Wechaty puppet service 的地址和 token，例如：\n"
@@ -88,8 +94,7 @@ def run(
         asyncio.run(_run_wechaty(settings, endpoint, token))
     except ConnectionError as exc:  # WechatyStartError: unreachable gateway, wrong token, no login
         typer.echo(
-            f"无法连接微信网关 {endpoint}：{exc}\n"
-            "请检查：网关是否在运行、地址和端口是否正确、token 是否有效。",
+            f"无法连接微信网关 {endpoint}：{exc}\n请检查：网关是否在运行、地址和端口是否正确、token 是否有效。",
             err=True,
         )
         raise typer.Exit(1) from None
@@ -100,7 +105,9 @@ def _open_db(settings: Settings):
     from bot.storage.db import make_engine
 
     engine = make_engine(settings.database_url)
-    _upgrade_or_exit(engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。")
+    _upgrade_or_exit(
+        engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。"
+    )
     return engine
 
 
@@ -181,8 +188,13 @@ async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
         logging.getLogger("relaybot").info("running; Ctrl+C to stop")
         await stop.wait()
 
-    await _serve(settings, transport, _open_db(settings),
-                 clock_from(settings.clock_offset_seconds, settings.clock_speed), until_stopped)
+    await _serve(
+        settings,
+        transport,
+        _open_db(settings),
+        clock_from(settings.clock_offset_seconds, settings.clock_speed),
+        until_stopped,
+    )
 
 
 async def _run_console(settings: Settings) -> None:
@@ -197,8 +209,12 @@ async def _run_console(settings: Settings) -> None:
     office_name = settings.office_group or "反诈办工作群（控制台）"
     admin_id = settings.admin_ids[0] if settings.admin_ids else "console-admin"
     settings = settings.model_copy(
-        update={"liaison_groups": [liaison_name], "office_group": office_name,
-                "admin_ids": list({*settings.admin_ids, admin_id}), "send_spacing_seconds": 0.0}
+        update={
+            "liaison_groups": [liaison_name],
+            "office_group": office_name,
+            "admin_ids": list({*settings.admin_ids, admin_id}),
+            "send_spacing_seconds": 0.0,
+        }
     )
     engine = _open_db(settings)
     with session(engine) as s:
@@ -231,7 +247,9 @@ async def _run_console(settings: Settings) -> None:
 
 
 @roster_app.command("import")
-def roster_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色")) -> None:
+def roster_import(
+    file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色"),
+) -> None:
     """导入（或更新）联络员名单。文件有错时什么都不改，并指出第几行哪一列。"""
     from bot.domain.roster import RosterError, import_roster, read_roster_file
     from bot.storage.db import session
@@ -351,7 +369,9 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
     now = real_clock()
     with session(engine) as s:
         alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
-        outcome = push_alert(s, alert, now=now, actor_id="cli", actor_name="relaybot push", settings=settings, texts=texts)
+        outcome = push_alert(
+            s, alert, now=now, actor_id="cli", actor_name="relaybot push", settings=settings, texts=texts
+        )
         if outcome.push is None:
             typer.echo(outcome.message, err=True)
             raise typer.Exit(1)
@@ -385,8 +405,10 @@ def status() -> None:
             typer.echo(progress_text(texts, progress(s, push), now=now, tz=tz))
             typer.echo("")
         states = dict(s.exec(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
-        typer.echo(f"发送队列：待发 {states.get('pending', 0)}，发送中 {states.get('sending', 0)}，"
-                   f"已发 {states.get('sent', 0)}，失败 {states.get('failed', 0)}")
+        typer.echo(
+            f"发送队列：待发 {states.get('pending', 0)}，发送中 {states.get('sending', 0)}，"
+            f"已发 {states.get('sent', 0)}，失败 {states.get('failed', 0)}"
+        )
         health = health_snapshot(s)
         last_send, last_receive = health["last_send_ok_at"], health["last_receive_at"]
         typer.echo("最近一次成功发送：" + (show(last_send, tz) if last_send else "还没有"))
@@ -396,9 +418,15 @@ def status() -> None:
             result = "发送成功" if check["send_ok"] else "发送失败"
             if check["echo_ok"] is not None:
                 result += "，已收到回显" if check["echo_ok"] else "，没有收到回显"
-            typer.echo(f"最近一次自检：{show(check['at'], tz)} {result}" + (f"（{check['detail']}）" if check["detail"] else ""))
-        for key, label in (("link_down_since", "微信连接断开"), ("send_down_since", "发不出消息"),
-                           ("receive_down_since", "收不到消息")):
+            typer.echo(
+                f"最近一次自检：{show(check['at'], tz)} {result}"
+                + (f"（{check['detail']}）" if check["detail"] else "")
+            )
+        for key, label in (
+            ("link_down_since", "微信连接断开"),
+            ("send_down_since", "发不出消息"),
+            ("receive_down_since", "收不到消息"),
+        ):
             if health[key] is not None:
                 typer.echo(f"⚠ {label}，自 {show(health[key], tz)} 起")
 
@@ -415,8 +443,14 @@ def doctor(
     for finding in findings:
         typer.echo(finding.line())
     code = exit_code(findings)
-    typer.echo("结论：" + ("有需要马上处理的问题（✘）。" if code else "可以正常工作。"
-                          + ("（! 是建议处理的事项）" if any(f.level.name == "WARN" for f in findings) else "")))
+    typer.echo(
+        "结论："
+        + (
+            "有需要马上处理的问题（✘）。"
+            if code
+            else "可以正常工作。" + ("（! 是建议处理的事项）" if any(f.level.name == "WARN" for f in findings) else "")
+        )
+    )
     raise typer.Exit(code)
 
 
@@ -453,13 +487,16 @@ def units(name: str = typer.Argument("", help="单位名称；不填则列出全
         return
     for unit in all_units:
         st = levels.get(pk(unit))
-        typer.echo(f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}")
+        typer.echo(
+            f"{unit.name}（{unit.kind}）  连续未按时 {st.run if st else 0} 次  等级：{(st.level if st else '') or '正常'}"
+        )
 
 
 @stats_app.command("import")
-def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数")) -> None:
+def stats_import(
+    file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：镇街、周期（或日期）、案件类型、警情数"),
+) -> None:
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
-
 
     from bot.chat.compose import stats_report_text
     from bot.clock import real_clock
@@ -485,15 +522,25 @@ def stats_import(file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头�
         office = office_group(s)
         for period in sorted(report.periods)[-1:]:
             if office is not None:
-                shown = queue_stats_report(s, period=period, now=now, texts=texts, library=library,
-                                           chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+                shown = queue_stats_report(
+                    s,
+                    period=period,
+                    now=now,
+                    texts=texts,
+                    library=library,
+                    chat_kind=ChatKind.ROOM,
+                    chat_id=office.room_id,
+                )
                 typer.echo(stats_report_text(texts, shown))
                 typer.echo("（通报已排入发送队列，由运行中的机器人发到反诈办工作群）")
             else:
                 from bot.domain.incidents import build_stats_report
 
-                typer.echo(stats_report_text(texts, build_stats_report(
-                    s, period_start=period[0], period_end=period[1], library=library)))
+                typer.echo(
+                    stats_report_text(
+                        texts, build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+                    )
+                )
                 typer.echo("（还没有反诈办工作群，通报未发送）")
         s.commit()
     from bot.operations.reporting import render_waiting_now
@@ -507,14 +554,18 @@ def db_upgrade() -> None:
     from bot.storage.db import make_engine
 
     engine = make_engine(_settings().database_url)
-    done = _upgrade_or_exit(engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。")
+    done = _upgrade_or_exit(
+        engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。"
+    )
     engine.dispose()
     if not done.applied:
         typer.echo(f"数据库已是最新结构（版本 {done.head}），无需升级。")
     elif done.before is None:
         typer.echo(f"已新建数据库（版本 {done.head}）。")
     else:
-        typer.echo(f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。")
+        typer.echo(
+            f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。"
+        )
 
 
 @db_app.command("backup")

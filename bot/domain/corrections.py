@@ -66,13 +66,33 @@ def _drop_miss(session: Session, push_id: int, unit_id: int) -> None:
         session.delete(miss)
 
 
-def _note(session: Session, kind: CorrectionKind, *, push: Push, unit: Unit, reason: str, by_id: str, by_name: str,
-          now: datetime, action: str, detail: str) -> None:
+def _note(
+    session: Session,
+    kind: CorrectionKind,
+    *,
+    push: Push,
+    unit: Unit,
+    reason: str,
+    by_id: str,
+    by_name: str,
+    now: datetime,
+    action: str,
+    detail: str,
+) -> None:
     """The Correction row (shown in 单位 and the 通报) and the audit row, in the caller's transaction."""
-    session.add(Correction(push_id=pk(push), unit_id=pk(unit), kind=kind.value, reason=reason, by_id=by_id,
-                           by_name=by_name, at=now))
-    audit(session, now=now, actor_id=by_id, actor_name=by_name, action=action,
-          detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else ""))
+    session.add(
+        Correction(
+            push_id=pk(push), unit_id=pk(unit), kind=kind.value, reason=reason, by_id=by_id, by_name=by_name, at=now
+        )
+    )
+    audit(
+        session,
+        now=now,
+        actor_id=by_id,
+        actor_name=by_name,
+        action=action,
+        detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else ""),
+    )
 
 
 def add_confirmation(
@@ -91,21 +111,47 @@ def add_confirmation(
     late = bool(LATE_WORD.search(reason))
     # acked_at is set: the liaison group owes no acknowledgement for what the office recorded (and there is no
     # room to send one to).
-    conf = Confirmation(push_id=push_id, unit_id=unit_id, liaison_id=None, at=now, method=ConfirmMethod.OFFICE.value,
-                        recorded_by=by_id, evidence_text=reason, late=late, acked_at=now)
+    conf = Confirmation(
+        push_id=push_id,
+        unit_id=unit_id,
+        liaison_id=None,
+        at=now,
+        method=ConfirmMethod.OFFICE.value,
+        recorded_by=by_id,
+        evidence_text=reason,
+        late=late,
+        acked_at=now,
+    )
     session.add(conf)
     if not late:
         # On time by the office's word, so the deadline's miss no longer stands; a late one stays a miss, like a
         # liaison's late confirmation.
         _drop_miss(session, push_id, unit_id)
-    _note(session, CorrectionKind.ADD, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
-          action="correction_add", detail="补登（迟报）" if late else "补登")
+    _note(
+        session,
+        CorrectionKind.ADD,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=by_id,
+        by_name=by_name,
+        now=now,
+        action="correction_add",
+        detail="补登（迟报）" if late else "补登",
+    )
     session.flush()
     return Result(Outcome.DONE, confirmation=conf)
 
 
 def revoke(
-    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime,
+    *,
+    session: Session,
+    push: Push,
+    unit: Unit,
+    reason: str,
+    by_id: str,
+    by_name: str,
+    now: datetime,
     evidence_dir: Path,
 ) -> Result:
     """撤销: take back `unit`'s confirmation of `push` (or, if it has none, its exemption); after the deadline
@@ -128,15 +174,23 @@ def revoke(
     missed = now > push.deadline
     if missed and session.exec(select(Miss.id).where(Miss.push_id == push_id, Miss.unit_id == unit_id)).first() is None:
         session.add(Miss(push_id=push_id, unit_id=unit_id, deadline=push.deadline))
-    _note(session, CorrectionKind.REVOKE, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
-          action="correction_revoke", detail=f"撤销{'确认' if revoked == 'confirmation' else '免转'}")
+    _note(
+        session,
+        CorrectionKind.REVOKE,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=by_id,
+        by_name=by_name,
+        now=now,
+        action="correction_revoke",
+        detail=f"撤销{'确认' if revoked == 'confirmation' else '免转'}",
+    )
     session.flush()
     return Result(Outcome.DONE, revoked=revoked, missed=missed)
 
 
-def exempt(
-    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime
-) -> Result:
+def exempt(*, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime) -> Result:
     """免转: `unit` is not expected to relay `push`: not reminded, not missed, not counted or ranked for it."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
@@ -150,15 +204,28 @@ def exempt(
     exemption = Exemption(push_id=push_id, unit_id=unit_id, reason=reason, by_id=by_id, by_name=by_name, at=now)
     session.add(exemption)
     _drop_miss(session, push_id, unit_id)  # exempted after the deadline: the miss no longer stands
-    _note(session, CorrectionKind.EXEMPT, push=push, unit=unit, reason=reason, by_id=by_id, by_name=by_name, now=now,
-          action="correction_exempt", detail="免转")
+    _note(
+        session,
+        CorrectionKind.EXEMPT,
+        push=push,
+        unit=unit,
+        reason=reason,
+        by_id=by_id,
+        by_name=by_name,
+        now=now,
+        action="correction_exempt",
+        detail="免转",
+    )
     session.flush()
     return Result(Outcome.DONE, exemption=exemption)
 
 
 def corrections_of_unit(*, session: Session, unit_id: int, since: datetime) -> list[Correction]:
     """The unit's corrections made since `since`, oldest first."""
-    return list(session.exec(
-        select(Correction).where(Correction.unit_id == unit_id, Correction.at >= since)
-        .order_by(col(Correction.at), col(Correction.id))
-    ))
+    return list(
+        session.exec(
+            select(Correction)
+            .where(Correction.unit_id == unit_id, Correction.at >= since)
+            .order_by(col(Correction.at), col(Correction.id))
+        )
+    )

@@ -68,19 +68,22 @@ def standings(session: Session, *, as_of: datetime, tz: ZoneInfo, ladder: Ladder
     something in the months the written-explanation rule looks at.
     """
     # Primary keys: never NULL, though the models declare `int | None` for rows not yet flushed.
-    closed = cast(list[int], list(
-        session.exec(
-            select(Push.id)
-            .where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
-            .order_by(col(Push.deadline).desc(), col(Push.id).desc())
-        )
-    ))
+    closed = cast(
+        list[int],
+        list(
+            session.exec(
+                select(Push.id)
+                .where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
+                .order_by(col(Push.deadline).desc(), col(Push.id).desc())
+            )
+        ),
+    )
     unit_ids = cast(list[int], list(session.exec(select(Unit.id).where(Unit.active == True).order_by(col(Unit.id)))))  # noqa: E712
     runs: dict[int, list[int]] = {u: [] for u in unit_ids}
     on_run = set(unit_ids)  # units whose run has not ended yet
     done, size = 0, 16
     while on_run and done < len(closed):
-        batch = closed[done:done + size]
+        batch = closed[done : done + size]
         done, size = done + len(batch), min(size * 4, 256)
         stmt = select(Miss.push_id, Miss.unit_id).where(col(Miss.push_id).in_(batch), Miss.deadline <= as_of)
         if len(on_run) <= 256:

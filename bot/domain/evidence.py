@@ -26,8 +26,14 @@ def evidence_path(folder: Path, name: str) -> Path:
     ValueError for anything the bot would not have generated: a separator, a leading dot ("..", hidden files),
     NUL or another control or invisible character, or more than MAX_NAME characters.
     """
-    if (not name or len(name) > MAX_NAME or "/" in name or "\\" in name or name.startswith(".")
-            or not name.isprintable()):
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or not name.isprintable()
+    ):
         raise ValueError(f"not an evidence file name: {name[:MAX_NAME]!r}")
     return folder / name
 
@@ -54,8 +60,12 @@ def recent_without_evidence(session: Session, unit_id: int, *, now: datetime, wi
     """The unit's latest confirmation of the last `window` that has no screenshot yet."""
     stmt = (
         select(Confirmation)
-        .where(Confirmation.unit_id == unit_id, Confirmation.evidence_file == "", Confirmation.at >= now - window,
-               Confirmation.verdict == "")
+        .where(
+            Confirmation.unit_id == unit_id,
+            Confirmation.evidence_file == "",
+            Confirmation.at >= now - window,
+            Confirmation.verdict == "",
+        )
         .order_by(col(Confirmation.at).desc())
     )
     return session.exec(stmt).first()

@@ -31,7 +31,9 @@ def due_feeds(session: Session, urls: list[str], *, now: datetime) -> list[Feed]
     return [f for f in feeds if f.next_poll_at is None or f.next_poll_at <= now]
 
 
-def record_poll(session: Session, feed: Feed, result: FetchResult, *, now: datetime, every: timedelta) -> list[FeedItem]:
+def record_poll(
+    session: Session, feed: Feed, result: FetchResult, *, now: datetime, every: timedelta
+) -> list[FeedItem]:
     """Store what a poll returned; returns the items to show the office (new ones, newest first)."""
     feed.next_poll_at = now + every
     if result.status == "error":
@@ -52,8 +54,15 @@ def record_poll(session: Session, feed: Feed, result: FetchResult, *, now: datet
         if entry.guid in seen:
             continue
         seen.add(entry.guid)
-        item = FeedItem(feed_id=pk(feed), guid=entry.guid[:1000], title=entry.title[:500], link=entry.link[:2000],
-                        summary=entry.summary[:1000], published_at=entry.published, seen_at=now)
+        item = FeedItem(
+            feed_id=pk(feed),
+            guid=entry.guid[:1000],
+            title=entry.title[:500],
+            link=entry.link[:2000],
+            summary=entry.summary[:1000],
+            published_at=entry.published,
+            seen_at=now,
+        )
         session.add(item)
         fresh.append(item)
     session.flush()
@@ -74,7 +83,7 @@ def candidates_text(texts: Texts, items: list[FeedItem]) -> list[str]:
     """Office messages listing new candidates, at most SHOWN_PER_MESSAGE per message."""
     messages = []
     for start in range(0, len(items), SHOWN_PER_MESSAGE):
-        chunk = items[start:start + SHOWN_PER_MESSAGE]
+        chunk = items[start : start + SHOWN_PER_MESSAGE]
         lines = [texts.t("feeds.head")]
         lines += [texts.t("feeds.line", n=i.id, title=i.title or i.link, link=i.link) for i in chunk]
         lines.append(texts.t("feeds.foot", n=chunk[0].id))
@@ -85,6 +94,7 @@ def candidates_text(texts: Texts, items: list[FeedItem]) -> list[str]:
 def alert_for(item: FeedItem, *, now: datetime) -> Alert:
     """The alert that pushes a candidate: a link card when it has a link, else its text."""
     if item.link:
-        return Alert(title=item.title or item.link, link_url=item.link, link_description=item.summary[:500],
-                     created_at=now)
+        return Alert(
+            title=item.title or item.link, link_url=item.link, link_description=item.summary[:500], created_at=now
+        )
     return Alert(title=item.title[:200], text="\n".join(p for p in (item.title, item.summary) if p), created_at=now)

@@ -98,8 +98,14 @@ class StatsImportReport:
             out.append(t("stats.import_added", count=len(self.added)))
         if self.updated:
             items = [
-                t("stats.import_update_item", town=r.town, period=period_code(r.period_start, r.period_end),
-                  case_type=_type_name(t, r.case_type), old=old, new=r.count)
+                t(
+                    "stats.import_update_item",
+                    town=r.town,
+                    period=period_code(r.period_start, r.period_end),
+                    case_type=_type_name(t, r.case_type),
+                    old=old,
+                    new=r.count,
+                )
                 for r, old in self.updated[:max_items]
             ]
             if len(self.updated) > max_items:
@@ -257,6 +263,7 @@ def parse_stats_table(table: Sequence[Sequence[object]], *, today: date | None =
     out: list[StatRow] = []
     seen: dict[tuple[str, date, date, str], int] = {}
     for line, raw in data:
+
         def cell(key: str, raw: list[object] = raw) -> object:
             i = pos.get(key)
             return raw[i] if i is not None and i < len(raw) else None
@@ -279,8 +286,12 @@ def parse_stats_table(table: Sequence[Sequence[object]], *, today: date | None =
         row = StatRow(line, town, start, end, case_type, count)
         if row.key in seen:
             raise _error(
-                "duplicate_by_date" if by_date else "duplicate", line=line, first=seen[row.key], town=town,
-                period=period_code(start, end), case_type=_type_name(t, case_type),
+                "duplicate_by_date" if by_date else "duplicate",
+                line=line,
+                first=seen[row.key],
+                town=town,
+                period=period_code(start, end),
+                case_type=_type_name(t, case_type),
             )
         seen[row.key] = line
         out.append(row)
@@ -349,8 +360,12 @@ def _check_totals(rows: list[StatRow]) -> None:
         typed = parts.get(key, [])
         if total.count < sum(r.count for r in typed):
             raise _error(
-                "total_below_types", line=total.line, total=total.count, town=total.town,
-                period=period_code(total.period_start, total.period_end), sum=sum(r.count for r in typed),
+                "total_below_types",
+                line=total.line,
+                total=total.count,
+                town=total.town,
+                period=period_code(total.period_start, total.period_end),
+                sum=sum(r.count for r in typed),
                 lines="、".join(str(r.line) for r in typed),
             )
 
@@ -377,8 +392,13 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
         stat = existing.get(row.key)
         if stat is None:
             stat = IncidentStat(
-                town=row.town, period_start=row.period_start, period_end=row.period_end, case_type=row.case_type,
-                count=row.count, imported_at=now, source=source,
+                town=row.town,
+                period_start=row.period_start,
+                period_end=row.period_end,
+                case_type=row.case_type,
+                count=row.count,
+                imported_at=now,
+                source=source,
             )
             existing[row.key] = stat
             report.added.append(row)
@@ -430,9 +450,7 @@ def _figures(session: Session, start: date, end: date) -> dict[str, _Figures]:
             stated[s.town] = s.count
     # Each key is replaced on its own, so a 合计 from an earlier file can be older than re-imported types:
     # the larger figure is the one known to have happened.
-    return {
-        town: _Figures(max(stated.get(town, 0), sum(types.values())), types) for town, types in by_type.items()
-    }
+    return {town: _Figures(max(stated.get(town, 0), sum(types.values())), types) for town, types in by_type.items()}
 
 
 def _ranks(totals: dict[str, int]) -> dict[str, int]:
@@ -449,9 +467,7 @@ def _stored(session: Session, start: date, end: date) -> bool:
     return session.exec(stmt.limit(1)).first() is not None
 
 
-def build_stats_report(
-    session: Session, *, period_start: date, period_end: date, library: AlertLibrary
-) -> StatsReport:
+def build_stats_report(session: Session, *, period_start: date, period_end: date, library: AlertLibrary) -> StatsReport:
     """Ranking, escalations and top case types for the stored period [period_start, period_end]."""
     current = _figures(session, period_start, period_end)
     # Walk back through stored periods of the same kind while each ends the day before the next starts.
@@ -482,11 +498,14 @@ def build_stats_report(
         before = chain[0].get(town) if chain else None
         towns.append(
             TownStat(
-                town=town, rank=ranks[town], total=figs.total,
+                town=town,
+                rank=ranks[town],
+                total=figs.total,
                 by_type=dict(sorted(figs.by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
                 unclassified=figs.total - sum(figs.by_type.values()),
                 previous_total=before.total if before else None,
-                streak=streak, level=_LEVEL_BY_STREAK.get(min(streak, 3), ""),
+                streak=streak,
+                level=_LEVEL_BY_STREAK.get(min(streak, 3), ""),
             )
         )
 

@@ -17,11 +17,29 @@ from bot.storage.models import BotState, ChatNote, Confirmation, NoteKind
 QUESTION_OPEN = timedelta(days=2)
 
 
-def add(session: Session, *, room_id: str, kind: NoteKind, contact_id: str, unit_id: int | None, push_ids: list[int],
-        now: datetime, message_id: str, text: str) -> ChatNote:
+def add(
+    session: Session,
+    *,
+    room_id: str,
+    kind: NoteKind,
+    contact_id: str,
+    unit_id: int | None,
+    push_ids: list[int],
+    now: datetime,
+    message_id: str,
+    text: str,
+) -> ChatNote:
     """Owe `text` to the room's next coalesced message."""
-    note = ChatNote(room_id=room_id, at=now, kind=kind.value, contact_id=contact_id, unit_id=unit_id,
-                    push_ids=",".join(str(p) for p in push_ids), text=text, source_message_id=message_id)
+    note = ChatNote(
+        room_id=room_id,
+        at=now,
+        kind=kind.value,
+        contact_id=contact_id,
+        unit_id=unit_id,
+        push_ids=",".join(str(p) for p in push_ids),
+        text=text,
+        source_message_id=message_id,
+    )
     session.add(note)
     session.flush()
     return note
@@ -34,9 +52,12 @@ def open_question(session: Session, *, room_id: str, unit_ids: list[int]) -> Cha
         return None
     return session.exec(
         select(ChatNote)
-        .where(ChatNote.room_id == room_id, col(ChatNote.unit_id).in_(unit_ids),
-               col(ChatNote.kind).in_([NoteKind.ASK.value, NoteKind.WHICH.value]),
-               col(ChatNote.answered_at).is_(None))
+        .where(
+            ChatNote.room_id == room_id,
+            col(ChatNote.unit_id).in_(unit_ids),
+            col(ChatNote.kind).in_([NoteKind.ASK.value, NoteKind.WHICH.value]),
+            col(ChatNote.answered_at).is_(None),
+        )
         .order_by(col(ChatNote.id).desc())
         .limit(1)
     ).first()
@@ -50,10 +71,13 @@ def answered(session: Session, note: ChatNote, *, now: datetime) -> None:
 
 def lapse_questions(session: Session, *, now: datetime) -> None:
     """Questions left unanswered for QUESTION_OPEN are closed."""
-    for note in session.exec(select(ChatNote).where(
-        col(ChatNote.kind).in_([NoteKind.ASK.value, NoteKind.WHICH.value]), col(ChatNote.answered_at).is_(None),
-        ChatNote.at < now - QUESTION_OPEN,
-    )):
+    for note in session.exec(
+        select(ChatNote).where(
+            col(ChatNote.kind).in_([NoteKind.ASK.value, NoteKind.WHICH.value]),
+            col(ChatNote.answered_at).is_(None),
+            ChatNote.at < now - QUESTION_OPEN,
+        )
+    ):
         note.answered_at = now
         session.add(note)
 
@@ -101,7 +125,9 @@ class RoomNotes:
     after: list[str]  # remarks on the acknowledgements (a confirmation put on an older push): after them
 
 
-def due(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[RoomNotes]:
+def due(
+    session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()
+) -> list[RoomNotes]:
     """Notes owed to rooms that have been quiet for `quiet` (no newer note, no unacknowledged confirmation);
     marks them sent."""
     owed = list(session.exec(select(ChatNote).where(col(ChatNote.sent_at).is_(None)).order_by(col(ChatNote.id))))
@@ -112,9 +138,15 @@ def due(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozen
     for room_id, room_notes in by_room.items():
         if max(n.at for n in room_notes) > now - quiet or room_id in wait_rooms:
             continue
-        busy = session.exec(select(Confirmation.id).where(
-            Confirmation.room_id == room_id, col(Confirmation.acked_at).is_(None), Confirmation.at > now - quiet,
-        ).limit(1)).first()
+        busy = session.exec(
+            select(Confirmation.id)
+            .where(
+                Confirmation.room_id == room_id,
+                col(Confirmation.acked_at).is_(None),
+                Confirmation.at > now - quiet,
+            )
+            .limit(1)
+        ).first()
         if busy is not None:
             continue
         for note in room_notes:

@@ -64,9 +64,7 @@ def observe(
     """
     if not complete and len(members) == 1:
         return _observe_speaker(session, room_id=room_id, member=members[0], now=now)
-    existing = {
-        m.contact_id: m for m in session.exec(select(Membership).where(Membership.room_id == room_id))
-    }
+    existing = {m.contact_id: m for m in session.exec(select(Membership).where(Membership.room_id == room_id))}
     if complete:
         present = {m.contact_id for m in members}
         for contact_id, stale in list(existing.items()):

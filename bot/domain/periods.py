@@ -207,7 +207,7 @@ def parse_period(text: str, *, today: date | None = None) -> tuple[date, date] |
         start = parse_day_or_none(s[: sep.start()], today)
         if start is None:
             continue
-        right = s[sep.end():]
+        right = s[sep.end() :]
         end = parse_day_or_none(right, start)
         if end is None and (m := re.fullmatch(r"(\d{1,2})日", right)):  # 11月23日-29日
             try:

@@ -31,9 +31,20 @@ from bot.storage.models import (
 from bot.storage.outbox import push_delivery
 
 
-def audit(session: Session, *, now: datetime, actor_id: str, actor_name: str, action: str, detail: str = "", allowed: bool = True) -> None:
+def audit(
+    session: Session,
+    *,
+    now: datetime,
+    actor_id: str,
+    actor_name: str,
+    action: str,
+    detail: str = "",
+    allowed: bool = True,
+) -> None:
     """Write one audit row in the caller's transaction."""
-    session.add(AuditLog(at=now, actor_id=actor_id, actor_name=actor_name, action=action, detail=detail[:2000], allowed=allowed))
+    session.add(
+        AuditLog(at=now, actor_id=actor_id, actor_name=actor_name, action=action, detail=detail[:2000], allowed=allowed)
+    )
 
 
 def groups_of_kind(session: Session, kind: GroupKind) -> list[Group]:
@@ -100,9 +111,7 @@ def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | 
 LATE_WINDOW = timedelta(days=7)
 
 
-def unconfirmed_open_pushes(
-    session: Session, unit_id: int, *, now: datetime, limit: int | None = None
-) -> list[Push]:
+def unconfirmed_open_pushes(session: Session, unit_id: int, *, now: datetime, limit: int | None = None) -> list[Push]:
     """Pushes this unit has not confirmed, is not exempted from, and can still confirm (open, or closed within
     LATE_WINDOW), newest first; at most `limit` of them when given."""
     return list(session.exec(_unconfirmed_stmt(limit), params={"unit_id": unit_id, "since": now - LATE_WINDOW}))
@@ -120,15 +129,16 @@ def _unconfirmed_stmt(limit: int | None):
         .exists()
     )
     exempted = (
-        select(Exemption.id)
-        .where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id"))
-        .exists()
+        select(Exemption.id).where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id")).exists()
     )
     stmt = (
         select(Push)
         .where(
             (col(Push.state) == PushState.OPEN.value)
-            | ((col(Push.state) == PushState.CLOSED.value) & (col(Push.deadline) > bindparam("since", type_=UTCDateTime()))),
+            | (
+                (col(Push.state) == PushState.CLOSED.value)
+                & (col(Push.deadline) > bindparam("since", type_=UTCDateTime()))
+            ),
             ~done,
             ~exempted,
         )
@@ -213,10 +223,15 @@ def progress(session: Session, push: Push) -> Progress:
     confs = {c.unit_id: c for c in session.exec(select(Confirmation).where(Confirmation.push_id == push_id))}
     confirmed = [(u, confs[u.id]) for u in units if u.id in confs]
     missing = [u for u in units if u.id not in confs]
-    exempted = [(u, e) for u, e in session.exec(
-        select(Unit, Exemption).join(Exemption, col(Exemption.unit_id) == Unit.id)
-        .where(Exemption.push_id == push_id, Unit.active == True).order_by(col(Unit.id))  # noqa: E712
-    )]
+    exempted = [
+        (u, e)
+        for u, e in session.exec(
+            select(Unit, Exemption)
+            .join(Exemption, col(Exemption.unit_id) == Unit.id)
+            .where(Exemption.push_id == push_id, Unit.active == True)  # noqa: E712
+            .order_by(col(Unit.id))
+        )
+    ]
     alert = session.get_one(Alert, push.alert_id)
     sent, total = push_delivery(session, push_id)
     return Progress(push, alert, len(units), confirmed, missing, sent, total, exempted)
@@ -232,10 +247,14 @@ class Ack:
     total: int
 
 
-def due_acks(session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()) -> list[Ack]:
+def due_acks(
+    session: Session, *, now: datetime, quiet: timedelta, wait_rooms: frozenset[str] = frozenset()
+) -> list[Ack]:
     """Acknowledgements owed for groups that have been quiet for `quiet` (not those in `wait_rooms`); marks them
     acknowledged."""
-    owed = list(session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(col(Confirmation.id))))
+    owed = list(
+        session.exec(select(Confirmation).where(col(Confirmation.acked_at).is_(None)).order_by(col(Confirmation.id)))
+    )
     by_room: dict[str, list[Confirmation]] = defaultdict(list)
     for conf in owed:
         by_room[conf.room_id].append(conf)

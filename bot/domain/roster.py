@@ -17,12 +17,27 @@ REQUIRED = ("单位", "联络员")
 MAX_ROWS = 5000
 
 _KINDS = {
-    "镇街": UnitKind.TOWN, "镇": UnitKind.TOWN, "街道": UnitKind.TOWN, "镇(街)": UnitKind.TOWN,
-    "区直单位": UnitKind.DEPARTMENT, "区直": UnitKind.DEPARTMENT, "部门": UnitKind.DEPARTMENT,
-    "行业": UnitKind.SECTOR, "其他": UnitKind.OTHER,
+    "镇街": UnitKind.TOWN,
+    "镇": UnitKind.TOWN,
+    "街道": UnitKind.TOWN,
+    "镇(街)": UnitKind.TOWN,
+    "区直单位": UnitKind.DEPARTMENT,
+    "区直": UnitKind.DEPARTMENT,
+    "部门": UnitKind.DEPARTMENT,
+    "行业": UnitKind.SECTOR,
+    "其他": UnitKind.OTHER,
 }
-_ROLES = {"主": Role.MAIN, "主要": Role.MAIN, "主联络员": Role.MAIN, "main": Role.MAIN,
-          "备": Role.BACKUP, "备用": Role.BACKUP, "备份": Role.BACKUP, "备联络员": Role.BACKUP, "backup": Role.BACKUP}
+_ROLES = {
+    "主": Role.MAIN,
+    "主要": Role.MAIN,
+    "主联络员": Role.MAIN,
+    "main": Role.MAIN,
+    "备": Role.BACKUP,
+    "备用": Role.BACKUP,
+    "备份": Role.BACKUP,
+    "备联络员": Role.BACKUP,
+    "backup": Role.BACKUP,
+}
 _PHONE = re.compile(r"^[0-9+\- ]{5,20}$")
 
 
@@ -124,6 +139,7 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
     seen_person: dict[tuple[str, str], int] = {}
     seen_id: dict[str, tuple[int, str]] = {}
     for index, raw in enumerate(table[1:], start=2):
+
         def cell(column: str, raw: list[str] = raw) -> str:  # this row, bound when defined (B023)
             i = pos.get(column)
             # NUL means nothing in a cell, and PostgreSQL cannot store it: an import would fail at the database.
@@ -150,7 +166,9 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
             raise RosterError(f"第 {index} 行“手机”为“{phone}”，不是有效的电话号码。")
         contact_id = cell("微信ID")
         if (unit, name) in seen_person:
-            raise RosterError(f"第 {index} 行与第 {seen_person[(unit, name)]} 行重复：{unit} 的联络员 {name} 出现了两次。")
+            raise RosterError(
+                f"第 {index} 行与第 {seen_person[(unit, name)]} 行重复：{unit} 的联络员 {name} 出现了两次。"
+            )
         seen_person[(unit, name)] = index
         if contact_id:
             first_line, first_name = seen_id.setdefault(contact_id, (index, name))
@@ -180,7 +198,9 @@ def import_roster(session: Session, rows: list[RosterRow]) -> ImportReport:
             report.added_units.append(row.unit)
         elif unit.kind != row.kind or not unit.active:
             if row.unit not in kept_units:
-                report.updated.append(f"{row.unit}（类别 {unit.kind}→{row.kind}）" if unit.active else f"{row.unit}（重新启用）")
+                report.updated.append(
+                    f"{row.unit}（类别 {unit.kind}→{row.kind}）" if unit.active else f"{row.unit}（重新启用）"
+                )
             unit.kind, unit.active = row.kind, True
             session.add(unit)
         kept_units.add(row.unit)
@@ -267,7 +287,12 @@ def roster_lines(session: Session, liaison_room_ids: list[str]) -> list[RosterLi
     )
     return [
         RosterLine(
-            unit.name, unit.kind, liaison.name, liaison.role, liaison.wechat_name, liaison.contact_id is not None,
+            unit.name,
+            unit.kind,
+            liaison.name,
+            liaison.role,
+            liaison.wechat_name,
+            liaison.contact_id is not None,
             liaison.contact_id in members,
         )
         for unit, liaison in session.exec(stmt)

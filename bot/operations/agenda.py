@@ -48,7 +48,9 @@ LOOKBACK = timedelta(days=3)
 
 def ladder_of(settings: Settings) -> Ladder:
     """The escalation ladder from the settings."""
-    return Ladder(settings.escalation_remind_after, settings.escalation_interview_after, settings.escalation_written_months)
+    return Ladder(
+        settings.escalation_remind_after, settings.escalation_interview_after, settings.escalation_written_months
+    )
 
 
 def schedule_epoch(session: Session, *, now: datetime) -> datetime:
@@ -91,7 +93,9 @@ def pending(session: Session, *, now: datetime, settings: Settings, calendar: Wo
     if not found:
         return []
     handled = set(
-        session.exec(select(ScheduledRun.job, ScheduledRun.due_at).where(ScheduledRun.due_at >= min(o.due for o in found)))
+        session.exec(
+            select(ScheduledRun.job, ScheduledRun.due_at).where(ScheduledRun.due_at >= min(o.due for o in found))
+        )
     )
     return sorted((o for o in found if (o.job, o.due) not in handled), key=lambda o: (o.due, o.job))
 
@@ -102,6 +106,7 @@ def mark(session: Session, occ: Occurrence, *, state: str, now: datetime) -> Non
 
 
 # ---- reminders ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ReminderEntry:
@@ -173,12 +178,15 @@ def queue_reminders(
     day = at.astimezone(tz).date()
     # liaisons_to_mention only returns liaisons with a contact id: the `is not None` only tells the type checker.
     mention_of = {
-        pk(u): [liaison.contact_id for liaison in liaisons_to_mention(session, u, day) if liaison.contact_id is not None]
+        pk(u): [
+            liaison.contact_id for liaison in liaisons_to_mention(session, u, day) if liaison.contact_id is not None
+        ]
         for u, _ in missing
     }
     groups = groups_of_kind(session, GroupKind.LIAISON)
     members = {
-        g.room_id: set(session.exec(select(Membership.contact_id).where(Membership.room_id == g.room_id))) for g in groups
+        g.room_id: set(session.exec(select(Membership.contact_id).where(Membership.room_id == g.room_id)))
+        for g in groups
     }
     everywhere = {pk(u) for u, _ in missing if not any(set(mention_of[pk(u)]) & m for m in members.values())}
     deadlines = "；".join(f"#{p.id} {show(p.deadline, tz)}" for p in pushes if any(p.id in r for _, r in missing))
@@ -186,8 +194,12 @@ def queue_reminders(
     people: set[str] = set()
     for group in groups:
         entries = [
-            ReminderEntry(u, refs, [i for i in mention_of[pk(u)] if i in members[group.room_id]],
-                          runs.get(pk(u)) is not None and runs[pk(u)].run > 0)
+            ReminderEntry(
+                u,
+                refs,
+                [i for i in mention_of[pk(u)] if i in members[group.room_id]],
+                runs.get(pk(u)) is not None and runs[pk(u)].run > 0,
+            )
             for u, refs in missing
         ]
         entries = [e for e in entries if e.mention_ids or pk(e.unit) in everywhere]
@@ -205,9 +217,16 @@ def queue_reminders(
                 lines.append(texts.t("schedule.reminder_mark_note"))
             ids = tuple(dict.fromkeys(i for e in chunk for i in e.mention_ids))
             people.update(ids)
-            outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text="\n".join(lines),
-                         mention_ids=ids, push_id=pushes[0].id if len(pushes) == 1 else None,
-                         priority=Priority.BROADCAST)
+            outbox.queue(
+                session,
+                now=now,
+                chat_kind=ChatKind.ROOM,
+                chat_id=group.room_id,
+                text="\n".join(lines),
+                mention_ids=ids,
+                push_id=pushes[0].id if len(pushes) == 1 else None,
+                priority=Priority.BROADCAST,
+            )
             sent += 1
     return RemindResult(sent, reached, len(missing), len(people))
 
@@ -229,6 +248,7 @@ def _chunk(entries: list[ReminderEntry], max_mentions: int) -> list[list[Reminde
 
 # ---- deadlines ---------------------------------------------------------------------------------
 
+
 def run_deadline(
     session: Session, push: Push, *, now: datetime, settings: Settings, texts: Texts, office_room: str | None
 ) -> None:
@@ -238,8 +258,11 @@ def run_deadline(
     push_id = pk(push)
     total = len(expected_units(session, [push_id])[push_id])
     alert = session.get_one(Alert, push.alert_id)  # a push's alert is never deleted
-    lines = [texts.t("schedule.deadline_final", n=push.id, title=compose.push_title(alert), done=total - len(missed),
-                     total=total)]
+    lines = [
+        texts.t(
+            "schedule.deadline_final", n=push.id, title=compose.push_title(alert), done=total - len(missed), total=total
+        )
+    ]
     if missed:
         lines.append(texts.t("schedule.deadline_missed", count=len(missed), names="、".join(u.name for u in missed)))
     else:
@@ -250,7 +273,9 @@ def run_deadline(
         if names:
             lines.append(texts.t("schedule.escalated", level=level, names="、".join(names)))
     if office_room:
-        outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=office_room, text="\n".join(lines), push_id=push.id)
+        outbox.queue(
+            session, now=now, chat_kind=ChatKind.ROOM, chat_id=office_room, text="\n".join(lines), push_id=push.id
+        )
     for unit in missed:
         standing = runs[pk(unit)]
         if standing.run < settings.escalation_remind_after:
@@ -258,13 +283,18 @@ def run_deadline(
         refs = "、".join(f"#{n}" for n in standing.missed_pushes)
         text = texts.t("schedule.private_remind", unit=unit.name, run=standing.run, refs=refs)
         for liaison in session.exec(
-            select(Liaison).where(Liaison.unit_id == unit.id, Liaison.active == True, col(Liaison.contact_id).is_not(None))  # noqa: E712
+            select(Liaison).where(
+                Liaison.unit_id == unit.id,
+                Liaison.active == True,  # noqa: E712
+                col(Liaison.contact_id).is_not(None),
+            )
         ):
             assert liaison.contact_id is not None  # the query selects only liaisons with one
             outbox.queue(session, now=now, chat_kind=ChatKind.PRIVATE, chat_id=liaison.contact_id, text=text)
 
 
 # ---- reports -----------------------------------------------------------------------------------
+
 
 def report_period(occ: Occurrence, tz: ZoneInfo) -> tuple[str, date, date]:
     """The report kind and period a scheduled report covers."""
@@ -277,8 +307,16 @@ def report_period(occ: Occurrence, tz: ZoneInfo) -> tuple[str, date, date]:
 
 
 def queue_report(
-    session: Session, *, kind: str, start: date, end: date, now: datetime, settings: Settings, texts: Texts,
-    chat_kind: ChatKind, chat_id: str,
+    session: Session,
+    *,
+    kind: str,
+    start: date,
+    end: date,
+    now: datetime,
+    settings: Settings,
+    texts: Texts,
+    chat_kind: ChatKind,
+    chat_id: str,
 ) -> str:
     """Build a report and queue its text for one chat, and its .xlsx and chart to follow; returns the short text.
 
@@ -290,8 +328,15 @@ def queue_report(
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     summary = compose.report_text(texts, report)
     reporting.queue_with_files(
-        session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=summary, figures=report, tz_key=tz.key,
-        file_names=[f"{report.title}.xlsx", f"{report.title}.png"], files_note="report.files",
+        session,
+        now=now,
+        chat_kind=chat_kind,
+        chat_id=chat_id,
+        text=summary,
+        figures=report,
+        tz_key=tz.key,
+        file_names=[f"{report.title}.xlsx", f"{report.title}.png"],
+        files_note="report.files",
     )
     return summary
 

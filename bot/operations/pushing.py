@@ -35,18 +35,39 @@ def push_alert(
     if not units:
         return PushOutcome(None, texts.t("push.no_units"))
     tz = settings.tz
-    deadline = default_deadline(now, tz=tz, deadline_time=settings.deadline_time,
-                                late_push_after=settings.late_push_after,
-                                calendar=load_calendar(session, official=settings.official_calendar))
+    deadline = default_deadline(
+        now,
+        tz=tz,
+        deadline_time=settings.deadline_time,
+        late_push_after=settings.late_push_after,
+        calendar=load_calendar(session, official=settings.official_calendar),
+    )
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
     text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz)
     attachment = "link" if alert.link_url else "image" if alert.image_data else ""
     for group in groups:
-        outbox.queue(session, now=now, chat_kind=ChatKind.ROOM, chat_id=group.room_id, text=text, alert_id=alert.id,
-                     attachment=attachment, push_id=push.id, priority=Priority.BROADCAST)
+        outbox.queue(
+            session,
+            now=now,
+            chat_kind=ChatKind.ROOM,
+            chat_id=group.room_id,
+            text=text,
+            alert_id=alert.id,
+            attachment=attachment,
+            push_id=push.id,
+            priority=Priority.BROADCAST,
+        )
     title = compose.push_title(alert)
-    audit(session, now=now, actor_id=actor_id, actor_name=actor_name, action="push",
-          detail=f"#{push.id} {alert.case_type} {title}")
-    return PushOutcome(push, texts.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units),
-                                     deadline=show(deadline, tz)))
+    audit(
+        session,
+        now=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action="push",
+        detail=f"#{push.id} {alert.case_type} {title}",
+    )
+    return PushOutcome(
+        push,
+        texts.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units), deadline=show(deadline, tz)),
+    )

@@ -38,8 +38,16 @@ class RenderJob:
 
 
 def queue_with_files(
-    session: Session, *, now: datetime, chat_kind: ChatKind, chat_id: str, text: str, figures: Report | StatsReport,
-    tz_key: str, file_names: list[str], files_note: str,
+    session: Session,
+    *,
+    now: datetime,
+    chat_kind: ChatKind,
+    chat_id: str,
+    text: str,
+    figures: Report | StatsReport,
+    tz_key: str,
+    file_names: list[str],
+    files_note: str,
 ) -> Outbox:
     """Queue a report's text and placeholders for its files, held until the renderer has made them."""
     text_row = outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
@@ -115,24 +123,40 @@ def attach_files(session: Session, job: RenderJob, *, files: list[tuple[str, byt
 
 def waiting(session: Session) -> int:
     """How many reports wait for their files."""
-    return len(session.exec(
-        select(Outbox.id).where(Outbox.state == OutboxState.RENDERING.value, Outbox.file_name == "")
-    ).all())
+    return len(
+        session.exec(select(Outbox.id).where(Outbox.state == OutboxState.RENDERING.value, Outbox.file_name == "")).all()
+    )
 
 
 # ---- the incident figures' 通报 -------------------------------------------------------------------------
 
+
 def queue_stats_report(
-    session: Session, *, period: tuple[date, date], now: datetime, texts: Texts, library: AlertLibrary,
-    chat_kind, chat_id: str,
+    session: Session,
+    *,
+    period: tuple[date, date],
+    now: datetime,
+    texts: Texts,
+    library: AlertLibrary,
+    chat_kind,
+    chat_id: str,
 ) -> StatsReport:
     """Queue the 通报 of one stored period for a chat: its text now, the .xlsx and the chart once rendered."""
     report = build_stats_report(session, period_start=period[0], period_end=period[1], library=library)
     text = compose.stats_report_text(texts, report)
     if report.towns:
         stem = f"警情通报（{period_label(texts, *period)}）"
-        queue_with_files(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text, figures=report,
-                         tz_key="UTC", file_names=[f"{stem}.xlsx", f"{stem}.png"], files_note="stats.files")
+        queue_with_files(
+            session,
+            now=now,
+            chat_kind=chat_kind,
+            chat_id=chat_id,
+            text=text,
+            figures=report,
+            tz_key="UTC",
+            file_names=[f"{stem}.xlsx", f"{stem}.png"],
+            files_note="stats.files",
+        )
     else:
         outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
     return report

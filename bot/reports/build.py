@@ -62,8 +62,13 @@ def build_report(
     # SQLAlchemy's select for more than four columns (sqlmodel's is typed for up to four), so session.execute,
     # which session.exec calls for it anyway.
     pushes = session.execute(
-        sa_select(col(Push.id), col(Push.created_at), col(Push.deadline), col(Alert.title),
-                  type_coerce(col(Push.created_at), _RAW_TIME).label("created_raw"))
+        sa_select(
+            col(Push.id),
+            col(Push.created_at),
+            col(Push.deadline),
+            col(Alert.title),
+            type_coerce(col(Push.created_at), _RAW_TIME).label("created_raw"),
+        )
         .outerjoin(Alert, col(Alert.id) == Push.alert_id)
         .where(col(Push.deadline) >= lo, col(Push.deadline) < hi, col(Push.state) != PushState.WITHDRAWN.value)
         .order_by(col(Push.id))
@@ -81,9 +86,13 @@ def build_report(
     if push_ids:
         # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
         confs = session.connection().execute(
-            sa_select(col(Confirmation.push_id), col(Confirmation.unit_id), type_coerce(col(Confirmation.at), _RAW_TIME),
-                      col(Confirmation.late), col(Confirmation.method))
-            .where(col(Confirmation.push_id).in_(push_ids))
+            sa_select(
+                col(Confirmation.push_id),
+                col(Confirmation.unit_id),
+                type_coerce(col(Confirmation.at), _RAW_TIME),
+                col(Confirmation.late),
+                col(Confirmation.method),
+            ).where(col(Confirmation.push_id).in_(push_ids))
         )
         for push_id, unit_id, at, is_late, method in confs:
             if unit_id not in expected_ids[push_id]:
@@ -101,15 +110,28 @@ def build_report(
             else:
                 mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
         evidence_rows = session.exec(
-            select(col(Confirmation.push_id), col(Confirmation.unit_id), col(Confirmation.verdict),
-                   col(Confirmation.verdict_reason))
-            .where(col(Confirmation.push_id).in_(push_ids),
-                   (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""))
+            select(
+                col(Confirmation.push_id),
+                col(Confirmation.unit_id),
+                col(Confirmation.verdict),
+                col(Confirmation.verdict_reason),
+            )
+            .where(
+                col(Confirmation.push_id).in_(push_ids),
+                (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""),
+            )
             .order_by(col(Confirmation.push_id), col(Confirmation.id))
         ).all()
         correction_rows = session.execute(  # seven columns: SQLAlchemy's select, as for the pushes above
-            sa_select(col(Correction.push_id), col(Unit.name), col(Correction.kind), col(Correction.reason),
-                      col(Correction.by_name), col(Correction.by_id), col(Correction.at))
+            sa_select(
+                col(Correction.push_id),
+                col(Unit.name),
+                col(Correction.kind),
+                col(Correction.reason),
+                col(Correction.by_name),
+                col(Correction.by_id),
+                col(Correction.at),
+            )
             .join(Unit, col(Unit.id) == Correction.unit_id)
             .where(col(Correction.push_id).in_(push_ids))
             .order_by(col(Correction.at), col(Correction.id))

@@ -41,9 +41,14 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
         ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
         (
             (
-                s.rank, s.town, s.total, s.previous_total,
+                s.rank,
+                s.town,
+                s.total,
+                s.previous_total,
                 None if s.previous_total is None else s.total - s.previous_total,
-                s.streak or None, s.level, *(s.by_type.get(c) for c in types),
+                s.streak or None,
+                s.level,
+                *(s.by_type.get(c) for c in types),
                 *([s.unclassified or None] if extra else []),
             )
             for s in report.towns
@@ -135,6 +140,10 @@ def _draw_town_bars(fig, report: StatsReport, texts: Texts, height_px: int, labe
     if handles:
         handles.append(Patch(color=_LEVEL_COLORS[""], label=texts.t("stats.chart_other")))
         ax.legend(
-            handles=handles, prop=small_font, ncols=len(handles), frameon=False, loc="lower right",
+            handles=handles,
+            prop=small_font,
+            ncols=len(handles),
+            frameon=False,
+            loc="lower right",
             bbox_to_anchor=(1, 1 + 8 / plot_height_px),
         )

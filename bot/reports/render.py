@@ -162,14 +162,35 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         wb,
         "单位排名",
         [
-            "排名", "单位", "类别", "收到", "已转发", "按时", "迟报", "未转发",
-            "按时率", "转发用时中位数(分钟)", "当前等级", "其中补登", "免转",
+            "排名",
+            "单位",
+            "类别",
+            "收到",
+            "已转发",
+            "按时",
+            "迟报",
+            "未转发",
+            "按时率",
+            "转发用时中位数(分钟)",
+            "当前等级",
+            "其中补登",
+            "免转",
         ],
         (
             (
-                u.rank, u.unit, u.kind, u.received, u.relayed, u.on_time, u.late, u.missed, u.on_time_rate,
-                None if u.median_minutes is None else round(float(u.median_minutes), 1), u.level,
-                u.added or None, u.exempted or None,
+                u.rank,
+                u.unit,
+                u.kind,
+                u.received,
+                u.relayed,
+                u.on_time,
+                u.late,
+                u.missed,
+                u.on_time_rate,
+                None if u.median_minutes is None else round(float(u.median_minutes), 1),
+                u.level,
+                u.added or None,
+                u.exempted or None,
             )
             for u in report.units
         ),
@@ -181,9 +202,15 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
         (
             (
-                f"#{p.n}", p.title, p.pushed_at.astimezone(tz).strftime(_TIME_FORMAT),
-                p.deadline.astimezone(tz).strftime(_TIME_FORMAT), p.confirmed, p.total, "、".join(p.missing_units),
-                "、".join(p.added_units), "、".join(p.exempted_units),
+                f"#{p.n}",
+                p.title,
+                p.pushed_at.astimezone(tz).strftime(_TIME_FORMAT),
+                p.deadline.astimezone(tz).strftime(_TIME_FORMAT),
+                p.confirmed,
+                p.total,
+                "、".join(p.missing_units),
+                "、".join(p.added_units),
+                "、".join(p.exempted_units),
             )
             for p in report.pushes
         ),
@@ -266,7 +293,11 @@ def render_chart(report: Report) -> bytes:
 
 
 def _draw_bars(
-    fig: Figure, canvas: FigureCanvasAgg, report: Report, height_px: int, label_font: FontProperties,
+    fig: Figure,
+    canvas: FigureCanvasAgg,
+    report: Report,
+    height_px: int,
+    label_font: FontProperties,
     small_font: FontProperties,
 ) -> None:
     units = report.units
@@ -296,6 +327,9 @@ def _draw_bars(
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(
-        prop=small_font, ncols=3, frameon=False, loc="lower right",
+        prop=small_font,
+        ncols=3,
+        frameon=False,
+        loc="lower right",
         bbox_to_anchor=(1, 1 + 8 / plot_height_px),
     )

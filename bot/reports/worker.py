@@ -79,8 +79,7 @@ def render_in_child(report: Report | StatsReport, tz: ZoneInfo, *, timeout: floa
     root = str(Path(__file__).resolve().parents[2])  # where `bot` is, installed or a checkout
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        done = subprocess.run(_command(), input=payload, capture_output=True, timeout=timeout, env=env,
-                              check=False)
+        done = subprocess.run(_command(), input=payload, capture_output=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as exc:  # run() has killed it
         raise RendererFailed(f"the report renderer took longer than {timeout:.0f} s and was stopped") from exc
     except OSError as exc:
@@ -118,8 +117,11 @@ def _command() -> list[str]:
 
 
 def _encode(rendered: Rendered) -> bytes:
-    header = {"files": [[name, len(data)] for name, data in rendered.files], "error": rendered.error,
-              "detail": rendered.detail}
+    header = {
+        "files": [[name, len(data)] for name, data in rendered.files],
+        "error": rendered.error,
+        "detail": rendered.detail,
+    }
     return json.dumps(header).encode("utf-8") + b"\n" + b"".join(data for _, data in rendered.files)
 
 
@@ -129,7 +131,7 @@ def _decode(raw: bytes) -> Rendered:
         header = json.loads(head)
         files, at = [], 0
         for name, size in header["files"]:
-            files.append((str(name), body[at:at + int(size)]))
+            files.append((str(name), body[at : at + int(size)]))
             at += int(size)
         if at != len(body):
             raise ValueError(f"{len(body)} bytes of files, {at} announced")

@@ -89,21 +89,33 @@ class AgendaRunner:
         settings, texts = self.settings, self.units.texts
         office = office_group(s)
         if occ.kind == JobKind.REMIND:
-            agenda.queue_reminders(s, agenda.open_pushes_at(s, occ.due), at=occ.due, now=now, settings=settings,
-                                   texts=texts)
+            agenda.queue_reminders(
+                s, agenda.open_pushes_at(s, occ.due), at=occ.due, now=now, settings=settings, texts=texts
+            )
         elif occ.kind == JobKind.DEADLINE:
             push = s.get(Push, occ.push_id)
             if push is not None and push.state == PushState.OPEN.value and push.deadline == occ.due:
-                agenda.run_deadline(s, push, now=now, settings=settings, texts=texts,
-                                    office_room=office.room_id if office else None)
+                agenda.run_deadline(
+                    s, push, now=now, settings=settings, texts=texts, office_room=office.room_id if office else None
+                )
         else:
             kind, start, end = agenda.report_period(occ, settings.tz)
             if office is not None:
-                return agenda.queue_report(s, kind=kind, start=start, end=end, now=now, settings=settings,
-                                           texts=texts, chat_kind=ChatKind.ROOM, chat_id=office.room_id)
+                return agenda.queue_report(
+                    s,
+                    kind=kind,
+                    start=start,
+                    end=end,
+                    now=now,
+                    settings=settings,
+                    texts=texts,
+                    chat_kind=ChatKind.ROOM,
+                    chat_id=office.room_id,
+                )
             if occ.kind == JobKind.SUMMARY and self.alerter.configured:  # no office group: the robot still hears
-                report = build_report(s, kind=kind, start=start, end=end, now=now, tz=settings.tz,
-                                      ladder=agenda.ladder_of(settings))
+                report = build_report(
+                    s, kind=kind, start=start, end=end, now=now, tz=settings.tz, ladder=agenda.ladder_of(settings)
+                )
                 return compose.report_text(texts, report)
         return None
 
@@ -139,8 +151,15 @@ class AckFlusher:
             for room_id, remarks in after.items():
                 lines[room_id].extend(remarks)
             for room_id, room_lines in lines.items():
-                outbox.queue(s, now=now, chat_kind=ChatKind.ROOM, chat_id=room_id, text="\n".join(room_lines),
-                             mention_ids=mentions.get(room_id, ()), priority=Priority.BROADCAST)
+                outbox.queue(
+                    s,
+                    now=now,
+                    chat_kind=ChatKind.ROOM,
+                    chat_id=room_id,
+                    text="\n".join(room_lines),
+                    mention_ids=mentions.get(room_id, ()),
+                    priority=Priority.BROADCAST,
+                )
                 notes.heard(s, room_id=room_id, now=now)
             s.commit()
             return len(lines)

@@ -92,17 +92,31 @@ def build_bot(
     engine = engine or make_engine(settings.database_url)
     create_schema(engine)
     outbox_changed = asyncio.Event()
-    units = UnitOfWork(engine=engine, clock=clock, settings=settings, texts=load_texts(), library=load_library(),
-                       outbox_changed=outbox_changed)
+    units = UnitOfWork(
+        engine=engine,
+        clock=clock,
+        settings=settings,
+        texts=load_texts(),
+        library=load_library(),
+        outbox_changed=outbox_changed,
+    )
     alerter = SecondChannel(notifier)
     link_up = asyncio.Event()  # set while the chat link is up: the sender waits for it, health sets it
     sender = OutboxSender(units, transport, alerter, link_up=link_up)
     web = Web()
     parts = BotParts(
-        transport=transport, units=units, dispatcher=Dispatcher(routers), alerter=alerter,
-        sender=sender, health=HealthMonitor(units, transport, sender, alerter, link_up=link_up),
-        rooms=RoomBook(units, transport), evidence=EvidenceChecker(units), web=web,
-        feeds=FeedPoller(units, web, alerter), agenda=AgendaRunner(units, alerter), acks=AckFlusher(units),
+        transport=transport,
+        units=units,
+        dispatcher=Dispatcher(routers),
+        alerter=alerter,
+        sender=sender,
+        health=HealthMonitor(units, transport, sender, alerter, link_up=link_up),
+        rooms=RoomBook(units, transport),
+        evidence=EvidenceChecker(units),
+        web=web,
+        feeds=FeedPoller(units, web, alerter),
+        agenda=AgendaRunner(units, alerter),
+        acks=AckFlusher(units),
         renderer=Renderer(engine, units.texts, units.lock, on_attached=outbox_changed.set),
         background=send_loop,
     )
@@ -288,8 +302,15 @@ class RelayBot:
             with self.units.session() as s:
                 ctx = self.units.context(s, now)
                 allowed = ctx.is_admin(invite.inviter_id)
-                audit(s, now=now, actor_id=invite.inviter_id, actor_name="", action="room_invite",
-                      detail=invite.room_topic, allowed=allowed)
+                audit(
+                    s,
+                    now=now,
+                    actor_id=invite.inviter_id,
+                    actor_name="",
+                    action="room_invite",
+                    detail=invite.room_topic,
+                    allowed=allowed,
+                )
                 if allowed:
                     await self.transport.accept_invite(invite.invitation_id)
                     ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))

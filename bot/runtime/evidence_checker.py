@@ -68,8 +68,14 @@ class EvidenceChecker:
             self.ocr = await asyncio.to_thread(screenshot_check.load_ocr) or False
             if not self.ocr:
                 log.warning("no OCR installed (pip install -e '.[ocr]'): screenshots are stored unchecked")
-        check = functools.partial(screenshot_check.check_screenshot, data, title=job.title, group_name=job.group_name,
-                                  earlier=job.earlier, ocr=self.ocr or None)
+        check = functools.partial(
+            screenshot_check.check_screenshot,
+            data,
+            title=job.title,
+            group_name=job.group_name,
+            earlier=job.earlier,
+            ocr=self.ocr or None,
+        )
         try:
             async with asyncio.timeout(self.settings.evidence_check_seconds):
                 # One worker thread: a check that overran its time limit still runs there, and the next waits

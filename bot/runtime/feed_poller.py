@@ -73,14 +73,16 @@ class FeedPoller:
         """Poll the feeds that are due; returns how many were polled."""
         now = self.units.clock()
         with self.units.session() as s:
-            due = [(f.id, f.url, f.etag, f.last_modified)
-                   for f in feed_watch.due_feeds(s, self.settings.feeds, now=now)]
+            due = [
+                (f.id, f.url, f.etag, f.last_modified) for f in feed_watch.due_feeds(s, self.settings.feeds, now=now)
+            ]
         if not due or self.web.client is None:
             return 0
         results = []
         for feed_id, url, etag, last_modified in due:
-            result = await fetch_feed(self.web.client, url, etag=etag, last_modified=last_modified,
-                                      timeout=self.settings.feed_timeout_seconds)
+            result = await fetch_feed(
+                self.web.client, url, etag=etag, last_modified=last_modified, timeout=self.settings.feed_timeout_seconds
+            )
             if result.status == "error":
                 log.warning("feed %s failed: %s", feed_redact(url), result.error)
             results.append((feed_id, result))
@@ -104,12 +106,21 @@ class FeedPoller:
                     ctx.to_office(text)
                 if self.settings.feed_auto_push and not first_poll:
                     for item in reversed(shown):
-                        outcome = push_alert(s, feed_watch.alert_for(item, now=now), now=now, actor_id="feed",
-                                             actor_name=feed.url[:100], settings=self.settings, texts=texts)
+                        outcome = push_alert(
+                            s,
+                            feed_watch.alert_for(item, now=now),
+                            now=now,
+                            actor_id="feed",
+                            actor_name=feed.url[:100],
+                            settings=self.settings,
+                            texts=texts,
+                        )
                         item.push_id = outcome.push.id if outcome.push else None
                         s.add(item)
-                if feed_watch.failing_for_a_day(feed, now=now) and feed.failing_since is not None and first_notice(
-                    s, kind="feed_failing", key=f"{feed.id}:{feed.failing_since.isoformat()}", now=now
+                if (
+                    feed_watch.failing_for_a_day(feed, now=now)
+                    and feed.failing_since is not None
+                    and first_notice(s, kind="feed_failing", key=f"{feed.id}:{feed.failing_since.isoformat()}", now=now)
                 ):
                     text = texts.t("feeds.failing", url=feed_redact(feed.url), error=feed.last_error)
                     ctx.to_office(text, priority=Priority.NOTICE)

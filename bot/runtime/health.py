@@ -58,6 +58,7 @@ MAX_DETAIL = 200  # BotState values are at most 500 characters
 
 # ---- for the command line ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GatewayCheck:
     """The outcome of check_gateway(). `message` is one plain-Chinese sentence for people, never the token.
@@ -98,20 +99,26 @@ async def check_gateway(endpoint: str, token: str, timeout: float = 5.0) -> Gate
     except ValueError:
         host, port = None, None
     if not host or not port:
-        return GatewayCheck(False, False, None,
-                            f"网关地址 {endpoint!r} 格式不对：应为 主机:端口，例如 127.0.0.1:8788。")
+        return GatewayCheck(
+            False, False, None, f"网关地址 {endpoint!r} 格式不对：应为 主机:端口，例如 127.0.0.1:8788。"
+        )
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError:
-        return GatewayCheck(False, False, None,
-                            f"连不上微信网关 {endpoint}：{timeout:g} 秒内没有响应。请检查地址、端口和网络（防火墙）。")
+        return GatewayCheck(
+            False,
+            False,
+            None,
+            f"连不上微信网关 {endpoint}：{timeout:g} 秒内没有响应。请检查地址、端口和网络（防火墙）。",
+        )
     except OSError as exc:
         reason = "端口没有在监听（网关没运行，或端口不对）" if isinstance(exc, ConnectionRefusedError) else str(exc)
         return GatewayCheck(False, False, None, f"连不上微信网关 {endpoint}：{reason}。")
     writer.close()
     if not token:
-        return GatewayCheck(False, True, False,
-                            f"微信网关 {endpoint} 能连上，但没有设置 token（WECHATY_PUPPET_SERVICE_TOKEN）。")
+        return GatewayCheck(
+            False, True, False, f"微信网关 {endpoint} 能连上，但没有设置 token（WECHATY_PUPPET_SERVICE_TOKEN）。"
+        )
     channel = Channel(host, port)
     channel._authority = token  # how python-wechaty passes the token; the gateway checks it per call
     try:
@@ -119,21 +126,33 @@ async def check_gateway(endpoint: str, token: str, timeout: float = 5.0) -> Gate
             await PuppetStub(channel).version()
     except GRPCError as exc:
         if exc.status in (Status.UNAUTHENTICATED, Status.PERMISSION_DENIED):
-            return GatewayCheck(False, True, False,
-                                f"微信网关 {endpoint} 拒绝了 token：请核对 WECHATY_PUPPET_SERVICE_TOKEN"
-                                "（或 puppet_service_token）是否与网关的一致、是否过期。")
+            return GatewayCheck(
+                False,
+                True,
+                False,
+                f"微信网关 {endpoint} 拒绝了 token：请核对 WECHATY_PUPPET_SERVICE_TOKEN"
+                "（或 puppet_service_token）是否与网关的一致、是否过期。",
+            )
         if exc.status is Status.UNAVAILABLE:
             return GatewayCheck(False, True, None, f"微信网关 {endpoint} 暂时不可用（UNAVAILABLE），请稍后再试。")
         # Authenticated, but the gateway does not implement Version: it still works for the bot.
         return GatewayCheck(True, True, True, f"微信网关 {endpoint} 正常，token 有效。")
     except TimeoutError:
-        return GatewayCheck(False, True, None,
-                            f"微信网关 {endpoint} 的端口能连上，但 {timeout:g} 秒内没有回应：它可能不是 Wechaty 网关"
-                            "（或开了 TLS），也可能正忙。")
+        return GatewayCheck(
+            False,
+            True,
+            None,
+            f"微信网关 {endpoint} 的端口能连上，但 {timeout:g} 秒内没有回应：它可能不是 Wechaty 网关"
+            "（或开了 TLS），也可能正忙。",
+        )
     except Exception as exc:  # a protocol error: something else listens there
-        return GatewayCheck(False, True, None,
-                            f"{endpoint} 的端口能连上，但对方不像 Wechaty 网关（{type(exc).__name__}）。"
-                            "请检查端口；本机器人只支持不加密（no TLS）的 puppet service。")
+        return GatewayCheck(
+            False,
+            True,
+            None,
+            f"{endpoint} 的端口能连上，但对方不像 Wechaty 网关（{type(exc).__name__}）。"
+            "请检查端口；本机器人只支持不加密（no TLS）的 puppet service。",
+        )
     finally:
         channel.close()
     return GatewayCheck(True, True, True, f"微信网关 {endpoint} 正常，token 有效。")
@@ -155,11 +174,13 @@ def health_snapshot(session: Session) -> dict[str, Any]:
           send fails, nothing is received, or the gateway connection is down; None when fine. They are what the
           bot last recorded: if the bot is not running they may be out of date.
     """
+
     def when(key: str) -> datetime | None:
         return _parse_time(_get(session, key))
 
-    sent = session.exec(select(Outbox.sent_at).where(col(Outbox.sent_at).is_not(None))
-                        .order_by(col(Outbox.sent_at).desc())).first()
+    sent = session.exec(
+        select(Outbox.sent_at).where(col(Outbox.sent_at).is_not(None)).order_by(col(Outbox.sent_at).desc())
+    ).first()
     sent_ok = [t for t in (when(LAST_SEND_OK), sent) if t is not None]
     check: dict[str, Any] | None = None
     try:
@@ -186,6 +207,7 @@ def health_snapshot(session: Session) -> dict[str, Any]:
 
 # ---- the running bot -----------------------------------------------------------------------------
 
+
 @dataclass
 class _Pending:
     """A self-check whose echo is awaited."""
@@ -204,8 +226,15 @@ class HealthMonitor:
     on_connection() for link changes, tick() every `health_check_seconds`; its sender waits for `link_up`.
     """
 
-    def __init__(self, units: UnitOfWork, transport: Transport, sender: OutboxSender, alerter: SecondChannel, *,
-                 link_up: asyncio.Event) -> None:
+    def __init__(
+        self,
+        units: UnitOfWork,
+        transport: Transport,
+        sender: OutboxSender,
+        alerter: SecondChannel,
+        *,
+        link_up: asyncio.Event,
+    ) -> None:
         self.units = units
         self.transport = transport
         self.sender = sender
@@ -296,11 +325,18 @@ class HealthMonitor:
         """One round: announce a long link outage, judge an overdue echo, run a due self-check, save receipt."""
         now = self.units.clock()
         await self._load()
-        if self._lost_at is not None and not self._lost_told and \
-                now - self._lost_at >= timedelta(minutes=self.settings.connection_alert_minutes):
+        if (
+            self._lost_at is not None
+            and not self._lost_told
+            and now - self._lost_at >= timedelta(minutes=self.settings.connection_alert_minutes)
+        ):
             self._tell_lost(now)
         await self._judge_echo(now)
-        if self._receive_down is not None and self._last_receive is not None and self._last_receive > self._receive_down:
+        if (
+            self._receive_down is not None
+            and self._last_receive is not None
+            and self._last_receive > self._receive_down
+        ):
             await self._receive_restored(now, since=self._receive_down)
         if self._self_check_due(now):
             await self.self_check()
@@ -355,8 +391,14 @@ class HealthMonitor:
         elif pending is not None:
             pending.message_id = message_id
         echo_ok = True if pending is not None and pending.echoed_at is not None else None
-        self._last_check = {"at": _iso(now), "target": target, "send_ok": not error, "echo_ok": echo_ok,
-                            "detail": error[:MAX_DETAIL], "nonce": nonce}
+        self._last_check = {
+            "at": _iso(now),
+            "target": target,
+            "send_ok": not error,
+            "echo_ok": echo_ok,
+            "detail": error[:MAX_DETAIL],
+            "nonce": nonce,
+        }
         values = {SELF_CHECK: self._check_json()}
         if not error:
             values[LAST_SEND_OK] = _iso(now)
@@ -365,8 +407,7 @@ class HealthMonitor:
             values[SEND_DOWN] = _iso(now)
             self.alerter.alert(self.units.texts.t("health.send_failed", target=target, error=error[:100]))
         elif not error and self._send_down is not None:
-            self.alerter.alert(self.units.texts.t("health.send_restored",
-                                                         duration=_duration(now - self._send_down)))
+            self.alerter.alert(self.units.texts.t("health.send_restored", duration=_duration(now - self._send_down)))
             self._send_down = None
             values[SEND_DOWN] = ""
         await self._write(values)
@@ -386,7 +427,9 @@ class HealthMonitor:
         pending = self._pending
         if pending is None:
             return
-        if pending.echoed_at is None and now - pending.sent_at < timedelta(seconds=self.settings.self_check_echo_seconds):
+        if pending.echoed_at is None and now - pending.sent_at < timedelta(
+            seconds=self.settings.self_check_echo_seconds
+        ):
             return
         self._pending = None
         if pending.echoed_at is not None:
@@ -394,7 +437,9 @@ class HealthMonitor:
         if self._last_receive is not None and self._last_receive > pending.sent_at:
             # No echo, but other messages came in: the stream delivers (some puppets do not echo).
             detail = "没有收到自检消息的回传，但收到了其他消息"
-            log.warning("self-check: no echo within %.0f s, but other events arrived", self.settings.self_check_echo_seconds)
+            log.warning(
+                "self-check: no echo within %.0f s, but other events arrived", self.settings.self_check_echo_seconds
+            )
         else:
             detail = f"{self.settings.self_check_echo_seconds:g} 秒内没有收到自检消息的回传，也没有收到其他消息"
             log.error("self-check: nothing received within %.0f s of the send", self.settings.self_check_echo_seconds)
@@ -407,8 +452,9 @@ class HealthMonitor:
         if nothing_came and self._receive_down is None:
             self._receive_down = pending.sent_at
             values[RECEIVE_DOWN] = _iso(pending.sent_at)
-            self.alerter.alert(self.units.texts.t(
-                "health.receive_failed", seconds=f"{self.settings.self_check_echo_seconds:g}"))
+            self.alerter.alert(
+                self.units.texts.t("health.receive_failed", seconds=f"{self.settings.self_check_echo_seconds:g}")
+            )
         if values:
             await self._write(values)
 

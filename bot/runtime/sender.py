@@ -29,8 +29,9 @@ class OutboxSender:
     the loop, `send_pending()` and the health self-check never overlap a send.
     """
 
-    def __init__(self, units: UnitOfWork, transport: Transport, alerter: SecondChannel, *,
-                 link_up: asyncio.Event) -> None:
+    def __init__(
+        self, units: UnitOfWork, transport: Transport, alerter: SecondChannel, *, link_up: asyncio.Event
+    ) -> None:
         self.units = units
         self.transport = transport
         self.alerter = alerter
@@ -57,8 +58,13 @@ class OutboxSender:
     def pacing(self) -> outbox.Pacing:
         """How fast the bot may send, from the settings."""
         st = self.settings
-        return outbox.Pacing(st.send_spacing_seconds, st.send_jitter_seconds, st.daily_send_budget,
-                             timedelta(minutes=st.send_backoff_minutes), st.tz)
+        return outbox.Pacing(
+            st.send_spacing_seconds,
+            st.send_jitter_seconds,
+            st.daily_send_budget,
+            timedelta(minutes=st.send_backoff_minutes),
+            st.tz,
+        )
 
     async def send_pending(self) -> int:
         """Send everything in the outbox now (no pacing); returns how many were sent. Used by tests and the demo."""
@@ -79,8 +85,10 @@ class OutboxSender:
         now = self.units.clock()
         with self.units.session() as s:
             nxt = outbox.next_send(s, now=now, pacing=self.pacing())
-            if nxt.row_id is not None and nxt.reason == "budget" and first_notice(
-                s, kind="budget", key=now.astimezone(self.settings.tz).date().isoformat(), now=now
+            if (
+                nxt.row_id is not None
+                and nxt.reason == "budget"
+                and first_notice(s, kind="budget", key=now.astimezone(self.settings.tz).date().isoformat(), now=now)
             ):
                 log.warning("daily send budget of %d reached", self.settings.daily_send_budget)
                 self.units.context(s, now).to_office(
@@ -105,8 +113,9 @@ class OutboxSender:
         log.warning("WeChat's rate-limit notice (%s): sending paused until %s", notice, until.isoformat())
         if not new_pause:
             return None
-        text = self.units.texts.t("send.rate_limited", minutes=self.settings.send_backoff_minutes,
-                                  until=show(until, self.settings.tz))
+        text = self.units.texts.t(
+            "send.rate_limited", minutes=self.settings.send_backoff_minutes, until=show(until, self.settings.tz)
+        )
         self.units.context(s, now).to_office(text, priority=Priority.NOTICE)
         return text
 
@@ -143,8 +152,9 @@ class OutboxSender:
         the gateway connection is down is not WeChat refusing it: the row waits for the link, no pause."""
         now = self.units.clock()
         if exc.disconnected:
-            log.warning("send of outbox row %s failed, the gateway connection is down: sending it when it is back",
-                        row.id)
+            log.warning(
+                "send of outbox row %s failed, the gateway connection is down: sending it when it is back", row.id
+            )
             self._link_dropped = True
             row.attempts = max(0, row.attempts - 1)
             outbox.mark_failed(s, row, error=str(exc), give_up=False)
@@ -156,8 +166,9 @@ class OutboxSender:
         until, new_pause = outbox.start_backoff(s, now=now, pacing=self.pacing())
         if new_pause:
             key = "send.rate_limited" if exc.rate_limited else "send.failing"
-            text = self.units.texts.t(key, minutes=self.settings.send_backoff_minutes,
-                                      until=show(until, self.settings.tz))
+            text = self.units.texts.t(
+                key, minutes=self.settings.send_backoff_minutes, until=show(until, self.settings.tz)
+            )
             log.warning("sending paused until %s", until.isoformat())
             self.units.context(s, now).to_office(text, priority=Priority.NOTICE)
             self.alerter.alert(text)

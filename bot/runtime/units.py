@@ -26,8 +26,16 @@ class UnitOfWork:
     can be sent. Afterwards `outbox_changed` is set, so the outbox sender looks at once.
     """
 
-    def __init__(self, *, engine: Engine, clock: Callable[[], datetime], settings: Settings, texts: Texts,
-                 library: AlertLibrary, outbox_changed: asyncio.Event) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        clock: Callable[[], datetime],
+        settings: Settings,
+        texts: Texts,
+        library: AlertLibrary,
+        outbox_changed: asyncio.Event,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.settings = settings
@@ -43,8 +51,9 @@ class UnitOfWork:
 
     def context(self, s: Session, now: datetime) -> Context:
         """The context a handler or a job gets for one unit of work."""
-        return Context(session=s, now=now, settings=self.settings, texts=self.texts, library=self.library,
-                       bot_id=self.bot_id)
+        return Context(
+            session=s, now=now, settings=self.settings, texts=self.texts, library=self.library, bot_id=self.bot_id
+        )
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(*args)` in a worker thread while holding the lock; wake the sender afterwards."""

@@ -174,13 +174,19 @@ def backup(url: str, target: Path) -> Path:
         elif parsed.get_backend_name() == "postgresql":
             pg_dump = shutil.which("pg_dump")
             if pg_dump is None:
-                raise FileNotFoundError("没有找到 pg_dump：请安装 PostgreSQL 客户端（Debian：apt install postgresql-client）")
+                raise FileNotFoundError(
+                    "没有找到 pg_dump：请安装 PostgreSQL 客户端（Debian：apt install postgresql-client）"
+                )
             env = dict(os.environ)
             if parsed.password:
                 env["PGPASSWORD"] = str(parsed.password)  # not on the command line, where ps would show it
             dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-            done = subprocess.run([pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}"],
-                                  env=env, capture_output=True, text=True)
+            done = subprocess.run(
+                [pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"pg_dump 失败：{done.stderr.strip()}")
         else:

@@ -60,13 +60,10 @@ def pending(session: Session, limit: int = 50) -> list[Outbox]:
     A chat's rows after one still waiting for its report files to be rendered wait too: a chat gets a report's
     text, then its files, then what was queued after it."""
     held = aliased(Outbox)
-    waits = (
-        exists()
-        .where(
-            col(held.chat_id) == col(Outbox.chat_id),
-            col(held.state) == OutboxState.RENDERING.value,
-            col(held.id) < col(Outbox.id),
-        )
+    waits = exists().where(
+        col(held.chat_id) == col(Outbox.chat_id),
+        col(held.state) == OutboxState.RENDERING.value,
+        col(held.id) < col(Outbox.id),
     )
     stmt = (
         select(Outbox)
@@ -134,6 +131,7 @@ def recover_interrupted(session: Session) -> list[Outbox]:
 
 # ---- pacing ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Pacing:
     spacing: float  # seconds between two sends at least
@@ -169,8 +167,14 @@ def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[d
 def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
     """Messages sent since local midnight, not counting the bot's own notices."""
     midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
-    stmt = select(func.count()).select_from(Outbox).where(
-        Outbox.state == OutboxState.SENT.value, col(Outbox.sent_at) >= midnight, Outbox.priority != int(Priority.NOTICE)
+    stmt = (
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.state == OutboxState.SENT.value,
+            col(Outbox.sent_at) >= midnight,
+            Outbox.priority != int(Priority.NOTICE),
+        )
     )
     return session.exec(stmt).one()
 
@@ -201,7 +205,5 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
 
 def push_delivery(session: Session, push_id: int) -> tuple[int, int]:
     """(groups that have the push, groups it is queued for)."""
-    rows = session.exec(
-        select(Outbox.state).where(Outbox.push_id == push_id, col(Outbox.alert_id).is_not(None))
-    ).all()
+    rows = session.exec(select(Outbox.state).where(Outbox.push_id == push_id, col(Outbox.alert_id).is_not(None))).all()
     return sum(1 for state in rows if state == OutboxState.SENT.value), len(rows)

@@ -174,8 +174,12 @@ def without_nul(value):
     if isinstance(value, (list, tuple)):
         return type(value)(without_nul(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: without_nul(getattr(value, f.name)) for f in dataclasses.fields(value)
-                   if isinstance(getattr(value, f.name), (str, list, tuple)) or dataclasses.is_dataclass(getattr(value, f.name))}
+        changes = {
+            f.name: without_nul(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if isinstance(getattr(value, f.name), (str, list, tuple))
+            or dataclasses.is_dataclass(getattr(value, f.name))
+        }
         changed = {k: v for k, v in changes.items() if v is not getattr(value, k)}
         return dataclasses.replace(value, **changed) if changed else value
     return value

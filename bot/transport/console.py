@@ -84,10 +84,14 @@ class ConsoleTransport(MemoryTransport):
         elif line == "/private":
             self.room_id = None
         elif line == "/image":
-            await self.send_image(self.speaker, Image("screenshot.jpg", b"\xff\xd8\xff console screenshot"), room_id=self.room_id)
+            await self.send_image(
+                self.speaker, Image("screenshot.jpg", b"\xff\xd8\xff console screenshot"), room_id=self.room_id
+            )
         elif line.startswith("/link "):
             parts = line[6:].split(maxsplit=1)
-            await self.send_link(self.speaker, LinkCard(parts[0], parts[1] if len(parts) > 1 else parts[0]), room_id=self.room_id)
+            await self.send_link(
+                self.speaker, LinkCard(parts[0], parts[1] if len(parts) > 1 else parts[0]), room_id=self.room_id
+            )
         else:
             await self.say(self.speaker, line, room_id=self.room_id)
         return True

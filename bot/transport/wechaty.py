@@ -44,7 +44,7 @@ from wechaty_puppet import FileBox, MessageType, PuppetOptions, UrlLinkPayload  
 
 log = logging.getLogger(__name__)
 
-PUPPET_EVENTS = ('login', 'logout', 'scan', 'error', 'message', 'room-join', 'room-invite', 'room-topic')
+PUPPET_EVENTS = ("login", "logout", "scan", "error", "message", "room-join", "room-invite", "room-topic")
 KINDS = {
     MessageType.MESSAGE_TYPE_TEXT: MessageKind.TEXT,
     MessageType.MESSAGE_TYPE_IMAGE: MessageKind.IMAGE,
@@ -91,7 +91,7 @@ class WechatyTransport(Transport):
         self.cache_dir = Path(cache_dir)
         self.plugin_port = plugin_port or _free_port()
         self.login_timeout = login_timeout
-        self.bot_id = ''
+        self.bot_id = ""
         self._logged_in = False
         self._bot: Wechaty | None = None
         self._sink: EventSink | None = None
@@ -104,7 +104,7 @@ class WechatyTransport(Transport):
     async def start(self, sink: EventSink) -> None:
         """Connect, wait for the bot's login, call sink.on_ready once; raises WechatyStartError on failure."""
         if self._bot is not None:
-            raise RuntimeError('WechatyTransport already started')
+            raise RuntimeError("WechatyTransport already started")
         self._configure_environment()
         await self._check_reachable()
         self._sink = sink
@@ -112,9 +112,14 @@ class WechatyTransport(Transport):
         self._ready = asyncio.get_running_loop().create_future()
         # A fresh PuppetOptions: the class-level default in WechatyOptions is shared and mutated (compat fix 3).
         # The plugin web server is never started (we bridge puppet events ourselves), but it needs a port.
-        self._bot = Wechaty(WechatyOptions(
-            puppet_options=PuppetOptions(), host='127.0.0.1', port=self.plugin_port, scheduler=AsyncIOScheduler(),
-        ))
+        self._bot = Wechaty(
+            WechatyOptions(
+                puppet_options=PuppetOptions(),
+                host="127.0.0.1",
+                port=self.plugin_port,
+                scheduler=AsyncIOScheduler(),
+            )
+        )
         await self._bot.init_puppet()
         # Our own bridge instead of Wechaty.start(): on failure that stops the event loop or sleeps 60 s, it
         # never re-fires login after a reconnect, and it handles each event in its own task, out of order.
@@ -127,8 +132,8 @@ class WechatyTransport(Transport):
         except TimeoutError:
             await self.stop()
             raise WechatyStartError(
-                f'the Wechaty gateway at {self.endpoint} did not log the bot in within {self.login_timeout:.0f} s '
-                '(is a login QR code waiting to be scanned?)'
+                f"the Wechaty gateway at {self.endpoint} did not log the bot in within {self.login_timeout:.0f} s "
+                "(is a login QR code waiting to be scanned?)"
             ) from None
         except BaseException:
             await self.stop()
@@ -141,7 +146,7 @@ class WechatyTransport(Transport):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._bot is not None and self._bot._puppet is not None:
-            channel = getattr(self._bot._puppet, 'channel', None)
+            channel = getattr(self._bot._puppet, "channel", None)
             if channel is not None:
                 channel.close()
         self._bot = None
@@ -155,7 +160,7 @@ class WechatyTransport(Transport):
         `disconnected = True`, so that the caller can wait for the connection instead of pausing for a limit.
         """
         if not (out.text or out.link or out.image or out.file):
-            raise SendError('nothing to send')
+            raise SendError("nothing to send")
         try:
             bot = self._connected_bot()
             target: Any
@@ -166,8 +171,12 @@ class WechatyTransport(Transport):
             await target.ready()
             message_ids = []
             if out.link:
-                payload = UrlLinkPayload(url=out.link.url, title=out.link.title,
-                                         description=out.link.description, thumbnailUrl=out.link.thumbnail_url)
+                payload = UrlLinkPayload(
+                    url=out.link.url,
+                    title=out.link.title,
+                    description=out.link.description,
+                    thumbnailUrl=out.link.thumbnail_url,
+                )
                 message_ids.append(await _say(target, UrlLink(payload)))
             for attachment in (out.image, out.file):
                 if attachment:
@@ -178,8 +187,11 @@ class WechatyTransport(Transport):
                 message_ids.append(await _say(target, out.text, mention_ids))
         except Exception as e:
             rate_limited = isinstance(e, GRPCError) and e.status is Status.RESOURCE_EXHAUSTED
-            raise SendError(self._scrub(f'sending to {out.chat_id} failed: {e!r}'), rate_limited=rate_limited,
-                            disconnected=not self._stream_up or _is_connection_error(e)) from e
+            raise SendError(
+                self._scrub(f"sending to {out.chat_id} failed: {e!r}"),
+                rate_limited=rate_limited,
+                disconnected=not self._stream_up or _is_connection_error(e),
+            ) from e
         return message_ids[-1]
 
     async def rooms(self) -> list[RoomInfo]:
@@ -201,22 +213,22 @@ class WechatyTransport(Transport):
 
     def _configure_environment(self) -> None:
         # python-wechaty reads its connection and cache settings from the environment.
-        for name in ('TOKEN', 'token', 'ENDPOINT', 'endpoint'):
+        for name in ("TOKEN", "token", "ENDPOINT", "endpoint"):
             os.environ.pop(name, None)
-        os.environ['WECHATY_PUPPET_SERVICE_ENDPOINT'] = self.endpoint
-        os.environ['WECHATY_PUPPET_SERVICE_TOKEN'] = self._token
+        os.environ["WECHATY_PUPPET_SERVICE_ENDPOINT"] = self.endpoint
+        os.environ["WECHATY_PUPPET_SERVICE_TOKEN"] = self._token
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        os.environ['CACHE_DIR'] = str(self.cache_dir)
+        os.environ["CACHE_DIR"] = str(self.cache_dir)
 
     async def _check_reachable(self) -> None:
         # The library's own check blocks the event loop for up to 3 s and reports nothing useful.
-        parts = urlsplit(f'//{self.endpoint}')
+        parts = urlsplit(f"//{self.endpoint}")
         try:
             if not parts.hostname or not parts.port:
-                raise ValueError('expected HOST:PORT')
+                raise ValueError("expected HOST:PORT")
             _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 5)
         except (TimeoutError, OSError, ValueError) as e:
-            raise GatewayUnreachable(f'cannot reach the Wechaty gateway at {self.endpoint}: {e!r}') from e
+            raise GatewayUnreachable(f"cannot reach the Wechaty gateway at {self.endpoint}: {e!r}") from e
         writer.close()
 
     async def _wait_to_reconnect(self, delay: float, unreachable: bool) -> None:
@@ -232,17 +244,17 @@ class WechatyTransport(Transport):
                 await self._check_reachable()
             except GatewayUnreachable:
                 continue
-            log.info('the Wechaty gateway at %s accepts connections again: reconnecting now', self.endpoint)
+            log.info("the Wechaty gateway at %s accepts connections again: reconnecting now", self.endpoint)
             return
 
     def _scrub(self, text: str) -> str:
         """`text` without the token: the gateway's own refusal message repeats it."""
-        return text.replace(self._token, '***') if self._token else text
+        return text.replace(self._token, "***") if self._token else text
 
     def _connected_bot(self) -> Wechaty:
         # Usable from on_ready on, which runs before start() returns.
         if self._bot is None or not self._logged_in:
-            raise ConnectionError('the Wechaty transport is not started')
+            raise ConnectionError("the Wechaty transport is not started")
         return self._bot
 
     def _enqueue(self, event: str, payload: Any) -> None:
@@ -266,10 +278,14 @@ class WechatyTransport(Transport):
             self._stream_up = False
             delay = RECONNECT_DELAYS[min(self._reconnects, len(RECONNECT_DELAYS) - 1)]
             self._reconnects += 1
-            log.error('lost the Wechaty event stream from %s (%s); reconnecting in %.0f s', self.endpoint,
-                      self._scrub(repr(error)), delay)
+            log.error(
+                "lost the Wechaty event stream from %s (%s); reconnecting in %.0f s",
+                self.endpoint,
+                self._scrub(repr(error)),
+                delay,
+            )
             if self._reconnects == 1:
-                await self._notify('on_connection', 'lost', self._scrub(repr(error)))
+                await self._notify("on_connection", "lost", self._scrub(repr(error)))
             if puppet.channel is not None:
                 puppet.channel.close()
             await self._wait_to_reconnect(delay, isinstance(error, GatewayUnreachable))
@@ -281,38 +297,43 @@ class WechatyTransport(Transport):
             try:
                 await self._handle(event, payload)
             except Exception:
-                log.exception('failed to handle the Wechaty %s event %s', event, payload)
+                log.exception("failed to handle the Wechaty %s event %s", event, payload)
 
     async def _handle(self, event: str, payload: Any) -> None:
         assert self._bot is not None and self._ready is not None
-        if event == 'login':
+        if event == "login":
             self._reconnects = 0
             self._stream_up = True
             if self._ready.done():
-                log.info('the bot %s logged in again', payload.contact_id)
-                await self._notify('on_connection', 'restored', '')
+                log.info("the bot %s logged in again", payload.contact_id)
+                await self._notify("on_connection", "restored", "")
                 return
             self.bot_id = payload.contact_id
             self._logged_in = True
-            await self._notify('on_ready', self.bot_id)
+            await self._notify("on_ready", self.bot_id)
             self._ready.set_result(self.bot_id)
-        elif event == 'logout':
-            log.warning('the bot %s was logged out of the gateway: %s', payload.contact_id, payload.data)
-            await self._notify('on_connection', 'logged_out', str(payload.data or ''))
-        elif event == 'scan':
-            log.warning('login needs a QR code scan (status %s): %s', payload.status, payload.qrcode)
-        elif event == 'error':
-            log.error('the Wechaty gateway reported an error: %s', payload)
-        elif event == 'message':
+        elif event == "logout":
+            log.warning("the bot %s was logged out of the gateway: %s", payload.contact_id, payload.data)
+            await self._notify("on_connection", "logged_out", str(payload.data or ""))
+        elif event == "scan":
+            log.warning("login needs a QR code scan (status %s): %s", payload.status, payload.qrcode)
+        elif event == "error":
+            log.error("the Wechaty gateway reported an error: %s", payload)
+        elif event == "message":
             await self._on_message(payload.message_id)
-        elif event == 'room-join':
+        elif event == "room-join":
             await self._on_room_join(payload.room_id, payload.invited_ids, payload.inviter_id)
-        elif event == 'room-invite':
+        elif event == "room-invite":
             invitation = await self._bot.puppet.room_invitation_payload(payload.room_invitation_id)
-            await self._notify('on_room_invite', RoomInvite(
-                invitation_id=payload.room_invitation_id, inviter_id=invitation.inviter_id, room_topic=invitation.topic,
-            ))
-        elif event == 'room-topic':
+            await self._notify(
+                "on_room_invite",
+                RoomInvite(
+                    invitation_id=payload.room_invitation_id,
+                    inviter_id=invitation.inviter_id,
+                    room_topic=invitation.topic,
+                ),
+            )
+        elif event == "room-topic":
             # Later messages must carry the new topic (needs compat fix 8).
             await self._bot.Room.load(payload.room_id).ready(force_sync=True)
 
@@ -327,10 +348,12 @@ class WechatyTransport(Transport):
             # The gateway echoes everything the bot sends: proof that the event stream delivers (the self-check
             # looks for its own echo). A sink without on_echo (a test's) does not want them.
             payload = msg.payload
-            if hasattr(self._sink, 'on_echo'):
-                await self._notify('on_echo', msg.message_id, payload.room_id or payload.to_id or '', payload.text or '')
+            if hasattr(self._sink, "on_echo"):
+                await self._notify(
+                    "on_echo", msg.message_id, payload.room_id or payload.to_id or "", payload.text or ""
+                )
             return
-        await self._notify('on_message', await self._to_incoming(msg))
+        await self._notify("on_message", await self._to_incoming(msg))
 
     async def _to_incoming(self, msg: Any) -> Incoming:
         talker, room, payload = msg.talker(), msg.room(), msg.payload
@@ -340,13 +363,14 @@ class WechatyTransport(Transport):
             nickname = await self._nickname(room.room_id, talker.contact_id)
         else:
             chat_kind, chat_id, chat_name = ChatKind.PRIVATE, talker.contact_id, talker.name
-            nickname = ''
+            nickname = ""
         link = image = file = None
         try:
             if kind is MessageKind.LINK:
                 card = await msg.to_url_link()
-                link = LinkCard(url=card.url, title=card.title, description=card.description,
-                                thumbnail_url=card.thumbnailUrl)
+                link = LinkCard(
+                    url=card.url, title=card.title, description=card.description, thumbnail_url=card.thumbnailUrl
+                )
             elif kind is MessageKind.IMAGE:
                 box = await msg.to_file_box()
                 image = Image(name=box.name, data=base64.b64decode(box.base64))
@@ -355,7 +379,7 @@ class WechatyTransport(Transport):
                 file = FileData(name=box.name, data=base64.b64decode(box.base64))
         except Exception:
             # Deliver the message anyway: a handler can still see that an image or link came in.
-            log.exception('could not fetch the %s content of message %s', kind.value, msg.message_id)
+            log.exception("could not fetch the %s content of message %s", kind.value, msg.message_id)
         return Incoming(
             message_id=msg.message_id,
             chat_kind=chat_kind,
@@ -364,7 +388,7 @@ class WechatyTransport(Transport):
             sender=Member(contact_id=talker.contact_id, name=talker.name, group_nickname=nickname),
             kind=kind,
             # The payload's text as sent: python-wechaty's to_recalled() would take a recall's XML for a message id.
-            text=(payload.text or '') if kind in RAW_TEXT_KINDS else '',
+            text=(payload.text or "") if kind in RAW_TEXT_KINDS else "",
             mention_ids=tuple(payload.mention_ids or ()),
             link=link,
             image=image,
@@ -377,15 +401,15 @@ class WechatyTransport(Transport):
         room = self._bot.Room.load(room_id)
         await room.ready(force_sync=True)  # the member list and maybe the topic changed
         joined = await asyncio.gather(*(self._member(room_id, contact_id) for contact_id in joined_ids))
-        await self._notify('on_room_join', RoomInfo(room_id=room_id, name=room.payload.topic), list(joined), inviter_id)
+        await self._notify("on_room_join", RoomInfo(room_id=room_id, name=room.payload.topic), list(joined), inviter_id)
 
     async def _nickname(self, room_id: str, contact_id: str) -> str:
         try:
             return (await self._member(room_id, contact_id)).group_nickname
         except Exception:
             # A sender who has just left the room has no member payload: the message still counts.
-            log.warning('no member payload for %s in %s', contact_id, room_id, exc_info=True)
-            return ''
+            log.warning("no member payload for %s in %s", contact_id, room_id, exc_info=True)
+            return ""
 
     async def _member(self, room_id: str, contact_id: str) -> Member:
         assert self._bot is not None
@@ -397,7 +421,7 @@ class WechatyTransport(Transport):
         try:
             await getattr(self._sink, method)(*args)
         except Exception:
-            log.exception('sink.%s failed', method)
+            log.exception("sink.%s failed", method)
 
 
 def _kind(payload: Any) -> MessageKind:
@@ -421,10 +445,10 @@ def _is_connection_error(error: BaseException) -> bool:
 
 def _start_failure(endpoint: str, error: BaseException | None) -> str:
     if isinstance(error, GRPCError) and error.status is Status.UNAUTHENTICATED:
-        return f'the Wechaty gateway at {endpoint} rejected the token (UNAUTHENTICATED)'
+        return f"the Wechaty gateway at {endpoint} rejected the token (UNAUTHENTICATED)"
     if error is None:
-        return f'the Wechaty gateway at {endpoint} closed the event stream before the bot logged in'
-    return f'could not connect to the Wechaty gateway at {endpoint}: {error!r}'
+        return f"the Wechaty gateway at {endpoint} closed the event stream before the bot logged in"
+    return f"could not connect to the Wechaty gateway at {endpoint}: {error!r}"
 
 
 def _utc(timestamp: int) -> datetime | None:
@@ -436,5 +460,5 @@ def _utc(timestamp: int) -> datetime | None:
 
 def _free_port() -> int:
     with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
+        probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

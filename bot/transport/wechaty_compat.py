@@ -20,11 +20,11 @@ import betterproto
 
 # Same number as file-box's FileBoxType.Uuid; python's FileBoxType stops at 6.
 UUID_BOX_TYPE = 7
-DOWNLOAD_ROUTE = '/wechaty.Puppet/Download'
-PATCH_MARK = '_relaybot_compat'
+DOWNLOAD_ROUTE = "/wechaty.Puppet/Download"
+PATCH_MARK = "_relaybot_compat"
 # Where a message payload keeps its TypeScript type number when the python client cannot name it (see
 # _fix_message_type_map); read it with original_message_type().
-ORIGINAL_TYPE_ATTRIBUTE = '_relaybot_original_type'
+ORIGINAL_TYPE_ATTRIBUTE = "_relaybot_original_type"
 
 _applied = False
 
@@ -50,7 +50,7 @@ def apply() -> None:
         return
     with warnings.catch_warnings():
         # Fix 10: the libraries import telnetlib, deprecated on 3.11; `-W error` would break the import.
-        warnings.simplefilter('ignore', DeprecationWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         _fix_pyee_deprecated_name()
         import wechaty_puppet  # noqa: F401  (its import creates the library loggers fixed below)
 
@@ -113,13 +113,13 @@ def _quiet(logger: logging.Logger) -> logging.Logger:
 
 
 def _is_library_handler(handler: logging.Handler) -> bool:
-    fmt = getattr(handler.formatter, '_fmt', '')
-    return fmt == '%(asctime)s - %(name)s - %(levelname)s - %(message)s'
+    fmt = getattr(handler.formatter, "_fmt", "")
+    return fmt == "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
 def _drop_token_warning(record: logging.LogRecord) -> bool:
     # PuppetService warns "there are endpoint<...> and token<...>" on every start.
-    return not (record.name == 'PuppetService' and str(record.msg).startswith('there are '))
+    return not (record.name == "PuppetService" and str(record.msg).startswith("there are "))
 
 
 def _fix_puppet_options_hashable() -> None:
@@ -142,20 +142,20 @@ def _fix_file_box_json() -> None:
     @_mark
     def from_json(cls: type, obj: str | dict) -> Any:
         data = json.loads(obj) if isinstance(obj, str) else dict(obj)
-        if 'boxType' not in data and 'type' in data:
-            data['boxType'] = data['type']
-        if 'remoteUrl' not in data and 'url' in data:
-            data['remoteUrl'] = data['url']
-        if data.get('boxType') == UUID_BOX_TYPE:
-            raise ValueError('a UUID FileBox must be fetched with the Download RPC (see fetch_file_box)')
+        if "boxType" not in data and "type" in data:
+            data["boxType"] = data["type"]
+        if "remoteUrl" not in data and "url" in data:
+            data["remoteUrl"] = data["url"]
+        if data.get("boxType") == UUID_BOX_TYPE:
+            raise ValueError("a UUID FileBox must be fetched with the Download RPC (see fetch_file_box)")
         return original_from_json(cls, data)
 
     @_mark
     def to_json_str(self: Any) -> str:
         data = json.loads(original_to_json_str(self))
-        data.setdefault('type', data.get('boxType'))
-        if data.get('remoteUrl'):
-            data.setdefault('url', data['remoteUrl'])
+        data.setdefault("type", data.get("boxType"))
+        if data.get("remoteUrl"):
+            data.setdefault("url", data["remoteUrl"])
         return json.dumps(data)
 
     FileBox.from_json = classmethod(from_json)
@@ -211,8 +211,14 @@ def _fix_value_fields() -> None:
         text: str = betterproto.string_field(2)
 
     # An empty string is proto3's default and is not sent, so setting '' reads instead of clearing.
-    replacements = [ContactAliasRequest, ContactAliasResponse, RoomTopicRequest, RoomTopicResponse,
-                    RoomAnnounceRequest, RoomAnnounceResponse]
+    replacements = [
+        ContactAliasRequest,
+        ContactAliasResponse,
+        RoomTopicRequest,
+        RoomTopicResponse,
+        RoomAnnounceRequest,
+        RoomAnnounceResponse,
+    ]
     for cls in replacements:
         setattr(pb, cls.__name__, _mark(cls))
 
@@ -220,7 +226,7 @@ def _fix_value_fields() -> None:
 async def download(puppet: Any, uuid: str) -> bytes:
     """Fetch the bytes behind a UUID FileBox with the streaming Download RPC."""
     stream = puppet.puppet_stub._unary_stream(DOWNLOAD_ROUTE, DownloadRequest(id=uuid), DownloadResponse)
-    return b''.join([response.chunk async for response in stream])
+    return b"".join([response.chunk async for response in stream])
 
 
 async def fetch_file_box(puppet: Any, json_text: str) -> Any:
@@ -228,9 +234,9 @@ async def fetch_file_box(puppet: Any, json_text: str) -> Any:
     from wechaty_puppet import FileBox
 
     data = json.loads(json_text)
-    if data.get('type', data.get('boxType')) == UUID_BOX_TYPE:
-        content = await download(puppet, data['uuid'])
-        return FileBox.from_base64(base64.b64encode(content), name=data.get('name') or 'file.dat')
+    if data.get("type", data.get("boxType")) == UUID_BOX_TYPE:
+        content = await download(puppet, data["uuid"])
+        return FileBox.from_base64(base64.b64encode(content), name=data.get("name") or "file.dat")
     return FileBox.from_json(data)
 
 
@@ -300,14 +306,15 @@ def original_message_type(payload: Any) -> int | None:
 
 def _import_wechaty_without_cwd_cache() -> None:
     """Importing wechaty creates CACHE_DIR (default ./.wechaty): point it away from the working directory."""
-    if 'CACHE_DIR' in os.environ:
+    if "CACHE_DIR" in os.environ:
         import wechaty  # noqa: F401
+
         return
-    os.environ['CACHE_DIR'] = os.path.join(tempfile.gettempdir(), 'relaybot-wechaty-import')
+    os.environ["CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "relaybot-wechaty-import")
     try:
         import wechaty  # noqa: F401
     finally:
-        del os.environ['CACHE_DIR']
+        del os.environ["CACHE_DIR"]
 
 
 def _fix_room_force_sync() -> None:
@@ -336,7 +343,7 @@ def _fix_url_link_create() -> None:
 
     @_mark
     def create(cls: type, url: str, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError('UrlLink.create fetches the page; build UrlLink(UrlLinkPayload(...)) instead')
+        raise NotImplementedError("UrlLink.create fetches the page; build UrlLink(UrlLinkPayload(...)) instead")
 
     UrlLink.create = classmethod(create)
 

@@ -227,23 +227,34 @@ def test_load_ocr_returns_none_when_rapidocr_is_missing(monkeypatch):
 
 def test_liaison_group_header_with_plain_lines():
     lines = ["9:41", "5G 87", "全区反诈联络员群（58）", "区反诈中心", TITLE, "请各单位联络员转发", "收到", "收到"]
-    verdict = check_screenshot(shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[],
-                               ocr=FakeOcr(lines))
+    verdict = check_screenshot(
+        shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[], ocr=FakeOcr(lines)
+    )
     assert (verdict.status, verdict.reason) == ("存疑", "截图是联络员群本身")
 
 
 def test_liaison_group_named_low_in_a_long_unit_chat_is_not_the_header():
-    lines = ["9:41", "5G 87", "城关镇全体干部群(36)", *[f"消息{i}" for i in range(30)],
-             "全区反诈联络员群", "刷单返利", "警惕刷单返利:先给小甜头,", "再骗大本金"]
-    verdict = check_screenshot(shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[],
-                               ocr=FakeOcr(lines))
+    lines = [
+        "9:41",
+        "5G 87",
+        "城关镇全体干部群(36)",
+        *[f"消息{i}" for i in range(30)],
+        "全区反诈联络员群",
+        "刷单返利",
+        "警惕刷单返利:先给小甜头,",
+        "再骗大本金",
+    ]
+    verdict = check_screenshot(
+        shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[], ocr=FakeOcr(lines)
+    )
     assert verdict.status == "已核验"
 
 
 def test_keywords_alone_are_not_enough():
     lines = ["9:41", "城关镇全体干部群", "反诈预警", "警惕刷单", "收到，已转发反诈预警", "返利"]
-    verdict = check_screenshot(shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[],
-                               ocr=FakeOcr(lines))
+    verdict = check_screenshot(
+        shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[], ocr=FakeOcr(lines)
+    )
     assert (verdict.status, verdict.reason) == ("存疑", "截图中找不到推送标题")
     assert verdict.title_score < 85
 
@@ -270,7 +281,9 @@ def test_normalise(raw, expected):
 
 
 def test_title_score_joined_wrapped_lines_with_noise():
-    ocr_text = "".join(["9:41", "城关镇全体干部群(36)", "伟", "警惕刷单返利：先给小甜头，", "再骗大本金", "刷单就是诈骗！"])
+    ocr_text = "".join(
+        ["9:41", "城关镇全体干部群(36)", "伟", "警惕刷单返利：先给小甜头，", "再骗大本金", "刷单就是诈骗！"]
+    )
     assert title_score(ocr_text, TITLE) == 100.0
 
 
@@ -298,7 +311,8 @@ def test_title_score_short_text_is_not_found_inside_the_title():
 
 def test_short_header_fragment_is_not_the_liaison_group():
     lines = ["9:41", "联络员", "城关镇全体干部群", TITLE]
-    verdict = check_screenshot(shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[],
-                               ocr=FakeOcr(lines))
+    verdict = check_screenshot(
+        shot("unit_540_q50.jpg"), title=TITLE, group_name=LIAISON, earlier=[], ocr=FakeOcr(lines)
+    )
     assert verdict.status == "已核验"
     assert title_score("anything", "：，") == 0.0

@@ -60,13 +60,16 @@ JSON_FEED = {
     "version": "https://jsonfeed.org/version/1.1",
     "title": "JSON 预警",
     "items": [
-        {"id": 7, "url": "/j/7", "title": "虚假 征信", "date_published": "2026-06-02T10:00:00+08:00",
-         "content_html": "<p>注销<br>校园贷</p><script>track()</script>"},
+        {
+            "id": 7,
+            "url": "/j/7",
+            "title": "虚假 征信",
+            "date_published": "2026-06-02T10:00:00+08:00",
+            "content_html": "<p>注销<br>校园贷</p><script>track()</script>",
+        },
         {"id": "8", "external_url": "https://other.invalid/8", "content_text": "plain  text", "title": "t8"},
     ],
 }
-
-
 
 
 def rss_response(**headers) -> Response:
@@ -154,10 +157,18 @@ def test_gb2312_feed_is_decoded():
     assert title == "县反诈中心 预警" and entries[0].title == '警惕 "刷单返利" 新骗局'
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"hello", b"/etc/passwd", b"<html><body><h1>502 Bad Gateway</h1></body></html>",
-    b'{"version": "something else", "items": []}', b"{not json", b"\x00\xff\xfe garbage",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"hello",
+        b"/etc/passwd",
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        b'{"version": "something else", "items": []}',
+        b"{not json",
+        b"\x00\xff\xfe garbage",
+    ],
+)
 def test_garbage_raises_feed_error(content):
     with pytest.raises(FeedError):
         parse_feed(content)
@@ -248,9 +259,14 @@ async def test_client_errors_and_garbage_are_not_retried(server, client):
     assert len(server.log) == 2
 
 
-@pytest.mark.parametrize("body,content_type", [(b"\x00\x01 binary", "application/rss+xml"),
-                                               (b"<rss><channel><item", "text/xml"),
-                                               (b'{"items": "no"}', "application/json")])
+@pytest.mark.parametrize(
+    "body,content_type",
+    [
+        (b"\x00\x01 binary", "application/rss+xml"),
+        (b"<rss><channel><item", "text/xml"),
+        (b'{"items": "no"}', "application/json"),
+    ],
+)
 async def test_malformed_feed_is_an_error_not_an_exception(server, client, body, content_type):
     server.expect_request("/rss").respond_with_data(body, content_type=content_type)
     result = await fetch_feed(client, server.url_for("/rss"), etag='"old"')
@@ -260,12 +276,14 @@ async def test_malformed_feed_is_an_error_not_an_exception(server, client, body,
 
 def trickle(seconds: float, tail: str = RSS):
     """A body that dribbles a byte every 0.1 s (never idle long enough for a read timeout), then a valid feed."""
+
     def body():
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             yield b" "
             time.sleep(0.1)
         yield tail.encode()
+
     return Response(body(), content_type="application/rss+xml")
 
 

@@ -110,8 +110,35 @@ def test_chat_text_parsers_take_anything(text):
 
 
 def _deadline_like() -> st.SearchStrategy[str]:
-    parts = ["今天", "明天", "后天", "今晚", "上午", "下午", "晚上", "2026", "年", "9999", "0000", "-", "/", ".", " ", "T",
-             "月", "日", "号", "点", "时", ":", "半", "分", "至", "到", "~"]
+    parts = [
+        "今天",
+        "明天",
+        "后天",
+        "今晚",
+        "上午",
+        "下午",
+        "晚上",
+        "2026",
+        "年",
+        "9999",
+        "0000",
+        "-",
+        "/",
+        ".",
+        " ",
+        "T",
+        "月",
+        "日",
+        "号",
+        "点",
+        "时",
+        ":",
+        "半",
+        "分",
+        "至",
+        "到",
+        "~",
+    ]
     digits = st.integers(0, 99999).map(str)
     return st.lists(st.one_of(st.sampled_from(parts + ODD), digits, st.text(max_size=2)), max_size=10).map("".join)
 
@@ -144,13 +171,45 @@ def test_deadline_and_day_parsers_return_a_result_or_their_own_error(text):
 
 
 # The confirmation pattern once backtracked exponentially: "已转" * 29 + "x" (59 characters) took minutes.
-_VOCAB = ["已", "已经", "均已", "已全部", "已完成", "转发", "转", "发", "发送", "推送", "了", "完成", "完毕", "完成转发",
-          "到", "本单位", "我单位", "单位", "本", "各", "各个", "工作", "群", "工作群", "收到", "好", "好的", "ok", "我们"]
+_VOCAB = [
+    "已",
+    "已经",
+    "均已",
+    "已全部",
+    "已完成",
+    "转发",
+    "转",
+    "发",
+    "发送",
+    "推送",
+    "了",
+    "完成",
+    "完毕",
+    "完成转发",
+    "到",
+    "本单位",
+    "我单位",
+    "单位",
+    "本",
+    "各",
+    "各个",
+    "工作",
+    "群",
+    "工作群",
+    "收到",
+    "好",
+    "好的",
+    "ok",
+    "我们",
+]
 
 
 @FAST
-@given(unit=st.lists(st.sampled_from(_VOCAB), min_size=1, max_size=3), reps=st.integers(1, 22),
-       tail=st.sampled_from(["", "x", "吗", "#3", "👍"]))
+@given(
+    unit=st.lists(st.sampled_from(_VOCAB), min_size=1, max_size=3),
+    reps=st.integers(1, 22),
+    tail=st.sampled_from(["", "x", "吗", "#3", "👍"]),
+)
 @example(unit=["已转"], reps=22, tail="x")
 @example(unit=["本单位"], reps=19, tail="x")
 def test_confirmation_matching_stays_fast_on_repetitive_text(unit, reps, tail):
@@ -163,18 +222,32 @@ def test_confirmation_matching_stays_fast_on_repetitive_text(unit, reps, tail):
 
 def test_the_worst_known_confirmation_text_is_answered_at_once():
     # In a child process with a time limit: a regression must fail in seconds, not hang the suite for minutes.
-    code = ("from bot.chat.parsing import is_confirmation\n"
-            "assert isinstance(is_confirmation('已转' * 29 + 'x'), bool)\n"
-            "assert isinstance(is_confirmation('已转' + '本单位' * 19 + 'x'), bool)\n"
-            "assert is_confirmation('已转' * 30)\n")
+    code = (
+        "from bot.chat.parsing import is_confirmation\n"
+        "assert isinstance(is_confirmation('已转' * 29 + 'x'), bool)\n"
+        "assert isinstance(is_confirmation('已转' + '本单位' * 19 + 'x'), bool)\n"
+        "assert is_confirmation('已转' * 30)\n"
+    )
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert time.perf_counter() - started < 10
 
 
-@pytest.mark.parametrize("text", ["已转发", "已转发到本单位群", "已经转发到本单位工作群了", "已转发各个群", "收到，已转发本单位",
-                                  "已转发我单位内部群", "本单位已转发", "已转到单位群", "均已转发到各村居社区群"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "已转发",
+        "已转发到本单位群",
+        "已经转发到本单位工作群了",
+        "已转发各个群",
+        "收到，已转发本单位",
+        "已转发我单位内部群",
+        "本单位已转发",
+        "已转到单位群",
+        "均已转发到各村居社区群",
+    ],
+)
 def test_the_faster_confirmation_pattern_still_accepts_what_it_did(text):
     assert is_confirmation(text)
 
@@ -193,8 +266,10 @@ def _check_roster(path: Path) -> None:
 
 
 @FAST
-@given(data=st.one_of(csv_bytes(ROSTER_HEADER), st.binary(max_size=500)),
-       suffix=st.sampled_from([".csv", ".CSV", ".xlsx", ".xlsm", ".xls", ".txt", ""]))
+@given(
+    data=st.one_of(csv_bytes(ROSTER_HEADER), st.binary(max_size=500)),
+    suffix=st.sampled_from([".csv", ".CSV", ".xlsx", ".xlsm", ".xls", ".txt", ""]),
+)
 def test_roster_files_of_any_bytes_import_or_fail_in_chinese(tmp_path, data, suffix):
     path = tmp_path / f"名单{suffix}"
     path.write_bytes(data)
@@ -210,9 +285,16 @@ def test_damaged_roster_workbooks_fail_in_chinese(tmp_path, data):
 
 
 @FAST
-@given(table=st.lists(st.lists(st.one_of(st.sampled_from(WORDS + ODD + ROSTER_HEADER), st.text(max_size=6),
-                                         long_text(max_len=10_200)), max_size=8), max_size=6),
-       with_header=st.booleans())
+@given(
+    table=st.lists(
+        st.lists(
+            st.one_of(st.sampled_from(WORDS + ODD + ROSTER_HEADER), st.text(max_size=6), long_text(max_len=10_200)),
+            max_size=8,
+        ),
+        max_size=6,
+    ),
+    with_header=st.booleans(),
+)
 def test_roster_tables_of_odd_text_parse_or_fail_in_chinese(table, with_header):
     if with_header:
         table = [ROSTER_HEADER, *table]
@@ -246,14 +328,15 @@ def _check_stats(name: str, data: bytes) -> None:
     except StatsError as exc:
         assert chinese(exc), exc
     else:
-        assert all(isinstance(r, StatRow) and r.town and r.period_start <= r.period_end and r.count >= 0
-                   for r in rows)
+        assert all(isinstance(r, StatRow) and r.town and r.period_start <= r.period_end and r.count >= 0 for r in rows)
         assert not any("\x00" in r.town + r.case_type for r in rows)  # PostgreSQL could not store it
 
 
 @FAST
-@given(data=st.one_of(csv_bytes(STATS_HEADER), st.binary(max_size=500)),
-       name=st.sampled_from(["警情.csv", "警情.xlsx", "警情.xls", "警情.XLSM", "警情", "../../警情.csv", "a.csv\x00.exe"]))
+@given(
+    data=st.one_of(csv_bytes(STATS_HEADER), st.binary(max_size=500)),
+    name=st.sampled_from(["警情.csv", "警情.xlsx", "警情.xls", "警情.XLSM", "警情", "../../警情.csv", "a.csv\x00.exe"]),
+)
 def test_statistics_files_of_any_bytes_import_or_fail_in_chinese(data, name):
     _check_stats(name, data)
 
@@ -269,7 +352,7 @@ def test_damaged_statistics_workbooks_fail_in_chinese(data):
 # swapping the machine.
 FORGED_SHEETS = {
     "far row": b'<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row>'
-               b'<row r="99999999"><c r="A99999999"><v>1</v></c></row>',
+    b'<row r="99999999"><c r="A99999999"><v>1</v></c></row>',
     "row past Excel": b'<row r="2000000"><c r="A2000000"><v>1</v></c></row>',
 }
 _FORGED_CHECK = """
@@ -291,21 +374,40 @@ print(round(time.monotonic() - started, 2))
 
 @pytest.mark.parametrize("sheet", list(FORGED_SHEETS))
 def test_forged_row_numbers_cost_little(tmp_path, sheet):
-    xml = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
-           + FORGED_SHEETS[sheet] + b"</sheetData></worksheet>")
+    xml = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        + FORGED_SHEETS[sheet]
+        + b"</sheetData></worksheet>"
+    )
     path = tmp_path / "forged.xlsx"
     path.write_bytes(replace_member(template_xlsx(("镇街",), ("x",)), "xl/worksheets/sheet1.xml", xml))
-    done = subprocess.run([sys.executable, "-c", _FORGED_CHECK, str(path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORGED_CHECK, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout) < 8, done.stdout
 
 
 @FAST
-@given(table=st.lists(st.lists(st.one_of(st.sampled_from(WORDS + ODD + STATS_HEADER), st.text(max_size=6),
-                                         st.integers(-10, 10**12), st.floats(), st.booleans(), st.none(),
-                                         st.dates(), st.datetimes()), max_size=6), max_size=6),
-       with_header=st.booleans())
+@given(
+    table=st.lists(
+        st.lists(
+            st.one_of(
+                st.sampled_from(WORDS + ODD + STATS_HEADER),
+                st.text(max_size=6),
+                st.integers(-10, 10**12),
+                st.floats(),
+                st.booleans(),
+                st.none(),
+                st.dates(),
+                st.datetimes(),
+            ),
+            max_size=6,
+        ),
+        max_size=6,
+    ),
+    with_header=st.booleans(),
+)
 def test_statistics_tables_of_odd_values_parse_or_fail_in_chinese(table, with_header):
     if with_header:
         table = [STATS_HEADER, *table]
@@ -322,25 +424,56 @@ def test_statistics_tables_of_odd_values_parse_or_fail_in_chinese(table, with_he
 
 
 @FAST
-@given(content=st.one_of(st.binary(max_size=400), rss_documents(), json_feeds(),
-                         st.integers(1, 200_000).map(lambda n: b'{"version":"https://jsonfeed.org/version/1",'
-                                                              b'"items":' + b"[" * n)),
-       content_type=st.sampled_from(["", "application/rss+xml", "application/json", "text/html; charset=idna",
-                                     "application/feed+json; charset=utf-16", "text/xml; charset=undefined"]),
-       base_url=st.sampled_from(["", "https://example.invalid/feed", "http://[::1"]))
-@example(content=b'{"version":"https://jsonfeed.org/version/1","items":[{"id":"a","date_published":'
-                 b'"0001-01-01T00:00:00+05:00"}]}', content_type="", base_url="")
-@example(content=b'{"version":"https://jsonfeed.org/version/1","items":[{"id":"a","url":"http://[::1"}]}',
-         content_type="", base_url="https://example.invalid/")
-@example(content=b'<rss version="2.0"><channel><item><title>t</title><link>http://[::1</link></item></channel></rss>',
-         content_type="", base_url="https://example.invalid/")
+@given(
+    content=st.one_of(
+        st.binary(max_size=400),
+        rss_documents(),
+        json_feeds(),
+        st.integers(1, 200_000).map(lambda n: b'{"version":"https://jsonfeed.org/version/1","items":' + b"[" * n),
+    ),
+    content_type=st.sampled_from(
+        [
+            "",
+            "application/rss+xml",
+            "application/json",
+            "text/html; charset=idna",
+            "application/feed+json; charset=utf-16",
+            "text/xml; charset=undefined",
+        ]
+    ),
+    base_url=st.sampled_from(["", "https://example.invalid/feed", "http://[::1"]),
+)
+@example(
+    content=b'{"version":"https://jsonfeed.org/version/1","items":[{"id":"a","date_published":'
+    b'"0001-01-01T00:00:00+05:00"}]}',
+    content_type="",
+    base_url="",
+)
+@example(
+    content=b'{"version":"https://jsonfeed.org/version/1","items":[{"id":"a","url":"http://[::1"}]}',
+    content_type="",
+    base_url="https://example.invalid/",
+)
+@example(
+    content=b'<rss version="2.0"><channel><item><title>t</title><link>http://[::1</link></item></channel></rss>',
+    content_type="",
+    base_url="https://example.invalid/",
+)
 @example(content=b'{"version":"https://jsonfeed.org/version/1","items":' + b"[" * 100_000, content_type="", base_url="")
-@example(content=b"<entry<guid<a</guid<", content_type="application/rss+xml", base_url="")  # an entry whose link is None
+@example(
+    content=b"<entry<guid<a</guid<", content_type="application/rss+xml", base_url=""
+)  # an entry whose link is None
 @example(content=b"<channel<title<\x00</title<item<", content_type="application/rss+xml", base_url="")
-@example(content=b'{"version":"https://jsonfeed.org/version/1","title":"\\udfff","items":[{"title":"\\ud800"}]}',
-         content_type="", base_url="")
-@example(content=('{"version":"https://jsonfeed.org/version/1","items":[{"id":"' + "x" * 1500 + '"}]}').encode(),
-         content_type="", base_url="")
+@example(
+    content=b'{"version":"https://jsonfeed.org/version/1","title":"\\udfff","items":[{"title":"\\ud800"}]}',
+    content_type="",
+    base_url="",
+)
+@example(
+    content=('{"version":"https://jsonfeed.org/version/1","items":[{"id":"' + "x" * 1500 + '"}]}').encode(),
+    content_type="",
+    base_url="",
+)
 def test_feed_parser_returns_entries_or_feed_error(content, content_type, base_url):
     try:
         title, entries = parse_feed(content, content_type=content_type, base_url=base_url)
@@ -359,9 +492,17 @@ def test_feed_parser_returns_entries_or_feed_error(content, content_type, base_u
 
 
 @FAST
-@given(markup=st.one_of(any_text(), st.lists(st.sampled_from(["<p>", "</p>", "<![", "<!--", "<script>", "&amp;",
-                                                              "&#x110000;", "<", ">", "a", "<br/>", "<![CDATA[x"]),
-                                             max_size=30).map("".join)))
+@given(
+    markup=st.one_of(
+        any_text(),
+        st.lists(
+            st.sampled_from(
+                ["<p>", "</p>", "<![", "<!--", "<script>", "&amp;", "&#x110000;", "<", ">", "a", "<br/>", "<![CDATA[x"]
+            ),
+            max_size=30,
+        ).map("".join),
+    )
+)
 def test_html_to_text_takes_anything(markup):
     out = html_to_text(markup)
     assert isinstance(out, str) and out == out.strip()
@@ -371,15 +512,22 @@ def test_html_to_text_takes_anything(markup):
 
 
 @FAST
-@given(body=st.one_of(st.binary(max_size=400), html_pages()),
-       content_type=st.one_of(st.sampled_from([""] + [f"text/html; charset={c}" for c in CHARSETS]),
-                              st.text(max_size=30).map(lambda t: "text/html; " + t)),
-       status=st.sampled_from([200, 200, 200, 404, 500]))
+@given(
+    body=st.one_of(st.binary(max_size=400), html_pages()),
+    content_type=st.one_of(
+        st.sampled_from([""] + [f"text/html; charset={c}" for c in CHARSETS]),
+        st.text(max_size=30).map(lambda t: "text/html; " + t),
+    ),
+    status=st.sampled_from([200, 200, 200, 404, 500]),
+)
 @example(body=b"<title>t</title>", content_type="text/html; charset=idna", status=200)
 @example(body=b"<title>a\x00b</title>", content_type="text/html", status=200)
 @example(body=b'<meta charset="undefined"><title>t</title>', content_type="text/html", status=200)
-@example(body=b'<head><base href="http://[::1"><meta property="og:image" content="x.png"><title>t</title>',
-         content_type="text/html", status=200)
+@example(
+    body=b'<head><base href="http://[::1"><meta property="og:image" content="x.png"><title>t</title>',
+    content_type="text/html",
+    status=200,
+)
 @example(body=b'<meta property="og:image" content="http://[::1"><title>t</title>', content_type="text/html", status=200)
 async def test_link_preview_of_any_page_is_a_preview_or_none(body, content_type, status):
     def handler(request: httpx.Request) -> httpx.Response:
@@ -388,8 +536,9 @@ async def test_link_preview_of_any_page_is_a_preview_or_none(body, content_type,
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         preview = await fetch_preview(client, "https://example.invalid/article?id=1", timeout=5)
-    assert preview is None or (isinstance(preview, Preview) and preview.title and len(preview.title) <= 100
-                               and len(preview.description) <= 200)
+    assert preview is None or (
+        isinstance(preview, Preview) and preview.title and len(preview.title) <= 100 and len(preview.description) <= 200
+    )
     if preview is not None and preview.image:
         assert preview.image.startswith(("http://", "https://"))
     if preview is not None:
@@ -408,8 +557,9 @@ def test_screenshot_check_of_any_bytes_gives_a_verdict(data):
         phash = ""
     else:
         assert len(phash) == 64 and int(phash, 16) >= 0
-    verdict = check_screenshot(data, title="刷单返利", group_name="全区反诈联络员群", earlier=[(phash or "0" * 64, "城关镇")],
-                               ocr=None)
+    verdict = check_screenshot(
+        data, title="刷单返利", group_name="全区反诈联络员群", earlier=[(phash or "0" * 64, "城关镇")], ocr=None
+    )
     assert verdict.phash == phash
     if not phash:
         assert (verdict.status, verdict.reason) == (DOUBTFUL, REASON_UNREADABLE)

@@ -59,12 +59,14 @@ class Robot:
             self.release.wait(5)
             answer = OK
         if answer == "trickle":  # a byte at a time: no single read waits long, the whole answer does
+
             def body():
                 for _ in range(30):  # 3 s at most, so a notifier without an overall bound still ends
                     if self.release.wait(0.1):
                         break
                     yield b" "
                 yield json.dumps(OK).encode()
+
             return Response(body(), content_type="application/json")
         if isinstance(answer, int):
             return Response("server error", status=answer)
@@ -126,7 +128,9 @@ def no_credentials_logged(caplog: pytest.LogCaptureFixture, request: pytest.Fixt
     # The werkzeug records are the fake robot's own access log, not ours.
     formatter = logging.Formatter("%(name)s %(message)s")
     text = "\n".join(formatter.format(r) for r in records if not r.name.startswith("werkzeug"))
-    assert "bot.adapters.webhooks" in text or request.node.name.startswith(("test_redact", "test_truncate", "test_make"))
+    assert "bot.adapters.webhooks" in text or request.node.name.startswith(
+        ("test_redact", "test_truncate", "test_make")
+    )
     secrets = [KEY, TOKEN, SECRET, WRONG_SECRET] + [s for robot in robots for s in robot.signs]
     leaked = [s for s in secrets if s in text]
     assert not leaked, f"credentials in the log: {leaked}"
@@ -312,10 +316,14 @@ def test_truncate_keeps_text_that_fits():
 
 
 def test_redact():
-    assert redact(f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={KEY}&debug=1") == \
-        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***&debug=1"
-    assert redact(f"send?access_token={TOKEN}&timestamp=1700000000000&sign=ab%2Bc%3D") == \
-        "send?access_token=***&timestamp=1700000000000&sign=***"
+    assert (
+        redact(f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={KEY}&debug=1")
+        == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***&debug=1"
+    )
+    assert (
+        redact(f"send?access_token={TOKEN}&timestamp=1700000000000&sign=ab%2Bc%3D")
+        == "send?access_token=***&timestamp=1700000000000&sign=***"
+    )
     assert redact(f"密钥 {SECRET} 有误") == "密钥 *** 有误"
     assert redact("微信已掉线") == "微信已掉线"
 
@@ -323,9 +331,11 @@ def test_redact():
 async def test_make_notifier():
     assert make_notifier("wecom", "") is None
     assert make_notifier("钉钉", "   ") is None
-    made = [make_notifier("企业微信", f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={KEY}"),
-            make_notifier("DingTalk", f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}", SECRET),
-            make_notifier("钉钉", f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}")]
+    made = [
+        make_notifier("企业微信", f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={KEY}"),
+        make_notifier("DingTalk", f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}", SECRET),
+        make_notifier("钉钉", f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}"),
+    ]
     assert [n.kind for n in made] == ["wecom", "dingtalk", "dingtalk"]
     assert KEY not in repr(made[0])
     for n in made:

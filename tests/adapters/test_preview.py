@@ -30,20 +30,21 @@ PLAIN_PAGE = """<html><head>
 </head><body></body></html>"""
 
 
-
-
 async def test_og_tags_win_over_title_and_meta_description(server, client):
     server.expect_request("/a/page").respond_with_data(OG_PAGE, content_type="text/html; charset=utf-8")
     preview = await fetch_preview(client, server.url_for("/a/page"))
-    assert preview == Preview(url=server.url_for("/a/page"), title='警惕 "刷单" 返利',
-                              description="OG & description", image=server.url_for("/img/cover.png"))
+    assert preview == Preview(
+        url=server.url_for("/a/page"),
+        title='警惕 "刷单" 返利',
+        description="OG & description",
+        image=server.url_for("/img/cover.png"),
+    )
 
 
 async def test_title_and_meta_description_when_there_are_no_og_tags(server, client):
     server.expect_request("/plain").respond_with_data(PLAIN_PAGE, content_type="text/html")
     preview = await fetch_preview(client, server.url_for("/plain"))
-    assert preview == Preview(url=server.url_for("/plain"), title="反诈 提醒 & 通知", description="一条 描述",
-                              image="")
+    assert preview == Preview(url=server.url_for("/plain"), title="反诈 提醒 & 通知", description="一条 描述", image="")
 
 
 async def test_long_title_and_description_are_capped(server, client):
@@ -56,12 +57,15 @@ async def test_long_title_and_description_are_capped(server, client):
 GBK_PAGE = "<html><head>{meta}<title>反诈中心：朱镕基时代的老骗局又来了</title></head><body>正文</body></html>"
 
 
-@pytest.mark.parametrize("content_type,meta", [
-    ("text/html; charset=GBK", ""),
-    # Labelled gb2312 but holding 镕, which only GBK has: read as browsers do, with GB18030.
-    ("text/html", '<meta charset="gb2312">'),
-    ("text/html", '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">'),
-])
+@pytest.mark.parametrize(
+    "content_type,meta",
+    [
+        ("text/html; charset=GBK", ""),
+        # Labelled gb2312 but holding 镕, which only GBK has: read as browsers do, with GB18030.
+        ("text/html", '<meta charset="gb2312">'),
+        ("text/html", '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">'),
+    ],
+)
 async def test_gbk_page_is_decoded(server, client, content_type, meta):
     page = GBK_PAGE.format(meta=meta).encode("gbk")
     server.expect_request("/gbk").respond_with_data(page, content_type=content_type)
@@ -70,8 +74,9 @@ async def test_gbk_page_is_decoded(server, client, content_type, meta):
 
 
 async def test_utf8_is_the_fallback_and_bad_bytes_do_not_fail(server, client):
-    server.expect_request("/u").respond_with_data("<title>中文\udcff</title>".encode("utf-8", "surrogateescape"),
-                                                  content_type="text/html")
+    server.expect_request("/u").respond_with_data(
+        "<title>中文\udcff</title>".encode("utf-8", "surrogateescape"), content_type="text/html"
+    )
     preview = await fetch_preview(client, server.url_for("/u"))
     assert preview.title == "中文\ufffd"
 
@@ -83,12 +88,15 @@ async def test_redirect_is_followed(server, client):
     assert preview.url == server.url_for("/a/page") and preview.image == server.url_for("/img/cover.png")
 
 
-@pytest.mark.parametrize("status,body,content_type", [
-    (200, b"\x89PNG\r\n\x1a\n<title>not a page</title>", "image/png"),
-    (404, OG_PAGE.encode(), "text/html"),
-    (500, OG_PAGE.encode(), "text/html"),
-    (200, b"<html><head></head><body>no title</body></html>", "text/html"),
-])
+@pytest.mark.parametrize(
+    "status,body,content_type",
+    [
+        (200, b"\x89PNG\r\n\x1a\n<title>not a page</title>", "image/png"),
+        (404, OG_PAGE.encode(), "text/html"),
+        (500, OG_PAGE.encode(), "text/html"),
+        (200, b"<html><head></head><body>no title</body></html>", "text/html"),
+    ],
+)
 async def test_unreadable_or_untitled_pages_give_none(server, client, status, body, content_type):
     server.expect_request("/x").respond_with_data(body, status=status, content_type=content_type)
     assert await fetch_preview(client, server.url_for("/x")) is None
@@ -133,8 +141,18 @@ async def test_head_larger_than_max_bytes_gives_none(server, client):
     assert await fetch_preview(client, server.url_for("/fat"), max_bytes=1_000_000) is not None
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/file.html", "javascript:alert(1)", "file:///etc/passwd",
-                                 "data:text/html,<title>x</title>", "//127.0.0.1/x", "http://", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/file.html",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "data:text/html,<title>x</title>",
+        "//127.0.0.1/x",
+        "http://",
+        "not a url",
+    ],
+)
 async def test_non_http_urls_give_none_without_a_request(url):
     requests = []
 

@@ -81,12 +81,20 @@ LIAISONS = [WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG]
 UNKNOWN_ROOM = "unknown@chatroom"
 QUOTE_LINE = "- - - - - - - - - - - - - - -"
 
-_odd_ids = st.one_of(st.sampled_from(["", " ", "admin-chen ", "ADMIN-CHEN", "admin-chen\u200b", "\u202eadmin-chen",
-                                      "wxid_wangfang\x00", "bot-self"]), st.text(max_size=30))
+_odd_ids = st.one_of(
+    st.sampled_from(
+        ["", " ", "admin-chen ", "ADMIN-CHEN", "admin-chen\u200b", "\u202eadmin-chen", "wxid_wangfang\x00", "bot-self"]
+    ),
+    st.text(max_size=30),
+)
 senders = st.one_of(
     st.sampled_from([ADMIN, *LIAISONS, STRANGER, IMPOSTOR, Member("wxid_liqiang2", "李强", "东城李强")]),
-    st.builds(Member, _odd_ids, st.one_of(st.sampled_from(WORDS + ODD), st.text(max_size=20)),
-              st.one_of(st.sampled_from(WORDS + ODD), st.text(max_size=20))),
+    st.builds(
+        Member,
+        _odd_ids,
+        st.one_of(st.sampled_from(WORDS + ODD), st.text(max_size=20)),
+        st.one_of(st.sampled_from(WORDS + ODD), st.text(max_size=20)),
+    ),
 )
 places = st.sampled_from([LIAISON_ROOM, OFFICE_ROOM, None, UNKNOWN_ROOM])
 
@@ -99,17 +107,47 @@ def _quoted(parts: tuple[str, str, str]) -> str:
 texts = st.one_of(
     any_text(),
     st.tuples(st.sampled_from(["王芳-城关镇", "反诈助手", "陈静"]), words_text(), words_text(4)).map(_quoted),
-    st.tuples(st.sampled_from(["反诈助手"]), long_text(), st.sampled_from(["推送", "已转发", "👍", "进度"])).map(_quoted),
-    st.sampled_from(["https://example.invalid/a", "推送 https://example.invalid/b?x=1", "推送 候选1",
-                     "截止 #1 9999-12-31 23:59", "休息日 2026-11-27至2027-11-27", "请假 城关镇 11月30日至12月2日"]),
+    st.tuples(st.sampled_from(["反诈助手"]), long_text(), st.sampled_from(["推送", "已转发", "👍", "进度"])).map(
+        _quoted
+    ),
+    st.sampled_from(
+        [
+            "https://example.invalid/a",
+            "推送 https://example.invalid/b?x=1",
+            "推送 候选1",
+            "截止 #1 9999-12-31 23:59",
+            "休息日 2026-11-27至2027-11-27",
+            "请假 城关镇 11月30日至12月2日",
+        ]
+    ),
 )
-file_names = st.one_of(st.sampled_from(["警情.xlsx", "警情.csv", "警情.xls", "名单.xlsx", "a", "../../etc/passwd.csv",
-                                        "警情.csv\x00.exe", "C:\\x\\警情.xlsx", "." * 300 + ".csv"]),
-                       st.text(max_size=40).map(lambda t: t + ".csv"))
-file_bytes = st.one_of(st.binary(max_size=300), csv_bytes(["镇街", "周期", "案件类型", "警情数"]),
-                       damaged_xlsx(("镇街", "周期", "案件类型", "警情数"), ("城关镇", "2026-W47", "刷单", "3")))
-image_names = st.one_of(st.sampled_from(["a.jpg", "../../etc/passwd", "/etc/passwd", "..\\..\\x.png", "\x00.png",
-                                         "x" * 5000 + ".png", "截图.png"]), st.text(max_size=20))
+file_names = st.one_of(
+    st.sampled_from(
+        [
+            "警情.xlsx",
+            "警情.csv",
+            "警情.xls",
+            "名单.xlsx",
+            "a",
+            "../../etc/passwd.csv",
+            "警情.csv\x00.exe",
+            "C:\\x\\警情.xlsx",
+            "." * 300 + ".csv",
+        ]
+    ),
+    st.text(max_size=40).map(lambda t: t + ".csv"),
+)
+file_bytes = st.one_of(
+    st.binary(max_size=300),
+    csv_bytes(["镇街", "周期", "案件类型", "警情数"]),
+    damaged_xlsx(("镇街", "周期", "案件类型", "警情数"), ("城关镇", "2026-W47", "刷单", "3")),
+)
+image_names = st.one_of(
+    st.sampled_from(
+        ["a.jpg", "../../etc/passwd", "/etc/passwd", "..\\..\\x.png", "\x00.png", "x" * 5000 + ".png", "截图.png"]
+    ),
+    st.text(max_size=20),
+)
 
 
 @st.composite
@@ -129,9 +167,18 @@ def events(draw):
         file = None if missing else FileData(draw(file_names), draw(file_bytes))
         return ("message", sender, place, dict(kind=MessageKind.FILE, file=file), "")
     if what == "link":
-        link = None if missing else LinkCard(
-            draw(st.one_of(st.sampled_from(["https://example.invalid/x", "http://[::1", "javascript:x"]), any_text())),
-            draw(any_text()), draw(any_text()), draw(st.text(max_size=20)))
+        link = (
+            None
+            if missing
+            else LinkCard(
+                draw(
+                    st.one_of(st.sampled_from(["https://example.invalid/x", "http://[::1", "javascript:x"]), any_text())
+                ),
+                draw(any_text()),
+                draw(any_text()),
+                draw(st.text(max_size=20)),
+            )
+        )
         return ("message", sender, place, dict(kind=MessageKind.LINK, link=link), link.url if link else "")
     if what == "other":
         return ("message", sender, place, dict(kind=MessageKind.OTHER), draw(st.text(max_size=20)))
@@ -171,7 +218,10 @@ async def _deliver(bot, transport, event) -> None:
 def _snapshot_roster(engine) -> list[tuple]:
     with session(engine) as s:
         units = [(u.id, u.name, u.kind, u.active) for u in s.exec(select(Unit).order_by(Unit.id))]
-        people = [(li.id, li.unit_id, li.name, li.contact_id, li.active) for li in s.exec(select(Liaison).order_by(Liaison.id))]
+        people = [
+            (li.id, li.unit_id, li.name, li.contact_id, li.active)
+            for li in s.exec(select(Liaison).order_by(Liaison.id))
+        ]
     return units + people
 
 
@@ -198,8 +248,12 @@ def assert_consistent(engine, settings, roster_before, system_actors: tuple[str,
         allowed = s.exec(select(AuditLog).where(AuditLog.allowed == True)).all()  # noqa: E712
         assert all(a.actor_id in admins for a in allowed), [(a.actor_id, a.action) for a in allowed]
         # Set at start: "schedule_epoch"; a message may only add the notices people are given.
-        assert {n.kind for n in s.exec(select(Notice))} <= {"schedule_epoch", "unregistered", "private_intro",
-                                                            "ambiguous"}
+        assert {n.kind for n in s.exec(select(Notice))} <= {
+            "schedule_epoch",
+            "unregistered",
+            "private_intro",
+            "ambiguous",
+        }
         states = {o.state for o in s.exec(select(Outbox))}
         assert states <= {OutboxState.SENT.value}, states
     folder = Path(settings.evidence_dir)
@@ -211,8 +265,13 @@ def _failures(caplog) -> list[logging.LogRecord]:
     """Errors the app logged: a handler that raised ("handling message … failed"), a failed send or refresh."""
     # An empty or oversized screenshot is refused on purpose (the confirmation is kept): that error is handled.
     handled = ("could not store the screenshot",)
-    return [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("bot", "handlers"))
-            and not r.getMessage().startswith(handled)]
+    return [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        and r.name.startswith(("bot", "handlers"))
+        and not r.getMessage().startswith(handled)
+    ]
 
 
 @FAST
@@ -220,10 +279,10 @@ def _failures(caplog) -> list[logging.LogRecord]:
 @example(batch=[("message", ADMIN, None, dict(kind=MessageKind.TEXT), "https://example.invalid/a")])
 @example(batch=[("message", ADMIN, OFFICE_ROOM, dict(kind=MessageKind.TEXT), "推送 https://example.invalid/ab")])
 @example(batch=[("message", WANG, LIAISON_ROOM, dict(kind=MessageKind.TEXT), "已转" * 29 + "x")])
-@example(batch=[("message", ADMIN, OFFICE_ROOM, dict(kind=MessageKind.FILE),
-                 "")])  # a FILE message without a file
-async def test_any_event_is_handled_and_the_database_stays_consistent(bot, transport, engine, settings, clock, caplog,
-                                                                      batch):
+@example(batch=[("message", ADMIN, OFFICE_ROOM, dict(kind=MessageKind.FILE), "")])  # a FILE message without a file
+async def test_any_event_is_handled_and_the_database_stays_consistent(
+    bot, transport, engine, settings, clock, caplog, batch
+):
     caplog.set_level(logging.INFO)
     bot.evidence.ocr = False  # screenshots are checked without OCR here: the model takes seconds per image
     if bot.http is not None and not getattr(bot, "_hostile", False):
@@ -247,9 +306,15 @@ async def test_any_event_is_handled_and_the_database_stays_consistent(bot, trans
 async def test_after_a_flood_of_hostile_messages_the_bot_still_works(bot, transport, engine, settings, clock, caplog):
     caplog.set_level(logging.INFO)
     bot.evidence.ocr = False
-    flood = ["已转" * 29 + "x", "\u202e已转发" * 3000, "@反诈助手\u2005" * 2000 + "推送 刷单",
-             "「" + "」\n" + QUOTE_LINE + "\n" * 5000, "＃１ 已转发 👨\u200d👩\u200d👧\u200d👦", "进度" + "\u200b" * 10_000,
-             "".join(chr(c) for c in range(0x20, 0x3000, 7)) * 3]
+    flood = [
+        "已转" * 29 + "x",
+        "\u202e已转发" * 3000,
+        "@反诈助手\u2005" * 2000 + "推送 刷单",
+        "「" + "」\n" + QUOTE_LINE + "\n" * 5000,
+        "＃１ 已转发 👨\u200d👩\u200d👧\u200d👦",
+        "进度" + "\u200b" * 10_000,
+        "".join(chr(c) for c in range(0x20, 0x3000, 7)) * 3,
+    ]
     for text in flood:
         for sender, room in ((STRANGER, LIAISON_ROOM), (IMPOSTOR, OFFICE_ROOM), (WANG, LIAISON_ROOM), (LI, None)):
             await transport.say(sender, text, room_id=room)
@@ -270,13 +335,15 @@ async def test_after_a_flood_of_hostile_messages_the_bot_still_works(bot, transp
     await bot.send_pending()
     assert "已确认 2/6" in transport.sent[-1].text, transport.sent[-1].text
     with session(engine) as s:
-        names = sorted(s.get(Unit, c.unit_id).name for c in s.exec(select(Confirmation).where(
-            Confirmation.push_id == push.id)))
+        names = sorted(
+            s.get(Unit, c.unit_id).name for c in s.exec(select(Confirmation).where(Confirmation.push_id == push.id))
+        )
     assert names == ["区教育局", "西湖镇"]
 
 
-@pytest.mark.parametrize("sender, text", [(WANG, "已转发\x00"), (WANG, "image x\x00.png"),
-                                          (Member("wxid_x\x00", "路人\x00", ""), "进度")])
+@pytest.mark.parametrize(
+    "sender, text", [(WANG, "已转发\x00"), (WANG, "image x\x00.png"), (Member("wxid_x\x00", "路人\x00", ""), "进度")]
+)
 async def test_nul_in_a_message_is_handled_like_any_other_character(bot, transport, engine, caplog, sender, text):
     caplog.set_level(logging.INFO)
     bot.evidence.ocr = False
@@ -293,21 +360,80 @@ async def test_nul_in_a_message_is_handled_like_any_other_character(bot, transpo
 
 _command_args = st.one_of(
     any_text(),
-    st.lists(st.one_of(st.sampled_from(["#1", "#2", "＃１", "#9999999", "#0", "城关镇", "城关", "镇", "刷单", "候选1", "候选0",
-                                        "候选999999999", "周", "上月", "日", "2026-W47", "2026-13", "今天", "明天12:00",
-                                        "9999-12-31 23:59", "12月31日", "2月30日", "0001-01-01", "11月30日至12月2日",
-                                        "2026-01-01至2026-12-31", "2027-02-20到2026-02-20", "25点", "下午13点",
-                                        "https://example.invalid/x", "http://[::1", " ", "至"]),
-                       st.sampled_from(ODD)), max_size=5).map(" ".join),
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "#1",
+                    "#2",
+                    "＃１",
+                    "#9999999",
+                    "#0",
+                    "城关镇",
+                    "城关",
+                    "镇",
+                    "刷单",
+                    "候选1",
+                    "候选0",
+                    "候选999999999",
+                    "周",
+                    "上月",
+                    "日",
+                    "2026-W47",
+                    "2026-13",
+                    "今天",
+                    "明天12:00",
+                    "9999-12-31 23:59",
+                    "12月31日",
+                    "2月30日",
+                    "0001-01-01",
+                    "11月30日至12月2日",
+                    "2026-01-01至2026-12-31",
+                    "2027-02-20到2026-02-20",
+                    "25点",
+                    "下午13点",
+                    "https://example.invalid/x",
+                    "http://[::1",
+                    " ",
+                    "至",
+                ]
+            ),
+            st.sampled_from(ODD),
+        ),
+        max_size=5,
+    ).map(" ".join),
 )
 
 
 @pytest.mark.slow
 @hypothesis_settings(FAST, max_examples=80)
-@given(commands=st.lists(st.tuples(st.sampled_from(["推送", "进度", "提醒", "截止", "撤回", "帮助", "报表", "单位", "请假", "销假",
-                                                    "工作日", "休息日", "警情"]),
-                                   _command_args, st.sampled_from([OFFICE_ROOM, None, LIAISON_ROOM])),
-                         min_size=1, max_size=3))
+@given(
+    commands=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "推送",
+                    "进度",
+                    "提醒",
+                    "截止",
+                    "撤回",
+                    "帮助",
+                    "报表",
+                    "单位",
+                    "请假",
+                    "销假",
+                    "工作日",
+                    "休息日",
+                    "警情",
+                ]
+            ),
+            _command_args,
+            st.sampled_from([OFFICE_ROOM, None, LIAISON_ROOM]),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 @example(commands=[("推送", "刷单", OFFICE_ROOM), ("截止", "#1 9999-12-31 23:59", OFFICE_ROOM), ("进度", "#1", None)])
 @example(commands=[("休息日", "2026-11-26至2027-11-26", OFFICE_ROOM), ("推送", "刷单", None), ("提醒", "#1", None)])
 @example(commands=[("请假", "城关镇 9999-12-31", OFFICE_ROOM), ("单位", "城关镇", None), ("报表", "月", None)])
@@ -341,8 +467,9 @@ async def feed_bot(request, settings, transport, engine, clock, roster):
     def feed_server(req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": served["type"]}, content=served["body"])
 
-    feed_settings = settings.model_copy(update={"feeds": ["https://feed.invalid/rss?token=abc"],
-                                                "feed_auto_push": request.param})
+    feed_settings = settings.model_copy(
+        update={"feeds": ["https://feed.invalid/rss?token=abc"], "feed_auto_push": request.param}
+    )
     bot = build_bot(feed_settings, transport, engine=engine, clock=clock, send_loop=False)
     await bot.start()
     await bot.http.aclose()
@@ -354,8 +481,10 @@ async def feed_bot(request, settings, transport, engine, clock, roster):
 
 
 @hypothesis_settings(FAST, max_examples=60)
-@given(body=st.one_of(st.binary(max_size=300), rss_documents(), json_feeds()),
-       content_type=st.sampled_from(["application/rss+xml", "application/json", "text/html; charset=idna", ""]))
+@given(
+    body=st.one_of(st.binary(max_size=300), rss_documents(), json_feeds()),
+    content_type=st.sampled_from(["application/rss+xml", "application/json", "text/html; charset=idna", ""]),
+)
 async def test_any_feed_body_is_polled_without_error(feed_bot, transport, engine, clock, caplog, body, content_type):
     caplog.set_level(logging.INFO)
     caplog.clear()
@@ -365,8 +494,9 @@ async def test_any_feed_body_is_polled_without_error(feed_bot, transport, engine
     await transport.say(ADMIN, "推送 候选1", room_id=OFFICE_ROOM)  # the first candidate, whatever it holds
     await feed_bot.send_pending()
     assert not _failures(caplog), [(r.getMessage(), r.exc_text) for r in _failures(caplog)]
-    assert_consistent(engine, feed_bot.settings, feed_bot._roster_before,
-                      ("feed",) if feed_bot.settings.feed_auto_push else ())
+    assert_consistent(
+        engine, feed_bot.settings, feed_bot._roster_before, ("feed",) if feed_bot.settings.feed_auto_push else ()
+    )
     with session(engine) as s:
         for item in s.exec(select(FeedItem)):
             assert len(item.title) <= 500 and len(item.link) <= 2000 and len(item.summary) <= 1000

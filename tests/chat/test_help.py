@@ -13,8 +13,11 @@ TEXTS = load_texts()
 
 
 def office_help() -> str:
-    return REGISTERED.help_text(TEXTS, head=TEXTS.t("help.office_head"),
-                                foot=TEXTS.t("help.office_foot", types="、".join(load_library().case_types())))
+    return REGISTERED.help_text(
+        TEXTS,
+        head=TEXTS.t("help.office_head"),
+        foot=TEXTS.t("help.office_foot", types="、".join(load_library().case_types())),
+    )
 
 
 def test_every_command_the_parser_knows_is_registered_and_in_the_help():
@@ -41,8 +44,15 @@ def test_the_help_lists_the_usages_in_registration_order_between_head_and_foot()
     assert lines[-1].startswith("可推送类型：") and "刷单返利" in lines[-1]
     body = "\n".join(TEXTS.t(f"commands.{spec.usage}") for spec in REGISTERED.specs)
     assert "\n".join(lines[1:-1]) == body
-    for expected in ("推送 候选N", "警情 [周期]", "补登 单位 #编号 理由", "撤销 单位 #编号 [理由]", "免转 单位 #编号 理由",
-                     "设为联络员群", "取消办公群"):
+    for expected in (
+        "推送 候选N",
+        "警情 [周期]",
+        "补登 单位 #编号 理由",
+        "撤销 单位 #编号 [理由]",
+        "免转 单位 #编号 理由",
+        "设为联络员群",
+        "取消办公群",
+    ):
         assert expected in body, expected
     firsts = [TEXTS.t(f"commands.{spec.usage}").split()[0] for spec in REGISTERED.specs]
     assert firsts[:8] == ["推送", "进度", "提醒", "截止", "撤回", "补登", "撤销", "免转"]
@@ -70,4 +80,6 @@ async def test_an_admin_gets_the_generated_help_and_a_liaison_the_liaison_help(b
     await transport.say(WANG, "帮助", room_id=LIAISON_ROOM)
     await bot.send_pending()
     assert [(o.chat_id, o.text) for o in transport.sent] == [
-        (OFFICE_ROOM, office_help()), (LIAISON_ROOM, TEXTS.t("help.liaison"))]
+        (OFFICE_ROOM, office_help()),
+        (LIAISON_ROOM, TEXTS.t("help.liaison")),
+    ]

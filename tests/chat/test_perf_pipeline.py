@@ -58,8 +58,9 @@ def confirmed(engine) -> list[str]:
 
 def membership(engine, contact_id: str) -> Membership:
     with session(engine) as s:
-        return s.exec(select(Membership).where(Membership.room_id == LIAISON_ROOM,
-                                               Membership.contact_id == contact_id)).one()
+        return s.exec(
+            select(Membership).where(Membership.room_id == LIAISON_ROOM, Membership.contact_id == contact_id)
+        ).one()
 
 
 class Statements:
@@ -210,7 +211,9 @@ def test_the_filter_keeps_a_name_that_only_appears_after_another_is_removed():
     units = liaison_handlers.UnitNames.of(("城关", "XYZ", "东城街道"))
     assert units.that_can_occur_in("城xyz关已转发") == ("城关", "XYZ")
     assert liaison_handlers._reading("城XYZ关 已转发", units, ("", "")).confirmed
-    assert liaison_handlers._reading("城XYZ关 已转发", units, ("", "")) == read_reply("城XYZ关 已转发", ("城关", "XYZ", "东城街道"))
+    assert liaison_handlers._reading("城XYZ关 已转发", units, ("", "")) == read_reply(
+        "城XYZ关 已转发", ("城关", "XYZ", "东城街道")
+    )
 
 
 async def test_group_kind_reads_the_room_once_and_sees_changes_made_in_the_same_unit_of_work(bot, engine, clock):

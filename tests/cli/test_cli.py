@@ -31,19 +31,24 @@ def test_demo_shows_the_whole_loop(tmp_path, db_url):
 def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
     imported = run(["roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv")], tmp_path, db_url)
     assert imported.returncode == 0, imported.stderr
-    script = "\n".join([
-        "/room 反诈办工作群（控制台）",
-        "推送 刷单",
-        "/room 联络员群（控制台）",
-        "/as 王芳-城关镇",
-        "已转发",
-        "/as 路人甲",
-        "推送 刷单",
-        "/as 反诈办管理员",
-        "/room 反诈办工作群（控制台）",
-        "进度",
-        "/quit",
-    ]) + "\n"
+    script = (
+        "\n".join(
+            [
+                "/room 反诈办工作群（控制台）",
+                "推送 刷单",
+                "/room 联络员群（控制台）",
+                "/as 王芳-城关镇",
+                "已转发",
+                "/as 路人甲",
+                "推送 刷单",
+                "/as 反诈办管理员",
+                "/room 反诈办工作群（控制台）",
+                "进度",
+                "/quit",
+            ]
+        )
+        + "\n"
+    )
     result = run(["run", "--console"], tmp_path, db_url, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -59,9 +64,15 @@ def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_pat
     # the test reads what the console prints until the summary's chart is there (on a busy machine that takes
     # longer, which must not matter), then quits.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": db_url}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--console", "--clock", "2026-11-26 09:00",
-                             "--speed", "3600"], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--console", "--clock", "2026-11-26 09:00", "--speed", "3600"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()

@@ -12,9 +12,12 @@ from tests.e2e.test_e2e import ADMIN, LIAISON_ROOM, WANG, bot, gateway  # noqa: 
 
 
 def _doctor(db_url, tmp_path, **env):
-    base = {"RELAYBOT_ADMIN_IDS": ADMIN[0], "RELAYBOT_EVIDENCE_DIR": str(tmp_path / "evidence"),
-            "RELAYBOT_NOTIFY_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
-            "RELAYBOT_SELF_CHECK_TARGET": "filehelper"}
+    base = {
+        "RELAYBOT_ADMIN_IDS": ADMIN[0],
+        "RELAYBOT_EVIDENCE_DIR": str(tmp_path / "evidence"),
+        "RELAYBOT_NOTIFY_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+        "RELAYBOT_SELF_CHECK_TARGET": "filehelper",
+    }
     return relaybot("doctor", "--timeout", "3", db_url=db_url, cwd=tmp_path, **{**base, **env})
 
 
@@ -23,11 +26,18 @@ def _lines(result, mark):
 
 
 def test_a_healthy_setup_passes_and_says_so(gateway, db_url, tmp_path):
-    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot(
+        "roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
-    result = _doctor(db_url, tmp_path, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
-                     WECHATY_PUPPET_SERVICE_TOKEN=gateway.token, RELAYBOT_LIAISON_GROUPS="全区反诈联络员群",
-                     RELAYBOT_OFFICE_GROUP="反诈办工作群")
+    result = _doctor(
+        db_url,
+        tmp_path,
+        WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
+        WECHATY_PUPPET_SERVICE_TOKEN=gateway.token,
+        RELAYBOT_LIAISON_GROUPS="全区反诈联络员群",
+        RELAYBOT_OFFICE_GROUP="反诈办工作群",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert _lines(result, "✘") == []
     assert f"✔ 网关：微信网关 {gateway.endpoint} 正常，token 有效。" in result.stdout
@@ -37,8 +47,12 @@ def test_a_healthy_setup_passes_and_says_so(gateway, db_url, tmp_path):
 
 
 def test_wrong_token_unreachable_gateway_and_missing_settings_are_named(gateway, db_url, tmp_path):
-    wrong = _doctor(db_url, tmp_path, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
-                    WECHATY_PUPPET_SERVICE_TOKEN="not-the-token-123")
+    wrong = _doctor(
+        db_url,
+        tmp_path,
+        WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
+        WECHATY_PUPPET_SERVICE_TOKEN="not-the-token-123",
+    )
     assert wrong.returncode == 1
     assert any("拒绝了 token" in line for line in _lines(wrong, "✘ 网关"))
     assert "not-the-token-123" not in wrong.stdout + wrong.stderr
@@ -47,8 +61,14 @@ def test_wrong_token_unreachable_gateway_and_missing_settings_are_named(gateway,
     assert down.returncode == 1
     assert any("端口没有在监听" in line for line in _lines(down, "✘ 网关"))
 
-    bare = _doctor(db_url, tmp_path, RELAYBOT_ADMIN_IDS="", RELAYBOT_TIMEZONE="Mars/Olympus",
-                   RELAYBOT_NOTIFY_URL="ftp://robot", RELAYBOT_SELF_CHECK_TARGET="")
+    bare = _doctor(
+        db_url,
+        tmp_path,
+        RELAYBOT_ADMIN_IDS="",
+        RELAYBOT_TIMEZONE="Mars/Olympus",
+        RELAYBOT_NOTIFY_URL="ftp://robot",
+        RELAYBOT_SELF_CHECK_TARGET="",
+    )
     assert bare.returncode == 1
     errors = "\n".join(_lines(bare, "✘ 配置"))
     for words in ("没有设置管理员", "Mars/Olympus", "WECHATY_PUPPET_SERVICE_TOKEN", "notify_url"):
@@ -97,8 +117,14 @@ def test_what_the_bot_recorded_about_its_health_shows_in_doctor_and_status(db_ur
 
 def test_doctor_beside_a_running_bot_does_not_disturb_it(gateway, bot, tmp_path):
     bot.start()
-    result = relaybot("doctor", db_url=bot.db_url, cwd=tmp_path, RELAYBOT_ADMIN_IDS=ADMIN[0],
-                      WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint, WECHATY_PUPPET_SERVICE_TOKEN=gateway.token)
+    result = relaybot(
+        "doctor",
+        db_url=bot.db_url,
+        cwd=tmp_path,
+        RELAYBOT_ADMIN_IDS=ADMIN[0],
+        WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
+        WECHATY_PUPPET_SERVICE_TOKEN=gateway.token,
+    )
     assert "✔ 网关" in result.stdout, result.stdout + result.stderr
     # The bot's event stream survived the doctor's gRPC call: a command still gets its answer.
     mark = len(gateway.sent())

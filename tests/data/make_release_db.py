@@ -30,16 +30,36 @@ def main(target: Path) -> None:
     at = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     with session(engine) as s:
         unit = s.get(models.Unit, 1)
-        s.add(models.Leave(unit_id=unit.id, start=date(2026, 11, 30), end=date(2026, 12, 2),
-                           created_by="admin-chen", created_at=at))
+        s.add(
+            models.Leave(
+                unit_id=unit.id, start=date(2026, 11, 30), end=date(2026, 12, 2), created_by="admin-chen", created_at=at
+            )
+        )
         s.add(models.CalendarDay(day=date(2026, 12, 31), working=False, set_by="admin-chen", set_at=at))
         feed = models.Feed(url="https://example.org/fanzha.xml", title="反诈快讯", etag='"abc"', last_ok_at=at)
         s.add(feed)
         s.flush()
-        s.add(models.FeedItem(feed_id=feed.id, guid="item-1", title="警惕虚假投资理财", link="https://example.org/1",
-                              summary="摘要", seen_at=at))
-        s.add(models.IncidentStat(town="城关镇", period_start=date(2026, 11, 1), period_end=date(2026, 11, 30),
-                                  case_type="刷单返利", count=7, source="11月警情.xlsx", imported_at=at))
+        s.add(
+            models.FeedItem(
+                feed_id=feed.id,
+                guid="item-1",
+                title="警惕虚假投资理财",
+                link="https://example.org/1",
+                summary="摘要",
+                seen_at=at,
+            )
+        )
+        s.add(
+            models.IncidentStat(
+                town="城关镇",
+                period_start=date(2026, 11, 1),
+                period_end=date(2026, 11, 30),
+                case_type="刷单返利",
+                count=7,
+                source="11月警情.xlsx",
+                imported_at=at,
+            )
+        )
         s.add(models.BotState(key="send_paused_until", value="2026-11-26T04:00:00+00:00", updated_at=at))
         s.commit()
     engine.dispose()

@@ -27,8 +27,9 @@ from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, TZ, WANG
     ],
 )
 def test_default_deadline(pushed, due):
-    got = default_deadline(pushed.replace(tzinfo=TZ), tz=TZ, deadline_time=time(18), late_push_after=time(16),
-                           calendar=WorkCalendar())
+    got = default_deadline(
+        pushed.replace(tzinfo=TZ), tz=TZ, deadline_time=time(18), late_push_after=time(16), calendar=WorkCalendar()
+    )
     assert got == due.replace(tzinfo=TZ)
 
 

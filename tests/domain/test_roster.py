@@ -29,7 +29,9 @@ def counts(engine):
 @pytest.mark.parametrize("bom", [False, True])
 def test_csv_with_and_without_bom(tmp_path, engine, bom):
     rows = read_roster_file(write_csv(tmp_path / "r.csv", "城关镇,镇街,王芳,wxid_1,王芳,13800000001,主\n", bom))
-    assert [(r.unit, r.kind, r.name, r.contact_id, r.role) for r in rows] == [("城关镇", "镇街", "王芳", "wxid_1", "主")]
+    assert [(r.unit, r.kind, r.name, r.contact_id, r.role) for r in rows] == [
+        ("城关镇", "镇街", "王芳", "wxid_1", "主")
+    ]
 
 
 def test_xlsx_with_only_required_columns_and_numeric_phone(tmp_path):
@@ -66,8 +68,11 @@ def test_bad_rows_name_row_and_column_and_change_nothing(tmp_path, engine, body,
         import_roster(s, read_roster_file(EXAMPLE_ROSTER))
         s.commit()
     before = counts(engine)
-    result = CliRunner().invoke(app, ["roster", "import", str(write_csv(tmp_path / "bad.csv", body))],
-                                env={"RELAYBOT_DATABASE_URL": str(engine.url)})
+    result = CliRunner().invoke(
+        app,
+        ["roster", "import", str(write_csv(tmp_path / "bad.csv", body))],
+        env={"RELAYBOT_DATABASE_URL": str(engine.url)},
+    )
     assert result.exit_code == 1
     assert message in result.output and "名单没有改动" in result.output
     assert counts(engine) == before

@@ -175,15 +175,18 @@ def test_xlsx_fractional_count_is_refused(tmp_path):
         ("镇（街）,周期,类型,警情数（起）\n", "城关镇,2026-W48,刷单,3.5\n", "第 2 行“警情数(起)”为“3.5”"),
         ("镇街,日期,案件类型,警情数\n", "城关镇,2026-11-32,刷单,3\n", "第 2 行“日期”为“2026-11-32”，不是有效的日期"),
         (
-            HEADER, "城关镇,2026-W48,刷单,3\n东城街道,2026-W48,刷单,1\n城关镇,2026年第48周,刷单,4\n",
+            HEADER,
+            "城关镇,2026-W48,刷单,3\n东城街道,2026-W48,刷单,1\n城关镇,2026年第48周,刷单,4\n",
             "第 4 行与第 2 行重复：城关镇 2026-W48 刷单 出现了两次",
         ),
         (
-            "镇街,日期,案件类型,警情数\n", "城关镇,2026-11-23,刷单,1\n城关镇,2026-11-25,刷单,2\n",
+            "镇街,日期,案件类型,警情数\n",
+            "城关镇,2026-11-23,刷单,1\n城关镇,2026-11-25,刷单,2\n",
             "第 3 行与第 2 行重复：城关镇 2026-W48 刷单 出现了两次（“日期”按所在的周一至周日归为一周",
         ),
         (
-            HEADER, "城关镇,2026-W48,,3\n城关镇,2026-W48,刷单,2\n城关镇,2026-W48,贷款,2\n",
+            HEADER,
+            "城关镇,2026-W48,,3\n城关镇,2026-W48,刷单,2\n城关镇,2026-W48,贷款,2\n",
             "第 2 行的合计 3 小于城关镇 2026-W48 各案件类型之和 4（第 3、4 行）",
         ),
         ("", "", "文件是空的"),
@@ -318,7 +321,10 @@ def test_a_missing_week_breaks_the_chain_and_other_lengths_do_not_count(engine):
     )
     rep = report_for(engine, W47)
     assert [(t.town, t.rank, t.level) for t in rep.towns] == [
-        ("城关镇", 1, LEVEL_REMIND), ("东城街道", 2, LEVEL_REMIND), ("南山镇", 3, ""), ("西湖镇", 3, ""),
+        ("城关镇", 1, LEVEL_REMIND),
+        ("东城街道", 2, LEVEL_REMIND),
+        ("南山镇", 3, ""),
+        ("西湖镇", 3, ""),
     ]
     assert (rep.previous_period, rep.previous_total, rep.towns[0].previous_total) == (None, None, None)
 
@@ -378,7 +384,10 @@ def test_report_text(engine):
         ]
     )
     empty = report_for(engine, W48)
-    assert stats_report_text(load_texts(), empty) == "📈 电诈警情通报 2026年第48周（11月23日—11月29日）\n本期没有警情数据。"
+    assert (
+        stats_report_text(load_texts(), empty)
+        == "📈 电诈警情通报 2026年第48周（11月23日—11月29日）\n本期没有警情数据。"
+    )
 
 
 def test_xlsx_read_back_with_inert_formula_text(engine):
@@ -389,7 +398,18 @@ def test_xlsx_read_back_with_inert_formula_text(engine):
     assert ranking.freeze_panes == "A2"
     values = list(ranking.values)
     assert values[0] == (
-        "排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", "刷单", "其他", "冒充客服", "杀猪盘", "未分类"
+        "排名",
+        "镇街",
+        "警情数",
+        "上期",
+        "较上期",
+        "连续前两名(期)",
+        "处置",
+        "刷单",
+        "其他",
+        "冒充客服",
+        "杀猪盘",
+        "未分类",
     )
     assert values[1] == (1, "城关镇", 9, 7, 2, 3, "书面说明", 5, None, 4, None, None)
     assert values[2] == (2, "东城街道", 6, 7, -1, 2, "约谈", 2, None, None, 3, 1)

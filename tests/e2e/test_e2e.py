@@ -42,10 +42,16 @@ def gateway():
 
 @pytest.fixture
 def bot(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot(
+        "roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
-    proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
-                                  office_group=OFFICE_ROOM), tmp_path)
+    proc = BotProcess(
+        gateway_env(
+            gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群", office_group=OFFICE_ROOM
+        ),
+        tmp_path,
+    )
     proc.db_url = db_url
     yield proc
     proc.stop()
@@ -66,8 +72,11 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
 
     gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
     # The office's answer goes first; the liaison groups' copies follow at the sending pace.
-    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "已推送 #1")(items) and texts_to(items, LIAISON_ROOM),
-                             since=mark, timeout=10)
+    sent = gateway.wait_sent(
+        lambda items: has_text(OFFICE_ROOM, "已推送 #1")(items) and texts_to(items, LIAISON_ROOM),
+        since=mark,
+        timeout=10,
+    )
     assert [i["conversation_id"] for i in sent][0] == OFFICE_ROOM
     push = texts_to(sent, LIAISON_ROOM)
     assert len(push) == 1 and push[0].startswith("【反诈预警 #1】") and "已转发 #1" in push[0]
@@ -75,7 +84,9 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
     # Three units confirm in three ways.
     mark = len(gateway.sent())
     gateway.say(WANG[0], "城关镇 已转发 #1 👍", room=LIAISON_ROOM)
-    gateway.say(LI[0], "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n已转", room=LIAISON_ROOM)
+    gateway.say(
+        LI[0], "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n已转", room=LIAISON_ROOM
+    )
     gateway.image(SUN[0], "转发截图.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 100, room=LIAISON_ROOM)
     # Someone off the roster, a question, and a non-admin's command.
     gateway.say(STRANGER[0], "已转发", room=LIAISON_ROOM)
@@ -99,8 +110,13 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
 
     mark = len(gateway.sent())
     gateway.say(ADMIN[0], "提醒 #1", room=OFFICE_ROOM)
-    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "已在 1 个联络员群提醒")(items)
-                             and has_text(LIAISON_ROOM, "转发提醒")(items), since=mark, timeout=10)
+    sent = gateway.wait_sent(
+        lambda items: (
+            has_text(OFFICE_ROOM, "已在 1 个联络员群提醒")(items) and has_text(LIAISON_ROOM, "转发提醒")(items)
+        ),
+        since=mark,
+        timeout=10,
+    )
     reminders = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and i["kind"] == "text"]
     assert len(reminders) == 1
     assert set(reminders[0]["mention_ids"]) == {ZHOU[0], WU[0], ZHENG[0]}
@@ -142,8 +158,9 @@ def test_run_without_endpoint_or_token_says_what_to_set(tmp_path, db_url):
 
 def test_wrong_token_or_unreachable_gateway_is_explained(gateway, tmp_path, db_url):
     base = {"db_url": db_url, "cwd": tmp_path, "RELAYBOT_CACHE_DIR": str(tmp_path / "cache")}
-    result = relaybot("run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint,
-                      WECHATY_PUPPET_SERVICE_TOKEN="not-the-token")
+    result = relaybot(
+        "run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT=gateway.endpoint, WECHATY_PUPPET_SERVICE_TOKEN="not-the-token"
+    )
     assert result.returncode == 1
     assert f"无法连接微信网关 {gateway.endpoint}" in result.stderr and "token" in result.stderr
     result = relaybot("run", **base, WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9", WECHATY_PUPPET_SERVICE_TOKEN="x")
@@ -164,8 +181,13 @@ def test_invitations_from_admins_only_and_setting_the_group_in_chat(gateway, bot
     gateway.say(ADMIN[0], "设为联络员群", room="20004@chatroom")
     gateway.wait_sent(has_text("20004@chatroom", "本群已设为联络员群「东片联络员群」"), since=mark, timeout=10)
     gateway.say(ADMIN[0], "推送 征信", room=OFFICE_ROOM)
-    sent = gateway.wait_sent(lambda items: has_text(OFFICE_ROOM, "到 2 个联络员群")(items)
-                             and has_text("20004@chatroom", "【反诈预警 #1】")(items), since=mark, timeout=10)
+    sent = gateway.wait_sent(
+        lambda items: (
+            has_text(OFFICE_ROOM, "到 2 个联络员群")(items) and has_text("20004@chatroom", "【反诈预警 #1】")(items)
+        ),
+        since=mark,
+        timeout=10,
+    )
     assert any(t.startswith("【反诈预警 #1】") for t in texts_to(sent, "20004@chatroom"))
 
 
@@ -180,19 +202,25 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
     rooms = {"20011@chatroom": [WANG, ZHAO, LI], "20012@chatroom": [ZHOU, SUN], "20013@chatroom": [WU, ZHENG]}
     names = {"20011@chatroom": "联络员一群", "20012@chatroom": "联络员二群", "20013@chatroom": "联络员三群"}
     for room_id, people in rooms.items():
-        gateway.room(room_id, names[room_id], [ADMIN[0], *(c for c, _ in people)],
-                     nicknames={ZHOU[0]: "周敏（西湖镇）"} if ZHOU in people else None)
+        gateway.room(
+            room_id,
+            names[room_id],
+            [ADMIN[0], *(c for c, _ in people)],
+            nicknames={ZHOU[0]: "周敏（西湖镇）"} if ZHOU in people else None,
+        )
 
     def offset_to(local_time: datetime) -> str:
         return str((local_time - datetime.now(UTC)).total_seconds())
 
     thursday = datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Shanghai"))
-    bot.env.update({
-        "RELAYBOT_LIAISON_GROUPS": ",".join(names.values()),
-        "RELAYBOT_SEND_SPACING_SECONDS": "1.0",
-        "RELAYBOT_SCHEDULE_CHECK_SECONDS": "0.3",
-        "RELAYBOT_CLOCK_OFFSET_SECONDS": offset_to(thursday.replace(hour=9, minute=59, second=50)),
-    })
+    bot.env.update(
+        {
+            "RELAYBOT_LIAISON_GROUPS": ",".join(names.values()),
+            "RELAYBOT_SEND_SPACING_SECONDS": "1.0",
+            "RELAYBOT_SCHEDULE_CHECK_SECONDS": "0.3",
+            "RELAYBOT_CLOCK_OFFSET_SECONDS": offset_to(thursday.replace(hour=9, minute=59, second=50)),
+        }
+    )
     bot.start()
     mark = len(gateway.sent())
     gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
@@ -222,8 +250,9 @@ def test_kill_9_during_a_due_reminder_then_exactly_one_reminder_in_each_group(ga
     # Back 30 seconds later by the bot's clock: within the grace period, so the reminder goes on.
     bot.env["RELAYBOT_CLOCK_OFFSET_SECONDS"] = offset_to(thursday.replace(hour=10, minute=0, second=30))
     bot.start()
-    gateway.wait_sent(lambda items: {i["conversation_id"] for i in items if is_reminder(i)} == set(rooms),
-                      since=mark, timeout=15)
+    gateway.wait_sent(
+        lambda items: {i["conversation_id"] for i in items if is_reminder(i)} == set(rooms), since=mark, timeout=15
+    )
     _time.sleep(1.5)  # several more schedule checks: none may send the reminder again
     got = [i["conversation_id"] for i in gateway.sent(mark) if is_reminder(i)]
     assert sorted(got) == sorted(rooms), got
@@ -242,10 +271,12 @@ def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exac
     rooms = [f"{30100 + i}@chatroom" for i in range(30)]
     for i, room_id in enumerate(rooms):
         gateway.room(room_id, f"扇区{i:02d}联络员群", [ADMIN[0], WANG[0]])
-    bot.env.update({
-        "RELAYBOT_LIAISON_GROUPS": ",".join(f"扇区{i:02d}联络员群" for i in range(30)),
-        "RELAYBOT_SEND_SPACING_SECONDS": "0.4",
-    })
+    bot.env.update(
+        {
+            "RELAYBOT_LIAISON_GROUPS": ",".join(f"扇区{i:02d}联络员群" for i in range(30)),
+            "RELAYBOT_SEND_SPACING_SECONDS": "0.4",
+        }
+    )
     bot.start()
     mark = len(gateway.sent())
     # Another process queues the push (as a cron job would); the running bot sends it.
@@ -264,8 +295,11 @@ def test_kill_9_during_a_30_group_push_from_the_cli_then_every_group_has_it_exac
     assert 8 <= done_before < 30
 
     bot.start()
-    gateway.wait_sent(lambda items: {i["conversation_id"] for i in items if i["text"].startswith("【反诈预警 #1】")}
-                      >= set(rooms), since=mark, timeout=60)
+    gateway.wait_sent(
+        lambda items: {i["conversation_id"] for i in items if i["text"].startswith("【反诈预警 #1】")} >= set(rooms),
+        since=mark,
+        timeout=60,
+    )
     _time.sleep(1.0)  # a few more sending turns: nothing may follow
     copies = Counter(i["conversation_id"] for i in gateway.sent(mark) if i["text"].startswith("【反诈预警 #1】"))
     assert copies == Counter({r: 1 for r in rooms})

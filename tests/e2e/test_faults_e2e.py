@@ -59,8 +59,10 @@ class Db:
 
     def outbox(self, push_id: int) -> list[tuple[str, int]]:
         with session(self.engine) as s:
-            return [(r.state, r.attempts) for r in s.exec(select(Outbox).where(Outbox.push_id == push_id,
-                                                                                Outbox.alert_id.is_not(None)))]
+            return [
+                (r.state, r.attempts)
+                for r in s.exec(select(Outbox).where(Outbox.push_id == push_id, Outbox.alert_id.is_not(None)))
+            ]
 
     def state(self, key: str) -> str | None:
         with session(self.engine) as s:
@@ -76,8 +78,12 @@ def db(db_url):
 
 
 def start_bot(processes, gateway, tmp_path, db_url, liaison_groups: str, **env: str) -> BotProcess:
-    bot = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN, liaison_groups=liaison_groups,
-                                 office_group=OFFICE_ROOM, **env), tmp_path)
+    bot = BotProcess(
+        gateway_env(
+            gateway, db_url, tmp_path, admin=ADMIN, liaison_groups=liaison_groups, office_group=OFFICE_ROOM, **env
+        ),
+        tmp_path,
+    )
     processes.append(bot)
     return bot.start()
 
@@ -101,6 +107,7 @@ def gateway():
 
 
 # ---- kill -9 in the middle of a burst ----------------------------------------------------------------------------
+
 
 def acks_in(items, room: str) -> list[tuple[str, list[str], int]]:
     """The acknowledgements the group has seen, each once (a crash can make the bot send one twice), in order:
@@ -134,8 +141,9 @@ def burst_plan(units: int, waves: int) -> list[list[tuple[int, str]]]:
     return plan
 
 
-def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one(gateway, tmp_path, db_url, db,
-                                                                                  processes):
+def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one(
+    gateway, tmp_path, db_url, db, processes
+):
     began = time.monotonic()
     units, room = 100, "50001@chatroom"
     setup_people(gateway, tmp_path, db_url, units)
@@ -161,8 +169,12 @@ def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one
     driver.start()
     # Once the group has been told about 50 units (five waves), kill -9 halfway through the next wave that
     # starts: confirmations are arriving, some stored and not yet acknowledged.
-    wait_until(lambda: acks_in(gateway.sent(mark), room), lambda acks: sum(len(a[1]) for a in acks) >= 50, 30,
-               "acknowledgements of 50 units")
+    wait_until(
+        lambda: acks_in(gateway.sent(mark), room),
+        lambda acks: sum(len(a[1]) for a in acks) >= 50,
+        30,
+        "acknowledgements of 50 units",
+    )
     told = sum(len(a[1]) for a in acks_in(gateway.sent(mark), room))
     kill_at = sum(map(len, plan[: told // 10])) + len(plan[told // 10]) // 2
     wait_until(lambda: said[0], lambda n: n >= kill_at, 30, "the burst to reach the kill point")
@@ -178,8 +190,9 @@ def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one
     assert 0 < said_at_kill < 500, "the kill must land in the middle of the burst"
     assert set(acknowledged) <= set(stored), set(acknowledged) - set(stored)
     assert all(n == 1 for n in stored.values())
-    print(f"killed after {said_at_kill}/500 messages said; {len(acknowledged)} units acknowledged, "
-          f"{len(stored)} stored")
+    print(
+        f"killed after {said_at_kill}/500 messages said; {len(acknowledged)} units acknowledged, {len(stored)} stored"
+    )
 
     driver.join(timeout=60)
     assert not driver.is_alive()
@@ -187,15 +200,22 @@ def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one
     bot.start()
 
     # Everything stored before the kill is acknowledged now without anyone repeating it, each unit once.
-    wait_until(lambda: acks_in(gateway.sent(mark), room),
-               lambda acks: {n for a in acks for n in a[1]} >= set(stored), 10,
-               "the acknowledgements owed from before the kill")
+    wait_until(
+        lambda: acks_in(gateway.sent(mark), room),
+        lambda acks: {n for a in acks for n in a[1]} >= set(stored),
+        10,
+        "the acknowledgements owed from before the kill",
+    )
     # Liaisons whose confirmation was lost say it once more.
     for i in range(1, units + 1):
         if unit_name(i) not in stored:
             gateway.say(liaison_id(i), "已转发", room=room)
-    acks = wait_until(lambda: acks_in(gateway.sent(mark), room),
-                      lambda acks: sum(len(a[1]) for a in acks) >= units, 20, "every unit to be acknowledged")
+    acks = wait_until(
+        lambda: acks_in(gateway.sent(mark), room),
+        lambda acks: sum(len(a[1]) for a in acks) >= units,
+        20,
+        "every unit to be acknowledged",
+    )
     names = [name for _, names, _ in acks for name in names]
     assert sorted(names) == sorted(unit_name(i) for i in range(1, units + 1))  # each named once, none twice
     running = 0
@@ -207,10 +227,13 @@ def test_kill_9_during_a_burst_of_500_confirmations_keeps_every_acknowledged_one
     gateway.say(ADMIN, "进度", room=OFFICE_ROOM)
     progress = gateway.wait_sent(lambda items: texts_to(items, OFFICE_ROOM), since=mark, timeout=10)
     assert "已确认 100/100" in texts_to(progress, OFFICE_ROOM)[-1]
-    print(f"burst test: {time.monotonic() - began:.1f} s in all, {time.monotonic() - killed:.1f} s of it after the kill")
+    print(
+        f"burst test: {time.monotonic() - began:.1f} s in all, {time.monotonic() - killed:.1f} s of it after the kill"
+    )
 
 
 # ---- the gateway goes away and comes back ------------------------------------------------------------------------
+
 
 def test_the_gateway_stops_and_comes_back_and_nothing_queued_is_lost(gateway, tmp_path, db_url, db, processes):
     began = time.monotonic()
@@ -247,8 +270,9 @@ def test_the_gateway_stops_and_comes_back_and_nothing_queued_is_lost(gateway, tm
     for k, room_id in enumerate(rooms):
         for i in range(4 * k + 1, 4 * k + 5):
             gateway.say(liaison_id(i), "已转发", room=room_id)
-    gateway.wait_sent(lambda items: all(any(ACK.match(t) for t in texts_to(items, r)) for r in rooms),
-                      since=mark, timeout=10)
+    gateway.wait_sent(
+        lambda items: all(any(ACK.match(t) for t in texts_to(items, r)) for r in rooms), since=mark, timeout=10
+    )
     assert db.confirmed() == Counter({unit_name(i): 1 for i in range(1, 13)})
     mark = len(gateway.sent())
     gateway.say(ADMIN, "进度", room=OFFICE_ROOM)
@@ -257,8 +281,9 @@ def test_the_gateway_stops_and_comes_back_and_nothing_queued_is_lost(gateway, tm
     print(f"push delivered to all groups {delivered:.2f} s after gRPC came back; test {time.monotonic() - began:.1f} s")
 
 
-def test_a_fan_out_cut_by_the_gateway_going_away_reaches_every_group_after_it_is_back(gateway, tmp_path, db_url, db,
-                                                                                      processes):
+def test_a_fan_out_cut_by_the_gateway_going_away_reaches_every_group_after_it_is_back(
+    gateway, tmp_path, db_url, db, processes
+):
     rooms = {f"502{k:02d}@chatroom": f"扇区{k:02d}联络员群" for k in range(20)}
     setup_people(gateway, tmp_path, db_url, 1)
     for room_id, name in rooms.items():
@@ -266,8 +291,12 @@ def test_a_fan_out_cut_by_the_gateway_going_away_reaches_every_group_after_it_is
     start_bot(processes, gateway, tmp_path, db_url, ",".join(rooms.values()), RELAYBOT_SEND_SPACING_SECONDS="0.3")
     mark = len(gateway.sent())
     gateway.say(ADMIN, "推送 公检法", room=OFFICE_ROOM)
-    wait_until(lambda: gateway.sent(mark), lambda items: sum(pushed(items, r) for r in rooms) >= 5, 15,
-               "five groups to have the push")
+    wait_until(
+        lambda: gateway.sent(mark),
+        lambda items: sum(pushed(items, r) for r in rooms) >= 5,
+        15,
+        "five groups to have the push",
+    )
     gateway.stop_grpc()
     assert sum(pushed(gateway.sent(mark), r) for r in rooms) < 20
     time.sleep(3.0)

@@ -197,8 +197,14 @@ class DebugBotProcess(BotProcess):
         env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "ENDPOINT") and not k.startswith("RELAYBOT_")}
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
-        self.process = subprocess.Popen([sys.executable, "-c", DEBUG_RUN], cwd=self.workdir, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", DEBUG_RUN],
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while "ready as" not in self.log(offset):
             if self.process.poll() is not None:
@@ -250,8 +256,9 @@ def _run_with_wrong_token(gateway, tmp_path, server) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "ENDPOINT") and not k.startswith("RELAYBOT_")}
     env.update(_env(gateway, tmp_path, server, WRONG_TOKEN))
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-c", DEBUG_RUN], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", DEBUG_RUN], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_wrong_token_is_in_no_log_line(gateway, tmp_path, server):

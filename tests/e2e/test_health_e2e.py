@@ -52,11 +52,22 @@ def robot_texts(server) -> list[str]:
 
 @pytest.fixture
 def bot_env(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot(
+        "roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
-    return gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
-                       office_group=OFFICE_ROOM, fast=False, RELAYBOT_SEND_SPACING_SECONDS="0",
-                       RELAYBOT_SEND_JITTER_SECONDS="0", RELAYBOT_HEALTH_CHECK_SECONDS="0.3")
+    return gateway_env(
+        gateway,
+        db_url,
+        tmp_path,
+        admin=ADMIN[0],
+        liaison_groups="全区反诈联络员群",
+        office_group=OFFICE_ROOM,
+        fast=False,
+        RELAYBOT_SEND_SPACING_SECONDS="0",
+        RELAYBOT_SEND_JITTER_SECONDS="0",
+        RELAYBOT_HEALTH_CHECK_SECONDS="0.3",
+    )
 
 
 def snapshot(db_url):
@@ -79,6 +90,7 @@ def closed_port() -> int:
 
 
 # ---- check_gateway ---------------------------------------------------------------------------------------------
+
 
 async def test_check_gateway_tells_ok_a_wrong_token_and_a_closed_port_apart(gateway):
     ok = await check_gateway(gateway.endpoint, gateway.token)
@@ -113,10 +125,18 @@ async def test_check_gateway_is_harmless_to_a_running_bot(gateway, bot_env, tmp_
 
 # ---- the self-check and its echo -------------------------------------------------------------------------------
 
+
 def test_self_check_goes_through_the_gateway_and_its_echo_comes_back(gateway, bot_env, tmp_path, robot, processes):
-    bot = BotProcess({**bot_env, "RELAYBOT_SELF_CHECK_TARGET": "filehelper", "RELAYBOT_SELF_CHECK_MINUTES": "60",
-                      "RELAYBOT_SELF_CHECK_ECHO_SECONDS": "5",
-                      "RELAYBOT_NOTIFY_URL": robot.url_for(f"{ROBOT_PATH}?key=K")}, tmp_path)
+    bot = BotProcess(
+        {
+            **bot_env,
+            "RELAYBOT_SELF_CHECK_TARGET": "filehelper",
+            "RELAYBOT_SELF_CHECK_MINUTES": "60",
+            "RELAYBOT_SELF_CHECK_ECHO_SECONDS": "5",
+            "RELAYBOT_NOTIFY_URL": robot.url_for(f"{ROBOT_PATH}?key=K"),
+        },
+        tmp_path,
+    )
     processes.append(bot)
     mark = len(gateway.sent())
     bot.start()
@@ -124,9 +144,12 @@ def test_self_check_goes_through_the_gateway_and_its_echo_comes_back(gateway, bo
     [text] = texts_to(sent, "filehelper")
     assert text.startswith("🤖 机器人自检 ")
     # The gateway echoed it back as a message event, and the bot matched the echo to its self-check.
-    snap = wait_until(lambda: snapshot(bot_env["RELAYBOT_DATABASE_URL"]),
-                      lambda s: s["self_check"] is not None and s["self_check"]["echo_ok"] is not None, 10,
-                      "the self-check's echo to be judged")
+    snap = wait_until(
+        lambda: snapshot(bot_env["RELAYBOT_DATABASE_URL"]),
+        lambda s: s["self_check"] is not None and s["self_check"]["echo_ok"] is not None,
+        10,
+        "the self-check's echo to be judged",
+    )
     assert snap["self_check"]["send_ok"] is True and snap["self_check"]["echo_ok"] is True
     assert snap["self_check"]["target"] == "filehelper"
     assert snap["last_send_ok_at"] is not None and snap["last_receive_at"] is not None
@@ -138,6 +161,7 @@ def test_self_check_goes_through_the_gateway_and_its_echo_comes_back(gateway, bo
 
 
 # ---- reconnecting, and telling the office once ------------------------------------------------------------------
+
 
 def answered(gateway, timeout: float) -> float:
     """Have the admin ask 进度 until the bot answers (what is said while it is disconnected is lost); returns the
@@ -155,9 +179,16 @@ def answered(gateway, timeout: float) -> float:
 
 
 def test_the_bot_reconnects_without_a_restart_and_tells_the_robot_once_per_long_outage(
-        gateway, bot_env, tmp_path, robot, processes):
-    bot = BotProcess({**bot_env, "RELAYBOT_CONNECTION_ALERT_MINUTES": "0.05",  # 3 s
-                      "RELAYBOT_NOTIFY_URL": robot.url_for(f"{ROBOT_PATH}?key=K")}, tmp_path)
+    gateway, bot_env, tmp_path, robot, processes
+):
+    bot = BotProcess(
+        {
+            **bot_env,
+            "RELAYBOT_CONNECTION_ALERT_MINUTES": "0.05",  # 3 s
+            "RELAYBOT_NOTIFY_URL": robot.url_for(f"{ROBOT_PATH}?key=K"),
+        },
+        tmp_path,
+    )
     processes.append(bot)
     bot.start()
     pid = bot.process.pid
@@ -194,6 +225,7 @@ def test_the_bot_reconnects_without_a_restart_and_tells_the_robot_once_per_long_
 
 
 # ---- the transport's part ---------------------------------------------------------------------------------------
+
 
 class EchoSink:
     """An event sink that records echoes and connection changes."""

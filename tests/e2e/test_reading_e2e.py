@@ -41,10 +41,16 @@ def gateway():
 
 @pytest.fixture
 def bot(gateway, tmp_path, db_url):
-    imported = relaybot("roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path)
+    imported = relaybot(
+        "roster", "import", str(ROOT / "content" / "examples" / "roster_example.csv"), db_url=db_url, cwd=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
-    proc = BotProcess(gateway_env(gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群",
-                                  office_group=OFFICE_ROOM), tmp_path)
+    proc = BotProcess(
+        gateway_env(
+            gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群", office_group=OFFICE_ROOM
+        ),
+        tmp_path,
+    )
     proc.db_url = db_url
     proc.start()
     yield proc
@@ -68,8 +74,10 @@ def push(gateway, what="刷单"):
 
 def solitaire_xml(title: str, items: list[tuple[str, int, int]]) -> str:
     info = "".join(f"<i><u>{u}</u><t>1764460800</t><r>{start}-{length}</r></i>" for u, start, length in items)
-    return (f"<msg><appmsg appid=\"\" sdkver=\"0\"><title>{title}</title><type>53</type>"
-            f"<extinfo><solitaire_info>{info}</solitaire_info></extinfo></appmsg></msg>")
+    return (
+        f'<msg><appmsg appid="" sdkver="0"><title>{title}</title><type>53</type>'
+        f"<extinfo><solitaire_info>{info}</solitaire_info></extinfo></appmsg></msg>"
+    )
 
 
 def test_group_note_in_both_forms_credits_only_the_senders_own_entry(gateway, bot):
@@ -84,8 +92,9 @@ def test_group_note_in_both_forms_credits_only_the_senders_own_entry(gateway, bo
     title = first + "\n2. 城关镇 王芳 已转发\n3. 金融行业 郑洁 已转发\n4. 区教育局 孙丽 已转发"
     start3 = len((first + "\n2. 城关镇 王芳 已转发\n").encode("utf-16-le")) // 2
     start4 = len((first + "\n2. 城关镇 王芳 已转发\n3. 金融行业 郑洁 已转发\n").encode("utf-16-le")) // 2
-    gateway.raw(SUN[0], GROUP_NOTE, solitaire_xml(title, [(ZHENG[0], start3, 14), (SUN[0], start4, 14)]),
-                room=LIAISON_ROOM)
+    gateway.raw(
+        SUN[0], GROUP_NOTE, solitaire_xml(title, [(ZHENG[0], start3, 14), (SUN[0], start4, 14)]), room=LIAISON_ROOM
+    )
     gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录 #1"), since=mark, timeout=15)
     assert confirmed(bot.db_url) == [("东城街道", 1, "note"), ("区教育局", 1, "note"), ("城关镇", 1, "note")]
 
@@ -93,9 +102,11 @@ def test_group_note_in_both_forms_credits_only_the_senders_own_entry(gateway, bo
 def test_xml_quote_recall_pat_post_and_system_messages(gateway, bot):
     push(gateway)
     mark = len(gateway.sent())
-    quote = ("<msg><appmsg appid=\"\" sdkver=\"0\"><title>[强]</title><type>57</type><refermsg><type>1</type>"
-             "<svrid>123</svrid><chatusr>bot-self</chatusr><displayname>反诈助手</displayname>"
-             "<content>【反诈预警 #1】警惕刷单返利</content></refermsg></appmsg></msg>")
+    quote = (
+        '<msg><appmsg appid="" sdkver="0"><title>[强]</title><type>57</type><refermsg><type>1</type>'
+        "<svrid>123</svrid><chatusr>bot-self</chatusr><displayname>反诈助手</displayname>"
+        "<content>【反诈预警 #1】警惕刷单返利</content></refermsg></appmsg></msg>"
+    )
     gateway.raw(LI[0], UNKNOWN, quote, room=LIAISON_ROOM)
     said = gateway.say(WANG[0], "城关镇已转发", room=LIAISON_ROOM)
     gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录 #1"), since=mark, timeout=15)
@@ -103,14 +114,27 @@ def test_xml_quote_recall_pat_post_and_system_messages(gateway, bot):
 
     # A pat (拍一拍) arrives as RECALLED too and changes nothing; 王芳 then recalls her confirmation.
     mark = len(gateway.sent())
-    gateway.raw(WANG[0], RECALLED, "<sysmsg type=\"pat\"><pat><fromusername>wxid_wangfang</fromusername>"
-                "<pattedusername>bot-self</pattedusername></pat></sysmsg>", room=LIAISON_ROOM)
-    gateway.raw(LI[0], RECALLED, f"<sysmsg type=\"revokemsg\"><revokemsg><session>{LIAISON_ROOM}</session>"
-                f"<newmsgid>{said}</newmsgid><replacemsg>\"李强\" 撤回了一条消息</replacemsg></revokemsg></sysmsg>",
-                room=LIAISON_ROOM)  # not hers to recall: ignored
-    gateway.raw(WANG[0], RECALLED, f"<sysmsg type=\"revokemsg\"><revokemsg><session>{LIAISON_ROOM}</session>"
-                f"<newmsgid>{said}</newmsgid><replacemsg>\"王芳\" 撤回了一条消息</replacemsg></revokemsg></sysmsg>",
-                room=LIAISON_ROOM)
+    gateway.raw(
+        WANG[0],
+        RECALLED,
+        '<sysmsg type="pat"><pat><fromusername>wxid_wangfang</fromusername>'
+        "<pattedusername>bot-self</pattedusername></pat></sysmsg>",
+        room=LIAISON_ROOM,
+    )
+    gateway.raw(
+        LI[0],
+        RECALLED,
+        f'<sysmsg type="revokemsg"><revokemsg><session>{LIAISON_ROOM}</session>'
+        f'<newmsgid>{said}</newmsgid><replacemsg>"李强" 撤回了一条消息</replacemsg></revokemsg></sysmsg>',
+        room=LIAISON_ROOM,
+    )  # not hers to recall: ignored
+    gateway.raw(
+        WANG[0],
+        RECALLED,
+        f'<sysmsg type="revokemsg"><revokemsg><session>{LIAISON_ROOM}</session>'
+        f'<newmsgid>{said}</newmsgid><replacemsg>"王芳" 撤回了一条消息</replacemsg></revokemsg></sysmsg>',
+        room=LIAISON_ROOM,
+    )
     gateway.wait_sent(has_text(LIAISON_ROOM, "城关镇撤回了 #1 的确认"), since=mark, timeout=15)
     assert confirmed(bot.db_url) == [("东城街道", 1, "quote")]
 
@@ -126,8 +150,9 @@ def test_xml_quote_recall_pat_post_and_system_messages(gateway, bot):
 
     def paused():
         with session(engine) as s:
-            notice = s.exec(select(Outbox).where(Outbox.chat_id == OFFICE_ROOM,
-                                                 col(Outbox.text).contains("微信提示发送过于频繁"))).first()
+            notice = s.exec(
+                select(Outbox).where(Outbox.chat_id == OFFICE_ROOM, col(Outbox.text).contains("微信提示发送过于频繁"))
+            ).first()
             return s.get(BotState, BACKOFF_KEY) is not None and notice is not None
 
     wait_until(paused, bool, 15, "the pause and the office notice")

@@ -50,8 +50,9 @@ def unit_id(s, name: str) -> int:
 
 def confirmation_of(engine, name: str, push_id: int = 1) -> Confirmation | None:
     with session(engine) as s:
-        return s.exec(select(Confirmation).where(Confirmation.push_id == push_id,
-                                                 Confirmation.unit_id == unit_id(s, name))).first()
+        return s.exec(
+            select(Confirmation).where(Confirmation.push_id == push_id, Confirmation.unit_id == unit_id(s, name))
+        ).first()
 
 
 def missed_units(engine, push_id: int = 1) -> list[str]:
@@ -61,8 +62,9 @@ def missed_units(engine, push_id: int = 1) -> list[str]:
 
 def exempted_units(engine, push_id: int = 1) -> list[str]:
     with session(engine) as s:
-        return sorted(s.get(Unit, e.unit_id).name
-                      for e in s.exec(select(Exemption).where(Exemption.push_id == push_id)))
+        return sorted(
+            s.get(Unit, e.unit_id).name for e in s.exec(select(Exemption).where(Exemption.push_id == push_id))
+        )
 
 
 def records(engine) -> dict[str, set[tuple]]:
@@ -91,12 +93,23 @@ async def test_add_records_an_office_confirmation_that_counts_and_is_marked_in_p
     assert answer == "已补登：区卫健局 #1（电话确认），记为按时。目前已确认 2/6。"
     conf = confirmation_of(engine, "区卫健局")
     assert (conf.method, conf.liaison_id, conf.recorded_by, conf.evidence_text, conf.late) == (
-        "office", None, ADMIN.contact_id, "电话确认", False)
+        "office",
+        None,
+        ADMIN.contact_id,
+        "电话确认",
+        False,
+    )
     assert conf.acked_at is not None  # no acknowledgement is owed to any group for it
     with session(engine) as s:
         row = s.exec(select(Correction)).one()
         assert (row.push_id, row.unit_id, row.kind, row.reason, row.by_id, row.by_name) == (
-            1, unit_id(s, "区卫健局"), "补登", "电话确认", ADMIN.contact_id, ADMIN.name)
+            1,
+            unit_id(s, "区卫健局"),
+            "补登",
+            "电话确认",
+            ADMIN.contact_id,
+            ADMIN.name,
+        )
         audit = s.exec(select(AuditLog).where(AuditLog.action == "correction_add")).one()
         assert (audit.actor_id, audit.allowed, audit.detail) == (ADMIN.contact_id, True, "#1 区卫健局 补登: 电话确认")
 
@@ -111,7 +124,8 @@ async def test_add_records_an_office_confirmation_that_counts_and_is_marked_in_p
     assert await bot.flush_acks() == 1
     await bot.send_pending()
     assert [(o.chat_id, o.text) for o in transport.sent] == [
-        (LIAISON_ROOM, "✅ 已记录 #1：城关镇（本次 1 个单位）。目前已确认 2/6。")]
+        (LIAISON_ROOM, "✅ 已记录 #1：城关镇（本次 1 个单位）。目前已确认 2/6。")
+    ]
     with session(engine) as s:
         assert s.exec(select(Outbox).where(Outbox.chat_id == "")).all() == []
 
@@ -123,9 +137,11 @@ async def test_add_for_a_unit_that_confirmed_already_says_so_and_changes_nothing
     await command(bot, transport, "补登 区卫健局 #1 电话确认")
     before = records(engine)
     assert await command(bot, transport, "补登 城关镇 #1 电话确认") == (
-        "城关镇 已于 11月26日(周四) 09:05 确认过 #1，未作改动。")
+        "城关镇 已于 11月26日(周四) 09:05 确认过 #1，未作改动。"
+    )
     assert await command(bot, transport, "补登 卫健 #1 又打了电话") == (
-        "区卫健局 已于 11月26日(周四) 09:05 确认过 #1（补登），未作改动。")
+        "区卫健局 已于 11月26日(周四) 09:05 确认过 #1（补登），未作改动。"
+    )
     assert records(engine) == before
 
 
@@ -135,11 +151,14 @@ async def test_add_after_the_deadline_removes_the_miss_unless_the_reason_says_la
     assert missed_units(engine) == ["东城街道", "区卫健局", "区教育局", "城关镇", "西湖镇", "金融行业"]
     clock.now = local(2026, 11, 26, 19, 0)
     assert await command(bot, transport, "补登 区卫健局 #1 电话确认") == (
-        "已补登：区卫健局 #1（电话确认），记为按时。目前已确认 1/6。")
+        "已补登：区卫健局 #1（电话确认），记为按时。目前已确认 1/6。"
+    )
     assert await command(bot, transport, "补登 西湖镇 #1 迟报，电话告知") == (
-        "已补登：西湖镇 #1（迟报,电话告知），记为迟报。目前已确认 2/6。")
+        "已补登：西湖镇 #1（迟报,电话告知），记为迟报。目前已确认 2/6。"
+    )
     assert await command(bot, transport, "补登 金融行业 #1 电话确认，非迟报") == (
-        "已补登：金融行业 #1（电话确认,非迟报），记为按时。目前已确认 3/6。")
+        "已补登：金融行业 #1（电话确认,非迟报），记为按时。目前已确认 3/6。"
+    )
     assert confirmation_of(engine, "区卫健局").late is False
     assert confirmation_of(engine, "西湖镇").late is True
     assert confirmation_of(engine, "金融行业").late is False
@@ -164,9 +183,10 @@ async def test_an_add_recorded_after_the_deadline_but_before_the_deadline_job_is
 async def test_a_long_reason_is_kept_and_echoed_to_its_column_length(bot, transport, engine):
     await push(bot, transport)
     reason = "电话确认" * 100
-    kept = reason[:corrections.MAX_REASON]
+    kept = reason[: corrections.MAX_REASON]
     assert await command(bot, transport, f"免转 区教育局 #1 {reason}") == (
-        f"已免转：区教育局 #1（{kept}），不再提醒、不计未转发。目前已确认 0/5。")
+        f"已免转：区教育局 #1（{kept}），不再提醒、不计未转发。目前已确认 0/5。"
+    )
     with session(engine) as s:
         assert s.exec(select(Exemption.reason)).one() == kept
         assert s.exec(select(Correction.reason)).one() == kept
@@ -187,12 +207,15 @@ async def test_moving_the_deadline_keeps_the_late_flag_the_office_gave(bot, tran
 
 async def test_revoke_removes_a_screenshot_confirmation_and_deletes_its_file(bot, transport, clock, engine, settings):
     await push(bot, transport)
-    await transport.send_image(SUN, Image("shot.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4), room_id=LIAISON_ROOM)
+    await transport.send_image(
+        SUN, Image("shot.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4), room_id=LIAISON_ROOM
+    )
     conf = confirmation_of(engine, "区教育局")
     stored = evidence_store.evidence_path(Path(settings.evidence_dir), conf.evidence_file)
     assert conf.method == "image" and stored.is_file()
     assert await command(bot, transport, "撤销 区教育局 #1 截图是别的单位的") == (
-        "已撤销 区教育局 #1 的确认。目前已确认 0/6。")
+        "已撤销 区教育局 #1 的确认。目前已确认 0/6。"
+    )
     assert confirmation_of(engine, "区教育局") is None
     assert not stored.exists()
     assert missed_units(engine) == []  # before the deadline: no miss yet
@@ -200,7 +223,8 @@ async def test_revoke_removes_a_screenshot_confirmation_and_deletes_its_file(bot
         row = s.exec(select(Correction)).one()
         assert (row.kind, row.reason, row.by_id) == ("撤销", "截图是别的单位的", ADMIN.contact_id)
         assert s.exec(select(AuditLog.detail).where(AuditLog.action == "correction_revoke")).one() == (
-            "#1 区教育局 撤销确认: 截图是别的单位的")
+            "#1 区教育局 撤销确认: 截图是别的单位的"
+        )
 
 
 async def test_revoke_after_the_deadline_makes_the_unit_a_miss(bot, transport, clock, engine, settings):
@@ -210,11 +234,14 @@ async def test_revoke_after_the_deadline_makes_the_unit_a_miss(bot, transport, c
     assert "城关镇" not in missed_units(engine)
     clock.now = local(2026, 11, 27, 9, 0)
     assert await command(bot, transport, "撤销 城关镇 #1") == (
-        "已撤销 城关镇 #1 的确认，已过截止时间，记为未按时转发。目前已确认 0/6。")
+        "已撤销 城关镇 #1 的确认，已过截止时间，记为未按时转发。目前已确认 0/6。"
+    )
     assert "城关镇" in missed_units(engine)
     with session(engine) as s:
         assert standings(s, as_of=clock(), tz=TZ, ladder=ladder_of(settings))[unit_id(s, "城关镇")].run == 1
-        assert s.exec(select(AuditLog.detail).where(AuditLog.action == "correction_revoke")).one() == "#1 城关镇 撤销确认"
+        assert (
+            s.exec(select(AuditLog.detail).where(AuditLog.action == "correction_revoke")).one() == "#1 城关镇 撤销确认"
+        )
 
 
 async def test_revoke_takes_back_an_exemption_when_there_is_no_confirmation(bot, transport, engine):
@@ -228,7 +255,9 @@ async def test_revoke_takes_back_an_exemption_when_there_is_no_confirmation(bot,
     assert "已确认 0/6" in await progress_text(bot, transport)
     with session(engine) as s:
         assert [(c.kind, c.reason) for c in s.exec(select(Correction).order_by(Correction.id))] == [
-            ("免转", "不涉及"), ("撤销", "弄错了")]
+            ("免转", "不涉及"),
+            ("撤销", "弄错了"),
+        ]
 
 
 async def test_revoking_an_exemption_after_the_deadline_makes_the_unit_a_miss(bot, transport, clock, engine):
@@ -238,7 +267,8 @@ async def test_revoking_an_exemption_after_the_deadline_makes_the_unit_a_miss(bo
     assert "区教育局" not in missed_units(engine)
     clock.now = local(2026, 11, 26, 20, 0)
     assert await command(bot, transport, "撤销 区教育局 #1") == (
-        "已撤销 区教育局 #1 的免转，已过截止时间，记为未按时转发。目前已确认 0/6。")
+        "已撤销 区教育局 #1 的免转，已过截止时间，记为未按时转发。目前已确认 0/6。"
+    )
     assert "区教育局" in missed_units(engine)
 
 
@@ -260,8 +290,16 @@ def test_a_revoked_screenshot_is_deleted_only_when_the_change_commits(engine, ro
     stored = evidence_store.evidence_path(folder, name)
     for commit in (False, True):
         with session(engine) as s:
-            result = corrections.revoke(session=s, push=s.get(Push, push_id), unit=s.get(Unit, unit_id_), reason="",
-                                        by_id=ADMIN.contact_id, by_name=ADMIN.name, now=now, evidence_dir=folder)
+            result = corrections.revoke(
+                session=s,
+                push=s.get(Push, push_id),
+                unit=s.get(Unit, unit_id_),
+                reason="",
+                by_id=ADMIN.contact_id,
+                by_name=ADMIN.name,
+                now=now,
+                evidence_dir=folder,
+            )
             assert result.revoked == "confirmation"
             assert stored.is_file()  # not before the commit
             if commit:
@@ -279,27 +317,32 @@ async def test_exempt_needs_a_reason_and_a_unit_that_has_not_confirmed(bot, tran
     await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
     before = records(engine)
     assert await command(bot, transport, "免转 区教育局 #1") == (
-        "请写明理由。用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及")
+        "请写明理由。用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"
+    )
     assert await command(bot, transport, "免转 城关镇 #1 不涉及") == (
-        "城关镇 已于 11月26日(周四) 09:00 确认过 #1，未作改动。")
+        "城关镇 已于 11月26日(周四) 09:00 确认过 #1，未作改动。"
+    )
     assert records(engine) == before
     await command(bot, transport, "免转 区教育局 #1 不涉及")
     before = records(engine)
     assert await command(bot, transport, "免转 区教育局 #1 放假") == "区教育局 #1 已免转（不涉及），未作改动。"
     assert await command(bot, transport, "补登 区教育局 #1 电话确认") == (
-        "区教育局 #1 已免转，未作改动。如要补登，先发“撤销 区教育局 #1”。")
+        "区教育局 #1 已免转，未作改动。如要补登，先发“撤销 区教育局 #1”。"
+    )
     assert records(engine) == before
 
 
 async def test_an_exempted_unit_is_not_counted_reminded_or_missed(bot, transport, clock, engine):
     await push(bot, transport)
     assert await command(bot, transport, "免转 区教育局 #1 不涉及") == (
-        "已免转：区教育局 #1（不涉及），不再提醒、不计未转发。目前已确认 0/5。")
+        "已免转：区教育局 #1（不涉及），不再提醒、不计未转发。目前已确认 0/5。"
+    )
     with session(engine) as s:
         row = s.exec(select(Exemption)).one()
         assert (row.reason, row.by_id, row.by_name) == ("不涉及", ADMIN.contact_id, ADMIN.name)
         assert s.exec(select(AuditLog.detail).where(AuditLog.action == "correction_exempt")).one() == (
-            "#1 区教育局 免转: 不涉及")
+            "#1 区教育局 免转: 不涉及"
+        )
     text = await progress_text(bot, transport)
     assert "已确认 0/6" not in text and "已确认 0/5" in text
     assert "免转（1）：区教育局（不涉及）" in text.splitlines()
@@ -379,8 +422,15 @@ async def test_the_report_counts_exempted_pushes_out_ranks_by_share_and_shows_th
     await tick(bot, clock, local(2026, 11, 27, 18, 0))
 
     with session(engine) as s:
-        report = build_report(s, kind="week", start=local(2026, 11, 23).date(), end=local(2026, 11, 29).date(),
-                              now=local(2026, 11, 30, 9, 0), tz=TZ, ladder=ladder_of(settings))
+        report = build_report(
+            s,
+            kind="week",
+            start=local(2026, 11, 23).date(),
+            end=local(2026, 11, 29).date(),
+            now=local(2026, 11, 30, 9, 0),
+            tz=TZ,
+            ladder=ladder_of(settings),
+        )
     rows = {u.unit: u for u in report.units}
     edu, health = rows["区教育局"], rows["区卫健局"]
     assert (edu.received, edu.relayed, edu.on_time, edu.missed, edu.exempted) == (1, 1, 1, 0, 1)
@@ -389,9 +439,13 @@ async def test_the_report_counts_exempted_pushes_out_ranks_by_share_and_shows_th
     assert edu.rank == 1 and report.red[0] == "区教育局"  # one push, relayed first: not ranked down for the other
     assert report.black == []
     assert [(p.n, p.confirmed, p.total, p.added_units, p.exempted_units) for p in report.pushes] == [
-        (1, 5, 5, [], ["区教育局"]), (2, 6, 6, ["区卫健局"], [])]
+        (1, 5, 5, [], ["区教育局"]),
+        (2, 6, 6, ["区卫健局"], []),
+    ]
     assert [(c.n, c.unit, c.kind, c.reason, c.by) for c in report.corrections] == [
-        (1, "区教育局", "免转", "不涉及", ADMIN.name), (2, "区卫健局", "补登", "电话确认", ADMIN.name)]
+        (1, "区教育局", "免转", "不涉及", ADMIN.name),
+        (2, "区卫健局", "补登", "电话确认", ADMIN.name),
+    ]
 
     text = await command(bot, transport, "报表 周")
     assert "推送 2 条，应转 11 次：按时 11，迟报 0，未转 0。" in text
@@ -426,25 +480,39 @@ async def test_the_unit_card_shows_the_ten_newest_corrections_and_counts_the_res
     lines = (await command(bot, transport, "单位 金融行业")).splitlines()
     start = lines.index("近 30 天更正（12）：")
     assert lines[start + 1] == "（另有 2 条较早的，略）"
-    assert lines[start + 2:] == [f"11月26日 #1 {kind}：第{n}次（陈静）" for n in range(1, 6) for kind in ("免转", "撤销")]
+    assert lines[start + 2 :] == [
+        f"11月26日 #1 {kind}：第{n}次（陈静）" for n in range(1, 6) for kind in ("免转", "撤销")
+    ]
 
 
 # ---- input, places, people ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("补登", "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）"),
-    ("补登 区卫健局 电话确认", "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）"),
-    ("补登 #1 区卫健局 电话确认", "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）"),
-    ("补登 区卫健局 #1", "请写明理由。用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）"),
-    ("补登 区 #1 电话确认", "“区”对应多个单位：区教育局、区卫健局，请写全名。"),
-    ("补登 区人社局 #1 电话确认", "没有找到单位“区人社局”。"),
-    ("补登 区卫健局 #9 电话确认", "没有找到推送 #9。"),
-    ("撤销 城关镇", "用法：撤销 单位 #编号 [理由]，例如：撤销 城关镇 #3 误记"),
-    ("免转 #1 不涉及", "用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
-    ("免转 区教育局 ＃１：", "请写明理由。用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
-    ("撤销 区卫健局 #2", "#2 已经撤回过了。"),
-])
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("补登", "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）"),
+        (
+            "补登 区卫健局 电话确认",
+            "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）",
+        ),
+        (
+            "补登 #1 区卫健局 电话确认",
+            "用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）",
+        ),
+        (
+            "补登 区卫健局 #1",
+            "请写明理由。用法：补登 单位 #编号 理由，例如：补登 区卫健局 #3 电话确认（理由含“迟报”则记为迟报）",
+        ),
+        ("补登 区 #1 电话确认", "“区”对应多个单位：区教育局、区卫健局，请写全名。"),
+        ("补登 区人社局 #1 电话确认", "没有找到单位“区人社局”。"),
+        ("补登 区卫健局 #9 电话确认", "没有找到推送 #9。"),
+        ("撤销 城关镇", "用法：撤销 单位 #编号 [理由]，例如：撤销 城关镇 #3 误记"),
+        ("免转 #1 不涉及", "用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
+        ("免转 区教育局 ＃１：", "请写明理由。用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
+        ("撤销 区卫健局 #2", "#2 已经撤回过了。"),
+    ],
+)
 async def test_bad_input_gets_a_short_answer_and_changes_nothing(bot, transport, engine, text, answer):
     await push(bot, transport)
     await push(bot, transport, "公检法")
@@ -458,10 +526,12 @@ async def test_bad_input_gets_a_short_answer_and_changes_nothing(bot, transport,
 async def test_corrections_work_in_a_private_chat_but_not_in_a_liaison_group(bot, transport, engine):
     await push(bot, transport)
     assert await command(bot, transport, "免转 区教育局 #1 不涉及", room=None) == (
-        "已免转：区教育局 #1（不涉及），不再提醒、不计未转发。目前已确认 0/5。")
+        "已免转：区教育局 #1（不涉及），不再提醒、不计未转发。目前已确认 0/5。"
+    )
     before = records(engine)
     assert await command(bot, transport, "补登 区卫健局 #1 电话确认", room=LIAISON_ROOM) == (
-        "请在反诈办工作群或私聊中使用该指令。")
+        "请在反诈办工作群或私聊中使用该指令。"
+    )
     assert records(engine) == before
 
 
@@ -478,6 +548,7 @@ async def test_a_liaison_is_refused_and_nothing_changes(bot, transport, engine, 
         after = records(engine)
         added = after["auditlog"] - before["auditlog"]
         assert len(added) == 1 and {t: v for t, v in after.items() if t != "auditlog"} == {
-            t: v for t, v in before.items() if t != "auditlog"}
+            t: v for t, v in before.items() if t != "auditlog"
+        }
     with session(engine) as s:
         assert {a.allowed for a in s.exec(select(AuditLog).where(AuditLog.actor_id == WU.contact_id))} == {False}

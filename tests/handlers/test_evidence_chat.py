@@ -69,7 +69,8 @@ async def test_a_screenshot_after_a_text_confirmation_is_its_evidence(pushed, tr
 
 
 async def test_stored_under_a_generated_name_and_the_backlog_survives_a_restart(
-        settings, transport, engine, clock, roster, pushed):
+    settings, transport, engine, clock, roster, pushed
+):
     await transport.send_image(WANG, Image("../../etc/passwd.png", shot("unit_720_q70.jpg").data), room_id=LIAISON_ROOM)
     await pushed.stop()  # before any check
     with session(engine) as s:
@@ -141,7 +142,8 @@ async def test_relaybot_status_shows_open_pushes_with_verdicts_and_the_outbox(pu
 
 @pytest.mark.parametrize("required", [False, True])
 async def test_text_only_confirmations_count_and_are_reported_as_without_screenshot(
-        pushed, transport, engine, settings, required):
+    pushed, transport, engine, settings, required
+):
     pushed.settings = settings.model_copy(update={"evidence_required": required})
     await transport.send_image(WANG, shot("unit_1080.png"), room_id=LIAISON_ROOM)
     await transport.say(LI, "已转发", room_id=LIAISON_ROOM)

@@ -49,8 +49,9 @@ def feed(httpserver):
 
 @pytest.fixture
 async def feed_bot(settings, transport, engine, clock, roster, feed):
-    b = build_bot(settings.model_copy(update={"feeds": [feed.url]}), transport, engine=engine, clock=clock,
-                 send_loop=False)
+    b = build_bot(
+        settings.model_copy(update={"feeds": [feed.url]}), transport, engine=engine, clock=clock, send_loop=False
+    )
     await b.start()
     await b.send_pending()
     transport.sent.clear()
@@ -67,7 +68,11 @@ async def test_new_items_become_numbered_candidates_once_and_one_is_pushed_as_a_
     await feed_bot.send_pending()
     first = office_texts(transport)
     assert len(first) == 1  # a new feed's backlog: only its newest three are shown
-    assert [line.split("：")[1].split(" ")[0] for line in first[0].splitlines()[1:4]] == ["预警文章4", "预警文章3", "预警文章2"]
+    assert [line.split("：")[1].split(" ")[0] for line in first[0].splitlines()[1:4]] == [
+        "预警文章4",
+        "预警文章3",
+        "预警文章2",
+    ]
 
     transport.sent.clear()
     assert await feed_bot.poll_feeds() == 0  # not due yet
@@ -100,9 +105,15 @@ async def test_new_items_become_numbered_candidates_once_and_one_is_pushed_as_a_
 
 
 async def test_nothing_reaches_the_liaison_groups_without_an_admin_unless_configured(
-        settings, transport, engine, clock, roster, feed):
-    b = build_bot(settings.model_copy(update={"feeds": [feed.url], "feed_auto_push": True}), transport, engine=engine,
-                 clock=clock, send_loop=False)
+    settings, transport, engine, clock, roster, feed
+):
+    b = build_bot(
+        settings.model_copy(update={"feeds": [feed.url], "feed_auto_push": True}),
+        transport,
+        engine=engine,
+        clock=clock,
+        send_loop=False,
+    )
     await b.start()
     await b.poll_feeds()  # the backlog is never pushed by itself
     feed.items.append(("a5", "警惕虚假征信"))
@@ -136,8 +147,10 @@ async def test_a_broken_feed_is_retried_and_reported_once_after_a_day(feed_bot, 
 
 
 async def test_a_bare_link_gets_its_page_title_and_a_dead_one_its_url(bot, transport, httpserver):
-    page = ('<html><head><meta property="og:title" content="公安提醒：警惕“百万保障”扣费骗局">'
-            '<meta property="og:description" content="客服说要关闭百万保障？挂断！"><title>别的标题</title></head></html>')
+    page = (
+        '<html><head><meta property="og:title" content="公安提醒：警惕“百万保障”扣费骗局">'
+        '<meta property="og:description" content="客服说要关闭百万保障？挂断！"><title>别的标题</title></head></html>'
+    )
     httpserver.expect_request("/article").respond_with_data(page, content_type="text/html; charset=utf-8")
     url = httpserver.url_for("/article")
     await transport.say(ADMIN, url)  # privately: kept as a draft
@@ -147,7 +160,10 @@ async def test_a_bare_link_gets_its_page_title_and_a_dead_one_its_url(bot, trans
     await bot.send_pending()
     cards = [o.link for o in transport.sent if o.chat_id == LIAISON_ROOM and o.link]
     assert (cards[0].url, cards[0].title, cards[0].description) == (
-        url, "公安提醒：警惕“百万保障”扣费骗局", "客服说要关闭百万保障？挂断！")
+        url,
+        "公安提醒：警惕“百万保障”扣费骗局",
+        "客服说要关闭百万保障？挂断！",
+    )
     assert (cards[1].url, cards[1].title) == (dead, dead)
 
 
@@ -156,5 +172,3 @@ def test_feed_settings_from_the_environment(monkeypatch):
 
     monkeypatch.setenv("RELAYBOT_FEEDS", "https://a.example/rss, https://b.example/feed.json")
     assert load_settings().feeds == ["https://a.example/rss", "https://b.example/feed.json"]
-
-

@@ -25,7 +25,9 @@ async def test_configured_groups_by_name(bot, engine):
     assert kinds(engine) == {LIAISON_ROOM: "liaison", OFFICE_ROOM: "office"}
 
 
-async def test_admin_sets_and_undoes_group_kinds_in_chat_and_it_survives_restart(bot, transport, engine, settings, clock):
+async def test_admin_sets_and_undoes_group_kinds_in_chat_and_it_survives_restart(
+    bot, transport, engine, settings, clock
+):
     transport.add_room("new@chatroom", "东片联络员群", [ADMIN, LI])
     await transport.say(ADMIN, "设为联络员群", room_id="new@chatroom")
     await transport.say(ADMIN, "取消联络员群", room_id=LIAISON_ROOM)
@@ -34,8 +36,11 @@ async def test_admin_sets_and_undoes_group_kinds_in_chat_and_it_survives_restart
     assert kinds(engine)["new@chatroom"] == "liaison"
     assert kinds(engine)[LIAISON_ROOM] == "none"
     texts = [o.text for o in transport.sent]
-    assert texts == ["好的，本群已设为联络员群「东片联络员群」。之后的推送会发到这里。", "好的，本群不再作为联络员群。",
-                     "该指令仅限反诈办管理员使用。"]
+    assert texts == [
+        "好的，本群已设为联络员群「东片联络员群」。之后的推送会发到这里。",
+        "好的，本群不再作为联络员群。",
+        "该指令仅限反诈办管理员使用。",
+    ]
     await bot.stop()
     again = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
     await again.start()  # the configuration names 全区反诈联络员群, but the admin's undo stands
@@ -101,5 +106,7 @@ async def test_an_ambiguous_name_binds_nobody_and_tells_the_office_once(settings
     await b.send_pending()
     assert contact_of(engine, "吴刚") is None
     office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
-    assert office == ["⚠️ 无法识别联络员：名单中的「吴刚」（区卫健局）在群里对应多位成员，未绑定。请在名单中填写其微信ID。"]
+    assert office == [
+        "⚠️ 无法识别联络员：名单中的「吴刚」（区卫健局）在群里对应多位成员，未绑定。请在名单中填写其微信ID。"
+    ]
     await b.stop()

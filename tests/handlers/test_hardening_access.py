@@ -57,8 +57,15 @@ NOT_ADMINS = [
     Member("", ADMIN.name, ADMIN.group_nickname),
     WANG,
 ]
-UNIT_OF = {WANG.contact_id: "城关镇", ZHAO.contact_id: "城关镇", LI.contact_id: "东城街道", ZHOU.contact_id: "西湖镇",
-           SUN.contact_id: "区教育局", WU.contact_id: "区卫健局", ZHENG.contact_id: "金融行业"}
+UNIT_OF = {
+    WANG.contact_id: "城关镇",
+    ZHAO.contact_id: "城关镇",
+    LI.contact_id: "东城街道",
+    ZHOU.contact_id: "西湖镇",
+    SUN.contact_id: "区教育局",
+    WU.contact_id: "区卫健局",
+    ZHENG.contact_id: "金融行业",
+}
 LIAISONS = [WANG, ZHAO, LI, ZHOU, SUN, WU, ZHENG]
 
 
@@ -77,18 +84,23 @@ def snapshot(engine) -> dict[str, set[tuple]]:
 
 def changes(before, after) -> dict[str, tuple[list[dict], list[dict]]]:
     """Per changed table: (rows added, rows removed); an updated row is both."""
-    return {name: ([dict(r) for r in after[name] - before[name]], [dict(r) for r in before[name] - after[name]])
-            for name in after if after[name] != before[name]}
+    return {
+        name: ([dict(r) for r in after[name] - before[name]], [dict(r) for r in before[name] - after[name]])
+        for name in after
+        if after[name] != before[name]
+    }
 
 
-def stranger_diff_problems(diff, *, sender: Member, chat_id: str, in_room: bool, outcome: str,
-                           command: str = "") -> list[str]:
+def stranger_diff_problems(
+    diff, *, sender: Member, chat_id: str, in_room: bool, outcome: str, command: str = ""
+) -> list[str]:
     """What in `diff` goes beyond exactly what the code writes for a non-admin (empty when nothing does)."""
     diff = dict(diff)
     problems = []
     m_added, m_removed = diff.pop("membership", ([], []))
     if any(r["contact_id"] != sender.contact_id or r["room_id"] != chat_id for r in m_added + m_removed) or (
-            (m_added or m_removed) and not in_room):
+        (m_added or m_removed) and not in_room
+    ):
         problems.append(f"membership rows of others changed: {m_added} {m_removed}")
     audits, audits_gone = diff.pop("auditlog", ([], []))
     outbox, outbox_gone = diff.pop("outbox", ([], []))
@@ -107,8 +119,11 @@ def stranger_diff_problems(diff, *, sender: Member, chat_id: str, in_room: bool,
         "invite": ([("room_invite", False, sender.contact_id)], [], []),
         "silent": ([], [], []),
     }[outcome]
-    for what, got, want in (("audit", got_audit, want_audit), ("outbox", got_outbox, want_outbox),
-                            ("notice", got_notices, want_notices)):
+    for what, got, want in (
+        ("audit", got_audit, want_audit),
+        ("outbox", got_outbox, want_outbox),
+        ("notice", got_notices, want_notices),
+    ):
         if got != want:
             problems.append(f"{what}: got {got}, expected {want}")
     return problems
@@ -214,16 +229,28 @@ async def test_only_the_admin_id_can_command(office, bot, transport, engine, tex
         room, chat_id, in_room = _place(place, sender)
         before = snapshot(engine)
         await transport.say(sender, text, room_id=room)
-        problems = stranger_diff_problems(changes(before, snapshot(engine)), sender=sender, chat_id=chat_id,
-                                          in_room=in_room, outcome=outcome, command=_name(text))
+        problems = stranger_diff_problems(
+            changes(before, snapshot(engine)),
+            sender=sender,
+            chat_id=chat_id,
+            in_room=in_room,
+            outcome=outcome,
+            command=_name(text),
+        )
         assert not problems, (sender, problems)
     assert office.requests == [], "a non-admin's link was fetched"
     # The same words from the admin's id do change something here.
     room, chat_id, in_room = _place(place, ADMIN)
     before = snapshot(engine)
     await transport.say(ADMIN, text, room_id=room)
-    assert stranger_diff_problems(changes(before, snapshot(engine)), sender=ADMIN, chat_id=chat_id, in_room=in_room,
-                                  outcome=outcome, command=_name(text))
+    assert stranger_diff_problems(
+        changes(before, snapshot(engine)),
+        sender=ADMIN,
+        chat_id=chat_id,
+        in_room=in_room,
+        outcome=outcome,
+        command=_name(text),
+    )
 
 
 def _stats_csv() -> bytes:
@@ -275,14 +302,16 @@ async def _send_item(transport, sender: Member, item: str, room: str | None) -> 
 
 
 @pytest.mark.parametrize("item, place, outcome", ITEMS)
-async def test_only_the_admin_id_can_import_figures_or_leave_items_to_push(office, bot, transport, engine, item, place,
-                                                                            outcome):
+async def test_only_the_admin_id_can_import_figures_or_leave_items_to_push(
+    office, bot, transport, engine, item, place, outcome
+):
     for sender in NOT_ADMINS:
         room, chat_id, in_room = _place(place, sender)
         before = snapshot(engine)
         await _send_item(transport, sender, item, room)
-        problems = stranger_diff_problems(changes(before, snapshot(engine)), sender=sender, chat_id=chat_id,
-                                          in_room=in_room, outcome=outcome)
+        problems = stranger_diff_problems(
+            changes(before, snapshot(engine)), sender=sender, chat_id=chat_id, in_room=in_room, outcome=outcome
+        )
         assert not problems, (sender, problems)
     assert office.requests == [], "a non-admin's link was fetched"
     room, chat_id, in_room = _place(place, ADMIN)
@@ -300,8 +329,9 @@ async def test_only_the_admin_id_gets_the_bot_into_a_room(office, bot, transport
     for n, sender in enumerate(NOT_ADMINS):
         before = snapshot(engine)
         await transport.invite(f"inv-{n}", sender.contact_id, "假的联络员群")
-        problems = stranger_diff_problems(changes(before, snapshot(engine)), sender=sender, chat_id="",
-                                          in_room=False, outcome="invite")
+        problems = stranger_diff_problems(
+            changes(before, snapshot(engine)), sender=sender, chat_id="", in_room=False, outcome="invite"
+        )
         assert not problems, (sender, problems)
     assert transport.accepted_invites == []
     await transport.invite("inv-admin", ADMIN.contact_id, "南片联络员群")
@@ -358,7 +388,9 @@ async def test_quote_reply_to_the_push_confirms_for_the_sender_only(two_pushes, 
     quote = f"「反诈助手：{two_pushes[:60]}」\n{QUOTE_LINE}\n城关镇、西湖镇已转发"
     await transport.say(LI, quote, room_id=LIAISON_ROOM)
     assert confirmed(engine, 1) == {}  # names only other units: nobody is credited; he is asked about his own
-    await transport.say(LI, f"「反诈助手：{two_pushes[:60]}」\n{QUOTE_LINE}\n东城街道、城关镇已转发", room_id=LIAISON_ROOM)
+    await transport.say(
+        LI, f"「反诈助手：{two_pushes[:60]}」\n{QUOTE_LINE}\n东城街道、城关镇已转发", room_id=LIAISON_ROOM
+    )
     assert confirmed(engine, 1) == {"东城街道": LI.contact_id}
 
 
@@ -373,11 +405,14 @@ async def test_a_screenshot_counts_for_the_sender_unit_only(bot, two_pushes, tra
     assert by_unit["城关镇"].evidence_file == "" and by_unit["西湖镇"].evidence_file != ""
 
 
-@pytest.mark.parametrize("impostor, unit", [
-    (Member("wxid_fake_wang", WANG.name, WANG.group_nickname), "城关镇"),  # a liaison known by id
-    (Member("wxid_fake_zhou", ZHOU.name, ZHOU.group_nickname), "西湖镇"),  # a liaison recognised by name
-    (Member("wxid_fake_wu", WU.name, ""), "区卫健局"),
-])
+@pytest.mark.parametrize(
+    "impostor, unit",
+    [
+        (Member("wxid_fake_wang", WANG.name, WANG.group_nickname), "城关镇"),  # a liaison known by id
+        (Member("wxid_fake_zhou", ZHOU.name, ZHOU.group_nickname), "西湖镇"),  # a liaison recognised by name
+        (Member("wxid_fake_wu", WU.name, ""), "区卫健局"),
+    ],
+)
 async def test_a_liaison_name_does_not_make_someone_a_liaison(two_pushes, bot, transport, engine, impostor, unit):
     transport.members[LIAISON_ROOM].append(impostor)
     for text in ("已转发", "已转发 #1", f"{unit}已转发"):
@@ -387,7 +422,8 @@ async def test_a_liaison_name_does_not_make_someone_a_liaison(two_pushes, bot, t
     await bot.send_pending()
     # Told once to register with the office, nothing more.
     assert [(o.chat_id, o.text, o.mention_ids) for o in transport.sent] == [
-        (LIAISON_ROOM, UNREGISTERED, (impostor.contact_id,))]
+        (LIAISON_ROOM, UNREGISTERED, (impostor.contact_id,))
+    ]
     with session(engine) as s:
         assert s.exec(select(Liaison).where(Liaison.contact_id == impostor.contact_id)).all() == []
 
@@ -408,16 +444,29 @@ async def test_a_liaison_of_two_units_confirms_the_one_named_never_a_third(bot, 
 
 
 _unit_names = ["城关镇", "东城街道", "西湖镇", "区教育局", "区卫健局", "金融行业", "城关", "西湖", "教育局"]
-_claims = st.lists(st.one_of(st.sampled_from(_unit_names), st.sampled_from(
-    ["已转发", "已转", "转发了", "都已转发", "#1", "#2", "#3", "＃１", "代", "和", "、", "👍", " ", "收到"]),
-    st.sampled_from(ODD)), min_size=1, max_size=8).map("".join)
+_claims = st.lists(
+    st.one_of(
+        st.sampled_from(_unit_names),
+        st.sampled_from(
+            ["已转发", "已转", "转发了", "都已转发", "#1", "#2", "#3", "＃１", "代", "和", "、", "👍", " ", "收到"]
+        ),
+        st.sampled_from(ODD),
+    ),
+    min_size=1,
+    max_size=8,
+).map("".join)
 
 
 @FAST
-@given(sender=st.sampled_from(LIAISONS), claim=_claims, quote_of=st.sampled_from([None, *LIAISONS]),
-       push_first=st.booleans())
-async def test_whatever_a_liaison_types_only_their_unit_is_confirmed(bot, transport, engine, sender, claim, quote_of,
-                                                                    push_first):
+@given(
+    sender=st.sampled_from(LIAISONS),
+    claim=_claims,
+    quote_of=st.sampled_from([None, *LIAISONS]),
+    push_first=st.booleans(),
+)
+async def test_whatever_a_liaison_types_only_their_unit_is_confirmed(
+    bot, transport, engine, sender, claim, quote_of, push_first
+):
     if push_first:
         await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     text = claim

@@ -44,11 +44,17 @@ async def test_numbers_and_both_confirm_each_push(bot, transport, clock, engine)
     await two_pushes_an_hour_apart(bot, transport, clock)
     await transport.say(WANG, "已转发 #1 #2", room_id=LIAISON_ROOM)
     await transport.say(LI, "两条都已转发", room_id=LIAISON_ROOM)
-    assert confirmed(engine) == [(1, "东城街道", "text"), (1, "城关镇", "text"), (2, "东城街道", "text"),
-                                 (2, "城关镇", "text")]
+    assert confirmed(engine) == [
+        (1, "东城街道", "text"),
+        (1, "城关镇", "text"),
+        (2, "东城街道", "text"),
+        (2, "城关镇", "text"),
+    ]
 
 
-async def test_a_bare_confirmation_with_two_pushes_apart_is_asked_about_and_a_number_answers(bot, transport, clock, engine):
+async def test_a_bare_confirmation_with_two_pushes_apart_is_asked_about_and_a_number_answers(
+    bot, transport, clock, engine
+):
     await two_pushes_an_hour_apart(bot, transport, clock)
     await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
     await transport.say(ZHAO, "已转发", room_id=LIAISON_ROOM)  # the same unit's backup: not asked again
@@ -84,8 +90,10 @@ async def test_a_backup_liaisons_later_reply_on_an_older_push_is_said(bot, trans
     assert confirmed(engine) == [(1, "城关镇", "text"), (2, "城关镇", "text")]
     sent = await coalesced(bot, transport, clock)
     assert len(sent) == 1
-    assert sent[0].text.splitlines() == ["✅ 已记录 #1：城关镇（本次 1 个单位）。目前已确认 1/6。",
-                                         "（城关镇的这条确认记在 #1；#2 此前已确认）"]
+    assert sent[0].text.splitlines() == [
+        "✅ 已记录 #1：城关镇（本次 1 个单位）。目前已确认 1/6。",
+        "（城关镇的这条确认记在 #1；#2 此前已确认）",
+    ]
 
 
 async def test_an_unsure_reply_is_asked_once_and_only_that_persons_yes_counts(bot, transport, clock, engine):
@@ -115,10 +123,12 @@ async def test_a_reply_about_a_push_that_does_not_confirm_gets_one_hint(bot, tra
 
 async def test_a_face_code_alone_under_a_quoted_push_counts(bot, transport, clock, engine):
     await push(bot, transport)
-    await transport.say(WANG, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n[Strong]",
-                        room_id=LIAISON_ROOM)
-    await transport.say(LI, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n[流泪]",
-                        room_id=LIAISON_ROOM)
+    await transport.say(
+        WANG, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n[Strong]", room_id=LIAISON_ROOM
+    )
+    await transport.say(
+        LI, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n[流泪]", room_id=LIAISON_ROOM
+    )
     assert confirmed(engine) == [(1, "城关镇", "quote")]
 
 
@@ -134,7 +144,7 @@ async def test_a_group_note_the_office_starts_for_an_older_push_confirms_that_pu
 async def test_a_recall_by_someone_else_changes_nothing(bot, transport, clock, engine):
     await push(bot, transport)
     said = await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
-    recall = (f"<sysmsg type=\"revokemsg\"><revokemsg><newmsgid>{said.message_id}</newmsgid></revokemsg></sysmsg>")
+    recall = f'<sysmsg type="revokemsg"><revokemsg><newmsgid>{said.message_id}</newmsgid></revokemsg></sysmsg>'
     await transport.say(LI, recall, room_id=LIAISON_ROOM, kind=MessageKind.RECALL)
     assert confirmed(engine) == [(1, "城关镇", "text")]
     await transport.say(WANG, recall, room_id=LIAISON_ROOM, kind=MessageKind.RECALL)
@@ -181,4 +191,5 @@ async def test_trickling_confirmations_get_at_most_one_summary_per_interval(bot,
     await bot.flush_acks()
     await bot.send_pending()
     assert [o.text for o in group_texts(transport)][1:] == [
-        "✅ 已记录 #1：东城街道、西湖镇、区教育局、金融行业（本次 4 个单位）。目前已确认 5/6。"]
+        "✅ 已记录 #1：东城街道、西湖镇、区教育局、金融行业（本次 4 个单位）。目前已确认 5/6。"
+    ]

@@ -34,8 +34,11 @@ async def test_confirmations_in_several_styles_then_progress_names_exactly_the_m
     await push_shuadan(bot, transport)
     clock.advance(minutes=5)
     await transport.say(WANG, "城关镇 已转发 #1 👍", room_id=LIAISON_ROOM)
-    await transport.say(LI, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n已转", room_id=LIAISON_ROOM)
+    await transport.say(
+        LI, "「反诈助手：【反诈预警 #1】警惕刷单返利」\n- - - - - - - - - - - - - - -\n已转", room_id=LIAISON_ROOM
+    )
     from bot.transport.base import Image
+
     await transport.send_image(SUN, Image("shot.jpg", b"\xff\xd8fake"), room_id=LIAISON_ROOM)
     await transport.say(ZHOU, "请问怎么转发？", room_id=LIAISON_ROOM)  # a question, not a confirmation
     with session(engine) as s:
@@ -79,7 +82,9 @@ async def test_repeat_confirmation_changes_nothing(bot, transport, clock, engine
         first = s.exec(select(Confirmation)).one()
     clock.advance(minutes=3)
     await transport.say(WANG, "已转发 #1", room_id=LIAISON_ROOM)
-    await transport.send_image(WANG, __import__("bot.transport.base", fromlist=["Image"]).Image("a.jpg", b"x"), room_id=LIAISON_ROOM)
+    await transport.send_image(
+        WANG, __import__("bot.transport.base", fromlist=["Image"]).Image("a.jpg", b"x"), room_id=LIAISON_ROOM
+    )
     with session(engine) as s:
         confs = s.exec(select(Confirmation)).all()
     assert len(confs) == 1 and confs[0].at == first.at and confs[0].method == "text"
@@ -87,6 +92,7 @@ async def test_repeat_confirmation_changes_nothing(bot, transport, clock, engine
 
 async def test_backup_liaison_confirms_for_the_unit(bot, transport, engine):
     from tests.conftest import ZHAO
+
     await push_shuadan(bot, transport)
     await transport.say(ZHAO, "已转", room_id=LIAISON_ROOM)  # bound by WeChat name when seen at start
     assert confirmed_units(engine) == ["城关镇"]
@@ -175,7 +181,10 @@ async def test_non_admin_commands_are_refused_logged_and_change_nothing(bot, tra
     with session(engine) as s:
         assert s.exec(select(Push)).all() == []
         refused = s.exec(select(AuditLog).where(AuditLog.allowed == False)).all()  # noqa: E712
-    assert [(a.actor_id, a.action) for a in refused] == [("wxid_impostor", "refused:推送"), (LI.contact_id, "refused:撤回")]
+    assert [(a.actor_id, a.action) for a in refused] == [
+        ("wxid_impostor", "refused:推送"),
+        (LI.contact_id, "refused:撤回"),
+    ]
 
 
 async def test_admin_command_in_a_liaison_group_is_redirected(bot, transport, engine):
@@ -280,8 +289,9 @@ async def test_restart_keeps_every_confirmation_and_owed_acknowledgement(setting
 async def test_no_liaison_group_or_no_roster_means_no_push(settings, transport, engine, clock):
     from bot.runtime.app import build_bot
 
-    b = build_bot(settings.model_copy(update={"liaison_groups": []}), transport, engine=engine, clock=clock,
-                 send_loop=False)
+    b = build_bot(
+        settings.model_copy(update={"liaison_groups": []}), transport, engine=engine, clock=clock, send_loop=False
+    )
     await b.start()
     await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     await b.send_pending()

@@ -58,11 +58,24 @@ XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _formulaish = st.tuples(
     st.sampled_from(["", "\x00", "\x01", "\x0b", "\x1f"]),  # stripped as illegal: must not uncover a formula
     st.sampled_from(["=", "+", "-", "@", "\t", "\r", "＝", " =", "\n=", "'=", "=="]),
-    st.sampled_from(['HYPERLINK("http://evil.invalid","点我")', "cmd|' /C calc'!A0", "SUM(1+1)*cmd|'/C calc'!A0",
-                     "1+1", "2026-11-26", "", "@SUM(A1)"]),
+    st.sampled_from(
+        [
+            'HYPERLINK("http://evil.invalid","点我")',
+            "cmd|' /C calc'!A0",
+            "SUM(1+1)*cmd|'/C calc'!A0",
+            "1+1",
+            "2026-11-26",
+            "",
+            "@SUM(A1)",
+        ]
+    ),
 ).map("".join)
-user_text = st.one_of(_formulaish, st.text(), st.sampled_from(WORDS + ODD),
-                      long_text(st.sampled_from(["=", "+1", "-", "@a"]), 32_760, 33_000))
+user_text = st.one_of(
+    _formulaish,
+    st.text(),
+    st.sampled_from(WORDS + ODD),
+    long_text(st.sampled_from(["=", "+1", "-", "@a"]), 32_760, 33_000),
+)
 
 
 def inert(value: str) -> bool:
@@ -105,8 +118,13 @@ def assert_no_formula_cells(data: bytes) -> int:
 
 
 @SLOW
-@given(values=st.lists(st.one_of(user_text, st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                                 st.none()), min_size=1, max_size=6))
+@given(
+    values=st.lists(
+        st.one_of(user_text, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.none()),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_any_sheet_the_bot_writes_has_no_formula(values):
     wb = Workbook()
     wb.remove(wb.active)
@@ -124,9 +142,15 @@ _names = st.one_of(_formulaish, st.text(min_size=1, max_size=30), st.sampled_fro
 def test_reports_with_hostile_unit_names_and_titles_have_no_formula(names, title):
     units = [unit(n, i + 1, on_time=1, late=0, missed=1, median=3.0, level=n) for i, n in enumerate(names)]
     report = make_report(units)
-    report.pushes[0] = type(report.pushes[0])(n=7, title=title, pushed_at=report.pushes[0].pushed_at,
-                                              deadline=report.pushes[0].deadline, confirmed=1, total=2,
-                                              missing_units=names)
+    report.pushes[0] = type(report.pushes[0])(
+        n=7,
+        title=title,
+        pushed_at=report.pushes[0].pushed_at,
+        deadline=report.pushes[0].deadline,
+        confirmed=1,
+        total=2,
+        missing_units=names,
+    )
     report.red[:] = names
     report.black[:] = list(reversed(names))
     report.escalations.clear()
@@ -135,16 +159,25 @@ def test_reports_with_hostile_unit_names_and_titles_have_no_formula(names, title
 
 
 @SLOW
-@given(towns=st.lists(_names.map(lambda t: t.replace("\x00", "")).filter(lambda t: 0 < len(t.strip()) <= 100),
-                     min_size=1, max_size=4, unique=True),
-       case_type=_names.map(lambda t: t.replace("\x00", "")[:50]))  # the file reader drops NUL (PostgreSQL has none)
+@given(
+    towns=st.lists(
+        _names.map(lambda t: t.replace("\x00", "")).filter(lambda t: 0 < len(t.strip()) <= 100),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    case_type=_names.map(lambda t: t.replace("\x00", "")[:50]),
+)  # the file reader drops NUL (PostgreSQL has none)
 def test_incident_reports_with_hostile_towns_and_types_have_no_formula(engine, towns, case_type):
     with session(engine) as s:
-        rows = [StatRow(i + 2, town, date(2026, 11, 16), date(2026, 11, 22), case_type, i + 1)
-                for i, town in enumerate(towns)]
+        rows = [
+            StatRow(i + 2, town, date(2026, 11, 16), date(2026, 11, 22), case_type, i + 1)
+            for i, town in enumerate(towns)
+        ]
         import_stats(s, rows, now=datetime(2026, 11, 26, tzinfo=UTC), source="test")
-        report = build_stats_report(s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 22),
-                                    library=load_library())
+        report = build_stats_report(
+            s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 22), library=load_library()
+        )
         s.rollback()
     assert assert_no_formula_cells(render_stats_xlsx(report)) > 0
 
@@ -165,13 +198,22 @@ async def test_hostile_roster_feed_and_statistics_text_stays_inert_in_the_bot_re
         feed = Feed(url="https://feed.invalid/rss")
         s.add(feed)
         s.flush()
-        s.add(FeedItem(feed_id=feed.id, guid="g", title="=cmd|' /C calc'!A0 冒充客服", link="", summary="-摘要",
-                       seen_at=clock()))
+        s.add(
+            FeedItem(
+                feed_id=feed.id,
+                guid="g",
+                title="=cmd|' /C calc'!A0 冒充客服",
+                link="",
+                summary="-摘要",
+                seen_at=clock(),
+            )
+        )
         s.commit()
     await transport.say(ADMIN, "推送 候选1", room_id=OFFICE_ROOM)
     await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
     stats = "镇街,周期,案件类型,警情数\n" + "".join(
-        f'"{name.replace(chr(34), chr(34) * 2)}",2026-W47,"=刷单",{i + 1}\n' for i, name in enumerate(HOSTILE_NAMES))
+        f'"{name.replace(chr(34), chr(34) * 2)}",2026-W47,"=刷单",{i + 1}\n' for i, name in enumerate(HOSTILE_NAMES)
+    )
     await transport.send_file(ADMIN, FileData("警情.csv", stats.encode()), room_id=OFFICE_ROOM)
     await transport.say(ADMIN, "报表 周", room_id=OFFICE_ROOM)
     await bot.send_pending()
@@ -189,9 +231,32 @@ async def test_hostile_roster_feed_and_statistics_text_stays_inert_in_the_bot_re
 # --- evidence files -----------------------------------------------------------------------------
 
 _hostile_file_names = st.one_of(
-    st.sampled_from(["../../etc/passwd", "/etc/passwd", "..", ".", "./x", "a/../../b", "..\\..\\x", "C:\\x.png",
-                     "x\x00.png", "\x00", "x\n.png", "\u202egnp.exe", "x" * 101, "x" * 300, "．．／x", "~/x", "$HOME",
-                     "%2e%2e%2fx", "a\u2215b", "\u3000", "con", "."*200]),
+    st.sampled_from(
+        [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "..",
+            ".",
+            "./x",
+            "a/../../b",
+            "..\\..\\x",
+            "C:\\x.png",
+            "x\x00.png",
+            "\x00",
+            "x\n.png",
+            "\u202egnp.exe",
+            "x" * 101,
+            "x" * 300,
+            "．．／x",
+            "~/x",
+            "$HOME",
+            "%2e%2e%2fx",
+            "a\u2215b",
+            "\u3000",
+            "con",
+            "." * 200,
+        ]
+    ),
     st.text(max_size=120),
     st.lists(st.sampled_from(["..", "/", "\\", ".", "a", "\x00", "é", "𝒳", "\u200b"]), max_size=12).map("".join),
 )
@@ -213,8 +278,12 @@ def test_an_evidence_name_resolves_inside_the_folder_or_is_refused(tmp_path, nam
 
 
 @FAST
-@given(data=st.one_of(st.binary(min_size=1, max_size=200),
-                      st.sampled_from([b"\x89PNG\r\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF....WEBP"])))
+@given(
+    data=st.one_of(
+        st.binary(min_size=1, max_size=200),
+        st.sampled_from([b"\x89PNG\r\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF....WEBP"]),
+    )
+)
 def test_stored_screenshots_get_a_generated_name_in_the_folder(tmp_path, data):
     folder = tmp_path / "evidence"
     name = evidence_store.save_image(folder, data)
@@ -240,8 +309,15 @@ def test_retention_never_deletes_outside_the_folder(engine, roster, tmp_path, na
         if on_postgres():  # its text cannot hold NUL, so no row can name such a file there
             names = [n.replace("\x00", "") for n in names]
         for unit_id, name in zip(unit_ids, [kept_name, *names], strict=False):
-            conf = Confirmation(push_id=push.id, unit_id=unit_id, liaison_id=_liaison_of(s, unit_id), at=now,
-                                method="image", evidence_file=name[:100], evidence_at=now - timedelta(days=200))
+            conf = Confirmation(
+                push_id=push.id,
+                unit_id=unit_id,
+                liaison_id=_liaison_of(s, unit_id),
+                at=now,
+                method="image",
+                evidence_file=name[:100],
+                evidence_at=now - timedelta(days=200),
+            )
             s.add(conf)
             confs.append(conf)
         s.flush()
@@ -278,8 +354,11 @@ def _png(color=(200, 10, 10)) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..\\..\\evil.png", "x" * 5000, "\u202egnp.exe",
-                                  "../../" + "a" * 250] + ([] if on_postgres() else ["x\x00.png"]))
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "/etc/passwd", "..\\..\\evil.png", "x" * 5000, "\u202egnp.exe", "../../" + "a" * 250]
+    + ([] if on_postgres() else ["x\x00.png"]),
+)
 # (PostgreSQL cannot store the NUL of a name: test_hardening_messages.py's NUL test covers that gap.)
 async def test_a_screenshot_name_from_the_chat_never_becomes_a_path(bot, transport, engine, settings, tmp_path, name):
     bot.evidence.ocr = False
@@ -291,8 +370,15 @@ async def test_a_screenshot_name_from_the_chat_never_becomes_a_path(bot, transpo
         conf = s.exec(select(Confirmation)).one()
     assert re.fullmatch(r"[0-9a-f]{32}\.png", conf.evidence_file)
     created = {p for p in tmp_path.rglob("*")} - before
-    assert {p for p in created if p.is_file() and p.suffix != ".db" and "-wal" not in p.name
-            and "-shm" not in p.name and "-journal" not in p.name} == {folder / conf.evidence_file}
+    assert {
+        p
+        for p in created
+        if p.is_file()
+        and p.suffix != ".db"
+        and "-wal" not in p.name
+        and "-shm" not in p.name
+        and "-journal" not in p.name
+    } == {folder / conf.evidence_file}
     assert await bot.check_evidence() == 1
 
 

@@ -36,10 +36,14 @@ def xlsx_parts(data: bytes) -> dict[str, bytes]:
 
 
 def a_larger_report() -> Report:
-    units = [unit(f"第{i}号单位", i + 1, on_time=20 - i % 7, late=i % 3, missed=i % 5, median=3.5 * i) for i in range(45)]
+    units = [
+        unit(f"第{i}号单位", i + 1, on_time=20 - i % 7, late=i % 3, missed=i % 5, median=3.5 * i) for i in range(45)
+    ]
     base = make_report(units)
     evidence = [EvidenceRow(7, f"第{i}号单位", ["已核验", "存疑", ""][i % 3], "截图中有推送标题") for i in range(60)]
-    return Report(**{**base.__dict__, "evidence": evidence, "kind": "month", "title": "反诈预警转发月通报（2026年11月）"})
+    return Report(
+        **{**base.__dict__, "evidence": evidence, "kind": "month", "title": "反诈预警转发月通报（2026年11月）"}
+    )
 
 
 def test_files_made_in_the_child_are_the_files_made_here():
@@ -187,8 +191,9 @@ DAY_SCRIPT = textwrap.dedent("""
 
 
 def run_day(mode: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", DAY_SCRIPT, mode], cwd=ROOT, capture_output=True, text=True, check=False,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", DAY_SCRIPT, mode], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -217,8 +222,9 @@ def test_numpy_and_pillow_wait_for_the_first_screenshot():
         digest = evidence.perceptual_hash(buf.getvalue())
         print(json.dumps({"before": before, "after": "numpy" in sys.modules, "hash": digest}))
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["before"] is False and result["after"] is True

@@ -45,8 +45,13 @@ def _month_index(moment: datetime) -> int:
 
 
 def reference_standings(s, *, as_of: datetime, ladder: Ladder) -> dict[int, Standing]:
-    closed = list(s.exec(select(Push).where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
-                         .order_by(col(Push.deadline).desc(), col(Push.id).desc())))
+    closed = list(
+        s.exec(
+            select(Push)
+            .where(Push.state == PushState.CLOSED.value, Push.deadline <= as_of)
+            .order_by(col(Push.deadline).desc(), col(Push.id).desc())
+        )
+    )
     misses: dict[int, set[int]] = defaultdict(set)
     months_of: dict[int, set[int]] = defaultdict(set)
     for miss in s.exec(select(Miss).where(Miss.deadline <= as_of)):
@@ -61,10 +66,20 @@ def reference_standings(s, *, as_of: datetime, ladder: Ladder) -> dict[int, Stan
                 break
             run.append(push.id)
         months = months_of[unit.id]
-        written = any(all(end - k in months for k in range(ladder.written_months))
-                      for end in (this_month, this_month - 1))
-        level = (WRITTEN if written else INTERVIEW if len(run) >= ladder.interview_after
-                 else REMIND if len(run) >= ladder.remind_after else WATCH if run else NONE)
+        written = any(
+            all(end - k in months for k in range(ladder.written_months)) for end in (this_month, this_month - 1)
+        )
+        level = (
+            WRITTEN
+            if written
+            else INTERVIEW
+            if len(run) >= ladder.interview_after
+            else REMIND
+            if len(run) >= ladder.remind_after
+            else WATCH
+            if run
+            else NONE
+        )
         result[unit.id] = Standing(unit.id, len(run), level, tuple(reversed(run)))
     return result
 
@@ -72,8 +87,13 @@ def reference_standings(s, *, as_of: datetime, ladder: Ladder) -> dict[int, Stan
 def reference_report(s, *, kind: str, start: date, end: date, now: datetime, ladder: Ladder) -> Report:
     lo = datetime.combine(start, time(0), tzinfo=TZ)
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=TZ)
-    pushes = list(s.exec(select(Push).where(Push.deadline >= lo, Push.deadline < hi,
-                                            Push.state != PushState.WITHDRAWN.value).order_by(Push.id)))
+    pushes = list(
+        s.exec(
+            select(Push)
+            .where(Push.deadline >= lo, Push.deadline < hi, Push.state != PushState.WITHDRAWN.value)
+            .order_by(Push.id)
+        )
+    )
     push_ids = [p.id for p in pushes]
     confs = list(s.exec(select(Confirmation).where(col(Confirmation.push_id).in_(push_ids)))) if push_ids else []
     by_unit: dict[int, list] = {}
@@ -89,31 +109,69 @@ def reference_report(s, *, kind: str, start: date, end: date, now: datetime, lad
         mine = by_unit.get(unit.id, [])
         late = sum(1 for c in mine if c.late)
         minutes = [(c.at - pushed_at[c.push_id]).total_seconds() / 60 for c in mine]
-        rows.append(dict(unit=unit.name, kind=unit.kind, received=len(pushes), relayed=len(mine),
-                         on_time=len(mine) - late, late=late, missed=len(pushes) - len(mine),
-                         median_minutes=round(statistics.median(minutes), 1) if minutes else None,
-                         level=levels[unit.id].level if unit.id in levels else ""))
-    order = sorted(range(len(rows)), key=lambda i: (
-        -rows[i]["on_time"], rows[i]["missed"], rows[i]["late"],
-        rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"), i))
+        rows.append(
+            dict(
+                unit=unit.name,
+                kind=unit.kind,
+                received=len(pushes),
+                relayed=len(mine),
+                on_time=len(mine) - late,
+                late=late,
+                missed=len(pushes) - len(mine),
+                median_minutes=round(statistics.median(minutes), 1) if minutes else None,
+                level=levels[unit.id].level if unit.id in levels else "",
+            )
+        )
+    order = sorted(
+        range(len(rows)),
+        key=lambda i: (
+            -rows[i]["on_time"],
+            rows[i]["missed"],
+            rows[i]["late"],
+            rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"),
+            i,
+        ),
+    )
     ranked = [UnitRow(rank=r + 1, **rows[i]) for r, i in enumerate(order)]
     red = [u.unit for u in ranked if u.received and u.missed == 0 and u.late == 0][:BOARD_SIZE]
     black = [u.unit for u in reversed(ranked) if u.missed or u.late][:BOARD_SIZE]
-    escalations = {level: [u.name for u in units if levels.get(u.id) and levels[u.id].level == level]
-                   for level in REPORTED_LEVELS}
+    escalations = {
+        level: [u.name for u in units if levels.get(u.id) and levels[u.id].level == level] for level in REPORTED_LEVELS
+    }
     names = {u.id: u.name for u in units}
     push_rows = []
     for push in pushes:
         alert = s.get(Alert, push.alert_id)
         done = by_push[push.id]
-        push_rows.append(PushRow(n=push.id, title=alert.title if alert else "", pushed_at=push.created_at,
-                                 deadline=push.deadline, confirmed=len([u for u in units if u.id in done]),
-                                 total=len(units), missing_units=[names[u.id] for u in units if u.id not in done]))
-    evidence = [EvidenceRow(c.push_id, names.get(c.unit_id, "?"), c.verdict, c.verdict_reason)
-                for c in sorted(confs, key=lambda c: (c.push_id, c.id)) if c.evidence_file or c.verdict]
-    return Report(kind=kind, title=_title(kind, start, end), period_start=start, period_end=end, generated_at=now,
-                  units=ranked, pushes=push_rows, red=red, black=black,
-                  escalations={k: v for k, v in escalations.items() if v}, evidence=evidence)
+        push_rows.append(
+            PushRow(
+                n=push.id,
+                title=alert.title if alert else "",
+                pushed_at=push.created_at,
+                deadline=push.deadline,
+                confirmed=len([u for u in units if u.id in done]),
+                total=len(units),
+                missing_units=[names[u.id] for u in units if u.id not in done],
+            )
+        )
+    evidence = [
+        EvidenceRow(c.push_id, names.get(c.unit_id, "?"), c.verdict, c.verdict_reason)
+        for c in sorted(confs, key=lambda c: (c.push_id, c.id))
+        if c.evidence_file or c.verdict
+    ]
+    return Report(
+        kind=kind,
+        title=_title(kind, start, end),
+        period_start=start,
+        period_end=end,
+        generated_at=now,
+        units=ranked,
+        pushes=push_rows,
+        red=red,
+        black=black,
+        escalations={k: v for k, v in escalations.items() if v},
+        evidence=evidence,
+    )
 
 
 # ---- a randomised district -----------------------------------------------------------------------
@@ -128,8 +186,10 @@ def make_history(engine, seed: int, *, units: int = 12) -> list[int]:
     Returns the unit ids. Two units stop confirming for weeks (runs longer than standings' batches)."""
     rng = random.Random(seed)
     with session(engine) as s:
-        unit_rows = [Unit(name=f"单位{i:02d}", kind=rng.choice(["镇街", "区直单位", "其他"]), active=rng.random() > 0.15)
-                     for i in range(units)]
+        unit_rows = [
+            Unit(name=f"单位{i:02d}", kind=rng.choice(["镇街", "区直单位", "其他"]), active=rng.random() > 0.15)
+            for i in range(units)
+        ]
         s.add_all(unit_rows)
         s.flush()
         from bot.storage.models import Liaison
@@ -146,13 +206,19 @@ def make_history(engine, seed: int, *, units: int = 12) -> list[int]:
             for _ in range(rng.choice([0, 1, 2, 3])):
                 created = datetime.combine(day, time(9), tzinfo=TZ) + timedelta(minutes=rng.randrange(0, 420))
                 deadline = datetime.combine(day, time(18), tzinfo=TZ) + timedelta(days=rng.choice([0, 0, 0, 1]))
-                alert = Alert(case_type="刷单", title=rng.choice(["刷单返利", "=1+1 冒充客服", "征信修复"]),
-                              created_at=created)
+                alert = Alert(
+                    case_type="刷单", title=rng.choice(["刷单返利", "=1+1 冒充客服", "征信修复"]), created_at=created
+                )
                 s.add(alert)
                 s.flush()
                 state = rng.choices([PushState.CLOSED, PushState.WITHDRAWN, PushState.OPEN], [90, 5, 5])[0].value
-                push = Push(alert_id=alert.id, created_at=created, deadline=deadline, state=state,
-                            closed_at=deadline if state == PushState.CLOSED.value else None)
+                push = Push(
+                    alert_id=alert.id,
+                    created_at=created,
+                    deadline=deadline,
+                    state=state,
+                    closed_at=deadline if state == PushState.CLOSED.value else None,
+                )
                 s.add(push)
                 s.flush()
                 for u in unit_rows:
@@ -160,15 +226,27 @@ def make_history(engine, seed: int, *, units: int = 12) -> list[int]:
                     confirm = not quiet and rng.random() < 0.8
                     late = confirm and rng.random() < 0.15
                     if confirm:
-                        at = (deadline + timedelta(minutes=rng.randrange(1, 3000)) if late
-                              else created + timedelta(seconds=rng.randrange(1, int((deadline - created).total_seconds()))))
+                        at = (
+                            deadline + timedelta(minutes=rng.randrange(1, 3000))
+                            if late
+                            else created
+                            + timedelta(seconds=rng.randrange(1, int((deadline - created).total_seconds())))
+                        )
                         at += timedelta(microseconds=rng.randrange(1_000_000))
                         shot = rng.random() < 0.3
-                        s.add(Confirmation(push_id=push.id, unit_id=u.id, liaison_id=liaisons[u.id], at=at,
-                                           method="image" if shot else "text", late=late,
-                                           evidence_file=f"{push.id}-{u.id}.jpg" if shot and rng.random() < 0.8 else "",
-                                           verdict=rng.choice(["", "已核验", "存疑"]) if shot else "",
-                                           verdict_reason=rng.choice(["", "截图中有推送标题"])))
+                        s.add(
+                            Confirmation(
+                                push_id=push.id,
+                                unit_id=u.id,
+                                liaison_id=liaisons[u.id],
+                                at=at,
+                                method="image" if shot else "text",
+                                late=late,
+                                evidence_file=f"{push.id}-{u.id}.jpg" if shot and rng.random() < 0.8 else "",
+                                verdict=rng.choice(["", "已核验", "存疑"]) if shot else "",
+                                verdict_reason=rng.choice(["", "截图中有推送标题"]),
+                            )
+                        )
                     if state == PushState.CLOSED.value and (not confirm or late):
                         s.add(Miss(push_id=push.id, unit_id=u.id, deadline=deadline))
             day += timedelta(days=1)
@@ -180,9 +258,13 @@ def make_history(engine, seed: int, *, units: int = 12) -> list[int]:
 def test_build_report_gives_the_same_report_as_before(engine, seed):
     make_history(engine, seed)
     ladder = Ladder(2, 3, 2)
-    cases = [("day", date(2026, 11, 26), date(2026, 11, 26)), ("week", date(2026, 11, 23), date(2026, 11, 29)),
-             ("month", date(2026, 11, 1), date(2026, 11, 30)), ("month", date(2026, 10, 1), date(2026, 10, 31)),
-             ("week", date(2027, 1, 4), date(2027, 1, 10))]  # no pushes at all
+    cases = [
+        ("day", date(2026, 11, 26), date(2026, 11, 26)),
+        ("week", date(2026, 11, 23), date(2026, 11, 29)),
+        ("month", date(2026, 11, 1), date(2026, 11, 30)),
+        ("month", date(2026, 10, 1), date(2026, 10, 31)),
+        ("week", date(2027, 1, 4), date(2027, 1, 10)),
+    ]  # no pushes at all
     compared = 0
     for kind, start, end in cases:
         now = datetime.combine(end + timedelta(days=1), time(9), tzinfo=TZ)
@@ -199,8 +281,15 @@ def test_the_history_has_what_the_comparison_needs(engine):
     # Control for the test above: medians from even counts, late ones, screenshots, inactive units, escalations.
     make_history(engine, 1)
     with session(engine) as s:
-        rep = build_report(s, kind="month", start=date(2026, 11, 1), end=date(2026, 11, 30),
-                           now=datetime(2026, 12, 1, 9, tzinfo=TZ), tz=TZ, ladder=Ladder(2, 3, 2))
+        rep = build_report(
+            s,
+            kind="month",
+            start=date(2026, 11, 1),
+            end=date(2026, 11, 30),
+            now=datetime(2026, 12, 1, 9, tzinfo=TZ),
+            tz=TZ,
+            ladder=Ladder(2, 3, 2),
+        )
         inactive = s.exec(select(Unit).where(Unit.active == False)).all()  # noqa: E712
     assert inactive and rep.evidence and any(u.late for u in rep.units)
     assert any(u.relayed % 2 == 0 and u.relayed for u in rep.units)
@@ -211,10 +300,15 @@ def test_the_history_has_what_the_comparison_needs(engine):
 def test_standings_are_the_same_as_before(engine, written_months):
     unit_ids = make_history(engine, 3)
     ladder = Ladder(2, 3, written_months)
-    moments = [datetime(2026, 9, 1, 8, tzinfo=TZ), datetime(2026, 10, 1, 0, tzinfo=TZ),
-               datetime(2026, 10, 31, 23, 59, tzinfo=TZ), datetime(2026, 11, 15, 18, tzinfo=TZ),
-               datetime(2026, 11, 20, 18, 0, tzinfo=TZ), datetime(2026, 12, 1, 9, tzinfo=TZ),
-               datetime(2027, 2, 1, 9, tzinfo=TZ)]
+    moments = [
+        datetime(2026, 9, 1, 8, tzinfo=TZ),
+        datetime(2026, 10, 1, 0, tzinfo=TZ),
+        datetime(2026, 10, 31, 23, 59, tzinfo=TZ),
+        datetime(2026, 11, 15, 18, tzinfo=TZ),
+        datetime(2026, 11, 20, 18, 0, tzinfo=TZ),
+        datetime(2026, 12, 1, 9, tzinfo=TZ),
+        datetime(2027, 2, 1, 9, tzinfo=TZ),
+    ]
     longest = 0
     for as_of in moments:
         with session(engine) as s:
@@ -231,14 +325,33 @@ def test_standings_are_the_same_as_before(engine, written_months):
 
 
 def _units(n: int) -> list[UnitRow]:
-    return [UnitRow(unit=f"第{i}号单位", kind="镇街", received=4, relayed=4 - i % 3, on_time=4 - i % 3 - i % 2,
-                    late=i % 2, missed=i % 3, median_minutes=10.0, level="", rank=i + 1) for i in range(n)]
+    return [
+        UnitRow(
+            unit=f"第{i}号单位",
+            kind="镇街",
+            received=4,
+            relayed=4 - i % 3,
+            on_time=4 - i % 3 - i % 2,
+            late=i % 2,
+            missed=i % 3,
+            median_minutes=10.0,
+            level="",
+            rank=i + 1,
+        )
+        for i in range(n)
+    ]
 
 
 def _report(n: int) -> Report:
-    return Report(kind="month", title="反诈预警转发月通报（2026年11月）", period_start=date(2026, 11, 1),
-                  period_end=date(2026, 11, 30), generated_at=datetime(2026, 12, 1, 9, tzinfo=TZ), units=_units(n),
-                  pushes=[])
+    return Report(
+        kind="month",
+        title="反诈预警转发月通报（2026年11月）",
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 30),
+        generated_at=datetime(2026, 12, 1, 9, tzinfo=TZ),
+        units=_units(n),
+        pushes=[],
+    )
 
 
 def test_a_large_district_charts_its_lowest_ranked_units_and_says_so():

@@ -26,12 +26,30 @@ LONG_NAME = "区市场监督管理局城关分局第一监管所综合执法队"
 
 
 def unit(
-    name: str, rank: int, *, on_time: int, late: int, missed: int, median: float | None, level: str = "",
-    added: int = 0, exempted: int = 0,
+    name: str,
+    rank: int,
+    *,
+    on_time: int,
+    late: int,
+    missed: int,
+    median: float | None,
+    level: str = "",
+    added: int = 0,
+    exempted: int = 0,
 ) -> UnitRow:
     return UnitRow(
-        unit=name, kind="镇街", received=on_time + late + missed, relayed=on_time + late, on_time=on_time, late=late,
-        missed=missed, median_minutes=median, level=level, rank=rank, added=added, exempted=exempted,
+        unit=name,
+        kind="镇街",
+        received=on_time + late + missed,
+        relayed=on_time + late,
+        on_time=on_time,
+        late=late,
+        missed=missed,
+        median_minutes=median,
+        level=level,
+        rank=rank,
+        added=added,
+        exempted=exempted,
     )
 
 
@@ -53,13 +71,24 @@ def make_report(units: list[UnitRow] | None = None) -> Report:
         units=units,
         pushes=[
             PushRow(
-                n=7, title="=1+1 冒充客服退款新骗局", pushed_at=datetime(2026, 11, 26, 1, 0, tzinfo=UTC),
-                deadline=datetime(2026, 11, 26, 10, 0, tzinfo=UTC), confirmed=3, total=5,
-                missing_units=[HYPERLINK, "+86"], added_units=[LONG_NAME], exempted_units=["城关镇"],
+                n=7,
+                title="=1+1 冒充客服退款新骗局",
+                pushed_at=datetime(2026, 11, 26, 1, 0, tzinfo=UTC),
+                deadline=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+                confirmed=3,
+                total=5,
+                missing_units=[HYPERLINK, "+86"],
+                added_units=[LONG_NAME],
+                exempted_units=["城关镇"],
             ),
             PushRow(
-                n=8, title="刷单返利提醒", pushed_at=datetime(2026, 11, 27, 9, 30, tzinfo=TZ),
-                deadline=datetime(2026, 11, 27, 18, 0, tzinfo=TZ), confirmed=5, total=5, missing_units=[],
+                n=8,
+                title="刷单返利提醒",
+                pushed_at=datetime(2026, 11, 27, 9, 30, tzinfo=TZ),
+                deadline=datetime(2026, 11, 27, 18, 0, tzinfo=TZ),
+                confirmed=5,
+                total=5,
+                missing_units=[],
             ),
         ],
         red=["城关镇", LONG_NAME],
@@ -89,8 +118,19 @@ def test_xlsx_sheets_headers_and_layout(workbook):
     assert wb.properties.title == "反诈预警转发周通报（2026年11月23日—11月29日）"
     headers = {
         "单位排名": [
-            "排名", "单位", "类别", "收到", "已转发", "按时", "迟报", "未转发", "按时率", "转发用时中位数(分钟)", "当前等级",
-            "其中补登", "免转",
+            "排名",
+            "单位",
+            "类别",
+            "收到",
+            "已转发",
+            "按时",
+            "迟报",
+            "未转发",
+            "按时率",
+            "转发用时中位数(分钟)",
+            "当前等级",
+            "其中补登",
+            "免转",
         ],
         "推送明细": ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
         "红黑榜": ["红榜", "黑榜"],
@@ -127,8 +167,17 @@ def test_xlsx_unit_ranking_values(workbook):
 def test_xlsx_pushes_red_black_and_escalations(workbook):
     _, wb = workbook
     assert rows(wb["推送明细"])[1:] == [
-        ["#7", "'=1+1 冒充客服退款新骗局", "2026-11-26 09:00", "2026-11-26 18:00", 3, 5, "'" + HYPERLINK + "、+86",
-         LONG_NAME, "城关镇"],
+        [
+            "#7",
+            "'=1+1 冒充客服退款新骗局",
+            "2026-11-26 09:00",
+            "2026-11-26 18:00",
+            3,
+            5,
+            "'" + HYPERLINK + "、+86",
+            LONG_NAME,
+            "城关镇",
+        ],
         ["#8", "刷单返利提醒", "2026-11-27 09:30", "2026-11-27 18:00", 5, 5, None, None, None],
     ]
     assert rows(wb["更正记录"])[1:] == [

@@ -51,16 +51,27 @@ async def test_week_figures_match_the_hand_computed_ones(bot, transport, clock, 
     await play_week(bot, transport, clock)
     start, end = period_of("week", datetime(2026, 11, 28).date())
     with session(engine) as s:
-        report = build_report(s, kind="week", start=start, end=end, now=datetime(2026, 11, 30, 9, 0, tzinfo=TZ),
-                              tz=TZ, ladder=ladder_of(settings))
-    got = [(u.rank, u.unit, u.received, u.relayed, u.on_time, u.late, u.missed, u.median_minutes, u.level)
-           for u in report.units]
+        report = build_report(
+            s,
+            kind="week",
+            start=start,
+            end=end,
+            now=datetime(2026, 11, 30, 9, 0, tzinfo=TZ),
+            tz=TZ,
+            ladder=ladder_of(settings),
+        )
+    got = [
+        (u.rank, u.unit, u.received, u.relayed, u.on_time, u.late, u.missed, u.median_minutes, u.level)
+        for u in report.units
+    ]
     assert got == EXPECTED_UNITS
     assert report.red == ["金融行业", "城关镇"]
     assert report.black == ["区教育局", "区卫健局", "东城街道"]
     assert report.escalations == {"提醒": ["区教育局"]}
     assert [(p.n, p.confirmed, p.missing_units) for p in report.pushes] == [
-        (1, 4, ["区教育局", "区卫健局"]), (2, 4, ["东城街道", "区教育局"])]
+        (1, 4, ["区教育局", "区卫健局"]),
+        (2, 4, ["东城街道", "区教育局"]),
+    ]
 
 
 @pytest.mark.slow
@@ -84,7 +95,8 @@ async def test_monday_morning_weekly_report_reaches_the_office_with_xlsx_and_cha
     sheet = load_workbook(io.BytesIO(xlsx.data))["单位排名"]
     rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
     assert [(r[0], r[1], r[3], r[5], r[6], r[7]) for r in rows] == [
-        (e[0], e[1], e[2], e[4], e[5], e[6]) for e in EXPECTED_UNITS]
+        (e[0], e[1], e[2], e[4], e[5], e[6]) for e in EXPECTED_UNITS
+    ]
     chart = next(o.image for o in office if o.image is not None)
     with PILImage.open(io.BytesIO(chart.data)) as img:
         assert img.format == "PNG" and img.size == (1200, 600)
@@ -124,7 +136,9 @@ def test_periods():
 async def test_cli_report_writes_xlsx_and_png(bot, transport, clock, engine, tmp_path):
     await play_week(bot, transport, clock)
     out = tmp_path / "周报.xlsx"
-    result = relaybot("report", "--week", "--date", "2026-11-26", "--out", str(out), db_url=str(engine.url), cwd=tmp_path)
+    result = relaybot(
+        "report", "--week", "--date", "2026-11-26", "--out", str(out), db_url=str(engine.url), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。" in result.stdout
     sheet = load_workbook(out)["推送明细"]
@@ -143,7 +157,10 @@ async def test_monthly_report_on_the_first(bot, transport, clock):
     await bot.send_pending()
     office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
     monthly = next(o.text for o in office if o.text.startswith("📊 反诈预警转发月通报"))
-    assert monthly.splitlines()[:2] == ["📊 反诈预警转发月通报（2026年11月）", "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。"]
+    assert monthly.splitlines()[:2] == [
+        "📊 反诈预警转发月通报（2026年11月）",
+        "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。",
+    ]
     assert any(o.file and o.file.name == "反诈预警转发月通报（2026年11月）.xlsx" for o in office)
 
 

@@ -87,6 +87,7 @@ def self_checks(transport):
 
 # ---- the self-check send -----------------------------------------------------------------------------------
 
+
 async def test_self_check_really_sends_to_the_target_outside_the_outbox_and_records_it(bot, transport, clock, robot):
     result = await bot.health.self_check()
     assert result is not None and result["send_ok"] and result["echo_ok"] is True
@@ -98,8 +99,13 @@ async def test_self_check_really_sends_to_the_target_outside_the_outbox_and_reco
     snap = snapshot(bot)
     assert snap["last_send_ok_at"] == clock.now
     assert snap["last_receive_at"] == clock.now  # the echo
-    assert snap["self_check"] == {"at": clock.now, "target": "filehelper", "send_ok": True, "echo_ok": True,
-                                  "detail": ""}
+    assert snap["self_check"] == {
+        "at": clock.now,
+        "target": "filehelper",
+        "send_ok": True,
+        "echo_ok": True,
+        "detail": "",
+    }
     await settle()
     assert robot.texts == []
 
@@ -117,8 +123,9 @@ async def test_a_room_name_as_target_sends_into_that_room(bot, transport, robot)
     assert (sent.chat_kind, sent.chat_id) == (ChatKind.ROOM, OFFICE_ROOM)
 
 
-async def test_self_check_runs_at_its_interval_and_a_restart_does_not_repeat_it(bot, transport, clock, robot,
-                                                                                settings, engine):
+async def test_self_check_runs_at_its_interval_and_a_restart_does_not_repeat_it(
+    bot, transport, clock, robot, settings, engine
+):
     await bot.check_health()
     assert len(self_checks(transport)) == 1
     clock.advance(minutes=30)
@@ -155,8 +162,11 @@ async def test_no_self_check_while_the_link_is_down_or_sending_is_paused(bot, tr
     assert await bot.health.self_check() is None
     await bot.on_connection("restored", "")
     with session(bot.engine) as s:
-        s.add(BotState(key="send_backoff_until", value=(clock.now + timedelta(minutes=5)).isoformat(),
-                       updated_at=clock.now))
+        s.add(
+            BotState(
+                key="send_backoff_until", value=(clock.now + timedelta(minutes=5)).isoformat(), updated_at=clock.now
+            )
+        )
         s.commit()
     assert await bot.health.self_check() is None  # WeChat said "too frequent": no probe now
     assert transport.sent == []
@@ -190,6 +200,7 @@ async def test_a_failing_self_check_is_told_once_and_its_recovery_once(bot, tran
 
 # ---- the receive check ---------------------------------------------------------------------------------------
 
+
 async def test_no_echo_and_nothing_received_is_told_once_and_the_next_message_ends_it(bot, transport, clock, robot):
     bot.settings.self_check_echo_seconds = 60
     transport.echo = False
@@ -202,8 +213,9 @@ async def test_no_echo_and_nothing_received_is_told_once_and_the_next_message_en
     clock.advance(seconds=2)
     await bot.check_health()
     await settle()
-    assert robot.texts == [("⚠️ 反诈联络员群助手发出自检消息后 60 秒内什么也没收到，可能收不到群消息（确认无法记录）。"
-                            "请检查微信网关。")]
+    assert robot.texts == [
+        ("⚠️ 反诈联络员群助手发出自检消息后 60 秒内什么也没收到，可能收不到群消息（确认无法记录）。请检查微信网关。")
+    ]
     snap = snapshot(bot)
     assert snap["receive_down_since"] == sent_at
     assert snap["self_check"]["echo_ok"] is False and "没有收到" in snap["self_check"]["detail"]
@@ -261,6 +273,7 @@ async def test_every_received_message_moves_last_receive_at(bot, transport, cloc
 
 # ---- the connection ------------------------------------------------------------------------------------------
 
+
 def office_notices(bot):
     with session(bot.engine) as s:
         return [r.text for r in s.exec(select(Outbox).where(Outbox.chat_id == OFFICE_ROOM))]
@@ -287,8 +300,12 @@ async def test_a_long_outage_is_told_once_and_its_end_once(bot, clock, robot):
         await bot.check_health()
     await bot.on_connection("lost", "again")
     await settle()
-    assert robot.texts == [("⚠️ 反诈联络员群助手与微信网关的连接断开了（已 2 分钟），正在自动重连。排队的消息不会丢，"
-                            "恢复后继续发送；断开期间群里的确认可能收不到，恢复后请用“进度”核对。")]
+    assert robot.texts == [
+        (
+            "⚠️ 反诈联络员群助手与微信网关的连接断开了（已 2 分钟），正在自动重连。排队的消息不会丢，"
+            "恢复后继续发送；断开期间群里的确认可能收不到，恢复后请用“进度”核对。"
+        )
+    ]
     await bot.on_connection("restored", "")
     await settle()
     assert robot.texts[1:] == ["✅ 与微信网关的连接已恢复（中断约 5 分钟）。"]
@@ -307,8 +324,12 @@ async def test_a_logout_is_told_at_once(bot, clock, robot):
 
 
 async def test_nothing_is_sent_while_the_link_is_down_and_all_of_it_after(settings, transport, engine, clock, roster):
-    bot = build_bot(settings.model_copy(update={"send_spacing_seconds": 0, "send_jitter_seconds": 0}), transport,
-                   engine=engine, clock=clock)
+    bot = build_bot(
+        settings.model_copy(update={"send_spacing_seconds": 0, "send_jitter_seconds": 0}),
+        transport,
+        engine=engine,
+        clock=clock,
+    )
     await bot.start()
     await asyncio.sleep(0.2)  # whatever the start queued goes out
     await bot.on_connection("lost", "StreamTerminatedError")
@@ -349,20 +370,34 @@ async def test_a_send_that_fails_because_the_link_dropped_pauses_nothing(bot, tr
 
 # ---- the snapshot --------------------------------------------------------------------------------------------
 
+
 def test_snapshot_of_an_empty_or_damaged_record_reads_as_nothing(engine, clock):
     with session(engine) as s:
-        assert health_snapshot(s) == {"last_send_ok_at": None, "last_receive_at": None, "self_check": None,
-                                      "send_down_since": None, "receive_down_since": None, "link_down_since": None}
+        assert health_snapshot(s) == {
+            "last_send_ok_at": None,
+            "last_receive_at": None,
+            "self_check": None,
+            "send_down_since": None,
+            "receive_down_since": None,
+            "link_down_since": None,
+        }
         for key, value in [("self_check", "{not json"), ("last_receive_at", "yesterday"), ("health_link_down", "")]:
             s.add(BotState(key=key, value=value, updated_at=clock.now))
         s.commit()
         assert set(health_snapshot(s).values()) == {None}
-        s.get(BotState, "self_check").value = json.dumps({"at": clock.now.isoformat(), "target": "x", "send_ok": True,
-                                                          "echo_ok": "maybe"})
+        s.get(BotState, "self_check").value = json.dumps(
+            {"at": clock.now.isoformat(), "target": "x", "send_ok": True, "echo_ok": "maybe"}
+        )
         s.commit()
         assert health_snapshot(s)["self_check"]["echo_ok"] is None
 
 
 def test_durations_read_as_people_say_them():
     assert [_duration(timedelta(seconds=s)) for s in (0, 45, 90, 3600, 3900, 7200)] == [
-        "0 秒", "45 秒", "2 分钟", "1 小时", "1 小时 5 分钟", "2 小时"]
+        "0 秒",
+        "45 秒",
+        "2 分钟",
+        "1 小时",
+        "1 小时 5 分钟",
+        "2 小时",
+    ]

@@ -91,14 +91,21 @@ def test_the_incident_chart_is_made_by_the_child_worker(engine):
     from tests.conftest import TZ
 
     with session(engine) as s:
-        import_stats(s, read_stats_bytes("s.csv", CSV.encode(), today=date(2026, 11, 30)),
-                     now=__import__("datetime").datetime(2026, 11, 30, tzinfo=TZ), source="t")
-        report = build_stats_report(s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 22),
-                                    library=load_library())
+        import_stats(
+            s,
+            read_stats_bytes("s.csv", CSV.encode(), today=date(2026, 11, 30)),
+            now=__import__("datetime").datetime(2026, 11, 30, tzinfo=TZ),
+            source="t",
+        )
+        report = build_stats_report(
+            s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 22), library=load_library()
+        )
     child = report_worker.render_in_child(report, ZoneInfo("UTC"))
     assert child.error == ""
-    assert [n for n, _ in child.files] == ["警情通报（2026年第47周（11月16日—11月22日））.xlsx",
-                                           "警情通报（2026年第47周（11月16日—11月22日））.png"]
+    assert [n for n, _ in child.files] == [
+        "警情通报（2026年第47周（11月16日—11月22日））.xlsx",
+        "警情通报（2026年第47周（11月16日—11月22日））.png",
+    ]
     assert child.files[1][1].startswith(b"\x89PNG")
 
 

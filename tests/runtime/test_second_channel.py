@@ -63,7 +63,13 @@ async def test_a_lost_connection_and_a_logout_reach_the_robot(bot, robot):
 def test_a_wrong_robot_setting_stops_the_start_with_its_reason(tmp_path, db_url):
     from tests.bot_process import relaybot
 
-    result = relaybot("run", db_url=db_url, cwd=tmp_path, RELAYBOT_NOTIFY_URL="ftp://robot",
-                      WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9", WECHATY_PUPPET_SERVICE_TOKEN="t")
+    result = relaybot(
+        "run",
+        db_url=db_url,
+        cwd=tmp_path,
+        RELAYBOT_NOTIFY_URL="ftp://robot",
+        WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9",
+        WECHATY_PUPPET_SERVICE_TOKEN="t",
+    )
     assert result.returncode == 2
     assert "配置有误" in result.stderr and "notify_url" in result.stderr

@@ -27,10 +27,13 @@ def many_groups(transport):
 
 @pytest.fixture
 def paced(settings):
-    return settings.model_copy(update={
-        "liaison_groups": [f"联络员{i:02d}群" for i in range(30)],
-        "send_spacing_seconds": 3.0, "send_jitter_seconds": 2.0,
-    })
+    return settings.model_copy(
+        update={
+            "liaison_groups": [f"联络员{i:02d}群" for i in range(30)],
+            "send_spacing_seconds": 3.0,
+            "send_jitter_seconds": 2.0,
+        }
+    )
 
 
 async def drain(bot, clock, *, until=None, max_steps=500):
@@ -78,8 +81,9 @@ async def test_a_push_to_30_groups_is_spread_out_and_progress_shows_delivery(man
 
 
 async def test_daily_budget_holds_the_rest_until_tomorrow_and_says_so_once(many_groups, paced, engine, clock, roster):
-    bot = build_bot(paced.model_copy(update={"daily_send_budget": 10}), many_groups, engine=engine, clock=clock,
-                   send_loop=False)
+    bot = build_bot(
+        paced.model_copy(update={"daily_send_budget": 10}), many_groups, engine=engine, clock=clock, send_loop=False
+    )
     await bot.start()
     await many_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
     sent = await drain(bot, clock)
@@ -94,7 +98,8 @@ async def test_daily_budget_holds_the_rest_until_tomorrow_and_says_so_once(many_
 
 
 async def test_a_frequency_limit_pauses_sending_for_30_minutes_and_tells_the_office_once(
-        many_groups, paced, engine, clock, roster):
+    many_groups, paced, engine, clock, roster
+):
     bot = build_bot(paced, many_groups, engine=engine, clock=clock, send_loop=False)
     await bot.start()
     await many_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)

@@ -46,8 +46,9 @@ def test_engine_connections_use_wal_and_a_busy_timeout(tmp_path):
 
     def pragmas():
         with engine.connect() as conn:
-            seen.append((conn.execute(text("PRAGMA journal_mode")).scalar(),
-                         conn.execute(text("PRAGMA busy_timeout")).scalar()))
+            seen.append(
+                (conn.execute(text("PRAGMA journal_mode")).scalar(), conn.execute(text("PRAGMA busy_timeout")).scalar())
+            )
 
     pragmas()
     worker = threading.Thread(target=pragmas)  # a second pooled connection, made in another thread

@@ -46,8 +46,7 @@ def _rows(engine, tables=None) -> dict[str, set[tuple]]:
             if name == "alembic_version" or (tables is not None and name not in tables):
                 continue
             columns = tables[name] if tables is not None else [c.name for c in table.columns]
-            out[name] = {tuple((c, _plain(row._mapping[c])) for c in columns)
-                         for row in conn.execute(select(table))}
+            out[name] = {tuple((c, _plain(row._mapping[c])) for c in columns) for row in conn.execute(select(table))}
     return out
 
 
@@ -85,8 +84,12 @@ def _release_database_at(db_url: str, tmp_path: Path) -> None:
             if rows:
                 dst.execute(table.insert(), rows)
             if "id" in table.c:
-                dst.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
-                                 f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"))
+                dst.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                        f'COALESCE((SELECT MAX(id) FROM "{table.name}"), 0) + 1, false)'
+                    )
+                )
     old.dispose()
     engine.dispose()
 
@@ -135,8 +138,13 @@ def test_a_database_from_a_newer_release_is_left_alone(db_url, tmp_path):
     assert "9999_future" in result.stderr and "新版本" in result.stderr
     # Every other command, and the bot itself, refuses the same way instead of crashing.
     for args in (("status",), ("units",), ("run",)):
-        refused = relaybot(*args, db_url=db_url, cwd=tmp_path, WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9",
-                           WECHATY_PUPPET_SERVICE_TOKEN="t")
+        refused = relaybot(
+            *args,
+            db_url=db_url,
+            cwd=tmp_path,
+            WECHATY_PUPPET_SERVICE_ENDPOINT="127.0.0.1:9",
+            WECHATY_PUPPET_SERVICE_TOKEN="t",
+        )
         assert refused.returncode == 1 and "9999_future" in refused.stderr, args
         assert "Traceback" not in refused.stderr
     engine = make_engine(db_url)

@@ -22,10 +22,32 @@ OUT = Path(__file__).resolve().parent
 LIAISON = "高新区反诈联络员工作群"
 
 THEMES = {
-    "light": dict(bg="#F2F2F2", bar="#F7F7F7", ink="#1A1A1A", dim="#8C8C8C", left="#FFFFFF", right="#A9EA7A",
-                  card="#FFFFFF", rule="#DADADA", foot="#F7F7F7", box="#FFFFFF", right_ink="#1A1A1A"),
-    "dark": dict(bg="#181818", bar="#202020", ink="#E0E0E0", dim="#6F6F6F", left="#2B2B2B", right="#2E8B57",
-                 card="#262626", rule="#333333", foot="#202020", box="#2B2B2B", right_ink="#F0F0F0"),
+    "light": dict(
+        bg="#F2F2F2",
+        bar="#F7F7F7",
+        ink="#1A1A1A",
+        dim="#8C8C8C",
+        left="#FFFFFF",
+        right="#A9EA7A",
+        card="#FFFFFF",
+        rule="#DADADA",
+        foot="#F7F7F7",
+        box="#FFFFFF",
+        right_ink="#1A1A1A",
+    ),
+    "dark": dict(
+        bg="#181818",
+        bar="#202020",
+        ink="#E0E0E0",
+        dim="#6F6F6F",
+        left="#2B2B2B",
+        right="#2E8B57",
+        card="#262626",
+        rule="#333333",
+        foot="#202020",
+        box="#2B2B2B",
+        right_ink="#F0F0F0",
+    ),
 }
 FACES = ["#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#9C755F"]
 
@@ -72,15 +94,17 @@ class Phone:
         # signal bars, a wifi fan, the battery with its percentage
         x = self.w - 110 * u
         for i in range(4):
-            d.rectangle([x + i * 5 * u, bar / 2 + (3 - i) * 2 * u - 3 * u, x + i * 5 * u + 3 * u, bar / 2 + 5 * u],
-                        fill=c["ink"])
+            d.rectangle(
+                [x + i * 5 * u, bar / 2 + (3 - i) * 2 * u - 3 * u, x + i * 5 * u + 3 * u, bar / 2 + 5 * u],
+                fill=c["ink"],
+            )
         d.pieslice([x + 24 * u, bar / 2 - 6 * u, x + 40 * u, bar / 2 + 10 * u], 225, 315, fill=c["ink"])
         d.text((x + 48 * u, bar / 2), f"{battery}%", font=font(10 * u), fill=c["ink"], anchor="lm")
         bx = self.w - 36 * u
-        d.rounded_rectangle([bx, bar / 2 - 5 * u, bx + 22 * u, bar / 2 + 5 * u], radius=2 * u, outline=c["ink"],
-                            width=max(1, round(u)))
-        d.rectangle([bx + 2 * u, bar / 2 - 3 * u, bx + 2 * u + 18 * u * battery / 100, bar / 2 + 3 * u],
-                    fill=c["ink"])
+        d.rounded_rectangle(
+            [bx, bar / 2 - 5 * u, bx + 22 * u, bar / 2 + 5 * u], radius=2 * u, outline=c["ink"], width=max(1, round(u))
+        )
+        d.rectangle([bx + 2 * u, bar / 2 - 3 * u, bx + 2 * u + 18 * u * battery / 100, bar / 2 + 3 * u], fill=c["ink"])
         return bar
 
     def nav(self, top: float, title: str) -> float:
@@ -103,8 +127,9 @@ class Phone:
         d.rectangle([0, top, self.w, self.h], fill=c["foot"])
         d.rounded_rectangle([48 * u, top + 9 * u, self.w - 90 * u, top + 45 * u], radius=5 * u, fill=c["box"])
         for cx in (24 * u, self.w - 66 * u, self.w - 26 * u):
-            d.ellipse([cx - 13 * u, top + 14 * u, cx + 13 * u, top + 40 * u], outline=c["ink"],
-                      width=max(1, round(1.4 * u)))
+            d.ellipse(
+                [cx - 13 * u, top + 14 * u, cx + 13 * u, top + 40 * u], outline=c["ink"], width=max(1, round(1.4 * u))
+            )
         return top
 
     def avatar(self, x: float, y: float, name: str) -> None:
@@ -201,8 +226,14 @@ def news_page(width: int, height: int, seed: int) -> Image.Image:
     d.rectangle([0, 0, width, 90 * u], fill="#D7263D")
     d.text((16 * u, 50 * u), "本地新闻", font=font(20 * u), fill="#FFFFFF", anchor="lm")
     y = 104 * u
-    heads = ["城区新增三处口袋公园，周末开放", "地铁五号线南延段本月底试运营", "全市高考考点交通管制公告发布",
-             "秋季流感高发，专家提醒及时接种", "老旧小区加装电梯项目进展顺利", "本周天气晴好，昼夜温差较大"]
+    heads = [
+        "城区新增三处口袋公园，周末开放",
+        "地铁五号线南延段本月底试运营",
+        "全市高考考点交通管制公告发布",
+        "秋季流感高发，专家提醒及时接种",
+        "老旧小区加装电梯项目进展顺利",
+        "本周天气晴好，昼夜温差较大",
+    ]
     for head in heads:
         shade = tuple(rnd.randrange(60, 200) for _ in range(3))
         photo = Image.new("RGB", (round(110 * u), round(76 * u)), shade)
@@ -214,8 +245,12 @@ def news_page(width: int, height: int, seed: int) -> Image.Image:
         img.paste(photo.filter(ImageFilter.GaussianBlur(2 * u)), (round(width - 126 * u), round(y)))
         for i, r in enumerate(lines_of(d, head, font(16 * u), width - 160 * u, 2)):
             d.text((16 * u, y + 4 * u + i * 23 * u), r, font=font(16 * u), fill="#222222")
-        d.text((16 * u, y + 60 * u), f"{rnd.randrange(2, 90)}评论  {rnd.randrange(1, 12)}小时前",
-               font=font(11 * u), fill="#999999")
+        d.text(
+            (16 * u, y + 60 * u),
+            f"{rnd.randrange(2, 90)}评论  {rnd.randrange(1, 12)}小时前",
+            font=font(11 * u),
+            fill="#999999",
+        )
         d.line([16 * u, y + 86 * u, width - 16 * u, y + 86 * u], fill="#EEEEEE", width=max(1, round(u / 2)))
         y += 96 * u
     return img
@@ -253,7 +288,11 @@ CHATS = {
 
 def positive(items: str, title: str, who: str, *, late: bool = False) -> list[tuple]:
     base = list(CHATS[items])
-    card = [("time", "11:06"), ("card", who, title, BLURB, SOURCE, True), ("msg", who, "请大家认真阅读，转告家人。", True)]
+    card = [
+        ("time", "11:06"),
+        ("card", who, title, BLURB, SOURCE, True),
+        ("msg", who, "请大家认真阅读，转告家人。", True),
+    ]
     if late:  # the card low in the screen, after a longer chat
         return base + base[1:] + card
     return base + card
@@ -261,30 +300,128 @@ def positive(items: str, title: str, who: str, *, late: bool = False) -> list[tu
 
 SHOTS = [
     # name, size, theme, ios, jpeg quality (None = PNG), group in the header, chat, title the push has, verdict
-    ("u01_1080x2400_light.png", (1080, 2400), "light", False, None, "区市场监管局办公室(23)",
-     positive("office", FRAUD_CALL, "马晓燕"), FRAUD_CALL, "已核验"),
-    ("u02_1170x2532_ios_q85.jpg", (1170, 2532), "light", True, 85, "锦绣花园业主群(312)",
-     positive("village", INVEST, "杨光"), INVEST, "已核验"),
-    ("u03_720x1600_dark_q60.jpg", (720, 1600), "dark", False, 60, "第三小学五年级家长群(48)",
-     positive("school", LOAN, "孙红"), LOAN, "已核验"),
-    ("u04_1440x3200_light_q90.jpg", (1440, 3200), "light", False, 90, "南湖街道网格员群(67)",
-     positive("village", GAME, "唐敏", late=True), GAME, "已核验"),
-    ("u05_1080x2340_dark.png", (1080, 2340), "dark", False, None, "区卫健委综合科(19)",
-     positive("office", INVEST, "许文", late=True), INVEST, "已核验"),
-    ("u06_1242x2688_ios_q75.jpg", (1242, 2688), "light", True, 75, "城投集团党支部(31)",
-     positive("office", GAME, "邓华"), GAME, "已核验"),
-    ("u07_750x1334_ios_q80.jpg", (750, 1334), "light", True, 80, "金桥村村民群(156)",
-     positive("village", FRAUD_CALL, "罗强"), FRAUD_CALL, "已核验"),
-    ("u08_1440x3120_dark_q70.jpg", (1440, 3120), "dark", False, 70, "实验中学教职工群(88)",
-     positive("school", LOAN, "谢婷"), LOAN, "已核验"),
+    (
+        "u01_1080x2400_light.png",
+        (1080, 2400),
+        "light",
+        False,
+        None,
+        "区市场监管局办公室(23)",
+        positive("office", FRAUD_CALL, "马晓燕"),
+        FRAUD_CALL,
+        "已核验",
+    ),
+    (
+        "u02_1170x2532_ios_q85.jpg",
+        (1170, 2532),
+        "light",
+        True,
+        85,
+        "锦绣花园业主群(312)",
+        positive("village", INVEST, "杨光"),
+        INVEST,
+        "已核验",
+    ),
+    (
+        "u03_720x1600_dark_q60.jpg",
+        (720, 1600),
+        "dark",
+        False,
+        60,
+        "第三小学五年级家长群(48)",
+        positive("school", LOAN, "孙红"),
+        LOAN,
+        "已核验",
+    ),
+    (
+        "u04_1440x3200_light_q90.jpg",
+        (1440, 3200),
+        "light",
+        False,
+        90,
+        "南湖街道网格员群(67)",
+        positive("village", GAME, "唐敏", late=True),
+        GAME,
+        "已核验",
+    ),
+    (
+        "u05_1080x2340_dark.png",
+        (1080, 2340),
+        "dark",
+        False,
+        None,
+        "区卫健委综合科(19)",
+        positive("office", INVEST, "许文", late=True),
+        INVEST,
+        "已核验",
+    ),
+    (
+        "u06_1242x2688_ios_q75.jpg",
+        (1242, 2688),
+        "light",
+        True,
+        75,
+        "城投集团党支部(31)",
+        positive("office", GAME, "邓华"),
+        GAME,
+        "已核验",
+    ),
+    (
+        "u07_750x1334_ios_q80.jpg",
+        (750, 1334),
+        "light",
+        True,
+        80,
+        "金桥村村民群(156)",
+        positive("village", FRAUD_CALL, "罗强"),
+        FRAUD_CALL,
+        "已核验",
+    ),
+    (
+        "u08_1440x3120_dark_q70.jpg",
+        (1440, 3120),
+        "dark",
+        False,
+        70,
+        "实验中学教职工群(88)",
+        positive("school", LOAN, "谢婷"),
+        LOAN,
+        "已核验",
+    ),
     # negatives
-    ("n01_1080x2400_liaison.jpg", (1080, 2400), "light", False, 88, LIAISON,
-     positive("office", FRAUD_CALL, "马晓燕"), FRAUD_CALL, "存疑"),
-    ("n02_1170x2532_other_alert_q92.jpg", (1170, 2532), "dark", True, 92, "区交通运输局(27)",
-     positive("office", OTHER, "冯涛"), INVEST, "存疑"),
-    ("n03_720x1600_no_card_q55.jpg", (720, 1600), "light", False, 55, "幸福里社区居民群(203)",
-     CHATS["village"] + CHATS["school"][1:] + [("msg", "何大姐", "反诈宣传材料放在居委会了，大家有空来拿", False)],
-     LOAN, "存疑"),
+    (
+        "n01_1080x2400_liaison.jpg",
+        (1080, 2400),
+        "light",
+        False,
+        88,
+        LIAISON,
+        positive("office", FRAUD_CALL, "马晓燕"),
+        FRAUD_CALL,
+        "存疑",
+    ),
+    (
+        "n02_1170x2532_other_alert_q92.jpg",
+        (1170, 2532),
+        "dark",
+        True,
+        92,
+        "区交通运输局(27)",
+        positive("office", OTHER, "冯涛"),
+        INVEST,
+        "存疑",
+    ),
+    (
+        "n03_720x1600_no_card_q55.jpg",
+        (720, 1600),
+        "light",
+        False,
+        55,
+        "幸福里社区居民群(203)",
+        CHATS["village"] + CHATS["school"][1:] + [("msg", "何大姐", "反诈宣传材料放在居委会了，大家有空来拿", False)],
+        LOAN,
+        "存疑",
+    ),
     ("n04_1440x3200_news_q80.jpg", (1440, 3200), None, False, 80, "", [], GAME, "存疑"),
 ]
 
@@ -295,8 +432,17 @@ def main() -> None:
         if theme is None:
             img = news_page(w, h, seed=i)
         else:
-            img = chat_shot(w, h, theme, ios=ios, seed=100 + i, clock=f"{9 + i % 8}:{(17 * i) % 60:02d}",
-                            battery=40 + 5 * i, group=group, items=items)
+            img = chat_shot(
+                w,
+                h,
+                theme,
+                ios=ios,
+                seed=100 + i,
+                clock=f"{9 + i % 8}:{(17 * i) % 60:02d}",
+                battery=40 + 5 * i,
+                group=group,
+                items=items,
+            )
         path = OUT / name
         if quality is None:
             img.save(path, "PNG", optimize=True)

@@ -23,10 +23,30 @@ OTHER_TITLE = "警惕冒充电商客服退款诈骗：不要点陌生链接"
 DESC = "刷单就是诈骗！凡是要求先垫付资金的兼职都是骗局，切勿轻信。"
 SOURCE = "城南区反诈中心"
 
-LIGHT = dict(bg="#EDEDED", bar="#EDEDED", text="#111111", sub="#888888", bubble="#FFFFFF",
-             mine="#95EC69", card="#FFFFFF", line="#E5E5E5", input="#F7F7F7", field="#FFFFFF")
-DARK = dict(bg="#111111", bar="#1E1E1E", text="#D5D5D5", sub="#7A7A7A", bubble="#2C2C2C",
-            mine="#3EB575", card="#2C2C2C", line="#3A3A3A", input="#1E1E1E", field="#2C2C2C")
+LIGHT = dict(
+    bg="#EDEDED",
+    bar="#EDEDED",
+    text="#111111",
+    sub="#888888",
+    bubble="#FFFFFF",
+    mine="#95EC69",
+    card="#FFFFFF",
+    line="#E5E5E5",
+    input="#F7F7F7",
+    field="#FFFFFF",
+)
+DARK = dict(
+    bg="#111111",
+    bar="#1E1E1E",
+    text="#D5D5D5",
+    sub="#7A7A7A",
+    bubble="#2C2C2C",
+    mine="#3EB575",
+    card="#2C2C2C",
+    line="#3A3A3A",
+    input="#1E1E1E",
+    field="#2C2C2C",
+)
 AVATARS = ["#5B8FF9", "#F6BD16", "#E8684A", "#6DC8EC", "#9270CA", "#FF9D4D", "#269A99"]
 
 
@@ -52,8 +72,9 @@ def wrap(draw: ImageDraw.ImageDraw, text: str, f, width: float, max_lines: int) 
     return lines
 
 
-def screenshot(*, width: int, height: int, header: str, chat: list[tuple], dark: bool = False,
-               clock: str = "9:41", seed: int = 0) -> Image.Image:
+def screenshot(
+    *, width: int, height: int, header: str, chat: list[tuple], dark: bool = False, clock: str = "9:41", seed: int = 0
+) -> Image.Image:
     """chat items: ("text", name, message, mine) or ("card", name, title, mine) or ("time", label)."""
     c = DARK if dark else LIGHT
     s = width / 1080
@@ -111,9 +132,17 @@ def screenshot(*, width: int, height: int, header: str, chat: list[tuple], dark:
             # thumbnail: a red shield, no text
             tx, ty = bx + w - 200 * s, dy
             d.rectangle([tx, ty, tx + 165 * s, ty + 165 * s], fill="#C62828")
-            d.polygon([(tx + 82 * s, ty + 25 * s), (tx + 135 * s, ty + 50 * s), (tx + 120 * s, ty + 125 * s),
-                       (tx + 82 * s, ty + 145 * s), (tx + 45 * s, ty + 125 * s), (tx + 30 * s, ty + 50 * s)],
-                      fill="#FFD54F")
+            d.polygon(
+                [
+                    (tx + 82 * s, ty + 25 * s),
+                    (tx + 135 * s, ty + 50 * s),
+                    (tx + 120 * s, ty + 125 * s),
+                    (tx + 82 * s, ty + 145 * s),
+                    (tx + 45 * s, ty + 125 * s),
+                    (tx + 30 * s, ty + 50 * s),
+                ],
+                fill="#FFD54F",
+            )
             ly = dy + 180 * s + 20 * s
             d.line([bx + 35 * s, ly, bx + w - 35 * s, ly], fill=c["line"], width=max(1, round(2 * s)))
             d.ellipse([bx + 35 * s, ly + 20 * s, bx + 75 * s, ly + 60 * s], fill="#1AAD19")
@@ -122,11 +151,11 @@ def screenshot(*, width: int, height: int, header: str, chat: list[tuple], dark:
         y = max(y + av, top + h) + 50 * s
     # input bar
     d.rectangle([0, height - 180 * s, width, height], fill=c["input"])
-    d.rounded_rectangle([150 * s, height - 150 * s, width - 290 * s, height - 60 * s], radius=12 * s,
-                        fill=c["field"])
+    d.rounded_rectangle([150 * s, height - 150 * s, width - 290 * s, height - 60 * s], radius=12 * s, fill=c["field"])
     for cx in [70 * s, width - 210 * s, width - 80 * s]:
-        d.ellipse([cx - 36 * s, height - 141 * s, cx + 36 * s, height - 69 * s], outline=c["text"],
-                  width=max(1, round(4 * s)))
+        d.ellipse(
+            [cx - 36 * s, height - 141 * s, cx + 36 * s, height - 69 * s], outline=c["text"], width=max(1, round(4 * s))
+        )
     return img
 
 
@@ -148,10 +177,19 @@ def landscape(width: int, height: int) -> Image.Image:
         t = yy / height
         d.line([0, yy, width, yy], fill=(int(90 + 120 * t), int(150 + 70 * t), int(230 - 30 * t)))
     d.ellipse([width * 0.68, height * 0.1, width * 0.85, height * 0.1 + width * 0.17], fill="#FFE082")
-    d.polygon([(0, height * 0.62), (width * 0.3, height * 0.3), (width * 0.55, height * 0.6),
-               (width * 0.75, height * 0.38), (width, height * 0.62)], fill="#546E7A")
-    d.polygon([(width * 0.22, height * 0.38), (width * 0.3, height * 0.3), (width * 0.38, height * 0.38)],
-              fill="#ECEFF1")
+    d.polygon(
+        [
+            (0, height * 0.62),
+            (width * 0.3, height * 0.3),
+            (width * 0.55, height * 0.6),
+            (width * 0.75, height * 0.38),
+            (width, height * 0.62),
+        ],
+        fill="#546E7A",
+    )
+    d.polygon(
+        [(width * 0.22, height * 0.38), (width * 0.3, height * 0.3), (width * 0.38, height * 0.38)], fill="#ECEFF1"
+    )
     d.rectangle([0, height * 0.62, width, height * 0.8], fill="#4FC3F7")
     d.rectangle([0, height * 0.8, width, height], fill="#7CB342")
     for x in range(40, width, 130):  # trees
@@ -166,7 +204,8 @@ def save_jpeg(img: Image.Image, name: str, quality: int) -> None:
 def save_png(img: Image.Image, name: str) -> None:
     # 256-colour palette keeps the flat UI sharp and the file small; OCR sees the same pixels as a phone PNG
     img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        OUT / name, "PNG", optimize=True)
+        OUT / name, "PNG", optimize=True
+    )
 
 
 def main() -> None:
@@ -175,24 +214,39 @@ def main() -> None:
     save_jpeg(screenshot(width=720, height=1560, clock="10:02", seed=1, **base), "unit_720_q70.jpg", 70)
     save_jpeg(screenshot(width=540, height=1170, clock="10:15", seed=2, **base), "unit_540_q50.jpg", 50)
     save_jpeg(screenshot(width=1080, height=2340, dark=True, clock="21:37", seed=3, **base), "unit_dark.jpg", 80)
-    long_chat = [("time", "下午 2:05"),
-                 ("text", "陈芳", "下周一社区网格员培训，名单请各村今天报上来。", False),
-                 ("card", "刘洋", LONG_TITLE, True),
-                 ("text", "刘洋", "请大家务必转发到各自的村民群。", True)]
-    save_jpeg(screenshot(width=1080, height=2340, header="城关镇全体干部群(36)", chat=long_chat, seed=4,
-                         clock="14:07"), "unit_long_title.jpg", 80)
-    liaison_chat = [("time", "上午 9:30"),
-                    ("card", "区反诈中心", TITLE, False),
-                    ("text", "区反诈中心", "请各单位联络员转发至本单位工作群，并回复截图。", False),
-                    ("text", "区教育局", "收到", False)]
-    save_jpeg(screenshot(width=1080, height=2340, header="全区反诈联络员群(58)", chat=liaison_chat, seed=5,
-                         clock="9:33"), "liaison_group.jpg", 80)
-    other_chat = [("time", "上午 8:50"),
-                  ("text", "周敏", "反诈预警：最近冒充客服的电话很多，大家注意。", False),
-                  ("card", "张伟", OTHER_TITLE, True),
-                  ("text", "张伟", "收到，已转发反诈预警。", True)]
-    save_jpeg(screenshot(width=1080, height=2340, header="城关镇全体干部群(36)", chat=other_chat, seed=6,
-                         clock="8:55"), "unit_other_alert.jpg", 80)
+    long_chat = [
+        ("time", "下午 2:05"),
+        ("text", "陈芳", "下周一社区网格员培训，名单请各村今天报上来。", False),
+        ("card", "刘洋", LONG_TITLE, True),
+        ("text", "刘洋", "请大家务必转发到各自的村民群。", True),
+    ]
+    save_jpeg(
+        screenshot(width=1080, height=2340, header="城关镇全体干部群(36)", chat=long_chat, seed=4, clock="14:07"),
+        "unit_long_title.jpg",
+        80,
+    )
+    liaison_chat = [
+        ("time", "上午 9:30"),
+        ("card", "区反诈中心", TITLE, False),
+        ("text", "区反诈中心", "请各单位联络员转发至本单位工作群，并回复截图。", False),
+        ("text", "区教育局", "收到", False),
+    ]
+    save_jpeg(
+        screenshot(width=1080, height=2340, header="全区反诈联络员群(58)", chat=liaison_chat, seed=5, clock="9:33"),
+        "liaison_group.jpg",
+        80,
+    )
+    other_chat = [
+        ("time", "上午 8:50"),
+        ("text", "周敏", "反诈预警：最近冒充客服的电话很多，大家注意。", False),
+        ("card", "张伟", OTHER_TITLE, True),
+        ("text", "张伟", "收到，已转发反诈预警。", True),
+    ]
+    save_jpeg(
+        screenshot(width=1080, height=2340, header="城关镇全体干部群(36)", chat=other_chat, seed=6, clock="8:55"),
+        "unit_other_alert.jpg",
+        80,
+    )
     save_jpeg(landscape(1080, 1440), "unrelated_landscape.jpg", 75)
     # the 1080 PNG sent again by someone else: WeChat recompresses and downsizes it
     reused = Image.open(OUT / "unit_1080.png").convert("RGB").resize((828, 1794), Image.Resampling.BICUBIC)
