@@ -73,7 +73,7 @@ stop_postgres() {
   fi
 }
 
-# Static checks, configured in pyproject.toml. RELAYBOT_CHECK_FORMAT=1 adds `ruff format --check`.
+# Static checks, configured in pyproject.toml: ruff (lint and format), mypy, import-linter (the layers).
 run_lint() {
   echo "== ruff ==" >&2
   .venv/bin/ruff check .

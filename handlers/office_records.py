@@ -65,7 +65,7 @@ def on_report(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("report.usage"))
         return
     kind, previous = wanted
-    today = ctx.now.astimezone(ctx.tz).date()
+    today = ctx.today
     start, end = previous_period(kind, today) if previous else period_of(kind, today)
     schedule.queue_report(
         ctx.session,
@@ -126,7 +126,7 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         "、".join(f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）" for liaison in liaisons)
         or "无"
     )
-    today = ctx.now.astimezone(ctx.tz).date()
+    today = ctx.today
     leaves = ctx.session.exec(
         select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(col(Leave.start))
     ).all()
@@ -196,7 +196,7 @@ def on_leave(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, error)
         return
     try:
-        start, end = parse_day_range(when, today=ctx.now.astimezone(ctx.tz).date())
+        start, end = parse_day_range(when, today=ctx.today)
     except DeadlineError:
         ctx.reply(msg, ctx.t("office.leave_bad_date", text=when))
         return
@@ -227,7 +227,7 @@ def on_leave_end(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if unit is None:
         ctx.reply(msg, error)
         return
-    today = ctx.now.astimezone(ctx.tz).date()
+    today = ctx.today
     rows = ctx.session.exec(select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today)).all()
     for row in rows:
         if row.start < today:
@@ -243,7 +243,7 @@ def on_calendar(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """休息日 / 工作日 <日期[至日期]>: the office's own holidays and make-up days; they win over chinese-calendar."""
     working = cmd.name == "工作日"
     try:
-        start, end = parse_day_range(cmd.arg, today=ctx.now.astimezone(ctx.tz).date())
+        start, end = parse_day_range(cmd.arg, today=ctx.today)
     except DeadlineError:
         ctx.reply(msg, ctx.t("office.calendar_usage"))
         return
@@ -263,7 +263,7 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     from bot.domain.incidents import latest_period, parse_period
     from bot.operations.reporting import queue_stats_report
 
-    today = ctx.now.astimezone(ctx.tz).date()
+    today = ctx.today
     period = parse_period(cmd.arg, today=today) if cmd.arg else latest_period(ctx.session)
     if period is None:
         ctx.reply(msg, ctx.t("stats.usage") if cmd.arg else ctx.t("stats.no_period"))
@@ -287,7 +287,7 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
     if msg.file is None:  # the transport could not fetch the attachment
         ctx.reply(msg, ctx.t("stats.file_not_received"))
         return
-    today = ctx.now.astimezone(ctx.tz).date()
+    today = ctx.today
     try:
         rows = read_stats_bytes(msg.file.name, msg.file.data, today=today)
     except StatsError as exc:
