@@ -42,17 +42,14 @@ def looks_like_command(msg: Incoming, ctx: Context) -> bool | dict:
     cmd = ctx.command(msg)
     if cmd is None:
         return False
-    return (
-        {"cmd": cmd}
-        if (
-            cmd.arg == ""
-            or cmd.arg.startswith("#")
-            or cmd.name in SETTING_COMMANDS
-            or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
-            or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg) is not None))
-        )
-        else False
+    mistaken = (
+        cmd.arg == ""
+        or cmd.arg.startswith("#")
+        or cmd.name in SETTING_COMMANDS
+        or (cmd.name in _CORRECTION_COMMANDS and parse_push_ref(cmd.arg) is not None)
+        or (cmd.name == "推送" and (ctx.library.find(cmd.arg) is not None or _CANDIDATE.match(cmd.arg) is not None))
     )
+    return {"cmd": cmd} if mistaken else False
 
 
 def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
