@@ -27,6 +27,9 @@ from bot.storage import outbox
 from bot.storage.models import Outbox, OutboxState, pk
 from bot.transport.base import ChatKind
 
+# Set in a session's info by a unit of work that queued report files to render.
+RENDER_QUEUED = "report_files_queued"
+
 
 @dataclass(frozen=True)
 class RenderJob:
@@ -50,6 +53,7 @@ def queue_with_files(
     files_note: str,
 ) -> Outbox:
     """Queue a report's text and placeholders for its files, held until the renderer has made them."""
+    session.info[RENDER_QUEUED] = True  # the runtime looks at this after the unit of work, not at every message
     text_row = outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
     text_row.state = OutboxState.RENDERING.value
     placeholders = []

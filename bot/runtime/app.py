@@ -27,6 +27,7 @@ from bot.domain import feeds as feed_watch
 from bot.domain.people import observe
 from bot.domain.relay import audit
 from bot.operations import agenda
+from bot.operations.reporting import RENDER_QUEUED
 from bot.runtime.agenda_runner import AckFlusher, AgendaRunner
 from bot.runtime.alerter import SecondChannel
 from bot.runtime.evidence_checker import EvidenceChecker
@@ -251,22 +252,23 @@ class RelayBot:
             log.exception("link preview for message %s failed", msg.message_id)
             previews = {}
         try:
-            refresh, alerts = await self.units.run(self._handle, msg, previews)
+            refresh, alerts, render = await self.units.run(self._handle, msg, previews)
         except Exception:
             log.exception("handling message %s failed; nothing was recorded", msg.message_id)
             return
         self.alerter.alert_all(alerts)
         for room_id in refresh:
             await self.rooms.refresh_members(room_id)
-        await self.render_reports()
+        if render:
+            await self.render_reports()
         if msg.kind == MessageKind.IMAGE and self.parts.background:
             task = asyncio.create_task(self.check_evidence())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _handle(self, msg: Incoming, previews: dict[str, LinkCard] | None = None) -> tuple[set[str], list[str]]:
+    def _handle(self, msg: Incoming, previews: dict[str, LinkCard] | None = None) -> tuple[set[str], list[str], bool]:
         """The unit of work of one message (in a worker thread): the rooms whose members to read afterwards,
-        and the alerts for the second channel."""
+        the alerts for the second channel, and whether it queued report files to render."""
         now = self.clock()
         alerts: list[str] = []
         with self.units.session() as s:
@@ -284,7 +286,7 @@ class RelayBot:
             s.commit()  # what the replies say is recorded is committed before they can be sent
             if handled:
                 log.info("message %s handled by %s", msg.message_id, handled)
-            return ctx.refresh_rooms, alerts
+            return ctx.refresh_rooms, alerts, bool(s.info.get(RENDER_QUEUED))
 
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
         """New members: remember them and try to recognise them."""
