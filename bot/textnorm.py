@@ -12,8 +12,11 @@ _NOISE = re.compile(r"[^\w#]|_", re.UNICODE)
 
 
 def clean(text: str) -> str:
-    """NFKC (full-width to half-width), invisible characters removed, outer whitespace stripped."""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text or "")).strip()
+    """NFKC (full-width to half-width), invisible characters removed, outer whitespace stripped.
+
+    The invisible characters go first: one between a letter and a combining mark ("A\u200b\u0323") would
+    otherwise keep them apart through NFKC and leave text that a second `clean` changes again."""
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text or "")).strip()
 
 
 def squeeze(text: str) -> str:

@@ -8,6 +8,8 @@ import html
 import io
 import json
 import re
+import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -75,7 +77,8 @@ async def open_get(client: httpx.AsyncClient, url: str, headers: dict[str, str])
     """GET with the body unread, following at most MAX_REDIRECTS redirects; the caller closes it."""
     # Redirects are followed here rather than by the client, whose own setting and limit we don't control.
     for _ in range(MAX_REDIRECTS + 1):
-        request = client.build_request("GET", url, headers=headers)
+        # Asked for explicitly: the client's default would also offer br and zstd when those packages are installed.
+        request = client.build_request("GET", url, headers={**headers, "Accept-Encoding": ACCEPT_ENCODING})
         response = await client.send(request, stream=True, follow_redirects=False)
         location = response.headers.get("location")
         if response.status_code not in _REDIRECTS or not location:
@@ -87,23 +90,85 @@ async def open_get(client: httpx.AsyncClient, url: str, headers: dict[str, str])
     raise RedirectError(f"more than {MAX_REDIRECTS} redirects")
 
 
+class _BoundedDecoder:
+    """Undoes one Content-Encoding (gzip, deflate or none) without ever producing more than the caller allows.
+
+    httpx decodes a chunk completely before anyone can count it, and it undoes a stacked `gzip, gzip` twice: a
+    1.8 kB response became gigabytes before the cap was looked at. Here the raw bytes are decoded with zlib's
+    `max_length`, so the output is bounded whatever the input claims.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+        if len(codings) > 1:
+            raise BodyTooLarge  # stacked encodings serve nobody but a decompression bomb
+        coding = codings[0] if codings else ""
+        self._zlib: zlib._Decompress | None
+        if coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            self._zlib = zlib.decompressobj()  # zlib-wrapped, as RFC 9110 says (raw deflate is tried below)
+        elif coding == "":
+            self._zlib = None
+        else:
+            raise BodyTooLarge  # br, zstd, ...: not asked for (see ACCEPT_ENCODING), so not read
+        self._raw_fallback = coding == "deflate"
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """At most `room` + 1 bytes of output for `data`; more than `room` means the body is too large."""
+        if self._zlib is None:
+            return data
+        try:
+            out = self._zlib.decompress(data, room + 1)
+        except zlib.error:
+            if not self._raw_fallback:
+                raise
+            # Some servers send raw deflate under "deflate": start again without the zlib header.
+            self._zlib, self._raw_fallback = zlib.decompressobj(-zlib.MAX_WBITS), False
+            out = self._zlib.decompress(data, room + 1)
+        self._raw_fallback = False
+        if self._zlib.unconsumed_tail:
+            return out + b"\0"  # input left over at the limit: the output would be longer than allowed
+        return out
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it came over the wire, still encoded."""
+    try:
+        async for raw in response.aiter_raw():
+            yield raw
+    except httpx.StreamConsumed:
+        # A response built in memory (httpx.MockTransport, as in tests) has its whole body already.
+        yield response.content
+
+
+# Only what _BoundedDecoder can undo with a bound.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
 async def read_capped(response: httpx.Response, max_bytes: int, *, until: tuple[bytes, ...] = ()) -> bytes:
-    """The decompressed body, or its start up to a lowercase `until` marker; BodyTooLarge past max_bytes."""
+    """The decoded body, or its start up to a lowercase `until` marker; BodyTooLarge past max_bytes, counted
+    after decompression (and before it is done, so a decompression bomb costs no more than max_bytes)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes and not until:
         raise BodyTooLarge
+    decoder = _BoundedDecoder(response.headers.get("content-encoding", ""))
     overlap = max((len(marker) for marker in until), default=0)
     body = bytearray()
-    async for chunk in response.aiter_bytes():
-        # Search only the new part (plus an overlap) so a long body doesn't make this quadratic.
-        start = max(0, len(body) - overlap)
-        body += chunk
-        if until:
-            window = body[start:].lower()
-            if any(marker in window for marker in until):
-                return bytes(body)
-        if len(body) > max_bytes:
-            raise BodyTooLarge
+    try:
+        async for raw in _raw_chunks(response):
+            chunk = decoder.decode(raw, max_bytes - len(body))
+            # Search only the new part (plus an overlap) so a long body doesn't make this quadratic.
+            start = max(0, len(body) - overlap)
+            body += chunk
+            if until:
+                window = body[start:].lower()
+                if any(marker in window for marker in until):
+                    return bytes(body)
+            if len(body) > max_bytes:
+                raise BodyTooLarge
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"broken {response.headers.get('content-encoding', '')} body: {exc}") from None
     return bytes(body)
 
 

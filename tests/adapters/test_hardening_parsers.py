@@ -90,6 +90,7 @@ def chinese(exc: Exception) -> bool:
 @FAST
 @given(text=any_text())
 @example(text="@反诈助手\u2005推送 刷单")
+@example(text="A\u200b\u0323")  # an invisible character between a letter and its combining mark
 @example(text="「王芳：已转发」\n- - - - - - - - - - - - - - -\n" + "已转发" * 4000)
 def test_chat_text_parsers_take_anything(text):
     body = strip_mentions(text)
