@@ -380,6 +380,11 @@ def test_unit_settings():
     ):
         assert u[f"Service.{key}"] == [value], key
     assert STATE_DIR in u["Service.ReadWritePaths"][0].split()
+    # A runaway (a bomb the caps missed, a leak) is stopped by the kernel instead of taking the server down.
+    mib = {"K": 1 / 1024, "M": 1, "G": 1024}
+    limits = {k: float(u[f"Service.{k}"][0][:-1]) * mib[u[f"Service.{k}"][0][-1]] for k in ("MemoryHigh", "MemoryMax")}
+    assert 512 <= limits["MemoryHigh"] < limits["MemoryMax"] <= 4096, limits
+    assert 64 <= int(u["Service.TasksMax"][0]) <= 4096
     env = dict(v.split("=", 1) for v in u["Service.Environment"])
     # Everything the bot writes is inside the one writable directory.
     assert env["RELAYBOT_DATABASE_URL"] == f"sqlite:///{STATE_DIR}/relaybot.db"
