@@ -47,6 +47,7 @@ def run_checks(settings: Settings, *, now: datetime, gateway_timeout: float = 5.
     """Every check, in the order a person would fix things."""
     findings = list(check_settings(settings, now))
     findings += check_database(settings, now)
+    findings += check_instance(settings)
     findings += asyncio.run(_gateway(settings, gateway_timeout))
     return findings
 
@@ -204,6 +205,24 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
     return out
 
 
+def check_instance(settings: Settings) -> list[Finding]:
+    """Whether a bot holds the database's single-instance lock (looked at, not taken)."""
+    from bot.content import load_texts
+    from bot.runtime.instance import holder
+    from bot.storage.db import describe_error
+
+    texts = load_texts()
+    try:
+        name = holder(settings.database_url)
+    except Exception as exc:  # the database is unreachable: check_database has said why
+        return [Finding(Level.WARN, "运行", texts.t("instance.doctor_unknown", error=describe_error(exc)))]
+    if name is None:
+        return [Finding(Level.WARN, "运行", texts.t("instance.doctor_stopped"))]
+    return [
+        Finding(Level.OK, "运行", texts.t("instance.doctor_running", holder=name or texts.t("instance.unknown_holder")))
+    ]
+
+
 def _runtime(health: dict, s, now: datetime) -> list[Finding]:
     area = "运行"
     out: list[Finding] = []
@@ -247,4 +266,4 @@ def exit_code(findings: list[Finding]) -> int:
     return 1 if any(f.level is Level.ERROR for f in findings) else 0
 
 
-__all__ = ["Finding", "Level", "check_database", "check_settings", "exit_code", "run_checks"]
+__all__ = ["Finding", "Level", "check_database", "check_instance", "check_settings", "exit_code", "run_checks"]

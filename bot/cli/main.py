@@ -164,15 +164,40 @@ async def _serve(settings: Settings, transport, engine, clock, until) -> None:
     from bot.runtime.app import build_bot
     from scheduler import build_scheduler
 
-    bot = build_bot(settings, transport, engine=engine, clock=clock, notifier=_notifier(settings))
-    await bot.start()
-    scheduler = build_scheduler(bot.pollers(), timezone_name=settings.timezone)
-    scheduler.start()
+    lock = _single_instance(settings)  # before anything connects to the gateway
     try:
-        await until(bot)
+        bot = build_bot(settings, transport, engine=engine, clock=clock, notifier=_notifier(settings))
+        await bot.start()
+        scheduler = build_scheduler(bot.pollers(), timezone_name=settings.timezone)
+        scheduler.start()
+        try:
+            await until(bot)
+        finally:
+            scheduler.shutdown(wait=False)
+            await bot.stop()
     finally:
-        scheduler.shutdown(wait=False)
-        await bot.stop()
+        lock.release()
+
+
+def _single_instance(settings: Settings):
+    """The single-instance lock of the database, or exit 2 naming the bot that holds it (issue 12 item 11).
+
+    Exit 2, like a configuration error: systemd does not restart it (RestartPreventExitStatus=2). Another bot on
+    the same database is a person's mistake to resolve; retrying every 15 s would fill the journal and silently
+    take over the moment the other one stops."""
+    from bot.content import load_texts
+    from bot.runtime.instance import AlreadyRunning, acquire
+    from bot.storage.db import describe_error
+
+    texts = load_texts()
+    try:
+        return acquire(settings.database_url)
+    except AlreadyRunning as exc:
+        typer.echo(texts.t("instance.running", holder=exc.holder or texts.t("instance.unknown_holder")), err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # the lock file's folder is read-only, the server refused the connection
+        typer.echo(texts.t("instance.lock_failed", error=describe_error(exc)), err=True)
+        raise typer.Exit(1) from None
 
 
 async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
