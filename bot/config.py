@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     connection_alert_minutes: float = 2.0
     # How often the health checks run (self-check due? echo late? connection down too long?).
     health_check_seconds: float = 10.0
+    # Outage notice (bot/runtime/outage.py): after this long without a connection (the bot stopped or crashed, the
+    # gateway away), each liaison group is told once which window to repeat its 已转发 for (0 = never).
+    outage_notice_minutes: float = 2.0
     # Puppet service (the standard Wechaty variable names are also read, see endpoint()/token()).
     puppet_service_endpoint: str = ""
     puppet_service_token: str = ""

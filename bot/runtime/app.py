@@ -33,6 +33,7 @@ from bot.runtime.alerter import SecondChannel
 from bot.runtime.evidence_checker import EvidenceChecker
 from bot.runtime.feed_poller import FeedPoller, Web, link_previews
 from bot.runtime.health import HealthMonitor
+from bot.runtime.outage import OutageWatch
 from bot.runtime.renderer import Renderer
 from bot.runtime.rooms import RoomBook
 from bot.runtime.sender import OutboxSender
@@ -72,6 +73,7 @@ class BotParts:
     agenda: AgendaRunner
     acks: AckFlusher
     renderer: Renderer  # report files, made after the unit of work that queued the report, outside its lock
+    outage: OutageWatch  # the heartbeat, and the liaison groups told what the bot could not hear
     # False: tests that move a fake clock drive sending (send_due / send_pending) and the screenshot checks
     # (check_evidence) themselves.
     background: bool = True
@@ -119,6 +121,7 @@ def build_bot(
         agenda=AgendaRunner(units, alerter),
         acks=AckFlusher(units),
         renderer=Renderer(engine, units.texts, units.lock, on_attached=outbox_changed.set),
+        outage=OutageWatch(units),
         background=send_loop,
     )
     return RelayBot(parts)
@@ -215,6 +218,7 @@ class RelayBot:
         await self.sender.stop()
         await self.transport.stop()
         await self.health.flush()
+        await self.parts.outage.stop()
         await self.web.close()
         self.evidence.shutdown()
 
@@ -234,6 +238,7 @@ class RelayBot:
                 s.commit()
 
         await self.units.run(work)
+        await self.parts.outage.on_connected()  # after the configured groups are known
         for room in rooms:
             await self.rooms.refresh_members(room.room_id)
         self.ready.set()
@@ -325,6 +330,10 @@ class RelayBot:
         """The chat link dropped ("lost", "logged_out") or came back ("restored"): sending waits for the link;
         the office hears of an outage once it lasts `connection_alert_minutes` (see HealthMonitor)."""
         await self.health.on_connection(state, detail)
+        if state == "restored":
+            await self.parts.outage.on_connected()
+        elif state in ("lost", "logged_out"):
+            await self.parts.outage.on_lost()
 
     async def on_echo(self, message_id: str, chat_id: str, text: str) -> None:
         """The gateway echoed a message the bot sent (an optional sink method the Wechaty transport calls)."""
@@ -335,6 +344,7 @@ class RelayBot:
     async def check_health(self) -> None:
         """The periodic health round: self-check, receive check, connection alert."""
         await self.health.tick()
+        await self.parts.outage.tick()
 
     async def flush_acks(self) -> int:
         """Acknowledge confirmations in groups that have gone quiet; returns how many messages were queued."""
