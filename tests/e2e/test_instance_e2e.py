@@ -17,11 +17,10 @@ from bot.clock import real_clock
 from bot.runtime.outage import HEARD_UNTIL
 from tests.bot_process import ROOT, BotProcess, gateway_env
 from tests.conftest import TZ
-from tests.e2e.test_faults_e2e import (  # noqa: F401  (db and gateway are fixtures)
+from tests.e2e.test_faults_e2e import (
     ADMIN,
     OFFICE_ROOM,
-    db,
-    gateway,
+    Db,
     liaison_id,
     pushed,
     setup_people,
@@ -29,11 +28,25 @@ from tests.e2e.test_faults_e2e import (  # noqa: F401  (db and gateway are fixtu
     texts_to,
     unit_name,
 )
-from tests.gateway_harness import wait_until
+from tests.gateway_harness import Gateway, wait_until
 
 pytestmark = pytest.mark.e2e
 
 NOTICE = "机器人离线，这段时间的“已转发”请重发"
+
+
+@pytest.fixture
+def gateway():
+    gw = Gateway.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def db(db_url):
+    handle = Db(db_url)
+    yield handle
+    handle.engine.dispose()
 
 
 def test_a_second_bot_on_the_same_database_exits_2_and_the_first_loses_nothing(
