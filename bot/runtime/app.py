@@ -343,8 +343,8 @@ class RelayBot:
 
     async def check_health(self) -> None:
         """The periodic health round: self-check, receive check, connection alert."""
-        await self.health.tick()
         await self.parts.outage.tick()
+        await self.health.tick()
 
     async def flush_acks(self) -> int:
         """Acknowledge confirmations in groups that have gone quiet; returns how many messages were queued."""

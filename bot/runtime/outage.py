@@ -120,7 +120,11 @@ class OutageWatch:
         """Connected: announce the window since the bot was last heard, if it is worth it; returns the number of
         notices queued. Heartbeats start."""
         self._connected = True
-        return await self.units.run(self._connected_work)
+        try:
+            return await self.units.run(self._connected_work)
+        except Exception:  # the notice is a nicety: it must not stop the bot from starting or reconnecting
+            log.exception("could not check for an outage to announce")
+            return 0
 
     def _connected_work(self) -> int:
         now = self.units.clock()
@@ -168,4 +172,7 @@ class OutageWatch:
                 s.commit()
             self._saved = now
 
-        await self.units.run(work)
+        try:
+            await self.units.run(work)
+        except Exception:  # tried again at the next health round
+            log.exception("could not write the heartbeat")

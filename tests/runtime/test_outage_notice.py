@@ -160,3 +160,17 @@ def test_the_window_shows_dates_when_it_spans_days():
     assert window_text(local(9, 12), local(9, 20), TZ) == "09:12–09:20"
     assert window_text(local(18, 5), local(9, 20, day=27), TZ) == "11月26日 18:05–11月27日 09:20"
     assert window_text(local(9, 12) + timedelta(seconds=59), local(9, 20), TZ) == "09:12–09:20"
+
+
+async def test_a_failing_heartbeat_never_stops_the_bot(bot, settings, engine, clock, monkeypatch):
+    import bot.runtime.outage as outage
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database or disk is full")
+
+    monkeypatch.setattr(outage, "read_heard_until", broken)
+    monkeypatch.setattr(outage, "_save", broken)
+    clock.advance(minutes=10)
+    await bot.check_health()  # logged, not raised
+    restarted, _ = await restart(settings, engine, clock)
+    assert restarted.ready.is_set()
