@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -177,6 +178,10 @@ async def _serve(settings: Settings, transport, engine, clock, until) -> None:
             await bot.stop()
     finally:
         lock.release()
+        _HELD_LOCKS.pop(settings.database_url, None)
+
+
+_HELD_LOCKS: dict[str, Any] = {}  # database URL -> the InstanceLock this process holds
 
 
 def _single_instance(settings: Settings):
@@ -189,9 +194,13 @@ def _single_instance(settings: Settings):
     from bot.runtime.instance import AlreadyRunning, acquire
     from bot.storage.db import describe_error
 
+    held = _HELD_LOCKS.get(settings.database_url)
+    if held is not None and held.held:
+        return held
     texts = load_texts()
     try:
-        return acquire(settings.database_url)
+        lock = _HELD_LOCKS[settings.database_url] = acquire(settings.database_url)
+        return lock
     except AlreadyRunning as exc:
         typer.echo(texts.t("instance.running", holder=exc.holder or texts.t("instance.unknown_holder")), err=True)
         raise typer.Exit(2) from None
@@ -201,6 +210,7 @@ def _single_instance(settings: Settings):
 
 
 async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
+    _single_instance(settings)  # first: a second bot exits before the slow imports and the database upgrade
     from bot.transport.wechaty import WechatyTransport
 
     transport = WechatyTransport(endpoint, token, cache_dir=settings.cache_dir)
