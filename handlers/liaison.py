@@ -220,7 +220,8 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             )
         else:
             if problem:
-                ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
+                # About a confirmation recorded all the same (#1 #2 已转发, no #2): not a courtesy reply.
+                ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,), courtesy=False)
             _record(
                 msg,
                 ctx,

@@ -15,10 +15,14 @@ from sqlalchemy import exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Alert, BotState, Outbox, OutboxState, Priority
+from bot.storage.models import Alert, BotState, Notice, Outbox, OutboxState, Priority
 from bot.transport.base import ChatKind, FileData, Image, LinkCard, Outgoing
 
 BACKOFF_KEY = "send_backoff_until"
+# The Notice kind that remembers, per contact id, when that person was last given a courtesy reply.
+COURTESY_KIND = "courtesy_reply"
+# What counts against the office's daily budget: the bot's notices do not, courtesy replies have their own cap.
+BUDGETED = (int(Priority.REPLY), int(Priority.BROADCAST))
 
 
 def queue(
@@ -55,7 +59,8 @@ def queue(
 
 
 def pending(session: Session, limit: int = 50) -> list[Outbox]:
-    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts; oldest first.
+    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts, then courtesy replies
+    (help and refusals to non-admins); oldest first.
 
     A chat's rows after one still waiting for its report files to be rendered wait too: a chat gets a report's
     text, then its files, then what was queued after it."""
@@ -165,7 +170,8 @@ def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[d
 
 
 def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
-    """Messages sent since local midnight, not counting the bot's own notices."""
+    """Messages sent since local midnight against the office's budget: not the bot's own notices, not courtesy
+    replies (they have their own cap)."""
     midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     stmt = (
         select(func.count())
@@ -173,10 +179,39 @@ def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
         .where(
             Outbox.state == OutboxState.SENT.value,
             col(Outbox.sent_at) >= midnight,
-            Outbox.priority != int(Priority.NOTICE),
+            col(Outbox.priority).in_(BUDGETED),
         )
     )
     return session.exec(stmt).one()
+
+
+def courtesy_allowed(
+    session: Session, *, contact_id: str, now: datetime, interval: timedelta, daily_cap: int, tz: ZoneInfo
+) -> bool:
+    """Whether a courtesy reply (help, a refusal, "not understood") to this person may be queued now; if so the
+    time is remembered. At most one per person per `interval`, and at most `daily_cap` a local day for everyone
+    together. The record is a row, so a restart does not reset it."""
+    seen = session.exec(select(Notice).where(Notice.kind == COURTESY_KIND, Notice.key == contact_id[:300])).first()
+    if seen is not None and seen.at > now:
+        # Answered "in the future": the clock was set back. Count it as answered now, not for the whole jump.
+        seen.at = now
+        session.add(seen)
+        return False
+    if seen is not None and now - seen.at < interval:
+        return False
+    midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    queued_today = session.exec(
+        select(func.count())
+        .select_from(Outbox)
+        .where(Outbox.priority == int(Priority.COURTESY), col(Outbox.created_at) >= midnight)
+    ).one()
+    if queued_today >= daily_cap:
+        return False
+    if seen is None:
+        seen = Notice(kind=COURTESY_KIND, key=contact_id[:300], at=now)
+    seen.at = now
+    session.add(seen)
+    return True
 
 
 def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
@@ -197,7 +232,7 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
         gap = pacing.spacing + random.Random(last[0]).uniform(0, pacing.jitter)
         if last[1] + timedelta(seconds=gap) > at:
             at, reason = last[1] + timedelta(seconds=gap), "spacing"
-    if row.priority != int(Priority.NOTICE) and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
+    if row.priority in BUDGETED and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
         tomorrow = datetime.combine(now.astimezone(pacing.tz).date() + timedelta(days=1), time(0), tzinfo=pacing.tz)
         at, reason = max(at, tomorrow), "budget"
     return NextSend(row.id, at, reason)
