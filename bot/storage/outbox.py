@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func
+from sqlalchemy import exists, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -153,10 +153,19 @@ class NextSend:
     reason: str  # "now", "spacing", "budget" or "backoff": for the log
 
 
-def backoff_until(session: Session) -> datetime | None:
-    """The end of the current pause in sending, if one is on record."""
+def backoff_until(
+    session: Session, *, now: datetime | None = None, longest: timedelta | None = None
+) -> datetime | None:
+    """The end of the current pause in sending, if one is on record. Given `now` and the longest pause there
+    can be, a record further ahead than that (the clock was set back since) is cut to end `longest` from now,
+    in the record too, so the cut pause does not move on with the clock."""
     state = session.get(BotState, BACKOFF_KEY)
-    return datetime.fromisoformat(state.value) if state and state.value else None
+    until = datetime.fromisoformat(state.value) if state and state.value else None
+    if state is not None and until is not None and now is not None and longest is not None and until > now + longest:
+        until = now + longest
+        state.value, state.updated_at = until.isoformat(), now
+        session.add(state)
+    return until
 
 
 def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[datetime, bool]:
@@ -221,7 +230,7 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
         return NextSend(None, now, "idle")
     row = rows[0]
     at, reason = now, "now"
-    until = backoff_until(session)
+    until = backoff_until(session, now=now, longest=pacing.backoff)
     if until and until > at:
         at, reason = until, "backoff"
     last = session.exec(
@@ -230,8 +239,14 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
     if last is not None and last[1] is not None:  # (never None: the query keeps sent rows only)
         # The jitter is drawn from the last row's id: the same wait however often this is asked, restarts included.
         gap = pacing.spacing + random.Random(last[0]).uniform(0, pacing.jitter)
-        if last[1] + timedelta(seconds=gap) > at:
-            at, reason = last[1] + timedelta(seconds=gap), "spacing"
+        last_at = last[1]
+        if last_at > now:
+            # A send "in the future": the clock was set back since. Such sends count as sent now, in their rows
+            # too, so sending waits the usual spacing, not the jump, and the sends after it order after it.
+            session.exec(update(Outbox).where(col(Outbox.sent_at) > now).values(sent_at=now))
+            last_at = now
+        if last_at + timedelta(seconds=gap) > at:
+            at, reason = last_at + timedelta(seconds=gap), "spacing"
     if row.priority in BUDGETED and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
         tomorrow = datetime.combine(now.astimezone(pacing.tz).date() + timedelta(days=1), time(0), tzinfo=pacing.tz)
         at, reason = max(at, tomorrow), "budget"

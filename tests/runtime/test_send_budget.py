@@ -7,6 +7,7 @@ measures from the last send, and a last send "in the future" (the clock was set 
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -156,6 +157,46 @@ async def test_a_liaisons_confirmation_is_acknowledged_however_often_he_asked_fo
 
 
 # ---- item 10: the clock set back ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def six_groups(transport):
+    for room_id in GROUPS:
+        transport.add_room(room_id, f"联络员{room_id[1:3]}群", [ADMIN, WANG])
+    return transport
+
+
+async def test_after_the_clock_is_set_back_sending_keeps_the_normal_spacing(paced, six_groups, engine, clock, roster):
+    paced = paced.model_copy(update={"liaison_groups": [f"联络员{i:02d}群" for i in range(6)]})
+    bot = await started(paced, six_groups, engine, clock)
+    await six_groups.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
+    first = len(six_groups.sent)
+    while len(six_groups.sent) < first + 3:  # the office's answer and two groups
+        clock.advance(seconds=await bot.send_due())
+    set_back = clock.advance(hours=-3)
+    rest = await drain(bot, clock)
+    assert len(rest) == 4
+    # The first one within one spacing of the set-back clock, each next one 3-5 s after it: not 3 hours later.
+    assert rest[0][0] - set_back <= timedelta(seconds=5)
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(rest)]
+    assert all(3.0 <= g <= 5.0 for g in gaps), gaps
+    await bot.stop()
+
+
+async def test_a_pause_recorded_before_the_clock_was_set_back_lasts_its_length_at_most(
+    paced, transport, engine, clock, roster
+):
+    bot = await started(paced, transport, engine, clock)
+    with session(engine) as s:
+        outbox.start_backoff(s, now=clock.now, pacing=bot.sender.pacing())
+        s.commit()
+    clock.advance(hours=-3)
+    await transport.say(ADMIN, "进度", room_id=OFFICE_ROOM)
+    wait = await bot.send_due()
+    assert 0 < wait <= paced.send_backoff_minutes * 60
+    clock.advance(seconds=wait)
+    assert await bot.send_due() == 0.0 and len(transport.sent) == 1
+    await bot.stop()
 
 
 async def test_a_courtesy_answer_recorded_before_the_clock_was_set_back_does_not_silence_for_the_jump(
