@@ -302,7 +302,8 @@ def _newest_open_push(ctx: Context) -> Push | None:
 
 def _tell_unregistered(msg: Incoming, ctx: Context) -> None:
     if first_notice(ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now):
-        ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,))
+        # Once per person ever: never dropped for having asked 帮助 within the hour, or he would think it counted.
+        ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,), given_once=True)
     log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
 
 

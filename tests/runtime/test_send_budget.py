@@ -212,3 +212,16 @@ async def test_a_courtesy_answer_recorded_before_the_clock_was_set_back_does_not
     await transport.say(STRANGER, "帮助")
     assert len(await drain(bot, clock)) == 1
     await bot.stop()
+
+
+async def test_someone_off_the_roster_who_asked_for_help_is_still_told_his_confirmation_did_not_count(
+    settings, transport, engine, clock, roster
+):
+    bot = await started(settings, transport, engine, clock)
+    await transport.say(ADMIN, "推送 刷单", room_id=OFFICE_ROOM)
+    await drain(bot, clock)
+    await transport.say(STRANGER, "帮助", room_id=LIAISON_ROOM)
+    await transport.say(STRANGER, "已转发", room_id=LIAISON_ROOM)
+    texts = to(await drain(bot, clock), LIAISON_ROOM)
+    assert len(texts) == 2 and HELP in texts[0] and "您还不在联络员名单里" in texts[1]
+    await bot.stop()
