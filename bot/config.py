@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     send_jitter_seconds: float = 2.0
     daily_send_budget: int = 400
     send_backoff_minutes: int = 30
+    # Answers to anyone but an admin that are help, a refusal or "not understood" (issue 12 item 2): at most one
+    # per person per `stranger_reply_interval_minutes` (later ones are dropped), sent after pushes and admin
+    # replies, and counted against their own daily cap, never against daily_send_budget.
+    stranger_reply_interval_minutes: float = 60.0
+    stranger_reply_budget: int = 40
 
     @field_validator("reminder_times", mode="before")
     @classmethod

@@ -220,7 +220,8 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             )
         else:
             if problem:
-                ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,))
+                # About a confirmation recorded all the same (#1 #2 已转发, no #2): not a courtesy reply.
+                ctx.reply(msg, problem, mention_ids=(msg.sender.contact_id,), courtesy=False)
             _record(
                 msg,
                 ctx,
@@ -301,7 +302,8 @@ def _newest_open_push(ctx: Context) -> Push | None:
 
 def _tell_unregistered(msg: Incoming, ctx: Context) -> None:
     if first_notice(ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now):
-        ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,))
+        # Once per person ever: never dropped for having asked 帮助 within the hour, or he would think it counted.
+        ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,), given_once=True)
     log.info("confirmation from %s who is not on the roster: ignored", msg.sender.contact_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -112,9 +112,39 @@ class Context:
         outbox.queue(self.session, now=self.now, chat_kind=chat_kind, chat_id=chat_id, text=text, **extra)
         self.session.flush()
 
-    def reply(self, msg: Incoming, text: str, mention_ids: tuple[str, ...] = ()) -> None:
-        """Answer in the chat the message came from."""
-        self.send(msg.chat_kind, msg.chat_id, text, mention_ids=mention_ids)
+    def reply(
+        self,
+        msg: Incoming,
+        text: str,
+        mention_ids: tuple[str, ...] = (),
+        *,
+        courtesy: bool | None = None,
+        given_once: bool = False,
+    ) -> None:
+        """Answer in the chat the message came from.
+
+        An answer to anyone but an admin is a courtesy (help, a refusal, "not understood") unless the handler
+        says `courtesy=False` (say, about a confirmation it recorded): at most one per person per
+        `stranger_reply_interval_minutes` (later ones are dropped, not folded: the next one says the same),
+        sent after pushes and admin replies, and from its own daily cap, so nobody can spend the office's budget
+        or hold up its sends by writing to the bot. `given_once`: the handler gives this answer once per person
+        ever (a first notice), so it is not dropped, only sent as a courtesy."""
+        if courtesy is None:
+            courtesy = not self.is_admin(msg.sender.contact_id)
+        if not courtesy:
+            self.send(msg.chat_kind, msg.chat_id, text, mention_ids=mention_ids)
+            return
+        if not given_once and not outbox.courtesy_allowed(
+            self.session,
+            contact_id=msg.sender.contact_id,
+            now=self.now,
+            interval=timedelta(minutes=self.settings.stranger_reply_interval_minutes),
+            daily_cap=self.settings.stranger_reply_budget,
+            tz=self.settings.tz,
+        ):
+            log.info("no answer to %s: answered within the interval, or today's cap is reached", msg.sender.contact_id)
+            return
+        self.send(msg.chat_kind, msg.chat_id, text, mention_ids=mention_ids, priority=Priority.COURTESY)
 
     def to_office(self, text: str, priority: Priority = Priority.REPLY) -> bool:
         """Tell the office group, if there is one."""

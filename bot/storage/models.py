@@ -113,6 +113,9 @@ class Priority(int, enum.Enum):
     NOTICE = -1  # the bot's own warnings to the office: not held back by the daily budget
     REPLY = 0  # answers to a person
     BROADCAST = 1  # pushes, reminders and acknowledgements in liaison groups
+    # Help, refusals and "not understood" answers to anyone but an admin: after everything else, and outside
+    # the daily budget (they have their own small cap), so a stranger cannot spend the office's sends.
+    COURTESY = 2
 
 
 class Unit(SQLModel, table=True):

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func
+from sqlalchemy import exists, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bot.storage.models import Alert, BotState, Outbox, OutboxState, Priority
+from bot.storage.models import Alert, BotState, Notice, Outbox, OutboxState, Priority
 from bot.transport.base import ChatKind, FileData, Image, LinkCard, Outgoing
 
 BACKOFF_KEY = "send_backoff_until"
+# The Notice kind that remembers, per contact id, when that person was last given a courtesy reply.
+COURTESY_KIND = "courtesy_reply"
+# What counts against the office's daily budget: the bot's notices do not, courtesy replies have their own cap.
+BUDGETED = (int(Priority.REPLY), int(Priority.BROADCAST))
 
 
 def queue(
@@ -55,7 +59,8 @@ def queue(
 
 
 def pending(session: Session, limit: int = 50) -> list[Outbox]:
-    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts; oldest first.
+    """Unsent rows in sending order: the bot's notices, then replies, then broadcasts, then courtesy replies
+    (help and refusals to non-admins); oldest first.
 
     A chat's rows after one still waiting for its report files to be rendered wait too: a chat gets a report's
     text, then its files, then what was queued after it."""
@@ -148,10 +153,19 @@ class NextSend:
     reason: str  # "now", "spacing", "budget" or "backoff": for the log
 
 
-def backoff_until(session: Session) -> datetime | None:
-    """The end of the current pause in sending, if one is on record."""
+def backoff_until(
+    session: Session, *, now: datetime | None = None, longest: timedelta | None = None
+) -> datetime | None:
+    """The end of the current pause in sending, if one is on record. Given `now` and the longest pause there
+    can be, a record further ahead than that (the clock was set back since) is cut to end `longest` from now,
+    in the record too, so the cut pause does not move on with the clock."""
     state = session.get(BotState, BACKOFF_KEY)
-    return datetime.fromisoformat(state.value) if state and state.value else None
+    until = datetime.fromisoformat(state.value) if state and state.value else None
+    if state is not None and until is not None and now is not None and longest is not None and until > now + longest:
+        until = now + longest
+        state.value, state.updated_at = until.isoformat(), now
+        session.add(state)
+    return until
 
 
 def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[datetime, bool]:
@@ -165,7 +179,8 @@ def start_backoff(session: Session, *, now: datetime, pacing: Pacing) -> tuple[d
 
 
 def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
-    """Messages sent since local midnight, not counting the bot's own notices."""
+    """Messages sent since local midnight against the office's budget: not the bot's own notices, not courtesy
+    replies (they have their own cap)."""
     midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     stmt = (
         select(func.count())
@@ -173,10 +188,39 @@ def sent_today(session: Session, *, now: datetime, tz: ZoneInfo) -> int:
         .where(
             Outbox.state == OutboxState.SENT.value,
             col(Outbox.sent_at) >= midnight,
-            Outbox.priority != int(Priority.NOTICE),
+            col(Outbox.priority).in_(BUDGETED),
         )
     )
     return session.exec(stmt).one()
+
+
+def courtesy_allowed(
+    session: Session, *, contact_id: str, now: datetime, interval: timedelta, daily_cap: int, tz: ZoneInfo
+) -> bool:
+    """Whether a courtesy reply (help, a refusal, "not understood") to this person may be queued now; if so the
+    time is remembered. At most one per person per `interval`, and at most `daily_cap` a local day for everyone
+    together. The record is a row, so a restart does not reset it."""
+    seen = session.exec(select(Notice).where(Notice.kind == COURTESY_KIND, Notice.key == contact_id[:300])).first()
+    if seen is not None and seen.at > now:
+        # Answered "in the future": the clock was set back. Count it as answered now, not for the whole jump.
+        seen.at = now
+        session.add(seen)
+        return False
+    if seen is not None and now - seen.at < interval:
+        return False
+    midnight = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    queued_today = session.exec(
+        select(func.count())
+        .select_from(Outbox)
+        .where(Outbox.priority == int(Priority.COURTESY), col(Outbox.created_at) >= midnight)
+    ).one()
+    if queued_today >= daily_cap:
+        return False
+    if seen is None:
+        seen = Notice(kind=COURTESY_KIND, key=contact_id[:300], at=now)
+    seen.at = now
+    session.add(seen)
+    return True
 
 
 def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
@@ -186,7 +230,7 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
         return NextSend(None, now, "idle")
     row = rows[0]
     at, reason = now, "now"
-    until = backoff_until(session)
+    until = backoff_until(session, now=now, longest=pacing.backoff)
     if until and until > at:
         at, reason = until, "backoff"
     last = session.exec(
@@ -195,9 +239,15 @@ def next_send(session: Session, *, now: datetime, pacing: Pacing) -> NextSend:
     if last is not None and last[1] is not None:  # (never None: the query keeps sent rows only)
         # The jitter is drawn from the last row's id: the same wait however often this is asked, restarts included.
         gap = pacing.spacing + random.Random(last[0]).uniform(0, pacing.jitter)
-        if last[1] + timedelta(seconds=gap) > at:
-            at, reason = last[1] + timedelta(seconds=gap), "spacing"
-    if row.priority != int(Priority.NOTICE) and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
+        last_at = last[1]
+        if last_at > now:
+            # A send "in the future": the clock was set back since. Such sends count as sent now, in their rows
+            # too, so sending waits the usual spacing, not the jump, and the sends after it order after it.
+            session.exec(update(Outbox).where(col(Outbox.sent_at) > now).values(sent_at=now))
+            last_at = now
+        if last_at + timedelta(seconds=gap) > at:
+            at, reason = last_at + timedelta(seconds=gap), "spacing"
+    if row.priority in BUDGETED and sent_today(session, now=now, tz=pacing.tz) >= pacing.daily_budget:
         tomorrow = datetime.combine(now.astimezone(pacing.tz).date() + timedelta(days=1), time(0), tzinfo=pacing.tz)
         at, reason = max(at, tomorrow), "budget"
     return NextSend(row.id, at, reason)

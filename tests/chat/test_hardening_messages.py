@@ -253,6 +253,7 @@ def assert_consistent(engine, settings, roster_before, system_actors: tuple[str,
             "unregistered",
             "private_intro",
             "ambiguous",
+            "courtesy_reply",
         }
         states = {o.state for o in s.exec(select(Outbox))}
         assert states <= {OutboxState.SENT.value}, states

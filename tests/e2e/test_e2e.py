@@ -92,7 +92,15 @@ def test_push_confirm_progress_remind_and_restart(gateway, bot):
     gateway.say(STRANGER[0], "已转发", room=LIAISON_ROOM)
     gateway.say(WU[0], "请问怎么转发？", room=LIAISON_ROOM)
     gateway.say(LI[0], "推送 刷单", room=LIAISON_ROOM)
-    sent = gateway.wait_sent(has_text(LIAISON_ROOM, "✅ 已记录 #1"), since=mark, timeout=10)
+    # The refusal and the roster notice are courtesy replies, sent after the acknowledgement (issue 12 item 2).
+    sent = gateway.wait_sent(
+        lambda items: all(
+            has_text(LIAISON_ROOM, t)(items)
+            for t in ("✅ 已记录 #1", "您还不在联络员名单里", "该指令仅限反诈办管理员使用。")
+        ),
+        since=mark,
+        timeout=10,
+    )
     group = texts_to(sent, LIAISON_ROOM)
     notices = [i for i in sent if i["conversation_id"] == LIAISON_ROOM and "您还不在联络员名单里" in i["text"]]
     assert len(notices) == 1 and notices[0]["mention_ids"] == [STRANGER[0]] and "@路人甲" in notices[0]["text"]

@@ -112,10 +112,16 @@ def stranger_diff_problems(
     got_audit = sorted((a["action"], a["allowed"], a["actor_id"]) for a in audits)
     got_outbox = sorted((o["chat_id"], o["text"], o["state"], o["file_name"]) for o in outbox)
     got_notices = sorted((n["kind"], n["key"]) for n in notices)
+    # A courtesy reply (help, a refusal) is remembered per person: at most one an hour (issue 12 item 2).
+    answered = ("courtesy_reply", sender.contact_id)
     want_audit, want_outbox, want_notices = {
-        "refused": ([(f"refused:{command}", False, sender.contact_id)], [(chat_id, REFUSED, "pending", "")], []),
-        "intro": ([], [(chat_id, HELP, "pending", "")], [("private_intro", sender.contact_id)]),
-        "help": ([], [(chat_id, HELP, "pending", "")], []),
+        "refused": (
+            [(f"refused:{command}", False, sender.contact_id)],
+            [(chat_id, REFUSED, "pending", "")],
+            [answered],
+        ),
+        "intro": ([], [(chat_id, HELP, "pending", "")], [answered, ("private_intro", sender.contact_id)]),
+        "help": ([], [(chat_id, HELP, "pending", "")], [answered]),
         "invite": ([("room_invite", False, sender.contact_id)], [], []),
         "silent": ([], [], []),
     }[outcome]
