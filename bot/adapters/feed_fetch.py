@@ -18,6 +18,8 @@ import feedparser
 import httpx
 from lxml import etree
 
+from bot.adapters.web_guard import DestinationRefused
+
 MAX_ENTRIES = 100
 MAX_GUID = 1000  # FeedItem.guid's length: a longer id is replaced by its hash, so it is stored and recognised whole
 MAX_REDIRECTS = 5
@@ -427,7 +429,8 @@ async def fetch_feed(
     retries: int = 2,
     retry_delay: float = 0.5,
 ) -> FetchResult:
-    """Never raises for network or content problems: returns status "error" with the reason."""
+    """Never raises for network or content problems: returns status "error" with the reason. The client decides
+    where it may connect (web_guard.guarded_client); a refused destination is such an error, and not retried."""
 
     def failed(reason: str) -> FetchResult:
         # The old validators go back unchanged, so storing them after an error is harmless.
@@ -466,7 +469,7 @@ async def fetch_feed(
             return failed(f"timed out after {timeout:g} s")
         except BodyTooLarge:
             return failed(f"too large (over {max_bytes} bytes)")
-        except RedirectError as exc:
+        except (RedirectError, DestinationRefused) as exc:  # another try would be refused the same way
             return failed(str(exc))
         except (httpx.TimeoutException, httpx.NetworkError) as exc:
             reason = _describe(exc)

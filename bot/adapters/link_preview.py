@@ -21,6 +21,8 @@ from bot.adapters.feed_fetch import (
     read_capped,
     squash,
 )
+from bot.adapters.web_guard import DestinationRefused
+from bot.transport.base import LinkCard
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HEADERS = {
@@ -49,6 +51,11 @@ _CHARSET_ALIASES = {
 
 
 @dataclass(frozen=True)
+class RefusedLink(LinkCard):
+    """The card for a link whose page was not read because it leads to an internal address: its URL is its title."""
+
+
+@dataclass(frozen=True)
 class Preview:
     url: str  # the page's URL after redirects
     title: str
@@ -59,7 +66,9 @@ class Preview:
 async def fetch_preview(
     client: httpx.AsyncClient, url: str, *, timeout: float = 5.0, max_bytes: int = 1_000_000
 ) -> Preview | None:
-    """og:title/og:description/og:image first, then <title> and meta description; None when unreadable or untitled."""
+    """og:title/og:description/og:image first, then <title> and meta description; None when unreadable or untitled.
+    Raises DestinationRefused when the client (web_guard.guarded_client) refused to connect to the link's address
+    or a redirect's: the caller tells the office why the page was not read."""
     if not is_http_url(url):
         return None
     try:
@@ -73,6 +82,8 @@ async def fetch_preview(
                 body = await read_capped(response, max_bytes, until=_HEAD_END)
             finally:
                 await response.aclose()
+    except DestinationRefused:
+        raise
     except (
         TimeoutError,
         BodyTooLarge,
