@@ -257,3 +257,21 @@ async def test_an_unreachable_public_page_still_gets_no_note(default_bot, transp
     await default_bot.send_pending()
     office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
     assert len(office) == 1 and "\n" not in office[0]
+
+
+async def test_a_pushed_link_that_redirects_inside_goes_out_as_its_url(default_bot, transport, internal, resolver):
+    names, _ = resolver
+    names["short.example"] = "127.0.0.1"  # a link shortener the bot may reach, redirecting to the internal page
+    internal.expect_request("/s/1").respond_with_response(
+        Response(status=302, headers={"Location": f"http://127.0.0.1:{internal.port}/page"})
+    )
+    default_bot.http = guarded_client(["short.example"])
+    url = f"http://short.example:{internal.port}/s/1"
+    await transport.say(ADMIN, f"推送 {url}", room_id=OFFICE_ROOM)
+    await default_bot.send_pending()
+    await default_bot.http.aclose()
+    cards = [o.link for o in transport.sent if o.chat_id == LIAISON_ROOM and o.link]
+    assert [(c.url, c.title) for c in cards] == [(url, url)]
+    office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
+    assert len(office) == 1 and office[0].endswith("\n" + load_texts().t("push.internal_link"))
+    assert [r.path for r, _ in internal.log] == ["/s/1"]
