@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     feed_auto_push: bool = False  # push new items to the liaison groups without an admin's command
     feed_timeout_seconds: float = 10.0
     preview_timeout_seconds: float = 5.0  # fetching a pushed link's title and description
+    # Feeds and link previews connect to public addresses only (no loopback, private, link-local or metadata
+    # address, also not after a redirect). An intranet feed server is listed here: host names, addresses or
+    # networks such as 10.1.0.0/16. Link previews come from chat: keep theirs empty (tests serve from 127.0.0.1).
+    feed_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    preview_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Screenshot evidence: where images are kept, for how long (the verdicts stay), and the OCR time limit.
     evidence_dir: str = "data/evidence"
     evidence_retention_days: int = 90
@@ -126,7 +131,9 @@ class Settings(BaseSettings):
     def _one_time(cls, value: Any) -> Any:
         return _pad_time(value)
 
-    @field_validator("admin_ids", "liaison_groups", "feeds", mode="before")
+    @field_validator(
+        "admin_ids", "liaison_groups", "feeds", "feed_allowed_hosts", "preview_allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         # Environment variables carry lists as "a,b,c"; JSON arrays also work.

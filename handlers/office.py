@@ -6,6 +6,7 @@ import re
 
 from sqlmodel import col, select
 
+from bot.adapters.link_preview import RefusedLink
 from bot.chat import compose
 from bot.chat.dispatch import CommandObject, CommandRegistry, Context, Router, command_filter
 from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
@@ -65,7 +66,7 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 # ---- pushing -----------------------------------------------------------------------------------
 
 
-def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
+def _push(msg: Incoming, ctx: Context, alert: Alert, note: str = "") -> None:
     outcome = push_alert(
         ctx.session,
         alert,
@@ -75,7 +76,7 @@ def _push(msg: Incoming, ctx: Context, alert: Alert) -> None:
         settings=ctx.settings,
         texts=ctx.texts,
     )
-    ctx.reply(msg, outcome.message)
+    ctx.reply(msg, f"{outcome.message}\n{note}" if note else outcome.message)
 
 
 def _push_library(msg: Incoming, ctx: Context, name: str) -> None:
@@ -121,6 +122,11 @@ def _link_alert(ctx: Context, url: str) -> Alert:
     )
 
 
+def _internal_link_note(ctx: Context, url: str) -> str:
+    """Why a link's card has its URL as its title, when the app refused to read an internal address."""
+    return ctx.t("push.internal_link") if isinstance(ctx.previews.get(url), RefusedLink) else ""
+
+
 def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
     item = ctx.session.get(FeedItem, n)
     if item is None:
@@ -150,7 +156,7 @@ def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if candidate:
         _push_candidate(msg, ctx, int(candidate.group(1)))
     elif _URL.match(cmd.arg):
-        _push(msg, ctx, _link_alert(ctx, cmd.arg))
+        _push(msg, ctx, _link_alert(ctx, cmd.arg), _internal_link_note(ctx, cmd.arg))
     elif cmd.arg:
         _push_library(msg, ctx, cmd.arg)
     else:
@@ -330,6 +336,7 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
     """An article link, image or text an admin sends privately: kept as a draft until `推送`."""
     alert = Alert(draft_of=msg.sender.contact_id, source_message_id=msg.message_id, created_at=ctx.now)
     text = strip_mentions(msg.text)
+    note = ""
     if msg.kind == MessageKind.LINK and msg.link is not None:
         alert.link_url, alert.title = msg.link.url, msg.link.title or msg.link.url
         alert.link_description, alert.link_thumbnail = msg.link.description, msg.link.thumbnail_url
@@ -343,6 +350,7 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         alert.link_url, alert.title = card.link_url, card.title
         alert.link_description, alert.link_thumbnail = card.link_description, card.link_thumbnail
         what = ctx.t("push.draft_link")
+        note = _internal_link_note(ctx, text)
     elif text:
         alert.title, alert.text = text.splitlines()[0][:30], text[:2000]
         what = ctx.t("push.draft_text")
@@ -350,4 +358,5 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         return
     ctx.session.add(alert)
     ctx.audit(msg, "draft", f"{msg.kind.value} {alert.title[:100]}")
-    ctx.reply(msg, ctx.t("push.draft_saved", what=what))
+    saved = ctx.t("push.draft_saved", what=what)
+    ctx.reply(msg, f"{saved}\n{note}" if note else saved)

@@ -123,6 +123,10 @@ def settings(tmp_path) -> Settings:
         office_group="反诈办工作群",
         ack_quiet_seconds=30,
         ack_min_interval_seconds=0,  # tests/handlers/test_liaison_reading.py checks the interval itself
+        # pytest-httpserver serves feeds and pages from 127.0.0.1, an internal address the bot refuses by default
+        # (tests/adapters/test_ssrf.py checks that the default refuses it).
+        feed_allowed_hosts=["127.0.0.1"],
+        preview_allowed_hosts=["127.0.0.1"],
     )
 
 
@@ -176,10 +180,10 @@ def server(_threaded_server):
 
 @pytest.fixture
 async def client():
-    """An httpx client that ignores proxy settings from the environment (the server is on 127.0.0.1)."""
-    import httpx
+    """The bot's guarded httpx client, allowed to reach 127.0.0.1 where the test server is (and no proxy)."""
+    from bot.adapters.web_guard import guarded_client
 
-    async with httpx.AsyncClient(trust_env=False) as c:
+    async with guarded_client(["127.0.0.1"]) as c:
         yield c
 
 

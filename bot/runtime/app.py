@@ -106,7 +106,7 @@ def build_bot(
     alerter = SecondChannel(notifier)
     link_up = asyncio.Event()  # set while the chat link is up: the sender waits for it, health sets it
     sender = OutboxSender(units, transport, alerter, link_up=link_up)
-    web = Web()
+    web = Web(settings)
     parts = BotParts(
         transport=transport,
         units=units,

@@ -10,7 +10,8 @@ import httpx
 
 from bot.adapters.feed_fetch import FetchResult, fetch_feed
 from bot.adapters.feed_fetch import redact as feed_redact
-from bot.adapters.link_preview import fetch_preview
+from bot.adapters.link_preview import RefusedLink, fetch_preview
+from bot.adapters.web_guard import DestinationRefused, guarded_client
 from bot.chat.parsing import parse_command, strip_mentions
 from bot.config import Settings
 from bot.domain import feeds as feed_watch
@@ -27,30 +28,49 @@ _BARE_URL = re.compile(r"^https?://\S+$")
 
 
 class Web:
-    """The bot's one HTTP client (feeds and link previews), open between start and stop."""
+    """The bot's HTTP clients, open between start and stop: one for link previews, which come from chat and reach
+    public addresses only, and one for the configured feeds, which may also reach the intranet hosts the office
+    listed (feed_allowed_hosts). Setting `client` (as tests do) sets both."""
 
-    def __init__(self) -> None:
-        self.client: httpx.AsyncClient | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.previews: httpx.AsyncClient | None = None
+        self.feeds: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient | None:
+        return self.previews
+
+    @client.setter
+    def client(self, client: httpx.AsyncClient | None) -> None:
+        self.previews = self.feeds = client
 
     def open(self) -> None:
-        if self.client is None:
-            self.client = httpx.AsyncClient()
+        if self.previews is None:
+            self.previews = guarded_client(self.settings.preview_allowed_hosts)
+        if self.feeds is None:
+            self.feeds = guarded_client(self.settings.feed_allowed_hosts)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
+        for client in {id(c): c for c in (self.previews, self.feeds) if c is not None}.values():
+            await client.aclose()
 
 
 async def link_previews(web: Web, settings: Settings, msg: Incoming) -> dict[str, LinkCard]:
     """For an admin's bare link (sent privately, or after 推送), the page's title and description, fetched here
     because handlers run without network access; a page that cannot be read gets its URL as the title."""
-    if web.client is None or msg.kind != MessageKind.TEXT or msg.sender.contact_id not in settings.admin_ids:
+    if web.previews is None or msg.kind != MessageKind.TEXT or msg.sender.contact_id not in settings.admin_ids:
         return {}
     cmd = parse_command(msg.text)
     text = cmd.arg if cmd is not None and cmd.name == "推送" else strip_mentions(msg.text)
     if cmd is not None and cmd.name != "推送" or not _BARE_URL.match(text):
         return {}
-    preview = await fetch_preview(web.client, text, timeout=settings.preview_timeout_seconds)
+    try:
+        preview = await fetch_preview(web.previews, text, timeout=settings.preview_timeout_seconds)
+    except DestinationRefused as exc:
+        # Its title would go to every liaison group: the link goes out as its URL, and the office is told why.
+        log.warning("no preview for %s: %s", feed_redact(text)[:80], exc)
+        return {text: RefusedLink(text, text)}
     if preview is None:
         log.info("no preview for %s: pushing it with a plain title", text[:80])
         return {text: LinkCard(text, text)}
@@ -76,12 +96,12 @@ class FeedPoller:
             due = [
                 (f.id, f.url, f.etag, f.last_modified) for f in feed_watch.due_feeds(s, self.settings.feeds, now=now)
             ]
-        if not due or self.web.client is None:
+        if not due or self.web.feeds is None:
             return 0
         results = []
         for feed_id, url, etag, last_modified in due:
             result = await fetch_feed(
-                self.web.client, url, etag=etag, last_modified=last_modified, timeout=self.settings.feed_timeout_seconds
+                self.web.feeds, url, etag=etag, last_modified=last_modified, timeout=self.settings.feed_timeout_seconds
             )
             if result.status == "error":
                 log.warning("feed %s failed: %s", feed_redact(url), result.error)
