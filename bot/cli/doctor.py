@@ -126,11 +126,15 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
+    from bot.cli.database import database_url_problem
     from bot.runtime.health import health_snapshot
     from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
 
     area = "数据库"
+    problem = database_url_problem(settings.database_url)
+    if problem is not None:  # a failed check; the gateway is still checked
+        return [Finding(Level.ERROR, area, problem)]
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return [

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from bot.clock import clock_from
-from bot.config import Settings, load_settings
+from bot.config import Settings, load_settings, settings_error_text
 
 app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
 roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_help=True)
@@ -25,8 +25,8 @@ app.add_typer(db_app, name="db")
 def _settings() -> Settings:
     try:
         return load_settings()
-    except Exception as exc:  # pydantic's message names the setting that is wrong
-        typer.echo(f"配置有误（relaybot.toml 或 RELAYBOT_* 环境变量）：\n{exc}", err=True)
+    except Exception as exc:  # named setting and what it should be; a secret's value is never echoed
+        typer.echo(settings_error_text(exc), err=True)
         raise typer.Exit(2) from None
 
 
@@ -102,13 +102,22 @@ def run(
 
 def _open_db(settings: Settings):
     """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
-    from bot.storage.db import make_engine
-
-    engine = make_engine(settings.database_url)
+    engine = _engine_or_exit(settings.database_url)
     _upgrade_or_exit(
         engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。"
     )
     return engine
+
+
+def _engine_or_exit(url: str):
+    """The CLI's engine for `url` (connected once); a wrong URL, driver or connection exits 2 in plain words."""
+    from bot.cli.database import DatabaseUrlError, cli_engine
+
+    try:
+        return cli_engine(url)
+    except DatabaseUrlError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 def _upgrade_or_exit(engine, failure: str):
@@ -551,9 +560,7 @@ def stats_import(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
-    from bot.storage.db import make_engine
-
-    engine = make_engine(_settings().database_url)
+    engine = _engine_or_exit(_settings().database_url)
     done = _upgrade_or_exit(
         engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。"
     )
@@ -571,9 +578,14 @@ def db_upgrade() -> None:
 @db_app.command("backup")
 def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例如 backup/relaybot-2026-11-28.db")) -> None:
     """备份数据库（机器人运行时也可以做，得到的是同一时刻的完整副本）。"""
+    from bot.cli.database import database_url_problem
     from bot.storage.db import backup, describe_error
 
     settings = _settings()
+    problem = database_url_problem(settings.database_url)  # (not cli_engine: it would create a missing file)
+    if problem is not None:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
     try:
         target = backup(settings.database_url, file)
     except Exception as exc:
