@@ -189,6 +189,7 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
                     Finding(Level.WARN, "群", "还没有反诈办工作群：设置 office_group，或管理员在群里发“设为办公群”")
                 )
             out.extend(_runtime(health_snapshot(s), s, now))
+            out.extend(_console_traces(s, now))
             failed = s.exec(
                 select(func.count()).select_from(Outbox).where(Outbox.state == OutboxState.FAILED.value)
             ).one()
@@ -224,6 +225,21 @@ def _runtime(health: dict, s, now: datetime) -> list[Finding]:
         if moment is not None:
             out.append(Finding(Level.OK, area, f"{label}：{_ago(now - moment)}前"))
     return out
+
+
+def _console_traces(s, now: datetime) -> list[Finding]:
+    """What a console session or a moved clock left in this (real) database (issue 12 item 13)."""
+    from bot.cli.console_traces import find_traces
+    from bot.content import load_texts
+
+    texts, traces = load_texts(), find_traces(s, now=now)
+    future = traces.future_text(texts)
+    if traces.removable():
+        text = texts.t("console_traces.found", items="；".join(traces.items(texts)))
+        return [
+            Finding(Level.ERROR if traces.serious() else Level.WARN, "试运行", text + ("。" + future if future else ""))
+        ]
+    return [Finding(Level.WARN, "试运行", future)] if future else []
 
 
 async def _gateway(settings: Settings, timeout: float) -> list[Finding]:

@@ -63,11 +63,33 @@ def run(
         "", "--clock", help='试运行定时任务：让机器人的时钟从这个时间开始，如 "2026-11-30 09:59"'
     ),
     speed: float = typer.Option(1.0, "--speed", help="试运行定时任务：时钟走快几倍，如 60（1 秒 = 1 分钟）"),
+    real_database: bool = typer.Option(
+        False,
+        "--real-database",
+        help="试运行（--console、--clock、--speed）也写入真实数据库；默认用临时副本，退出后删除",
+    ),
 ) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
     settings = _settings()
     if clock or speed != 1.0:
         settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
+    if not (console or clock or speed != 1.0):
+        _start(settings, console)
+    elif real_database:
+        from bot.cli.database import shown_url
+        from bot.content import load_texts
+
+        typer.echo(load_texts().t("trial.real_database", url=shown_url(settings.database_url)), err=True)
+        _start(settings, console)
+    else:
+        from bot.cli.trial import trial_database
+
+        with trial_database(settings) as trial:
+            _start(trial, console)
+
+
+def _start(settings: Settings, console: bool) -> None:
+    """The body of `run`, on the database `settings` name."""
     if console:
         _logging(logging.WARNING, settings)
         asyncio.run(_run_console(settings))
@@ -443,12 +465,18 @@ def status() -> None:
 @app.command()
 def doctor(
     timeout: float = typer.Option(5.0, "--timeout", help="连接微信网关最多等几秒"),
+    fix_console_traces: bool = typer.Option(
+        False, "--fix-console-traces", help="先清除控制台试运行留在数据库里的痕迹（console- 身份、群、消息），再体检"
+    ),
 ) -> None:
     """体检：配置、数据库、微信网关和 token、机器人最近的运行状况；有严重问题时退出码为 1。"""
     from bot.cli.doctor import exit_code, run_checks
     from bot.clock import real_clock
 
-    findings = run_checks(_settings(), now=real_clock(), gateway_timeout=timeout)
+    settings = _settings()
+    if fix_console_traces:
+        _fix_console_traces(settings)
+    findings = run_checks(settings, now=real_clock(), gateway_timeout=timeout)
     for finding in findings:
         typer.echo(finding.line())
     code = exit_code(findings)
@@ -461,6 +489,37 @@ def doctor(
         )
     )
     raise typer.Exit(code)
+
+
+def _fix_console_traces(settings: Settings) -> None:
+    """`doctor --fix-console-traces`: remove what console sessions left (bot/cli/console_traces.py), say what."""
+    from bot.cli.console_traces import remove_traces
+    from bot.clock import real_clock
+    from bot.content import load_texts
+    from bot.storage.db import SchemaTooNew, schema_revisions, session
+
+    texts = load_texts()
+    engine = _engine_or_exit(settings.database_url)
+    try:
+        try:
+            current, head = schema_revisions(engine)
+        except SchemaTooNew as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        if current != head:
+            typer.echo(texts.t("console_traces.upgrade_first", current=current or "-", head=head), err=True)
+            raise typer.Exit(1)
+        with session(engine) as s:
+            found = remove_traces(s, now=real_clock())
+            s.commit()
+    finally:
+        engine.dispose()
+    if not found.removable():
+        typer.echo(texts.t("console_traces.nothing_to_fix"))
+        return
+    typer.echo(texts.t("console_traces.fixed", items="；".join(found.items(texts))))
+    if found.pushes:
+        typer.echo(texts.t("console_traces.fixed_pushes", ids="、".join(f"#{i}" for i in found.pushes)))
 
 
 @app.command()

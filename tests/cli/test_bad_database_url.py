@@ -29,6 +29,9 @@ COMMANDS = [
     ["stats", "import", str(ROOT / "tests" / "data" / "stats_week.csv")],
     ["db", "upgrade"],
     ["db", "backup", "b.db"],
+    ["run", "--console"],
+    ["run", "--console", "--real-database"],
+    ["run", "--clock", "2026-11-30 09:59"],
 ]
 
 
@@ -61,7 +64,7 @@ def test_status_and_doctor_explain_each_kind_of_bad_url(tmp_path, kind):
     assert "结论：有需要马上处理的问题（✘）。" in doctor.stdout
 
 
-@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a[:3]))
 def test_every_command_exits_2_in_plain_words(tmp_path, args):
     if args[:2] == ["stats", "import"] and not (ROOT / "tests" / "data" / "stats_week.csv").exists():
         args = ["stats", "import", str(tmp_path / "s.csv")]
