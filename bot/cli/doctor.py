@@ -3,7 +3,8 @@
 Each check gives a Finding: OK, WARN (works, but someone should look) or ERROR (the bot cannot do its job).
 `relaybot doctor` exits 1 when there is an ERROR, so it can be a container HEALTHCHECK or a cron job.
 It never changes anything: no migration, no message, and its gateway call (one Version RPC) does not
-disturb a running bot's event stream.
+disturb a running bot's event stream. (Only `relaybot doctor --fix-console-traces`, asked for by name, removes
+what console trial runs left: bot/cli/console_traces.py.)
 """
 
 from __future__ import annotations
