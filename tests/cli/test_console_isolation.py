@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import inspect
@@ -28,7 +32,9 @@ from bot.storage.models import (
     ScheduledRun,
     Unit,
 )
-from tests.bot_process import ROOT, relaybot
+from tests.bot_process import ROOT, gateway_env, relaybot
+from tests.e2e.test_e2e import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG, gateway  # noqa: F401  (fixture)
+from tests.gateway_harness import has_text, wait_until
 
 ROSTER = str(ROOT / "content" / "examples" / "roster_example.csv")
 SESSION = (
@@ -110,6 +116,50 @@ def test_a_moved_clock_run_writes_no_future_rows_into_the_real_database(db_url, 
     engine = make_engine(db_url)
     with session(engine) as s:
         assert find_traces(s, now=datetime.now(UTC)).future == []
+    engine.dispose()
+
+
+def test_a_moved_clock_run_on_wechat_leaves_the_real_database_as_it_was(gateway, db_url, tmp_path):  # noqa: F811
+    """`relaybot run --clock ... --speed ...` through the real gateway: a push and a confirmation, then stop."""
+    _import_roster(db_url, tmp_path)
+    before = _rows(db_url)
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "ENDPOINT") and not k.startswith("RELAYBOT_")}
+    env.update(
+        gateway_env(
+            gateway, db_url, tmp_path, admin=ADMIN[0], liaison_groups="全区反诈联络员群", office_group=OFFICE_ROOM
+        )
+    )
+    env["PYTHONPATH"] = str(ROOT)
+    log = tmp_path / "bot.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--clock", "2030-01-07 09:00", "--speed", "60"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: log.read_text(errors="replace"),
+            lambda text: "ready as" in text or proc.poll() is not None,
+            120,
+            "the bot to log in",
+        )
+        assert "试运行：用的是临时数据库" in log.read_text(), log.read_text()
+        mark = len(gateway.sent())
+        gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
+        gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=60)
+        gateway.say(WANG[0], "已转发", room=LIAISON_ROOM)
+        gateway.wait_sent(has_text(LIAISON_ROOM, "已记录 #1"), since=mark, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert _rows(db_url) == before  # no push, no confirmation, no 2030 dates, no health times
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        assert find_traces(s, now=datetime.now(UTC)) == Traces()
     engine.dispose()
 
 
