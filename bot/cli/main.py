@@ -493,12 +493,18 @@ def doctor(
 
 def _fix_console_traces(settings: Settings) -> None:
     """`doctor --fix-console-traces`: remove what console sessions left (bot/cli/console_traces.py), say what."""
+    from sqlalchemy.engine import make_url
+
     from bot.cli.console_traces import remove_traces
     from bot.clock import real_clock
     from bot.content import load_texts
     from bot.storage.db import SchemaTooNew, schema_revisions, session
 
     texts = load_texts()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        typer.echo(texts.t("console_traces.nothing_to_fix"))  # (and no empty file made by looking)
+        return
     engine = _engine_or_exit(settings.database_url)
     try:
         try:
@@ -517,9 +523,13 @@ def _fix_console_traces(settings: Settings) -> None:
     if not found.removable():
         typer.echo(texts.t("console_traces.nothing_to_fix"))
         return
-    typer.echo(texts.t("console_traces.fixed", items="；".join(found.items(texts))))
+    if found.items(texts):
+        typer.echo(texts.t("console_traces.fixed", items="；".join(found.items(texts))))
     if found.pushes:
         typer.echo(texts.t("console_traces.fixed_pushes", ids="、".join(f"#{i}" for i in found.pushes)))
+    schedule = max((n for table, _, n in found.future if table == "scheduledrun"), default=0)
+    if schedule:
+        typer.echo(texts.t("console_traces.fixed_schedule", n=schedule))
 
 
 @app.command()
