@@ -191,6 +191,55 @@ def _pad_time(value: Any) -> Any:
     return value
 
 
+# Error messages (issue 12 item 12): settings whose values are credentials, or may hold one (a URL's password,
+# a webhook key=), are named in a validation error but their values are never shown. A setting added later whose
+# name has one of SECRET_WORDS in it is treated as secret too.
+SECRET_SETTINGS = frozenset({"database_url", "puppet_service_token", "notify_url", "notify_secret", "feeds"})
+SECRET_WORDS = ("token", "secret", "password", "key", "url")
+_EXPECTED = {
+    "string": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "time": "time",
+    "list": "list",
+    "literal": "choice",
+}
+
+
+def is_secret_setting(name: str) -> bool:
+    """Whether a setting's value must never be printed."""
+    return name in SECRET_SETTINGS or any(word in name for word in SECRET_WORDS)
+
+
+def settings_error_text(exc: Exception) -> str:
+    """A configuration error in Chinese for people: which setting, what is expected; never a secret's value."""
+    from pydantic import ValidationError
+
+    from bot.content import load_texts
+
+    texts = load_texts()
+    lines = [texts.t("config_error.head")]
+    if not isinstance(exc, ValidationError):  # e.g. TOML syntax: its message has a line and column, no value
+        return "\n".join([*lines, f"- {type(exc).__name__}: {exc}"])
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        kind = error["type"]
+        key = next((v for k, v in _EXPECTED.items() if kind.startswith(k)), "other")
+        expected = texts.t(
+            f"config_error.{key}", choices=str((error.get("ctx") or {}).get("expected", "")).replace(" or ", "、")
+        )
+        env = "RELAYBOT_" + name.upper()
+        if is_secret_setting(name):
+            lines.append(texts.t("config_error.line", name=name, env=env, expected=expected))
+            lines[-1] += texts.t("config_error.secret_hint")
+        else:
+            value = str(error.get("input", ""))
+            value = value if len(value) <= 60 else value[:60] + "…"
+            lines.append(texts.t("config_error.line_with_value", name=name, env=env, expected=expected, value=value))
+    return "\n".join(lines)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; keyword overrides win over everything (used by tests and the CLI)."""
     return Settings(**overrides)

@@ -3,7 +3,8 @@
 Each check gives a Finding: OK, WARN (works, but someone should look) or ERROR (the bot cannot do its job).
 `relaybot doctor` exits 1 when there is an ERROR, so it can be a container HEALTHCHECK or a cron job.
 It never changes anything: no migration, no message, and its gateway call (one Version RPC) does not
-disturb a running bot's event stream.
+disturb a running bot's event stream. (Only `relaybot doctor --fix-console-traces`, asked for by name, removes
+what console trial runs left: bot/cli/console_traces.py.)
 """
 
 from __future__ import annotations
@@ -127,11 +128,15 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
+    from bot.cli.database import database_url_problem
     from bot.runtime.health import health_snapshot
     from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
 
     area = "数据库"
+    problem = database_url_problem(settings.database_url)
+    if problem is not None:  # a failed check; the gateway is still checked
+        return [Finding(Level.ERROR, area, problem)]
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return [
@@ -186,6 +191,7 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
                     Finding(Level.WARN, "群", "还没有反诈办工作群：设置 office_group，或管理员在群里发“设为办公群”")
                 )
             out.extend(_runtime(health_snapshot(s), s, now))
+            out.extend(_console_traces(s, now))
             failed = s.exec(
                 select(func.count()).select_from(Outbox).where(Outbox.state == OutboxState.FAILED.value)
             ).one()
@@ -239,6 +245,21 @@ def _runtime(health: dict, s, now: datetime) -> list[Finding]:
         if moment is not None:
             out.append(Finding(Level.OK, area, f"{label}：{_ago(now - moment)}前"))
     return out
+
+
+def _console_traces(s, now: datetime) -> list[Finding]:
+    """What a console session or a moved clock left in this (real) database (issue 12 item 13)."""
+    from bot.cli.console_traces import find_traces
+    from bot.content import load_texts
+
+    texts, traces = load_texts(), find_traces(s, now=now)
+    future = traces.future_text(texts)
+    if traces.removable():
+        text = texts.t("console_traces.found", items="；".join(traces.items(texts)))
+        return [
+            Finding(Level.ERROR if traces.serious() else Level.WARN, "试运行", text + ("。" + future if future else ""))
+        ]
+    return [Finding(Level.WARN, "试运行", future)] if future else []
 
 
 async def _gateway(settings: Settings, timeout: float) -> list[Finding]:

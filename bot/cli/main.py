@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from bot.clock import clock_from
-from bot.config import Settings, load_settings
+from bot.config import Settings, load_settings, settings_error_text
 
 app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
 roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_help=True)
@@ -26,8 +26,8 @@ app.add_typer(db_app, name="db")
 def _settings() -> Settings:
     try:
         return load_settings()
-    except Exception as exc:  # pydantic's message names the setting that is wrong
-        typer.echo(f"配置有误（relaybot.toml 或 RELAYBOT_* 环境变量）：\n{exc}", err=True)
+    except Exception as exc:  # named setting and what it should be; a secret's value is never echoed
+        typer.echo(settings_error_text(exc), err=True)
         raise typer.Exit(2) from None
 
 
@@ -64,11 +64,33 @@ def run(
         "", "--clock", help='试运行定时任务：让机器人的时钟从这个时间开始，如 "2026-11-30 09:59"'
     ),
     speed: float = typer.Option(1.0, "--speed", help="试运行定时任务：时钟走快几倍，如 60（1 秒 = 1 分钟）"),
+    real_database: bool = typer.Option(
+        False,
+        "--real-database",
+        help="试运行（--console、--clock、--speed）也写入真实数据库；默认用临时副本，退出后删除",
+    ),
 ) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
     settings = _settings()
     if clock or speed != 1.0:
         settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
+    if not (console or clock or speed != 1.0):
+        _start(settings, console)
+    elif real_database:
+        from bot.cli.database import shown_url
+        from bot.content import load_texts
+
+        typer.echo(load_texts().t("trial.real_database", url=shown_url(settings.database_url)), err=True)
+        _start(settings, console)
+    else:
+        from bot.cli.trial import trial_database
+
+        with trial_database(settings) as trial:
+            _start(trial, console)
+
+
+def _start(settings: Settings, console: bool) -> None:
+    """The body of `run`, on the database `settings` name."""
     if console:
         _logging(logging.WARNING, settings)
         asyncio.run(_run_console(settings))
@@ -103,13 +125,22 @@ def run(
 
 def _open_db(settings: Settings):
     """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
-    from bot.storage.db import make_engine
-
-    engine = make_engine(settings.database_url)
+    engine = _engine_or_exit(settings.database_url)
     _upgrade_or_exit(
         engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。"
     )
     return engine
+
+
+def _engine_or_exit(url: str):
+    """The CLI's engine for `url` (connected once); a wrong URL, driver or connection exits 2 in plain words."""
+    from bot.cli.database import DatabaseUrlError, cli_engine
+
+    try:
+        return cli_engine(url)
+    except DatabaseUrlError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 def _upgrade_or_exit(engine, failure: str):
@@ -469,12 +500,18 @@ def status() -> None:
 @app.command()
 def doctor(
     timeout: float = typer.Option(5.0, "--timeout", help="连接微信网关最多等几秒"),
+    fix_console_traces: bool = typer.Option(
+        False, "--fix-console-traces", help="先清除控制台试运行留在数据库里的痕迹（console- 身份、群、消息），再体检"
+    ),
 ) -> None:
     """体检：配置、数据库、微信网关和 token、机器人最近的运行状况；有严重问题时退出码为 1。"""
     from bot.cli.doctor import exit_code, run_checks
     from bot.clock import real_clock
 
-    findings = run_checks(_settings(), now=real_clock(), gateway_timeout=timeout)
+    settings = _settings()
+    if fix_console_traces:
+        _fix_console_traces(settings)
+    findings = run_checks(settings, now=real_clock(), gateway_timeout=timeout)
     for finding in findings:
         typer.echo(finding.line())
     code = exit_code(findings)
@@ -487,6 +524,47 @@ def doctor(
         )
     )
     raise typer.Exit(code)
+
+
+def _fix_console_traces(settings: Settings) -> None:
+    """`doctor --fix-console-traces`: remove what console sessions left (bot/cli/console_traces.py), say what."""
+    from sqlalchemy.engine import make_url
+
+    from bot.cli.console_traces import remove_traces
+    from bot.clock import real_clock
+    from bot.content import load_texts
+    from bot.storage.db import SchemaTooNew, schema_revisions, session
+
+    texts = load_texts()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        typer.echo(texts.t("console_traces.nothing_to_fix"))  # (and no empty file made by looking)
+        return
+    engine = _engine_or_exit(settings.database_url)
+    try:
+        try:
+            current, head = schema_revisions(engine)
+        except SchemaTooNew as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        if current != head:
+            typer.echo(texts.t("console_traces.upgrade_first", current=current or "-", head=head), err=True)
+            raise typer.Exit(1)
+        with session(engine) as s:
+            found = remove_traces(s, now=real_clock())
+            s.commit()
+    finally:
+        engine.dispose()
+    if not found.removable():
+        typer.echo(texts.t("console_traces.nothing_to_fix"))
+        return
+    if found.items(texts):
+        typer.echo(texts.t("console_traces.fixed", items="；".join(found.items(texts))))
+    if found.pushes:
+        typer.echo(texts.t("console_traces.fixed_pushes", ids="、".join(f"#{i}" for i in found.pushes)))
+    schedule = max((n for table, _, n in found.future if table == "scheduledrun"), default=0)
+    if schedule:
+        typer.echo(texts.t("console_traces.fixed_schedule", n=schedule))
 
 
 @app.command()
@@ -586,9 +664,7 @@ def stats_import(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
-    from bot.storage.db import make_engine
-
-    engine = make_engine(_settings().database_url)
+    engine = _engine_or_exit(_settings().database_url)
     done = _upgrade_or_exit(
         engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。"
     )
@@ -606,9 +682,14 @@ def db_upgrade() -> None:
 @db_app.command("backup")
 def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例如 backup/relaybot-2026-11-28.db")) -> None:
     """备份数据库（机器人运行时也可以做，得到的是同一时刻的完整副本）。"""
+    from bot.cli.database import database_url_problem
     from bot.storage.db import backup, describe_error
 
     settings = _settings()
+    problem = database_url_problem(settings.database_url)  # (not cli_engine: it would create a missing file)
+    if problem is not None:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
     try:
         target = backup(settings.database_url, file)
     except Exception as exc:
