@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ from bot.transport.base import ChatKind, FileData, Incoming, MessageKind
 
 if TYPE_CHECKING:
     from bot.domain.incidents import StatRow, StatsError
+
+log = logging.getLogger(__name__)
 
 _REPORT_KINDS = {
     "日": ("day", False),
@@ -292,12 +295,16 @@ def reads_file(msg: Incoming, settings: Settings) -> bool:
 def read_incident_file(file: FileData, *, today: date) -> list[StatRow] | StatsError:
     """The slow part of importing an incident file, which the app runs in a worker thread before the unit of work
     and outside its lock: the rows, or why the file cannot be imported."""
+    from bot.content import load_texts
     from bot.domain.incidents import StatsError, read_stats_bytes
 
     try:
         return read_stats_bytes(file.name, file.data, today=today)
     except StatsError as exc:
         return exc
+    except Exception:  # a reader's bug must not lose the admin's file silently in a background task
+        log.exception("reading the incident file %r failed", file.name)
+        return StatsError(load_texts().t("stats.xlsx_broken"))
 
 
 def on_incident_file(msg: Incoming, ctx: Context) -> None:

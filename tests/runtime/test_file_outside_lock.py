@@ -67,3 +67,18 @@ async def test_a_workbook_bomb_sent_in_chat_is_refused_in_chinese_and_changes_no
     ]
     with session(engine) as s:
         assert s.exec(select(IncidentStat)).all() == []
+
+
+async def test_a_reader_that_fails_unexpectedly_still_gets_the_admin_an_answer(bot, transport, monkeypatch, caplog):
+    from bot.domain import incidents
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(incidents, "read_stats_bytes", broken)
+    await transport.send_file(ADMIN, FileData("警情.xlsx", workbook()), room_id=OFFICE_ROOM)
+    await bot.send_pending()
+    assert [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM] == [
+        "警情数据导入失败，什么都没有改：无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。"
+    ]
+    assert any(r.exc_info and "reading the incident file" in r.getMessage() for r in caplog.records)
