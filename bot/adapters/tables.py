@@ -8,7 +8,8 @@ caller says how many non-blank rows it can use; reading stops one past that).
 An .xlsx is a zip archive, and a 170 kB one can hold 170 MB of shared strings that openpyxl keeps in memory
 (issue 12 item 5). So openpyxl never opens the file it was sent: `_unpacked` looks at the archive first (member
 count, declared sizes, compression ratio, encryption, compression method, duplicate names), then copies each
-member through a reader that stops at the member's declared size, into a fresh archive that openpyxl reads. A
+member through a reader that stops at the member's declared size, counting XML tags, into a fresh archive that
+openpyxl reads. A
 header that lies about a size cannot make anything inflate past it, and a file over the limits is refused with
 `TableError("xlsx_unsafe")` before any XML is parsed.
 """
@@ -38,6 +39,12 @@ MAX_UNPACKED = 50 * 1024 * 1024
 MAX_SHARED_STRINGS = 16 * 1024 * 1024
 MAX_RATIO = 200  # unpacked : packed, looked at for members over RATIO_FLOOR; Excel's own parts are 5-30 : 1
 RATIO_FLOOR = 1024 * 1024
+# XML tags, counted while copying: openpyxl spends Python work on each element, so time follows their number, not
+# the bytes (16 MB of one-letter shared strings took minutes). 20 000 rows of 30 cells are some 2.4 million tags;
+# a shared string is four or more, and every one is kept in memory: about 250 000 strings.
+MAX_TAGS = 4_000_000
+MAX_SHARED_TAGS = 1_000_000
+_XML = (".xml", ".rels", ".vml")
 _CHUNK = 64 * 1024
 
 
@@ -125,10 +132,16 @@ def _unpacked(name: str, data: bytes) -> io.BytesIO:
             if m.file_size > RATIO_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1):
                 raise unsafe(f"{m.filename} packs {m.file_size} bytes into {m.compress_size}")
         packed = io.BytesIO()
+        tags = 0
         try:
             with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target:
                 for m in members:
-                    _copy_member(source, m, target)
+                    most = MAX_TAGS - tags
+                    if m.filename.lower().endswith("sharedstrings.xml"):
+                        most = min(most, MAX_SHARED_TAGS)
+                    tags += _copy_member(source, m, target, most_tags=most)
+        except _TooManyTags as exc:
+            raise unsafe(str(exc)) from None
         except (
             zipfile.BadZipFile,
             zipfile.LargeZipFile,
@@ -146,18 +159,29 @@ def _unpacked(name: str, data: bytes) -> io.BytesIO:
     return packed
 
 
-def _copy_member(source: zipfile.ZipFile, member: zipfile.ZipInfo, target: zipfile.ZipFile) -> None:
+class _TooManyTags(ValueError):
+    pass
+
+
+def _copy_member(source: zipfile.ZipFile, member: zipfile.ZipInfo, target: zipfile.ZipFile, *, most_tags: int) -> int:
     """Copy one member a chunk at a time: zipfile's reader inflates at most a chunk per read and stops at the
-    declared size, so a member that holds more than it declares is cut there (and then fails its CRC)."""
+    declared size, so a member that holds more than it declares is cut there (and then fails its CRC).
+    Returns the XML tags counted (`<` in an XML part); _TooManyTags past `most_tags`."""
     copy = zipfile.ZipInfo(member.filename, date_time=member.date_time)
     copy.compress_type = zipfile.ZIP_DEFLATED
-    done = 0
+    done = tags = 0
+    xml = member.filename.lower().endswith(_XML)
     with source.open(member) as src, target.open(copy, "w") as dst:
         while chunk := src.read(_CHUNK):
             done += len(chunk)
             if done > member.file_size:  # zipfile stops at the declared size; this is belt and braces
                 raise ValueError(f"{member.filename} holds more than it declares")
+            if xml:
+                tags += chunk.count(b"<")
+                if tags > most_tags:
+                    raise _TooManyTags(f"{member.filename} has more than {most_tags} XML tags")
             dst.write(chunk)
+    return tags
 
 
 def _value(cell) -> object:

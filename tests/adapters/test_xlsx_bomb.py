@@ -9,6 +9,8 @@ anything inflate past it. A normal roster or incident workbook still reads.
 from __future__ import annotations
 
 import io
+import random
+import string
 import struct
 import tracemalloc
 import warnings
@@ -157,6 +159,20 @@ def _central_entry(data: bytearray, start: int, name: str) -> int:
     while data[at + 46 : at + 46 + len(name)] != name.encode():
         at = data.find(b"PK\x01\x02", at + 4)
     return at
+
+
+def test_too_many_shared_strings_are_refused_however_well_they_pack():
+    # 300 000 random two-letter strings: 5.4 MB that packs only some 4 : 1, within every size and ratio limit,
+    # but openpyxl would build 300 000 strings one element at a time (830 000 of them took it 114 s and 110 MB).
+    letters = string.ascii_letters
+    rnd = random.Random(12)
+    padding = "".join(f"<si><t>{rnd.choice(letters)}{rnd.choice(letters)}</t></si>" for _ in range(300_000))
+    data = workbook(padding=padding.encode(), repeat=1)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("xl/sharedStrings.xml")
+    assert info.file_size < tables.MAX_SHARED_STRINGS and info.file_size < 20 * info.compress_size
+    with pytest.raises(tables.TableError) as exc:
+        tables.read_table("a.xlsx", data, max_filled=100)
+    assert exc.value.key == "xlsx_unsafe" and "XML tags" in str(exc.value.values["detail"])
 
 
 def _lie_about_size(data: bytes, name: str, declared: bytes) -> bytes:
