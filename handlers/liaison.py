@@ -431,8 +431,15 @@ def _confirm_image(msg: Incoming, ctx: Context) -> None:
 
 
 def _store_screenshot(msg: Incoming, ctx: Context, conf) -> None:
-    """Keep the image as the confirmation's evidence; the check runs later, off the chat's path."""
+    """Keep the image as the confirmation's evidence; the check runs later, off the chat's path.
+
+    An image that cannot be kept (over the size limit: a photo sent as 原图; or one the transport could not
+    fetch) leaves the confirmation standing as 未核验 with the reason, and the sender is told once a day."""
     if msg.image is None:
+        _not_kept(msg, ctx, conf, "not_received")
+        return
+    if not msg.image.data or len(msg.image.data) > evidence_store.MAX_IMAGE_BYTES:
+        _not_kept(msg, ctx, conf, "too_big")
         return
     try:
         name = evidence_store.save_image(Path(ctx.settings.evidence_dir), msg.image.data)
@@ -440,6 +447,15 @@ def _store_screenshot(msg: Incoming, ctx: Context, conf) -> None:
         log.exception("could not store the screenshot of message %s", msg.message_id)
         return
     evidence_store.attach(ctx.session, conf, name, now=ctx.now)
+
+
+def _not_kept(msg: Incoming, ctx: Context, conf, why: str) -> None:
+    log.warning("the image of message %s is not kept as evidence: %s", msg.message_id, why)
+    reason = ctx.t(f"evidence.{why}", mb=evidence_store.MAX_IMAGE_BYTES // 1_000_000)
+    evidence_store.mark_unchecked(ctx.session, conf, reason, now=ctx.now)
+    key = f"{msg.sender.contact_id}:{ctx.today.isoformat()}"
+    if first_notice(ctx.session, kind="evidence_not_kept", key=key, now=ctx.now):
+        ctx.reply(msg, ctx.t("evidence.not_kept", reason=reason), mention_ids=(msg.sender.contact_id,))
 
 
 def _attach_to_recent(msg: Incoming, ctx: Context, unit: Unit) -> bool:

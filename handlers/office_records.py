@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
 from bot.chat.dispatch import CommandObject, Context
 from bot.chat.parsing import DeadlineError, parse_day_range
+from bot.config import Settings
 from bot.domain.corrections import corrections_of_unit
 from bot.domain.escalation import standings
 from bot.domain.relay import active_units
@@ -26,7 +29,12 @@ from bot.storage.models import (
     pk,
 )
 from bot.textnorm import squeeze
-from bot.transport.base import ChatKind, Incoming
+from bot.transport.base import ChatKind, FileData, Incoming, MessageKind
+
+if TYPE_CHECKING:
+    from bot.domain.incidents import StatRow, StatsError
+
+log = logging.getLogger(__name__)
 
 _REPORT_KINDS = {
     "日": ("day", False),
@@ -279,19 +287,39 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     )
 
 
+def reads_file(msg: Incoming, settings: Settings) -> bool:
+    """Does `on_incident_file` want this message's file read ahead of its unit of work (an admin's file)?"""
+    return msg.kind == MessageKind.FILE and msg.file is not None and msg.sender.contact_id in settings.admin_ids
+
+
+def read_incident_file(file: FileData, *, today: date) -> list[StatRow] | StatsError:
+    """The slow part of importing an incident file, which the app runs in a worker thread before the unit of work
+    and outside its lock: the rows, or why the file cannot be imported."""
+    from bot.content import load_texts
+    from bot.domain.incidents import StatsError, read_stats_bytes
+
+    try:
+        return read_stats_bytes(file.name, file.data, today=today)
+    except StatsError as exc:
+        return exc
+    except Exception:  # a reader's bug must not lose the admin's file silently in a background task
+        log.exception("reading the incident file %r failed", file.name)
+        return StatsError(load_texts().t("stats.xlsx_broken"))
+
+
 def on_incident_file(msg: Incoming, ctx: Context) -> None:
     """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
-    from bot.domain.incidents import StatsError, import_stats, read_stats_bytes
+    from bot.domain.incidents import StatsError, import_stats
     from bot.operations.reporting import queue_stats_report
 
     if msg.file is None:  # the transport could not fetch the attachment
         ctx.reply(msg, ctx.t("stats.file_not_received"))
         return
-    today = ctx.today
-    try:
-        rows = read_stats_bytes(msg.file.name, msg.file.data, today=today)
-    except StatsError as exc:
-        ctx.reply(msg, ctx.t("stats.import_failed", error=str(exc)))
+    rows = ctx.files.get(msg.message_id)
+    if rows is None:  # not read ahead (the app reads every admin's file ahead; a caller of its own may not)
+        rows = read_incident_file(msg.file, today=ctx.today)
+    if isinstance(rows, StatsError):
+        ctx.reply(msg, ctx.t("stats.import_failed", error=str(rows)))
         return
     report = import_stats(ctx.session, rows, now=ctx.now, source=f"chat:{msg.sender.contact_id}:{msg.file.name}")
     ctx.audit(msg, "stats_import", f"{msg.file.name}: {len(rows)} rows")

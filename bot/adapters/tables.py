@@ -4,26 +4,54 @@ It knows bytes and formats, not what the columns mean: it returns the first shee
 CSV, Excel values for a workbook) and fails with a `TableError` whose `key` the caller turns into its own message.
 The limits are the same for every caller: the file's size, the columns read per row, and the rows read (a
 caller says how many non-blank rows it can use; reading stops one past that).
+
+An .xlsx is a zip archive, and a 170 kB one can hold 170 MB of shared strings that openpyxl keeps in memory
+(issue 12 item 5). So openpyxl never opens the file it was sent: `_unpacked` looks at the archive first (member
+count, declared sizes, compression ratio, encryption, compression method, duplicate names), then copies each
+member through a reader that stops at the member's declared size, counting XML tags, into a fresh archive that
+openpyxl reads. A
+header that lies about a size cannot make anything inflate past it, and a file over the limits is refused with
+`TableError("xlsx_unsafe")` before any XML is parsed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
 
 from bot.textnorm import clean
 
+log = logging.getLogger(__name__)
+
 MAX_BYTES = 20 * 1024 * 1024
 MAX_COLUMNS = 64  # a sheet formatted out to column XFD would otherwise yield 16 384 cells per row
 EXCEL_ROWS = 1_048_576  # the most rows a sheet has: a row number past it is a damaged or forged file
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
+# What an .xlsx may hold once unpacked. A roster of a few thousand rows is about 1 MB of XML, 20 000 rows of
+# incident figures about 5 MB; a shared-strings part is read into memory whole, so it has a limit of its own.
+MAX_MEMBERS = 500
+MAX_UNPACKED = 50 * 1024 * 1024
+MAX_SHARED_STRINGS = 16 * 1024 * 1024
+MAX_RATIO = 200  # unpacked : packed, looked at for members over RATIO_FLOOR; Excel's own parts are 5-30 : 1
+RATIO_FLOOR = 1024 * 1024
+# XML tags, counted while copying: openpyxl spends Python work on each element, so time follows their number, not
+# the bytes (16 MB of one-letter shared strings took minutes). 20 000 rows of 30 cells are some 2.4 million tags;
+# a shared string is four or more, and every one is kept in memory: about 250 000 strings.
+MAX_TAGS = 4_000_000
+MAX_SHARED_TAGS = 1_000_000
+_XML = (".xml", ".rels", ".vml")
+_CHUNK = 64 * 1024
 
 
 class TableError(ValueError):
     """A table that cannot be read. `key` is one of: xls_old, bad_suffix (values: suffix), too_big (mb),
-    not_utf8, csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail)."""
+    not_utf8, csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail),
+    xlsx_unsafe (name, detail: too big once unpacked, or a strange archive; detail is English, for the log)."""
 
     def __init__(self, key: str, **values: object) -> None:
         super().__init__(key)
@@ -68,7 +96,92 @@ def read_table(
     check_size(len(data))
     if suffix == ".csv":
         return _csv_table(data, max_filled, max_rows or len(data) + 1)
-    return _xlsx_table(data, max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value)
+    return _xlsx_table(_unpacked(name, data), max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value)
+
+
+def _unpacked(name: str, data: bytes) -> io.BytesIO:
+    """The workbook re-packed from members read through a bounded reader; TableError("xlsx_unsafe") if the
+    archive is over the limits or strange, TableError("xlsx_open") if it is no zip at all."""
+
+    def unsafe(detail: str) -> TableError:
+        log.warning("refused the workbook %r: %s", name, detail)
+        return TableError("xlsx_unsafe", name=PurePath(name).name, detail=detail)
+
+    try:
+        source = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
+        raise TableError("xlsx_open") from None
+    with source:
+        members = source.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise unsafe(f"{len(members)} members (at most {MAX_MEMBERS})")
+        if len({m.filename for m in members}) != len(members):
+            raise unsafe("two members with one name")  # zip readers differ in which one they take
+        total = 0
+        for m in members:
+            if m.flag_bits & 0x1:
+                raise unsafe(f"{m.filename} is encrypted")
+            if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                # bzip2 and lzma members are inflated in one piece by zipfile, with no bound
+                raise unsafe(f"{m.filename} uses compression method {m.compress_type}")
+            total += m.file_size
+            if total > MAX_UNPACKED:
+                raise unsafe(f"more than {MAX_UNPACKED} bytes unpacked")
+            if m.filename.lower().endswith("sharedstrings.xml") and m.file_size > MAX_SHARED_STRINGS:
+                raise unsafe(f"{m.filename} is {m.file_size} bytes unpacked (at most {MAX_SHARED_STRINGS})")
+            if m.file_size > RATIO_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+                raise unsafe(f"{m.filename} packs {m.file_size} bytes into {m.compress_size}")
+        packed = io.BytesIO()
+        tags = 0
+        try:
+            with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target:
+                for m in members:
+                    most = MAX_TAGS - tags
+                    if m.filename.lower().endswith("sharedstrings.xml"):
+                        most = min(most, MAX_SHARED_TAGS)
+                    tags += _copy_member(source, m, target, most_tags=most)
+        except _TooManyTags as exc:
+            raise unsafe(str(exc)) from None
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            EOFError,
+            OSError,
+            ValueError,
+            RuntimeError,
+            zlib.error,
+        ) as exc:
+            # A CRC that does not match (also what a member holding more than it declares comes to), a local
+            # header that contradicts the directory, a truncated member: a damaged file.
+            log.warning("the workbook %r does not unpack: %s", name, exc)
+            raise TableError("xlsx_open") from None
+    packed.seek(0)
+    return packed
+
+
+class _TooManyTags(ValueError):
+    pass
+
+
+def _copy_member(source: zipfile.ZipFile, member: zipfile.ZipInfo, target: zipfile.ZipFile, *, most_tags: int) -> int:
+    """Copy one member a chunk at a time: zipfile's reader inflates at most a chunk per read and stops at the
+    declared size, so a member that holds more than it declares is cut there (and then fails its CRC).
+    Returns the XML tags counted (`<` in an XML part); _TooManyTags past `most_tags`."""
+    copy = zipfile.ZipInfo(member.filename, date_time=member.date_time)
+    copy.compress_type = zipfile.ZIP_DEFLATED
+    done = tags = 0
+    xml = member.filename.lower().endswith(_XML)
+    with source.open(member) as src, target.open(copy, "w") as dst:
+        while chunk := src.read(_CHUNK):
+            done += len(chunk)
+            if done > member.file_size:  # zipfile stops at the declared size; this is belt and braces
+                raise ValueError(f"{member.filename} holds more than it declares")
+            if xml:
+                tags += chunk.count(b"<")
+                if tags > most_tags:
+                    raise _TooManyTags(f"{member.filename} has more than {most_tags} XML tags")
+            dst.write(chunk)
+    return tags
 
 
 def _value(cell) -> object:
@@ -94,12 +207,12 @@ def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[Sequence[obj
 
 
 def _xlsx_table(
-    data: bytes, max_filled: int, max_rows: int, cell: Callable[[object], object]
+    data: io.BytesIO, max_filled: int, max_rows: int, cell: Callable[[object], object]
 ) -> list[Sequence[object]]:
     from openpyxl import load_workbook  # imported here: only reading a workbook needs it
 
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = load_workbook(data, read_only=True, data_only=True)
     except Exception:  # openpyxl fails with many types (zip, XML, KeyError) on a broken or foreign file
         raise TableError("xlsx_open") from None
     table: list[Sequence[object]] = []
@@ -120,6 +233,7 @@ def _xlsx_table(
             values = [cell(c) for c in row]
             if not any(filled(v) for v in values):
                 missing = row
+                values = []  # a blank row keeps its place, not the 64 empty cells it was padded to
             table.append(values)
             count += any(filled(v) for v in values)
             if count >= max_filled or len(table) >= max_rows:

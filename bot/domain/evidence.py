@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, or_
 from sqlmodel import Session, col, select
 
 from bot.storage.models import Alert, Confirmation, EvidenceVerdict, Group, Push, Unit, pk
@@ -56,15 +56,24 @@ def attach(session: Session, conf: Confirmation, name: str, *, now: datetime) ->
     session.add(conf)
 
 
+def mark_unchecked(session: Session, conf: Confirmation, reason: str, *, now: datetime) -> None:
+    """An image that could not be kept (over MAX_IMAGE_BYTES, or not received): the confirmation stands as
+    未核验 with the reason, and a screenshot sent within the evidence window may still take its place."""
+    conf.evidence_file, conf.evidence_at = "", now  # evidence_at without a file: an image came and was not kept
+    conf.verdict, conf.verdict_reason, conf.evidence_hash = EvidenceVerdict.UNVERIFIED.value, reason[:100], ""
+    session.add(conf)
+
+
 def recent_without_evidence(session: Session, unit_id: int, *, now: datetime, window: timedelta) -> Confirmation | None:
-    """The unit's latest confirmation of the last `window` that has no screenshot yet."""
+    """The unit's latest confirmation of the last `window` that has no screenshot yet (or only an image that
+    could not be kept: see mark_unchecked)."""
     stmt = (
         select(Confirmation)
         .where(
             Confirmation.unit_id == unit_id,
             Confirmation.evidence_file == "",
             Confirmation.at >= now - window,
-            Confirmation.verdict == "",
+            or_(col(Confirmation.verdict) == "", col(Confirmation.evidence_at).is_not(None)),
         )
         .order_by(col(Confirmation.at).desc())
     )

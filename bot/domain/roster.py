@@ -87,6 +87,7 @@ _TABLE_ERRORS = {
     "csv_broken": "CSV 文件格式有误：{error}",
     "xlsx_open": "无法打开这个 Excel 文件，它可能已损坏或不是 .xlsx 格式。",
     "xlsx_read": "无法读取这个 Excel 文件的内容，它可能已损坏。请在 Excel 中打开后“另存为” .xlsx 再导入。",
+    "xlsx_unsafe": "“{name}”解压后过大或结构异常，没有导入。请在 Excel 中打开后“另存为”普通 .xlsx 再导入。",
     "xls_old": "不支持旧版 .xls 文件，请在 Excel 中“另存为” .xlsx 后再导入。",
     "bad_suffix": "不支持的文件类型“{suffix}”，请使用 .xlsx 或 .csv。",
     "too_big": "文件超过 {mb} MB，请检查文件。",

@@ -50,7 +50,7 @@ from bot.transport.base import (
     Transport,
     without_nul,
 )
-from handlers import ROUTERS
+from handlers import ROUTERS, office_records
 from scheduler import Poller, PollerKind
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ class RelayBot:
         self.renderer = parts.renderer
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task] = set()
+        self._reading = asyncio.Lock()  # one workbook read at a time, so its memory limits hold for the bot
 
     @property
     def settings(self) -> Settings:
@@ -251,13 +252,34 @@ class RelayBot:
         msg = without_nul(msg)
         if msg.sender.contact_id == self.bot_id:
             return
+        if self.parts.background and office_records.reads_file(msg, self.settings):
+            # Reading a workbook takes seconds: the transport's next events are not held up behind it.
+            task = asyncio.create_task(self._on_message(msg))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        await self._on_message(msg)
+
+    async def _read_files(self, msg: Incoming) -> dict[str, object]:
+        """An admin's file read ahead, in a worker thread and outside the unit-of-work lock (issue 12 item 5),
+        one file at a time: the unit of work only stores what was read."""
+        if not office_records.reads_file(msg, self.settings):
+            return {}
+        assert msg.file is not None
+        today = self.clock().astimezone(self.settings.tz).date()
+        async with self._reading:
+            read = await asyncio.to_thread(office_records.read_incident_file, msg.file, today=today)
+        return {msg.message_id: read}
+
+    async def _on_message(self, msg: Incoming) -> None:
         try:
             previews = await link_previews(self.web, self.settings, msg)
         except Exception:  # a preview is a nicety: the message itself must still be handled
             log.exception("link preview for message %s failed", msg.message_id)
             previews = {}
+        files = await self._read_files(msg)
         try:
-            refresh, alerts, render = await self.units.run(self._handle, msg, previews)
+            refresh, alerts, render = await self.units.run(self._handle, msg, previews, files)
         except Exception:
             log.exception("handling message %s failed; nothing was recorded", msg.message_id)
             return
@@ -271,7 +293,9 @@ class RelayBot:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _handle(self, msg: Incoming, previews: dict[str, LinkCard] | None = None) -> tuple[set[str], list[str], bool]:
+    def _handle(
+        self, msg: Incoming, previews: dict[str, LinkCard] | None = None, files: dict[str, object] | None = None
+    ) -> tuple[set[str], list[str], bool]:
         """The unit of work of one message (in a worker thread): the rooms whose members to read afterwards,
         the alerts for the second channel, and whether it queued report files to render."""
         now = self.clock()
@@ -279,6 +303,7 @@ class RelayBot:
         with self.units.session() as s:
             ctx = self.units.context(s, now)
             ctx.previews = previews or {}
+            ctx.files = files or {}
             if msg.chat_kind == ChatKind.ROOM:
                 ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
                 ambiguities = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)

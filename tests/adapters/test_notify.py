@@ -37,6 +37,9 @@ def server():
     srv.stop()
 
 
+HOLD = 60.0  # how long a hanging or trickling robot holds its answer unless released (issue 12 item 14)
+
+
 class Robot:
     """Server-side state of one test: answers to give in order, and what was received."""
 
@@ -56,12 +59,12 @@ class Robot:
             self.signs += [args["sign"], urllib.parse.quote_plus(args["sign"])]
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if answer == "hang":
-            self.release.wait(5)
+            self.release.wait(HOLD)
             answer = OK
         if answer == "trickle":  # a byte at a time: no single read waits long, the whole answer does
 
             def body():
-                for _ in range(30):  # 3 s at most, so a notifier without an overall bound still ends
+                for _ in range(int(HOLD * 10)):  # HOLD at most, so a notifier without an overall bound still ends
                     if self.release.wait(0.1):
                         break
                     yield b" "
@@ -240,7 +243,7 @@ async def test_retries_exhausted(server, fake_time, request):
 
 
 @pytest.mark.parametrize("answer", ["hang", "trickle"])
-async def test_hanging_server_gives_up_within_bound(server, fake_time, request, answer):
+async def test_hanging_server_gives_up_within_bound(server, fake_time, request, answer, caplog):
     r = robot(request, server, WECOM_PATH, [answer])
     notifier = wecom(server, fake_time, timeout=0.3, retries=1, retry_delay=0.0)
     started = time.monotonic()
@@ -249,8 +252,10 @@ async def test_hanging_server_gives_up_within_bound(server, fake_time, request, 
     finally:
         r.release.set()
         await notifier.aclose()
-    assert time.monotonic() - started < 1.5
-    assert len(r.received) == 2  # a timeout is retried
+    # A hang guard, not a speed goal (CI may be busy): the robot holds each answer for HOLD seconds.
+    assert time.monotonic() - started < HOLD / 2
+    assert "failed after 2 attempts" in caplog.text  # a timeout is retried, once
+    assert 1 <= len(r.received) <= 2  # under load the retry may time out before it reaches the robot
 
 
 async def test_rate_limit_waits_for_sliding_window(server, fake_time, request):

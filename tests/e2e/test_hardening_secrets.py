@@ -23,6 +23,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -43,6 +44,9 @@ WECOM_KEY = str(uuid.uuid4())
 SIGNING_SECRET = "SEC" + secrets.token_hex(32)
 DING_PATH = "/robot/send"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
+# How long to wait for something to happen: generous, because CI shares the machine with other jobs (issue 12 item
+# 14). Nothing here measures speed; a wait ends as soon as what it waits for is seen.
+WAIT = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +59,21 @@ def gateway():
 
 
 class Robot:
-    """A webhook robot on pytest-httpserver: HTTP 500, or no answer in time; keeps the signatures it got."""
+    """A webhook robot on pytest-httpserver: HTTP 500, or no answer until released; keeps the signatures it got."""
 
     def __init__(self, server, answer: str) -> None:
         self.answer = answer
+        self.requests = 0
         self.signs: list[str] = []
+        self.release = threading.Event()  # a "timeout" robot answers only when the test is over
         server.expect_request(DING_PATH, method="POST").respond_with_handler(self.handle)
 
     def handle(self, request: Request) -> Response:
         sign = request.args.get("sign", "")
+        self.requests += 1
         self.signs += [sign, sign.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")]  # "" for WeCom
         if self.answer == "timeout":
-            time.sleep(0.6)
+            self.release.wait(WAIT)
         return Response("server error", status=500)
 
 
@@ -121,19 +128,24 @@ async def _until(predicate, timeout: float, what: str) -> None:
 async def test_the_puppet_token_is_in_no_log_record(gateway, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     sink = Sink()
-    transport = WechatyTransport(gateway.endpoint, TOKEN, cache_dir=tmp_path / "cache", login_timeout=15)
+    transport = WechatyTransport(gateway.endpoint, TOKEN, cache_dir=tmp_path / "cache", login_timeout=WAIT)
     await transport.start(sink)
     try:
         assert sink.ready
         await asyncio.to_thread(gateway.stop_grpc)
-        await _until(lambda: "lost" in sink.connection, 15, "the lost connection")
-        await asyncio.sleep(1.5)  # a reconnect attempt or two against the stopped server
+        await _until(lambda: "lost" in sink.connection, WAIT, "the lost connection")
+
+        def reconnects() -> int:
+            return sum("reconnecting in" in r.getMessage() for r in caplog.records)
+
+        # a reconnect attempt against the stopped server (its error is logged too), not a guessed time for it
+        await _until(lambda: reconnects() >= 2, WAIT, "a reconnect attempt against the stopped server")
         await asyncio.to_thread(gateway.start_grpc)
-        await _until(lambda: "restored" in sink.connection, 30, "the connection to come back")
+        await _until(lambda: "restored" in sink.connection, WAIT, "the connection to come back")
     finally:
         await transport.stop()
         await asyncio.to_thread(_ensure_grpc, gateway)
-    wrong = WechatyTransport(gateway.endpoint, WRONG_TOKEN, cache_dir=tmp_path / "cache2", login_timeout=15)
+    wrong = WechatyTransport(gateway.endpoint, WRONG_TOKEN, cache_dir=tmp_path / "cache2", login_timeout=WAIT)
     with pytest.raises(WechatyStartError):
         await wrong.start(Sink())
     text = caplog_text(caplog)
@@ -149,7 +161,11 @@ async def _app_with_robot(settings, engine, clock, server, kind: str, answer: st
         url, secret = f"{server.url_for(DING_PATH)}?access_token={ACCESS_TOKEN}", SIGNING_SECRET
     else:
         url, secret = f"{server.url_for(DING_PATH)}?key={WECOM_KEY}", ""
-    notifier = WebhookNotifier(kind, url, secret, timeout=0.3, retries=2, retry_delay=0.05)
+    # A 500 is answered at once, and a generous timeout lets every attempt reach the robot however busy the machine
+    # is (with 0.3 s the third attempt once timed out on connect under load: 4 signatures, not 6). The "timeout"
+    # robot answers only when released, so a short timeout times out on every attempt whatever the load.
+    timeout = 0.3 if answer == "timeout" else WAIT
+    notifier = WebhookNotifier(kind, url, secret, timeout=timeout, retries=2, retry_delay=0.05)
     bot = build_bot(settings, MemoryTransport(bot_id="bot-self"), engine=engine, clock=clock, send_loop=False)
     bot.notifier = notifier
     await bot.start()
@@ -164,13 +180,20 @@ async def test_webhook_secrets_are_in_no_log_record(settings, engine, clock, ser
     try:
         # A logout is told to the second channel at once; the robot fails every attempt.
         await bot.on_connection("logged_out", "scan needed")
-        await _until(lambda: not bot.alerter.busy, 20, "the alert to give up")
+        await _until(lambda: not bot.alerter.busy, WAIT * 4, "the alert to give up")
     finally:
+        robot.release.set()
         await bot.stop()
         await notifier.aclose()
     text = caplog_text(caplog)
-    assert len(robot.signs) == 2 * 3  # all three attempts were made (each signed, for DingTalk)
-    assert "failed after 3 attempts" in text and ("HTTP 500" in text if answer == "500" else "Timeout" in text)
+    # All three attempts were made, and no more: the notifier says so whatever reached the robot.
+    assert "attempt 1/3 failed" in text and "attempt 2/3 failed" in text and "failed after 3 attempts" in text
+    assert "attempt 3/3 failed" not in text and "4 attempts" not in text
+    if answer == "500":
+        assert robot.requests == 3 and "HTTP 500" in text  # each one reached the robot and was signed
+    else:
+        assert robot.requests <= 3 and "Timeout" in text  # one may time out before it reaches the robot
+    assert len(robot.signs) == 2 * robot.requests
     assert ("access_token=***" if kind == "dingtalk" else "key=***") in text  # the robot's URL is logged, scrubbed
     assert not leaked(text, robot.signs), leaked(text, robot.signs)
 
@@ -233,15 +256,17 @@ def test_no_secret_in_the_stderr_of_a_running_bot(gateway, tmp_path, server):
     robot = Robot(server, "500")
     proc = DebugBotProcess(_env(gateway, tmp_path, server, TOKEN), tmp_path)
     try:
-        proc.start()
+        proc.start(timeout=WAIT)
         gateway.stop_grpc()
-        deadline = time.monotonic() + 30
-        while len(robot.signs) < 6 or "failed after 3 attempts" not in proc.log():
+        deadline = time.monotonic() + WAIT
+        while "failed after 3 attempts" not in proc.log():
             assert time.monotonic() < deadline, proc.log()[-3000:]
             time.sleep(0.1)
+        assert 1 <= robot.requests <= 3  # attempts made, retries bounded
         gateway.start_grpc()
+        deadline = time.monotonic() + WAIT
         while "logged in again" not in proc.log():
-            assert time.monotonic() < deadline + 30, proc.log()[-3000:]
+            assert time.monotonic() < deadline, proc.log()[-3000:]
             time.sleep(0.1)
         proc.stop()
         log = proc.log()
@@ -257,7 +282,7 @@ def _run_with_wrong_token(gateway, tmp_path, server) -> subprocess.CompletedProc
     env.update(_env(gateway, tmp_path, server, WRONG_TOKEN))
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-c", DEBUG_RUN], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", DEBUG_RUN], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WAIT * 2
     )
 
 
