@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from bot.storage import outbox
+from bot.storage.guard import storage_fault
 from bot.storage.models import BotState, Group, Outbox, Priority
 from bot.transport.base import ChatKind, Outgoing
 
@@ -502,7 +503,16 @@ class HealthMonitor:
                 s.commit()
 
         async with self.units.lock:
-            await asyncio.to_thread(write)
+            try:
+                await asyncio.to_thread(write)
+            except Exception as exc:
+                # A full disk or a replaced database file: log it, tell the second channel (once per outage,
+                # the StorageWatch counts), and carry on: the health round must keep running.
+                fault = storage_fault(exc)
+                if fault is None:
+                    raise
+                log.error("health state not saved: %s", fault)
+                self.units.storage.failed(fault, now)
 
 
 def _resolve_target(s: Session, target: str) -> tuple[ChatKind, str]:
