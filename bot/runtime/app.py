@@ -163,6 +163,8 @@ class RelayBot:
         self._background: set[asyncio.Task] = set()
         self._replaying = asyncio.Lock()
         self.units.storage.replay = self.replay_kept
+        self.units.storage.office = self._office_room
+        self._office_id: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -253,6 +255,8 @@ class RelayBot:
         await self.units.run(work)
         for room in rooms:
             await self.rooms.refresh_members(room.room_id)
+        self._office_id = None
+        self._office_room()  # known before a storage outage can make it unreadable
         self.ready.set()
         log.info("ready as %s in %d rooms", bot_id, len(rooms))
         self.sender.wake.set()
@@ -295,6 +299,15 @@ class RelayBot:
             task = asyncio.create_task(self.check_evidence())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _office_room(self) -> str | None:
+        """The office group's room id, for a storage outage: as read when the bot was ready (a deleted database
+        file may not be readable any more), else read now."""
+        if self._office_id is None:
+            with self.units.session() as s:
+                office = self.units.context(s, self.clock()).office_group()
+                self._office_id = office.room_id if office is not None else None
+        return self._office_id
 
     async def _keep(self, msg: Incoming, arrived: datetime, previews: dict[str, LinkCard]) -> None:
         """Storage outage: keep `msg` for replay and tell its chat once (only if it was kept)."""

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.storage.guard import StorageFault
-from bot.transport.base import Incoming, LinkCard, Outgoing
+from bot.transport.base import ChatKind, Incoming, LinkCard, Outgoing
 
 if TYPE_CHECKING:
     from bot.content import Texts
@@ -61,6 +61,7 @@ class StorageWatch:
         self.alerter: SecondChannel | None = None  # set when the bot is built
         self.transport: Transport | None = None
         self.replay: Callable[[], Awaitable[int]] | None = None  # the bot's replay of the kept messages
+        self.office: Callable[[], str | None] | None = None  # the office group's room id, read (not written)
         self.retry_seconds = 30.0
         self.down_since: datetime | None = None
         self.reason = ""
@@ -70,6 +71,7 @@ class StorageWatch:
         self._told: set[str] = set()
         self._overflow_told = False
         self._retry: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def down(self) -> bool:
@@ -86,6 +88,31 @@ class StorageWatch:
             self._alert(self.texts.t("storage.alert_replaced", error=str(fault)[:200]))
         self._start_retry()
 
+    def _alert(self, text: str) -> None:
+        """The second channel, and the office group straight through the transport (the outbox cannot be
+        written); both once per outage."""
+        if self.alerter is not None:
+            try:
+                self.alerter.alert(text)
+            except RuntimeError:  # no running loop (a unit of work run outside the bot)
+                log.warning("second channel not reachable from here: %s", text)
+        try:
+            task = asyncio.get_running_loop().create_task(self._tell_office(text))
+        except RuntimeError:
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tell_office(self, text: str) -> None:
+        if self.transport is None or self.office is None:
+            return
+        try:
+            room_id = self.office()
+            if room_id:
+                await self.transport.send(Outgoing(ChatKind.ROOM, room_id, text=text))
+        except Exception as exc:
+            log.warning("could not tell the office group about the storage outage: %s", exc)
+
     def keep(self, msg: Incoming, at: datetime, previews: dict[str, LinkCard] | None = None) -> bool:
         """Keep `msg` for replay; False when the memory bound is reached (it is only counted then)."""
         if len(self.kept) >= self.keep_max:
@@ -93,7 +120,7 @@ class StorageWatch:
             if not self._overflow_told:
                 self._overflow_told = True
                 log.error("storage outage: %d messages kept, dropping further ones", len(self.kept))
-                self._alert(self.texts.t("storage.alert_overflow", kept=len(self.kept), dropped="若干"))
+                self._alert(self.texts.t("storage.alert_overflow", kept=len(self.kept)))
             return False
         self.kept.append(Kept(msg, at, previews or {}))
         return True
@@ -114,13 +141,6 @@ class StorageWatch:
         self.down_since, self.reason, self.dropped, self.replayed = None, "", 0, 0
         self._told.clear()
         self._overflow_told = False
-
-    def _alert(self, text: str) -> None:
-        if self.alerter is not None:
-            try:
-                self.alerter.alert(text)
-            except RuntimeError:  # no running loop (a unit of work run outside the bot)
-                log.warning("second channel not reachable from here: %s", text)
 
     def _start_retry(self) -> None:
         if self.replay is None or (self._retry is not None and not self._retry.done()):

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.content import AlertLibrary, Texts
 from bot.runtime.storage_watch import StorageUnavailable, StorageWatch
 from bot.storage.db import session as new_session
-from bot.storage.guard import storage_fault
+from bot.storage.guard import DatabaseReplaced, replaced_problem, storage_fault
 from bot.storage.models import Priority
 
 T = TypeVar("T")
@@ -70,6 +70,9 @@ class UnitOfWork:
                 result = await asyncio.to_thread(work, *args)
             except Exception as exc:
                 fault = storage_fault(exc)
+                problem = "" if fault is not None else replaced_problem(self.engine)
+                if problem:  # whatever failed, it failed on a database file that is gone or replaced
+                    fault = DatabaseReplaced(problem)
                 if fault is None:
                     raise
                 self.storage.failed(fault, self.clock())

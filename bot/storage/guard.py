@@ -22,8 +22,9 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.request import pathname2url
 
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
 
@@ -121,8 +122,18 @@ def watch_file(engine: Engine) -> FileIdentity | None:
         return None
     st = os.stat(path)
     identity = FileIdentity(path, st.st_dev, st.st_ino)
+    if engine not in _watched:
+        event.listen(engine, "do_connect", _open_existing_only)
     _watched[engine] = identity
     return identity
+
+
+def _open_existing_only(_dialect, _record, cargs, cparams) -> None:
+    """A new connection of a watched engine opens the file read-write but never creates it: after the file was
+    deleted, SQLite would otherwise make an empty database at the path and the bot would carry on in it."""
+    if cargs and isinstance(cargs[0], str) and not cargs[0].startswith("file:"):
+        cargs[0] = "file:" + pathname2url(os.path.abspath(cargs[0])) + "?mode=rw"
+        cparams["uri"] = True
 
 
 def unwatch_file(engine: Engine) -> None:
@@ -247,6 +258,7 @@ class Space:
     path: Path
     free: int
     total: int
+    dev: int  # the filesystem's device: two paths on one filesystem are one warning
 
     def low(self, min_free_mb: float, min_free_percent: float) -> bool:
         """Below `min_free_mb` MB free, or below `min_free_percent` % of the filesystem."""
@@ -263,4 +275,11 @@ def free_space(path: Path) -> Space | None:
             return None
         probe = probe.parent
     usage = shutil.disk_usage(probe)
-    return Space(Path(path), usage.free, usage.total)
+    return Space(Path(path), usage.free, usage.total, os.stat(probe).st_dev)
+
+
+def human_size(n: float) -> str:
+    """Bytes as people read them: 312 MB, 1.5 GB."""
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GB"
+    return f"{n / (1 << 20):.0f} MB"

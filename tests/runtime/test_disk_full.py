@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -123,7 +123,9 @@ async def test_a_second_chat_hears_once_too_and_the_bound_is_said(bot, transport
     await transport.say(ADMIN, "进度", room_id=OFFICE_ROOM)  # beyond the bound: counted, not kept, not told
     await transport.say(ADMIN, "进度", room_id=OFFICE_ROOM)
     assert texts_to(transport, LIAISON_ROOM) == [KEPT]
-    assert texts_to(transport, OFFICE_ROOM) == []
+    # The office heard of the outage and of the bound (straight through the transport), and nothing else.
+    office = texts_to(transport, OFFICE_ROOM)
+    assert len(office) == 2 and "数据库写不进去了" in office[0] and "暂存的消息已满 2 条" in office[1]
     assert bot.units.storage.dropped == 2
     await wait_for(lambda: len(received(robot)) == 2)
     assert any("暂存的消息已满 2 条" in t for t in received(robot))
@@ -156,3 +158,29 @@ def test_full_is_recognised():
     psycopg = pytest.importorskip("psycopg")
     assert is_storage_full(OperationalError("INSERT", {}, psycopg.errors.DiskFull("could not extend file")))
     assert not is_storage_full(OperationalError("INSERT", {}, psycopg.errors.QueryCanceled("timeout")))
+
+
+async def test_low_free_space_is_told_to_the_office_once_a_day(bot, transport, clock, robot):
+    bot.notifier = WebhookNotifier("wecom", robot.url_for("/cgi-bin/webhook/send?key=K"))
+    bot.settings.storage_min_free_mb = 1e12  # any real disk is "low" against a petabyte
+    for _ in range(3):
+        await bot.check_health()
+        clock.advance(minutes=10)
+    await bot.send_pending()
+    told = [t for t in texts_to(transport, OFFICE_ROOM) if "磁盘空间不足" in t]
+    assert len(told) == 1
+    clock.advance(days=1)
+    await bot.check_health()
+    await bot.send_pending()
+    assert len([t for t in texts_to(transport, OFFICE_ROOM) if "磁盘空间不足" in t]) == 2
+    await wait_for(lambda: len(received(robot)) == 2)
+
+
+def test_doctor_warns_of_low_free_space(settings, tmp_path):
+    from bot.cli.doctor import Level, check_settings
+
+    settings.storage_min_free_mb = 1e12
+    low = [f for f in check_settings(settings, datetime.now(UTC)) if "所在磁盘只剩" in f.text]
+    assert len(low) == 1 and low[0].level == Level.WARN and "截图文件夹" in low[0].text
+    settings.storage_min_free_mb, settings.storage_min_free_percent = 0, 0
+    assert not [f for f in check_settings(settings, datetime.now(UTC)) if "所在磁盘只剩" in f.text]
