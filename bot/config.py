@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     # replies, and counted against their own daily cap, never against daily_send_budget.
     stranger_reply_interval_minutes: float = 60.0
     stranger_reply_budget: int = 40
+    # Storage faults (bot/runtime/storage_watch.py, issue 12 items 8/9): messages that could not be recorded (disk
+    # full, database file replaced) are kept in memory, at most `storage_keep_max`, and retried this often;
+    # doctor and health warn when the database's or the evidence folder's filesystem has less free space than
+    # `storage_min_free_mb` MB or `storage_min_free_percent` % (health tells the office at most once a day).
+    storage_retry_seconds: float = 30.0
+    storage_keep_max: int = 10_000
+    storage_min_free_mb: float = 500.0
+    storage_min_free_percent: float = 5.0
 
     @field_validator("reminder_times", mode="before")
     @classmethod

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,6 @@ from sqlmodel import col, select
 
 from bot.config import Settings
 
-LOW_DISK_BYTES = 1 << 30  # 1 GiB: screenshots and the database grow for years
 STUCK_OUTBOX = timedelta(minutes=60)
 
 
@@ -92,7 +90,7 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
             )
     if not settings.self_check_target or settings.self_check_minutes <= 0:
         out.append(Finding(Level.WARN, area, "没有设置自检（self_check_target）：发不出消息时要等有人发现"))
-    out.extend(_check_folder(area, "截图文件夹", Path(settings.evidence_dir)))
+    out.extend(_check_folder(area, "截图文件夹", Path(settings.evidence_dir), settings))
     from bot.domain.workdays import WorkCalendar
 
     today = now.astimezone(tz).date()
@@ -111,8 +109,11 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
     return out
 
 
-def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
-    """The folder (or, before it exists, the folder it will be made in) can be written, with disk to spare."""
+def _check_folder(area: str, name: str, folder: Path, settings: Settings) -> list[Finding]:
+    """The folder (or, before it exists, the folder it will be made in) can be written, with disk to spare
+    (storage_min_free_mb / storage_min_free_percent: on a full disk confirmations cannot be recorded)."""
+    from bot.storage.guard import free_space, human_size
+
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -121,9 +122,16 @@ def _check_folder(area: str, name: str, folder: Path) -> list[Finding]:
             pass
     except OSError as exc:
         return [Finding(Level.ERROR, area, f"{name} {folder} 不能写入：{exc.strerror or exc}")]
-    free = shutil.disk_usage(existing).free
-    if free < LOW_DISK_BYTES:
-        return [Finding(Level.WARN, area, f"{name} {folder} 所在磁盘只剩 {free / (1 << 20):.0f} MB")]
+    space = free_space(existing)
+    if space is not None and space.low(settings.storage_min_free_mb, settings.storage_min_free_percent):
+        return [
+            Finding(
+                Level.WARN,
+                area,
+                f"{name} {folder} 所在磁盘只剩 {human_size(space.free)}（共 {human_size(space.total)}）："
+                "空间用完后确认将无法记录，请尽快清理",
+            )
+        ]
     return []
 
 
@@ -174,7 +182,7 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
             if str(mode).lower() != "wal":
                 out.append(Finding(Level.WARN, area, f"SQLite 日志模式是 {mode}，不是 WAL"))
             if url.database:  # (none for an in-memory database)
-                out.extend(_check_folder(area, "数据库文件夹", Path(url.database).parent))
+                out.extend(_check_folder(area, "数据库文件夹", Path(url.database).parent, settings))
         with session(engine) as s:
             units = s.exec(select(func.count()).select_from(Unit)).one()
             kinds = {g.kind for g in s.exec(select(Group))}

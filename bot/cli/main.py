@@ -198,6 +198,7 @@ async def _serve(settings: Settings, transport, engine, clock, until) -> None:
 
     lock = _single_instance(settings)  # before anything connects to the gateway
     try:
+        _check_identity_or_exit(settings, engine)
         bot = build_bot(settings, transport, engine=engine, clock=clock, notifier=_notifier(settings))
         await bot.start()
         scheduler = build_scheduler(bot.pollers(), timezone_name=settings.timezone)
@@ -207,6 +208,7 @@ async def _serve(settings: Settings, transport, engine, clock, until) -> None:
         finally:
             scheduler.shutdown(wait=False)
             await bot.stop()
+            _record_clean_run(settings, engine)
     finally:
         lock.release()
         _HELD_LOCKS.pop(settings.database_url, None)
@@ -238,6 +240,75 @@ def _single_instance(settings: Settings):
     except Exception as exc:  # the lock file's folder is read-only, the server refused the connection
         typer.echo(texts.t("instance.lock_failed", error=describe_error(exc)), err=True)
         raise typer.Exit(1) from None
+
+
+# ---- the database the bot last ran on (issue 12 item 9) ------------------------------------------
+
+
+def _marker_path(settings: Settings) -> Path:
+    from bot.storage.guard import marker_path
+
+    return marker_path(settings.database_url, Path(settings.cache_dir).parent)
+
+
+def _check_identity_or_exit(settings: Settings, engine) -> None:
+    """Refuse to start (exit 2) on a database that is not the one the marker remembers: missing, empty, made
+    anew by `db upgrade`, or another one. Without a marker (the first start), the database gets an id and the
+    marker is written."""
+    from bot.storage.db import session
+    from bot.storage.guard import database_id, identity_problem, read_marker
+
+    path = _marker_path(settings)
+    marker = read_marker(path)
+    with session(engine) as s:
+        problem = identity_problem(marker, database_id(s))
+    if problem and marker is not None:
+        engine.dispose()
+        typer.echo(_identity_refusal(settings, marker, problem, path), err=True)
+        raise typer.Exit(2)
+    _record_clean_run(settings, engine)
+
+
+def _identity_refusal(settings: Settings, marker, problem: str, path: Path) -> str:
+    from bot.storage.guard import sqlite_path
+
+    file = sqlite_path(settings.database_url)
+    what = (
+        "现在的数据库是空的或新建的（里面没有数据库编号）"
+        if problem == "missing"
+        else "现在的数据库是另一个（数据库编号与上次不同）"
+    )
+    restore = (
+        f"停止机器人，把 relaybot db backup 做的备份文件复制为 {file}，再启动"
+        if file is not None
+        else "用 pg_restore 恢复 relaybot db backup 做的备份，再启动"
+    )
+    return (
+        f"数据库不是机器人上次运行时用的那个：{what}。\n"
+        f"上次正常运行时（{marker.written_at or '时间不详'}）有 {marker.units} 个单位、{marker.liaisons} 名联络员、"
+        f"{marker.confirmations} 条确认，推送到 #{marker.last_push}。\n"
+        "在这样的数据库上运行，联络员会被告知“不在名单里”，以前的记录也看不到，所以机器人不启动。请二选一：\n"
+        f"  1. 从备份恢复：{restore}；\n"
+        "  2. 确认就用现在这个数据库（以前的记录不要了）：relaybot db accept-new\n"
+        f"（记号文件：{path}）"
+    )
+
+
+def _record_clean_run(settings: Settings, engine) -> None:
+    """Give the database an id if it has none and write the marker beside it (id and counts)."""
+    from datetime import UTC, datetime
+
+    from bot.storage.db import session
+    from bot.storage.guard import current_marker, ensure_identity, write_marker
+
+    now = datetime.now(UTC)
+    try:
+        with session(engine) as s:
+            ident = ensure_identity(s, now=now)
+            s.commit()
+            write_marker(_marker_path(settings), current_marker(s, ident, now=now))
+    except Exception as exc:  # a full disk: the marker from the last good run stays
+        logging.getLogger("relaybot").error("could not record the database's marker: %s", exc)
 
 
 async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
@@ -664,7 +735,16 @@ def stats_import(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
-    engine = _engine_or_exit(_settings().database_url)
+    from bot.storage.guard import read_marker, sqlite_path
+
+    settings = _settings()
+    file = sqlite_path(settings.database_url)
+    marker = read_marker(_marker_path(settings))
+    if file is not None and marker is not None and not file.exists():
+        # Run before `relaybot run` (systemd ExecStartPre): it must not make the empty database that would start.
+        typer.echo(_identity_refusal(settings, marker, "missing", _marker_path(settings)), err=True)
+        raise typer.Exit(2)
+    engine = _engine_or_exit(settings.database_url)
     done = _upgrade_or_exit(
         engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。"
     )
@@ -677,6 +757,25 @@ def db_upgrade() -> None:
         typer.echo(
             f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。"
         )
+
+
+@db_app.command("accept-new")
+def db_accept_new() -> None:
+    """确认使用现在的数据库（机器人因数据库不是上次那个而拒绝启动时；以前的记录将不再使用）。"""
+    from bot.storage.db import session
+    from bot.storage.guard import database_id, read_marker
+
+    settings = _settings()
+    engine = _open_db(settings)
+    before = read_marker(_marker_path(settings))
+    with session(engine) as s:
+        had_id = database_id(s)
+    _record_clean_run(settings, engine)
+    engine.dispose()
+    if before is not None and before.database_id == had_id:
+        typer.echo("现在的数据库就是上次运行时用的那个，无需确认。")
+    else:
+        typer.echo(f"已确认使用现在的数据库（记号文件 {_marker_path(settings)} 已更新），可以启动机器人了。")
 
 
 @db_app.command("backup")

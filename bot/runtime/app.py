@@ -37,8 +37,10 @@ from bot.runtime.outage import OutageWatch
 from bot.runtime.renderer import Renderer
 from bot.runtime.rooms import RoomBook
 from bot.runtime.sender import OutboxSender
+from bot.runtime.storage_watch import StorageUnavailable
 from bot.runtime.units import UnitOfWork
 from bot.storage.db import create_schema, make_engine
+from bot.storage.guard import unwatch_file, watch_file
 from bot.transport.base import (
     ChatKind,
     Incoming,
@@ -104,6 +106,7 @@ def build_bot(
         outbox_changed=outbox_changed,
     )
     alerter = SecondChannel(notifier)
+    _wire_storage_watch(units, alerter, transport)
     link_up = asyncio.Event()  # set while the chat link is up: the sender waits for it, health sets it
     sender = OutboxSender(units, transport, alerter, link_up=link_up)
     web = Web(settings)
@@ -125,6 +128,13 @@ def build_bot(
         background=send_loop,
     )
     return RelayBot(parts)
+
+
+def _wire_storage_watch(units: UnitOfWork, alerter: SecondChannel, transport: Transport) -> None:
+    """Storage outages (issue 12 items 8, 9): watch the SQLite file from now on; alert and tell chats."""
+    watch_file(units.engine)
+    units.storage.alerter, units.storage.transport = alerter, transport
+    units.storage.retry_seconds = units.settings.storage_retry_seconds
 
 
 def _log_failure(task: asyncio.Task) -> None:
@@ -155,6 +165,10 @@ class RelayBot:
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task] = set()
         self._reading = asyncio.Lock()  # one workbook read at a time, so its memory limits hold for the bot
+        self._replaying = asyncio.Lock()
+        self.units.storage.replay = self.replay_kept
+        self.units.storage.office = self._office_room
+        self._office_id: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -218,8 +232,13 @@ class RelayBot:
         """Stop sending and disconnect."""
         await self.sender.stop()
         await self.transport.stop()
-        await self.health.flush()
+        try:
+            await self.health.flush()
+        except StorageUnavailable:
+            log.error("could not save the health state at stop: storage unavailable")
+        await self.units.storage.close()
         await self.parts.outage.stop()
+        unwatch_file(self.engine)
         await self.web.close()
         self.evidence.shutdown()
 
@@ -242,6 +261,8 @@ class RelayBot:
         await self.parts.outage.on_connected()  # after the configured groups are known
         for room in rooms:
             await self.rooms.refresh_members(room.room_id)
+        self._office_id = None
+        self._office_room()  # known before a storage outage can make it unreadable
         self.ready.set()
         log.info("ready as %s in %d rooms", bot_id, len(rooms))
         self.sender.wake.set()
@@ -277,12 +298,25 @@ class RelayBot:
         except Exception:  # a preview is a nicety: the message itself must still be handled
             log.exception("link preview for message %s failed", msg.message_id)
             previews = {}
+        arrived = self.clock()
+        storage = self.units.storage
+        if storage.kept:  # an outage: this message waits behind the kept ones, then all are tried in order
+            await self._keep(msg, arrived, previews)
+            await self.replay_kept()
+            return
         files = await self._read_files(msg)
         try:
-            refresh, alerts, render = await self.units.run(self._handle, msg, previews, files)
+            done = await self.units.run(self._handle, msg, previews, files)
+        except StorageUnavailable:
+            await self._keep(msg, arrived, previews)
+            return
         except Exception:
             log.exception("handling message %s failed; nothing was recorded", msg.message_id)
             return
+        await self._after_handle(msg, *done)
+
+    async def _after_handle(self, msg: Incoming, refresh: set[str], alerts: list[str], render: bool) -> None:
+        """What follows a message's committed unit of work: alerts, member lists, report files, screenshots."""
         self.alerter.alert_all(alerts)
         for room_id in refresh:
             await self.rooms.refresh_members(room_id)
@@ -293,12 +327,70 @@ class RelayBot:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    def _office_room(self) -> str | None:
+        """The office group's room id, for a storage outage: as read when the bot was ready (a deleted database
+        file may not be readable any more), else read now."""
+        if self._office_id is None:
+            with self.units.session() as s:
+                office = self.units.context(s, self.clock()).office_group()
+                self._office_id = office.room_id if office is not None else None
+        return self._office_id
+
+    async def _keep(self, msg: Incoming, arrived: datetime, previews: dict[str, LinkCard]) -> None:
+        """Storage outage: keep `msg` for replay and tell its chat once (only if it was kept)."""
+        if self.units.storage.keep(msg, arrived, previews):
+            log.warning("message %s kept in memory: storage unavailable", msg.message_id)
+            await self.units.storage.tell_chat(msg)
+        else:
+            log.error("message %s dropped: storage unavailable and the memory bound reached", msg.message_id)
+
+    async def replay_kept(self) -> int:
+        """Handle the messages kept during a storage outage, in order, each exactly once, with the time each
+        arrived; then, if the outage is over, tell the office. Returns how many were recorded now."""
+        storage = self.units.storage
+        done = 0
+        async with self._replaying:
+            if not storage.down and not storage.kept:
+                return 0
+            while storage.kept:
+                kept = storage.kept[0]
+                try:
+                    result = await self.units.run(self._handle, kept.msg, kept.previews, None, kept.at)
+                except StorageUnavailable:
+                    if done:
+                        log.warning("storage outage: %d kept messages recorded, then it failed again", done)
+                    storage.replayed += done
+                    return done
+                except Exception:
+                    log.exception("replaying message %s failed; nothing was recorded", kept.msg.message_id)
+                    storage.kept.popleft()
+                    continue
+                storage.kept.popleft()
+                done += 1
+                await self._after_handle(kept.msg, *result)
+            storage.replayed += done
+            n, dropped = storage.replayed, storage.dropped
+            key = "storage.restored_lost" if dropped else "storage.restored"
+            try:
+                await self.units.tell_office(self.texts.t(key, n=n, dropped=dropped))
+            except StorageUnavailable:
+                return done  # still (or again) down: the office line waits for the next success
+            storage.recovered()
+            log.warning("storage outage over: %d kept messages recorded, %d dropped", n, dropped)
+            self.alerter.alert(self.texts.t(key, n=n, dropped=dropped))
+        return done
+
     def _handle(
-        self, msg: Incoming, previews: dict[str, LinkCard] | None = None, files: dict[str, object] | None = None
+        self,
+        msg: Incoming,
+        previews: dict[str, LinkCard] | None = None,
+        files: dict[str, object] | None = None,
+        arrived: datetime | None = None,
     ) -> tuple[set[str], list[str], bool]:
         """The unit of work of one message (in a worker thread): the rooms whose members to read afterwards,
-        the alerts for the second channel, and whether it queued report files to render."""
-        now = self.clock()
+        the alerts for the second channel, and whether it queued report files to render. `arrived`: when a
+        message kept during a storage outage arrived (it counts then, not when it is replayed)."""
+        now = arrived or self.clock()
         alerts: list[str] = []
         with self.units.session() as s:
             ctx = self.units.context(s, now)

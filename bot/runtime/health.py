@@ -24,18 +24,22 @@ What the monitor records in the BotState table (values are strings; times are IS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
+from bot.runtime.storage_watch import StorageUnavailable
 from bot.storage import outbox
+from bot.storage.guard import DatabaseReplaced, free_space, human_size, replaced_problem, sqlite_path, storage_fault
 from bot.storage.models import BotState, Group, Outbox, Priority
 from bot.transport.base import ChatKind, Outgoing
 
@@ -251,6 +255,7 @@ class HealthMonitor:
         self._receive_down: datetime | None = None
         self._loaded = False
         self._write_lock = threading.Lock()
+        self._space_told_on: date | None = None  # low free space: the office hears at most once a day
 
     @property
     def settings(self):
@@ -324,6 +329,7 @@ class HealthMonitor:
     async def tick(self) -> None:
         """One round: announce a long link outage, judge an overdue echo, run a due self-check, save receipt."""
         now = self.units.clock()
+        await self._check_storage(now)
         await self._load()
         if (
             self._lost_at is not None
@@ -412,6 +418,36 @@ class HealthMonitor:
             values[SEND_DOWN] = ""
         await self._write(values)
         return dict(self._last_check)
+
+    async def _check_storage(self, now: datetime) -> None:
+        """The SQLite file is still the one opened (else a storage outage starts, issue 12 item 9), and the
+        database's and the screenshots' filesystems have space to spare (the office hears once a day)."""
+        problem = replaced_problem(self.units.engine)
+        if problem:
+            log.error("the database file changed under the running bot: %s", problem)
+            self.units.storage.failed(DatabaseReplaced(problem), now)
+        today = now.astimezone(self.settings.tz).date()
+        if self._space_told_on == today:
+            return
+        db_file = sqlite_path(self.settings.database_url)
+        paths = ([db_file.parent] if db_file is not None else []) + [Path(self.settings.evidence_dir)]
+        seen: set[int] = set()
+        for path in paths:
+            space = free_space(path)
+            if space is None or space.dev in seen:
+                continue
+            seen.add(space.dev)
+            if not space.low(self.settings.storage_min_free_mb, self.settings.storage_min_free_percent):
+                continue
+            self._space_told_on = today
+            text = self.units.texts.t(
+                "health.low_space", where=str(path), free=human_size(space.free), total=human_size(space.total)
+            )
+            log.warning("low free space: %s", text)
+            self.alerter.alert(text)
+            with contextlib.suppress(StorageUnavailable):  # then the second channel has it
+                await self.units.tell_office(text, priority=Priority.NOTICE)
+            return
 
     # ---- inside ----------------------------------------------------------------------------------
 
@@ -502,7 +538,16 @@ class HealthMonitor:
                 s.commit()
 
         async with self.units.lock:
-            await asyncio.to_thread(write)
+            try:
+                await asyncio.to_thread(write)
+            except Exception as exc:
+                # A full disk or a replaced database file: log it, tell the second channel (once per outage,
+                # the StorageWatch counts), and carry on: the health round must keep running.
+                fault = storage_fault(exc)
+                if fault is None:
+                    raise
+                log.error("health state not saved: %s", fault)
+                self.units.storage.failed(fault, now)
 
 
 def _resolve_target(s: Session, target: str) -> tuple[ChatKind, str]:

@@ -13,7 +13,9 @@ from sqlmodel import Session
 from bot.chat.dispatch import Context
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
+from bot.runtime.storage_watch import StorageUnavailable, StorageWatch
 from bot.storage.db import session as new_session
+from bot.storage.guard import DatabaseReplaced, replaced_problem, storage_fault
 from bot.storage.models import Priority
 
 T = TypeVar("T")
@@ -44,6 +46,8 @@ class UnitOfWork:
         self.outbox_changed = outbox_changed
         self.lock = asyncio.Lock()
         self.bot_id = ""  # the bot's own contact id, once logged in
+        # A full disk or a replaced database file (issue 12 items 8, 9): see storage_watch.py.
+        self.storage = StorageWatch(texts, keep_max=settings.storage_keep_max)
 
     def session(self) -> Session:
         """A session for reading outside the lock (or inside a unit of work that holds it)."""
@@ -56,9 +60,23 @@ class UnitOfWork:
         )
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        """Run `work(*args)` in a worker thread while holding the lock; wake the sender afterwards."""
+        """Run `work(*args)` in a worker thread while holding the lock; wake the sender afterwards.
+
+        A failure to store (disk full, database file replaced) starts or continues the storage outage (the
+        second channel hears once) and is raised as StorageUnavailable; the work's transaction was rolled back.
+        """
         async with self.lock:
-            result = await asyncio.to_thread(work, *args)
+            try:
+                result = await asyncio.to_thread(work, *args)
+            except Exception as exc:
+                fault = storage_fault(exc)
+                problem = "" if fault is not None else replaced_problem(self.engine)
+                if problem:  # whatever failed, it failed on a database file that is gone or replaced
+                    fault = DatabaseReplaced(problem)
+                if fault is None:
+                    raise
+                self.storage.failed(fault, self.clock())
+                raise StorageUnavailable(fault) from exc
         self.outbox_changed.set()
         return result
 

@@ -15,6 +15,14 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from bot.storage import models  # noqa: F401  (registers the tables)
+from bot.storage.guard import check_before_commit
+
+# A test and diagnostic knob, not a setting: the name of a file. While that file exists, every SQLite
+# connection of this process behaves as on a full disk: the file is capped at its size (PRAGMA max_page_count)
+# and each write also needs new pages (a TEMP trigger per table), so it fails with SQLite's own "database or
+# disk is full" (SQLITE_FULL), as every commit does when the disk is full and the WAL cannot grow. Removing the
+# file lifts it at the next checkout. The end-to-end tests use it to fill the "disk" of a running bot.
+DIAG_FULL_FILE = "RELAYBOT_DIAG_FULL_FILE"
 
 
 def make_engine(url: str) -> Engine:
@@ -31,7 +39,47 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if os.environ.get(DIAG_FULL_FILE):
+            diag_full_knob(engine)
     return engine
+
+
+def diag_full_knob(engine: Engine) -> None:
+    """Let the file named by $RELAYBOT_DIAG_FULL_FILE fill `engine`'s "disk" (see DIAG_FULL_FILE)."""
+    event.listen(engine, "checkout", _diag_full)
+
+
+def _diag_full(dbapi_conn, record, _proxy) -> None:
+    full = Path(os.environ.get(DIAG_FULL_FILE) or "/nonexistent").exists()
+    if full == record.info.get("diag_full", False):
+        return
+    cur = dbapi_conn.cursor()
+    if "diag_max_pages" not in record.info:
+        record.info["diag_max_pages"] = cur.execute("PRAGMA max_page_count").fetchone()[0]
+    if full:
+        cur.execute("CREATE TABLE IF NOT EXISTS diag_fill (b BLOB)")  # before the cap: it needs a page
+        dbapi_conn.commit()
+        tables = [
+            name
+            for (name,) in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            if not name.startswith("sqlite_") and name != "diag_fill"
+        ]
+        cur.execute("PRAGMA max_page_count=1")  # never below the current size: the file cannot grow
+        for i, name in enumerate(tables):
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                cur.execute(
+                    f'CREATE TEMP TRIGGER IF NOT EXISTS diag_full_{i}_{op} AFTER {op} ON main."{name}" '
+                    "BEGIN INSERT INTO diag_fill VALUES (randomblob(1000000)); END"
+                )
+    else:
+        for (name,) in cur.execute(
+            "SELECT name FROM sqlite_temp_master WHERE type = 'trigger' AND name LIKE 'diag_full_%'"
+        ).fetchall():
+            cur.execute(f'DROP TRIGGER temp."{name}"')
+        cur.execute(f"PRAGMA max_page_count={int(record.info['diag_max_pages'])}")
+    dbapi_conn.commit()
+    cur.close()
+    record.info["diag_full"] = full
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -138,9 +186,16 @@ def create_schema(engine: Engine) -> None:
     upgrade_schema(engine)
 
 
+class GuardedSession(Session):
+    """A session whose commits first check that a watched SQLite file is still in place (bot/storage/guard.py)."""
+
+
+event.listen(GuardedSession, "before_commit", check_before_commit)
+
+
 def session(engine: Engine) -> Session:
     """A new session that keeps objects usable after commit."""
-    return Session(engine, expire_on_commit=False)
+    return GuardedSession(engine, expire_on_commit=False)
 
 
 def backup(url: str, target: Path) -> Path:
