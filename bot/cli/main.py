@@ -737,7 +737,13 @@ def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
     from bot.storage.guard import read_marker, sqlite_path
 
+    from bot.cli.database import database_url_problem
+
     settings = _settings()
+    problem = database_url_problem(settings.database_url)  # before reading the URL for the file it names
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
     file = sqlite_path(settings.database_url)
     marker = read_marker(_marker_path(settings))
     if file is not None and marker is not None and not file.exists():

@@ -96,7 +96,7 @@ def test_a_deleted_database_is_not_started_empty_until_restored_or_accepted(tmp_
     url = f"sqlite:///{tmp_path / 'data' / 'relaybot.db'}"
     roster = str(ROOT / "content" / "examples" / "roster_example.csv")
     assert relaybot("roster", "import", roster, db_url=url, cwd=tmp_path).returncode == 0
-    first = relaybot("run", "--console", db_url=url, cwd=tmp_path, stdin="/quit\n")
+    first = relaybot("run", "--console", "--real-database", db_url=url, cwd=tmp_path, stdin="/quit\n")
     assert first.returncode == 0, first.stderr
     marker = read_marker(tmp_path / "data" / "relaybot.db.marker")
     assert marker is not None and marker.units == 6
@@ -109,18 +109,18 @@ def test_a_deleted_database_is_not_started_empty_until_restored_or_accepted(tmp_
     assert upgrade.returncode == 2
     assert not (tmp_path / "data" / "relaybot.db").exists()  # it made no empty database
     assert "relaybot db accept-new" in upgrade.stderr and "6 个单位" in upgrade.stderr
-    empty = relaybot("run", "--console", db_url=url, cwd=tmp_path, stdin="/quit\n")
+    empty = relaybot("run", "--console", "--real-database", db_url=url, cwd=tmp_path, stdin="/quit\n")
     assert empty.returncode == 2 and "数据库不是机器人上次运行时用的那个" in empty.stderr
 
     shutil.copy(tmp_path / "backup.db", tmp_path / "data" / "relaybot.db")  # restored: it starts
-    restored = relaybot("run", "--console", db_url=url, cwd=tmp_path, stdin="/quit\n")
+    restored = relaybot("run", "--console", "--real-database", db_url=url, cwd=tmp_path, stdin="/quit\n")
     assert restored.returncode == 0, restored.stderr
 
     other = f"sqlite:///{tmp_path / 'other.db'}"
-    assert relaybot("run", "--console", db_url=other, cwd=tmp_path, stdin="/quit\n").returncode == 0
+    assert relaybot("run", "--console", "--real-database", db_url=other, cwd=tmp_path, stdin="/quit\n").returncode == 0
     shutil.copy(tmp_path / "other.db", tmp_path / "data" / "relaybot.db")  # another bot's database
-    swapped = relaybot("run", "--console", db_url=url, cwd=tmp_path, stdin="/quit\n")
+    swapped = relaybot("run", "--console", "--real-database", db_url=url, cwd=tmp_path, stdin="/quit\n")
     assert swapped.returncode == 2 and "数据库编号与上次不同" in swapped.stderr
     accepted = relaybot("db", "accept-new", db_url=url, cwd=tmp_path)
     assert accepted.returncode == 0 and "已确认使用现在的数据库" in accepted.stdout
-    assert relaybot("run", "--console", db_url=url, cwd=tmp_path, stdin="/quit\n").returncode == 0
+    assert relaybot("run", "--console", "--real-database", db_url=url, cwd=tmp_path, stdin="/quit\n").returncode == 0
