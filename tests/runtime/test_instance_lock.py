@@ -91,9 +91,12 @@ def test_a_second_run_exits_2_with_the_reason_and_the_running_bots_pid(db_url, t
     assert "Traceback" not in second.stderr
     assert "无法连接微信网关" not in second.stderr  # it never got as far as the gateway
 
-    console = relaybot("run", "--console", db_url=db_url, cwd=tmp_path, stdin="")
+    console = relaybot("run", "--console", "--real-database", db_url=db_url, cwd=tmp_path, stdin="")
     assert console.returncode == 2, console.stdout + console.stderr
     assert f"pid={os.getpid()}" in console.stderr
+    # A trial console works on a throwaway copy, which no bot holds: it runs beside the real bot.
+    trial = relaybot("run", "--console", db_url=db_url, cwd=tmp_path, stdin="/quit\n")
+    assert trial.returncode == 0, trial.stdout + trial.stderr
 
 
 def test_reading_and_queueing_commands_work_while_a_bot_holds_the_lock(db_url, engine, tmp_path, held):
