@@ -276,8 +276,8 @@ class RelayBot:
             ctx.previews = previews or {}
             if msg.chat_kind == ChatKind.ROOM:
                 ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
-                ambiguities = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
-                self.rooms.report_ambiguities(ctx, ambiguities, msg.chat_name)
+                observed = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
+                self.rooms.report_people(ctx, observed, msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
             if ctx.rate_limit_notice:
                 alert = self.sender.rate_limited(s, now, ctx.rate_limit_notice)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from bot.chat import compose
 from bot.chat.compose import NAME_SEP
 from bot.chat.dispatch import Context
-from bot.domain.people import Ambiguity, first_notice, observe
+from bot.domain.people import Ambiguity, Binding, Claim, Observed, first_notice, observe
 from bot.runtime.units import UnitOfWork
 from bot.storage.models import Group, GroupKind, Priority
 from bot.transport.base import Member, RoomInfo, Transport
@@ -133,18 +133,26 @@ class RoomBook:
                     priority=Priority.NOTICE,
                 )
 
-    def report_ambiguities(self, ctx: Context, ambiguities: list[Ambiguity], room_name: str) -> None:
-        """Tell the office about members who could be more than one liaison."""
-        for amb in ambiguities:
-            ctx.to_office(compose.ambiguity_text(self.units.texts, amb, room_name=room_name))
+    def report_people(self, ctx: Context, observed: list[Observed], room_name: str) -> None:
+        """Tell the office what recognising members found: names that could be more than one person, a second
+        person for a roster entry, and (in one message) everyone recognised by name."""
+        texts = self.units.texts
+        bindings = [o for o in observed if isinstance(o, Binding)]
+        for note in observed:
+            if isinstance(note, Ambiguity):
+                ctx.to_office(compose.ambiguity_text(texts, note, room_name=room_name))
+            elif isinstance(note, Claim):
+                ctx.to_office(compose.claim_text(texts, note, room_name=room_name), priority=Priority.NOTICE)
+        if bindings:
+            ctx.to_office(compose.bindings_text(texts, bindings), priority=Priority.NOTICE)
 
     def observe(self, room: RoomInfo, members: list[Member], complete: bool = False) -> None:
         """One unit of work (run it through UnitOfWork.run): remember the room, recognise its members."""
         now = self.units.clock()
         with self.units.session() as s:
             self.remember(s, room.room_id, room.name)
-            ambiguities = observe(s, room_id=room.room_id, members=members, now=now, complete=complete)
-            self.report_ambiguities(self.units.context(s, now), ambiguities, room.name)
+            observed = observe(s, room_id=room.room_id, members=members, now=now, complete=complete)
+            self.report_people(self.units.context(s, now), observed, room.name)
             s.commit()
 
     async def refresh_members(self, room_id: str) -> None:
