@@ -392,7 +392,7 @@ def status() -> None:
     from bot.domain.relay import progress
     from bot.runtime.health import health_snapshot
     from bot.storage.db import session
-    from bot.storage.models import Outbox, Push, PushState
+    from bot.storage.models import Group, Outbox, Push, PushState
 
     settings = _settings()
     tz = settings.tz
@@ -422,6 +422,10 @@ def status() -> None:
                 f"最近一次自检：{show(check['at'], tz)} {result}"
                 + (f"（{check['detail']}）" if check["detail"] else "")
             )
+        # Room ids, for liaison_groups/office_group in relaybot.toml (ids, not names: issue 12 item 6).
+        kind_label = {"liaison": "联络员群", "office": "反诈办工作群", "none": "未服务"}
+        for group in s.exec(select(Group).order_by(col(Group.kind), col(Group.id))):
+            typer.echo(f"群：{group.room_id}「{group.name}」{kind_label.get(group.kind, group.kind)}")
         for key, label in (
             ("link_down_since", "微信连接断开"),
             ("send_down_since", "发不出消息"),

@@ -138,3 +138,12 @@ async def test_the_start_log_shows_each_room_id(bot, transport, engine, settings
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert LIAISON_ROOM in logged and OFFICE_ROOM in logged and "全区反诈联络员群" in logged
     await bot.stop()
+
+
+async def test_status_lists_each_group_with_its_room_id(bot, db_url, tmp_path):
+    from tests.bot_process import relaybot
+
+    result = relaybot("status", db_url=db_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"群：{LIAISON_ROOM}「全区反诈联络员群」联络员群" in result.stdout
+    assert f"群：{OFFICE_ROOM}「反诈办工作群」反诈办工作群" in result.stdout
