@@ -295,6 +295,18 @@ class RelayBot:
         joined = [m for m in joined if m.contact_id != self.bot_id]
         await self.units.run(self.rooms.observe, room, joined)
 
+    async def on_room_topic(self, room: RoomInfo) -> None:
+        """A room was renamed: remember the name; a room taking a served group's name is reported, not promoted."""
+        self.health.note_receive()
+        room = without_nul(room)
+
+        def work() -> None:
+            with self.units.session() as s:
+                self.rooms.remember(s, room.room_id, room.name)
+                s.commit()
+
+        await self.units.run(work)
+
     async def on_room_invite(self, invite: RoomInvite) -> None:
         """Accept invitations from office admins only."""
         self.health.note_receive()

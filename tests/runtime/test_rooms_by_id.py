@@ -147,3 +147,14 @@ async def test_status_lists_each_group_with_its_room_id(bot, db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"群：{LIAISON_ROOM}「全区反诈联络员群」联络员群" in result.stdout
     assert f"群：{OFFICE_ROOM}「反诈办工作群」反诈办工作群" in result.stdout
+
+
+async def test_a_rename_event_is_reported_at_once(bot, transport, engine):
+    from bot.transport.base import RoomInfo
+
+    transport.add_room(FAKE_LIAISON, "闲聊群", [STRANGER])
+    rename(transport, FAKE_LIAISON, "全区反诈联络员群")
+    await bot.on_room_topic(RoomInfo(FAKE_LIAISON, "全区反诈联络员群"))
+    await bot.send_pending()
+    assert kinds(engine)[FAKE_LIAISON] == "none"
+    assert [t for t in office_texts(transport) if FAKE_LIAISON in t and "未改变设置" in t]
