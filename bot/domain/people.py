@@ -146,7 +146,10 @@ def _bind_by_name(session: Session, members: list[Member], served: list[str], no
             )
         )
     )
-    if not named:
+    # Most members match no roster name at all: they cost no further query.
+    any_roster_name = set().union(*(_names(li.wechat_name, li.group_nickname) for li in named))
+    members = [m for m in members if _names(m.name, m.group_nickname) & any_roster_name]
+    if not members:
         return []
     unbound = [li for li in named if li.contact_id is None]
     by_name = [li for li in named if li.contact_id is not None]  # bound by name earlier: a newcomer may claim them
