@@ -65,7 +65,9 @@ def test_console_with_a_moved_clock_shows_reminders_deadline_and_summary(tmp_pat
     # longer, which must not matter), then quits.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RELAYBOT_DATABASE_URL": db_url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--console", "--clock", "2026-11-26 09:00", "--speed", "3600"],
+        # 07:00: three real seconds before the 10:00 reminder for the bot to start and take the push, even on a
+        # busy machine (from 09:00 there was one second, and the start's 已认出 line could use it up).
+        [sys.executable, "-m", "bot", "run", "--console", "--clock", "2026-11-26 07:00", "--speed", "3600"],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.PIPE,
