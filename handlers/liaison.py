@@ -18,7 +18,7 @@ from bot.chat.reading import OTHER_CONTENT, Reading, Verdict, read_reply
 from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice, is_xml, sysmsg, xml_quote
 from bot.domain import evidence as evidence_store
 from bot.domain import notes
-from bot.domain.people import first_notice, liaisons_with_units
+from bot.domain.people import claimed_by_another, first_notice, liaisons_with_units
 from bot.domain.relay import LATE_WINDOW, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.storage.models import (
     Alert,
@@ -301,6 +301,12 @@ def _newest_open_push(ctx: Context) -> Push | None:
 
 
 def _tell_unregistered(msg: Incoming, ctx: Context) -> None:
+    if claimed_by_another(ctx.session, msg.sender.contact_id):
+        # Same name as a roster person recognised earlier as someone else: the office was told and decides.
+        if first_notice(ctx.session, kind="claimant", key=msg.sender.contact_id, now=ctx.now):
+            ctx.reply(msg, ctx.t("confirm.claim_pending"), mention_ids=(msg.sender.contact_id,))
+        log.info("confirmation from %s who claims a roster entry bound to someone else: ignored", msg.sender.contact_id)
+        return
     if first_notice(ctx.session, kind="unregistered", key=msg.sender.contact_id, now=ctx.now):
         # Once per person ever: never dropped for having asked 帮助 within the hour, or he would think it counted.
         ctx.reply(msg, ctx.t("confirm.unregistered"), mention_ids=(msg.sender.contact_id,), given_once=True)

@@ -262,6 +262,7 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 router.command("补登", usage="add", who=from_admin, where=office_place)(office_corrections.on_add)
 router.command("撤销", usage="revoke", who=from_admin, where=office_place)(office_corrections.on_revoke)
 router.command("免转", usage="exempt", who=from_admin, where=office_place)(office_corrections.on_exempt)
+router.command("认错", "解绑", usage="unbind", who=from_admin, where=office_place)(office_corrections.on_unbind)
 router.command("报表", usage="report", who=from_admin, where=office_place)(office_records.on_report)
 router.command("单位", usage="unit", who=from_admin, where=office_place)(office_records.on_unit)
 router.command("请假", usage="leave", who=from_admin, where=office_place)(office_records.on_leave)

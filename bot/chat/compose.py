@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import show
 from bot.content import Texts
 from bot.domain.incidents import LEVEL_REMIND, LEVEL_TALK, LEVEL_WRITTEN, LEVELS, StatsReport
-from bot.domain.people import Ambiguity
+from bot.domain.people import Ambiguity, Binding, Claim
 from bot.domain.periods import period_label
 from bot.domain.relay import Ack, Progress
 from bot.reports.figures import Report
@@ -117,6 +117,17 @@ def ambiguity_text(texts: Texts, amb: Ambiguity, *, room_name: str) -> str:
     if amb.key.startswith("liaison:"):
         return texts.t("groups.ambiguous_member", who=amb.who, unit=NAME_SEP.join(amb.candidates))
     return texts.t("groups.ambiguous", room=room_name, who=amb.who, candidates=NAME_SEP.join(amb.candidates))
+
+
+def bindings_text(texts: Texts, bindings: list[Binding]) -> str:
+    """One office line for everyone recognised by name together: 已认出：赵磊（城关镇）、周敏（西湖镇）."""
+    people = NAME_SEP.join(f"{b.name}（{NAME_SEP.join(b.units)}）" for b in bindings)
+    return texts.t("groups.recognised", people=people, name=bindings[0].name if len(bindings) == 1 else "姓名")
+
+
+def claim_text(texts: Texts, claim: Claim, *, room_name: str) -> str:
+    """The office notice for a second member matching a roster person already recognised by name."""
+    return texts.t("groups.claimed", room=room_name, who=claim.who, name=claim.name, unit=claim.unit)
 
 
 def report_text(texts: Texts, report: Report) -> str:

@@ -529,7 +529,7 @@ def status() -> None:
     from bot.domain.relay import progress
     from bot.runtime.health import health_snapshot
     from bot.storage.db import session
-    from bot.storage.models import Outbox, Push, PushState
+    from bot.storage.models import Group, Outbox, Push, PushState
 
     settings = _settings()
     tz = settings.tz
@@ -559,6 +559,10 @@ def status() -> None:
                 f"最近一次自检：{show(check['at'], tz)} {result}"
                 + (f"（{check['detail']}）" if check["detail"] else "")
             )
+        # Room ids, for liaison_groups/office_group in relaybot.toml (ids, not names: issue 12 item 6).
+        kind_label = {"liaison": "联络员群", "office": "反诈办工作群", "none": "未服务"}
+        for group in s.exec(select(Group).order_by(col(Group.kind), col(Group.id))):
+            typer.echo(f"群：{group.room_id}「{group.name}」{kind_label.get(group.kind, group.kind)}")
         for key, label in (
             ("link_down_since", "微信连接断开"),
             ("send_down_since", "发不出消息"),
@@ -735,9 +739,8 @@ def stats_import(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库升级到本版本的结构（机器人每次启动时也会自动做）。"""
-    from bot.storage.guard import read_marker, sqlite_path
-
     from bot.cli.database import database_url_problem
+    from bot.storage.guard import read_marker, sqlite_path
 
     settings = _settings()
     problem = database_url_problem(settings.database_url)  # before reading the URL for the file it names

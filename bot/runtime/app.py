@@ -398,8 +398,8 @@ class RelayBot:
             ctx.files = files or {}
             if msg.chat_kind == ChatKind.ROOM:
                 ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
-                ambiguities = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
-                self.rooms.report_ambiguities(ctx, ambiguities, msg.chat_name)
+                observed = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
+                self.rooms.report_people(ctx, observed, msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
             if ctx.rate_limit_notice:
                 alert = self.sender.rate_limited(s, now, ctx.rate_limit_notice)
@@ -416,6 +416,18 @@ class RelayBot:
         room, joined = without_nul(room), without_nul(joined)
         joined = [m for m in joined if m.contact_id != self.bot_id]
         await self.units.run(self.rooms.observe, room, joined)
+
+    async def on_room_topic(self, room: RoomInfo) -> None:
+        """A room was renamed: remember the name; a room taking a served group's name is reported, not promoted."""
+        self.health.note_receive()
+        room = without_nul(room)
+
+        def work() -> None:
+            with self.units.session() as s:
+                self.rooms.remember(s, room.room_id, room.name)
+                s.commit()
+
+        await self.units.run(work)
 
     async def on_room_invite(self, invite: RoomInvite) -> None:
         """Accept invitations from office admins only."""

@@ -147,6 +147,9 @@ class Group(SQLModel, table=True):
     kind: str = Field(default=GroupKind.NONE.value, max_length=20)
     # "config" or "admin": an admin's in-chat setting outlives a restart; the config file's does not override it.
     set_by: str = Field(default="", max_length=10)
+    # The liaison_groups/office_group entry this room was matched to (by id, or by its name the first time): once
+    # set, that entry means this room only, so a stranger's room renamed to the name is never promoted.
+    config_entry: str = Field(default="", max_length=200)
 
 
 class Membership(SQLModel, table=True):
@@ -159,6 +162,21 @@ class Membership(SQLModel, table=True):
     name: str = Field(default="", max_length=100)
     group_nickname: str = Field(default="", max_length=100)
     seen_at: datetime = _utc_field()
+
+
+class Unbinding(SQLModel, table=True):
+    """A binding by name the office undid (认错): this contact is never bound to this roster entry by name again.
+
+    `liaison_id` has no foreign key on purpose: a roster import may delete the entry, and that must not fail.
+    """
+
+    __table_args__ = (UniqueConstraint("liaison_id", "contact_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    liaison_id: int = Field(index=True)
+    contact_id: str = Field(index=True, max_length=200)
+    by_id: str = Field(default="", max_length=200)
+    by_name: str = Field(default="", max_length=100)
+    at: datetime = _utc_field()
 
 
 class Alert(SQLModel, table=True):

@@ -134,6 +134,9 @@ class EventSink(Protocol):
     async def on_echo(self, message_id: str, chat_id: str, text: str) -> None:
         """The platform echoed a message the bot itself sent (proof that events still arrive)."""
 
+    async def on_room_topic(self, room: RoomInfo) -> None:
+        """A room was renamed (`room.name` is the new topic)."""
+
 
 class Transport(ABC):
     """A chat platform connection. Only implementations know the platform's objects."""

@@ -107,6 +107,7 @@ async def test_an_ambiguous_name_binds_nobody_and_tells_the_office_once(settings
     assert contact_of(engine, "吴刚") is None
     office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
     assert office == [
-        "⚠️ 无法识别联络员：名单中的「吴刚」（区卫健局）在群里对应多位成员，未绑定。请在名单中填写其微信ID。"
+        "已认出：赵磊（城关镇）、周敏（西湖镇）\n如有认错，发“认错 姓名”解除。",  # the others, by name (issue 12 item 7)
+        "⚠️ 无法识别联络员：名单中的「吴刚」（区卫健局）在群里对应多位成员，未绑定。请在名单中填写其微信ID。",
     ]
     await b.stop()
