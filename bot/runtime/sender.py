@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
 
 
+STOP_GRACE = 20.0  # seconds a clean stop waits for the send in flight
+
+
 class OutboxSender:
     """Sends the outbox one row at a time as pacing allows; wakes early when a unit of work queued something.
 
@@ -50,10 +53,26 @@ class OutboxSender:
         self._task = asyncio.create_task(self._loop(ready), name="outbox-sender")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop sending, after the send in flight (if any) is done and recorded.
+
+        Cancelling in the middle of a send would leave its row SENDING, and the next start sends such a row again
+        (sent twice rather than maybe never): a clean stop must not cause that. A send that does not finish within
+        STOP_GRACE seconds (a hung gateway) is cancelled after all."""
+        try:
+            async with asyncio.timeout(STOP_GRACE):
+                await self.lock.acquire()
+            locked = True
+        except TimeoutError:
+            log.warning("a send was still in flight after %s s: stopping anyway", STOP_GRACE)
+            locked = False
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            if locked:
+                self.lock.release()
 
     def pacing(self) -> outbox.Pacing:
         """How fast the bot may send, from the settings."""

@@ -34,9 +34,15 @@ class LoopWatch:
         while not self._stop.is_set():
             answered = threading.Event()
             self.loop.call_soon_threadsafe(answered.set)
-            if not answered.wait(PATIENCE):
-                self.stalled = True
-                return
+            posted = time.monotonic()
+            # Waits in short steps: once the test leaves the `with` block, the loop itself is in __exit__'s join
+            # and cannot answer a ping posted just before, which must not count as a stall.
+            while not answered.wait(0.05):
+                if self._stop.is_set():
+                    return
+                if time.monotonic() - posted > PATIENCE:
+                    self.stalled = True
+                    return
             self.pings += 1
             self._stop.wait(0.005)  # a ping every few milliseconds, not a busy loop
 

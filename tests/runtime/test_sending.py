@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 
@@ -9,9 +10,10 @@ import pytest
 from sqlmodel import select
 
 from bot.runtime.app import build_bot
+from bot.storage import outbox
 from bot.storage.db import session
 from bot.storage.models import Outbox
-from bot.transport.base import SendError
+from bot.transport.base import ChatKind, SendError
 from tests.bot_process import relaybot
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 
@@ -167,3 +169,37 @@ async def test_relaybot_push_from_another_process_is_sent_by_the_running_bot(bot
     assert transport.sent[0].text.startswith("【反诈预警 #1】")
     bad = relaybot("push", "外星人", db_url=str(engine.url), cwd=tmp_path)
     assert bad.returncode == 1 and "没有找到案件类型“外星人”" in bad.stderr
+
+
+async def test_a_clean_stop_waits_for_the_send_in_flight_so_it_is_not_sent_again(transport, settings, engine, clock):
+    """A stop while a message is being handed to the gateway lets that send finish and be recorded as sent: a row
+    left SENDING would be sent a second time after the restart (as an office warning once was, on PostgreSQL)."""
+    bot = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    await bot.start()
+    await bot.send_pending()
+    with session(engine) as s:
+        row = outbox.queue(s, now=clock.now, chat_kind=ChatKind.ROOM, chat_id=OFFICE_ROOM, text="在途的一条")
+        s.commit()
+        row_id = row.id
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_send = transport.send
+
+    async def slow_send(out):
+        entered.set()
+        await release.wait()
+        return await real_send(out)
+
+    transport.send = slow_send
+    sending = asyncio.create_task(bot.sender.send_pending())
+    await entered.wait()
+    stopping = asyncio.create_task(bot.sender.stop())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not stopping.done(), "stop() returned while a send was in flight"
+    release.set()
+    await stopping
+    assert await sending == 1
+    with session(engine) as s:
+        assert s.get(Outbox, row_id).state == "sent"
+        assert outbox.recover_interrupted(s) == []  # nothing for the next start to send again
+    await bot.stop()
