@@ -32,6 +32,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from bot.storage.guard import sqlite_path
+
 log = logging.getLogger(__name__)
 
 # The advisory lock's key: fixed, derived from a constant, the same for every release.
@@ -59,10 +61,8 @@ def describe_self() -> str:
 
 def lock_path(database_url: str) -> Path | None:
     """The SQLite lock file for `database_url`; None when the database is not an SQLite file."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(f"{url.database}.lock")
+    path = sqlite_path(database_url)
+    return None if path is None else Path(f"{path}.lock")
 
 
 class InstanceLock:
