@@ -22,7 +22,7 @@ class BotProcess:
         self.process: subprocess.Popen | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="relaybot-", suffix=".log", delete=False)  # noqa: SIM115  (closed by stop())
 
-    def start(self, *, timeout: float = 30.0) -> BotProcess:
+    def start(self, *, timeout: float = 120.0) -> BotProcess:
         """Start the bot and wait until it has logged in and read its groups."""
         offset = os.path.getsize(self._log.name)
         env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "ENDPOINT") and not k.startswith("RELAYBOT_")}
@@ -57,7 +57,7 @@ class BotProcess:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=15)
+            return self.process.wait(timeout=40)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()

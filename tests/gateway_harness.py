@@ -19,7 +19,7 @@ import httpx
 
 GATEWAY_DIR = Path(__file__).parent / "gateway"
 SCRIPT = GATEWAY_DIR / "gateway.mjs"
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0
 
 
 class GatewayError(RuntimeError):
@@ -207,8 +207,16 @@ def has_text(chat_id: str, fragment: str) -> Callable[[list[dict[str, Any]]], bo
     return lambda items: any(fragment in t for t in texts_to(items, chat_id))
 
 
+# Waits are for events, never for speed: on a loaded 2-core CI machine an answer may take several times longer
+# than on an idle one, so every wait of a second or more is stretched (a passing test does not wait any longer).
+# Short polls (under a second) keep their length: they are retry intervals, not limits.
+WAIT_SCALE = float(os.environ.get("RELAYBOT_TEST_WAIT_SCALE", "4"))
+
+
 def wait_until(probe: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float, what: str) -> Any:
     """Call probe() until predicate(result) holds; raises TimeoutError naming `what` and the last result."""
+    if timeout >= 1:
+        timeout *= WAIT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
