@@ -83,11 +83,12 @@ async def test_monday_morning_weekly_report_reaches_the_office_with_xlsx_and_cha
     await bot.send_pending()
     office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
     text = next(o.text for o in office if o.text.startswith("📊"))
-    assert text.splitlines()[:5] == [
+    assert text.splitlines()[:6] == [
         "📊 反诈预警转发周通报（11月23日—11月29日）",
         "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。",
         "红榜：金融行业、城关镇",
         "黑榜：区教育局、区卫健局、东城街道",
+        "排名规则：按时率高者在前，再比未转发少、迟报少、用时中位数短；各项相同的并列同名次，与第 3 名并列的一并上榜。",
         "提醒：区教育局",
     ]
     xlsx = next(o.file for o in office if o.file is not None)
