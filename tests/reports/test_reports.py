@@ -176,3 +176,12 @@ async def test_cli_units_lists_runs_and_levels(bot, transport, clock, engine, tm
     assert one.returncode == 0 and "连续未按时：2 次；当前等级：提醒" in one.stdout
     unknown = relaybot("units", "火星", db_url=str(engine.url), cwd=tmp_path)
     assert unknown.returncode == 1 and "没有找到单位“火星”" in unknown.stdout
+
+
+async def test_an_empty_day_report_says_so_and_sends_no_files(bot, transport, clock):
+    # Issue 13: it used to end with "明细见下方表格和图表" and send an empty table and chart.
+    await transport.say(ADMIN, "报表 日", room_id=OFFICE_ROOM)
+    await bot.send_pending()
+    office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
+    assert [o.text for o in office] == ["📊 反诈预警转发日报（11月26日）\n本期没有到期的推送，不附表格和图表。"]
+    assert not [o for o in office if o.file is not None or o.image is not None]
