@@ -11,8 +11,9 @@ from bot.domain.incidents import LEVEL_REMIND, LEVEL_TALK, LEVEL_WRITTEN, LEVELS
 from bot.domain.people import Ambiguity, Binding, Claim
 from bot.domain.periods import period_label
 from bot.domain.relay import Ack, Progress
+from bot.reports import text as report_texts
 from bot.reports.figures import Report
-from bot.storage.models import Alert, ConfirmMethod, EvidenceVerdict, PushState
+from bot.storage.models import Alert, ConfirmMethod, PushState
 
 NAME_SEP = "、"
 REASON_SHOWN = 20  # characters of a 补登/免转 reason shown in 进度; the whole reason is in 单位 and the 通报
@@ -131,41 +132,8 @@ def claim_text(texts: Texts, claim: Claim, *, room_name: str) -> str:
 
 
 def report_text(texts: Texts, report: Report) -> str:
-    """The short text posted with a report's files."""
-    if not report.pushes:
-        return texts.t("report.no_pushes", title=report.title)
-    lines = [
-        texts.t(
-            "report.summary",
-            title=report.title,
-            pushes=len(report.pushes),
-            expected=sum(u.received for u in report.units),
-            on_time=sum(u.on_time for u in report.units),
-            late=sum(u.late for u in report.units),
-            missed=sum(u.missed for u in report.units),
-        )
-    ]
-    if report.red:
-        lines.append(texts.t("report.red", names=NAME_SEP.join(report.red)))
-    if report.black:
-        lines.append(texts.t("report.black", names=NAME_SEP.join(report.black)))
-    for level, names in report.escalations.items():
-        lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
-    if report.evidence:
-        count = {v: sum(1 for e in report.evidence if e.verdict == v.value) for v in EvidenceVerdict}
-        lines.append(
-            texts.t(
-                "report.evidence",
-                total=len(report.evidence),
-                verified=count[EvidenceVerdict.VERIFIED],
-                doubtful=count[EvidenceVerdict.DOUBTFUL],
-            )
-        )
-    added = sum(len(p.added_units) for p in report.pushes)
-    exempted = sum(len(p.exempted_units) for p in report.pushes)
-    if added or exempted:
-        lines.append(texts.t("report.corrections", added=added, exempted=exempted))
-    return "\n".join(lines)
+    """The short text posted with a report's files: bot/reports/text.py, beside the .xlsx it matches."""
+    return report_texts.report_text(texts, report)
 
 
 # ---- incident figures (警情通报) ------------------------------------------------------------------

@@ -447,44 +447,30 @@ def report(
     day: bool = typer.Option(False, "--day", help="日报"),
     week: bool = typer.Option(False, "--week", help="周通报（周一至周日）"),
     month: bool = typer.Option(False, "--month", help="月通报"),
-    date_text: str = typer.Option("", "--date", help="报表所在的日期，默认今天，如 2026-11-26"),
+    date_text: str = typer.Option(
+        "", "--date", help="报表所在的日期，默认今天；写法与群里相同，如 2026-11-26、11月26日、昨天"
+    ),
     out: Path = typer.Option(..., "--out", help="输出的 .xlsx 文件；同名 .png 图表写在旁边"),
 ) -> None:
     """生成日报/周通报/月通报：.xlsx 表格和 .png 图表。"""
-    from datetime import date
-
+    from bot.cli.report import ReportDateError, report_day, write_report
     from bot.clock import real_clock
-    from bot.operations.agenda import ladder_of
-    from bot.reports.build import build_report, period_of
-    from bot.reports.render import render_chart, render_xlsx
-    from bot.storage.db import session
-
-    kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
-    if len(kinds) != 1:
-        typer.echo("请选择一种：--day、--week 或 --month", err=True)
-        raise typer.Exit(2)
-    settings = _settings()
-    tz = settings.tz
-    now = real_clock()
-    try:
-        when = date.fromisoformat(date_text) if date_text else now.astimezone(tz).date()
-    except ValueError:
-        typer.echo(f"--date 的日期看不懂：{date_text}（例：2026-11-26）", err=True)
-        raise typer.Exit(2) from None
-    start, end = period_of(kinds[0], when)
-    engine = _open_db(settings)
-    with session(engine) as s:
-        rep = build_report(s, kind=kinds[0], start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
-    out = out if out.suffix.lower() == ".xlsx" else out.with_suffix(".xlsx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(render_xlsx(rep, tz))
-    chart = out.with_suffix(".png")
-    chart.write_bytes(render_chart(rep))
-    from bot.chat.compose import report_text
     from bot.content import load_texts
 
-    typer.echo(report_text(load_texts(), rep))
-    typer.echo(f"已写入：{out}、{chart}")
+    texts = load_texts()
+    kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
+    if len(kinds) != 1:
+        typer.echo(texts.t("report_cli.choose_kind"), err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    now = real_clock()
+    try:
+        when = report_day(date_text, kind=kinds[0], today=now.astimezone(settings.tz).date(), texts=texts)
+    except ReportDateError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    engine = _open_db(settings)
+    typer.echo(write_report(engine, kind=kinds[0], day=when, now=now, settings=settings, out=out, texts=texts))
 
 
 @app.command()

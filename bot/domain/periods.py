@@ -58,15 +58,17 @@ def previous_period(kind: str, day: date) -> tuple[date, date]:
 # --- Days people type in chat (请假, 工作日, 报表) --------------------------------------------------------------------------------------
 
 _DAY_FORMS = [
-    re.compile(r"^(?P<rel>今天|今日|明天|明日|后天)$"),
+    re.compile(r"^(?P<rel>前天|昨天|昨日|今天|今日|明天|明日|后天)$"),
     re.compile(r"^(?:(?P<y>\d{4})年)?(?P<mo>\d{1,2})月(?P<d>\d{1,2})[日号]?$"),
     re.compile(r"^(?:(?P<y>\d{4})[-/.])?(?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})$"),
 ]
+# 昨天 and 前天 for `relaybot report --date` (a report looks back); leave and the calendar may be set for them too.
+_RELATIVE_DAYS = {"前天": -2, "昨天": -1, "昨日": -1, "今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
 _CHAT_RANGE_SEP = re.compile(r"至|到|~|～|—|－")
 
 
 def parse_day(text: str, *, today: date) -> date:
-    """A day like 今天, 11月30日, 2027-01-01 or 12/1 (this year, or next year if already past)."""
+    """A day like 今天, 昨天, 11月30日, 2027-01-01 or 12/1 (this year, or next year if more than 180 days past)."""
     body = clean(text).replace(" ", "")
     for form in _DAY_FORMS:
         m = form.match(body)
@@ -74,7 +76,7 @@ def parse_day(text: str, *, today: date) -> date:
             continue
         parts = m.groupdict()
         if parts.get("rel"):
-            return today + timedelta(days={"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]])
+            return today + timedelta(days=_RELATIVE_DAYS[parts["rel"]])
         year = int(parts["y"]) if parts.get("y") else today.year
         try:
             day = date(year, int(parts["mo"]), int(parts["d"]))

@@ -322,23 +322,13 @@ def queue_report(
 
     The files are not made here, inside the unit of work: bot/operations/reporting.py holds the rows until the
     renderer (bot/runtime/renderer.py) has made them in a child process (bot/reports/worker.py); if that fails,
-    the text goes out without them and says so.
+    the text goes out without them and says so. A period without pushes gets its text alone.
     """
     tz = settings.tz
     report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
-    summary = compose.report_text(texts, report)
-    reporting.queue_with_files(
-        session,
-        now=now,
-        chat_kind=chat_kind,
-        chat_id=chat_id,
-        text=summary,
-        figures=report,
-        tz_key=tz.key,
-        file_names=[f"{report.title}.xlsx", f"{report.title}.png"],
-        files_note="report.files",
+    return reporting.queue_relay_report(
+        session, report=report, now=now, texts=texts, tz_key=tz.key, chat_kind=chat_kind, chat_id=chat_id
     )
-    return summary
 
 
 def job_label(texts: Texts, occ: Occurrence, tz: ZoneInfo) -> str:

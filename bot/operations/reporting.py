@@ -132,6 +132,38 @@ def waiting(session: Session) -> int:
     )
 
 
+def queue_relay_report(
+    session: Session,
+    *,
+    report: Report,
+    now: datetime,
+    texts: Texts,
+    tz_key: str,
+    chat_kind: ChatKind,
+    chat_id: str,
+) -> str:
+    """Queue a relay report for a chat: its text now, the .xlsx and the chart once rendered; returns the text.
+
+    A period without pushes has nothing to tabulate: its text (which says so) goes alone, with no empty files and
+    no "明细见下方表格和图表"."""
+    text = compose.report_text(texts, report)
+    if not report.pushes:
+        outbox.queue(session, now=now, chat_kind=chat_kind, chat_id=chat_id, text=text)
+        return text
+    queue_with_files(
+        session,
+        now=now,
+        chat_kind=chat_kind,
+        chat_id=chat_id,
+        text=text,
+        figures=report,
+        tz_key=tz_key,
+        file_names=[f"{report.title}.xlsx", f"{report.title}.png"],
+        files_note="report.files",
+    )
+    return text
+
+
 # ---- the incident figures' 通报 -------------------------------------------------------------------------
 
 

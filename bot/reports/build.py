@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -16,10 +17,10 @@ from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
 from bot.domain.relay import expected_units
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
+from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
-BOARD_SIZE = 3
 # A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
 # ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
 _RAW_TIME = DateTime(timezone=True)
@@ -166,26 +167,12 @@ def build_report(
                 exempted=exempted,
             )
         )
-    # Best first: highest share on time (a count would rank a unit down for pushes it was exempted from), fewest
-    # missed, fewest late, fastest; the roster order breaks ties. With no exemptions every unit received the same
-    # pushes, and the share orders them as the count did.
-    order = sorted(
-        range(len(rows)),
-        key=lambda i: (
-            -(rows[i]["on_time"] / rows[i]["received"] if rows[i]["received"] else 1.0),
-            rows[i]["missed"],
-            rows[i]["late"],
-            rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"),
-            i,
-        ),
-    )
-    ranked = [UnitRow(rank=r + 1, **rows[i]) for r, i in enumerate(order)]
-    red = [u.unit for u in ranked if u.received and u.missed == 0 and u.late == 0][:BOARD_SIZE]
-    black = [u.unit for u in reversed(ranked) if u.missed or u.late][:BOARD_SIZE]
-    escalations = {
-        level: [name for unit_id, name, _ in units if levels.get(unit_id) and levels[unit_id].level == level]
-        for level in REPORTED_LEVELS
-    }
+    # Best first, ties sharing a rank, by the one rule of bot/reports/ranking.py.
+    ranked = [dataclasses.replace(u, rank=rank) for rank, u in ranked_order([UnitRow(rank=0, **row) for row in rows])]
+    red = draw_board(ranked, eligible=on_red_list, worst_first=False)
+    black = draw_board(ranked, eligible=on_black_list, worst_first=True)
+    # In ranking order, like every list of the report: not the roster file's order.
+    escalations = {level: [u.unit for u in ranked if u.level == level] for level in REPORTED_LEVELS}
     unit_names = {unit_id: name for unit_id, name, _ in units}
     push_rows = []
     for push_id, created_at, deadline, title, _ in pushes:
@@ -220,8 +207,10 @@ def build_report(
         generated_at=now,
         units=ranked,
         pushes=push_rows,
-        red=red,
-        black=black,
+        red=red.units,
+        black=black.units,
+        red_named=red.named,
+        black_named=black.named,
         escalations={k: v for k, v in escalations.items() if v},
         evidence=evidence,
         corrections=corrections,

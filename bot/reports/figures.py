@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 @dataclass(frozen=True)
 class UnitRow:
-    """One unit's figures for the period. `rank` 1 is best."""
+    """One unit's figures for the period. `rank` 1 is best; units with equal figures share it (1, 2, 2, 4)."""
 
     unit: str
     kind: str  # 镇街 / 区直单位 / 行业 / 其他
@@ -77,8 +77,13 @@ class Report:
     generated_at: datetime  # timezone-aware
     units: list[UnitRow]  # sorted by rank
     pushes: list[PushRow]  # in push order
+    # The lists as bot/reports/ranking.py draws them: every unit on the list (all those tied at its end), best
+    # first on the 红榜 and worst first on the 黑榜. The chat text names the first `*_named` (None: all) and counts
+    # the rest, one group of tied units; the .xlsx names them all.
     red: list[str] = field(default_factory=list)  # 红榜: best units
     black: list[str] = field(default_factory=list)  # 黑榜: worst units
     escalations: dict[str, list[str]] = field(default_factory=dict)  # level -> unit names
     evidence: list[EvidenceRow] = field(default_factory=list)  # screenshots of the period's pushes
     corrections: list[CorrectionRow] = field(default_factory=list)  # of the period's pushes, in the order made
+    red_named: int | None = None
+    black_named: int | None = None

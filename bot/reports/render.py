@@ -23,7 +23,9 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from bot.content import Texts, load_texts
 from bot.reports.figures import Report
+from bot.reports.text import rule_line
 
 # The font comes from a pip package so that a machine set up with pip alone can draw Chinese;
 # system font packages (fonts-noto-cjk) are not there on such a machine.
@@ -149,9 +151,9 @@ def add_sheet(
     ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{ws.max_row}"
 
 
-def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
+def render_xlsx(report: Report, tz: ZoneInfo, texts: Texts | None = None) -> bytes:
     """The report as an .xlsx: sheets 单位排名, 推送明细, 红黑榜, 升级名单, 截图核验, 更正记录 (补登/撤销/免转),
-    each with a header in row 1."""
+    each with a header in row 1. Ranks are shared by tied units (1, 2, 2, 4), as in the text."""
     wb = Workbook()
     wb.remove(wb.active)
     wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", report.title)
@@ -216,7 +218,7 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
         ),
         {},
     )
-    add_sheet(wb, "红黑榜", ["红榜", "黑榜"], zip_longest(report.red, report.black), {})
+    _add_boards(wb, report, texts or load_texts())
     add_sheet(
         wb,
         "升级名单",
@@ -244,6 +246,34 @@ def render_xlsx(report: Report, tz: ZoneInfo) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _add_boards(wb: Workbook, report: Report, texts: Texts) -> None:
+    """The 红黑榜 sheet: every unit on each list with its rank (a tie at a list's end in full, though the chat
+    text may only count it), and under the lists what is empty and the rule they follow."""
+    ranks = {u.unit: u.rank for u in report.units}
+    add_sheet(
+        wb,
+        "红黑榜",
+        ["红榜", "红榜名次", "黑榜", "黑榜名次"],
+        (
+            (red, ranks.get(red) if red else None, black, ranks.get(black) if black else None)
+            for red, black in zip_longest(report.red, report.black, fillvalue="")
+        ),
+        {},
+    )
+    ws = wb["红黑榜"]
+    notes = []
+    if report.pushes and not report.red:
+        notes.append(texts.t("rank.red_none"))
+    if report.pushes and not report.black:
+        notes.append(texts.t("rank.black_none"))
+    notes.append(rule_line(texts))
+    # Below the lists and outside the auto-filter's range (set by add_sheet), after one empty row.
+    row = ws.max_row + 2
+    for note in notes:
+        ws.cell(row=row, column=1, value=_text(note)).data_type = "s"
+        row += 1
 
 
 # --- Chart -------------------------------------------------------------------------------------------------

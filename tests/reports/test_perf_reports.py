@@ -30,8 +30,9 @@ from bot.domain.escalation import (
     standings,
 )
 from bot.domain.relay import active_units
-from bot.reports.build import BOARD_SIZE, _title, build_report
+from bot.reports.build import _title, build_report
 from bot.reports.figures import EvidenceRow, PushRow, Report, UnitRow
+from bot.reports.ranking import BOARD_MAX_NAMED, BOARD_SIZE
 from bot.storage.db import session
 from bot.storage.models import Alert, Confirmation, Miss, Push, PushState, Unit
 from tests.conftest import TZ
@@ -122,22 +123,29 @@ def reference_report(s, *, kind: str, start: date, end: date, now: datetime, lad
                 level=levels[unit.id].level if unit.id in levels else "",
             )
         )
-    order = sorted(
-        range(len(rows)),
-        key=lambda i: (
-            -rows[i]["on_time"],
-            rows[i]["missed"],
-            rows[i]["late"],
-            rows[i]["median_minutes"] if rows[i]["median_minutes"] is not None else float("inf"),
-            i,
-        ),
+
+    # The ranking rule (issue 13), written out naively: a rank is one more than the units with strictly better
+    # figures, so equal figures share it; ties in name order; a list takes all tied with its third unit.
+    def key(r):
+        median = r["median_minutes"] if r["median_minutes"] is not None else float("inf")
+        return (-r["on_time"], r["missed"], r["late"], median)
+
+    ranks = [1 + sum(1 for other in rows if key(other) < key(r)) for r in rows]
+    ranked = sorted(
+        (UnitRow(rank=rank, **r) for rank, r in zip(ranks, rows, strict=True)), key=lambda u: (u.rank, u.unit)
     )
-    ranked = [UnitRow(rank=r + 1, **rows[i]) for r, i in enumerate(order)]
-    red = [u.unit for u in ranked if u.received and u.missed == 0 and u.late == 0][:BOARD_SIZE]
-    black = [u.unit for u in reversed(ranked) if u.missed or u.late][:BOARD_SIZE]
-    escalations = {
-        level: [u.name for u in units if levels.get(u.id) and levels[u.id].level == level] for level in REPORTED_LEVELS
-    }
+
+    def board(members):
+        if len(members) < BOARD_SIZE:
+            return [u.unit for u in members], len(members)
+        cut = members[BOARD_SIZE - 1].rank
+        on = [u for u in members if u.rank == cut or members.index(u) < BOARD_SIZE]
+        named = len(on) if len(on) <= BOARD_MAX_NAMED else sum(1 for u in on if u.rank != cut)
+        return [u.unit for u in on], named
+
+    red, red_named = board([u for u in ranked if u.received and u.missed == 0 and u.late == 0])
+    black, black_named = board(sorted((u for u in ranked if u.missed or u.late), key=lambda u: (-u.rank, u.unit)))
+    escalations = {level: [u.unit for u in ranked if u.level == level] for level in REPORTED_LEVELS}
     names = {u.id: u.name for u in units}
     push_rows = []
     for push in pushes:
@@ -169,6 +177,8 @@ def reference_report(s, *, kind: str, start: date, end: date, now: datetime, lad
         pushes=push_rows,
         red=red,
         black=black,
+        red_named=red_named,
+        black_named=black_named,
         escalations={k: v for k, v in escalations.items() if v},
         evidence=evidence,
     )

@@ -133,7 +133,7 @@ def test_xlsx_sheets_headers_and_layout(workbook):
             "免转",
         ],
         "推送明细": ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
-        "红黑榜": ["红榜", "黑榜"],
+        "红黑榜": ["红榜", "红榜名次", "黑榜", "黑榜名次"],
         "升级名单": ["等级", "单位"],
         "更正记录": ["编号", "单位", "类型", "理由", "操作人", "时间"],
     }
@@ -142,7 +142,9 @@ def test_xlsx_sheets_headers_and_layout(workbook):
         assert [c.value for c in ws[1]] == header
         assert all(c.font.bold for c in ws[1])
         assert ws.freeze_panes == "A2"
-        assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{ws.max_row}"
+        # The 红黑榜's rule line is under its lists, outside the filter: two units on the longer list.
+        last = 3 if name == "红黑榜" else ws.max_row
+        assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{last}"
 
 
 def test_xlsx_unit_ranking_values(workbook):
@@ -185,7 +187,10 @@ def test_xlsx_pushes_red_black_and_escalations(workbook):
         ["#7", "城关镇", "免转", "'=不涉及", "admin-chen", "2026-11-26 11:05"],
         ["#8", "'+86", "撤销", None, "陈静", "2026-11-27 12:00"],
     ]
-    assert rows(wb["红黑榜"])[1:] == [["城关镇", "'" + HYPERLINK], [LONG_NAME, None]]
+    boards = rows(wb["红黑榜"])
+    assert boards[1:3] == [["城关镇", 1, "'" + HYPERLINK, 4], [LONG_NAME, 2, None, None]]
+    assert boards[3] == [None] * 4  # an empty row, then the rule the lists follow
+    assert boards[4][0].startswith("排名规则：按时率高者在前") and boards[4][1:] == [None] * 3
     assert rows(wb["升级名单"])[1:] == [["提醒", "'+86"], ["约谈", "'" + HYPERLINK]]
 
 

@@ -83,11 +83,12 @@ async def test_monday_morning_weekly_report_reaches_the_office_with_xlsx_and_cha
     await bot.send_pending()
     office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
     text = next(o.text for o in office if o.text.startswith("📊"))
-    assert text.splitlines()[:5] == [
+    assert text.splitlines()[:6] == [
         "📊 反诈预警转发周通报（11月23日—11月29日）",
         "推送 2 条，应转 12 次：按时 7，迟报 1，未转 4。",
         "红榜：金融行业、城关镇",
         "黑榜：区教育局、区卫健局、东城街道",
+        "排名规则：按时率高者在前，再比未转发少、迟报少、用时中位数短；各项相同的并列同名次，与第 3 名并列的一并上榜。",
         "提醒：区教育局",
     ]
     xlsx = next(o.file for o in office if o.file is not None)
@@ -175,3 +176,12 @@ async def test_cli_units_lists_runs_and_levels(bot, transport, clock, engine, tm
     assert one.returncode == 0 and "连续未按时：2 次；当前等级：提醒" in one.stdout
     unknown = relaybot("units", "火星", db_url=str(engine.url), cwd=tmp_path)
     assert unknown.returncode == 1 and "没有找到单位“火星”" in unknown.stdout
+
+
+async def test_an_empty_day_report_says_so_and_sends_no_files(bot, transport, clock):
+    # Issue 13: it used to end with "明细见下方表格和图表" and send an empty table and chart.
+    await transport.say(ADMIN, "报表 日", room_id=OFFICE_ROOM)
+    await bot.send_pending()
+    office = [o for o in transport.sent if o.chat_id == OFFICE_ROOM]
+    assert [o.text for o in office] == ["📊 反诈预警转发日报（11月26日）\n本期没有到期的推送，不附表格和图表。"]
+    assert not [o for o in office if o.file is not None or o.image is not None]
