@@ -157,15 +157,19 @@ BATCH = timedelta(minutes=10)
 def _pushes_for(ctx: Context, unit: Unit, said: Said) -> tuple[list[Push], str]:
     """The pushes a confirmation is for; else "which" (ask which one) or a sentence to answer with."""
     if said.refs:
-        pushes, unknown = [], []
+        pushes, unknown, withdrawn = [], [], []
         for ref in said.refs:
             push = ctx.session.get(Push, ref)
-            if push is None or push.state == PushState.WITHDRAWN.value:
+            if push is None:
                 unknown.append(ref)
+            elif push.state == PushState.WITHDRAWN.value:
+                withdrawn.append(ref)
             else:
                 pushes.append(push)
         # #1 #2 已转发 with no #2: #1 is recorded all the same, and the liaison is told about #2.
-        return pushes, ctx.t("confirm.no_such_push", n="、#".join(map(str, unknown))) if unknown else ""
+        problems = [ctx.t("confirm.no_such_push", n="、#".join(map(str, unknown)))] if unknown else []
+        problems += [ctx.t("push_withdrawn.confirm", n="、#".join(map(str, withdrawn)))] if withdrawn else []
+        return pushes, "".join(problems)
     owed = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
     if said.reading.all_pushes:
         return owed, ""

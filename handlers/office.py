@@ -12,7 +12,9 @@ from bot.chat.dispatch import CommandObject, CommandRegistry, Context, Router, c
 from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
 from bot.chat.parsing import (
     DeadlineError,
+    DeadlinePassed,
     parse_deadline,
+    parse_push_args,
     parse_push_ref,
     strip_mentions,
 )
@@ -25,7 +27,7 @@ from bot.domain.relay import (
     progress,
 )
 from bot.operations import agenda as schedule
-from bot.operations.pushing import push_alert
+from bot.operations.pushing import push_alert, pushed_today
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
 from handlers import groups, office_corrections, office_records
@@ -63,10 +65,11 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
     return (push, "") if push else (None, ctx.t("push.not_found", n=ref))
 
 
-# ---- pushing -----------------------------------------------------------------------------------
+# ---- pushing ---------------------------------------------------------------------------------------------
 
 
-def _push(msg: Incoming, ctx: Context, alert: Alert, note: str = "") -> None:
+def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> Push | None:
+    """Push `alert` and answer; the same case type or link pushed earlier today waits for 确认 (`again`)."""
     outcome = push_alert(
         ctx.session,
         alert,
@@ -75,19 +78,46 @@ def _push(msg: Incoming, ctx: Context, alert: Alert, note: str = "") -> None:
         actor_name=msg.sender.name,
         settings=ctx.settings,
         texts=ctx.texts,
+        again=again,
+        again_command=again_command,
     )
-    ctx.reply(msg, f"{outcome.message}\n{note}" if note else outcome.message)
+    if outcome.earlier is not None:
+        what = alert.case_type or alert.link_url or alert.title
+        ctx.audit(msg, "push_repeat", f"#{outcome.earlier.id} {what}")
+    ctx.reply(msg, outcome.message)
+    return outcome.push
 
 
-def _push_library(msg: Incoming, ctx: Context, name: str) -> None:
+def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool) -> None:
     item = ctx.library.find(name)
     if item is None:
         ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
         return
-    _push(msg, ctx, Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now))
+    alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now)
+    _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=name))
 
 
-def _push_draft(msg: Incoming, ctx: Context, quoted: str) -> None:
+def _untitled(alert: Alert) -> bool:
+    """A link whose page gave no title: its URL stands in for one."""
+    return bool(alert.link_url) and alert.title.strip() in ("", alert.link_url)
+
+
+def _title_from_earlier(ctx: Context, alert: Alert, *, again: bool) -> bool:
+    """For a link with no title: False when the office must give one. True when it can go on: pushed earlier
+    today, push_alert answers that (without 确认), or with 确认 the earlier push's title serves again."""
+    earlier = pushed_today(ctx.session, alert, now=ctx.now, tz=ctx.tz)
+    if earlier is not None and not again:
+        return True
+    before = ctx.session.get(Alert, earlier.alert_id) if earlier is not None else None
+    if before is None or _untitled(before):
+        return False
+    alert.title = before.title
+    alert.link_description = alert.link_description or before.link_description
+    alert.link_thumbnail = alert.link_thumbnail or before.link_thumbnail
+    return True
+
+
+def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool) -> None:
     drafts = list(
         ctx.session.exec(
             select(Alert).where(Alert.draft_of == msg.sender.contact_id).order_by(col(Alert.id).desc()).limit(20)
@@ -104,30 +134,54 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str) -> None:
             if any(v in quoted for v in shown):
                 chosen = draft
                 break
-    _push(msg, ctx, chosen)
+    if title:
+        chosen.title = title
+    elif _untitled(chosen) and not _title_from_earlier(ctx, chosen, again=again):
+        ctx.reply(msg, ctx.t("push_title.need_draft"))
+        return
+    _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"))
 
 
 # ---- command handlers --------------------------------------------------------------------------
 
 
-def _link_alert(ctx: Context, url: str) -> Alert:
-    """A link card for `url`, with the title and description the app fetched (or the URL as its title)."""
-    card = ctx.previews.get(url) or LinkCard(url, url)
-    return Alert(
-        title=card.title[:200] or url,
-        link_url=url,
-        link_description=card.description[:500],
-        link_thumbnail=card.thumbnail_url,
-        created_at=ctx.now,
-    )
+def _link_card(ctx: Context, url: str) -> LinkCard | None:
+    """The title and description the app fetched for `url`; None when the page gave no title (or was refused)."""
+    card = ctx.previews.get(url)
+    if card is None or isinstance(card, RefusedLink) or not card.title.strip() or card.title == url:
+        return None
+    return card
 
 
-def _internal_link_note(ctx: Context, url: str) -> str:
-    """Why a link's card has its URL as its title, when the app refused to read an internal address."""
-    return ctx.t("push.internal_link") if isinstance(ctx.previews.get(url), RefusedLink) else ""
+def _why_untitled(ctx: Context, url: str) -> str:
+    """Why a link has no title: the app refused an internal address, or the page could not be read."""
+    refused = isinstance(ctx.previews.get(url), RefusedLink)
+    return ctx.t("push_title.why_internal") if refused else ctx.t("push_title.why_unread")
 
 
-def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
+def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool) -> None:
+    """推送 <链接> [标题 <标题>] [确认]: a link card with the page's title or the one given; none is asked for."""
+    card = _link_card(ctx, url)
+    alert = Alert(link_url=url, created_at=ctx.now)
+    if card is not None:
+        alert.title, alert.link_description = card.title[:200], card.description[:500]
+        alert.link_thumbnail = card.thumbnail_url
+    if title:
+        alert.title = title
+    if not alert.title and not _title_from_earlier(ctx, alert, again=again):
+        ctx.audit(msg, "push_untitled", url[:200])
+        ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
+        return
+    if _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=url)) is not None:
+        # The same link sent privately before and pushed this way: not left behind as a draft for a later 推送.
+        for draft in ctx.session.exec(
+            select(Alert).where(Alert.draft_of == msg.sender.contact_id, Alert.link_url == url)
+        ):
+            draft.draft_of = None
+            ctx.session.add(draft)
+
+
+def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None:
     item = ctx.session.get(FeedItem, n)
     if item is None:
         ctx.reply(msg, ctx.t("feeds.unknown", n=n))
@@ -135,32 +189,25 @@ def _push_candidate(msg: Incoming, ctx: Context, n: int) -> None:
     if item.push_id is not None:
         ctx.reply(msg, ctx.t("feeds.already", n=n, push=item.push_id))
         return
-    outcome = push_alert(
-        ctx.session,
-        feed_watch.alert_for(item, now=ctx.now),
-        now=ctx.now,
-        actor_id=msg.sender.contact_id,
-        actor_name=msg.sender.name,
-        settings=ctx.settings,
-        texts=ctx.texts,
-    )
-    if outcome.push is not None:
-        item.push_id = outcome.push.id
+    alert = feed_watch.alert_for(item, now=ctx.now)
+    pushed = _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=f"候选{n}"))
+    if pushed is not None:
+        item.push_id = pushed.id
         ctx.session.add(item)
-    ctx.reply(msg, outcome.message)
 
 
 @router.command("推送", usage="push", who=from_admin, where=office_place)
 def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    candidate = _CANDIDATE.match(cmd.arg)
+    args = parse_push_args(cmd.arg)
+    candidate = _CANDIDATE.match(args.target)
     if candidate:
-        _push_candidate(msg, ctx, int(candidate.group(1)))
-    elif _URL.match(cmd.arg):
-        _push(msg, ctx, _link_alert(ctx, cmd.arg), _internal_link_note(ctx, cmd.arg))
-    elif cmd.arg:
-        _push_library(msg, ctx, cmd.arg)
+        _push_candidate(msg, ctx, int(candidate.group(1)), again=args.again)
+    elif _URL.match(args.target):
+        _push_link(msg, ctx, args.target, title=args.title, again=args.again)
+    elif args.target:
+        _push_library(msg, ctx, args.target, again=args.again)
     else:
-        _push_draft(msg, ctx, cmd.quoted)
+        _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again)
 
 
 @router.command("进度", usage="progress", who=from_admin, where=office_place)
@@ -184,7 +231,7 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, error)
         return
     if push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
+        ctx.reply(msg, ctx.t("push_withdrawn.remind", n=push.id))
         return
     result = schedule.queue_reminders(
         ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings, texts=ctx.texts
@@ -205,10 +252,14 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         return
     push = ctx.session.get(Push, ref)
     if push is None or push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.not_found", n=ref) if push is None else ctx.t("push.already_withdrawn", n=ref))
+        ctx.reply(msg, ctx.t("push.not_found", n=ref) if push is None else ctx.t("push_withdrawn.deadline", n=ref))
         return
     try:
         deadline = parse_deadline(when_text, now=ctx.now, tz=ctx.tz, default_time=ctx.settings.deadline_time)
+    except DeadlinePassed as passed:
+        at = f"{passed.at.astimezone(ctx.tz):%H:%M}"
+        ctx.reply(msg, ctx.t("push_deadline.passed", when=show(passed.at, ctx.tz), n=ref, time=at))
+        return
     except DeadlineError:
         ctx.reply(msg, ctx.t("push.deadline_bad", text=when_text))
         return
@@ -337,21 +388,23 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
     """An article link, image or text an admin sends privately: kept as a draft until `推送`."""
     alert = Alert(draft_of=msg.sender.contact_id, source_message_id=msg.message_id, created_at=ctx.now)
     text = strip_mentions(msg.text)
-    note = ""
+    why = ""  # why a link has no title: the answer asks for one
     if msg.kind == MessageKind.LINK and msg.link is not None:
         alert.link_url, alert.title = msg.link.url, msg.link.title or msg.link.url
         alert.link_description, alert.link_thumbnail = msg.link.description, msg.link.thumbnail_url
         what = ctx.t("push.draft_link")
+        why = ctx.t("push_title.why_unread") if _untitled(alert) else ""
     elif msg.kind == MessageKind.IMAGE and msg.image is not None:
         alert.image_name, alert.image_data = msg.image.name, msg.image.data
         alert.title = ctx.t("push.image_title")
         what = ctx.t("push.draft_image")
     elif _URL.match(text):
-        card = _link_alert(ctx, text)
-        alert.link_url, alert.title = card.link_url, card.title
-        alert.link_description, alert.link_thumbnail = card.link_description, card.link_thumbnail
+        card = _link_card(ctx, text)
+        alert.link_url, alert.title = text, card.title[:200] if card else text
+        if card is not None:
+            alert.link_description, alert.link_thumbnail = card.description[:500], card.thumbnail_url
         what = ctx.t("push.draft_link")
-        note = _internal_link_note(ctx, text)
+        why = "" if card else _why_untitled(ctx, text)
     elif text:
         alert.title, alert.text = text.splitlines()[0][:30], text[:2000]
         what = ctx.t("push.draft_text")
@@ -359,5 +412,4 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         return
     ctx.session.add(alert)
     ctx.audit(msg, "draft", f"{msg.kind.value} {alert.title[:100]}")
-    saved = ctx.t("push.draft_saved", what=what)
-    ctx.reply(msg, f"{saved}\n{note}" if note else saved)
+    ctx.reply(msg, ctx.t("push_title.draft_saved", why=why) if why else ctx.t("push.draft_saved", what=what))

@@ -68,7 +68,7 @@ def on_add(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         now=ctx.now,
     )
     if result.outcome == Outcome.WITHDRAWN:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
+        ctx.reply(msg, ctx.t("push_withdrawn.add", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
         assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
         ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
@@ -97,7 +97,7 @@ def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         evidence_dir=Path(ctx.settings.evidence_dir),
     )
     if result.outcome == Outcome.WITHDRAWN:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
+        ctx.reply(msg, ctx.t("push_withdrawn.revoke", n=push.id))
     elif result.outcome == Outcome.NOTHING:
         ctx.reply(msg, ctx.t("corrections.nothing", unit=unit.name, n=push.id))
     else:
@@ -122,7 +122,7 @@ def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         now=ctx.now,
     )
     if result.outcome == Outcome.WITHDRAWN:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=push.id))
+        ctx.reply(msg, ctx.t("push_withdrawn.exempt", n=push.id))
     elif result.outcome == Outcome.CONFIRMED:
         assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
         ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))

@@ -97,13 +97,16 @@ _CARD_CORRECTIONS = 10
 def unit_card(ctx: Context, unit: Unit) -> str:
     """A unit's last 30 days, its run of misses and level, its liaisons and leave, and the office's corrections."""
     since = ctx.now - timedelta(days=30)
-    pushes = list(
+    # Every push of the 30 days counts as received, the ones still before their deadline too: a unit that
+    # confirmed two open pushes has received two, not 0 (those it has not confirmed yet are 待转, not 未转).
+    rows = list(
         ctx.session.exec(
-            select(Push.id).where(
-                Push.deadline >= since, Push.deadline <= ctx.now, Push.state != PushState.WITHDRAWN.value
-            )
+            select(Push.id, Push.deadline)
+            .where(Push.deadline >= since, Push.state != PushState.WITHDRAWN.value)
+            .order_by(col(Push.id))
         )
     )
+    pushes = [push_id for push_id, _ in rows]
     exempted = (
         set(
             ctx.session.exec(
@@ -124,6 +127,10 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         else []
     )
     late = sum(1 for c in confs if c.late)
+    confirmed = {c.push_id for c in confs}
+    due = {push_id for push_id, deadline in rows if deadline <= ctx.now}
+    waiting = [p for p in pushes if p not in confirmed and p not in due]
+    missed = sum(1 for p in pushes if p not in confirmed and p in due)
     standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(pk(unit))
     liaisons = ctx.session.exec(
         select(Liaison)
@@ -150,7 +157,10 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         received=len(pushes),
         on_time=len(confs) - late,
         late=late,
-        missed=len(pushes) - len(confs),
+        missed=missed,
+        pending=(
+            ctx.t("push_unit.pending", count=len(waiting), refs="、".join(f"#{p}" for p in waiting)) if waiting else ""
+        ),
         run=standing.run if standing else 0,
         level=(standing.level if standing and standing.level else ctx.t("office.level_none")),
         liaisons=people,

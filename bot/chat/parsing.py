@@ -86,6 +86,46 @@ def parse_correction(arg: str) -> CorrectionArgs | None:
     return CorrectionArgs(m.group("unit").strip(), int(m.group("n")), m.group("reason").strip(_REASON_EDGE))
 
 
+@dataclass(frozen=True)
+class PushArgs:
+    """What follows 推送: the thing to push, a title given for a link, and 确认 (push even if pushed today)."""
+
+    target: str  # a case type, 候选N, a link, or "" for the admin's draft
+    title: str  # `推送 <链接> 标题 <标题>` or `推送 标题 <标题>` (the draft); "" when none was given
+    again: bool  # ends in 确认: push again what was already pushed today
+
+
+_LINK_AND_REST = re.compile(r"^(?P<url>https?://\S+)(?P<rest>.*)$", re.DOTALL)
+_AGAIN_EDGE = " \t,，、。"
+_TITLE_EDGE = " \t:：\"'“”‘’「」『』《》"
+
+
+def _title(text: str) -> str:
+    """The title after a link or 推送 (`标题 …`, `标题：…` or just the words), without quotes around it."""
+    text = text.strip()
+    if text.startswith("标题"):
+        text = text[2:]
+    return text.strip(_TITLE_EDGE)[:200]
+
+
+def parse_push_args(arg: str) -> PushArgs:
+    """`刷单`, `刷单 确认`, `https://… 标题 警惕刷单`, `标题 警惕刷单`, `候选5 确认` as 推送 takes them."""
+    body = clean(arg)[:MAX_INPUT].strip()
+    again = False
+    bare = body.rstrip("。.!！")
+    if bare.endswith("确认"):
+        rest = bare[:-2]
+        if not rest or rest[-1] in _AGAIN_EDGE:
+            body, again = rest.strip(_AGAIN_EDGE), True
+        elif not rest.startswith(("http://", "https://", "标题")):
+            body, again = rest.strip(), True  # 刷单确认, typed without a space
+    if m := _LINK_AND_REST.match(body):
+        return PushArgs(m.group("url"), _title(m.group("rest")), again)
+    if body.startswith("标题"):
+        return PushArgs("", _title(body), again)
+    return PushArgs(body, "", again)
+
+
 def parse_push_ref(text: str) -> int | None:
     """The N of a `#N` (half- or full-width) in the text, if any."""
     m = _PUSH_REF.search(clean(text)[:MAX_INPUT])
@@ -149,18 +189,51 @@ def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
 
 _TIME = r"(?P<h>\d{1,2})(?:(?::|点|时)(?P<m>\d{1,2}|半)?分?)?"
 _DEADLINE_FORMS = [
-    re.compile(rf"^(?P<rel>今天|今日|今晚|明天|明日|后天)(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
+    re.compile(rf"^(?P<rel>今天|今日|今晚|明天|明日|后天|昨天|昨日|昨晚|前天)(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
     re.compile(
         rf"^(?:(?P<y>\d{{4}})年)?(?P<mo>\d{{1,2}})月(?P<d>\d{{1,2}})[日号](?:上午|中午|下午|晚上)?(?:{_TIME})?$"
     ),
     re.compile(rf"^(?:(?P<y>\d{{4}})[-/.])?(?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})[T ]?(?:{_TIME})?$"),
     re.compile(rf"^(?:上午|中午|下午|晚上)?{_TIME}$"),
 ]
-_AFTERNOON = ("下午", "晚上", "今晚")
+_AFTERNOON = ("下午", "晚上", "今晚", "昨晚")
+_DAY_OFFSETS = {
+    "今天": 0,
+    "今日": 0,
+    "今晚": 0,
+    "明天": 1,
+    "明日": 1,
+    "后天": 2,
+    "昨天": -1,
+    "昨日": -1,
+    "昨晚": -1,
+    "前天": -2,
+}
+# A year-less day this long before today was meant as a past day (refused as passed), an earlier one as next
+# year's: 1月5日 typed in December is next January, 11月25日 typed on 11月26日 is yesterday.
+_RECENT_PAST = timedelta(days=183)
+
+
+class DeadlinePassed(DeadlineError):
+    """The deadline was understood but is not in the future: `at` is the moment it was read as."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__("in the past")
+        self.at = at
+
+
+def _next_year(day: date) -> date:
+    """The same day a year later (2月29日 becomes 2月28日 in a common year)."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
 
 
 def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time) -> datetime:
-    """A deadline like 今天18:00, 明天12点, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the future."""
+    """A deadline like 今天18:00, 明天12点, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the future.
+    A bare time (下午5点, 17:00) is today's. Raises DeadlinePassed for a time understood but already past
+    (今天17:00 at 21:41, 昨天, 11月25日), DeadlineError for anything else."""
     body = re.sub(r"\s+", " ", clean(text)).strip()
     compact = body.replace(" ", "") if not re.match(r"^\d{4}[-/.]\d", body) else body
     local_now = now.astimezone(tz)
@@ -170,16 +243,15 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
             continue
         parts = m.groupdict()
         if parts.get("rel"):
-            offset = {"今天": 0, "今日": 0, "今晚": 0, "明天": 1, "明日": 1, "后天": 2}[parts["rel"]]
-            day = local_now.date() + timedelta(days=offset)
+            day = local_now.date() + timedelta(days=_DAY_OFFSETS[parts["rel"]])
         elif parts.get("mo"):
             year = int(parts["y"]) if parts.get("y") else local_now.year
             try:
                 day = date(year, int(parts["mo"]), int(parts["d"]))
             except ValueError as exc:
                 raise DeadlineError(str(exc)) from exc
-            if not parts.get("y") and day < local_now.date():
-                day = day.replace(year=year + 1)  # "1月5日" typed in December means next January
+            if not parts.get("y") and day < local_now.date() - _RECENT_PAST:
+                day = _next_year(day)
         else:
             day = local_now.date()
         if parts.get("h") is None:
@@ -194,6 +266,6 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
             at = time(hour, minute)
         result = datetime.combine(day, at, tzinfo=tz)
         if result <= local_now:
-            raise DeadlineError("in the past")
+            raise DeadlinePassed(result)
         return result
     raise DeadlineError("not understood")

@@ -474,8 +474,12 @@ def report(
 
 
 @app.command()
-def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法")) -> None:
-    """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。"""
+def push(
+    case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="今天已推送过同一类型时也再推一次（相当于聊天里的“确认”）"),
+) -> None:
+    """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。
+    同一类型今天已推送过时不再推送，说明是哪一条；确要再推一次，加 --yes。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.operations.pushing import push_alert
@@ -493,7 +497,15 @@ def push(case_type: str = typer.Argument(..., help="案件类型或简称，如 
     with session(engine) as s:
         alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
         outcome = push_alert(
-            s, alert, now=now, actor_id="cli", actor_name="relaybot push", settings=settings, texts=texts
+            s,
+            alert,
+            now=now,
+            actor_id="cli",
+            actor_name="relaybot push",
+            settings=settings,
+            texts=texts,
+            again=yes,
+            again_command=texts.t("push_repeat.cli", what=case_type),
         )
         if outcome.push is None:
             typer.echo(outcome.message, err=True)

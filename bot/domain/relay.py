@@ -99,6 +99,23 @@ def create_push(session: Session, alert: Alert, *, now: datetime, by: str, deadl
     return push
 
 
+def earlier_push_of(session: Session, *, case_type: str, link_url: str, since: datetime) -> Push | None:
+    """The newest push since `since`, not withdrawn, of the same library case type or the same link: pushing it
+    again is most likely a slip (a withdrawn push does not count, it was taken back)."""
+    same = [col(Alert.case_type) == case_type] if case_type else []
+    same += [col(Alert.link_url) == link_url] if link_url else []
+    if not same:
+        return None
+    condition = same[0] if len(same) == 1 else same[0] | same[1]
+    return session.exec(
+        select(Push)
+        .join(Alert, col(Alert.id) == Push.alert_id)
+        .where(Push.created_at >= since, Push.state != PushState.WITHDRAWN.value, condition)
+        .order_by(col(Push.id).desc())
+        .limit(1)
+    ).first()
+
+
 def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | None:
     """The most recent push."""
     stmt = select(Push).order_by(col(Push.id).desc()).limit(1)

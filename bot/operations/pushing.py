@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -11,7 +12,7 @@ from bot.chat import compose
 from bot.clock import show
 from bot.config import Settings
 from bot.content import Texts
-from bot.domain.relay import active_units, audit, create_push, default_deadline, groups_of_kind
+from bot.domain.relay import active_units, audit, create_push, default_deadline, earlier_push_of, groups_of_kind
 from bot.domain.workdays import load_calendar
 from bot.storage import outbox
 from bot.storage.models import Alert, GroupKind, Priority, Push, pk
@@ -22,12 +23,42 @@ from bot.transport.base import ChatKind
 class PushOutcome:
     push: Push | None
     message: str  # what to tell whoever asked: the confirmation, or why nothing was pushed
+    earlier: Push | None = None  # the same alert's push earlier today, when that is why nothing was pushed
+
+
+def pushed_today(session: Session, alert: Alert, *, now: datetime, tz: ZoneInfo) -> Push | None:
+    """The push earlier today (the local calendar day) of the same library case type or the same link, if any."""
+    since = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    return earlier_push_of(session, case_type=alert.case_type, link_url=alert.link_url, since=since)
+
+
+def repeat_text(texts: Texts, earlier: Push, alert: Alert | None, *, tz: ZoneInfo, again_command: str) -> str:
+    """Why the same alert was not pushed twice today, and what to send to push it all the same."""
+    title = compose.push_title(alert) if alert is not None else ""
+    at = f"{earlier.created_at.astimezone(tz):%H:%M}"
+    return texts.t("push_repeat.asked", n=earlier.id, title=title, time=at, command=again_command)
 
 
 def push_alert(
-    session: Session, alert: Alert, *, now: datetime, actor_id: str, actor_name: str, settings: Settings, texts: Texts
+    session: Session,
+    alert: Alert,
+    *,
+    now: datetime,
+    actor_id: str,
+    actor_name: str,
+    settings: Settings,
+    texts: Texts,
+    again: bool = False,
+    again_command: str = "",
 ) -> PushOutcome:
-    """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed."""
+    """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed.
+    The same library case type or link pushed earlier today is pushed again only with `again` (the office's
+    确认); otherwise the answer names the earlier push and `again_command`, the way to confirm."""
+    if not again and (earlier := pushed_today(session, alert, now=now, tz=settings.tz)) is not None:
+        shown = session.get(Alert, earlier.alert_id)
+        return PushOutcome(
+            None, repeat_text(texts, earlier, shown, tz=settings.tz, again_command=again_command), earlier
+        )
     groups = groups_of_kind(session, GroupKind.LIAISON)
     if not groups:
         return PushOutcome(None, texts.t("push.no_groups"))

@@ -12,7 +12,7 @@ from bot.adapters.feed_fetch import FetchResult, fetch_feed
 from bot.adapters.feed_fetch import redact as feed_redact
 from bot.adapters.link_preview import RefusedLink, fetch_preview
 from bot.adapters.web_guard import DestinationRefused, guarded_client
-from bot.chat.parsing import parse_command, strip_mentions
+from bot.chat.parsing import parse_command, parse_push_args, strip_mentions
 from bot.config import Settings
 from bot.domain import feeds as feed_watch
 from bot.domain.people import first_notice
@@ -58,12 +58,20 @@ class Web:
 
 async def link_previews(web: Web, settings: Settings, msg: Incoming) -> dict[str, LinkCard]:
     """For an admin's bare link (sent privately, or after 推送), the page's title and description, fetched here
-    because handlers run without network access; a page that cannot be read gets its URL as the title."""
+    because handlers run without network access; a page that cannot be read gets its URL as the title (the
+    handler then asks the office for a title instead of pushing it)."""
     if web.previews is None or msg.kind != MessageKind.TEXT or msg.sender.contact_id not in settings.admin_ids:
         return {}
     cmd = parse_command(msg.text)
-    text = cmd.arg if cmd is not None and cmd.name == "推送" else strip_mentions(msg.text)
-    if cmd is not None and cmd.name != "推送" or not _BARE_URL.match(text):
+    if cmd is not None and cmd.name != "推送":
+        return {}
+    if cmd is None:
+        text = strip_mentions(msg.text)
+    else:
+        # 推送 <链接> [确认]; with a title given (推送 <链接> 标题 …) the page need not be read.
+        args = parse_push_args(cmd.arg)
+        text = "" if args.title else args.target
+    if not _BARE_URL.match(text):
         return {}
     try:
         preview = await fetch_preview(web.previews, text, timeout=settings.preview_timeout_seconds)
@@ -72,7 +80,7 @@ async def link_previews(web: Web, settings: Settings, msg: Incoming) -> dict[str
         log.warning("no preview for %s: %s", feed_redact(text)[:80], exc)
         return {text: RefusedLink(text, text)}
     if preview is None:
-        log.info("no preview for %s: pushing it with a plain title", text[:80])
+        log.info("no preview for %s: the office is asked for a title", text[:80])
         return {text: LinkCard(text, text)}
     return {text: LinkCard(text, preview.title, preview.description, preview.image)}
 

@@ -215,25 +215,32 @@ async def default_bot(settings, transport, engine, clock, roster, internal):
     await b.stop()
 
 
-async def test_a_pushed_internal_link_goes_out_as_its_url_and_the_office_is_told(default_bot, transport, internal):
-    note = load_texts().t("push.internal_link")
+async def test_a_pushed_internal_link_is_not_read_and_the_office_is_asked_for_a_title(default_bot, transport, internal):
+    texts = load_texts()
+    why = texts.t("push_title.why_internal")
     url = internal.url_for("/page")
     await transport.say(ADMIN, f"推送 {url}", room_id=OFFICE_ROOM)
     decimal = f"http://2130706433:{internal.port}/page"
     await transport.say(ADMIN, decimal)  # privately: kept as a draft
     await transport.say(ADMIN, "推送")
     await default_bot.send_pending()
+    # Issue 13: no card goes out with the URL as its title; the office is told why and asked for one.
+    assert [o for o in transport.sent if o.chat_id == LIAISON_ROOM] == []
+    office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
+    assert office == [texts.t("push_title.need", why=why, url=url)]
+    private = [o.text for o in transport.sent if o.chat_id == ADMIN.contact_id]
+    assert private == [texts.t("push_title.draft_saved", why=why), texts.t("push_title.need_draft")]
 
+    transport.sent.clear()
+    await transport.say(ADMIN, f"推送 {url} 标题 反诈宣传", room_id=OFFICE_ROOM)
+    await transport.say(ADMIN, "推送 标题 公安提醒")
+    await default_bot.send_pending()
     cards = [o.link for o in transport.sent if o.chat_id == LIAISON_ROOM and o.link]
     assert [(c.url, c.title, c.description, c.thumbnail_url) for c in cards] == [
-        (url, url, "", ""),
-        (decimal, decimal, "", ""),
+        (url, "反诈宣传", "", ""),
+        (decimal, "公安提醒", "", ""),
     ]
     assert all(INTERNAL_TITLE not in (o.text + (o.link.title if o.link else "")) for o in transport.sent)
-    office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
-    assert len(office) == 1 and office[0].startswith("已推送 #1") and office[0].endswith("\n" + note)
-    private = [o.text for o in transport.sent if o.chat_id == ADMIN.contact_id]
-    assert private[0] == "已收到链接。发送“推送”即推送到各联络员群。\n" + note
     assert internal.log == []
     with session(default_bot.units.engine) as s:
         assert INTERNAL_TITLE not in "".join(a.title + a.link_description for a in s.exec(select(Alert)))
@@ -249,17 +256,20 @@ async def test_the_feed_the_office_listed_is_read_while_previews_of_it_are_not(d
     assert [r.path for r, _ in internal.log] == ["/rss"]
 
 
-async def test_an_unreachable_public_page_still_gets_no_note(default_bot, transport):
-    # A page that cannot be read for another reason keeps the old behaviour: its URL as title, no note.
+async def test_an_unreachable_public_page_asks_for_a_title_without_the_internal_note(default_bot, transport):
+    # A page that cannot be read for another reason: a title is asked for, and nothing is said of the intranet.
     default_bot.http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(404)))
     url = "https://mp.example.cn/s/abc"
     await transport.say(ADMIN, f"推送 {url}", room_id=OFFICE_ROOM)
     await default_bot.send_pending()
     office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
-    assert len(office) == 1 and "\n" not in office[0]
+    texts = load_texts()
+    assert office == [texts.t("push_title.need", why=texts.t("push_title.why_unread"), url=url)]
 
 
-async def test_a_pushed_link_that_redirects_inside_goes_out_as_its_url(default_bot, transport, internal, resolver):
+async def test_a_pushed_link_that_redirects_inside_is_not_pushed_without_a_title(
+    default_bot, transport, internal, resolver
+):
     names, _ = resolver
     names["short.example"] = "127.0.0.1"  # a link shortener the bot may reach, redirecting to the internal page
     internal.expect_request("/s/1").respond_with_response(
@@ -270,8 +280,8 @@ async def test_a_pushed_link_that_redirects_inside_goes_out_as_its_url(default_b
     await transport.say(ADMIN, f"推送 {url}", room_id=OFFICE_ROOM)
     await default_bot.send_pending()
     await default_bot.http.aclose()
-    cards = [o.link for o in transport.sent if o.chat_id == LIAISON_ROOM and o.link]
-    assert [(c.url, c.title) for c in cards] == [(url, url)]
+    assert [o for o in transport.sent if o.chat_id == LIAISON_ROOM] == []  # no card with the URL as title
     office = [o.text for o in transport.sent if o.chat_id == OFFICE_ROOM]
-    assert len(office) == 1 and office[0].endswith("\n" + load_texts().t("push.internal_link"))
+    texts = load_texts()
+    assert office == [texts.t("push_title.need", why=texts.t("push_title.why_internal"), url=url)]
     assert [r.path for r, _ in internal.log] == ["/s/1"]

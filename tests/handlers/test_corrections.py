@@ -510,7 +510,7 @@ async def test_the_unit_card_shows_the_ten_newest_corrections_and_counts_the_res
         ("撤销 城关镇", "用法：撤销 单位 #编号 [理由]，例如：撤销 城关镇 #3 误记"),
         ("免转 #1 不涉及", "用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
         ("免转 区教育局 ＃１：", "请写明理由。用法：免转 单位 #编号 理由，例如：免转 区教育局 #3 不涉及"),
-        ("撤销 区卫健局 #2", "#2 已经撤回过了。"),
+        ("撤销 区卫健局 #2", "#2 已撤回，不计入统计，无需撤销。"),
     ],
 )
 async def test_bad_input_gets_a_short_answer_and_changes_nothing(bot, transport, engine, text, answer):

@@ -146,7 +146,7 @@ async def test_a_broken_feed_is_retried_and_reported_once_after_a_day(feed_bot, 
     assert feed.requests >= 50  # retried all along, the bot never stopped
 
 
-async def test_a_bare_link_gets_its_page_title_and_a_dead_one_its_url(bot, transport, httpserver):
+async def test_a_bare_link_gets_its_page_title_and_a_dead_one_asks_for_a_title(bot, transport, httpserver):
     page = (
         '<html><head><meta property="og:title" content="公安提醒：警惕“百万保障”扣费骗局">'
         '<meta property="og:description" content="客服说要关闭百万保障？挂断！"><title>别的标题</title></head></html>'
@@ -156,7 +156,8 @@ async def test_a_bare_link_gets_its_page_title_and_a_dead_one_its_url(bot, trans
     await transport.say(ADMIN, url)  # privately: kept as a draft
     await transport.say(ADMIN, "推送")
     dead = httpserver.url_for("/gone")
-    await transport.say(ADMIN, f"推送 {dead}", room_id=OFFICE_ROOM)
+    await transport.say(ADMIN, f"推送 {dead}", room_id=OFFICE_ROOM)  # not pushed with its URL as title (issue 13)
+    await transport.say(ADMIN, f"推送 {dead} 标题 警惕扣费骗局", room_id=OFFICE_ROOM)
     await bot.send_pending()
     cards = [o.link for o in transport.sent if o.chat_id == LIAISON_ROOM and o.link]
     assert (cards[0].url, cards[0].title, cards[0].description) == (
@@ -164,7 +165,7 @@ async def test_a_bare_link_gets_its_page_title_and_a_dead_one_its_url(bot, trans
         "公安提醒：警惕“百万保障”扣费骗局",
         "客服说要关闭百万保障？挂断！",
     )
-    assert (cards[1].url, cards[1].title) == (dead, dead)
+    assert [(c.url, c.title) for c in cards[1:]] == [(dead, "警惕扣费骗局")]
 
 
 def test_feed_settings_from_the_environment(monkeypatch):

@@ -215,7 +215,8 @@ async def test_deadline_change_and_withdraw(bot, transport, clock, engine):
     await bot.send_pending()
     office = texts_in(transport, OFFICE_ROOM)
     assert office[0] == "已将 #1 截止时间改为 11月27日(周五) 12:00。"
-    assert office[1].startswith("没看懂截止时间“昨天”")
+    # Understood as a time, refused because it has passed (issue 13), with the way to write one that has not.
+    assert office[1] == "这个时间已经过了：11月25日(周三) 18:00。截止时间要晚于现在，例如：截止 #1 明天18:00"
     assert office[2].startswith("用法：截止 #编号 时间")
     assert texts_in(transport, LIAISON_ROOM) == ["#1 截止时间调整为 11月27日(周五) 12:00。"]
     with session(engine) as s:
