@@ -204,7 +204,10 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 
 def _pad_time(value: Any) -> Any:
-    # People write 9:30 and 9：30; pydantic wants 09:30.
+    # People write 9:30 and 9：30; pydantic wants 09:30. A bare number (deadline_time = 18) would be read as
+    # seconds after midnight (00:00:18): refused as a time instead.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # not a time pydantic parses: reported as one, with the number as written
     if isinstance(value, str):
         text = value.strip().replace("：", ":")
         if len(text) == 4 and text[1] == ":":
@@ -327,6 +330,10 @@ _TOML_PROBLEMS = (
     ("Unclosed array", "syntax_unclosed_array"),
     ("Unclosed inline table", "syntax_unclosed_table"),
     ("Unterminated string", "syntax_unterminated_string"),
+    ("Illegal character '\\n'", "syntax_unterminated_string"),  # a line break inside a "string"
+    ("Illegal character", "syntax_illegal_character"),
+    ("Unescaped '\\'", "syntax_backslash"),
+    ("Invalid date or datetime", "syntax_invalid_value"),
     ("Expected ']", "syntax_table_header"),
     ("Invalid initial character for a key part", "syntax_key"),
     ("Invalid statement", "syntax_statement"),

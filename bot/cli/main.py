@@ -825,4 +825,4 @@ def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例
 
 def main() -> None:
     """Entry point of the `relaybot` script (typer's usage errors are shown in Chinese by bot/cli/zh.py)."""
-    app()
+    app(prog_name="relaybot")  # also under `python -m bot`: the usage lines name the command people type
