@@ -4,6 +4,7 @@ error type, TOML syntax, keys that are not settings (refused in relaybot.toml, w
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
@@ -18,7 +19,7 @@ from bot.config import (
     problem_text,
     settings_error_text,
 )
-from tests.bot_process import relaybot
+from tests.bot_process import ROOT, relaybot
 
 # pydantic's English and its links must never reach people.
 PYDANTIC_ENGLISH = re.compile(
@@ -266,3 +267,39 @@ def test_the_cli_tells_a_toml_syntax_error_in_chinese(tmp_path):
     assert done.returncode == 2
     assert "第 1 行第 16 列：值的写法不对" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "x.db").exists()  # refused before the database was touched
+
+
+# ---- relaybot.example.toml ---------------------------------------------------------------------------------------
+
+EXAMPLE = ROOT / "relaybot.example.toml"
+# Settings the example shows only as a comment, on purpose: trial-clock knobs that `run --clock/--speed` set.
+COMMENTED_OUT = {"clock_offset_seconds", "clock_speed"}
+# Keys whose example value is an illustration, not the default.
+ILLUSTRATED = {"admin_ids", "liaison_groups", "office_group"}
+
+
+def test_every_key_in_the_example_is_a_setting_and_every_setting_is_in_it(monkeypatch):
+    text = EXAMPLE.read_text(encoding="utf-8")
+    keys = set(tomllib.loads(text))
+    assert keys - set(Settings.model_fields) == set(), "keys in relaybot.example.toml that are not settings"
+    commented = set(re.findall(r"^# ([a-z_]+) = ", text, re.M))  # (not the indented examples in comments)
+    assert commented == COMMENTED_OUT
+    missing = set(Settings.model_fields) - keys - COMMENTED_OUT
+    assert missing == set(), (
+        f"settings missing from relaybot.example.toml (add them, with a line saying what): {missing}"
+    )
+    # It loads as it is, with no unknown key, and shows each default (but for the illustrated ids).
+    for name in Settings.model_fields:
+        monkeypatch.delenv("RELAYBOT_" + name.upper(), raising=False)
+    monkeypatch.setenv("RELAYBOT_CONFIG", str(EXAMPLE))
+    loaded, defaults = load_settings(), Settings.model_construct()
+    for name in keys - ILLUSTRATED:
+        assert getattr(loaded, name) == getattr(defaults, name), f"{name}: the example is not the default"
+
+
+def test_the_example_tells_the_truth_about_postgresql():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert any(dep.startswith("psycopg") for dep in pyproject["project"]["dependencies"])
+    assert "postgresql+psycopg://" in text and "psycopg 已随机器人安装" in text
+    assert "untested" not in text and "not yet tested" not in text and "没有驱动" not in text
