@@ -130,16 +130,6 @@ class Settings(BaseSettings):
     storage_min_free_mb: float = 500.0
     storage_min_free_percent: float = 5.0
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        # Checked here, not first in `tz`: a misspelt zone would otherwise be a traceback in every command.
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError("timezone", "unknown time zone") from None
-        return value
-
     @field_validator("reminder_times", mode="before")
     @classmethod
     def _split_times(cls, value: Any) -> Any:
@@ -231,9 +221,10 @@ def is_secret_setting(name: str) -> bool:
 # ---- configuration problems in Chinese, with the file and key (issue 13) ----------------------------------------
 
 ENV_PREFIX = "RELAYBOT_"
-# RELAYBOT_* variables that are not settings: the config file's name, bot/storage/db.py's diagnostic knob, and the
-# test suite's own (RELAYBOT_TEST_*). Any other RELAYBOT_* variable that is not a setting is warned about.
-OTHER_VARIABLES = frozenset({"RELAYBOT_CONFIG", "RELAYBOT_DIAG_FULL_FILE"})
+# RELAYBOT_* variables that are not settings: the config file's name, bot/storage/db.py's diagnostic knob,
+# deploy/relaybot-admin's (RELAYBOT_UNIT, RELAYBOT_BIN) and the test suite's (RELAYBOT_TEST_*). Any other RELAYBOT_*
+# variable that is not a setting is warned about.
+OTHER_VARIABLES = frozenset({"RELAYBOT_CONFIG", "RELAYBOT_DIAG_FULL_FILE", "RELAYBOT_UNIT", "RELAYBOT_BIN"})
 OTHER_VARIABLE_PREFIXES = ("RELAYBOT_TEST_",)
 
 
@@ -578,32 +569,52 @@ def settings_error_text(exc: Exception) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; keyword overrides win over everything (used by tests and the CLI).
 
-    A key in relaybot.toml that is not a setting is refused (ConfigError naming the setting it was probably meant
-    to be): a misspelt admin_ids would otherwise leave the bot without admins, silently."""
-    return _load(overrides, refuse_unknown=True)
+    Refused with a ConfigError in Chinese: a key in relaybot.toml that is not a setting (named with the setting it
+    was probably meant to be: a misspelt admin_ids would otherwise leave the bot without admins, silently), and an
+    unknown time zone (else a traceback in every command)."""
+    return _load(overrides, strict=True)
 
 
 def load_settings_allowing_unknown(**overrides: Any) -> Settings:
-    """As load_settings, but keys that are not settings are left for the caller to report (`relaybot doctor`)."""
-    return _load(overrides, refuse_unknown=False)
+    """As load_settings, but what `relaybot doctor` reports among its findings is left to it: keys that are not
+    settings, an unknown time zone."""
+    return _load(overrides, strict=False)
 
 
-def _load(overrides: dict[str, Any], *, refuse_unknown: bool) -> Settings:
+def _load(overrides: dict[str, Any], *, strict: bool) -> Settings:
     from pydantic import ValidationError
 
+    from bot.content import load_texts
+
     invalid: ValidationError | None = None
+    settings: Settings | None = None
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         invalid = exc
-    if refuse_unknown:
+    if strict:
         found = load_config_file(config_path())
         unknown = unknown_file_keys(found)
-        if found is not None and unknown:  # reported together with any invalid value: one round of fixing
-            parts = [unknown_keys_text(found, unknown)]
-            if invalid is not None:
-                parts.append(settings_error_text(invalid))
+        parts = [unknown_keys_text(found, unknown)] if found is not None and unknown else []
+        if invalid is not None:
+            parts.append(settings_error_text(invalid))
+        elif settings is not None and not _known_timezone(settings.timezone):
+            texts = load_texts()
+            where = _where("timezone", None, found)
+            problem = texts.t("config_zh.timezone")
+            line = texts.t("config_zh.line_with_value", where=where, problem=problem, value=settings.timezone)
+            parts.append("\n".join([texts.t("config_zh.head"), line]))
+        if parts and (invalid is None or len(parts) > 1):  # everything at once: one round of fixing
             raise ConfigError("\n".join(parts))
     if invalid is not None:
         raise invalid
+    assert settings is not None
     return settings
+
+
+def _known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

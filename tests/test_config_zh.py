@@ -228,6 +228,7 @@ def test_unknown_environment_variables_are_warned_about_not_refused(config, monk
     monkeypatch.setenv("RELAYBOT_ADMIN_ID", "wxid_b")
     monkeypatch.setenv("RELAYBOT_CONFIG", str(config('admin_ids = ["a"]\n')))  # not a setting, but known
     monkeypatch.setenv("RELAYBOT_TEST_SOMETHING", "1")  # the test suite's own
+    monkeypatch.setenv("RELAYBOT_BIN", "/opt/relaybot/.venv/bin/relaybot")  # deploy/relaybot-admin's
     assert load_settings().admin_ids == ["a"]
     assert config_warnings() == [
         "提醒：环境变量 RELAYBOT_ADMIN_ID 不是本机器人的设置，已忽略。是不是 RELAYBOT_ADMIN_IDS？"

@@ -17,7 +17,10 @@ from bot.config import Settings, load_settings, settings_error_text
 
 # ZhTyper: typer's own words (help, usage, errors) in Chinese, -h as well as --help (issue 13, bot/cli/zh.py).
 app = ZhTyper(
-    help="反诈联络员群助手：推送反诈预警到联络员群，并统计各单位是否转发。", no_args_is_help=True, add_completion=False
+    name="relaybot",  # the usage lines' name wherever the app runs (typer's CliRunner too)
+    help="反诈联络员群助手：推送反诈预警到联络员群，并统计各单位是否转发。",
+    no_args_is_help=True,
+    add_completion=False,
 )
 roster_app = ZhTyper(help="联络员名单：导入与查看", no_args_is_help=True)
 app.add_typer(roster_app, name="roster")
