@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "relaybot.toml"
@@ -147,7 +152,10 @@ class Settings(BaseSettings):
         # Environment variables carry lists as "a,b,c"; JSON arrays also work.
         if isinstance(value, str):
             if value.strip().startswith("["):
-                return json.loads(value)
+                try:
+                    return json.loads(value)
+                except ValueError:  # told in Chinese by settings_error_text, by this type
+                    raise PydanticCustomError("list_json", "not a JSON list") from None
             return [part.strip() for part in value.replace("，", ",").split(",") if part.strip()]
         return value
 
@@ -176,11 +184,7 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
-        path = Path(os.environ.get("RELAYBOT_CONFIG", DEFAULT_CONFIG_FILE))
-        self._data: dict[str, Any] = {}
-        if path.is_file():
-            with path.open("rb") as fh:
-                self._data = tomllib.load(fh)
+        self._data: dict[str, Any] = read_config_file(config_path())
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -190,7 +194,10 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 
 def _pad_time(value: Any) -> Any:
-    # People write 9:30 and 9：30; pydantic wants 09:30.
+    # People write 9:30 and 9：30; pydantic wants 09:30. A bare number (deadline_time = 18) would be read as
+    # seconds after midnight (00:00:18): refused as a time instead.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # not a time pydantic parses: reported as one, with the number as written
     if isinstance(value, str):
         text = value.strip().replace("：", ":")
         if len(text) == 4 and text[1] == ":":
@@ -204,15 +211,6 @@ def _pad_time(value: Any) -> Any:
 # name has one of SECRET_WORDS in it is treated as secret too.
 SECRET_SETTINGS = frozenset({"database_url", "puppet_service_token", "notify_url", "notify_secret", "feeds"})
 SECRET_WORDS = ("token", "secret", "password", "key", "url")
-_EXPECTED = {
-    "string": "string",
-    "int": "integer",
-    "float": "number",
-    "bool": "boolean",
-    "time": "time",
-    "list": "list",
-    "literal": "choice",
-}
 
 
 def is_secret_setting(name: str) -> bool:
@@ -220,34 +218,403 @@ def is_secret_setting(name: str) -> bool:
     return name in SECRET_SETTINGS or any(word in name for word in SECRET_WORDS)
 
 
+# ---- configuration problems in Chinese, with the file and key (issue 13) ----------------------------------------
+
+ENV_PREFIX = "RELAYBOT_"
+# RELAYBOT_* variables that are not settings: the config file's name, bot/storage/db.py's diagnostic knob,
+# deploy/relaybot-admin's (RELAYBOT_UNIT, RELAYBOT_BIN) and the test suite's (RELAYBOT_TEST_*). Any other RELAYBOT_*
+# variable that is not a setting is warned about.
+OTHER_VARIABLES = frozenset({"RELAYBOT_CONFIG", "RELAYBOT_DIAG_FULL_FILE", "RELAYBOT_UNIT", "RELAYBOT_BIN"})
+OTHER_VARIABLE_PREFIXES = ("RELAYBOT_TEST_",)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; str() is the explanation for people, in Chinese."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """relaybot.toml as read: its path, its keys and the line each key is on."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: dict[tuple[str, ...], int]
+
+    def line_of(self, *key: str) -> int | None:
+        """The line `key` (a top-level key, or a section and a key in it) is written on."""
+        return self.lines.get(key)
+
+
+@dataclass(frozen=True)
+class UnknownKey:
+    """A key in relaybot.toml that is not a setting, and the setting it was probably meant to be."""
+
+    key: str  # as written; "section.key" for a key inside a [section]
+    line: int | None
+    suggestion: str | None
+    section: str | None = None
+    name: str = ""  # the key without its section
+
+
+def config_path() -> Path:
+    """The configuration file: $RELAYBOT_CONFIG, or relaybot.toml in the current folder."""
+    return Path(os.environ.get("RELAYBOT_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The keys of the TOML file at `path` ({} when there is no such file); ConfigError in Chinese if unreadable."""
+    found = load_config_file(path)
+    return found.data if found is not None else {}
+
+
+def load_config_file(path: Path) -> ConfigFile | None:
+    """The TOML file at `path` with its key lines, or None when there is no such file."""
+    from bot.content import load_texts
+
+    if not path.is_file():
+        return None
+    texts = load_texts()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(texts.t("config_zh.unreadable", path=path, error=exc.strerror or exc)) from None
+    try:
+        text = raw.decode("utf-8-sig")  # Notepad's "UTF-8" has a BOM
+    except UnicodeDecodeError:
+        raise ConfigError(texts.t("config_zh.not_utf8", path=path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_error_text(path, exc)) from None
+    return ConfigFile(path, data, _key_lines(text))
+
+
+_KEY_LINE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\- ]+?)\s*=""")
+_TABLE_LINE = re.compile(r"""^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$""")
+
+
+def _key_parts(written: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in written.split("."))
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    # Only where keys start: enough to point a person at the right line.
+    lines: dict[tuple[str, ...], int] = {}
+    section: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        table = _TABLE_LINE.match(line)
+        if table:
+            section = _key_parts(table.group(1))
+            lines.setdefault(section, number)
+            continue
+        key = _KEY_LINE.match(line)
+        if key:
+            lines.setdefault((*section, *_key_parts(key.group(1))), number)
+    return lines
+
+
+_TOML_PROBLEMS = (
+    ("Invalid value", "syntax_invalid_value"),
+    ("Expected '=' after a key", "syntax_expected_equals"),
+    ("Cannot overwrite a value", "syntax_overwrite"),
+    ("Cannot declare", "syntax_overwrite"),
+    ("Unclosed array", "syntax_unclosed_array"),
+    ("Unclosed inline table", "syntax_unclosed_table"),
+    ("Unterminated string", "syntax_unterminated_string"),
+    ("Illegal character '\\n'", "syntax_unterminated_string"),  # a line break inside a "string"
+    ("Illegal character", "syntax_illegal_character"),
+    ("Unescaped '\\'", "syntax_backslash"),
+    ("Invalid date or datetime", "syntax_invalid_value"),
+    ("Expected ']", "syntax_table_header"),
+    ("Invalid initial character for a key part", "syntax_key"),
+    ("Invalid statement", "syntax_statement"),
+    ("Expected newline or end of document", "syntax_statement"),
+)
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _toml_error_text(path: Path, exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib's English ("Invalid value (at line 3, column 12)") in Chinese, with the line and column."""
+    from bot.content import load_texts
+
+    texts = load_texts()
+    message = str(exc)
+    key = next((key for start, key in _TOML_PROBLEMS if message.startswith(start)), "syntax_other")
+    problem = texts.t(f"config_zh.{key}")
+    position = _TOML_POSITION.search(message)
+    at = (
+        texts.t("config_zh.syntax_at", line=position.group(1), column=position.group(2), problem=problem)
+        if position
+        else texts.t("config_zh.syntax_at_end", problem=problem)
+    )
+    return "\n".join([texts.t("config_zh.syntax_head", path=path), at, texts.t("config_zh.syntax_hint")])
+
+
+def nearest_setting(name: str) -> str | None:
+    """The setting whose name is closest to `name` (a typo, another case, - for _), if one is close."""
+    wanted = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if wanted in Settings.model_fields:
+        return wanted
+    close = difflib.get_close_matches(wanted, list(Settings.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_file_keys(found: ConfigFile | None) -> list[UnknownKey]:
+    """Keys in relaybot.toml that are not settings: each with the setting it was probably meant to be."""
+    if found is None:
+        return []
+    out: list[UnknownKey] = []
+    for key, value in found.data.items():
+        if key in Settings.model_fields:
+            continue
+        if isinstance(value, dict) and value:
+            # A [section]: no setting is one, and every key after its header belongs to it, so a setting written
+            # below a section by mistake is silently not a setting.
+            for inner in value:
+                joined = f"{key}_{inner}"
+                suggestion = joined if joined in Settings.model_fields else nearest_setting(inner)
+                out.append(
+                    UnknownKey(f"{key}.{inner}", found.line_of(key, inner), suggestion, section=key, name=str(inner))
+                )
+        else:
+            out.append(UnknownKey(key, found.line_of(key), nearest_setting(key), name=key))
+    return out
+
+
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """RELAYBOT_* environment variables that are not settings, each with the closest setting's variable."""
+    environ = os.environ if environ is None else environ
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    out: list[tuple[str, str | None]] = []
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in names or upper in OTHER_VARIABLES:
+            continue
+        if upper.startswith(OTHER_VARIABLE_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(names), n=1, cutoff=0.6)
+        out.append((var, close[0] if close else None))
+    return out
+
+
+def unknown_keys_text(found: ConfigFile, unknown: list[UnknownKey]) -> str:
+    """The refusal for keys in relaybot.toml that are not settings, one line each with a suggestion."""
+    from bot.content import load_texts
+
+    texts = load_texts()
+    lines = [texts.t("config_zh.unknown_head", path=found.path)]
+    for item in unknown:
+        line = item.line if item.line is not None else "?"
+        if item.section is not None and item.suggestion:
+            lines.append(
+                texts.t(
+                    "config_zh.unknown_section_suggest",
+                    line=line,
+                    section=item.section,
+                    setting=item.name,
+                    suggestion=item.suggestion,
+                )
+            )
+        elif item.suggestion:
+            lines.append(
+                texts.t("config_zh.unknown_key_suggest", line=line, setting=item.key, suggestion=item.suggestion)
+            )
+        else:
+            lines.append(texts.t("config_zh.unknown_key", line=line, setting=item.key))
+    lines.append(texts.t("config_zh.unknown_tail"))
+    return "\n".join(lines)
+
+
+def config_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """What is worth a warning but no refusal: RELAYBOT_* variables that are not settings (other tools and
+    wrappers may set variables of their own; a misspelt one still shows, with the setting it was meant to be)."""
+    from bot.content import load_texts
+
+    texts = load_texts()
+    return [
+        texts.t("config_zh.unknown_env_suggest", env=var, suggestion=suggestion)
+        if suggestion
+        else texts.t("config_zh.unknown_env", env=var)
+        for var, suggestion in unknown_env_vars(environ)
+    ]
+
+
+def problem_text(error: Mapping[str, Any]) -> str:
+    """What is wrong, in Chinese, for one pydantic error (by its type; never pydantic's English)."""
+    from bot.content import load_texts
+
+    texts = load_texts()
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    limits = {
+        "greater_than": ("greater_than", "gt"),
+        "greater_than_equal": ("greater_equal", "ge"),
+        "less_than": ("less_than", "lt"),
+        "less_than_equal": ("less_equal", "le"),
+        "too_short": ("too_short", "min_length"),
+        "string_too_short": ("too_short", "min_length"),
+        "too_long": ("too_long", "max_length"),
+        "string_too_long": ("too_long", "max_length"),
+    }
+    if kind in limits:
+        key, field = limits[kind]
+        return texts.t(f"config_zh.{key}", limit=ctx.get(field, "?"))
+    if kind in ("literal_error", "enum"):
+        choices = str(ctx.get("expected", "")).replace(" or ", "、").replace(", ", "、")
+        return texts.t("config_zh.choice", choices=choices)
+    prefixes = (
+        ("missing", "missing"),
+        ("int_", "integer"),
+        ("float_", "number"),
+        ("decimal_", "number"),
+        ("finite_number", "number"),
+        ("bool_", "boolean"),
+        ("string_", "string"),
+        ("str_", "string"),
+        ("time_", "time"),
+        ("datetime_", "date"),
+        ("date_", "date"),
+        ("list_", "list"),
+        ("tuple_", "list"),
+        ("set_", "list"),
+        ("iterable_", "list"),
+        ("dict_", "dict"),
+        ("model_", "dict"),
+        ("timezone", "timezone"),
+    )
+    key = next((key for start, key in prefixes if kind.startswith(start)), "other")
+    return texts.t(f"config_zh.{key}")
+
+
+def shown_value(value: Any) -> str:
+    """A value as a person wrote it (TOML-like), cut to 60 characters."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _env_value_of(name: str) -> str | None:
+    wanted = ENV_PREFIX + name.upper()
+    return next((var for var in os.environ if var.upper() == wanted), None)
+
+
+def _where(name: str, item: Any, found: ConfigFile | None) -> str:
+    """Where the value of setting `name` came from: its environment variable (which wins), or the file's line."""
+    from bot.content import load_texts
+
+    texts = load_texts()
+    suffix = texts.t("config_zh.item", n=item + 1) if isinstance(item, int) else ""
+    var = _env_value_of(name)
+    if var is not None:
+        return texts.t("config_zh.in_env", env=var) + suffix
+    if found is not None and name in found.data:
+        line = found.line_of(name)
+        if line is None:
+            return texts.t("config_zh.in_file_no_line", path=found.path, setting=name) + suffix
+        return texts.t("config_zh.in_file", path=found.path, line=line, setting=name) + suffix
+    return texts.t("config_zh.in_program", setting=name) + suffix
+
+
+def _validation_lines(exc: Any) -> list[str]:
+    from bot.content import load_texts
+
+    texts = load_texts()
+    try:
+        found = load_config_file(config_path())
+    except ConfigError:
+        found = None
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc: tuple[Any, ...] = tuple(error.get("loc") or ("?",))
+        name = str(loc[0])
+        where = _where(name, loc[1] if len(loc) > 1 else None, found)
+        problem = problem_text(error)
+        if is_secret_setting(name):
+            lines.append(texts.t("config_zh.line", where=where, problem=problem) + texts.t("config_zh.secret_hint"))
+        elif error.get("type") == "missing" or "input" not in error:
+            lines.append(texts.t("config_zh.line", where=where, problem=problem))
+        else:
+            value = shown_value(error["input"])
+            lines.append(texts.t("config_zh.line_with_value", where=where, problem=problem, value=value))
+    return lines
+
+
+_SETTINGS_ERROR_FIELD = re.compile(r'field "(\w+)"')
+
+
 def settings_error_text(exc: Exception) -> str:
-    """A configuration error in Chinese for people: which setting, what is expected; never a secret's value."""
+    """A configuration error in Chinese for people: which file or variable, which key, what is wrong and the
+    value given; never a secret's value, never pydantic's English or its links."""
     from pydantic import ValidationError
 
     from bot.content import load_texts
 
     texts = load_texts()
-    lines = [texts.t("config_error.head")]
-    if not isinstance(exc, ValidationError):  # e.g. TOML syntax: its message has a line and column, no value
-        return "\n".join([*lines, f"- {type(exc).__name__}: {exc}"])
-    for error in exc.errors(include_url=False):
-        name = str(error["loc"][0]) if error["loc"] else "?"
-        kind = error["type"]
-        key = next((v for k, v in _EXPECTED.items() if kind.startswith(k)), "other")
-        expected = texts.t(
-            f"config_error.{key}", choices=str((error.get("ctx") or {}).get("expected", "")).replace(" or ", "、")
-        )
-        env = "RELAYBOT_" + name.upper()
-        if is_secret_setting(name):
-            lines.append(texts.t("config_error.line", name=name, env=env, expected=expected))
-            lines[-1] += texts.t("config_error.secret_hint")
-        else:
-            value = str(error.get("input", ""))
-            value = value if len(value) <= 60 else value[:60] + "…"
-            lines.append(texts.t("config_error.line_with_value", name=name, env=env, expected=expected, value=value))
-    return "\n".join(lines)
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return "\n".join([texts.t("config_zh.head"), *_validation_lines(exc)])
+    field = _SETTINGS_ERROR_FIELD.search(str(exc))  # pydantic-settings' SettingsError: a variable it cannot parse
+    if field is not None:
+        env = _env_value_of(field.group(1)) or ENV_PREFIX + field.group(1).upper()
+        problem = texts.t("config_zh.other")
+        return "\n".join([texts.t("config_zh.head"), texts.t("config_zh.env_parse", env=env, problem=problem)])
+    return "\n".join([texts.t("config_zh.head"), "- " + texts.t("config_zh.other")])
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once; keyword overrides win over everything (used by tests and the CLI)."""
-    return Settings(**overrides)
+    """Build the settings once; keyword overrides win over everything (used by tests and the CLI).
+
+    Refused with a ConfigError in Chinese: a key in relaybot.toml that is not a setting (named with the setting it
+    was probably meant to be: a misspelt admin_ids would otherwise leave the bot without admins, silently), and an
+    unknown time zone (else a traceback in every command)."""
+    return _load(overrides, strict=True)
+
+
+def load_settings_allowing_unknown(**overrides: Any) -> Settings:
+    """As load_settings, but what `relaybot doctor` reports among its findings is left to it: keys that are not
+    settings, an unknown time zone."""
+    return _load(overrides, strict=False)
+
+
+def _load(overrides: dict[str, Any], *, strict: bool) -> Settings:
+    from pydantic import ValidationError
+
+    from bot.content import load_texts
+
+    invalid: ValidationError | None = None
+    settings: Settings | None = None
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        invalid = exc
+    if strict:
+        found = load_config_file(config_path())
+        unknown = unknown_file_keys(found)
+        parts = [unknown_keys_text(found, unknown)] if found is not None and unknown else []
+        if invalid is not None:
+            parts.append(settings_error_text(invalid))
+        elif settings is not None and not _known_timezone(settings.timezone):
+            texts = load_texts()
+            where = _where("timezone", None, found)
+            problem = texts.t("config_zh.timezone")
+            line = texts.t("config_zh.line_with_value", where=where, problem=problem, value=settings.timezone)
+            parts.append("\n".join([texts.t("config_zh.head"), line]))
+        if parts and (invalid is None or len(parts) > 1):  # everything at once: one round of fixing
+            raise ConfigError("\n".join(parts))
+    if invalid is not None:
+        raise invalid
+    assert settings is not None
+    return settings
+
+
+def _known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

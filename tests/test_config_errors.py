@@ -31,7 +31,7 @@ def test_every_setting_that_holds_a_credential_is_secret():
 @pytest.mark.parametrize("name", sorted(n for n in Settings.model_fields if is_secret_setting(n)))
 def test_a_wrong_secret_setting_is_named_but_its_value_is_not_shown(tmp_path, monkeypatch, name):
     text = _error_text(tmp_path, monkeypatch, f"{name} = {SECRET}\n")
-    assert name in text and "RELAYBOT_" + name.upper() in text
+    assert f"{tmp_path / 'relaybot.toml'} 第 1 行 {name}：" in text  # the file, the line and the key
     assert "应为" in text and "内容不显示" in text
     assert SECRET not in text
     assert SECRET[:8] not in text  # not even a part of it
@@ -41,7 +41,7 @@ def test_a_wrong_ordinary_setting_shows_its_value_to_help_find_it(tmp_path, monk
     text = _error_text(
         tmp_path, monkeypatch, 'reminder_times = ["25:00"]\nlog_format = "xml"\nfeed_auto_push = "perhaps"\n'
     )
-    assert "reminder_times（环境变量 RELAYBOT_REMINDER_TIMES）：应为时间，例如 09:30（现在是 25:00）" in text
+    assert '第 1 行 reminder_times（第 1 项）：不是合法的时间，应为 HH:MM，如 "09:30"（现在是 25:00）' in text
     assert "log_format" in text and "'text'、'json'" in text and "xml" in text
     assert "feed_auto_push" in text and "应为 true 或 false" in text
 

@@ -61,6 +61,7 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
             Finding(Level.ERROR, area, f"时区 {settings.timezone!r} 无效（timezone），应为 Asia/Shanghai 这样的名字")
         )
         tz = ZoneInfo("Asia/Shanghai")
+    out.extend(check_unknown_keys())
     if not settings.admin_ids:
         out.append(Finding(Level.ERROR, area, "没有设置管理员（admin_ids）：谁发的指令都不会执行"))
     else:
@@ -106,6 +107,29 @@ def check_settings(settings: Settings, now: datetime) -> list[Finding]:
                     "请升级 chinese-calendar，或在群里用“休息日/工作日”录入",
                 )
             )
+    return out
+
+
+def check_unknown_keys() -> list[Finding]:
+    """Keys in relaybot.toml that are not settings (✘: the bot refuses to start), RELAYBOT_* variables that are
+    not settings (!: ignored); each with the setting it was probably meant to be (issue 13)."""
+    from bot.config import ConfigError, config_path, load_config_file, unknown_env_vars, unknown_file_keys
+    from bot.content import load_texts
+
+    texts = load_texts()
+    try:
+        found = load_config_file(config_path())
+    except ConfigError:  # settings could be loaded, so the file is readable; read again after an edit
+        found = None
+    out = []
+    for item in unknown_file_keys(found):
+        hint = texts.t("config_zh.doctor_suggest", suggestion=item.suggestion) if item.suggestion else ""
+        line = item.line if item.line is not None else "?"
+        text = texts.t("config_zh.doctor_unknown", path=config_path(), line=line, setting=item.key, hint=hint)
+        out.append(Finding(Level.ERROR, "配置", text))
+    for var, suggestion in unknown_env_vars():
+        hint = texts.t("config_zh.doctor_suggest", suggestion=suggestion) if suggestion else ""
+        out.append(Finding(Level.WARN, "配置", texts.t("config_zh.doctor_unknown_env", env=var, hint=hint)))
     return out
 
 

@@ -11,24 +11,44 @@ from typing import Any
 
 import typer
 
+from bot.cli.zh import ZhTyper
 from bot.clock import clock_from
 from bot.config import Settings, load_settings, settings_error_text
 
-app = typer.Typer(help="反诈联络员群助手 (liaison relay bot)", no_args_is_help=True, add_completion=False)
-roster_app = typer.Typer(help="联络员名单：导入与查看", no_args_is_help=True)
+# ZhTyper: typer's own words (help, usage, errors) in Chinese, -h as well as --help (issue 13, bot/cli/zh.py).
+app = ZhTyper(
+    name="relaybot",  # the usage lines' name wherever the app runs (typer's CliRunner too)
+    help="反诈联络员群助手：推送反诈预警到联络员群，并统计各单位是否转发。",
+    no_args_is_help=True,
+    add_completion=False,
+)
+roster_app = ZhTyper(help="联络员名单：导入与查看", no_args_is_help=True)
 app.add_typer(roster_app, name="roster")
-stats_app = typer.Typer(help="电诈警情数据：导入与通报", no_args_is_help=True)
+stats_app = ZhTyper(help="电诈警情数据：导入与通报", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
-db_app = typer.Typer(help="数据库：升级与备份", no_args_is_help=True)
+db_app = ZhTyper(help="数据库：升级与备份", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+_WARNED: list[str] = []  # configuration warnings already printed by this process
 
-def _settings() -> Settings:
+
+def _settings(*, unknown_keys_ok: bool = False) -> Settings:
+    """The settings, or exit 2 with what is wrong in Chinese (file or variable, key, value; never a secret's).
+
+    Keys in relaybot.toml that are not settings are refused, except for `doctor` (unknown_keys_ok), which lists
+    them among its findings. RELAYBOT_* variables that are not settings are warned about once."""
+    from bot.config import config_warnings, load_settings_allowing_unknown
+
     try:
-        return load_settings()
-    except Exception as exc:  # named setting and what it should be; a secret's value is never echoed
+        settings = load_settings_allowing_unknown() if unknown_keys_ok else load_settings()
+    except Exception as exc:
         typer.echo(settings_error_text(exc), err=True)
         raise typer.Exit(2) from None
+    for line in [] if unknown_keys_ok else config_warnings():  # (doctor lists them among its findings)
+        if line not in _WARNED:
+            _WARNED.append(line)
+            typer.echo(line, err=True)
+    return settings
 
 
 def _logging(level: int, settings: Settings | None = None) -> None:
@@ -581,7 +601,7 @@ def doctor(
     from bot.cli.doctor import exit_code, run_checks
     from bot.clock import real_clock
 
-    settings = _settings()
+    settings = _settings(unknown_keys_ok=True)  # doctor lists them (✘) with everything else
     if fix_console_traces:
         _fix_console_traces(settings)
     findings = run_checks(settings, now=real_clock(), gateway_timeout=timeout)
@@ -805,5 +825,5 @@ def db_backup(file: Path = typer.Argument(..., help="备份到这个文件，例
 
 
 def main() -> None:
-    """Entry point of the `relaybot` script."""
-    app()
+    """Entry point of the `relaybot` script (typer's usage errors are shown in Chinese by bot/cli/zh.py)."""
+    app(prog_name="relaybot")  # also under `python -m bot`: the usage lines name the command people type
