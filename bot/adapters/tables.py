@@ -102,6 +102,9 @@ class Sheet:
     name: str  # the worksheet's name; "" for a CSV
     rows: list[Sequence[object]]
     hidden: bool = False
+    # Merged cells as (first row, first column, last row, last column), 1-based like Excel: only the first cell
+    # of a merged range holds the value that Excel shows across all of it.
+    merged: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,12 +309,46 @@ def _xlsx_sheets(
     try:
         for ws in wb.worksheets[:1] if first_only else wb.worksheets:
             rows = _xlsx_rows(ws, max_filled, max_rows, cell)
-            sheets.append(Sheet(str(ws.title), rows, hidden=getattr(ws, "sheet_state", "visible") != "visible"))
+            merged = () if first_only else _merged_ranges(ws)
+            hidden = getattr(ws, "sheet_state", "visible") != "visible"
+            sheets.append(Sheet(str(ws.title), rows, hidden=hidden, merged=merged))
     except Exception:
         raise TableError("xlsx_read") from None
     finally:
         wb.close()
     return sheets
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3})([0-9]{1,7})(?::([A-Z]{1,3})([0-9]{1,7}))?"')
+MAX_MERGES = 10_000
+
+
+def _merged_ranges(ws) -> tuple[tuple[int, int, int, int], ...]:
+    """The merged ranges a read-only sheet's XML lists (openpyxl's read-only mode does not read them), at most
+    MAX_MERGES; the XML is scanned a chunk at a time, as it was already copied under the archive's limits."""
+    found: list[tuple[int, int, int, int]] = []
+    tail = b""
+    with ws._get_source() as src:
+        while chunk := src.read(_CHUNK):
+            text = tail + chunk
+            for m in _MERGE.finditer(text):
+                first_col, first_row = _column_number(m.group(1)), int(m.group(2))
+                last_col = _column_number(m.group(3)) if m.group(3) else first_col
+                last_row = int(m.group(4)) if m.group(4) else first_row
+                found.append((first_row, first_col, last_row, last_col))
+                if len(found) >= MAX_MERGES:
+                    return tuple(found)
+            # A tag cut by the chunk's end is matched again with the next chunk; one already matched is not.
+            cut = text.rfind(b"<")
+            tail = text[cut:] if cut >= 0 and b">" not in text[cut:] else b""
+    return tuple(found)
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - ord("A") + 1
+    return number
 
 
 def _xlsx_rows(ws, max_filled: int, max_rows: int, cell: Callable[[object], object]) -> list[Sequence[object]]:

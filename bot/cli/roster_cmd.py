@@ -1,8 +1,8 @@
 """`relaybot roster import`: read and check the file, show how it was read, preview or apply the change.
 
 An import that would deactivate units (units missing from the file) is shown and not applied unless `--yes`;
-`--dry-run` shows the change and writes nothing. Both run the real import in a transaction and roll it back, so
-what is shown is exactly what an import would do."""
+`--dry-run` shows the change and writes nothing: both ask the import for its report without applying it.
+"""
 
 from __future__ import annotations
 
@@ -38,16 +38,15 @@ def run_import(file: Path, *, sheet: str | None, dry_run: bool, yes: bool, open_
         return 1
     engine = open_engine()
     with session(engine) as s:  # type: ignore[arg-type]
-        report = import_roster(s, read.rows, columns=read.columns)
+        report = import_roster(s, read.rows, columns=read.columns, apply=False)
         if dry_run:
-            s.rollback()
             _echo(outcome_lines(read, report, preview=True))
             return 0
         if report.deactivated_units and not yes:
-            s.rollback()
             _echo(refusal_lines(read, report))
             typer.echo(confirm_command_line(_command(file, sheet)))
             return 1
+        report = import_roster(s, read.rows, columns=read.columns)
         s.commit()
     _echo(outcome_lines(read, report, preview=False))
     return 0

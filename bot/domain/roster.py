@@ -280,7 +280,7 @@ def is_roster(name: str, data: bytes) -> bool:
     except tables.TableError:
         return False
     for one in read.sheets:
-        found = _find_header(_texts(one.rows))
+        found = _find_header(_sheet_texts(one))
         if found is not None and any(c in found[1] for c in _ROSTER_COLUMNS):
             return True
     return False
@@ -288,6 +288,36 @@ def is_roster(name: str, data: bytes) -> bool:
 
 def _texts(rows: list) -> list[list[str]]:
     return [[cell_text(v) for v in row] for row in rows]
+
+
+_MAX_FILLED_CELLS = 200_000
+
+
+def _sheet_texts(sheet: tables.Sheet) -> list[list[str]]:
+    """A sheet's cells as text, a merged range's value in each of its cells: a 单位 merged down over its
+    liaisons' rows names the unit of each row, as Excel shows it."""
+    table = _texts(sheet.rows)
+    budget = _MAX_FILLED_CELLS
+    for first_row, first_col, last_row, last_col in sheet.merged:
+        if first_row > len(table) or first_col > tables.MAX_COLUMNS:
+            continue
+        top = table[first_row - 1]
+        value = top[first_col - 1] if first_col <= len(top) else ""
+        if not clean(value):
+            continue
+        last_row, last_col = min(last_row, len(table)), min(last_col, tables.MAX_COLUMNS)
+        # Every cell looked at counts, filled or not: ten thousand ranges over one sheet cost no more than this.
+        budget -= max(0, last_row - first_row + 1) * max(0, last_col - first_col + 1)
+        if budget < 0:
+            break
+        for r in range(first_row, last_row + 1):
+            row = table[r - 1]
+            if len(row) < last_col:
+                row.extend([""] * (last_col - len(row)))
+            for c in range(first_col, last_col + 1):
+                if not row[c - 1]:
+                    row[c - 1] = value
+    return table
 
 
 def _read_sheets(read: tables.TableFile, wanted: str | None) -> RosterRead:
@@ -302,10 +332,10 @@ def _read_sheets(read: tables.TableFile, wanted: str | None) -> RosterRead:
         if not chosen:
             raise RosterError(_t("sheet_unknown", sheet=wanted, sheets="、".join(s.name for s in read.sheets)), notes)
         one = chosen[0]
-        return _parse(_texts(one.rows), notes + [_t("sheet_read", sheet=one.name)], sheet=one.name)
+        return _parse(_sheet_texts(one), notes + [_t("sheet_read", sheet=one.name)], sheet=one.name)
     if read.encoding:  # a CSV: its one table
         return _parse(_texts(read.sheets[0].rows), notes)
-    tables_by_sheet = [(one, _texts(one.rows)) for one in read.sheets]
+    tables_by_sheet = [(one, _sheet_texts(one)) for one in read.sheets]
     with_header = [(one, rows) for one, rows in tables_by_sheet if _find_header(rows) is not None]
     if not with_header:
         if len(read.sheets) == 1:  # the header problem of the one sheet, with its row and cells
@@ -372,7 +402,7 @@ def _parse(table: list[list[str]], notes: list[str], *, sheet: str = "") -> Rost
         raise RosterError(_t("empty", columns=_t("columns")), notes)
     if found is None:
         line, raw = filled_rows[0]
-        cells = "、".join(f"“{clean(c)}”" for c in raw if clean(c))
+        cells = "、".join(dict.fromkeys(f"“{clean(c)}”" for c in raw if clean(c)))  # a merged title once
         raise RosterError(_t("no_header", rows=HEADER_SEARCH, line=line, cells=cells), notes)
     header_line, best = found
     header = table[header_line - 1]
@@ -531,26 +561,32 @@ def _check_rows(
     return rows, warnings, tidied
 
 
-def import_roster(session: Session, rows: list[RosterRow], *, columns: frozenset[str] | None = None) -> ImportReport:
-    """Make the database match the rows; the caller commits (or rolls back on error, or for a preview).
+def import_roster(
+    session: Session, rows: list[RosterRow], *, columns: frozenset[str] | None = None, apply: bool = True
+) -> ImportReport:
+    """Make the database match the rows; the caller commits (or rolls back on error).
 
-    `columns`: the roster columns the file has (default all); what a column the file lacks says (类别, 微信昵称,
-    手机, 角色) is kept as it was for units and liaisons already known, so a shorter sheet loses nothing."""
+    `apply=False` only reports what an import would change and touches nothing (a preview, or a change waiting
+    for a confirmation). `columns`: the roster columns the file has (default all); what a column the file lacks
+    says (类别, 微信昵称, 手机, 角色) is kept as it was for units and liaisons already known."""
     if columns is not None:
         rows = _keeping_absent(session, rows, columns)
     report = ImportReport()
     units = {name_key(u.name): u for u in session.exec(select(Unit))}
-    liaisons = {(liaison.unit_id, name_key(liaison.name)): liaison for liaison in session.exec(select(Liaison))}
+    liaisons: dict[tuple[object, str], Liaison] = {
+        (liaison.unit_id, name_key(liaison.name)): liaison for liaison in session.exec(select(Liaison))
+    }
     kept_units: set[str] = set()
-    kept_liaisons: set[int] = set()
+    kept_liaisons: set[int] = set()  # id() of the liaison objects the rows keep or add
 
     for row in rows:
         unit_key = name_key(row.unit)
         unit = units.get(unit_key)
         if unit is None:
             unit = Unit(name=row.unit, kind=row.kind)
-            session.add(unit)
-            session.flush()
+            if apply:
+                session.add(unit)
+                session.flush()
             units[unit_key] = unit
             report.added_units.append(row.unit)
         elif unit.kind != row.kind or not unit.active or unit.name != row.unit:
@@ -561,52 +597,60 @@ def import_roster(session: Session, rows: list[RosterRow], *, columns: frozenset
                     report.updated.append(_t("reactivated", unit=row.unit))
                 elif unit.kind != row.kind:
                     report.updated.append(_t("changed_kind", unit=row.unit, old=unit.kind, new=row.kind))
-            unit.name, unit.kind, unit.active = row.unit, row.kind, True
-            session.add(unit)
+            if apply:
+                unit.name, unit.kind, unit.active = row.unit, row.kind, True
+                session.add(unit)
         kept_units.add(unit_key)
-        unit_id = pk(unit)  # read from the database, or added and flushed above
+        # A unit's id, or (not applying) its key: two new units' liaisons must not meet under one None.
+        unit_ref: object = unit.id if unit.id is not None else f"new:{unit_key}"
 
-        liaison = liaisons.get((unit_id, name_key(row.name)))
+        liaison = liaisons.get((unit_ref, name_key(row.name)))
         if liaison is None:
-            liaison = Liaison(unit_id=unit_id, name=row.name)
+            liaison = Liaison(unit_id=unit.id or 0, name=row.name)
             report.added_liaisons.append(f"{row.unit}-{row.name}")
-            changes = []
+            known_id = ""
         else:
             changes = _liaison_changes(liaison, row)
             if changes:
                 report.updated.append(f"{row.unit}-{row.name}（" + "，".join(changes) + "）")
             else:
                 report.unchanged += 1
-        liaison.name = row.name
-        liaison.role = row.role
-        liaison.wechat_name = row.wechat_name
-        liaison.phone = row.phone
-        liaison.active = True
-        if row.contact_id:
-            liaison.contact_id = row.contact_id
-        session.add(liaison)
-        session.flush()
-        liaisons[(unit_id, name_key(row.name))] = liaison
-        kept_liaisons.add(pk(liaison))  # flushed just above
-        if not liaison.contact_id and not liaison.wechat_name and not liaison.group_nickname:
+            known_id = liaison.contact_id or ""
+        if apply:
+            liaison.name = row.name
+            liaison.role = row.role
+            liaison.wechat_name = row.wechat_name
+            liaison.phone = row.phone
+            liaison.active = True
+            if row.contact_id:
+                liaison.contact_id = row.contact_id
+            session.add(liaison)
+            session.flush()
+        liaisons[(unit_ref, name_key(row.name))] = liaison
+        kept_liaisons.add(id(liaison))
+        if not (row.contact_id or known_id or row.wechat_name or liaison.group_nickname):
             report.unrecognisable.append(_t("item_line", what=f"{row.unit}-{row.name}", line=row.line))
 
     for key, unit in units.items():
         if key not in kept_units and unit.active:
-            unit.active = False
-            session.add(unit)
+            if apply:
+                unit.active = False
+                session.add(unit)
             report.deactivated_units.append(unit.name)
-    names = {u.id: u.name for u in units.values()}
+    names = {u.id: u.name for u in units.values() if u.id is not None}
     for liaison in liaisons.values():
-        if liaison.id not in kept_liaisons and liaison.active:
-            used = session.exec(select(Confirmation.id).where(Confirmation.liaison_id == liaison.id).limit(1)).first()
-            if used is None:
-                session.delete(liaison)
-            else:
-                # Kept for the record of past confirmations, but no longer recognised.
-                liaison.active, liaison.contact_id = False, None
-                session.add(liaison)
-            report.removed_liaisons.append(f"{names.get(liaison.unit_id, '?')}-{liaison.name}")
+        if id(liaison) in kept_liaisons or not liaison.active:
+            continue
+        report.removed_liaisons.append(f"{names.get(liaison.unit_id, '?')}-{liaison.name}")
+        if not apply:
+            continue
+        used = session.exec(select(Confirmation.id).where(Confirmation.liaison_id == liaison.id).limit(1)).first()
+        if used is None:
+            session.delete(liaison)
+        else:
+            # Kept for the record of past confirmations, but no longer recognised.
+            liaison.active, liaison.contact_id = False, None
+            session.add(liaison)
     return report
 
 

@@ -108,6 +108,29 @@ def test_a_merged_title_row_and_a_blank_row_above_the_header_are_skipped_and_sai
     assert "第 3 行为表头，上面的 1 行（标题）已跳过" in read.notes
 
 
+def test_a_unit_merged_down_over_its_liaisons_names_each_row():
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["XX区反诈联络员名单"])
+    ws.merge_cells("A1:E1")
+    ws.append(["单位", "类别", "联络员", "微信ID", "微信昵称"])
+    ws.append(["城关镇", "镇街", "王芳", "wxid_wf", "王芳"])
+    ws.append([None, None, "赵磊", "", "赵磊"])
+    ws.append([None, None, "钱多", "", "钱多"])
+    ws.append(["区教育局", "区直单位", "孙丽", "", "孙丽"])
+    ws.merge_cells("A3:A5")
+    ws.merge_cells("B3:B5")
+    out = io.BytesIO()
+    wb.save(out)
+    read = read_roster("名单.xlsx", out.getvalue())
+    assert [(r.line, r.unit, r.kind, r.name) for r in read.rows] == [
+        (3, "城关镇", "镇街", "王芳"),
+        (4, "城关镇", "镇街", "赵磊"),
+        (5, "城关镇", "镇街", "钱多"),
+        (6, "区教育局", "区直单位", "孙丽"),
+    ]
+
+
 def test_title_rows_in_a_csv_are_skipped_and_errors_keep_excel_row_numbers():
     text = csv_text([["XX区反诈联络员名单", "", ""], ["制表：区反诈办", "", ""], HEADER, ["城关镇", "乡村", "王芳"]])
     with pytest.raises(RosterError) as caught:
@@ -344,3 +367,48 @@ def test_a_roster_is_told_from_an_incident_file_by_its_header():
     assert not is_roster("警情.xlsx", xlsx(("Sheet1", incidents)))
     assert not is_roster("警情.csv", csv_text(incidents).encode())
     assert not is_roster("坏.xlsx", b"PK\x03\x04 broken")
+
+
+def test_a_workbook_forging_many_huge_merged_ranges_costs_little():
+    from tests.hardening_strategies import replace_member
+
+    wb = Workbook()
+    wb.active.append(HEADER)
+    wb.active.append(ROWS[0])
+    out = io.BytesIO()
+    wb.save(out)
+    merges = b"".join(b'<mergeCell ref="A1:XFD1048576"/>' for _ in range(20_000))
+    sheet = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        b'<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row></sheetData>'
+        b'<mergeCells count="20000">' + merges + b"</mergeCells></worksheet>"
+    )
+    data = replace_member(out.getvalue(), "xl/worksheets/sheet1.xml", sheet)
+    with pytest.raises(RosterError):  # no header: the point is that it returns, quickly, in Chinese
+        read_roster("名单.xlsx", data)
+
+
+def test_a_preview_reports_exactly_what_the_import_then_does_and_touches_nothing(engine):
+    first = read_roster(
+        "名单.csv", csv_text([HEADER, *ROWS, ["金融行业", "行业", "郑洁", "", "郑洁", "", ""]]).encode()
+    )
+    with session(engine) as s:
+        import_roster(s, first.rows, columns=first.columns)
+        s.commit()
+    changed = [
+        HEADER,
+        ["城关 镇", "区直单位", "王 芳", "wxid_wf", "王芳（新）", "13800000001", "主"],
+        ["区教育局", "区直单位", "孙丽", "wxid_sl", "孙丽", "", ""],
+        ["南山镇", "镇街", "王芳", "", "王芳", "", ""],
+        ["北山镇", "镇街", "王芳", "", "", "", ""],
+    ]
+    second = read_roster("名单.csv", csv_text(changed).encode())
+    with session(engine) as s:
+        planned = import_roster(s, second.rows, columns=second.columns, apply=False)
+        assert not s.new and not s.dirty and not s.deleted
+        done = import_roster(s, second.rows, columns=second.columns)
+        s.commit()
+    assert planned == done
+    assert done.added_units == ["南山镇", "北山镇"] and done.deactivated_units == ["金融行业"]
+    assert done.removed_liaisons == ["城关镇-赵磊", "金融行业-郑洁"]
+    assert done.unrecognisable == ["北山镇-王芳（第 5 行）"]
