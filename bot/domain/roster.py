@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import Session, col, select
 
 from bot.adapters import tables
 from bot.content import load_texts
-from bot.storage.models import Confirmation, Liaison, Membership, Role, Unit, UnitKind, pk
+from bot.storage.models import AuditLog, BotState, Confirmation, Liaison, Membership, Role, Unit, UnitKind, pk
 from bot.textnorm import clean
 
 COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色")
@@ -764,3 +766,83 @@ def refusal_lines(read: RosterRead, report: ImportReport, *, limit: int | None =
 def confirm_command_line(command: str) -> str:
     """How to confirm a refused import on the command line."""
     return _t("confirm_command", command=command)
+
+
+# --- an import from chat waiting for the admin's 确认导入 ------------------------------------------------------
+
+HELD_KEY = "roster_pending"  # BotState: which audit row holds the waiting import, who may confirm it, until when
+HELD_ACTION = "roster_held"  # AuditLog: the file's checked rows, as JSON (the audit log's detail has no limit)
+HOLD_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class HeldImport:
+    """A roster import from chat that would deactivate units, waiting for its sender to confirm."""
+
+    read: RosterRead
+    file_name: str
+    by_id: str
+    by_name: str
+    until: datetime
+
+
+def hold_import(
+    session: Session, *, read: RosterRead, file_name: str, by_id: str, by_name: str, now: datetime
+) -> datetime:
+    """Keep a checked roster until its sender confirms (a row each: a restart keeps it); a newer one replaces
+    it. Returns until when it waits."""
+    until = now + timedelta(minutes=HOLD_MINUTES)
+    payload = {
+        "file": file_name,
+        "rows": [list(astuple(row)) for row in read.rows],
+        "notes": read.notes,
+        "warnings": read.warnings,
+        "sheet": read.sheet,
+        "columns": sorted(read.columns),
+    }
+    row = AuditLog(
+        at=now,
+        actor_id=by_id,
+        actor_name=by_name[:100],
+        action=HELD_ACTION,
+        detail=json.dumps(payload, ensure_ascii=False),
+    )
+    session.add(row)
+    session.flush()
+    state = session.get(BotState, HELD_KEY) or BotState(key=HELD_KEY)
+    state.value = json.dumps({"audit": pk(row), "by": by_id, "until": until.isoformat()})
+    state.updated_at = now
+    session.add(state)
+    return until
+
+
+def drop_held_import(session: Session) -> None:
+    """Forget the waiting import, if any (it was confirmed, expired, or a newer file came)."""
+    state = session.get(BotState, HELD_KEY)
+    if state is not None:
+        session.delete(state)
+
+
+def held_import(session: Session) -> HeldImport | None:
+    """The import waiting for confirmation, expired or not; None if there is none (or its row is unreadable)."""
+    state = session.get(BotState, HELD_KEY)
+    if state is None:
+        return None
+    try:
+        pointer = json.loads(state.value)
+        row = session.get(AuditLog, int(pointer["audit"]))
+        if row is None:
+            return None
+        payload = json.loads(row.detail)
+        rows = [RosterRow(int(r[0]), *(str(v) for v in r[1:8])) for r in payload["rows"]]
+        read = RosterRead(
+            rows,
+            [str(n) for n in payload["notes"]],
+            [str(w) for w in payload["warnings"]],
+            str(payload["sheet"]),
+            frozenset(str(c) for c in payload["columns"]),
+        )
+        until = datetime.fromisoformat(pointer["until"])
+        return HeldImport(read, str(payload["file"]), str(pointer["by"]), row.actor_name, until)
+    except (ValueError, KeyError, TypeError):  # written by this module; a hand-edited row is not guessed at
+        return None
