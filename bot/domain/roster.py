@@ -214,6 +214,11 @@ def column_of(value: str) -> tuple[str, int] | None:
     for key in _header_keys(value):
         if key in _COLUMN_OF:
             return _COLUMN_OF[key]
+    # "微信ID/微信号", "姓名、联系人": every part a word of one column
+    parts = [p for p in re.split(r"[/、|,，]", _header_keys(value)[1]) if p]
+    columns = {_COLUMN_OF[p][0] if p in _COLUMN_OF else None for p in parts}
+    if len(parts) > 1 and len(columns) == 1 and None not in columns:
+        return str(columns.pop()), max(_COLUMN_OF[p][1] for p in parts)
     return None
 
 

@@ -177,6 +177,7 @@ def test_no_header_anywhere_says_what_a_header_needs_and_shows_the_first_row():
         ["部门", "类别", "姓名", "微信 ID", "微信昵称", "手机", "角色"],
         ["单 位", "类别", "姓 名", "ＷＸＩＤ", "微信名", "手机", "角色"],  # spaces, full-width
         ["*单位", "类别", "联络员（必填）", "微信ID号", "微信昵称", "手机", "角色"],
+        ["单位/部门", "类别", "姓名、联系人", "微信ID/微信号", "微信名/昵称", "手机/电话", "角色"],
     ],
 )
 def test_the_usual_header_words_are_understood_and_no_id_is_lost(tmp_path, engine, header):
