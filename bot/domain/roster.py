@@ -376,8 +376,10 @@ def parse_table(table: list[list[str]]) -> list[RosterRow]:
 
 def _find_header(table: list[list[str]]) -> tuple[int, dict[str, tuple[int, int]]] | None:
     """The header among the first non-blank rows: its 1-based row number and column -> (index, rank) of the
-    columns it names, the most preferred word of each; None if no row has a 单位 column and another known one."""
+    columns it names, the most preferred word of each. A row with a 单位 column and another known one; else the
+    first row naming two roster columns without a 单位 (so the clerk hears that 单位 is missing); else None."""
     seen = 0
+    without_unit: tuple[int, dict[str, tuple[int, int]]] | None = None
     for line, raw in enumerate(table, start=1):
         if not any(clean(c) for c in raw):
             continue
@@ -397,7 +399,9 @@ def _find_header(table: list[list[str]]) -> tuple[int, dict[str, tuple[int, int]
                 others += 1
         if "单位" in columns and others:
             return line, columns
-    return None
+        if without_unit is None and sum(c in columns for c in _ROSTER_COLUMNS) >= 2:
+            without_unit = line, columns
+    return without_unit
 
 
 def _parse(table: list[list[str]], notes: list[str], *, sheet: str = "") -> RosterRead:

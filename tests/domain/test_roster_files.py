@@ -156,6 +156,13 @@ def test_a_sheet_is_chosen_by_name_and_a_wrong_name_lists_the_sheets():
         read_roster("名单.xlsx", data, sheet="三月")
 
 
+def test_a_header_without_a_unit_column_says_so():
+    text = csv_text([["名单"], ["单位简称", "姓名", "微信号"], ["城关", "王芳", "wxid_wf"]])
+    with pytest.raises(RosterError) as caught:
+        read_roster("名单.csv", text.encode())
+    assert caught.value.problems[0].startswith("第 2 行（表头）缺少“单位”列（也可写作：单位名称、所在单位")
+
+
 def test_no_header_anywhere_says_what_a_header_needs_and_shows_the_first_row():
     with pytest.raises(RosterError) as caught:
         read_roster("名单.csv", csv_text([["XX区名单"], ["城关镇", "王芳"]]).encode())
