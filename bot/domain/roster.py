@@ -344,6 +344,7 @@ def _read_sheets(read: tables.TableFile, wanted: str | None) -> RosterRead:
         return _parse(_texts(read.sheets[0].rows), notes)
     tables_by_sheet = [(one, _sheet_texts(one)) for one in read.sheets]
     with_header = [(one, rows) for one, rows in tables_by_sheet if _find_header(rows) is not None]
+    with_header.sort(key=lambda pair: pair[0].hidden)  # a visible sheet before a hidden one (an old list, say)
     if not with_header:
         if len(read.sheets) == 1:  # the header problem of the one sheet, with its row and cells
             one, rows = tables_by_sheet[0]

@@ -420,3 +420,19 @@ def test_a_preview_reports_exactly_what_the_import_then_does_and_touches_nothing
     assert done.added_units == ["南山镇", "北山镇"] and done.deactivated_units == ["金融行业"]
     assert done.removed_liaisons == ["城关镇-赵磊", "金融行业-郑洁"]
     assert done.unrecognisable == ["北山镇-王芳（第 5 行）"]
+
+
+def test_a_visible_roster_sheet_is_read_before_a_hidden_old_one():
+    wb = Workbook()
+    old = wb.active
+    old.title = "旧名单"
+    old.append(HEADER)
+    old.append(["旧镇", "镇街", "钱多", "", "钱多"])
+    old.sheet_state = "hidden"
+    new = wb.create_sheet("名单")
+    new.append(HEADER)
+    new.append(ROWS[0])
+    out = io.BytesIO()
+    wb.save(out)
+    read = read_roster("名单.xlsx", out.getvalue())
+    assert [r.unit for r in read.rows] == ["城关镇"] and read.sheet == "名单"
