@@ -90,7 +90,7 @@ _ROLES = {
 _PHONE = re.compile(r"^\+?[0-9][0-9+\-\s()/、,;转]{3,29}$")
 _SPACES = re.compile(r"\s+")
 _CJK = r"\u2e80-\u9fff\uf900-\ufaff"
-_SPACE_BY_CJK = re.compile(rf"(?<=[{_CJK}]) | (?=[{_CJK}])")
+_SPACE_BY_CJK = re.compile(rf"(?<=[{_CJK}]) (?=[{_CJK}])")
 _BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]|【[^】]*】|〔[^〕]*〕|<[^>]*>|《[^》]*》")
 _BRACKETS = re.compile(r"[()\[\]【】〔〕<>《》]")
 _MARKS = re.compile(r"[*※:：]")
@@ -192,8 +192,8 @@ def listed(items: list[str], limit: int | None = None) -> str:
 
 
 def tidy_name(text: str) -> str:
-    """A name with its spaces as a person means them: none beside a Chinese character ("王  芳" is 王芳), one
-    between Latin words."""
+    """A name with its spaces as a person means them: none between Chinese characters ("王  芳" is 王芳), one
+    elsewhere ("Li Ming", "+86 区反诈中心")."""
     return _SPACE_BY_CJK.sub("", _SPACES.sub(" ", text))
 
 

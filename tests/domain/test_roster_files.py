@@ -326,6 +326,7 @@ def test_warnings_for_the_unrecognisable_a_shared_id_and_two_kinds_and_the_impor
 
 def test_spaces_inside_chinese_names_are_removed_and_said_and_match_the_stored_name(engine):
     assert tidy_name("王  芳") == "王芳" and tidy_name("城关 镇") == "城关镇" and tidy_name("Li  Ming") == "Li Ming"
+    assert tidy_name("+86 区反诈中心") == "+86 区反诈中心"
     with session(engine) as s:  # stored before names were tidied, with the id the bot learned
         unit = Unit(name="城关镇", kind="镇街")
         s.add(unit)
