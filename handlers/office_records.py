@@ -288,7 +288,8 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 
 def reads_file(msg: Incoming, settings: Settings) -> bool:
-    """Does `on_incident_file` (the incident figures or the roster) want this message's file read ahead of its unit of work (an admin's file)?"""
+    """Does `on_incident_file` (the incident figures, or a roster) want this message's file read ahead of its unit
+    of work (an admin's file)?"""
     return msg.kind == MessageKind.FILE and msg.file is not None and msg.sender.contact_id in settings.admin_ids
 
 
