@@ -298,8 +298,18 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
 
 
 def reads_file(msg: Incoming, settings: Settings) -> bool:
-    """Does `on_incident_file` want this message's file read ahead of its unit of work (an admin's file)?"""
+    """Does `on_incident_file` (the incident figures, or a roster) want this message's file read ahead of its unit
+    of work (an admin's file)?"""
     return msg.kind == MessageKind.FILE and msg.file is not None and msg.sender.contact_id in settings.admin_ids
+
+
+def read_admin_file(file: FileData, *, today: date) -> object:
+    """What the app reads ahead from an admin's file: the roster (a RosterRead or RosterError) if its header says
+    it is one, else the incident figures (see `read_incident_file`)."""
+    from handlers.roster_chat import read_roster_upload
+
+    roster = read_roster_upload(file)
+    return roster if roster is not None else read_incident_file(file, today=today)
 
 
 def read_incident_file(file: FileData, *, today: date) -> list[StatRow] | StatsError:
@@ -318,16 +328,23 @@ def read_incident_file(file: FileData, *, today: date) -> list[StatRow] | StatsE
 
 
 def on_incident_file(msg: Incoming, ctx: Context) -> None:
-    """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group."""
+    """An admin sends the incident spreadsheet: import it all or nothing, then post the 通报 to the office group.
+    A roster sent the same way (told by its header) goes to handlers/roster_chat.py."""
     from bot.domain.incidents import StatsError, import_stats
+    from bot.domain.roster import RosterError, RosterRead
     from bot.operations.reporting import queue_stats_report
+    from handlers.roster_chat import on_roster_file
 
     if msg.file is None:  # the transport could not fetch the attachment
         ctx.reply(msg, ctx.t("stats.file_not_received"))
         return
-    rows = ctx.files.get(msg.message_id)
-    if rows is None:  # not read ahead (the app reads every admin's file ahead; a caller of its own may not)
-        rows = read_incident_file(msg.file, today=ctx.today)
+    read = ctx.files.get(msg.message_id)
+    if read is None:  # not read ahead (the app reads every admin's file ahead; a caller of its own may not)
+        read = read_admin_file(msg.file, today=ctx.today)
+    if isinstance(read, (RosterRead, RosterError)):
+        on_roster_file(msg, ctx, read)
+        return
+    rows: list[StatRow] | StatsError = read  # type: ignore[assignment]
     if isinstance(rows, StatsError):
         ctx.reply(msg, ctx.t("stats.import_failed", error=str(rows)))
         return

@@ -1,7 +1,9 @@
 """The one reader of clerks' tables (.csv, .xlsx): the roster and the incident figures both read files through it.
 
-It knows bytes and formats, not what the columns mean: it returns the first sheet's rows (cells as strings for a
-CSV, Excel values for a workbook) and fails with a `TableError` whose `key` the caller turns into its own message.
+It knows bytes and formats, not what the columns mean: `read_table` returns the first sheet's rows (cells as strings
+for a CSV, Excel values for a workbook), `read_sheets` every sheet by name and the text encoding a CSV was read in
+(UTF-8, with or without BOM, else GB18030: what Excel's plain "CSV" is on a Chinese Windows). Both fail with a
+`TableError` whose `key` the caller turns into its own message.
 The limits are the same for every caller: the file's size, the columns read per row, and the rows read (a
 caller says how many non-blank rows it can use; reading stops one past that).
 
@@ -19,9 +21,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from bot.textnorm import clean
@@ -48,9 +52,19 @@ _XML = (".xml", ".rels", ".vml")
 _CHUNK = 64 * 1024
 
 
+# The text encodings a CSV is read in, as `TableFile.encoding` names them.
+UTF8 = "utf-8"
+UTF8_BOM = "utf-8-sig"
+GB18030 = "gb18030"  # a superset of GBK and GB2312
+UTF16 = "utf-16"  # Excel's "Unicode 文本" (tab-separated), renamed to .csv
+# C0 control characters other than tab, CR and LF: a "CSV" holding them decoded as GB18030 is not text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class TableError(ValueError):
     """A table that cannot be read. `key` is one of: xls_old, bad_suffix (values: suffix), too_big (mb),
-    not_utf8, csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail),
+    not_utf8 (a CSV that is no UTF-8; only when GB18030 is not tried), not_text (a CSV that is neither UTF-8 nor
+    GB18030 text), csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail),
     xlsx_unsafe (name, detail: too big once unpacked, or a strange archive; detail is English, for the log)."""
 
     def __init__(self, key: str, **values: object) -> None:
@@ -80,6 +94,25 @@ def check_size(size: int) -> None:
         raise TableError("too_big", mb=MAX_BYTES // (1024 * 1024))
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """One worksheet's rows, from row 1 on (a blank row is an empty sequence, so a row's index + 1 is the row
+    number Excel shows)."""
+
+    name: str  # the worksheet's name; "" for a CSV
+    rows: list[Sequence[object]]
+    hidden: bool = False
+    # Merged cells as (first row, first column, last row, last column), 1-based like Excel: only the first cell
+    # of a merged range holds the value that Excel shows across all of it.
+    merged: tuple[tuple[int, int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class TableFile:
+    sheets: list[Sheet]  # a CSV is one sheet; a workbook's in its tab order
+    encoding: str = ""  # a CSV's text encoding: UTF8, UTF8_BOM, GB18030 or UTF16; "" for a workbook
+
+
 def read_table(
     name: str,
     data: bytes,
@@ -88,15 +121,76 @@ def read_table(
     max_rows: int | None = None,
     cell: Callable[[object], object] | None = None,
 ) -> list[Sequence[object]]:
-    """The rows of a .csv or the first sheet of an .xlsx; stops after `max_filled` non-blank rows or `max_rows` rows.
+    """The rows of a .csv (UTF-8 only) or the first sheet of an .xlsx; stops after `max_filled` non-blank rows or
+    `max_rows` rows.
 
     `cell` turns an openpyxl cell into the value kept (default: its value), e.g. to look at its number format.
     """
     suffix = check_kind(name)
     check_size(len(data))
     if suffix == ".csv":
-        return _csv_table(data, max_filled, max_rows or len(data) + 1)
-    return _xlsx_table(_unpacked(name, data), max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise TableError("not_utf8") from None
+        return _csv_rows(text, ",", max_filled, max_rows or len(data) + 1)
+    sheets = _xlsx_sheets(
+        _unpacked(name, data), max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value, first_only=True
+    )
+    return sheets[0].rows if sheets else []
+
+
+def read_sheets(
+    name: str,
+    data: bytes,
+    *,
+    max_filled: int,
+    max_rows: int | None = None,
+    cell: Callable[[object], object] | None = None,
+) -> TableFile:
+    """Every sheet of an .xlsx, or a .csv in whichever of UTF-8 (with or without BOM), UTF-16 (with BOM) or
+    GB18030 it decodes in; each sheet stops after `max_filled` non-blank rows or `max_rows` rows."""
+    suffix = check_kind(name)
+    check_size(len(data))
+    if suffix == ".csv":
+        text, encoding = decode_text(data)
+        rows = _csv_rows(text, _delimiter(text), max_filled, max_rows or len(data) + 1)
+        return TableFile([Sheet("", rows)], encoding)
+    sheets = _xlsx_sheets(
+        _unpacked(name, data), max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value, first_only=False
+    )
+    return TableFile(sheets)
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a CSV and the encoding it was read in; TableError("not_text") if it is none of them.
+
+    Strict UTF-8 first: GB18030 decodes most UTF-8 Chinese too, into nonsense, while GB18030 text is almost never
+    valid UTF-8. A "GB18030" text holding control characters is binary that happened to decode."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        candidates = [(UTF8_BOM, "utf-8-sig")]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = [(UTF16, "utf-16")]
+    else:
+        candidates = [(UTF8, "utf-8"), (GB18030, "gb18030")]
+    for label, codec in candidates:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if label == GB18030 and _CONTROL.search(text):
+            break
+        return text, label
+    raise TableError("not_text")
+
+
+def _delimiter(text: str) -> str:
+    """A comma, unless the first lines have none but tabs (Excel's "文本文件（制表符分隔）") or semicolons."""
+    head = [line for line in text[: 64 * 1024].splitlines()[:20] if line.strip()]
+    for mark in (",", "\t", ";"):
+        if any(mark in line for line in head):
+            return mark
+    return ","
 
 
 def _unpacked(name: str, data: bytes) -> io.BytesIO:
@@ -188,15 +282,11 @@ def _value(cell) -> object:
     return cell.value
 
 
-def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[Sequence[object]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise TableError("not_utf8") from None
+def _csv_rows(text: str, delimiter: str, max_filled: int, max_rows: int) -> list[Sequence[object]]:
     table: list[Sequence[object]] = []
     count = 0
     try:
-        for row in csv.reader(io.StringIO(text)):
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
             table.append(row)
             count += any(filled(c) for c in row)
             if count >= max_filled or len(table) >= max_rows:
@@ -206,40 +296,80 @@ def _csv_table(data: bytes, max_filled: int, max_rows: int) -> list[Sequence[obj
     return table
 
 
-def _xlsx_table(
-    data: io.BytesIO, max_filled: int, max_rows: int, cell: Callable[[object], object]
-) -> list[Sequence[object]]:
+def _xlsx_sheets(
+    data: io.BytesIO, max_filled: int, max_rows: int, cell: Callable[[object], object], *, first_only: bool
+) -> list[Sheet]:
     from openpyxl import load_workbook  # imported here: only reading a workbook needs it
 
     try:
         wb = load_workbook(data, read_only=True, data_only=True)
     except Exception:  # openpyxl fails with many types (zip, XML, KeyError) on a broken or foreign file
         raise TableError("xlsx_open") from None
-    table: list[Sequence[object]] = []
-    count = 0
+    sheets: list[Sheet] = []
     try:
-        if not wb.worksheets:
-            return table
-        # A damaged sheet may only fail while its rows are read.
-        # openpyxl fills the rows missing before a row number with one shared empty tuple: passing those over
-        # unread keeps a 1 kB file naming row 1 048 576 (or 99 999 999) from costing seconds and gigabytes.
-        missing: object = None
-        for row in wb.worksheets[0].iter_rows(max_col=MAX_COLUMNS, max_row=max_rows):
-            if row is missing:
-                table.append(())  # one shared empty tuple: a million missing rows cost next to nothing
-                if len(table) >= max_rows:
-                    break
-                continue
-            values = [cell(c) for c in row]
-            if not any(filled(v) for v in values):
-                missing = row
-                values = []  # a blank row keeps its place, not the 64 empty cells it was padded to
-            table.append(values)
-            count += any(filled(v) for v in values)
-            if count >= max_filled or len(table) >= max_rows:
-                break
+        for ws in wb.worksheets[:1] if first_only else wb.worksheets:
+            rows = _xlsx_rows(ws, max_filled, max_rows, cell)
+            merged = () if first_only else _merged_ranges(ws)
+            hidden = getattr(ws, "sheet_state", "visible") != "visible"
+            sheets.append(Sheet(str(ws.title), rows, hidden=hidden, merged=merged))
     except Exception:
         raise TableError("xlsx_read") from None
     finally:
         wb.close()
+    return sheets
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3})([0-9]{1,7})(?::([A-Z]{1,3})([0-9]{1,7}))?"')
+MAX_MERGES = 10_000
+
+
+def _merged_ranges(ws) -> tuple[tuple[int, int, int, int], ...]:
+    """The merged ranges a read-only sheet's XML lists (openpyxl's read-only mode does not read them), at most
+    MAX_MERGES; the XML is scanned a chunk at a time, as it was already copied under the archive's limits."""
+    found: list[tuple[int, int, int, int]] = []
+    tail = b""
+    with ws._get_source() as src:
+        while chunk := src.read(_CHUNK):
+            text = tail + chunk
+            for m in _MERGE.finditer(text):
+                first_col, first_row = _column_number(m.group(1)), int(m.group(2))
+                last_col = _column_number(m.group(3)) if m.group(3) else first_col
+                last_row = int(m.group(4)) if m.group(4) else first_row
+                found.append((first_row, first_col, last_row, last_col))
+                if len(found) >= MAX_MERGES:
+                    return tuple(found)
+            # A tag cut by the chunk's end is matched again with the next chunk; one already matched is not.
+            cut = text.rfind(b"<")
+            tail = text[cut:] if cut >= 0 and b">" not in text[cut:] else b""
+    return tuple(found)
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - ord("A") + 1
+    return number
+
+
+def _xlsx_rows(ws, max_filled: int, max_rows: int, cell: Callable[[object], object]) -> list[Sequence[object]]:
+    table: list[Sequence[object]] = []
+    count = 0
+    # A damaged sheet may only fail while its rows are read.
+    # openpyxl fills the rows missing before a row number with one shared empty tuple: passing those over
+    # unread keeps a 1 kB file naming row 1 048 576 (or 99 999 999) from costing seconds and gigabytes.
+    missing: object = None
+    for row in ws.iter_rows(max_col=MAX_COLUMNS, max_row=max_rows):
+        if row is missing:
+            table.append(())  # one shared empty tuple: a million missing rows cost next to nothing
+            if len(table) >= max_rows:
+                break
+            continue
+        values = [cell(c) for c in row]
+        if not any(filled(v) for v in values):
+            missing = row
+            values = []  # a blank row keeps its place, not the 64 empty cells it was padded to
+        table.append(values)
+        count += any(filled(v) for v in values)
+        if count >= max_filled or len(table) >= max_rows:
+            break
     return table

@@ -47,7 +47,7 @@ class Context:
     # Link cards the app fetched for URLs in this message (handlers do no network I/O).
     previews: dict = field(default_factory=dict)
     # What the app read from a file in this message before the unit of work, outside its lock (reading a workbook
-    # takes seconds), by message id: see handlers/office_records.py `read_incident_file`.
+    # takes seconds), by message id: see handlers/office_records.py `read_admin_file`.
     files: dict = field(default_factory=dict)
     # Groups this unit of work has already loaded, by room id (the session's own objects, so changes made in
     # this unit of work show): the room a message came from is read once, not by every filter.

@@ -406,24 +406,17 @@ async def _run_console(settings: Settings) -> None:
 @roster_app.command("import")
 def roster_import(
     file: Path = typer.Argument(..., help=".xlsx 或 .csv，表头：单位,类别,联络员,微信ID,微信昵称,手机,角色"),
+    sheet: str | None = typer.Option(None, "--sheet", help="读取哪个工作表（.xlsx；默认第一个有名单的工作表）"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只显示会有哪些变化，什么都不写入"),
+    yes: bool = typer.Option(False, "--yes", help="确认停用新名单里没有的单位"),
 ) -> None:
-    """导入（或更新）联络员名单。文件有错时什么都不改，并指出第几行哪一列。"""
-    from bot.domain.roster import RosterError, import_roster, read_roster_file
-    from bot.storage.db import session
+    """导入（或更新）联络员名单。文件有错时什么都不改，并列出每一处错误（第几行哪一列）。"""
+    from bot.cli.roster_cmd import run_import
 
     settings = _settings()
-    try:
-        rows = read_roster_file(file)
-    except RosterError as exc:
-        typer.echo(f"导入失败，名单没有改动：{exc}", err=True)
-        raise typer.Exit(1) from None
-    engine = _open_db(settings)
-    with session(engine) as s:
-        report = import_roster(s, rows)
-        s.commit()
-    typer.echo(f"导入成功：{len(rows)} 行。")
-    for line in report.lines():
-        typer.echo("  " + line)
+    code = run_import(file, sheet=sheet, dry_run=dry_run, yes=yes, open_engine=lambda: _open_db(settings))
+    if code:
+        raise typer.Exit(code)
 
 
 @roster_app.command("show")

@@ -289,7 +289,7 @@ class RelayBot:
         assert msg.file is not None
         today = self.clock().astimezone(self.settings.tz).date()
         async with self._reading:
-            read = await asyncio.to_thread(office_records.read_incident_file, msg.file, today=today)
+            read = await asyncio.to_thread(office_records.read_admin_file, msg.file, today=today)
         return {msg.message_id: read}
 
     async def _on_message(self, msg: Incoming) -> None:

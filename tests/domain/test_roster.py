@@ -79,8 +79,8 @@ def test_bad_rows_name_row_and_column_and_change_nothing(tmp_path, engine, body,
 
 
 def test_missing_header_column(tmp_path):
-    (tmp_path / "r.csv").write_text("单位,姓名\n城关镇,王芳\n", encoding="utf-8")
-    with pytest.raises(RosterError, match="第 1 行（表头）缺少“联络员”列"):
+    (tmp_path / "r.csv").write_text("单位,手机\n城关镇,13800000001\n", encoding="utf-8")
+    with pytest.raises(RosterError, match="第 1 行（表头）缺少“联络员”列（也可写作：联络员姓名、姓名"):
         read_roster_file(tmp_path / "r.csv")
 
 
@@ -88,8 +88,9 @@ def test_broken_files_get_clear_messages(tmp_path):
     (tmp_path / "r.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
     with pytest.raises(RosterError, match="无法打开这个 Excel 文件"):
         read_roster_file(tmp_path / "r.xlsx")
-    (tmp_path / "r.csv").write_bytes(HEADER.encode("gbk") + "城关镇,镇街,王芳,,,,主\n".encode("gbk"))
-    with pytest.raises(RosterError, match="不是 UTF-8"):
+    # Neither UTF-8 nor GB18030 text (GBK is read: tests/domain/test_roster_files.py).
+    (tmp_path / "r.csv").write_bytes(HEADER.encode("utf-16-le") + b"\x00\xff\x81\x00")
+    with pytest.raises(RosterError, match="既不是 UTF-8 也不是 GBK"):
         read_roster_file(tmp_path / "r.csv")
     with pytest.raises(RosterError, match=r"\.xls"):
         (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0")
