@@ -72,7 +72,7 @@ async def run_console(settings: Settings, clock_start: datetime | None, *, serve
     if not people:
         from bot.content import EXAMPLE_ROSTER  # the installed copy: a wheel has no examples/ beside it
 
-        typer.echo(f"提示：名单为空。先导入名单，样例：relaybot roster import {EXAMPLE_ROSTER}")
+        typer.echo(texts.t("console.empty_roster", path=EXAMPLE_ROSTER))
 
     ended = ""
 

@@ -18,7 +18,9 @@ from scheduler import Poller
 
 log = logging.getLogger("relaybot")
 
-JOBS_GRACE = 120.0  # seconds a stop waits for the jobs in flight (a report, a feed poll) before cancelling them
+JOBS_GRACE = (
+    8.0  # seconds a stop waits for the jobs in flight; with the sender's 20 s within systemd's TimeoutStopSec=30
+)
 
 
 class JobsInFlight:
