@@ -97,7 +97,7 @@ class _Printer:
 async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     """Play the scripted day; returns the SQLite file it used."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="relaybot-demo-"))
-    db_file = folder / "demo.db"
+    db_file = folder / "relaybot-demo.db"  # a quoted demo dot db would read as a text key of [demo]
     db_file.unlink(missing_ok=True)
     settings = Settings(
         database_url=f"sqlite:///{db_file}",
