@@ -3,6 +3,7 @@ shifted by the settings: `clock_from`); command-line tools read the real clock; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,15 +39,51 @@ def show(moment: datetime, tz: ZoneInfo) -> str:
 
 
 class ShiftedClock:
-    """Real time moved by `offset` and running `speed` times as fast: for trying the schedule."""
+    """Real time moved by `offset` and running `speed` times as fast: for trying the schedule.
 
-    def __init__(self, offset: timedelta = timedelta(0), speed: float = 1.0) -> None:
-        self._real_start = real_clock()
+    A held clock stands still at its start until `start()`: a trial console holds it while the bot starts up and
+    until the first message is typed, so a schedule tried from 09:00 begins at 09:00, however slow the machine."""
+
+    def __init__(
+        self,
+        offset: timedelta = timedelta(0),
+        speed: float = 1.0,
+        *,
+        held: bool = False,
+        real: Callable[[], datetime] = real_clock,
+    ) -> None:
+        self._real = real
+        self._real_start = real()
         self._fake_start = self._real_start + offset
         self.speed = speed
+        self.held = held
+
+    @classmethod
+    def starting_at(
+        cls, moment: datetime, speed: float = 1.0, *, held: bool = False, real: Callable[[], datetime] = real_clock
+    ) -> ShiftedClock:
+        """A clock that shows `moment` now (and, when held, until started)."""
+        clock = cls(speed=speed, held=held, real=real)
+        clock._fake_start = moment
+        return clock
 
     def __call__(self) -> datetime:
-        return self._fake_start + (real_clock() - self._real_start) * self.speed
+        if self.held:
+            return self._fake_start
+        return self._fake_start + (self._real() - self._real_start) * self.speed
+
+    def hold(self) -> None:
+        """Stand still at the moment it shows now (until `start()`)."""
+        self._fake_start = self()
+        self.held = True
+
+    def start(self) -> bool:
+        """Let a held clock run on from where it stands, for good; False when it was running already."""
+        if not self.held:
+            return False
+        self._real_start = self._real()
+        self.held = False
+        return True
 
 
 def clock_from(offset_seconds: float, speed: float):

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import tempfile
 from datetime import datetime, time
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from sqlmodel import select
+
+from bot.adapters.screenshot_check import REASON_NO_OCR
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.content import EXAMPLE_ROSTER
+from bot.content import EXAMPLE_ROSTER, load_texts
 from bot.domain.roster import import_roster, read_roster_file
 from bot.runtime.app import build_bot
 from bot.storage.db import create_schema, make_engine, session
+from bot.storage.models import Confirmation
 from bot.transport.base import ChatKind, Image, Incoming, Member, MessageKind
 from bot.transport.memory import MemoryTransport
 
@@ -29,6 +34,37 @@ ZHENG = Member("wxid_zhengjie", "郑洁", "")
 STRANGER = Member("wxid_passerby", "路人甲", "")
 LIAISON_ROOM, LIAISON_NAME = "demo-liaison@chatroom", "全区反诈联络员群"
 OFFICE_ROOM, OFFICE_NAME = "demo-office@chatroom", "反诈办工作群"
+
+
+# The demo's screenshot: what 孙丽 of 区教育局 would post after forwarding #1 into her unit's own group.
+DEMO_UNIT_GROUP = "区教育局反诈宣传群(128)"
+DEMO_TITLE = "【反诈预警 #1】警惕刷单返利：先给小甜头，再骗大本金"
+DEMO_BODY = ("骗子在群聊、短视频平台或招聘", "网站发布兼职，说动动手指就能", "日赚几百……")
+
+
+def demo_screenshot(group: str, title: str) -> bytes:
+    """A phone screenshot of a WeChat group with the forwarded alert, drawn with the charts' CJK font: a real
+    JPEG that the screenshot check can read (the title in the body, the unit's group in the header)."""
+    from PIL import Image as Picture
+    from PIL import ImageDraw, ImageFont
+
+    from bot.reports.render import cjk_font_path
+
+    font = str(cjk_font_path())
+    width, height = 720, 1280
+    img = Picture.new("RGB", (width, height), (237, 237, 237))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, width, 150), fill=(247, 247, 247))
+    draw.text((30, 20), "09:15", font=ImageFont.truetype(font, 28), fill=(0, 0, 0))
+    draw.text((width // 2, 100), group, font=ImageFont.truetype(font, 34), fill=(0, 0, 0), anchor="mm")
+    draw.rectangle((30, 220, 95, 285), fill=(90, 140, 200))  # the sender's avatar
+    draw.rounded_rectangle((110, 220, 680, 520), 12, fill=(255, 255, 255))
+    body = ImageFont.truetype(font, 30)
+    for i, line in enumerate((title[:14], title[14:], *DEMO_BODY)):
+        draw.text((135, 240 + 50 * i), line, font=body, fill=(0, 0, 0))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 class _Printer:
@@ -61,7 +97,7 @@ class _Printer:
 async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     """Play the scripted day; returns the SQLite file it used."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="relaybot-demo-"))
-    db_file = folder / "demo.db"
+    db_file = folder / "relaybot-demo.db"  # a quoted demo dot db would read as a text key of [demo]
     db_file.unlink(missing_ok=True)
     settings = Settings(
         database_url=f"sqlite:///{db_file}",
@@ -82,23 +118,38 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     transport.add_room(LIAISON_ROOM, LIAISON_NAME, [ADMIN, WANG, LI, ZHOU, SUN, WU, ZHENG, STRANGER])
     transport.add_room(OFFICE_ROOM, OFFICE_NAME, [ADMIN])
     printer = _Printer(transport, clock, out)
-    bot = build_bot(settings, transport, engine=engine, clock=clock)
+    # The demo drives sending and the screenshot check itself (send_loop=False): what it prints is in order.
+    bot = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    texts = load_texts()
 
-    print(f"反诈联络员群助手 演示：一天的转发闭环（内存传输，SQLite 文件：{db_file}）", file=out)
-    print("导入名单 content/examples/roster_example.csv：" + "；".join(report.lines()), file=out)
+    print(texts.t("demo.title", path=db_file), file=out)
+    print(texts.t("demo.roster") + "；".join(report.lines()), file=out)
     await bot.start()
 
     async def step(minutes: float, who: Member, text: str = "", room: str | None = LIAISON_ROOM, image: bool = False):
         clock.advance(minutes=minutes)
         if image:
-            msg = transport.incoming(
-                who, room_id=room, kind=MessageKind.IMAGE, image=Image("转发截图.jpg", b"\xff\xd8demo")
-            )
+            shot = Image("转发截图.jpg", demo_screenshot(DEMO_UNIT_GROUP, DEMO_TITLE))
+            msg = transport.incoming(who, room_id=room, kind=MessageKind.IMAGE, image=shot)
         else:
             msg = transport.incoming(who, text, room_id=room)
         printer.incoming(msg)
         await bot.on_message(msg)
         await flush()
+        if image:
+            await check_screenshot()
+
+    async def check_screenshot():
+        # The check the running bot does in the background, done here at once, so the demo shows its verdict.
+        await bot.check_evidence()
+        with session(engine) as s:
+            row = s.exec(select(Confirmation).where(Confirmation.verdict != "")).first()
+        if row is None:
+            return
+        if row.verdict_reason == REASON_NO_OCR:
+            printer.note(texts.t("demo.screenshot_skipped"))
+        else:
+            printer.note(texts.t("demo.screenshot_verdict", status=row.verdict, reason=row.verdict_reason))
 
     async def flush():
         await bot.send_pending()

@@ -92,8 +92,10 @@ def run(
 ) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
     settings = _settings()
+    clock_start = None  # where a console's trial clock stands until the first message (issue 13)
     if clock or speed != 1.0:
         settings = settings.model_copy(update=_moved_clock(settings, clock, speed))
+        clock_start = _moved_now(settings)
     if not (console or clock or speed != 1.0):
         _start(settings, console)
     elif real_database:
@@ -101,19 +103,24 @@ def run(
         from bot.content import load_texts
 
         typer.echo(load_texts().t("trial.real_database", url=shown_url(settings.database_url)), err=True)
-        _start(settings, console)
+        _start(settings, console, clock_start)
     else:
         from bot.cli.trial import trial_database
 
         with trial_database(settings) as trial:
-            _start(trial, console)
+            _start(trial, console, clock_start)
 
 
-def _start(settings: Settings, console: bool) -> None:
+def _start(settings: Settings, console: bool, clock_start=None) -> None:
     """The body of `run`, on the database `settings` name."""
     if console:
         _logging(logging.WARNING, settings)
-        asyncio.run(_run_console(settings))
+        try:
+            asyncio.run(_run_console(settings, clock_start))
+        except KeyboardInterrupt:  # a second Ctrl-C while the console was stopping
+            from bot.content import load_texts
+
+            typer.echo(load_texts().t("console.forced"), err=True)
         return
     endpoint, token = settings.endpoint(), settings.token()
     if not endpoint or not token:
@@ -211,8 +218,19 @@ def _moved_clock(settings: Settings, start: str, speed: float) -> dict:
     return {"clock_offset_seconds": offset, "clock_speed": speed, "schedule_check_seconds": check}
 
 
-async def _serve(settings: Settings, transport, engine, clock, until) -> None:
-    """What `run` and `run --console` share: build the bot, start it and its scheduler, run `until(bot)`, stop."""
+def _moved_now(settings: Settings):
+    """The moment a moved clock shows now (the --clock time just parsed, or now plus the configured offset)."""
+    from datetime import timedelta
+
+    from bot.clock import real_clock
+
+    return real_clock() + timedelta(seconds=settings.clock_offset_seconds)
+
+
+async def _serve(settings: Settings, transport, engine, clock, until, drain=None) -> None:
+    """What `run` and `run --console` share: build the bot, start it and its scheduler, run `until(bot)`, stop:
+    the scheduler's jobs in flight finish first, then `drain(bot)` (if given), then the bot stops."""
+    from bot.cli.serving import JobsInFlight, stop_scheduler
     from bot.runtime.app import build_bot
     from scheduler import build_scheduler
 
@@ -221,14 +239,19 @@ async def _serve(settings: Settings, transport, engine, clock, until) -> None:
         _check_identity_or_exit(settings, engine)
         bot = build_bot(settings, transport, engine=engine, clock=clock, notifier=_notifier(settings))
         await bot.start()
-        scheduler = build_scheduler(bot.pollers(), timezone_name=settings.timezone)
+        jobs = JobsInFlight()
+        scheduler = build_scheduler([jobs.track(p) for p in bot.pollers()], timezone_name=settings.timezone)
         scheduler.start()
         try:
             await until(bot)
         finally:
-            scheduler.shutdown(wait=False)
-            await bot.stop()
-            _record_clean_run(settings, engine)
+            await stop_scheduler(scheduler, jobs)  # not cancelled mid-unit-of-work (issue 13)
+            try:
+                if drain is not None:
+                    await drain(bot)
+            finally:
+                await bot.stop()
+                _record_clean_run(settings, engine)
     finally:
         lock.release()
         _HELD_LOCKS.pop(settings.database_url, None)
@@ -354,53 +377,12 @@ async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
     )
 
 
-async def _run_console(settings: Settings) -> None:
-    from sqlmodel import select
+async def _run_console(settings: Settings, clock_start=None) -> None:
+    """`run --console`: the bot on a terminal chat (bot/cli/console_session.py); a trial clock stands still at
+    its start until the first message is typed."""
+    from bot.cli.console_session import run_console
 
-    from bot.storage.db import session
-    from bot.storage.models import Liaison
-    from bot.transport.base import Member, RoomInfo
-    from bot.transport.console import ConsoleTransport
-
-    liaison_name = settings.liaison_groups[0] if settings.liaison_groups else "联络员群（控制台）"
-    office_name = settings.office_group or "反诈办工作群（控制台）"
-    admin_id = settings.admin_ids[0] if settings.admin_ids else "console-admin"
-    settings = settings.model_copy(
-        update={
-            "liaison_groups": [liaison_name],
-            "office_group": office_name,
-            "admin_ids": list({*settings.admin_ids, admin_id}),
-            "send_spacing_seconds": 0.0,
-        }
-    )
-    engine = _open_db(settings)
-    with session(engine) as s:
-        people = [
-            Member(liaison.contact_id or f"console-{liaison.id}", liaison.wechat_name or liaison.name, "")
-            for liaison in s.exec(select(Liaison).where(Liaison.active == True))  # noqa: E712
-        ]
-    admin = Member(admin_id, "反诈办管理员", "")
-    stranger = Member("console-stranger", "路人甲", "")
-
-    clock = clock_from(settings.clock_offset_seconds, settings.clock_speed)
-    transport = ConsoleTransport(
-        [
-            (RoomInfo("console-office@chatroom", office_name), [admin]),
-            (RoomInfo("console-liaison@chatroom", liaison_name), [admin, *people, stranger]),
-        ],
-        clock=clock,
-        tz=settings.tz,
-    )
-    if not people:
-        from bot.content import EXAMPLE_ROSTER  # the installed copy: a wheel has no examples/ beside it
-
-        typer.echo(f"提示：名单为空。先导入名单，样例：relaybot roster import {EXAMPLE_ROSTER}")
-
-    async def chat(bot) -> None:
-        await transport.repl(bot, after_each=bot.send_pending)
-        await bot.send_pending()
-
-    await _serve(settings, transport, engine, clock, chat)
+    await run_console(settings, clock_start, serve=_serve, open_db=_open_db)
 
 
 @roster_app.command("import")
