@@ -137,11 +137,36 @@ class ZhGroup(_ZhHelp, TyperGroup):
         except click_errors.ClickException as exc:
             show_error(exc)
             sys.exit(exc.exit_code)
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):
             _click.echo(_t("aborted"), err=True)
+            sys.exit(1)
+        except Exception:  # a fault of the program: a Chinese line for the person, the traceback in a file
+            _click.echo(_t("crashed", path=_keep_traceback()), err=True)
             sys.exit(1)
         # Without standalone mode, typer returns a typer.Exit's code (and a command's return value: None here).
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _keep_traceback() -> str:
+    """Write the exception being handled to a file in the temp folder; its path (or "-" when none can be written)."""
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    text = traceback.format_exc()
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            prefix=f"relaybot-error-{datetime.now():%Y%m%d-%H%M%S}-",
+            suffix=".txt",
+            delete=False,
+        ) as fh:
+            fh.write(text)
+            return fh.name
+    except OSError:
+        sys.stderr.write(text)  # nowhere to keep it: the engineer still needs it
+        return "-"
 
 
 def usage_pieces(command: _click.Command, ctx: _click.Context) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import unicodedata
+from pathlib import Path
 
 import pytest
 from typer.core import TyperArgument, TyperGroup
@@ -146,3 +147,42 @@ def test_a_group_without_a_command_shows_its_chinese_help(args):
     assert result.exit_code == 2
     assert result.stdout.startswith("用法：relaybot") and "命令：" in result.stdout
     assert not BOILERPLATE.search(result.stdout)
+
+
+def _crashing_app():
+    from bot.cli.zh import ZhTyper
+
+    crash = ZhTyper(name="relaybot")
+
+    @crash.command()
+    def boom() -> None:
+        raise RuntimeError("a fault in the program")
+
+    @crash.command()
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    return get_command(crash)
+
+
+def test_a_fault_in_the_program_is_one_chinese_line_and_the_traceback_goes_to_a_file(capsys):
+    with pytest.raises(SystemExit) as exited:
+        _crashing_app().main(["boom"], prog_name="relaybot")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RuntimeError" not in err
+    assert err.startswith("出错了：程序内部错误")
+    path = Path(re.search(r"已写入 (\S+?)，", err).group(1))
+    try:
+        kept = path.read_text(encoding="utf-8")
+        assert "Traceback" in kept and "RuntimeError: a fault in the program" in kept
+    finally:
+        path.unlink()
+
+
+def test_ctrl_c_in_a_command_shows_no_traceback_and_no_english(capsys):
+    with pytest.raises(SystemExit) as exited:
+        _crashing_app().main(["stop"], prog_name="relaybot")
+    assert exited.value.code in (1, 130)  # (130: what a shell reports for Ctrl-C)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Abort" not in err and "KeyboardInterrupt" not in err
