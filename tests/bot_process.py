@@ -84,7 +84,7 @@ def relaybot(*args: str, db_url: str, cwd: Path, stdin: str | None = None, **env
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a bound for a hung command, not a speed check: a loaded 2-core machine is slow
     )
 
 
