@@ -107,8 +107,15 @@ def run(
     else:
         from bot.cli.trial import trial_database
 
-        with trial_database(settings) as trial:
-            _start(trial, console, clock_start)
+        try:
+            with trial_database(settings) as trial:
+                _start(trial, console, clock_start)
+        except KeyboardInterrupt:  # before the console took Ctrl-C over (copying the database, starting up)
+            if not console:
+                raise
+            from bot.content import load_texts
+
+            typer.echo(load_texts().t("console.interrupted"))
 
 
 def _start(settings: Settings, console: bool, clock_start=None) -> None:
