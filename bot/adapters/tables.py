@@ -63,8 +63,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class TableError(ValueError):
     """A table that cannot be read. `key` is one of: xls_old, bad_suffix (values: suffix), too_big (mb),
-    not_utf8 (a CSV that is no UTF-8; only when GB18030 is not tried), not_text (a CSV that is neither UTF-8 nor
-    GB18030 text), csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail),
+    not_text (a CSV that is neither UTF-8 nor GB18030 text), csv_broken (error), xlsx_open (the workbook does not open), xlsx_read (its rows fail),
     xlsx_unsafe (name, detail: too big once unpacked, or a strange archive; detail is English, for the log)."""
 
     def __init__(self, key: str, **values: object) -> None:
@@ -121,19 +120,16 @@ def read_table(
     max_rows: int | None = None,
     cell: Callable[[object], object] | None = None,
 ) -> list[Sequence[object]]:
-    """The rows of a .csv (UTF-8 only) or the first sheet of an .xlsx; stops after `max_filled` non-blank rows or
-    `max_rows` rows.
+    """The rows of a .csv (UTF-8, BOM, UTF-16 or GB18030, as `decode_text` reads it) or the first sheet of an .xlsx;
+    stops after `max_filled` non-blank rows or `max_rows` rows.
 
     `cell` turns an openpyxl cell into the value kept (default: its value), e.g. to look at its number format.
     """
     suffix = check_kind(name)
     check_size(len(data))
     if suffix == ".csv":
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise TableError("not_utf8") from None
-        return _csv_rows(text, ",", max_filled, max_rows or len(data) + 1)
+        text, _ = decode_text(data)  # Excel's plain "CSV" on a Chinese Windows is GBK
+        return _csv_rows(text, _delimiter(text), max_filled, max_rows or len(data) + 1)
     sheets = _xlsx_sheets(
         _unpacked(name, data), max_filled, min(max_rows or EXCEL_ROWS, EXCEL_ROWS), cell or _value, first_only=True
     )

@@ -240,7 +240,7 @@ def _letter(index: int) -> str:
     return letters
 
 
-_TABLE_KEYS = ("not_text", "not_utf8", "csv_broken", "xlsx_open", "xlsx_read", "xlsx_unsafe", "xls_old", "too_big")
+_TABLE_KEYS = ("not_text", "csv_broken", "xlsx_open", "xlsx_read", "xlsx_unsafe", "xls_old", "too_big")
 
 
 def _table_error(exc: tables.TableError) -> RosterError:

@@ -210,7 +210,7 @@ def test_bad_csv_names_row_and_column_and_changes_nothing(tmp_path, engine, head
     [
         ("s.xlsx", b"PK\x03\x04 not really a zip", "无法打开这个 Excel 文件"),
         ("s.xlsx", b"", "无法打开这个 Excel 文件"),
-        ("s.csv", (HEADER + "城关镇,2026-W48,刷单,3\n").encode("gbk"), "CSV 文件不是 UTF-8 编码"),
+        ("s.csv", (HEADER + "城关镇,2026-W48,刷单,3\n").encode("gbk") + b"\x01\xff", "既不是 UTF-8 也不是 GBK"),
         ("s.xls", b"\xd0\xcf\x11\xe0", "不支持旧版 .xls 文件"),
         ("s.pdf", b"%PDF", "不支持的文件类型“.pdf”"),
     ],
@@ -442,3 +442,10 @@ def test_chart_png_size(engine):
     assert Image.open(io.BytesIO(render_stats_chart(report_for(engine, W48)))).size == (1200, 130 + 70 + 36 * 20)
     nothing = report_for(engine, (date(2030, 1, 7), date(2030, 1, 13)))
     assert Image.open(io.BytesIO(render_stats_chart(nothing))).size == (1200, 600)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig", "utf-8"])
+def test_incident_figures_saved_by_excel_as_plain_csv_are_read(encoding):
+    """Excel's plain "CSV（逗号分隔）" on a Chinese Windows is GBK: read like the roster (issue 13)."""
+    rows = read_stats_bytes("警情.csv", (HEADER + "城关镇,2026-W48,刷单返利,3\n").encode(encoding), today=TODAY)
+    assert [(r.town, r.case_type, r.count) for r in rows] == [("城关镇", "刷单返利", 3)]
