@@ -17,7 +17,49 @@ import typer
 from bot.config import Settings
 
 
-async def run_console(settings: Settings, clock_start: datetime | None, *, serve, open_db) -> None:
+class CtrlC:
+    """The one owner of Ctrl-C (SIGINT) and SIGTERM in `run --console`, from the command's start to its end.
+
+    Before the event loop runs (the trial copy being made), a Ctrl-C interrupts at once (KeyboardInterrupt, which
+    `run` turns into the console's goodbye). From the moment the loop is entered, the first Ctrl-C never raises:
+    it ends the console after the lines typed before it, even when it lands while the bot is still starting (it
+    is remembered until the typed lines exist). A second Ctrl-C interrupts for real (the caller says so).
+
+    One handler (signal.signal) for the whole command, so neither asyncio.run's own SIGINT handling (which cancels
+    the main task mid-start) nor a bare KeyboardInterrupt between the two can take a Ctrl-C (issue 13)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._in_loop = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lines = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def entering_loop(self) -> None:
+        """Called just before asyncio.run: from now on the first Ctrl-C is remembered, not raised."""
+        self._in_loop = True
+
+    def attach(self, lines) -> None:
+        """The typed lines exist: a Ctrl-C ends them (at once, if one came while the bot was starting)."""
+        self._loop = asyncio.get_running_loop()
+        self._lines = lines
+        if self.requested:
+            lines.interrupt()
+
+    def _handle(self, signum, frame) -> None:
+        if not self._in_loop or self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._lines is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._lines.interrupt)
+
+
+async def run_console(
+    settings: Settings, clock_start: datetime | None, *, serve, open_db, ctrl_c: CtrlC | None = None
+) -> None:
     """Build the console's rooms and people from the roster, then serve the bot until the console ends."""
     from sqlmodel import select
 
@@ -30,7 +72,11 @@ async def run_console(settings: Settings, clock_start: datetime | None, *, serve
 
     texts = load_texts()
     lines = StdinLines()
-    _on_interrupt(lines)  # first: a Ctrl-C while the bot starts ends the console the same clean way
+    if ctrl_c is None:  # called without `run` (which owns Ctrl-C from its start)
+        ctrl_c = CtrlC()
+        ctrl_c.install()
+        ctrl_c.entering_loop()
+    ctrl_c.attach(lines)  # first: a Ctrl-C while the bot starts ends the console the same clean way
 
     liaison_name = settings.liaison_groups[0] if settings.liaison_groups else "联络员群（控制台）"
     office_name = settings.office_group or "反诈办工作群（控制台）"
@@ -96,20 +142,6 @@ async def run_console(settings: Settings, clock_start: datetime | None, *, serve
             typer.echo(texts.t("console.unsent", n=unsent))
 
     await serve(settings, transport, engine, clock, chat, drain)
-
-
-def _on_interrupt(lines) -> None:
-    """Ctrl-C (SIGINT) and SIGTERM end the console after the lines typed before them; a second Ctrl-C while it
-    stops interrupts for real (the caller says so)."""
-    loop = asyncio.get_running_loop()
-
-    def interrupt() -> None:
-        lines.interrupt()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
 
 
 def _unsent(bot) -> int:

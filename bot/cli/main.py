@@ -91,6 +91,12 @@ def run(
     ),
 ) -> None:
     """启动机器人（连接 Wechaty puppet service；或用 --console 在终端试用）。"""
+    ctrl_c = None
+    if console:
+        from bot.cli.console_session import CtrlC
+
+        ctrl_c = CtrlC()
+        ctrl_c.install()  # the one owner of Ctrl-C from here to the end (issue 13)
     settings = _settings()
     clock_start = None  # where a console's trial clock stands until the first message (issue 13)
     if clock or speed != 1.0:
@@ -98,32 +104,34 @@ def run(
         clock_start = _moved_now(settings)
     if not (console or clock or speed != 1.0):
         _start(settings, console)
-    elif real_database:
-        from bot.cli.database import shown_url
-        from bot.content import load_texts
-
-        typer.echo(load_texts().t("trial.real_database", url=shown_url(settings.database_url)), err=True)
-        _start(settings, console, clock_start)
-    else:
-        from bot.cli.trial import trial_database
-
-        try:
-            with trial_database(settings) as trial:
-                _start(trial, console, clock_start)
-        except KeyboardInterrupt:  # before the console took Ctrl-C over (copying the database, starting up)
-            if not console:
-                raise
+        return
+    try:
+        if real_database:
+            from bot.cli.database import shown_url
             from bot.content import load_texts
 
-            typer.echo(load_texts().t("console.interrupted"))
+            typer.echo(load_texts().t("trial.real_database", url=shown_url(settings.database_url)), err=True)
+            _start(settings, console, clock_start, ctrl_c)
+        else:
+            from bot.cli.trial import trial_database
+
+            with trial_database(settings) as trial:
+                _start(trial, console, clock_start, ctrl_c)
+    except KeyboardInterrupt:  # before the event loop runs (the trial copy being made)
+        if not console:
+            raise
+        from bot.content import load_texts
+
+        typer.echo(load_texts().t("console.interrupted"))
 
 
-def _start(settings: Settings, console: bool, clock_start=None) -> None:
+def _start(settings: Settings, console: bool, clock_start=None, ctrl_c=None) -> None:
     """The body of `run`, on the database `settings` name."""
     if console:
         _logging(logging.WARNING, settings)
         try:
-            asyncio.run(_run_console(settings, clock_start))
+            ctrl_c.entering_loop()
+            asyncio.run(_run_console(settings, clock_start, ctrl_c))
         except KeyboardInterrupt:  # a second Ctrl-C while the console was stopping
             from bot.content import load_texts
 
@@ -384,12 +392,12 @@ async def _run_wechaty(settings: Settings, endpoint: str, token: str) -> None:
     )
 
 
-async def _run_console(settings: Settings, clock_start=None) -> None:
+async def _run_console(settings: Settings, clock_start=None, ctrl_c=None) -> None:
     """`run --console`: the bot on a terminal chat (bot/cli/console_session.py); a trial clock stands still at
     its start until the first message is typed."""
     from bot.cli.console_session import run_console
 
-    await run_console(settings, clock_start, serve=_serve, open_db=_open_db)
+    await run_console(settings, clock_start, serve=_serve, open_db=_open_db, ctrl_c=ctrl_c)
 
 
 @roster_app.command("import")

@@ -5,7 +5,11 @@ IllegalStateChangeError in 4 of 5 runs)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
+import pytest
+
+from bot.cli.console_session import CtrlC
 from bot.cli.serving import JobsInFlight, stop_scheduler
 from scheduler import Poller, PollerKind, build_scheduler
 from tests.bot_process import relaybot
@@ -117,3 +121,37 @@ async def test_a_stop_lets_the_job_in_flight_finish_instead_of_cancelling_it():
         if scheduler.running:
             scheduler.shutdown(wait=False)
     assert finished == ["done"] and jobs.running == 0
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.interrupts = 0
+
+    def interrupt(self) -> None:
+        self.interrupts += 1
+
+
+async def test_one_owner_of_ctrl_c_remembers_a_ctrl_c_that_lands_while_the_bot_starts():
+    """The window that hung a loaded CI run: a Ctrl-C after asyncio.run began but before the console's typed lines
+    existed. It is remembered and ends the console once they exist; it never raises inside the loop."""
+    ctrl_c = CtrlC()
+    with pytest.raises(KeyboardInterrupt):  # the trial copy being made: interrupts at once
+        ctrl_c._handle(signal.SIGINT, None)
+    ctrl_c.entering_loop()
+    ctrl_c._handle(signal.SIGINT, None)  # the bot is starting: no exception
+    lines = _Lines()
+    ctrl_c.attach(lines)
+    assert lines.interrupts == 1  # ends the console as soon as it can
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts for real
+        ctrl_c._handle(signal.SIGINT, None)
+
+
+async def test_a_ctrl_c_once_the_console_runs_reaches_its_lines_through_the_loop():
+    ctrl_c = CtrlC()
+    ctrl_c.entering_loop()
+    lines = _Lines()
+    ctrl_c.attach(lines)
+    ctrl_c._handle(signal.SIGTERM, None)
+    assert lines.interrupts == 0  # not from inside a signal handler: on the loop's next turn
+    await asyncio.sleep(0)
+    assert lines.interrupts == 1
