@@ -32,6 +32,20 @@ setup_gateway() {
   npm ci --prefix tests/gateway --no-audit --no-fund --loglevel=error
 }
 
+# Debian's chromium and chromium-driver, for the web console's tests in a real browser (selenium).
+setup_browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "Installing chromium, chromium-driver and a Chinese font (Debian packages) for the web console's tests..." >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-zenhei >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-zenhei >/dev/null; }
+    else
+      echo "The web console's tests need a browser and a Chinese font: sudo apt-get install chromium chromium-driver fonts-wqy-zenhei." >&2
+      return 1
+    fi
+  fi
+}
+
 # A throwaway PostgreSQL server (Debian's package) on 127.0.0.1 for the test suite's second run.
 pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
@@ -96,6 +110,7 @@ case "${1:-}" in
     setup_python test,ocr  # the OCR extra is optional for the bot, but its tests run
     run_lint
     setup_gateway
+    setup_browser
     echo "== tests on SQLite ==" >&2
     .venv/bin/python -m pytest "$@"
     if [ "${RELAYBOT_TEST_POSTGRES:-}" != skip ]; then

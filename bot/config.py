@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     storage_keep_max: int = 10_000
     storage_min_free_mb: float = 500.0
     storage_min_free_percent: float = 5.0
+    # The office's web console (`relaybot web`, bot/web/): where it listens, who may only look (leaders: their
+    # WeChat contact ids; admin_ids may act), and how long a sign-in lasts.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    viewer_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    web_session_hours: float = 12.0
 
     @field_validator("reminder_times", mode="before")
     @classmethod
@@ -145,7 +151,13 @@ class Settings(BaseSettings):
         return _pad_time(value)
 
     @field_validator(
-        "admin_ids", "liaison_groups", "feeds", "feed_allowed_hosts", "preview_allowed_hosts", mode="before"
+        "admin_ids",
+        "viewer_ids",
+        "liaison_groups",
+        "feeds",
+        "feed_allowed_hosts",
+        "preview_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

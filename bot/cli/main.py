@@ -69,6 +69,27 @@ def _log_format() -> str:
 
 
 @app.command()
+def web(
+    host: str = typer.Option("", "--host", help="监听地址（默认用设置 web_host，127.0.0.1 只许本机访问）"),
+    port: int = typer.Option(0, "--port", help="端口（默认用设置 web_port，8080）"),
+    login_link: bool = typer.Option(False, "--login-link", help="先在终端打印一个一次性登录链接（首次设置时用）"),
+    who: str = typer.Option("", "--as", help="一次性登录链接的身份：管理员或查看人员的微信ID（默认第一个管理员）"),
+) -> None:
+    """启动网页控制台：推送进度、单位和截图，和机器人用同一个数据库。"""
+    from bot.cli import web_cmd
+
+    settings = _settings()
+    _logging(logging.WARNING, settings)
+    engine = _open_db(settings)
+    clock = clock_from(settings.clock_offset_seconds, settings.clock_speed)
+    host = host or settings.web_host
+    port = port or settings.web_port
+    if login_link:
+        typer.echo(web_cmd.login_link(settings, engine, clock, who=who, host=host, port=port))
+    web_cmd.serve(settings, engine, clock, host=host, port=port)
+
+
+@app.command()
 def demo() -> None:
     """运行演示：一天的推送、确认、提醒与未转发名单（不需要微信）。"""
     from bot.cli.demo import run_demo

@@ -435,6 +435,44 @@ class ChatNote(SQLModel, table=True):
     answered_at: datetime | None = _utc_field(nullable=True)
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser of the web console (bot/web/). The cookie carries a random token; only its SHA-256 is
+    stored, so a copy of the database signs nobody in."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    contact_id: str = Field(max_length=200)
+    name: str = Field(default="", max_length=100)
+    csrf: str = Field(max_length=64)  # the token every form of this session carries
+    created_at: datetime = _utc_field()
+    expires_at: datetime = _utc_field(index=True)
+    ended_at: datetime | None = _utc_field(nullable=True)  # signed out
+    address: str = Field(default="", max_length=100)  # where the sign-in came from
+
+
+class WebCode(SQLModel, table=True):
+    """A one-time sign-in secret: a 6-digit code sent to the person's WeChat private chat (kind "code"), or a link
+    printed by `relaybot web --login-link` (kind "link"). Stored as SHA-256; valid until `expires_at`, once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(index=True, max_length=200)
+    kind: str = Field(max_length=10)
+    secret_hash: str = Field(index=True, max_length=64)
+    created_at: datetime = _utc_field()
+    expires_at: datetime = _utc_field()
+    used_at: datetime | None = _utc_field(nullable=True)
+
+
+class WebAttempt(SQLModel, table=True):
+    """One sign-in attempt with a code, right or wrong: wrong ones lock sign-in for that id for a while."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(index=True, max_length=200)
+    at: datetime = _utc_field(index=True)
+    ok: bool = False
+    address: str = Field(default="", max_length=100)
+
+
 class _HasId(Protocol):
     id: int | None
 
