@@ -435,9 +435,20 @@ def _notice(params, texts: Texts, push_id: int) -> str:
     return ""
 
 
+# Pages in modules of their own (bot/web/pages_*.py): each has NAV, a list of (path, label, key) for the menu,
+# and routes(console) -> list of starlette Routes (guarded with console.guarded). Listed here in menu order.
+PAGE_MODULES: tuple[str, ...] = ()
+
+
 def create_app(settings: Settings, engine, clock, texts: Texts | None = None) -> Starlette:
+    import importlib
+
     console = Console(settings, engine, clock, texts)
     g = console.guarded
+    modules = [importlib.import_module(f"bot.web.{name}") for name in PAGE_MODULES]
+    console.env.globals["nav_items"] = [("/", "总览", "home"), ("/pushes", "推送", "pushes")] + [
+        item for module in modules for item in module.NAV
+    ]
     routes = [
         Route("/login", console.login, methods=["GET"]),
         Route("/login/code", console.send_code, methods=["POST"]),
@@ -450,8 +461,10 @@ def create_app(settings: Settings, engine, clock, texts: Texts | None = None) ->
         Route("/pushes/{push_id:int}", g(console.push), methods=["GET"]),
         Route("/pushes/{push_id:int}/remind", g(console.remind, act=True), methods=["POST"]),
         Route("/evidence/{confirmation_id:int}", g(console.evidence), methods=["GET"]),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    for module in modules:
+        routes.extend(module.routes(console))
+    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(routes=routes, exception_handlers={404: console.not_found})
     app.state.console = console
     return app
