@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.config import Settings
@@ -449,7 +449,7 @@ def create_app(settings: Settings, engine, clock, texts: Texts | None = None) ->
     console.env.globals["nav_items"] = [("/", "总览", "home"), ("/pushes", "推送", "pushes")] + [
         item for module in modules for item in module.NAV
     ]
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/login", console.login, methods=["GET"]),
         Route("/login/code", console.send_code, methods=["POST"]),
         Route("/login/verify", console.verify_code, methods=["POST"]),
