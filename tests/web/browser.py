@@ -20,7 +20,7 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT = 60 * WAIT_SCALE
 
 
-def start_browser(tmp_path: Path):
+def start_browser(tmp_path: Path, downloads: Path | None = None):
     if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
         pytest.fail("chromium and chromium-driver are needed: ./run.sh test installs them (apt-get)")
     options = webdriver.ChromeOptions()
@@ -40,6 +40,11 @@ def start_browser(tmp_path: Path):
         "--lang=zh-CN",
     ):
         options.add_argument(flag)
+    if downloads is not None:  # files the page offers are saved there without asking
+        downloads.mkdir(parents=True, exist_ok=True)
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(WAIT)
     return driver
