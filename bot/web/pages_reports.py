@@ -7,7 +7,9 @@ comes from the query string, checked strictly: a kind of day/week/month and a da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,7 +49,7 @@ def _content_disposition(name: str) -> str:
 
 
 def routes(console) -> list[Route]:
-    def build(kind: str, start: date, end: date) -> Report:
+    def build(kind: str, start: date, end: date) -> Callable[[Any], Report]:
         def work(s) -> Report:
             now: datetime = console.clock()
             return build_report(
