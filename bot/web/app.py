@@ -11,6 +11,7 @@ from where.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from bot.transport.base import ChatKind
 from bot.web import views
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 COOKIE = "relaybot_session"
 REFRESH_SECONDS = 5  # how often an open page reloads its live part (a push's units)
 PRE_COOKIE = "relaybot_pre"  # the sign-in forms' CSRF token, before there is a session
@@ -85,11 +87,20 @@ class Console:
         self.engine = engine
         self.clock = clock
         self.texts = texts or load_texts()
+        self._on_change: list[Callable[[], None]] = []
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True), auto_reload=False
         )
 
     # ---- plumbing ---------------------------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every change made through the console (a page's cache is stale then)."""
+        self._on_change.append(callback)
+
+    def changed(self) -> None:
+        for callback in self._on_change:
+            callback()
 
     def t(self, key: str, **values: object) -> str:
         """A sentence of the console's pages (content/messages_web.toml, [web_page])."""
@@ -151,7 +162,11 @@ class Console:
                     return self.refusal(403, self.t("stale_form"), who)
                 if act and not who.can_act:
                     return self.refusal(403, self.t("viewer_only"), who)
-            return await handler(request, who, form)
+            try:
+                return await handler(request, who, form)
+            finally:
+                if request.method == "POST":
+                    self.changed()
 
         return endpoint
 
@@ -411,6 +426,11 @@ class Console:
     async def not_found(self, request: Request, exc: Exception) -> Response:
         return self.refusal(404, self.t("no_page"))
 
+    async def failed(self, request: Request, exc: Exception) -> Response:
+        """A fault of the console itself: logged with its traceback, the person gets a plain sentence."""
+        log.error("web console: %s %s failed", request.method, request.url.path, exc_info=exc)
+        return self.refusal(500, self.t("failed"))
+
 
 def _safe_next(value: str) -> str:
     """Where to go after signing in: a path on this site only (never //host or a full URL)."""
@@ -465,6 +485,6 @@ def create_app(settings: Settings, engine, clock, texts: Texts | None = None) ->
     for module in modules:
         routes.extend(module.routes(console))
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    app = Starlette(routes=routes, exception_handlers={404: console.not_found})
+    app = Starlette(routes=routes, exception_handlers={404: console.not_found, 500: console.failed})
     app.state.console = console
     return app

@@ -7,6 +7,8 @@ comes from the query string, checked strictly: a kind of day/week/month and a da
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -24,6 +26,56 @@ from bot.reports.render import render_chart, render_xlsx
 
 NAV = [("/reports", "通报", "reports")]
 KINDS = {"day": "日", "week": "周", "month": "月"}
+CACHE_SECONDS = 60.0  # the longest a shown report may lag behind a change no fingerprint sees (a screenshot's verdict)
+CACHE_SIZE = 12
+
+
+def fingerprint(session) -> tuple:
+    """What changes when a report's figures may: new or removed confirmations, corrections, exemptions, pushes,
+    withdrawals, units, screenshots, and every office action (audited: 截止, 撤回, 补登, … from chat or the web)."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from bot.storage.models import AuditLog, Confirmation, Correction, Exemption, Push, PushState, Unit
+
+    parts: list[Any] = [
+        select(func.max(Confirmation.id)),
+        select(func.count()).select_from(Confirmation),
+        select(func.max(col(Confirmation.evidence_at))),
+        select(func.max(Correction.id)),
+        select(func.count()).select_from(Exemption),
+        select(func.max(Push.id)),
+        select(func.count()).select_from(Push).where(Push.state == PushState.WITHDRAWN.value),
+        select(func.max(Unit.id)),
+        select(func.count()).select_from(Unit).where(Unit.active == True),  # noqa: E712
+        select(func.max(AuditLog.id)),
+    ]
+    return tuple(session.exec(select(*[p.scalar_subquery() for p in parts])).one())
+
+
+class ReportCache:
+    """The last few reports built, each kept while the database's fingerprint is unchanged and for at most
+    CACHE_SECONDS: a month's report takes the database a few hundred milliseconds, looking at it again should not.
+    The console's own changes clear it (Console.changed)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple, tuple[tuple, float, Report]] = OrderedDict()
+
+    def get(self, key: tuple, mark: tuple) -> Report | None:
+        found = self._items.get(key)
+        if found is None or found[0] != mark or time.monotonic() - found[1] > CACHE_SECONDS:
+            return None
+        self._items.move_to_end(key)
+        return found[2]
+
+    def put(self, key: tuple, mark: tuple, report: Report) -> None:
+        self._items[key] = (mark, time.monotonic(), report)
+        self._items.move_to_end(key)
+        while len(self._items) > CACHE_SIZE:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 def _period(request: Request, today: date) -> tuple[str, date, date] | None:
@@ -49,18 +101,27 @@ def _content_disposition(name: str) -> str:
 
 
 def routes(console) -> list[Route]:
+    cache = ReportCache()
+    console.on_change(cache.clear)
+
     def build(kind: str, start: date, end: date) -> Callable[[Any], Report]:
         def work(s) -> Report:
             now: datetime = console.clock()
-            return build_report(
-                s,
-                kind=kind,
-                start=start,
-                end=end,
-                now=now,
-                tz=console.settings.tz,
-                ladder=ladder_of(console.settings),
-            )
+            key = (kind, start, end, now.astimezone(console.settings.tz).date())
+            mark = fingerprint(s)
+            report = cache.get(key, mark)
+            if report is None:
+                report = build_report(
+                    s,
+                    kind=kind,
+                    start=start,
+                    end=end,
+                    now=now,
+                    tz=console.settings.tz,
+                    ladder=ladder_of(console.settings),
+                )
+                cache.put(key, mark, report)
+            return report
 
         return work
 

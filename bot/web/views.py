@@ -12,16 +12,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.domain.relay import expected_units, progress
+from bot.domain.relay import progress
 from bot.storage.models import (
     Alert,
     Confirmation,
     ConfirmMethod,
+    Exemption,
     Liaison,
     Outbox,
     OutboxState,
     Push,
     PushState,
+    Unit,
 )
 
 METHODS = {
@@ -67,13 +69,29 @@ def push_rows(session: Session, *, tz: ZoneInfo, only_open: bool = False, limit:
     if not rows:
         return []
     ids = [int(p.id or 0) for p, _ in rows]
-    expected = {push_id: {u.id for u in us} for push_id, us in expected_units(session, ids).items()}
-    confirmed: dict[int, int] = {}
-    for push_id, unit_id in session.exec(
-        select(Confirmation.push_id, Confirmation.unit_id).where(col(Confirmation.push_id).in_(ids))
-    ):
-        if unit_id in expected[push_id]:
-            confirmed[push_id] = confirmed.get(push_id, 0) + 1
+    # Counted in the database: the units expected to relay each push are the active ones less its exemptions
+    # (as relay.expected_units says), and a confirmation counts when its unit is one of them.
+    active = session.exec(select(func.count()).select_from(Unit).where(Unit.active == True)).one()  # noqa: E712
+    exempted = dict(
+        session.exec(
+            select(Exemption.push_id, func.count())
+            .join(Unit, col(Unit.id) == Exemption.unit_id)
+            .where(col(Exemption.push_id).in_(ids), Unit.active == True)  # noqa: E712
+            .group_by(col(Exemption.push_id))
+        ).all()
+    )
+    confirmed = dict(
+        session.exec(
+            select(Confirmation.push_id, func.count())
+            .join(Unit, col(Unit.id) == Confirmation.unit_id)
+            .outerjoin(
+                Exemption,
+                (col(Exemption.push_id) == Confirmation.push_id) & (col(Exemption.unit_id) == Confirmation.unit_id),
+            )
+            .where(col(Confirmation.push_id).in_(ids), Unit.active == True, col(Exemption.id).is_(None))  # noqa: E712
+            .group_by(col(Confirmation.push_id))
+        ).all()
+    )
     out = []
     for push, alert in rows:
         out.append(
@@ -83,8 +101,8 @@ def push_rows(session: Session, *, tz: ZoneInfo, only_open: bool = False, limit:
                 state=PUSH_STATES.get(push.state, push.state),
                 created=_local(push.created_at, tz),
                 deadline=_local(push.deadline, tz),
-                confirmed=confirmed.get(int(push.id or 0), 0),
-                total=len(expected[int(push.id or 0)]),
+                confirmed=int(confirmed.get(int(push.id or 0), 0)),
+                total=int(active) - int(exempted.get(int(push.id or 0), 0)),
             )
         )
     return out

@@ -108,3 +108,18 @@ def test_download_the_month_report_in_a_browser(served, tmp_path):
         screenshot(driver, tmp_path, "month-report")
     finally:
         driver.quit()
+
+
+def test_a_shown_report_follows_what_the_bot_records_meanwhile(served):
+    first, units = _week_with_pushes(served)
+    c = served.sign_in()
+    params = {"kind": "week", "day": "2026-11-23"}
+    assert "按时 5，迟报 0，未转 7" in c.get("/reports", params=params).text
+    with session(served.engine) as s:  # the bot, another process, records a late 已转发
+        s.add(
+            Confirmation(
+                push_id=first, unit_id=units[5].id, at=served.clock() + timedelta(hours=9), method="text", late=True
+            )
+        )
+        s.commit()
+    assert "按时 5，迟报 1，未转 6" in c.get("/reports", params=params).text
