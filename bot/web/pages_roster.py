@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,6 +63,8 @@ from bot.storage.models import (
     pk,
 )
 from bot.web.views import METHODS, title_of
+
+log = logging.getLogger(__name__)
 
 NAV = [("/units", "单位", "units"), ("/roster", "名单", "roster")]
 
@@ -169,18 +172,18 @@ def records(session: Session, *, now: datetime) -> dict[int, Record]:
             select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(pushes))
         ):
             exempt.setdefault(unit_id, set()).add(push_id)
-        for push_id, unit_id, late in session.exec(
+        for conf_push, conf_unit, was_late in session.exec(
             select(Confirmation.push_id, Confirmation.unit_id, Confirmation.late).where(
                 col(Confirmation.push_id).in_(pushes)
             )
         ):
-            confs.setdefault(unit_id, {})[push_id] = bool(late)
+            confs.setdefault(conf_unit, {})[conf_push] = bool(was_late)
     out: dict[int, Record] = {}
-    for unit_id in session.exec(select(Unit.id)):
-        uid = int(unit_id or 0)
+    for one in session.exec(select(Unit.id)):
+        uid = int(one or 0)
         exempted = exempt.get(uid, set())
         mine = [p for p in pushes if p not in exempted]
-        confirmed = {p: late for p, late in confs.get(uid, {}).items() if p in mine}
+        confirmed = {p: v for p, v in confs.get(uid, {}).items() if p in mine}
         late = sum(1 for v in confirmed.values() if v)
         out[uid] = Record(
             received=len(mine),
@@ -466,8 +469,11 @@ class RosterPages:
         try:
             read = await run_in_threadpool(read_roster, name, data)
         except RosterError as exc:
+            await self._refused(request, who, name, len(exc.problems))
             return await self._roster_page(request, who, status=400, errors=exc.failure().splitlines(), notes=exc.notes)
         except Exception:  # a reader's bug: the admin sees why nothing changed, not a stack trace
+            log.exception("reading the uploaded roster %r failed", name)
+            await self._refused(request, who, name, 1)
             return await self._roster_page(request, who, status=400, errors=[self.w("read_failed")])
 
         def work(s: Session) -> tuple[Diff, Held]:
@@ -482,6 +488,23 @@ class RosterPages:
 
         diff, held = await self.c.db(work)
         return self._preview(who, diff, held, notice="")
+
+    async def _refused(self, request: Request, who, name: str, problems: int) -> None:
+        """A file that could not be imported is audited, as the chat import audits it; nothing else is written."""
+        address = self.c.address(request)
+
+        def work(s: Session) -> None:
+            audit(
+                s,
+                now=self._now(),
+                actor_id=who.contact_id,
+                actor_name=who.name,
+                action="roster_import_refused",
+                detail=self.w("audit_refused", file=name, count=problems) + self.c.t("audit_from", address=address),
+            )
+            s.commit()
+
+        await self.c.db(work)
 
     def _preview(self, who, diff: Diff, held: Held, *, notice: str, status: int = 200) -> Response:
         return self.c.page(

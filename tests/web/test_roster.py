@@ -184,6 +184,13 @@ def test_a_broken_file_shows_the_readers_errors_and_changes_nothing(served):
     assert r.status_code == 400 and "无法打开这个 Excel 文件" in r.text
     r = upload(c, "", name="")
     assert r.status_code == 400 and "请先选择名单文件" in r.text
+    refused = audits(served, "roster_import_refused")
+    assert [a.detail.split("（")[0] for a in refused] == [
+        "名单.csv：2 处问题，没有导入",
+        "名单.xls：1 处问题，没有导入",
+        "名单.xlsx：1 处问题，没有导入",
+    ]
+    assert all(a.actor_id == ADMIN.contact_id and "127.0.0.1" in a.detail for a in refused)
     assert snapshot(served) == before and held_tokens(served) == []
 
 
@@ -350,7 +357,7 @@ def test_units_show_their_record_level_and_liaisons(served):
         town_id, open_id = int(town.id or 0), int(open_push.id or 0)
     c = served.sign_in(VIEWER_ID)
     page = c.get("/units").text
-    row = re.search(r'<tr id="u%d">(.*?)</tr>' % town_id, page, re.S)
+    row = re.search(rf'<tr id="u{town_id}">(.*?)</tr>', page, re.S)
     assert row
     cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
     # 收到 按时 迟报 未转 待转 连续未转 等级
