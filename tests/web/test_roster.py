@@ -26,7 +26,7 @@ from bot.storage.models import (
     Unit,
 )
 from bot.web import pages_roster
-from tests.conftest import ADMIN, LIAISON_ROOM
+from tests.conftest import ADMIN, EXAMPLE_ROSTER, LIAISON_ROOM
 from tests.web.conftest import VIEWER_ID, csrf_of
 
 HEADER = "单位,类别,联络员,微信ID,微信昵称,手机,角色\n"
@@ -390,3 +390,17 @@ def test_html_in_names_is_shown_as_text(served):
         assert raw not in pages + preview
     assert "&lt;script&gt;alert(1)&lt;/script&gt;城关镇" in pages and "&lt;b onmouseover=alert(2)&gt;王芳" in pages
     assert "&lt;img src=x onerror=alert(3)&gt;局" in preview
+
+
+def test_the_preview_shows_the_readers_warnings_and_an_unchanged_roster_says_so(served):
+    c = served.sign_in()
+    same = EXAMPLE_ROSTER.read_text(encoding="utf-8")
+    page = upload(c, same).text
+    assert "名单没有变化（7 人）" in page and "应用后会停用" not in page
+    # 赵磊 and 周敏 with neither 微信ID nor 微信昵称, and an unknown column: warned as the import warns.
+    odd = same.replace(",,赵磊,", ",,,").replace(",,周敏（西湖镇）,", ",,,").replace("角色\n", "角色,爱好\n", 1)
+    page = upload(c, odd).text
+    assert "注意" in page
+    assert "2 位联络员既没有微信ID也没有微信昵称" in page and "城关镇-赵磊（第 3 行）" in page
+    assert "“爱好”列不认识" in page
+    assert "更新（2）" in page and "城关镇-赵磊（微信昵称 赵磊→空）" in page
