@@ -856,3 +856,80 @@ def held_import(session: Session) -> HeldImport | None:
         return HeldImport(read, str(payload["file"]), str(pointer["by"]), row.actor_name, until)
     except (ValueError, KeyError, TypeError):  # written by this module; a hand-edited row is not guessed at
         return None
+
+
+# --- one liaison edited by hand (the web console's 名单 page) -------------------------------------------------
+
+
+def _e(key: str, **values: object) -> str:
+    return load_texts().t(f"roster_edit.{key}", **values)
+
+
+def edit_liaison(
+    session: Session,
+    liaison_id: int,
+    *,
+    name: str,
+    contact_id: str,
+    wechat_name: str,
+    phone: str,
+    role: str,
+) -> list[str]:
+    """Change one active liaison's name, 微信ID, 微信昵称, 手机 and 主/备, checked as an import checks a row.
+
+    Returns the changes made ("姓名 a→b", ...; [] if none); raises RosterError with every problem and changes
+    nothing. An empty 微信ID forgets the one the bot knew. The caller audits and commits."""
+    liaison = session.get(Liaison, liaison_id)
+    if liaison is None or not liaison.active:
+        raise RosterError(_e("no_liaison"))
+    name, contact_id = tidy_name(clean(name)), clean(contact_id).strip()
+    wechat_name, phone = clean(wechat_name).strip(), clean(phone).strip()
+    problems = []
+    if not name:
+        problems.append(_e("name_empty"))
+    for label, value, most in (
+        ("联络员", name, _MAX_LEN["联络员"]),
+        ("微信ID", contact_id, _MAX_LEN["微信ID"]),
+        ("微信昵称", wechat_name, _MAX_LEN["微信昵称"]),
+        ("手机", phone, _MAX_LEN["手机"]),
+    ):
+        if len(value) > most:
+            problems.append(_e("too_long", column=label, max=most))
+    chosen = _ROLES.get(re.sub(r"\s+", "", role).lower()) if role.strip() else Role.MAIN
+    if chosen is None:
+        problems.append(_e("bad_role", text=role))
+    if phone and len(phone) <= _MAX_LEN["手机"] and not _PHONE.match(phone):
+        problems.append(_e("bad_phone", text=phone))
+    if name:
+        for other in session.exec(
+            select(Liaison).where(Liaison.unit_id == liaison.unit_id, Liaison.active == True)  # noqa: E712
+        ):
+            if other.id != liaison.id and name_key(other.name) == name_key(name):
+                problems.append(_e("duplicate_person", name=name))
+    if contact_id and name:
+        for other in session.exec(
+            select(Liaison).where(Liaison.contact_id == contact_id, Liaison.active == True)  # noqa: E712
+        ):
+            if other.id != liaison.id and name_key(other.name) != name_key(name):
+                problems.append(_e("id_two_people", contact_id=contact_id, other=other.name))
+    if problems:
+        raise RosterError(problems)
+    assert chosen is not None
+    changes = []
+    if liaison.name != name:
+        changes.append(f"姓名 {liaison.name}→{name}")
+    if liaison.role != chosen.value:
+        changes.append(f"角色 {liaison.role}→{chosen.value}")
+    if (liaison.contact_id or "") != contact_id:
+        changes.append(f"微信ID {liaison.contact_id or '空'}→{contact_id or '空'}")
+    if liaison.wechat_name != wechat_name:
+        changes.append(f"微信昵称 {liaison.wechat_name or '空'}→{wechat_name or '空'}")
+    if liaison.phone != phone:
+        changes.append("手机")
+    if (liaison.contact_id or "") != contact_id:
+        liaison.bound_at = None  # a new 微信ID is not yet recognised in a group
+    liaison.name, liaison.role, liaison.wechat_name, liaison.phone = name, chosen.value, wechat_name, phone
+    liaison.contact_id = contact_id or None
+    session.add(liaison)
+    session.flush()
+    return changes
