@@ -363,7 +363,12 @@ class ReviewPages:
                     "corrections.already_exempted", unit=unit.name, n=push.id, reason=result.exemption.reason
                 )
             # The domain wrote the audit row (as for the chat command): say it came from the console and where.
-            for row in s.exec(select(AuditLog).where(col(AuditLog.id) > last_audit)):
+            action = "correction_add" if adding else "correction_exempt"
+            for row in s.exec(
+                select(AuditLog).where(
+                    col(AuditLog.id) > last_audit, AuditLog.actor_id == who.contact_id, AuditLog.action == action
+                )
+            ):
                 row.detail += self.c.t("audit_from", address=self.c.address(request))
                 s.add(row)
             s.commit()
