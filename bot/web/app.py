@@ -88,6 +88,7 @@ class Console:
         self.clock = clock
         self.texts = texts or load_texts()
         self._on_change: list[Callable[[], None]] = []
+        self._flash: dict[int, str] = {}
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True), auto_reload=False
         )
@@ -97,6 +98,15 @@ class Console:
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every change made through the console (a page's cache is stale then)."""
         self._on_change.append(callback)
+
+    def flash(self, who: Who, text: str) -> None:
+        """A line for this session's next page (after an action's redirect); kept in memory only."""
+        if len(self._flash) > 1000:  # sessions that never came back for theirs
+            self._flash.clear()
+        self._flash[who.session_id] = text
+
+    def take_flash(self, who: Who) -> str:
+        return self._flash.pop(who.session_id, "")
 
     def changed(self) -> None:
         for callback in self._on_change:
@@ -366,7 +376,7 @@ class Console:
             return self.refusal(404, self.t("no_push", n=push_id), who)
         wanted = request.query_params.get("state", "")
         units = [u for u in data.units if u.state == wanted] if wanted else data.units
-        notice = _notice(request.query_params, self.texts, push_id)
+        notice = self.take_flash(who) or _notice(request.query_params, self.texts, push_id)
         return self.page(
             "push_detail.html",
             who=who,

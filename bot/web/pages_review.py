@@ -167,6 +167,10 @@ class ReviewPages:
         )
 
     def _result(self, who, message: str, push_id: int, *, ok: bool, status: int = 200) -> Response:
+        """Done: back to the push's page, which says what was done. Refused: the reason, with a link back."""
+        if ok:
+            self.c.flash(who, message)
+            return RedirectResponse(f"/pushes/{push_id}", 303)
         return self.c.page("review_result.html", status, who=who, message=message, ok=ok, push_id=push_id, nav="pushes")
 
     # -- 截图核验 --

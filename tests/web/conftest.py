@@ -96,3 +96,13 @@ def served(web_settings, engine, clock, roster) -> Iterator[Served]:
     yield Served(f"http://127.0.0.1:{port}", engine, web_settings, clock)
     server.should_exit = True
     thread.join(WAIT)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Debian's chromium through chromium-driver (tests/web/browser.py), closed after the test."""
+    from tests.web.browser import start_browser
+
+    driver = start_browser(tmp_path)
+    yield driver
+    driver.quit()

@@ -14,18 +14,11 @@ from sqlmodel import col, select
 from bot.storage.db import session
 from bot.storage.models import Confirmation, Unit
 from tests.conftest import ADMIN
-from tests.web.browser import screenshot, start_browser, wait_for_text
+from tests.web.browser import screenshot, wait_for_text
 from tests.web.browser import sign_in as browser_sign_in
 from tests.web.test_access import make_push
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_browser(tmp_path)
-    yield driver
-    driver.quit()
 
 
 def sign_in(driver, served, contact_id: str = ADMIN.contact_id) -> None:

@@ -218,7 +218,12 @@ def test_html_on_the_review_page_is_shown_as_text(served):
 
 def post_action(c, push_id: int, action: str, **data: str):
     token = csrf_of(c.get(f"/pushes/{push_id}").text)
-    return c.post(f"/pushes/{push_id}/{action}", data={"csrf": token, **data})
+    r = c.post(f"/pushes/{push_id}/{action}", data={"csrf": token, **data})
+    if r.status_code == 303:  # done: the push's page says what was done
+        assert r.headers["location"] == f"/pushes/{push_id}"
+        r = c.get(r.headers["location"])
+        assert 'id="notice"' in r.text
+    return r
 
 
 def test_the_push_page_shows_the_buttons_to_admins_only(served):

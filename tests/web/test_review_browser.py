@@ -11,19 +11,12 @@ from PIL import Image, ImageDraw
 from selenium.webdriver.common.by import By
 
 from tests.conftest import ADMIN
-from tests.web.browser import screenshot, start_browser, wait_for_text
+from tests.web.browser import screenshot, wait_for_text
 from tests.web.browser import sign_in as browser_sign_in
 from tests.web.test_access import make_push
 from tests.web.test_review import add_shot, conf_of, units_of
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_browser(tmp_path)
-    yield driver
-    driver.quit()
 
 
 def test_an_admin_marks_a_doubtful_screenshot_approved(served, browser, tmp_path):
@@ -73,8 +66,7 @@ def test_an_admin_records_a_unit_and_moves_the_deadline_from_the_push_page(serve
     Select(browser.find_element(By.ID, "add-unit")).select_by_value(str(unit.id))
     browser.find_element(By.ID, "add-reason").send_keys("电话确认")
     browser.find_element(By.ID, "add").click()
-    wait_for_text(browser, f"已补登：{unit.name} #{push_id}（电话确认），记为按时")
-    browser.find_element(By.ID, "back").click()
+    wait_for_text(browser, f"已补登：{unit.name} #{push_id}（电话确认），记为按时")  # on the push's page
     wait_for_text(browser, "已转发 1/")
     row = browser.find_element(By.CSS_SELECTOR, "#units tr.state-补登")
     assert unit.name in row.text and "电话确认" in row.text

@@ -10,18 +10,11 @@ from sqlmodel import select
 from bot.storage.db import session
 from bot.storage.models import AuditLog, Liaison, Unit
 from tests.conftest import ADMIN
-from tests.web.browser import screenshot, start_browser, wait_for_text
+from tests.web.browser import screenshot, wait_for_text
 from tests.web.browser import sign_in as browser_sign_in
 from tests.web.test_roster import NEW_ROSTER
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_browser(tmp_path)
-    yield driver
-    driver.quit()
 
 
 def sign_in(driver, served) -> None:
