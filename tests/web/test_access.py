@@ -4,6 +4,7 @@ shown as text, screenshots only by confirmation number."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlmodel import col, select
@@ -294,3 +295,44 @@ def test_the_push_page_shows_every_units_state(served):
     assert page.count('class="state-迟报"') == 1 and "群接龙" in page
     only_missing = c.get(f"/pushes/{push_id}", params={"state": "未转发"}).text
     assert units[0].name not in only_missing and units[2].name in only_missing
+
+
+def _post_routes(served, push_id: int) -> list[str]:
+    app = create_app(served.settings, served.engine, served.clock)
+    paths = []
+    for route in app.routes:
+        if isinstance(route, Route) and "POST" in (route.methods or ()) and route.path not in PUBLIC:
+            paths.append(re.sub(r"\{[a-z_]+(:int)?\}", lambda m: str(push_id) if m.group(1) else "x", route.path))
+    assert len(paths) >= 5
+    return paths
+
+
+def test_every_form_of_every_page_refuses_a_missing_or_forged_csrf_token(served):
+    push_id = make_push(served)
+    c = served.sign_in()
+    before = (len(outbox_rows(served)), _audit_count(served))
+    for path in _post_routes(served, push_id):
+        if path == "/logout":
+            continue
+        for data in ({}, {"csrf": "forged"}):
+            r = c.post(path, data=data)
+            assert r.status_code == 403, (path, r.status_code)
+    assert (len(outbox_rows(served)), _audit_count(served)) == before
+
+
+def test_a_viewer_is_refused_by_every_form_that_changes_something(served):
+    push_id = make_push(served)
+    c = served.sign_in(VIEWER_ID)
+    token = csrf_of(c.get("/").text)
+    before = (len(outbox_rows(served)), _audit_count(served))
+    for path in _post_routes(served, push_id):
+        if path == "/logout":
+            continue
+        r = c.post(path, data={"csrf": token})
+        assert r.status_code == 403 and "只能查看" in r.text, (path, r.status_code)
+    assert (len(outbox_rows(served)), _audit_count(served)) == before
+
+
+def _audit_count(served) -> int:
+    with session(served.engine) as s:
+        return len(s.exec(select(AuditLog)).all())
