@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import signal
+import socket
 
 import typer
 
@@ -37,8 +41,10 @@ def serve(settings: Settings, engine, clock, *, host: str, port: int) -> None:
 
     from bot.web.app import create_app
 
+    texts = load_texts()
+    sock = _listen(host, port, texts)
     app = create_app(settings, engine, clock)
-    typer.echo(load_texts().t("web.listening", host=host, port=port))
+    typer.echo(texts.t("web.listening", host=host, port=port))
     config = uvicorn.Config(
         app,
         host=host,
@@ -49,4 +55,34 @@ def serve(settings: Settings, engine, clock, *, host: str, port: int) -> None:
         access_log=False,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    # uvicorn stops on SIGINT/SIGTERM and then raises the signal again for the previous handler: these end the
+    # command with a line and exit 0 (no KeyboardInterrupt traceback, no death by signal).
+    signal.signal(signal.SIGTERM, _stopped)
+    with contextlib.suppress(KeyboardInterrupt, _Stopped):
+        uvicorn.Server(config).run(sockets=[sock])
+    typer.echo(texts.t("web.stopped"))
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum, frame) -> None:
+    raise _Stopped
+
+
+def _listen(host: str, port: int, texts) -> socket.socket:
+    """The listening socket, or a plain-words exit: the port is taken (another console?) or the address is wrong."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        key = "web.port_taken" if exc.errno == errno.EADDRINUSE else "web.cannot_listen"
+        typer.echo(texts.t(key, host=host, port=port, error=exc.strerror or exc), err=True)
+        raise typer.Exit(1) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
