@@ -26,6 +26,7 @@ from tests.bot_process import ROOT, relaybot
 DOCKERFILE = ROOT / "Dockerfile"
 UNIT = ROOT / "deploy" / "relaybot.service"
 BACKUP_UNIT = ROOT / "deploy" / "relaybot-backup.service"
+WEB_UNIT = ROOT / "deploy" / "relaybot-web.service"
 BACKUP_TIMER = ROOT / "deploy" / "relaybot-backup.timer"
 CONSTRAINTS = ROOT / "constraints.txt"
 REGENERATE = "run deploy/update-constraints.sh after changing pyproject.toml"
@@ -316,7 +317,7 @@ def _rewritten_units(tmp_path: Path) -> tuple[Path, Path]:
     state = tmp_path / "state"
     units = tmp_path / "units"
     units.mkdir()
-    for source in (UNIT, BACKUP_UNIT, BACKUP_TIMER):
+    for source in (UNIT, BACKUP_UNIT, BACKUP_TIMER, WEB_UNIT):
         text = source.read_text(encoding="utf-8").replace(INSTALLED_RELAYBOT, str(wrapper))
         (units / source.name).write_text(text.replace(STATE_DIR, str(state)), encoding="utf-8")
     return units, state
@@ -334,7 +335,7 @@ def _verify(*files: Path) -> subprocess.CompletedProcess:
 
 def test_units_pass_systemd_analyze_verify_without_a_warning(tmp_path):
     units, _ = _rewritten_units(tmp_path)
-    files = [units / UNIT.name, units / BACKUP_UNIT.name, units / BACKUP_TIMER.name]
+    files = [units / UNIT.name, units / BACKUP_UNIT.name, units / BACKUP_TIMER.name, units / WEB_UNIT.name]
     done = _verify(*files)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stdout + done.stderr
     # The check is real here: a misspelt key or a bad value is reported.
@@ -352,7 +353,7 @@ def test_units_pass_systemd_analyze_verify_without_a_warning(tmp_path):
 
 def test_unit_is_hardened_according_to_systemd_analyze_security(tmp_path):
     units, _ = _rewritten_units(tmp_path)
-    for name in (UNIT.name, BACKUP_UNIT.name):
+    for name in (UNIT.name, BACKUP_UNIT.name, WEB_UNIT.name):
         done = subprocess.run(
             ["systemd-analyze", "security", "--offline=true", "--no-pager", "--threshold=35", str(units / name)],
             capture_output=True,
