@@ -33,6 +33,7 @@ from bot.domain import access
 from bot.domain.evidence import evidence_path
 from bot.domain.relay import audit
 from bot.operations import agenda
+from bot.operations.agenda import ladder_of
 from bot.storage import outbox
 from bot.storage.db import session as db_session
 from bot.storage.models import Priority, Push, PushState, WebSession
@@ -362,7 +363,8 @@ class Console:
     # ---- pages ------------------------------------------------------------------------------------------
 
     async def home(self, request: Request, who: Who, form: dict[str, str]) -> Response:
-        data = await self.db(lambda s: views.overview(s, now=self.clock(), tz=self.settings.tz))
+        ladder = ladder_of(self.settings)
+        data = await self.db(lambda s: views.overview(s, now=self.clock(), tz=self.settings.tz, ladder=ladder))
         return self.page("overview.html", who=who, data=data, nav="home")
 
     async def pushes(self, request: Request, who: Who, form: dict[str, str]) -> Response:

@@ -5,14 +5,16 @@ Every function takes an open session and returns plain data for a template; noth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.domain.escalation import standings
 from bot.domain.relay import progress
+from bot.runtime.health import health_snapshot
 from bot.storage.models import (
     Alert,
     Confirmation,
@@ -205,15 +207,27 @@ def push_page(session: Session, push_id: int, *, tz: ZoneInfo) -> PushPage | Non
 
 
 @dataclass(frozen=True)
+class LadderRow:
+    unit_id: int
+    unit: str
+    level: str  # 提醒 / 约谈 / 书面说明
+    run: int  # pushes missed in a row
+
+
+@dataclass(frozen=True)
 class Overview:
     open_pushes: list[PushRow]
     due_today: list[PushRow]
     queued: int
     failed: int
     last_sent: str
+    last_received: str = ""
+    self_check: str = ""
+    problems: list[str] = field(default_factory=list)  # what the bot last recorded as down, with since when
+    ladder: list[LadderRow] = field(default_factory=list)
 
 
-def overview(session: Session, *, now: datetime, tz: ZoneInfo) -> Overview:
+def overview(session: Session, *, now: datetime, tz: ZoneInfo, ladder=None) -> Overview:
     open_pushes = push_rows(session, tz=tz, only_open=True, limit=50)
     today = now.astimezone(tz).strftime("%m-%d")
     queued = session.exec(
@@ -222,13 +236,40 @@ def overview(session: Session, *, now: datetime, tz: ZoneInfo) -> Overview:
     failed = session.exec(
         select(func.count()).select_from(Outbox).where(Outbox.state == OutboxState.FAILED.value)
     ).one()
-    last = session.exec(select(func.max(Outbox.sent_at))).one()
+    health = health_snapshot(session)  # what the running bot last recorded (`relaybot status` shows the same)
+    check = health["self_check"]
+    shown_check = ""
+    if check is not None:
+        shown_check = _local(check["at"], tz) + (" 发送成功" if check["send_ok"] else " 发送失败")
+        if check["echo_ok"] is not None:
+            shown_check += "，已收到回显" if check["echo_ok"] else "，没有收到回显"
+    problems = [
+        f"{label}，自 {_local(health[key], tz)} 起"
+        for key, label in (
+            ("link_down_since", "微信连接断开"),
+            ("send_down_since", "发不出消息"),
+            ("receive_down_since", "收不到消息"),
+        )
+        if health[key] is not None
+    ]
+    rows: list[LadderRow] = []
+    if ladder is not None:
+        names = {u.id: u.name for u in session.exec(select(Unit).where(Unit.active == True))}  # noqa: E712
+        order = {"书面说明": 0, "约谈": 1, "提醒": 2}
+        for standing in standings(session, as_of=now, tz=tz, ladder=ladder).values():
+            if standing.level and standing.unit_id in names:
+                rows.append(LadderRow(standing.unit_id, names[standing.unit_id], standing.level, standing.run))
+        rows.sort(key=lambda r: (order.get(r.level, 9), -r.run, r.unit_id))
     return Overview(
         open_pushes=open_pushes,
         due_today=[r for r in open_pushes if r.deadline.startswith(today)],
         queued=int(queued),
         failed=int(failed),
-        last_sent=_local(last, tz) if last is not None else "",
+        last_sent=_local(health["last_send_ok_at"], tz),
+        last_received=_local(health["last_receive_at"], tz),
+        self_check=shown_check,
+        problems=problems,
+        ladder=rows,
     )
 
 
