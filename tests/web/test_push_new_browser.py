@@ -33,6 +33,7 @@ def test_an_admin_pushes_a_library_alert_from_the_browser(served, browser, tmp_p
     wait_for_text(browser, "联络员群将看到")
     message = browser.find_element(By.ID, "message").text
     assert f"【反诈预警 #1】{item.title}" in message and "已转发 #1" in message
+    screenshot(browser, tmp_path, "push_new_preview")
     browser.find_element(By.ID, "send").click()
     wait_for_text(browser, f"#1 {item.title}")
     [push] = pushes(served)
