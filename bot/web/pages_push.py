@@ -383,7 +383,10 @@ class PushPages:
 
     async def push_candidate(self, request: Request, who, form: dict[str, str]) -> Response:
         """推送 候选N (handlers/office.py _push_candidate)."""
-        n = request.path_params["item_id"]
+        raw = request.path_params["item_id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+            return self._result(who, self.c.texts.t("feeds.unknown", n=raw[:20]), status=404)
+        n = int(raw)
         again = form.get("again") == "1"
         texts = self.c.texts
 
@@ -419,5 +422,5 @@ def routes(console) -> list[BaseRoute]:
         Route("/pushes/new", g(pages.new), methods=["GET"]),
         Route("/pushes/new", g(pages.send, act=True), methods=["POST"]),
         Route("/feeds", g(pages.feeds), methods=["GET"]),
-        Route("/feeds/{item_id:int}/push", g(pages.push_candidate, act=True), methods=["POST"]),
+        Route("/feeds/{item_id}/push", g(pages.push_candidate, act=True), methods=["POST"]),
     ]

@@ -123,6 +123,8 @@ def test_pushing_a_candidate_does_what_the_chats_candidate_push_does(served):
     assert r.status_code == 400 and f"候选 {newer} 已经推送过了（#{push.id}）" in r.text
     r = c.post("/feeds/999999/push", data={"csrf": csrf})
     assert r.status_code == 404 and "没有找到候选 999999" in r.text
+    r = c.post("/feeds/１２/push", data={"csrf": csrf})
+    assert r.status_code == 404 and "没有找到候选" in r.text
     assert len(pushes(served)) == 1 and len(room_rows(served)) == 1
 
 
