@@ -236,9 +236,15 @@ class PushPages:
         push = outcome.push
         if push is None:
             return outcome
-        for row in s.new:  # push_alert's own audit row of this push: say where it came from
-            if isinstance(row, AuditLog) and row.action == "push":
-                row.detail = (row.detail + self.c.t("audit_from", address=self.c.address(request)))[:2000]
+        s.flush()
+        own = s.exec(  # push_alert's own audit row of this push: say where it came from
+            select(AuditLog)
+            .where(AuditLog.action == "push", col(AuditLog.detail).startswith(f"#{push.id} "))
+            .order_by(col(AuditLog.id).desc())
+        ).first()
+        if own is not None:
+            own.detail = (own.detail + self.c.t("audit_from", address=self.c.address(request)))[:2000]
+            s.add(own)
         if push.deadline != deadline:
             old = compose.push_text(texts, n=int(push.id or 0), alert=alert, deadline=push.deadline, tz=st.tz)
             new = compose.push_text(texts, n=int(push.id or 0), alert=alert, deadline=deadline, tz=st.tz)
