@@ -357,6 +357,7 @@ class PushPages:
 
         push_id, message, earlier = await self.c.db(work)
         if push_id:
+            self.c.flash(who, message)  # the chat's reply, e.g. 已推送 #N …, on the push's page
             return RedirectResponse(f"/pushes/{push_id}", 303)
         if earlier:
             return self._result(who, message, status=409, again={"action": "/pushes/new", **fields}, earlier=earlier)
@@ -415,6 +416,7 @@ class PushPages:
 
         push_id, message, earlier = await self.c.db(work)
         if push_id > 0:
+            self.c.flash(who, message)
             return RedirectResponse(f"/pushes/{push_id}", 303)
         if earlier:
             return self._result(who, message, status=409, again={"action": f"/feeds/{n}/push"}, earlier=earlier)
