@@ -260,7 +260,8 @@ class AdminPages:
             report=report,
             title=period_label(texts, report.period_start, report.period_end) if report else "",
             ladder=_ladder(texts, report) if report else [],
-            text=compose.stats_report_text(texts, report).splitlines() if report else [],
+            # The chat 通报's total line (the rest of it is the tables below).
+            text=compose.stats_report_text(texts, report).splitlines()[1:2] if report else [],
             unclassified=texts.t("stats.unclassified"),
             notice=notice,
             lines=list(lines),
