@@ -47,3 +47,21 @@ def test_upload_incident_figures_and_see_the_ranking(served, browser, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "#filter button").click()
     wait_for_text(browser, "共 2 条")
     assert "第47周警情.csv: 4 rows" in browser.find_element(By.ID, "entries").text
+
+
+def test_a_viewer_reads_the_audit_log_and_the_settings_on_a_phone(served, browser, tmp_path):
+    from tests.web.conftest import VIEWER_ID
+
+    browser.set_window_size(390, 844)
+    browser_sign_in(browser, served.base, VIEWER_ID, lambda: served.last_code(VIEWER_ID))
+    browser.get(f"{served.base}/audit")
+    wait_for_text(browser, "最新的在前")
+    assert "web_login" in browser.find_element(By.ID, "entries").text  # the viewer's own sign-in
+    browser.find_element(By.LINK_TEXT, "设置").click()
+    wait_for_text(browser, "设置（只读）")
+    table = browser.find_element(By.ID, "settings").text
+    assert "admin_ids" in table and "wxid_leader" in table
+    assert not browser.find_elements(By.CSS_SELECTOR, "main form")
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the page is {width}px wide on a 390px phone"
+    screenshot(browser, tmp_path, "settings-phone")
