@@ -164,6 +164,16 @@ def audit_actions(session: Session) -> list[str]:
     return sorted(a for a in session.exec(select(AuditLog.action).distinct()) if a)
 
 
+def action_label(texts, action: str) -> str:
+    """What the page calls an audited action: its Chinese name (content [web_admin_actions]), else its code."""
+    if action.startswith("refused:"):
+        return texts.t("web_admin.refused_command", command=action.removeprefix("refused:"))
+    try:
+        return texts.t(f"web_admin_actions.{action}")
+    except KeyError:
+        return action
+
+
 # ---- 设置 ------------------------------------------------------------------------------------------------------
 
 # user:password@ in a URL (greedy up to the last @: a password may hold one), and a query string or fragment.
@@ -364,8 +374,10 @@ class AdminPages:
 
         rows, total, actions = await self.c.db(work)
         pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+        labels = {a: action_label(texts, a) for a in {*actions, *(r.action for r in rows)}}
         return self.c.page(
             "admin_audit.html",
+            labels=labels,
             who=who,
             nav="audit",
             rows=rows,
@@ -392,7 +404,14 @@ class AdminPages:
         row = await self.c.db(work)
         if row is None:
             return self.c.refusal(404, self.w("no_entry"), who)
-        return self.c.page("admin_audit_entry.html", who=who, nav="audit", row=row, limit=DETAIL_CHARS)
+        return self.c.page(
+            "admin_audit_entry.html",
+            who=who,
+            nav="audit",
+            row=row,
+            label=action_label(texts, row.action),
+            limit=DETAIL_CHARS,
+        )
 
     # 设置
 

@@ -94,9 +94,14 @@ def test_filters_by_action_and_by_person(served):
 
 def test_refused_actions_are_marked(served):
     refused = add_row(served, actor_id="wxid_x", actor_name="陌生人", action="web_login", detail="错", allowed=False)
+    command = add_row(served, actor_id="wxid_x", action="refused:推送", detail="推送 刷单", allowed=False)
     page = shown(served.sign_in().get("/audit"))
     row = re.search(rf'<tr id="a{refused}" class="(\w+)">(.*?)</tr>', page, re.S)
-    assert row and row.group(1) == "refused" and "被拒绝" in row.group(2)
+    assert row and row.group(1) == "refused" and "网页登录<strong" in row.group(2) and "被拒绝" in row.group(2)
+    row = re.search(rf'<tr id="a{command}" class="refused">(.*?)</tr>', page, re.S)
+    assert row and "被拒绝的命令：推送" in row.group(1)
+    assert '<option value="refused:推送" >被拒绝的命令：推送</option>' in page
+    assert '<option value="web_login" >网页登录</option>' in page
 
 
 def test_long_details_are_shortened_and_capped_and_held_files_never_printed(served):

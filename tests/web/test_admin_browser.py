@@ -56,7 +56,7 @@ def test_a_viewer_reads_the_audit_log_and_the_settings_on_a_phone(served, browse
     browser_sign_in(browser, served.base, VIEWER_ID, lambda: served.last_code(VIEWER_ID))
     browser.get(f"{served.base}/audit")
     wait_for_text(browser, "最新的在前")
-    assert "web_login" in browser.find_element(By.ID, "entries").text  # the viewer's own sign-in
+    assert "网页登录" in browser.find_element(By.ID, "entries").text  # the viewer's own sign-in
     browser.find_element(By.LINK_TEXT, "设置").click()
     wait_for_text(browser, "设置（只读）")
     table = browser.find_element(By.ID, "settings").text
