@@ -469,7 +469,7 @@ def _notice(params, texts: Texts, push_id: int) -> str:
 
 # Pages in modules of their own (bot/web/pages_*.py): each has NAV, a list of (path, label, key) for the menu,
 # and routes(console) -> list of starlette Routes (guarded with console.guarded). Listed here in menu order.
-PAGE_MODULES: tuple[str, ...] = ("pages_push", "pages_review", "pages_roster", "pages_reports")
+PAGE_MODULES: tuple[str, ...] = ("pages_push", "pages_review", "pages_roster", "pages_reports", "pages_admin")
 
 
 def create_app(settings: Settings, engine, clock, texts: Texts | None = None) -> Starlette:

@@ -1,0 +1,452 @@
+"""The web console's 警情, 审计日志 and 设置 pages (issue 14).
+
+警情: upload the police incident figures (.xlsx/.csv) exactly as the chat and `relaybot stats import` do
+(bot/domain/incidents.py: all or nothing, the importer's own Chinese report), audited, the 通报 queued for the office
+group as the chat import queues it; then the latest period's ranking and escalation ladder, the figures the chat's
+警情通报 is made of (build_stats_report), as tables.
+
+审计日志: the audit log, newest first, 50 a page, filtered by action and by person; long details shortened on the
+list, in full (still capped) on one entry's page. Held roster files (their bytes or rows are kept in the detail) are
+never printed: only their file name and size.
+
+设置: every setting with its value, read-only; secrets hidden (bot/config.py is_secret_setting), URLs with their
+password and query replaced by ***.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bot.adapters import tables
+from bot.chat import compose
+from bot.config import Settings, is_secret_setting
+from bot.content import AlertLibrary, load_library
+from bot.domain import roster as roster_domain
+from bot.domain.incidents import (
+    LEVELS,
+    StatsError,
+    StatsReport,
+    build_stats_report,
+    import_stats,
+    latest_period,
+    period_label,
+    read_stats_bytes,
+)
+from bot.domain.relay import audit, office_group
+from bot.operations.reporting import queue_stats_report
+from bot.redaction import redact
+from bot.storage.models import AuditLog
+from bot.transport.base import ChatKind
+
+log = logging.getLogger(__name__)
+
+NAV = [("/incidents", "警情", "incidents"), ("/audit", "审计日志", "audit"), ("/settings", "设置", "settings")]
+
+PER_PAGE = 50
+LIST_CHARS = 200  # a detail on the list
+DETAIL_CHARS = 5000  # a detail on its own page
+FILTER_CHARS = 100
+# A request body past this is refused before it is read: the incident reader's own cap, plus the form's fields.
+MAX_BODY = tables.MAX_BYTES + 64 * 1024
+# Audit rows whose detail holds a whole uploaded file (base64) or its rows: shown by name and size only.
+HELD_ACTIONS = frozenset({"web_roster_held", roster_domain.HELD_ACTION})
+_LEVEL_RULES = {"书面说明": "level_written", "约谈": "level_talk", "提醒谈话": "level_remind"}
+
+
+# ---- 警情 ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ladder:
+    level: str
+    rule: str
+    towns: list[str]
+
+
+def _ladder(texts, report: StatsReport) -> list[Ladder]:
+    """The plan's three levels, most serious first, with the chat 通报's own wording of each rule."""
+    out = []
+    for level in LEVELS:
+        rule = texts.t(f"stats.{_LEVEL_RULES[level]}", towns="").rstrip("：:").strip()
+        out.append(Ladder(level, rule, list(report.escalations.get(level, []))))
+    return out
+
+
+# ---- 审计日志 -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: str
+    actor_id: str
+    actor_name: str
+    action: str
+    detail: str
+    allowed: bool
+    cut: bool  # the detail shown is shortened
+
+
+def _shown_detail(texts, row: AuditLog, limit: int) -> tuple[str, bool]:
+    """A row's detail as it may be shown: at most `limit` characters; a held file only by its name and size."""
+    detail = row.detail or ""
+    if row.action in HELD_ACTIONS:
+        try:
+            name = str(json.loads(detail).get("file", ""))
+        except (ValueError, AttributeError):
+            name = ""
+        return texts.t("web_admin.held_file", file=name[:200] or "?", size=len(detail)), False
+    if len(detail) > limit:
+        return detail[:limit] + "…", True
+    return detail, False
+
+
+def _audit_filters(action: str, person: str) -> list[Any]:
+    where: list[Any] = []
+    if action:
+        where.append(col(AuditLog.action) == action)
+    if person:
+        where.append(
+            or_(
+                col(AuditLog.actor_id) == person,
+                col(AuditLog.actor_name).contains(person, autoescape=True),
+                col(AuditLog.actor_id).contains(person, autoescape=True),
+            )
+        )
+    return where
+
+
+def audit_rows(session: Session, texts, *, action: str, person: str, page: int, tz) -> tuple[list[AuditRow], int]:
+    """One page of the audit log, newest first, and how many rows match."""
+    where = _audit_filters(action, person)
+    total = session.exec(select(func.count()).select_from(AuditLog).where(*where)).one()
+    stmt = (
+        select(AuditLog)
+        .where(*where)
+        .order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc())
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+    )
+    rows = []
+    for row in session.exec(stmt):
+        detail, cut = _shown_detail(texts, row, LIST_CHARS)
+        rows.append(_row(row, detail, cut, tz))
+    return rows, int(total)
+
+
+def _row(row: AuditLog, detail: str, cut: bool, tz) -> AuditRow:
+    return AuditRow(
+        id=int(row.id or 0),
+        at=row.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+        actor_id=row.actor_id,
+        actor_name=row.actor_name,
+        action=row.action,
+        detail=detail,
+        allowed=bool(row.allowed),
+        cut=cut,
+    )
+
+
+def audit_actions(session: Session) -> list[str]:
+    return sorted(a for a in session.exec(select(AuditLog.action).distinct()) if a)
+
+
+def action_label(texts, action: str) -> str:
+    """What the page calls an audited action: its Chinese name (content [web_admin_actions]), else its code."""
+    if action.startswith("refused:"):
+        return texts.t("web_admin.refused_command", command=action.removeprefix("refused:"))
+    try:
+        return texts.t(f"web_admin_actions.{action}")
+    except KeyError:
+        return action
+
+
+# ---- 设置 ------------------------------------------------------------------------------------------------------
+
+# user:password@ in a URL (greedy up to the last @: a password may hold one), and a query string or fragment.
+_USERINFO_RE = re.compile(r"(://[^:/@?#]*):(.*)@")
+_QUERY_RE = re.compile(r"[?#].*$", re.S)
+_PASSWORD_PARAM_RE = re.compile(r"(?i)(password|passwd|pwd)=[^&\s]*")
+HIDDEN = "***"
+
+
+def shown_url(url: str) -> str:
+    """A URL as the settings page may show it: its password and its query (where keys and tokens go) as ***.
+    (The idea of bot/cli/database.py shown_url, which the web may not import, plus the query.)"""
+    text = _USERINFO_RE.sub(r"\1:" + HIDDEN + "@", url)
+    text = _PASSWORD_PARAM_RE.sub(r"\1=" + HIDDEN, text)
+    text = _QUERY_RE.sub("?" + HIDDEN, text) if re.search(r"[?#]", text) else text
+    return redact(text)
+
+
+def _looks_like_url(value: str) -> bool:
+    return "://" in value
+
+
+def shown_setting(name: str, value: Any) -> tuple[str, bool]:
+    """(what the page shows, whether it is hidden) for one setting."""
+    values = value if isinstance(value, list) else None
+    if is_secret_setting(name):
+        if isinstance(value, str) and _looks_like_url(value):
+            return shown_url(value), True
+        if values is not None and all(isinstance(v, str) and _looks_like_url(v) for v in values):
+            return "\n".join(shown_url(v) for v in values) or "（空）", True
+        return ("（已设置，已隐藏）" if value else "（未设置）"), True
+    if values is not None:
+        return "、".join(str(v) for v in values) or "（空）", False
+    if isinstance(value, bool):
+        return ("是" if value else "否"), False
+    if value is None or value == "":
+        return "（空）", False
+    return str(value), False
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    name: str
+    value: str
+    hidden: bool
+
+
+def setting_rows(settings: Settings) -> list[SettingRow]:
+    out = []
+    for name in type(settings).model_fields:
+        value, hidden = shown_setting(name, getattr(settings, name))
+        out.append(SettingRow(name, value, hidden))
+    return out
+
+
+# ---- the routes -------------------------------------------------------------------------------------------------
+
+
+class AdminPages:
+    def __init__(self, console) -> None:
+        self.c = console
+        self._library: AlertLibrary | None = None
+
+    def w(self, key: str, **values: object) -> str:
+        return self.c.texts.t(f"web_admin.{key}", **values)
+
+    @property
+    def library(self) -> AlertLibrary:
+        if self._library is None:
+            self._library = load_library()
+        return self._library
+
+    def _today(self) -> date:
+        return self.c.clock().astimezone(self.c.settings.tz).date()
+
+    # 警情
+
+    async def _incidents_page(self, who, *, status: int = 200, notice: str = "", lines=(), errors=()) -> Response:
+        texts = self.c.texts
+        library = self.library
+
+        def work(s: Session):
+            period = latest_period(s)
+            if period is None:
+                return None
+            return build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+
+        report: StatsReport | None = await self.c.db(work)
+        return self.c.page(
+            "admin_incidents.html",
+            status,
+            who=who,
+            nav="incidents",
+            report=report,
+            title=period_label(texts, report.period_start, report.period_end) if report else "",
+            ladder=_ladder(texts, report) if report else [],
+            # The chat 通报's total line (the rest of it is the tables below).
+            text=compose.stats_report_text(texts, report).splitlines()[1:2] if report else [],
+            unclassified=texts.t("stats.unclassified"),
+            notice=notice,
+            lines=list(lines),
+            errors=list(errors),
+        )
+
+    async def incidents(self, request: Request, who, form: dict[str, str]) -> Response:
+        return await self._incidents_page(who)
+
+    async def upload(self, request: Request, who, form: dict[str, str]) -> Response:
+        texts = self.c.texts
+        upload = (await request.form()).get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return await self._incidents_page(who, status=400, errors=[self.w("no_file")])
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
+        data = await upload.read(tables.MAX_BYTES + 1)
+        if len(data) > tables.MAX_BYTES:
+            error = texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024))
+            await self._refused(request, who, name)
+            return await self._incidents_page(who, status=413, errors=[texts.t("stats.import_failed", error=error)])
+        today = self._today()
+        try:
+            rows = await run_in_threadpool(read_stats_bytes, name, data, today=today)
+        except StatsError as exc:
+            await self._refused(request, who, name)
+            return await self._incidents_page(who, status=400, errors=[texts.t("stats.import_failed", error=str(exc))])
+        except Exception:  # a reader's bug: the admin sees that nothing changed, not a stack trace
+            log.exception("reading the uploaded incident file %r failed", name)
+            await self._refused(request, who, name)
+            error = texts.t("stats.xlsx_broken")
+            return await self._incidents_page(who, status=400, errors=[texts.t("stats.import_failed", error=error)])
+        address = self.c.address(request)
+        library = self.library
+
+        def work(s: Session) -> tuple[list[str], bool]:
+            now = self.c.clock()
+            report = import_stats(s, rows, now=now, source=f"web:{who.contact_id}:{name}")
+            audit(
+                s,
+                now=now,
+                actor_id=who.contact_id,
+                actor_name=who.name,
+                action="stats_import",
+                detail=f"{name}: {len(rows)} rows" + self.c.t("audit_from", address=address),
+            )
+            office = office_group(s)
+            sent = False
+            if office is not None:
+                for period in sorted(report.periods)[-1:]:  # the newest period the file covered, as the chat does
+                    queue_stats_report(
+                        s,
+                        period=period,
+                        now=now,
+                        texts=texts,
+                        library=library,
+                        chat_kind=ChatKind.ROOM,
+                        chat_id=office.room_id,
+                    )
+                    sent = True
+            s.commit()
+            return report.lines(texts), sent
+
+        summary, sent = await self.c.db(work)
+        notice = texts.t("stats.imported", rows=len(rows), summary="；".join(summary))
+        return await self._incidents_page(
+            who, notice=notice, lines=[self.w("report_queued" if sent else "report_not_sent")]
+        )
+
+    async def _refused(self, request: Request, who, name: str) -> None:
+        """A file that could not be imported is audited (refused); nothing else is written."""
+        address = self.c.address(request)
+
+        def work(s: Session) -> None:
+            audit(
+                s,
+                now=self.c.clock(),
+                actor_id=who.contact_id,
+                actor_name=who.name,
+                action="stats_import",
+                detail=self.w("audit_refused", file=name) + self.c.t("audit_from", address=address),
+                allowed=False,
+            )
+            s.commit()
+
+        await self.c.db(work)
+
+    # 审计日志
+
+    async def audit_list(self, request: Request, who, form: dict[str, str]) -> Response:
+        q = request.query_params
+        action = q.get("action", "").strip()[:FILTER_CHARS]
+        person = q.get("person", "").strip()[:FILTER_CHARS]
+        page = _number(q.get("page", "1")) or 1
+        tz = self.c.settings.tz
+        texts = self.c.texts
+
+        def work(s: Session):
+            rows, total = audit_rows(s, texts, action=action, person=person, page=page, tz=tz)
+            return rows, total, audit_actions(s)
+
+        rows, total, actions = await self.c.db(work)
+        pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+        labels = {a: action_label(texts, a) for a in {*actions, *(r.action for r in rows)}}
+        return self.c.page(
+            "admin_audit.html",
+            labels=labels,
+            who=who,
+            nav="audit",
+            rows=rows,
+            total=total,
+            actions=actions,
+            action=action,
+            person=person,
+            page=page,
+            pages=pages,
+        )
+
+    async def audit_entry(self, request: Request, who, form: dict[str, str]) -> Response:
+        entry_id = _number(request.path_params["entry_id"])
+        tz = self.c.settings.tz
+        texts = self.c.texts
+
+        def work(s: Session) -> AuditRow | None:
+            row = s.get(AuditLog, entry_id) if entry_id else None
+            if row is None:
+                return None
+            detail, cut = _shown_detail(texts, row, DETAIL_CHARS)
+            return _row(row, detail, cut, tz)
+
+        row = await self.c.db(work)
+        if row is None:
+            return self.c.refusal(404, self.w("no_entry"), who)
+        return self.c.page(
+            "admin_audit_entry.html",
+            who=who,
+            nav="audit",
+            row=row,
+            label=action_label(texts, row.action),
+            limit=DETAIL_CHARS,
+        )
+
+    # 设置
+
+    async def settings_page(self, request: Request, who, form: dict[str, str]) -> Response:
+        return self.c.page("admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.settings))
+
+
+def _capped(console, endpoint):
+    """Refuse a body larger than the incident reader accepts before anything reads it (no Content-Length: refused)."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            length = MAX_BODY + 1
+        if length > MAX_BODY:
+            error = console.texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024))
+            return console.refusal(413, console.texts.t("stats.import_failed", error=error))
+        return await endpoint(request)
+
+    return guarded
+
+
+def _number(text: str) -> int:
+    """A number from the path or query; 0 for anything but a plain number."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+
+
+def routes(console) -> list[BaseRoute]:
+    p = AdminPages(console)
+    g = console.guarded
+    return [
+        Route("/incidents", g(p.incidents), methods=["GET"]),
+        Route("/incidents/upload", _capped(console, g(p.upload, act=True)), methods=["POST"]),
+        Route("/audit", g(p.audit_list), methods=["GET"]),
+        Route("/audit/{entry_id}", g(p.audit_entry), methods=["GET"]),
+        Route("/settings", g(p.settings_page), methods=["GET"]),
+    ]
