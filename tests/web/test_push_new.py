@@ -103,6 +103,7 @@ def test_sending_a_library_alert_pushes_it_through_the_outbox_and_audits_it(serv
     assert entry.detail.endswith(FROM)
     page = c.get(r.headers["location"])
     assert page.status_code == 200 and f"#{push.id}" in page.text
+    assert 'id="notice"' in page.text and "已推送" in page.text  # the chat's reply, on the push's page
 
 
 def test_a_chosen_deadline_goes_into_the_push_and_its_message(served):
