@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from bot.domain.corrections import add_confirmation, exempt, revoke
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, close_push, standings
-from bot.domain.relay import active_units
+from bot.domain.relay import active_units, expected_unit_ids, expected_units
 from bot.reports.build import _title, build_report
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
@@ -404,3 +404,18 @@ def test_the_month_has_what_the_comparison_needs(engine, tmp_path):
     assert withdrawn and inactive and inactive_confirmed
     assert exempted_pairs & confirmed_pairs  # confirmations of exempted units
     assert {c.late for c in office} == {True, False}  # 补登 on time and 迟报
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_expected_unit_ids_are_expected_units(engine, seed, tmp_path):
+    # One rule: expected_units is expected_unit_ids with the Unit rows, in the same (roster) order.
+    make_month(engine, seed, tmp_path)
+    with session(engine) as s:
+        push_ids = [p for p in s.exec(select(Push.id).order_by(col(Push.id)))] + [999_999]
+        ids = expected_unit_ids(s, push_ids)
+        units = expected_units(s, push_ids)
+        frozen = reference_expected_units(s, push_ids)
+        assert expected_unit_ids(s, []) == {} and expected_units(s, []) == {}
+    assert ids == {p: [u.id for u in us] for p, us in units.items()}
+    assert ids == {p: [u.id for u in us] for p, us in frozen.items()}
+    assert len({len(v) for v in ids.values()}) > 2  # pushes with none, one or more units exempted
