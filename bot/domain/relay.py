@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -62,19 +62,39 @@ def active_units(session: Session) -> list[Unit]:
     return list(session.exec(select(Unit).where(Unit.active == True).order_by(col(Unit.id))))  # noqa: E712
 
 
-def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
-    """Per push id, the units expected to relay that push: the active units less those exempted from it (免转),
-    in roster order. Everything that counts, reminds, misses or ranks units for a push asks this."""
+def active_unit_ids(session: Session) -> list[int]:
+    """The ids of active_units, in the same order."""
+    # A primary key read from the database is never None (the `is not None` is for the type checker).
+    ids = session.exec(select(Unit.id).where(Unit.active == True).order_by(col(Unit.id)))  # noqa: E712
+    return [unit_id for unit_id in ids if unit_id is not None]
+
+
+def expected_unit_ids(
+    session: Session, push_ids: Iterable[int], *, active: Sequence[int] | None = None
+) -> dict[int, list[int]]:
+    """Per push id, the ids of the units expected to relay that push: the active units less those exempted from
+    it (免转), in roster order. The one rule (expected_units gives the same as Unit rows); plain ids, for callers
+    that count a month of pushes. `active`: the active units' ids in roster order, if the caller has read them."""
     ids = list(dict.fromkeys(push_ids))
     if not ids:
         return {}
-    units = active_units(session)
+    if active is None:
+        active = active_unit_ids(session)
     exempted: dict[int, set[int]] = defaultdict(set)
     for push_id, unit_id in session.exec(
         select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(ids))
     ):
         exempted[push_id].add(unit_id)
-    return {push_id: [u for u in units if u.id not in exempted[push_id]] for push_id in ids}
+    return {push_id: [u for u in active if u not in exempted[push_id]] for push_id in ids}
+
+
+def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
+    """Per push id, the units expected to relay that push: the active units less those exempted from it (免转),
+    in roster order. Everything that counts, reminds, misses or ranks units for a push asks this (or
+    expected_unit_ids, the same rule in plain ids)."""
+    units = {pk(u): u for u in active_units(session)}
+    expected = expected_unit_ids(session, push_ids, active=list(units))
+    return {push_id: [units[u] for u in unit_ids] for push_id, unit_ids in expected.items()}
 
 
 def default_deadline(

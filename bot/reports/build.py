@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypedDict
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
-from bot.domain.relay import expected_units
+from bot.domain.relay import expected_unit_ids
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
@@ -76,8 +77,21 @@ def build_report(
     ).all()
     push_ids = [p[0] for p in pushes]
     pushed_at = {p[0]: p[4] for p in pushes}
-    expected = expected_units(session, push_ids)
-    expected_ids = {push_id: {u.id for u in us} for push_id, us in expected.items()}
+    # The active units, in roster order. A primary key read from the database is never None (the `is not None`
+    # is for the type checker).
+    units = [
+        (unit_id, name, unit_kind)
+        for unit_id, name, unit_kind in session.exec(
+            select(col(Unit.id), col(Unit.name), col(Unit.kind)).where(Unit.active == True).order_by(col(Unit.id))  # noqa: E712
+        )
+        if unit_id is not None
+    ]
+    unit_names = {unit_id: name for unit_id, name, _ in units}
+    # Plain ids throughout, never ORM objects: a month is 300 units x 400 pushes.
+    expected = expected_unit_ids(session, push_ids, active=list(unit_names))
+    expected_ids = {push_id: set(unit_ids) for push_id, unit_ids in expected.items()}
+    # Per push, the active units exempted from it (免转): usually none.
+    exempted_ids = {push_id: unit_names.keys() - ids for push_id, ids in expected_ids.items()}
     by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     # unit id -> [confirmations, late ones, minutes from push to confirmation of each, 补登 among them]
@@ -95,7 +109,8 @@ def build_report(
                 col(Confirmation.method),
             ).where(col(Confirmation.push_id).in_(push_ids))
         )
-        for push_id, unit_id, at, is_late, method in confs:
+        office = ConfirmMethod.OFFICE.value
+        for push_id, unit_id, at, is_late, method in confs.all():
             if unit_id not in expected_ids[push_id]:
                 continue  # an inactive unit, or one exempted from the push: not counted either way
             by_push[push_id].add(unit_id)
@@ -104,7 +119,7 @@ def build_report(
                 mine = by_unit[unit_id] = [0, 0, [], 0]
             mine[0] += 1
             mine[1] += bool(is_late)
-            if method == ConfirmMethod.OFFICE.value:
+            if method == office:
                 # The time the office recorded it is not the time the unit relayed: no part of the median.
                 mine[3] += 1
                 added_by_push[push_id].add(unit_id)
@@ -137,20 +152,13 @@ def build_report(
             .where(col(Correction.push_id).in_(push_ids))
             .order_by(col(Correction.at), col(Correction.id))
         ).all()
-    # A primary key read from the database is never None (the `is not None` is for the type checker).
-    units = [
-        (unit_id, name, unit_kind)
-        for unit_id, name, unit_kind in session.exec(
-            select(col(Unit.id), col(Unit.name), col(Unit.kind)).where(Unit.active == True).order_by(col(Unit.id))  # noqa: E712
-        )
-        if unit_id is not None
-    ]
+    exempted_count = Counter(unit_id for ids in exempted_ids.values() for unit_id in ids)
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
 
     rows: list[_UnitFigures] = []
     for unit_id, name, unit_kind in units:
         relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
-        exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id])
+        exempted = exempted_count[unit_id]
         received = len(pushes) - exempted
         rows.append(
             _UnitFigures(
@@ -173,22 +181,23 @@ def build_report(
     black = draw_board(ranked, eligible=on_black_list, worst_first=True)
     # In ranking order, like every list of the report: not the roster file's order.
     escalations = {level: [u.unit for u in ranked if u.level == level] for level in REPORTED_LEVELS}
-    unit_names = {unit_id: name for unit_id, name, _ in units}
     push_rows = []
     for push_id, created_at, deadline, title, _ in pushes:
-        done = by_push[push_id]
-        mine = expected[push_id]
+        done = by_push[push_id]  # only expected units: the others' confirmations were left out above
+        added = added_by_push[push_id]
+        mine = expected[push_id]  # in roster order, as every list of units of a push
+        exempted_here = exempted_ids[push_id]
         push_rows.append(
             PushRow(
                 n=push_id,
                 title=title if title is not None else "",
                 pushed_at=created_at,
                 deadline=deadline,
-                confirmed=sum(1 for u in mine if u.id in done),  # the expected units that confirmed
+                confirmed=len(done),  # the expected units that confirmed
                 total=len(mine),
-                missing_units=[u.name for u in mine if u.id not in done],
-                added_units=[u.name for u in mine if u.id in added_by_push[push_id]],
-                exempted_units=[name for unit_id, name in unit_names.items() if unit_id not in expected_ids[push_id]],
+                missing_units=[unit_names[u] for u in mine if u not in done],
+                added_units=[unit_names[u] for u in mine if u in added] if added else [],
+                exempted_units=[unit_names[u] for u in unit_names if u in exempted_here] if exempted_here else [],
             )
         )
     evidence = [
