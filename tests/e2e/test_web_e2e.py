@@ -1,8 +1,8 @@
 """End to end: the web console beside a running bot, through the real Wechaty gateway, in a real browser (issue 14).
 
 The bot and `relaybot web` are two processes on one database. Signing in, the code reaches the admin's private chat
-on the gateway (sent by the bot from the outbox the console wrote); a push made in the office group and a liaison's
-已转发 said in the liaison group appear on the push's page, which refreshes itself; 提醒 pressed on that page is
+on the gateway (sent by the bot from the outbox the console wrote); a push made on the 新推送 page reaches the liaison group as
+previewed, and a liaison's 已转发 said in the liaison group appears on the push's page, which refreshes itself; 提醒 pressed on that page is
 sent by the bot into the liaison group.
 """
 
@@ -17,6 +17,7 @@ import sys
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from tests.bot_process import ROOT, BotProcess, gateway_env, relaybot
 from tests.gateway_harness import Gateway, has_text, texts_to, wait_until
@@ -99,11 +100,18 @@ def test_sign_in_by_wechat_then_watch_a_push_fill_up_and_remind_from_the_page(se
     sign_in(browser, base, ADMIN[0], code_from_wechat)
     assert "陈静" in browser.find_element(By.ID, "who").text or ADMIN[0] in browser.find_element(By.ID, "who").text
 
+    # 新推送 in the browser: pick 刷单返利 from the library, look at the preview, send.
     mark = len(gateway.sent())
-    gateway.say(ADMIN[0], "推送 刷单", room=OFFICE_ROOM)
-    gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=WAIT)
-    browser.get(base + "/pushes/1")
-    wait_for_text(browser, "已转发 0/")
+    browser.find_element(By.LINK_TEXT, "新推送").click()
+    Select(browser.find_element(By.ID, "case")).select_by_value("刷单返利")
+    browser.find_element(By.ID, "preview-case").click()
+    wait_for_text(browser, "【反诈预警 #1】")
+    previewed = browser.find_element(By.ID, "message").text
+    browser.find_element(By.ID, "send").click()
+    wait_for_text(browser, "已转发 0/")  # on the new push's page
+    sent = gateway.wait_sent(has_text(LIAISON_ROOM, "【反诈预警 #1】"), since=mark, timeout=WAIT)
+    [group_text] = [t for t in texts_to(sent, LIAISON_ROOM) if "【反诈预警 #1】" in t]
+    assert group_text.strip() == previewed.strip()  # the preview was exactly what the group got
 
     gateway.say(WANG[0], "已转发到城关镇各村群", room=LIAISON_ROOM)
     wait_for_text(browser, "已转发到城关镇各村群")  # the page refreshed itself
