@@ -214,7 +214,11 @@ class Console:
         form = await self._pre_form(request)
         if form is None:
             return self.refusal(403, self.t("stale_sign_in"))
-        contact_id = (form.get("typed") or form.get("picked") or "").strip()
+        contact_id = form.get("typed", "").strip()
+        if not contact_id and form.get("picked", "").isdigit():  # a name picked from the list: its place in it
+            people = await self.db(self._people)
+            index = int(form["picked"])
+            contact_id = people[index].contact_id if index < len(people) else ""
         nxt = _safe_next(form.get("next", "/"))
         pre = request.cookies.get(PRE_COOKIE, "")
         role = access.role_of(contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids)

@@ -97,7 +97,7 @@ def test_sign_in_by_wechat_then_watch_a_push_fill_up_and_remind_from_the_page(se
         return found.group()
 
     mark = len(gateway.sent())
-    sign_in(browser, base, ADMIN[0], code_from_wechat)
+    sign_in(browser, base, ADMIN[0], code_from_wechat, name="陈静（管理员）")
     assert "陈静" in browser.find_element(By.ID, "who").text or ADMIN[0] in browser.find_element(By.ID, "who").text
 
     # 新推送 in the browser: pick 刷单返利 from the library, look at the preview, send.

@@ -69,11 +69,14 @@ def wait_for_text(driver, text: str) -> None:
     )
 
 
-def sign_in(driver, base: str, contact_id: str, code_of) -> None:
+def sign_in(driver, base: str, contact_id: str, code_of, name: str = "") -> None:
     """Sign in as a person would: the sign-in page, pick the name, send the code, type what `code_of()` found."""
     driver.get(base + "/")
     wait_for_text(driver, "登录网页控制台")  # sent to the sign-in page
-    Select(driver.find_element(By.ID, "picked")).select_by_value(contact_id)
+    if name:  # picked from the list by the name the bot knows
+        Select(driver.find_element(By.ID, "picked")).select_by_visible_text(name)
+    else:
+        driver.find_element(By.ID, "typed").send_keys(contact_id)
     driver.find_element(By.ID, "send-code").click()
     wait_for_text(driver, "输入验证码")
     driver.find_element(By.ID, "code").send_keys(code_of())

@@ -48,7 +48,7 @@ class Served:
         """A client signed in with a code, as the person would: login page, send code, type it."""
         c = self.client()
         pre = pre_token(c)
-        r = c.post("/login/code", data={"pre": pre, "picked": contact_id, "next": "/"})
+        r = c.post("/login/code", data={"pre": pre, "typed": contact_id, "next": "/"})
         assert r.status_code == 200, r.text
         r = c.post("/login/verify", data={"pre": pre, "contact_id": contact_id, "code": self.last_code(contact_id)})
         assert r.status_code == 303, r.text

@@ -65,7 +65,7 @@ def test_every_route_but_sign_in_refuses_a_request_without_a_session(served):
 def test_a_code_goes_to_the_persons_private_chat_and_signs_in_once(served):
     c = served.client()
     pre = pre_token(c)
-    r = c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id, "next": "/pushes"})
+    r = c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id, "next": "/pushes"})
     assert r.status_code == 200 and "验证码已交给机器人发送" in r.text
     [row] = outbox_rows(served)
     assert row.chat_kind == ChatKind.PRIVATE.value and row.chat_id == ADMIN.contact_id
@@ -91,7 +91,7 @@ def test_a_code_goes_to_the_persons_private_chat_and_signs_in_once(served):
 def test_a_code_expires_after_five_minutes(served):
     c = served.client()
     pre = pre_token(c)
-    c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
+    c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
     code = served.last_code(ADMIN.contact_id)
     served.clock.advance(minutes=5, seconds=1)
     r = c.post("/login/verify", data={"pre": pre, "contact_id": ADMIN.contact_id, "code": code})
@@ -102,7 +102,7 @@ def test_a_code_expires_after_five_minutes(served):
 def test_five_wrong_codes_lock_sign_in_for_that_id_for_a_while(served):
     c = served.client()
     pre = pre_token(c)
-    c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
+    c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
     code = served.last_code(ADMIN.contact_id)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
@@ -113,7 +113,7 @@ def test_five_wrong_codes_lock_sign_in_for_that_id_for_a_while(served):
     assert c.get("/").status_code == 303
     sent = len(outbox_rows(served))
     served.clock.advance(minutes=2)
-    r = c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
+    r = c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
     assert "锁定" in r.text and len(outbox_rows(served)) == sent  # no new code while locked
     # Another id is not locked.
     assert served.sign_in(VIEWER_ID).get("/").status_code == 200
@@ -124,8 +124,8 @@ def test_five_wrong_codes_lock_sign_in_for_that_id_for_a_while(served):
 def test_codes_cannot_be_asked_for_faster_than_one_a_minute(served):
     c = served.client()
     pre = pre_token(c)
-    c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
-    r = c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
+    c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
+    r = c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
     assert "1 分钟后" in r.text
     assert len(outbox_rows(served)) == 1
 
@@ -141,9 +141,9 @@ def test_only_admins_and_viewers_can_ask_for_a_code(served):
 def test_sign_in_forms_without_their_token_are_refused(served):
     c = served.client()
     pre_token(c)
-    r = c.post("/login/code", data={"picked": ADMIN.contact_id})
+    r = c.post("/login/code", data={"typed": ADMIN.contact_id})
     assert r.status_code == 403
-    r = c.post("/login/code", data={"pre": "forged", "picked": ADMIN.contact_id})
+    r = c.post("/login/code", data={"pre": "forged", "typed": ADMIN.contact_id})
     assert r.status_code == 403
     assert outbox_rows(served) == []
 
@@ -268,7 +268,7 @@ def test_sessions_expire_and_sign_out_ends_them(served):
 def test_after_sign_in_only_paths_on_this_site_are_followed(served):
     c = served.client()
     pre = pre_token(c)
-    c.post("/login/code", data={"pre": pre, "picked": ADMIN.contact_id})
+    c.post("/login/code", data={"pre": pre, "typed": ADMIN.contact_id})
     code = served.last_code(ADMIN.contact_id)
     r = c.post(
         "/login/verify", data={"pre": pre, "contact_id": ADMIN.contact_id, "code": code, "next": "//evil.example/x"}
@@ -336,3 +336,14 @@ def test_a_viewer_is_refused_by_every_form_that_changes_something(served):
 def _audit_count(served) -> int:
     with session(served.engine) as s:
         return len(s.exec(select(AuditLog)).all())
+
+
+def test_the_sign_in_page_names_people_without_showing_their_wechat_ids(served):
+    c = served.client()
+    page = c.get("/login").text
+    assert ADMIN.contact_id not in page and VIEWER_ID not in page
+    assert "admi…en（管理员）" in page  # the bot knows no name for it yet: a shortened id
+    r = c.post("/login/code", data={"pre": c.cookies["relaybot_pre"], "picked": "0"})
+    assert r.status_code == 200 and served.last_code(ADMIN.contact_id)
+    r = c.post("/login/code", data={"pre": c.cookies["relaybot_pre"], "picked": "7"})
+    assert r.status_code == 400
