@@ -50,10 +50,13 @@ def push_alert(
     texts: Texts,
     again: bool = False,
     again_command: str = "",
+    deadline: datetime | None = None,
+    audit_note: str = "",
 ) -> PushOutcome:
     """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed.
     The same library case type or link pushed earlier today is pushed again only with `again` (the office's
-    确认); otherwise the answer names the earlier push and `again_command`, the way to confirm."""
+    确认); otherwise the answer names the earlier push and `again_command`, the way to confirm. `deadline`: one
+    chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from)."""
     if not again and (earlier := pushed_today(session, alert, now=now, tz=settings.tz)) is not None:
         shown = session.get(Alert, earlier.alert_id)
         return PushOutcome(
@@ -66,13 +69,14 @@ def push_alert(
     if not units:
         return PushOutcome(None, texts.t("push.no_units"))
     tz = settings.tz
-    deadline = default_deadline(
-        now,
-        tz=tz,
-        deadline_time=settings.deadline_time,
-        late_push_after=settings.late_push_after,
-        calendar=load_calendar(session, official=settings.official_calendar),
-    )
+    if deadline is None:
+        deadline = default_deadline(
+            now,
+            tz=tz,
+            deadline_time=settings.deadline_time,
+            late_push_after=settings.late_push_after,
+            calendar=load_calendar(session, official=settings.official_calendar),
+        )
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
     text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz)
@@ -96,7 +100,7 @@ def push_alert(
         actor_id=actor_id,
         actor_name=actor_name,
         action="push",
-        detail=f"#{push.id} {alert.case_type} {title}",
+        detail=f"#{push.id} {alert.case_type} {title}{audit_note}",
     )
     return PushOutcome(
         push,

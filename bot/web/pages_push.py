@@ -5,8 +5,7 @@
 same-day duplicate rule (the chat's `确认` is a second, explicit button here). The preview is the message itself
 (compose.push_text), with the number the push will most likely get. A link's title and description come from the
 bot's guarded link preview (web_guard.guarded_client with preview_allowed_hosts): nothing is fetched unguarded, and
-an internal address is refused, never read. The deadline may be chosen: push_alert sets the default deadline, and in
-the same transaction the push and its queued, unsent messages get the chosen one (the text composed again with it).
+an internal address is refused, never read. The deadline may be chosen (push_alert's `deadline`), else the default.
 
 素材 lists the feed candidates (FeedItem, the N of the chat's `推送 候选N`) with a 推送 button that does what the chat's
 candidate push does, and every configured feed's health, read-only (feed URLs may carry tokens: shown redacted).
@@ -36,7 +35,7 @@ from bot.domain import feeds as feed_watch
 from bot.domain.relay import audit, default_deadline
 from bot.domain.workdays import load_calendar
 from bot.operations.pushing import PushOutcome, push_alert, pushed_today
-from bot.storage.models import Alert, AuditLog, Feed, FeedItem, Outbox, OutboxState, Push
+from bot.storage.models import Alert, Feed, FeedItem, Push
 
 NAV = [("/pushes/new", "新推送", "push_new"), ("/feeds", "素材", "feeds")]
 
@@ -216,47 +215,24 @@ class PushPages:
         )
 
     def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime, again: bool) -> PushOutcome:
-        """push_alert as the chat's _push calls it; then the chosen deadline, and where the change came from."""
+        """push_alert as the chat's _push calls it, with the chosen deadline and where the push came from."""
         now = self.c.clock()
-        st, texts = self.c.settings, self.c.texts
         outcome = push_alert(
             s,
             alert,
             now=now,
             actor_id=who.contact_id,
             actor_name=who.name,
-            settings=st,
-            texts=texts,
+            settings=self.c.settings,
+            texts=self.c.texts,
             again=again,
             again_command=self.t("again_command"),
+            deadline=deadline,
+            audit_note=self.c.t("audit_from", address=self.c.address(request)),
         )
         if outcome.earlier is not None:
             what = alert.case_type or alert.link_url or alert.title
             self._audit(s, who, request, "push_repeat", f"#{outcome.earlier.id} {what}", now)
-        push = outcome.push
-        if push is None:
-            return outcome
-        s.flush()
-        own = s.exec(  # push_alert's own audit row of this push: say where it came from
-            select(AuditLog)
-            .where(AuditLog.action == "push", col(AuditLog.detail).startswith(f"#{push.id} "))
-            .order_by(col(AuditLog.id).desc())
-        ).first()
-        if own is not None:
-            own.detail = (own.detail + self.c.t("audit_from", address=self.c.address(request)))[:2000]
-            s.add(own)
-        if push.deadline != deadline:
-            old = compose.push_text(texts, n=int(push.id or 0), alert=alert, deadline=push.deadline, tz=st.tz)
-            new = compose.push_text(texts, n=int(push.id or 0), alert=alert, deadline=deadline, tz=st.tz)
-            push.deadline = deadline
-            s.add(push)
-            for row in s.exec(
-                select(Outbox).where(Outbox.push_id == push.id, Outbox.state == OutboxState.PENDING.value)
-            ):
-                if row.text == old:
-                    row.text = new
-                    s.add(row)
-            self._audit(s, who, request, "deadline", f"#{push.id} -> {deadline.isoformat()}", now)
         return outcome
 
     def _result(self, who, message: str, *, status: int, again: dict[str, str] | None = None, earlier=None):

@@ -120,8 +120,8 @@ def test_a_chosen_deadline_goes_into_the_push_and_its_message(served):
     assert push.deadline == wanted
     [row] = room_rows(served)
     assert row.text == compose.push_text(load_texts(), n=push.id, alert=alert_of(served, push), deadline=wanted, tz=tz)
-    [moved] = audits(served, "deadline")
-    assert moved.detail.endswith(FROM)
+    [entry] = audits(served, "push")
+    assert entry.detail.endswith(FROM) and not audits(served, "deadline")  # pushed with it, not moved after
 
 
 def test_a_past_deadline_is_refused_with_the_chats_sentence_and_nothing_is_pushed(served):
