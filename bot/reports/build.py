@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections import Counter
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence, Set
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Row, type_coerce
+from sqlalchemy import BigInteger, Row, String, case, cast, extract, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -22,9 +23,9 @@ from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_o
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
 
 KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
-# A time column read as the driver returns it, without models.UTCDateTime's per-row Python conversion: only
-# ever subtracted from another time read the same way (both naive UTC on SQLite, both aware on PostgreSQL).
-_RAW_TIME = DateTime(timezone=True)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNITS = 1 << 20  # unit ids below this (a district has hundreds of units) pack with their push id into one integer
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class _UnitFigures(TypedDict):
@@ -43,6 +44,195 @@ class _UnitFigures(TypedDict):
     exempted: int
 
 
+@dataclasses.dataclass
+class _Counted:
+    """What a period's confirmations add up to, counting only each push's expected units."""
+
+    by_push: dict[int, set[int]]  # push id -> the expected units that confirmed it
+    added_by_push: dict[int, set[int]]  # push id -> those of them the office recorded (补登)
+    # unit id -> (confirmations, late ones, median minutes from push to confirmation, 补登 among them)
+    by_unit: dict[int, tuple[int, int, float | None, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _PushRows:
+    """One push's confirmations as a report reads them (every unit's, expected or not)."""
+
+    revision: int  # push.revision when they were read
+    pushed_at: datetime
+    units: frozenset[int]  # the units that confirmed
+    late: frozenset[int]  # those of them that were late
+    added: frozenset[int]  # those the office recorded (补登)
+    minutes: dict[int, float]  # unit -> minutes from the push to its confirmation (not for a 补登)
+    evidence: list[tuple[int, str, str]]  # (unit id, verdict, reason) of those with a screenshot or a verdict
+
+
+class ConfirmationCache:
+    """Each push's confirmations, kept between report builds while the push's revision is unchanged.
+
+    A month of a large district is 100 000 confirmations; reading them is most of a report's time. A database
+    trigger counts every change to a push's confirmations in push.revision (migration 0006), so a push whose
+    revision has not moved has the very rows read before. Exemptions, units and everything else are read anew
+    each time (they are small). Bounded: the pushes least recently used go first.
+    """
+
+    def __init__(self, max_pushes: int = 3000) -> None:
+        self._pushes: OrderedDict[int, _PushRows] = OrderedDict()
+        self._max = max_pushes
+        self._lock = threading.Lock()  # the console builds reports in worker threads
+        self.read_pushes = 0  # how many pushes' rows were read from the database (for tests and benchmarks)
+
+    def rows(self, session: Session, pushes: Sequence[tuple[int, datetime, int]]) -> dict[int, _PushRows]:
+        """Per push id (id, created at, revision), its rows: kept ones where the push is unchanged."""
+        with self._lock:
+            return self._rows(session, pushes)
+
+    def _rows(self, session: Session, pushes: Sequence[tuple[int, datetime, int]]) -> dict[int, _PushRows]:
+        stale = [
+            (push_id, created_at, revision)
+            for push_id, created_at, revision in pushes
+            if (kept := self._pushes.get(push_id)) is None or (kept.revision, kept.pushed_at) != (revision, created_at)
+        ]
+        for first in range(0, len(stale), 500):  # a bounded IN list
+            self._read(session, stale[first : first + 500])
+        found = {}
+        for push_id, _, _ in pushes:
+            found[push_id] = self._pushes[push_id]
+            self._pushes.move_to_end(push_id)
+        while len(self._pushes) > self._max:
+            self._pushes.popitem(last=False)
+        return found
+
+    def _read(self, session: Session, pushes: Sequence[tuple[int, datetime, int]]) -> None:
+        push_ids = [p[0] for p in pushes]
+        pushed = {push_id: created_at for push_id, created_at, _ in pushes}
+        units: dict[int, set[int]] = {p: set() for p in push_ids}
+        late: dict[int, set[int]] = {p: set() for p in push_ids}
+        added: dict[int, set[int]] = {p: set() for p in push_ids}
+        minutes: dict[int, dict[int, float]] = {p: {} for p in push_ids}
+        for push_id, unit_id, is_late, by_office, seconds in _confirmation_rows(session, pushed):
+            units[push_id].add(unit_id)
+            if is_late:
+                late[push_id].add(unit_id)
+            if by_office:
+                added[push_id].add(unit_id)
+            else:
+                minutes[push_id][unit_id] = seconds / 60
+        evidence: dict[int, list[tuple[int, str, str]]] = {p: [] for p in push_ids}
+        for push_id, unit_id, verdict, reason in session.execute(
+            sa_select(
+                col(Confirmation.push_id),
+                col(Confirmation.unit_id),
+                col(Confirmation.verdict),
+                col(Confirmation.verdict_reason),
+            )
+            .where(
+                col(Confirmation.push_id).in_(push_ids),
+                (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""),
+            )
+            .order_by(col(Confirmation.push_id), col(Confirmation.id))
+        ):
+            evidence[push_id].append((unit_id, verdict, reason))
+        for push_id, created_at, revision in pushes:
+            self._pushes[push_id] = _PushRows(
+                revision,
+                created_at,
+                frozenset(units[push_id]),
+                frozenset(late[push_id]),
+                frozenset(added[push_id]),
+                minutes[push_id],
+                evidence[push_id],
+            )
+        self.read_pushes += len(pushes)
+
+
+def _confirmation_rows(session: Session, pushed: dict[int, datetime]) -> Iterator[tuple[int, int, bool, bool, float]]:
+    """(push id, unit id, late, 补登, seconds from the push to it) of every confirmation of the pushes in
+    `pushed` (push id -> created at).
+
+    No ORM objects and no Row objects (100 000 of them cost more than the query): the four small numbers come packed
+    into one integer straight from the driver's cursor. The seconds are what `(at - pushed).total_seconds()`
+    gives, to the last bit: PostgreSQL counts the microseconds since 1970; SQLite keeps the text SQLAlchemy wrote
+    ("2026-11-02 01:13:15.946004", UTC), which datetime.fromisoformat reads.
+    """
+    office = ConfirmMethod.OFFICE.value
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    packed = (
+        (col(Confirmation.push_id) * _UNITS + col(Confirmation.unit_id)) * 4
+        + case((col(Confirmation.late), 2), else_=0)
+        + case((col(Confirmation.method) == office, 1), else_=0)
+    )
+    at = (
+        type_coerce(col(Confirmation.at), String)
+        if sqlite
+        else cast(extract("epoch", col(Confirmation.at)) * 1_000_000, BigInteger)
+    )
+    statement = sa_select(packed, at).where(col(Confirmation.push_id).in_(list(pushed)))
+    compiled = statement.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(str(compiled))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if sqlite:
+        start = {push_id: created_at.astimezone(UTC).replace(tzinfo=None) for push_id, created_at in pushed.items()}
+        parse = datetime.fromisoformat
+        for key, when in rows:
+            push_id, unit_id = key // (4 * _UNITS), key // 4 % _UNITS
+            yield push_id, unit_id, key & 2 > 0, key & 1 > 0, (parse(when) - start[push_id]).total_seconds()
+    else:
+        micros = {push_id: (created_at - _EPOCH) // _MICROSECOND for push_id, created_at in pushed.items()}
+        for key, when in rows:
+            push_id, unit_id = key // (4 * _UNITS), key // 4 % _UNITS
+            yield push_id, unit_id, key & 2 > 0, key & 1 > 0, (when - micros[push_id]) / 1_000_000
+
+
+def _count_confirmations(
+    push_ids: list[int], rows: dict[int, _PushRows], active: Iterable[int], exempted_ids: dict[int, Set[int]]
+) -> _Counted:
+    """Each push's confirming units, and per unit its count, late count, median minutes and 补登 count.
+
+    Only the confirmations of a push's expected units count (relay.expected_unit_ids: the active units less
+    those exempted from the push, `exempted_ids`): not an inactive unit's, not an exempted one's. Set operations
+    and Counters, not a Python step per confirmation, but for the minutes.
+    """
+    active = frozenset(active)
+    by_push: dict[int, set[int]] = {}
+    added_by_push: dict[int, set[int]] = {}
+    relayed: Counter[int] = Counter()
+    lates: Counter[int] = Counter()
+    added: Counter[int] = Counter()
+    minutes: dict[int, list[float]] = {}
+    for push_id in push_ids:
+        r = rows[push_id]
+        counted = r.units & active
+        if exempted_ids[push_id]:
+            counted -= exempted_ids[push_id]
+        by_push[push_id] = set(counted)
+        relayed.update(counted)
+        if r.late:
+            lates.update(r.late & counted)
+        here = r.added & counted if r.added else frozenset()
+        added_by_push[push_id] = set(here)
+        added.update(here)
+        for unit_id, value in r.minutes.items():
+            if unit_id in counted:
+                if (mine := minutes.get(unit_id)) is None:
+                    mine = minutes[unit_id] = []
+                mine.append(value)
+    by_unit = {
+        unit_id: (
+            n,
+            lates[unit_id],
+            statistics.median(minutes[unit_id]) if unit_id in minutes else None,
+            added[unit_id],
+        )
+        for unit_id, n in relayed.items()
+    }
+    return _Counted(by_push, added_by_push, by_unit)
+
+
 def _title(kind: str, start: date, end: date) -> str:
     span = f"{start.month}月{start.day}日" if start == end else f"{start.month}月{start.day}日—{end.month}月{end.day}日"
     if kind == "month":
@@ -51,32 +241,30 @@ def _title(kind: str, start: date, end: date) -> str:
 
 
 def build_report(
-    session: Session, *, kind: str, start: date, end: date, now: datetime, tz: ZoneInfo, ladder: Ladder
+    session: Session,
+    *,
+    kind: str,
+    start: date,
+    end: date,
+    now: datetime,
+    tz: ZoneInfo,
+    ladder: Ladder,
+    cache: ConfirmationCache | None = None,
 ) -> Report:
     """Figures for the pushes whose deadline fell in [start, end] (local days), as known at `now`.
 
-    Reads plain columns, not ORM objects: a month of a large district is 100 000 confirmations.
+    Reads plain columns, not ORM objects: a month of a large district is 100 000 confirmations. `cache`: the
+    confirmations read by earlier builds, kept by the caller (the web console) to read only what changed.
     """
     lo = datetime.combine(start, time(0), tzinfo=tz)
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=tz)
-    # created_at twice: as an aware datetime for the report, and as the driver gives it (naive UTC on SQLite,
-    # aware on PostgreSQL) for subtracting the confirmations' times read the same way below.
-    # SQLAlchemy's select for more than four columns (sqlmodel's is typed for up to four), so session.execute,
-    # which session.exec calls for it anyway.
     pushes = session.execute(
-        sa_select(
-            col(Push.id),
-            col(Push.created_at),
-            col(Push.deadline),
-            col(Alert.title),
-            type_coerce(col(Push.created_at), _RAW_TIME).label("created_raw"),
-        )
+        sa_select(col(Push.id), col(Push.created_at), col(Push.deadline), col(Alert.title), col(Push.revision))
         .outerjoin(Alert, col(Alert.id) == Push.alert_id)
         .where(col(Push.deadline) >= lo, col(Push.deadline) < hi, col(Push.state) != PushState.WITHDRAWN.value)
         .order_by(col(Push.id))
     ).all()
     push_ids = [p[0] for p in pushes]
-    pushed_at = {p[0]: p[4] for p in pushes}
     # The active units, in roster order. A primary key read from the database is never None (the `is not None`
     # is for the type checker).
     units = [
@@ -94,51 +282,20 @@ def build_report(
     exempted_ids = {push_id: unit_names.keys() - ids for push_id, ids in expected_ids.items()}
     by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
-    # unit id -> [confirmations, late ones, minutes from push to confirmation of each, 补登 among them]
-    by_unit: dict[int, list] = {}
-    evidence_rows: Sequence[tuple[int, int, str, str]] = []
+    # unit id -> (confirmations, late ones, median minutes from push to confirmation, 补登 among them)
+    by_unit: dict[int, tuple[int, int, float | None, int]] = {}
+    evidence: list[EvidenceRow] = []
     correction_rows: Sequence[Row[*tuple[Any, ...]]] = []
     if push_ids:
-        # Through the session's connection (Core): plain rows, without the ORM's per-row bookkeeping.
-        confs = session.connection().execute(
-            sa_select(
-                col(Confirmation.push_id),
-                col(Confirmation.unit_id),
-                type_coerce(col(Confirmation.at), _RAW_TIME),
-                col(Confirmation.late),
-                col(Confirmation.method),
-            ).where(col(Confirmation.push_id).in_(push_ids))
-        )
-        office = ConfirmMethod.OFFICE.value
-        for push_id, unit_id, at, is_late, method in confs.all():
-            if unit_id not in expected_ids[push_id]:
-                continue  # an inactive unit, or one exempted from the push: not counted either way
-            by_push[push_id].add(unit_id)
-            mine = by_unit.get(unit_id)
-            if mine is None:
-                mine = by_unit[unit_id] = [0, 0, [], 0]
-            mine[0] += 1
-            mine[1] += bool(is_late)
-            if method == office:
-                # The time the office recorded it is not the time the unit relayed: no part of the median.
-                mine[3] += 1
-                added_by_push[push_id].add(unit_id)
-            else:
-                mine[2].append((at - pushed_at[push_id]).total_seconds() / 60)
-        evidence_rows = session.exec(
-            select(
-                col(Confirmation.push_id),
-                col(Confirmation.unit_id),
-                col(Confirmation.verdict),
-                col(Confirmation.verdict_reason),
-            )
-            .where(
-                col(Confirmation.push_id).in_(push_ids),
-                (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""),
-            )
-            .order_by(col(Confirmation.push_id), col(Confirmation.id))
-        ).all()
-        correction_rows = session.execute(  # seven columns: SQLAlchemy's select, as for the pushes above
+        rows = (cache or ConfirmationCache()).rows(session, [(p[0], p[1], p[4]) for p in pushes])
+        counted = _count_confirmations(push_ids, rows, unit_names, exempted_ids)
+        by_push, added_by_push, by_unit = counted.by_push, counted.added_by_push, counted.by_unit
+        evidence = [
+            EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
+            for push_id in push_ids
+            for unit_id, verdict, reason in rows[push_id].evidence
+        ]
+        correction_rows = session.execute(  # seven columns: SQLAlchemy's select (sqlmodel's is typed for four)
             sa_select(
                 col(Correction.push_id),
                 col(Unit.name),
@@ -157,7 +314,7 @@ def build_report(
 
     rows: list[_UnitFigures] = []
     for unit_id, name, unit_kind in units:
-        relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
+        relayed, late, median, added = by_unit.get(unit_id, (0, 0, None, 0))
         exempted = exempted_count[unit_id]
         received = len(pushes) - exempted
         rows.append(
@@ -169,7 +326,7 @@ def build_report(
                 on_time=relayed - late,
                 late=late,
                 missed=received - relayed,
-                median_minutes=round(statistics.median(minutes), 1) if minutes else None,
+                median_minutes=round(median, 1) if median is not None else None,
                 level=levels[unit_id].level if unit_id in levels else "",
                 added=added,
                 exempted=exempted,
@@ -200,10 +357,6 @@ def build_report(
                 exempted_units=[unit_names[u] for u in unit_names if u in exempted_here] if exempted_here else [],
             )
         )
-    evidence = [
-        EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
-        for push_id, unit_id, verdict, reason in evidence_rows
-    ]
     corrections = [
         CorrectionRow(push_id, unit, kind, reason, by_name or by_id, at)
         for push_id, unit, kind, reason, by_name, by_id, at in correction_rows

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from bot.chat import compose
 from bot.domain.periods import period_of, previous_period
 from bot.operations.agenda import ladder_of
-from bot.reports.build import build_report
+from bot.reports.build import ConfirmationCache, build_report
 from bot.reports.figures import Report
 from bot.reports.render import render_chart, render_xlsx
 
@@ -103,6 +103,7 @@ def _content_disposition(name: str) -> str:
 def routes(console) -> list[Route]:
     cache = ReportCache()
     console.on_change(cache.clear)
+    confirmations = ConfirmationCache()  # each push's confirmations while it is unchanged: a cold report is quick
 
     def build(kind: str, start: date, end: date) -> Callable[[Any], Report]:
         def work(s) -> Report:
@@ -119,6 +120,7 @@ def routes(console) -> list[Route]:
                     now=now,
                     tz=console.settings.tz,
                     ladder=ladder_of(console.settings),
+                    cache=confirmations,
                 )
                 cache.put(key, mark, report)
             return report
