@@ -6,7 +6,7 @@ import dataclasses
 import statistics
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
@@ -189,7 +189,7 @@ def _confirmation_rows(session: Session, pushed: dict[int, datetime]) -> Iterato
 
 
 def _count_confirmations(
-    push_ids: list[int], rows: dict[int, _PushRows], active: Iterable[int], exempted_ids: dict[int, Set[int]]
+    push_ids: list[int], rows: dict[int, _PushRows], active: Iterable[int], exempted_ids: Mapping[int, Set[int]]
 ) -> _Counted:
     """Each push's confirming units, and per unit its count, late count, median minutes and 补登 count.
 
@@ -287,13 +287,13 @@ def build_report(
     evidence: list[EvidenceRow] = []
     correction_rows: Sequence[Row[*tuple[Any, ...]]] = []
     if push_ids:
-        rows = (cache or ConfirmationCache()).rows(session, [(p[0], p[1], p[4]) for p in pushes])
-        counted = _count_confirmations(push_ids, rows, unit_names, exempted_ids)
+        kept = (cache or ConfirmationCache()).rows(session, [(p[0], p[1], p[4]) for p in pushes])
+        counted = _count_confirmations(push_ids, kept, unit_names, exempted_ids)
         by_push, added_by_push, by_unit = counted.by_push, counted.added_by_push, counted.by_unit
         evidence = [
             EvidenceRow(push_id, unit_names.get(unit_id, "?"), verdict, reason)
             for push_id in push_ids
-            for unit_id, verdict, reason in rows[push_id].evidence
+            for unit_id, verdict, reason in kept[push_id].evidence
         ]
         correction_rows = session.execute(  # seven columns: SQLAlchemy's select (sqlmodel's is typed for four)
             sa_select(
@@ -341,7 +341,7 @@ def build_report(
     push_rows = []
     for push_id, created_at, deadline, title, _ in pushes:
         done = by_push[push_id]  # only expected units: the others' confirmations were left out above
-        added = added_by_push[push_id]
+        added_here = added_by_push[push_id]
         mine = expected[push_id]  # in roster order, as every list of units of a push
         exempted_here = exempted_ids[push_id]
         push_rows.append(
@@ -353,7 +353,7 @@ def build_report(
                 confirmed=len(done),  # the expected units that confirmed
                 total=len(mine),
                 missing_units=[unit_names[u] for u in mine if u not in done],
-                added_units=[unit_names[u] for u in mine if u in added] if added else [],
+                added_units=[unit_names[u] for u in mine if u in added_here] if added_here else [],
                 exempted_units=[unit_names[u] for u in unit_names if u in exempted_here] if exempted_here else [],
             )
         )
