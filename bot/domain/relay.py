@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from bot.domain.workdays import WorkCalendar
@@ -86,6 +86,36 @@ def expected_unit_ids(
     ):
         exempted[push_id].add(unit_id)
     return {push_id: [u for u in active if u not in exempted[push_id]] for push_id in ids}
+
+
+def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Per push id, (units expected, of them confirmed): expected_unit_ids's rule counted in the database, for
+    lists of many pushes (the console's 推送 list). Keep the two in step: tests compare them."""
+    ids = list(dict.fromkeys(push_ids))
+    if not ids:
+        return {}
+    active = session.exec(select(func.count()).select_from(Unit).where(Unit.active == True)).one()  # noqa: E712
+    exempted = dict(
+        session.exec(
+            select(Exemption.push_id, func.count())
+            .join(Unit, col(Unit.id) == Exemption.unit_id)
+            .where(col(Exemption.push_id).in_(ids), Unit.active == True)  # noqa: E712
+            .group_by(col(Exemption.push_id))
+        ).all()
+    )
+    confirmed = dict(
+        session.exec(
+            select(Confirmation.push_id, func.count())
+            .join(Unit, col(Unit.id) == Confirmation.unit_id)
+            .outerjoin(
+                Exemption,
+                (col(Exemption.push_id) == Confirmation.push_id) & (col(Exemption.unit_id) == Confirmation.unit_id),
+            )
+            .where(col(Confirmation.push_id).in_(ids), Unit.active == True, col(Exemption.id).is_(None))  # noqa: E712
+            .group_by(col(Confirmation.push_id))
+        ).all()
+    )
+    return {p: (int(active) - int(exempted.get(p, 0)), int(confirmed.get(p, 0))) for p in ids}
 
 
 def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:

@@ -13,13 +13,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.domain.escalation import standings
-from bot.domain.relay import progress
+from bot.domain.relay import expected_counts, progress
 from bot.runtime.health import health_snapshot
 from bot.storage.models import (
     Alert,
     Confirmation,
     ConfirmMethod,
-    Exemption,
     Liaison,
     Outbox,
     OutboxState,
@@ -71,29 +70,7 @@ def push_rows(session: Session, *, tz: ZoneInfo, only_open: bool = False, limit:
     if not rows:
         return []
     ids = [int(p.id or 0) for p, _ in rows]
-    # Counted in the database: the units expected to relay each push are the active ones less its exemptions
-    # (as relay.expected_units says), and a confirmation counts when its unit is one of them.
-    active = session.exec(select(func.count()).select_from(Unit).where(Unit.active == True)).one()  # noqa: E712
-    exempted = dict(
-        session.exec(
-            select(Exemption.push_id, func.count())
-            .join(Unit, col(Unit.id) == Exemption.unit_id)
-            .where(col(Exemption.push_id).in_(ids), Unit.active == True)  # noqa: E712
-            .group_by(col(Exemption.push_id))
-        ).all()
-    )
-    confirmed = dict(
-        session.exec(
-            select(Confirmation.push_id, func.count())
-            .join(Unit, col(Unit.id) == Confirmation.unit_id)
-            .outerjoin(
-                Exemption,
-                (col(Exemption.push_id) == Confirmation.push_id) & (col(Exemption.unit_id) == Confirmation.unit_id),
-            )
-            .where(col(Confirmation.push_id).in_(ids), Unit.active == True, col(Exemption.id).is_(None))  # noqa: E712
-            .group_by(col(Confirmation.push_id))
-        ).all()
-    )
+    counts = expected_counts(session, ids)
     out = []
     for push, alert in rows:
         out.append(
@@ -103,8 +80,8 @@ def push_rows(session: Session, *, tz: ZoneInfo, only_open: bool = False, limit:
                 state=PUSH_STATES.get(push.state, push.state),
                 created=_local(push.created_at, tz),
                 deadline=_local(push.deadline, tz),
-                confirmed=int(confirmed.get(int(push.id or 0), 0)),
-                total=int(active) - int(exempted.get(int(push.id or 0), 0)),
+                confirmed=counts[int(push.id or 0)][1],
+                total=counts[int(push.id or 0)][0],
             )
         )
     return out

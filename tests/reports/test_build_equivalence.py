@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from bot.domain.corrections import add_confirmation, exempt, revoke
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, close_push, standings
-from bot.domain.relay import active_units, expected_unit_ids, expected_units
+from bot.domain.relay import active_units, expected_counts, expected_unit_ids, expected_units
 from bot.reports.build import _title, build_report
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
@@ -419,3 +419,19 @@ def test_expected_unit_ids_are_expected_units(engine, seed, tmp_path):
     assert ids == {p: [u.id for u in us] for p, us in units.items()}
     assert ids == {p: [u.id for u in us] for p, us in frozen.items()}
     assert len({len(v) for v in ids.values()}) > 2  # pushes with none, one or more units exempted
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_expected_counts_count_what_expected_unit_ids_lists(engine, seed, tmp_path):
+    # The console's push list counts in the database; the rule is expected_unit_ids's.
+    make_month(engine, seed, tmp_path)
+    with session(engine) as s:
+        push_ids = [p for p in s.exec(select(Push.id).order_by(col(Push.id)))]
+        counts = expected_counts(s, push_ids)
+        ids = expected_unit_ids(s, push_ids)
+        confirmed = set(s.exec(select(Confirmation.push_id, Confirmation.unit_id)).all())
+        assert expected_counts(s, []) == {}
+    want = {p: (len(units), sum((p, u) in confirmed for u in units)) for p, units in ids.items()}
+    assert counts == want
+    assert any(total < max(t for t, _ in want.values()) for total, _ in want.values())  # exemptions were in it
+    assert any(done < total for total, done in want.values()) and any(done for _, done in want.values())
