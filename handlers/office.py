@@ -263,30 +263,6 @@ def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again, send_at=send_at)
 
 
-@router.command("定时", "定时推送", usage="scheduled", who=from_admin, where=office_place)
-def _on_scheduled(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    ctx.audit(msg, "push_schedule_list", f"{len(scheduled.waiting(ctx.session))} waiting")
-    ctx.reply(msg, scheduled.list_text(ctx.session, texts=ctx.texts, settings=ctx.settings))
-
-
-@router.command("取消定时", usage="scheduled_cancel", who=from_admin, where=office_place)
-def _on_scheduled_cancel(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    m = re.fullmatch(r"(?:定时)?\s*[#＃]?\s*(\d{1,9})", cmd.arg.strip())
-    if m is None:
-        ctx.reply(msg, ctx.t("scheduled.cancel_usage"))
-        return
-    _, answer = scheduled.cancel(
-        ctx.session,
-        int(m.group(1)),
-        now=ctx.now,
-        actor_id=msg.sender.contact_id,
-        actor_name=msg.sender.name,
-        texts=ctx.texts,
-        settings=ctx.settings,
-    )
-    ctx.reply(msg, answer)
-
-
 @router.command("进度", usage="progress", who=from_admin, where=office_place)
 def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     push, error = _resolve(ctx, cmd.arg or cmd.quoted)
@@ -397,6 +373,30 @@ router.command("请假", usage="leave", who=from_admin, where=office_place)(offi
 router.command("销假", usage="leave_end", who=from_admin, where=office_place)(office_records.on_leave_end)
 router.command("休息日", "工作日", usage="calendar", who=from_admin, where=office_place)(office_records.on_calendar)
 router.command("警情", usage="incidents", who=from_admin, where=office_place)(office_records.on_incidents)
+
+
+@router.command("定时", "定时推送", usage="scheduled", who=from_admin, where=office_place)
+def _on_scheduled(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    ctx.audit(msg, "push_schedule_list", f"{len(scheduled.waiting(ctx.session))} waiting")
+    ctx.reply(msg, scheduled.list_text(ctx.session, texts=ctx.texts, settings=ctx.settings))
+
+
+@router.command("取消定时", usage="scheduled_cancel", who=from_admin, where=office_place)
+def _on_scheduled_cancel(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    m = re.fullmatch(r"(?:定时)?\s*[#＃]?\s*(\d{1,9})", cmd.arg.strip())
+    if m is None:
+        ctx.reply(msg, ctx.t("scheduled.cancel_usage"))
+        return
+    _, answer = scheduled.cancel(
+        ctx.session,
+        int(m.group(1)),
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        texts=ctx.texts,
+        settings=ctx.settings,
+    )
+    ctx.reply(msg, answer)
 
 
 @router.command("帮助", usage="help", who=from_admin, where=office_place)
