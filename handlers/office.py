@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlmodel import col, select
 
@@ -13,9 +14,12 @@ from bot.chat.filters import from_admin, in_private, kind, not_from_admin, offic
 from bot.chat.parsing import (
     DeadlineError,
     DeadlinePassed,
+    PushArgs,
+    TimeMissing,
     parse_deadline,
     parse_push_args,
     parse_push_ref,
+    parse_send_time,
     strip_mentions,
 )
 from bot.clock import show
@@ -27,6 +31,7 @@ from bot.domain.relay import (
     progress,
 )
 from bot.operations import agenda as schedule
+from bot.operations import scheduled
 from bot.operations.pushing import push_alert, pushed_today
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
@@ -68,8 +73,27 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 # ---- pushing ---------------------------------------------------------------------------------------------
 
 
-def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> Push | None:
-    """Push `alert` and answer; the same case type or link pushed earlier today waits for 确认 (`again`)."""
+def _push(
+    msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str, send_at: datetime | None = None
+) -> Push | None:
+    """Push `alert` and answer; the same case type or link pushed earlier today waits for 确认 (`again`). With
+    `send_at`, store it to be pushed then (a scheduled push) and answer with its number."""
+    if send_at is not None:
+        done = scheduled.schedule_push(
+            ctx.session,
+            alert,
+            send_at=send_at,
+            now=ctx.now,
+            actor_id=msg.sender.contact_id,
+            actor_name=msg.sender.name,
+            again=again,
+            chat_kind=msg.chat_kind.value,
+            chat_id=msg.chat_id,
+            settings=ctx.settings,
+            texts=ctx.texts,
+        )
+        ctx.reply(msg, done.message)
+        return None
     outcome = push_alert(
         ctx.session,
         alert,
@@ -88,13 +112,13 @@ def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_comma
     return outcome.push
 
 
-def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool) -> None:
+def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool, send_at: datetime | None) -> None:
     item = ctx.library.find(name)
     if item is None:
         ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
         return
     alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now)
-    _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=name))
+    _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=name), send_at=send_at)
 
 
 def _untitled(alert: Alert) -> bool:
@@ -117,7 +141,7 @@ def _title_from_earlier(ctx: Context, alert: Alert, *, again: bool) -> bool:
     return True
 
 
-def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool) -> None:
+def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool, send_at: datetime | None) -> None:
     drafts = list(
         ctx.session.exec(
             select(Alert).where(Alert.draft_of == msg.sender.contact_id).order_by(col(Alert.id).desc()).limit(20)
@@ -139,7 +163,7 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: 
     elif _untitled(chosen) and not _title_from_earlier(ctx, chosen, again=again):
         ctx.reply(msg, ctx.t("push_title.need_draft"))
         return
-    _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"))
+    _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"), send_at=send_at)
 
 
 # ---- command handlers --------------------------------------------------------------------------
@@ -159,7 +183,7 @@ def _why_untitled(ctx: Context, url: str) -> str:
     return ctx.t("push_title.why_internal") if refused else ctx.t("push_title.why_unread")
 
 
-def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool) -> None:
+def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool, send_at: datetime | None) -> None:
     """推送 <链接> [标题 <标题>] [确认]: a link card with the page's title or the one given; none is asked for."""
     card = _link_card(ctx, url)
     alert = Alert(link_url=url, created_at=ctx.now)
@@ -172,7 +196,8 @@ def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool
         ctx.audit(msg, "push_untitled", url[:200])
         ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
         return
-    if _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=url)) is not None:
+    again_command = ctx.t("push_repeat.chat", what=url)
+    if _push(msg, ctx, alert, again=again, again_command=again_command, send_at=send_at) is not None:
         # The same link sent privately before and pushed this way: not left behind as a draft for a later 推送.
         for draft in ctx.session.exec(
             select(Alert).where(Alert.draft_of == msg.sender.contact_id, Alert.link_url == url)
@@ -196,18 +221,46 @@ def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None
         ctx.session.add(item)
 
 
+def _send_time(msg: Incoming, ctx: Context, args: PushArgs) -> datetime | None:
+    """The time a scheduled push goes out, or None after answering why it cannot be scheduled then."""
+    try:
+        send_at = parse_send_time(args.when, now=ctx.now, tz=ctx.tz)
+    except TimeMissing:
+        ctx.reply(msg, ctx.t("scheduled.need_time"))
+        return None
+    except DeadlinePassed as passed:
+        what = " ".join(w for w in (args.target, "确认" if args.again else "") if w)
+        ctx.reply(msg, ctx.t("scheduled.passed", when=show(passed.at, ctx.tz), what=what))
+        return None
+    except DeadlineError:
+        ctx.reply(msg, ctx.t("scheduled.bad_time", text=args.when))
+        return None
+    if scheduled.too_far(send_at, now=ctx.now):
+        ctx.reply(msg, ctx.t("scheduled.too_far", when=show(send_at, ctx.tz), days=scheduled.MAX_AHEAD.days))
+        return None
+    return send_at
+
+
 @router.command("推送", usage="push", who=from_admin, where=office_place)
 def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     args = parse_push_args(cmd.arg)
     candidate = _CANDIDATE.match(args.target)
+    send_at = None
+    if args.when:
+        if candidate:
+            ctx.reply(msg, ctx.t("scheduled.no_candidate", n=candidate.group(1)))
+            return
+        send_at = _send_time(msg, ctx, args)
+        if send_at is None:
+            return
     if candidate:
         _push_candidate(msg, ctx, int(candidate.group(1)), again=args.again)
     elif _URL.match(args.target):
-        _push_link(msg, ctx, args.target, title=args.title, again=args.again)
+        _push_link(msg, ctx, args.target, title=args.title, again=args.again, send_at=send_at)
     elif args.target:
-        _push_library(msg, ctx, args.target, again=args.again)
+        _push_library(msg, ctx, args.target, again=args.again, send_at=send_at)
     else:
-        _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again)
+        _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again, send_at=send_at)
 
 
 @router.command("进度", usage="progress", who=from_admin, where=office_place)
@@ -320,6 +373,30 @@ router.command("请假", usage="leave", who=from_admin, where=office_place)(offi
 router.command("销假", usage="leave_end", who=from_admin, where=office_place)(office_records.on_leave_end)
 router.command("休息日", "工作日", usage="calendar", who=from_admin, where=office_place)(office_records.on_calendar)
 router.command("警情", usage="incidents", who=from_admin, where=office_place)(office_records.on_incidents)
+
+
+@router.command("定时", "定时推送", usage="scheduled", who=from_admin, where=office_place)
+def _on_scheduled(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    ctx.audit(msg, "push_schedule_list", f"{len(scheduled.waiting(ctx.session))} waiting")
+    ctx.reply(msg, scheduled.list_text(ctx.session, texts=ctx.texts, settings=ctx.settings))
+
+
+@router.command("取消定时", usage="scheduled_cancel", who=from_admin, where=office_place)
+def _on_scheduled_cancel(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    m = re.fullmatch(r"(?:定时)?\s*[#＃]?\s*(\d{1,9})", cmd.arg.strip())
+    if m is None:
+        ctx.reply(msg, ctx.t("scheduled.cancel_usage"))
+        return
+    _, answer = scheduled.cancel(
+        ctx.session,
+        int(m.group(1)),
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        texts=ctx.texts,
+        settings=ctx.settings,
+    )
+    ctx.reply(msg, answer)
 
 
 @router.command("帮助", usage="help", who=from_admin, where=office_place)

@@ -37,6 +37,9 @@ COMMANDS = (
     "工作日",
     "休息日",
     "警情",
+    "定时推送",
+    "定时",
+    "取消定时",
 )
 
 _LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")
@@ -88,11 +91,13 @@ def parse_correction(arg: str) -> CorrectionArgs | None:
 
 @dataclass(frozen=True)
 class PushArgs:
-    """What follows 推送: the thing to push, a title given for a link, and 确认 (push even if pushed today)."""
+    """What follows 推送: the thing to push, a title given for a link, 确认 (push even if pushed today), and the
+    time to push it at (a scheduled push)."""
 
     target: str  # a case type, 候选N, a link, or "" for the admin's draft
     title: str  # `推送 <链接> 标题 <标题>` or `推送 标题 <标题>` (the draft); "" when none was given
     again: bool  # ends in 确认: push again what was already pushed today
+    when: str = ""  # `推送 刷单 明天9:00`: the time as typed (read with parse_send_time); "" to push now
 
 
 _LINK_AND_REST = re.compile(r"^(?P<url>https?://\S+)(?P<rest>.*)$", re.DOTALL)
@@ -108,22 +113,46 @@ def _title(text: str) -> str:
     return text.strip(_TITLE_EDGE)[:200]
 
 
-def parse_push_args(arg: str) -> PushArgs:
-    """`刷单`, `刷单 确认`, `https://… 标题 警惕刷单`, `标题 警惕刷单`, `候选5 确认` as 推送 takes them."""
-    body = clean(arg)[:MAX_INPUT].strip()
-    again = False
+def _strip_again(body: str) -> tuple[str, bool]:
+    """The text without a closing 确认, and whether it had one."""
     bare = body.rstrip("。.!！")
     if bare.endswith("确认"):
         rest = bare[:-2]
         if not rest or rest[-1] in _AGAIN_EDGE:
-            body, again = rest.strip(_AGAIN_EDGE), True
-        elif not rest.startswith(("http://", "https://", "标题")):
-            body, again = rest.strip(), True  # 刷单确认, typed without a space
+            return rest.strip(_AGAIN_EDGE), True
+        if not rest.startswith(("http://", "https://", "标题")):
+            return rest.strip(), True  # 刷单确认, typed without a space
+    return body, False
+
+
+def split_when(body: str) -> tuple[str, str]:
+    """`刷单 明天9:00` -> ("刷单", "明天9:00"): the words at the end that the deadline grammar reads as a moment
+    (up to three, e.g. `12月3日 9:00`), apart from what comes before them. Bare numbers (`11`, `3.15`) stay with
+    the text: they are more likely part of a title than a time."""
+    words = body.split()
+    for count in (3, 2, 1):
+        if len(words) < count:
+            continue
+        tail = " ".join(words[-count:])
+        if re.fullmatch(r"[\d\s./-]+", tail) or not _is_moment(tail):
+            continue
+        return " ".join(words[:-count]), tail
+    return body, ""
+
+
+def parse_push_args(arg: str) -> PushArgs:
+    """`刷单`, `刷单 确认`, `https://… 标题 警惕刷单`, `标题 警惕刷单`, `候选5 确认`, `刷单 明天9:00` as 推送 takes
+    them."""
+    body = clean(arg)[:MAX_INPUT].strip()
+    body, again = _strip_again(body)
+    body, when = split_when(body)
+    if when and not again:
+        body, again = _strip_again(body)  # 推送 刷单 确认 明天9:00
     if m := _LINK_AND_REST.match(body):
-        return PushArgs(m.group("url"), _title(m.group("rest")), again)
+        return PushArgs(m.group("url"), _title(m.group("rest")), again, when)
     if body.startswith("标题"):
-        return PushArgs("", _title(body), again)
-    return PushArgs(body, "", again)
+        return PushArgs("", _title(body), again, when)
+    return PushArgs(body, "", again, when)
 
 
 def parse_push_ref(text: str) -> int | None:
@@ -188,12 +217,14 @@ def is_confirmation(text: str, names: tuple[str, ...] = ()) -> bool:
 
 
 _TIME = r"(?P<h>\d{1,2})(?:(?::|点|时)(?P<m>\d{1,2}|半)?分?)?"
+_WEEKDAY_NAMES = "一二三四五六日天"
 _DEADLINE_FORMS = [
     re.compile(rf"^(?P<rel>今天|今日|今晚|明天|明日|后天|昨天|昨日|昨晚|前天)(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
     re.compile(
         rf"^(?:(?P<y>\d{{4}})年)?(?P<mo>\d{{1,2}})月(?P<d>\d{{1,2}})[日号](?:上午|中午|下午|晚上)?(?:{_TIME})?$"
     ),
     re.compile(rf"^(?:(?P<y>\d{{4}})[-/.])?(?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})[T ]?(?:{_TIME})?$"),
+    re.compile(rf"^(?P<next>下个?)?(?:周|星期|礼拜)(?P<wd>[{_WEEKDAY_NAMES}])(?:上午|中午|下午|晚上)?(?:{_TIME})?$"),
     re.compile(rf"^(?:上午|中午|下午|晚上)?{_TIME}$"),
 ]
 _AFTERNOON = ("下午", "晚上", "今晚", "昨晚")
@@ -222,6 +253,10 @@ class DeadlinePassed(DeadlineError):
         self.at = at
 
 
+class TimeMissing(DeadlineError):
+    """A day without the time of day, where one is needed (a scheduled push: `明天` alone)."""
+
+
 def _next_year(day: date) -> date:
     """The same day a year later (2月29日 becomes 2月28日 in a common year)."""
     try:
@@ -230,12 +265,21 @@ def _next_year(day: date) -> date:
         return day.replace(year=day.year + 1, day=28)
 
 
-def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time) -> datetime:
-    """A deadline like 今天18:00, 明天12点, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the future.
-    A bare time (下午5点, 17:00) is today's. Raises DeadlinePassed for a time understood but already past
-    (今天17:00 at 21:41, 昨天, 11月25日), DeadlineError for anything else."""
+def _compact(text: str) -> str:
     body = re.sub(r"\s+", " ", clean(text)).strip()
-    compact = body.replace(" ", "") if not re.match(r"^\d{4}[-/.]\d", body) else body
+    return body.replace(" ", "") if not re.match(r"^\d{4}[-/.]\d", body) else body
+
+
+def _is_moment(text: str) -> bool:
+    """Whether the deadline grammar reads `text` as a moment (whether or not it is in the future)."""
+    compact = _compact(text)
+    return any(form.match(compact) for form in _DEADLINE_FORMS)
+
+
+def _read_moment(text: str, *, now: datetime, tz: ZoneInfo, default_time: time | None) -> datetime:
+    """The moment `text` names, in `tz`, past or future; DeadlineError if it names none (TimeMissing if it names
+    a day but no time and `default_time` is None)."""
+    compact = _compact(text)
     local_now = now.astimezone(tz)
     for form in _DEADLINE_FORMS:
         m = form.match(compact)
@@ -244,6 +288,12 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
         parts = m.groupdict()
         if parts.get("rel"):
             day = local_now.date() + timedelta(days=_DAY_OFFSETS[parts["rel"]])
+        elif parts.get("wd"):
+            weekday = min(_WEEKDAY_NAMES.index(parts["wd"]), 6)  # 日 and 天 are both Sunday
+            if parts.get("next"):  # 下周一: the Monday of next week
+                day = local_now.date() + timedelta(days=7 - local_now.weekday() + weekday)
+            else:  # 周一: the next Monday from today on
+                day = local_now.date() + timedelta(days=(weekday - local_now.weekday()) % 7)
         elif parts.get("mo"):
             year = int(parts["y"]) if parts.get("y") else local_now.year
             try:
@@ -255,6 +305,8 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
         else:
             day = local_now.date()
         if parts.get("h") is None:
+            if default_time is None:
+                raise TimeMissing("no time of day")
             at = default_time
         else:
             hour = int(parts["h"])
@@ -265,7 +317,26 @@ def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time
                 raise DeadlineError("time out of range")
             at = time(hour, minute)
         result = datetime.combine(day, at, tzinfo=tz)
-        if result <= local_now:
-            raise DeadlinePassed(result)
+        if parts.get("wd") and not parts.get("next") and result <= local_now:
+            result += timedelta(days=7)  # 周四 9:00 said on Thursday at 10:00: next Thursday
         return result
     raise DeadlineError("not understood")
+
+
+def parse_deadline(text: str, *, now: datetime, tz: ZoneInfo, default_time: time) -> datetime:
+    """A deadline like 今天18:00, 明天12点, 周五17:00, 11月30日17:00 or 2026-12-01 09:00, in `tz`; must be in the
+    future. A bare time (下午5点, 17:00) is today's. Raises DeadlinePassed for a time understood but already past
+    (今天17:00 at 21:41, 昨天, 11月25日), DeadlineError for anything else."""
+    result = _read_moment(text, now=now, tz=tz, default_time=default_time)
+    if result <= now:
+        raise DeadlinePassed(result)
+    return result
+
+
+def parse_send_time(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
+    """When a scheduled push goes out (`明天9:00`, `12月3日 9:00`, `周一 8:30`): the deadline grammar with the time
+    of day required. Raises TimeMissing, DeadlinePassed or DeadlineError as parse_deadline does."""
+    result = _read_moment(text, now=now, tz=tz, default_time=None)
+    if result <= now:
+        raise DeadlinePassed(result)
+    return result

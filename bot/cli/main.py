@@ -508,9 +508,10 @@ def report(
 def push(
     case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
     yes: bool = typer.Option(False, "--yes", "-y", help="今天已推送过同一类型时也再推一次（相当于聊天里的“确认”）"),
+    at: str = typer.Option("", "--at", help='到这个时间再推送（定时推送），写法与群里相同，如 "明天9:00"、"周一 8:30"'),
 ) -> None:
     """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。
-    同一类型今天已推送过时不再推送，说明是哪一条；确要再推一次，加 --yes。"""
+    同一类型今天已推送过时不再推送，说明是哪一条；确要再推一次，加 --yes。加 --at 则到时由机器人推送。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.operations.pushing import push_alert
@@ -523,6 +524,9 @@ def push(
     if item is None:
         typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
         raise typer.Exit(1)
+    if at:
+        _push_at(settings, texts, item, at, again=yes)
+        return
     engine = _open_db(settings)
     now = real_clock()
     with session(engine) as s:
@@ -543,6 +547,80 @@ def push(
             raise typer.Exit(1)
         s.commit()
     typer.echo(outcome.message + "（已排入发送队列，由运行中的机器人发送）")
+
+
+def _push_at(settings: Settings, texts, item, at: str, *, again: bool) -> None:
+    """`relaybot push 刷单 --at 明天9:00`: a scheduled push, by the bot's clock (a moved one too), told to the
+    office group when it goes out."""
+    from bot.chat import compose
+    from bot.chat.parsing import DeadlineError, DeadlinePassed, TimeMissing, parse_send_time
+    from bot.clock import show
+    from bot.operations import scheduled
+    from bot.storage.db import session
+    from bot.storage.models import Alert
+
+    now = clock_from(settings.clock_offset_seconds, settings.clock_speed)()
+    try:
+        send_at = parse_send_time(at, now=now, tz=settings.tz)
+    except TimeMissing:
+        typer.echo(texts.t("scheduled.need_time"), err=True)
+        raise typer.Exit(2) from None
+    except DeadlinePassed as passed:
+        typer.echo(texts.t("scheduled.passed", when=show(passed.at, settings.tz), what=item.case_type), err=True)
+        raise typer.Exit(2) from None
+    except DeadlineError:
+        typer.echo(texts.t("scheduled.bad_time", text=at), err=True)
+        raise typer.Exit(2) from None
+    if scheduled.too_far(send_at, now=now):
+        days = scheduled.MAX_AHEAD.days
+        typer.echo(texts.t("scheduled.too_far", when=show(send_at, settings.tz), days=days), err=True)
+        raise typer.Exit(2)
+    engine = _open_db(settings)
+    with session(engine) as s:
+        alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+        done = scheduled.schedule_push(
+            s,
+            alert,
+            send_at=send_at,
+            now=now,
+            actor_id="cli",
+            actor_name="relaybot push",
+            again=again,
+            chat_kind="",
+            chat_id="",
+            settings=settings,
+            texts=texts,
+        )
+        s.commit()
+    row = done.row
+    title = compose.push_title(alert)
+    typer.echo(texts.t("scheduled.cli_saved", when=show(row.send_at, settings.tz), title=title, n=row.id))
+
+
+@app.command()
+def scheduled(
+    cancel: int = typer.Option(0, "--cancel", help="取消这一条定时推送（编号见列表）"),
+) -> None:
+    """待推送的定时推送（聊天里“推送 刷单 明天9:00”或 relaybot push --at 定的）；--cancel 编号 取消一条。"""
+    from bot.content import load_texts
+    from bot.operations import scheduled as scheduled_pushes
+    from bot.storage.db import session
+
+    settings = _settings()
+    texts = load_texts()
+    engine = _open_db(settings)
+    now = clock_from(settings.clock_offset_seconds, settings.clock_speed)()
+    with session(engine) as s:
+        if not cancel:
+            typer.echo(scheduled_pushes.list_text(s, texts=texts, settings=settings))
+            return
+        ok, answer = scheduled_pushes.cancel(
+            s, cancel, now=now, actor_id="cli", actor_name="relaybot scheduled", texts=texts, settings=settings
+        )
+        s.commit()
+    typer.echo(answer, err=not ok)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command()

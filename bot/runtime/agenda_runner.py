@@ -12,12 +12,13 @@ from bot.domain import notes
 from bot.domain.people import first_notice
 from bot.domain.relay import due_acks, office_group
 from bot.domain.workdays import WorkCalendar, load_calendar
-from bot.operations import agenda
+from bot.operations import agenda, scheduled
 from bot.reports.build import build_report
 from bot.runtime.alerter import SecondChannel
 from bot.runtime.units import UnitOfWork
 from bot.storage import outbox
-from bot.storage.models import Priority, Push, PushState
+from bot.storage.guard import storage_fault
+from bot.storage.models import Priority, Push, PushState, ScheduledPush, ScheduledPushState
 from bot.transport.base import ChatKind
 from scheduler import JobKind, Occurrence
 
@@ -82,7 +83,29 @@ class AgendaRunner:
                     # The daily summary also goes to the webhook robot, so the office sees it off WeChat too.
                     alerts.append(summary)
             handled += 1
-        return handled, alerts
+        return handled + self._push_scheduled(now), alerts
+
+    def _push_scheduled(self, now: datetime) -> int:
+        """Push the scheduled pushes whose time has come, each in its own transaction with its row's new state."""
+        settings, texts = self.settings, self.units.texts
+        with self.units.session() as s:
+            ids = scheduled.due(s, now=now)
+        for n in ids:
+            try:
+                with self.units.session() as s:
+                    row = s.get(ScheduledPush, n)
+                    if row is None or row.state != ScheduledPushState.WAITING.value:
+                        continue  # cancelled meanwhile
+                    scheduled.send_due(s, row, now=now, settings=settings, texts=texts)
+                    s.commit()
+            except Exception as exc:
+                if storage_fault(exc) is not None:
+                    raise  # the database cannot store: left waiting, pushed once it can
+                log.exception("scheduled push %s failed", n)
+                with self.units.session() as s:
+                    scheduled.mark_failed(s, n, now=now, settings=settings, texts=texts)
+                    s.commit()
+        return len(ids)
 
     def _run_occurrence(self, s: Session, occ: Occurrence, now: datetime, calendar: WorkCalendar) -> str | None:
         """Do one occurrence in the caller's transaction; returns a report's short text, if it made one."""

@@ -294,6 +294,34 @@ class ScheduledRun(SQLModel, table=True):
     ran_at: datetime = _utc_field()
 
 
+class ScheduledPushState(str, enum.Enum):
+    WAITING = "waiting"
+    SENT = "sent"  # pushed at its time (the push is `push_id`)
+    NOT_SENT = "not_sent"  # its time came but push_alert refused (pushed earlier that day, no groups, no units)
+    CANCELLED = "cancelled"  # 取消定时
+    FAILED = "failed"  # an error while pushing; logged
+
+
+class ScheduledPush(SQLModel, table=True):
+    """`推送 刷单 明天9:00`: an alert to push at `send_at`, made by the schedule poller as `推送` would then (the
+    deadline is worked out at that moment, as for any push). `id` is the number 取消定时 takes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    send_at: datetime = _utc_field(index=True)
+    again: bool = False  # scheduled with 确认: pushed even if the same alert went out earlier that day
+    state: str = Field(default=ScheduledPushState.WAITING.value, index=True, max_length=10)
+    created_at: datetime = _utc_field()
+    created_by: str = Field(default="", max_length=200)  # contact id, or "cli"
+    created_by_name: str = Field(default="", max_length=100)
+    # Where the office is told that it went out (the chat it was scheduled in; "" for the office group).
+    chat_kind: str = Field(default="", max_length=10)
+    chat_id: str = Field(default="", max_length=200)
+    push_id: int | None = Field(default=None, foreign_key="push.id")
+    done_at: datetime | None = _utc_field(nullable=True)  # sent, refused, failed or cancelled
+    done_by: str = Field(default="", max_length=200)  # who cancelled it
+
+
 class Feed(SQLModel, table=True):
     """A content feed the office follows (RSS, Atom or JSON Feed), with what the last poll learned."""
 
