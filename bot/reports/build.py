@@ -71,7 +71,7 @@ class ConfirmationCache:
     """Each push's confirmations, kept between report builds while the push's revision is unchanged.
 
     A month of a large district is 100 000 confirmations; reading them is most of a report's time. A database
-    trigger counts every change to a push's confirmations in push.revision (migration 0006), so a push whose
+    trigger counts every change to a push's confirmations in push.revision (migration 0007), so a push whose
     revision has not moved has the very rows read before. Exemptions, units and everything else are read anew
     each time (they are small). Bounded: the pushes least recently used go first.
     """

@@ -210,7 +210,7 @@ class Push(SQLModel, table=True):
     state: str = Field(default=PushState.OPEN.value, index=True, max_length=20)
     closed_at: datetime | None = _utc_field(nullable=True)
     # Counts every change to this push's confirmations (a database trigger adds one on each insert, update and
-    # delete, migration 0006): a report built earlier knows which pushes' figures it may keep.
+    # delete, migration 0007): a report built earlier knows which pushes' figures it may keep.
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 

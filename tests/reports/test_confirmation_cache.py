@@ -1,5 +1,5 @@
 """The web console keeps each push's confirmations between report builds (bot/reports/build.py ConfirmationCache)
-and reads again only the pushes whose revision a database trigger moved (migration 0006).
+and reads again only the pushes whose revision a database trigger moved (migration 0007).
 
 A report built with a cache that lived through changes must be the very report built from nothing; and the
 trigger must see every kind of change, whoever makes it: the ORM, plain SQL, the office's corrections.

@@ -4,8 +4,8 @@ The web console's month report keeps each push's confirmations between builds an
 whose revision moved. A trigger, not the application, counts: every writer (the bot, the console, the CLI, a
 restore, an office's own SQL) is seen.
 
-Revision ID: 0006_revision
-Revises: 0005_web
+Revision ID: 0007_revision
+Revises: 0006_scheduled
 Create Date: 2026-11-30
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_revision"
-down_revision = "0005_web"
+revision = "0007_revision"
+down_revision = "0006_scheduled"
 branch_labels = None
 depends_on = None
 
