@@ -59,8 +59,6 @@ PER_PAGE = 50
 LIST_CHARS = 200  # a detail on the list
 DETAIL_CHARS = 5000  # a detail on its own page
 FILTER_CHARS = 100
-# A request body past this is refused before it is read: the incident reader's own cap, plus the form's fields.
-MAX_BODY = tables.MAX_BYTES + 64 * 1024
 # Audit rows whose detail holds a whole uploaded file (base64) or its rows: shown by name and size only.
 HELD_ACTIONS = frozenset({"web_roster_held", roster_domain.HELD_ACTION})
 _LEVEL_RULES = {"书面说明": "level_written", "约谈": "level_talk", "提醒谈话": "level_remind"}
@@ -419,22 +417,6 @@ class AdminPages:
         return self.c.page("admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.settings))
 
 
-def _capped(console, endpoint):
-    """Refuse a body larger than the incident reader accepts before anything reads it (no Content-Length: refused)."""
-
-    async def guarded(request: Request) -> Response:
-        try:
-            length = int(request.headers.get("content-length", ""))
-        except ValueError:
-            length = MAX_BODY + 1
-        if length > MAX_BODY:
-            error = console.texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024))
-            return console.refusal(413, console.texts.t("stats.import_failed", error=error))
-        return await endpoint(request)
-
-    return guarded
-
-
 def _number(text: str) -> int:
     """A number from the path or query; 0 for anything but a plain number."""
     return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
@@ -443,9 +425,11 @@ def _number(text: str) -> int:
 def routes(console) -> list[BaseRoute]:
     p = AdminPages(console)
     g = console.guarded
+    texts = console.texts
+    too_big = texts.t("stats.import_failed", error=texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024)))
     return [
         Route("/incidents", g(p.incidents), methods=["GET"]),
-        Route("/incidents/upload", _capped(console, g(p.upload, act=True)), methods=["POST"]),
+        Route("/incidents/upload", console.capped(p.upload, too_big=too_big), methods=["POST"]),
         Route("/audit", g(p.audit_list), methods=["GET"]),
         Route("/audit/{entry_id}", g(p.audit_entry), methods=["GET"]),
         Route("/settings", g(p.settings_page), methods=["GET"]),
