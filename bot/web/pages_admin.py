@@ -9,8 +9,8 @@ group as the chat import queues it; then the latest period's ranking and escalat
 list, in full (still capped) on one entry's page. Held roster files (their bytes or rows are kept in the detail) are
 never printed: only their file name and size.
 
-设置: every setting with its value, read-only; secrets hidden (bot/config.py is_secret_setting), URLs with their
-password and query replaced by ***.
+设置: every setting with its value, read-only; secrets hidden (bot/config.py is_secret_setting): a secret only as
+"set" or "not set", a URL in any setting only as its scheme and host (never its password, path or query).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from bot.domain.incidents import (
 )
 from bot.domain.relay import audit, office_group
 from bot.operations.reporting import queue_stats_report
-from bot.redaction import redact
+from bot.redaction import redact, url_origin
 from bot.storage.models import AuditLog
 from bot.transport.base import ChatKind
 
@@ -174,42 +174,40 @@ def action_label(texts, action: str) -> str:
 
 # ---- 设置 ------------------------------------------------------------------------------------------------------
 
-# user:password@ in a URL (greedy up to the last @: a password may hold one), and a query string or fragment.
-_USERINFO_RE = re.compile(r"(://[^:/@?#]*):(.*)@")
-_QUERY_RE = re.compile(r"[?#].*$", re.S)
-_PASSWORD_PARAM_RE = re.compile(r"(?i)(password|passwd|pwd)=[^&\s]*")
-HIDDEN = "***"
+_URL_START_RE = re.compile(r"\S*://")
 
 
-def shown_url(url: str) -> str:
-    """A URL as the settings page may show it: its password and its query (where keys and tokens go) as ***.
-    (The idea of bot/cli/database.py shown_url, which the web may not import, plus the query.)"""
-    text = _USERINFO_RE.sub(r"\1:" + HIDDEN + "@", url)
-    text = _PASSWORD_PARAM_RE.sub(r"\1=" + HIDDEN, text)
-    text = _QUERY_RE.sub("?" + HIDDEN, text) if re.search(r"[?#]", text) else text
-    return redact(text)
+def shown_value(texts, value: str) -> tuple[str, bool]:
+    """One text as the settings page may show it, and whether part of it is hidden: a URL (anywhere in it) only as
+    its scheme and host (bot/redaction.py url_origin), never its password, path or query; key=/token= values and
+    SEC... secrets in any other text as ***."""
+    found = _URL_START_RE.search(value)
+    if found is not None:  # (what follows the URL's host is dropped with it)
+        prefix = redact(value[: found.start()])
+        return prefix + texts.t("web_admin.url_hidden", origin=url_origin(value[found.start() :])), True
+    clean = redact(value)
+    return clean, clean != value
 
 
-def _looks_like_url(value: str) -> bool:
-    return "://" in value
-
-
-def shown_setting(name: str, value: Any) -> tuple[str, bool]:
-    """(what the page shows, whether it is hidden) for one setting."""
+def shown_setting(texts, name: str, value: Any) -> tuple[str, bool]:
+    """(what the page shows, whether part of it is hidden) for one setting. A secret setting (bot/config.py
+    is_secret_setting) shows only whether it is set, or the scheme and host of its URLs."""
     values = value if isinstance(value, list) else None
-    if is_secret_setting(name):
-        if isinstance(value, str) and _looks_like_url(value):
-            return shown_url(value), True
-        if values is not None and all(isinstance(v, str) and _looks_like_url(v) for v in values):
-            return "\n".join(shown_url(v) for v in values) or "（空）", True
-        return ("（已设置，已隐藏）" if value else "（未设置）"), True
     if values is not None:
-        return "、".join(str(v) for v in values) or "（空）", False
+        if not values:
+            return texts.t("web_admin.empty"), False
+        if is_secret_setting(name) and not all(_URL_START_RE.search(str(v)) for v in values):
+            return texts.t("web_admin.secret_set"), True
+        shown = [shown_value(texts, str(v)) for v in values]
+        hidden = any(h for _, h in shown)
+        return ("\n" if hidden else "、").join(text for text, _ in shown), hidden
     if isinstance(value, bool):
         return ("是" if value else "否"), False
     if value is None or value == "":
-        return "（空）", False
-    return str(value), False
+        return texts.t("web_admin.secret_unset" if is_secret_setting(name) else "web_admin.empty"), False
+    if is_secret_setting(name) and not _URL_START_RE.search(str(value)):
+        return texts.t("web_admin.secret_set"), True
+    return shown_value(texts, str(value))
 
 
 @dataclass(frozen=True)
@@ -219,11 +217,14 @@ class SettingRow:
     hidden: bool
 
 
-def setting_rows(settings: Settings) -> list[SettingRow]:
+def setting_rows(texts, settings: Settings) -> list[SettingRow]:
     out = []
     for name in type(settings).model_fields:
-        value, hidden = shown_setting(name, getattr(settings, name))
-        out.append(SettingRow(name, value, hidden))
+        value = getattr(settings, name)
+        if name == "puppet_service_token":  # also set by WECHATY_PUPPET_SERVICE_TOKEN: say it is set, not what
+            value = settings.token()
+        text, hidden = shown_setting(texts, name, value)
+        out.append(SettingRow(name, text, hidden))
     return out
 
 
@@ -414,7 +415,9 @@ class AdminPages:
     # 设置
 
     async def settings_page(self, request: Request, who, form: dict[str, str]) -> Response:
-        return self.c.page("admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.settings))
+        return self.c.page(
+            "admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.texts, self.c.settings)
+        )
 
 
 def _number(text: str) -> int:
