@@ -41,14 +41,15 @@ from bot.domain.incidents import (
     StatsReport,
     build_stats_report,
     import_stats,
-    latest_period,
+    parse_period,
+    period_code,
     period_label,
     read_stats_bytes,
 )
 from bot.domain.relay import audit, office_group
 from bot.operations.reporting import queue_stats_report
 from bot.redaction import redact, url_origin
-from bot.storage.models import AuditLog
+from bot.storage.models import AuditLog, IncidentStat
 from bot.transport.base import ChatKind
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ PER_PAGE = 50
 LIST_CHARS = 200  # a detail on the list
 DETAIL_CHARS = 5000  # a detail on its own page
 FILTER_CHARS = 100
+PERIOD_CHARS = 40  # a period in the query string (2026-11-23~2026-11-29 is 21)
 # Audit rows whose detail holds a whole uploaded file (base64) or its rows: shown by name and size only.
 HELD_ACTIONS = frozenset({"web_roster_held", roster_domain.HELD_ACTION})
 _LEVEL_RULES = {"书面说明": "level_written", "约谈": "level_talk", "提醒谈话": "level_remind"}
@@ -81,6 +83,25 @@ def _ladder(texts, report: StatsReport) -> list[Ladder]:
         rule = texts.t(f"stats.{_LEVEL_RULES[level]}", towns="").rstrip("：:").strip()
         out.append(Ladder(level, rule, list(report.escalations.get(level, []))))
     return out
+
+
+@dataclass(frozen=True)
+class Period:
+    code: str  # as the query string and the chat's 警情 command write it: 2026-W47, 2026-11, a span of days
+    label: str
+    start: date
+    end: date
+
+
+def stored_periods(session: Session, texts) -> list[Period]:
+    """Every period that has figures, newest first (the one that ends last; the shorter one of two ending the same
+    day first, as latest_period picks it)."""
+    stmt = (
+        select(col(IncidentStat.period_start), col(IncidentStat.period_end))
+        .distinct()
+        .order_by(col(IncidentStat.period_end).desc(), col(IncidentStat.period_start).desc())
+    )
+    return [Period(period_code(a, b), period_label(texts, a, b), a, b) for a, b in session.exec(stmt)]
 
 
 # ---- 审计日志 -------------------------------------------------------------------------------------------------
@@ -250,23 +271,39 @@ class AdminPages:
 
     # 警情
 
-    async def _incidents_page(self, who, *, status: int = 200, notice: str = "", lines=(), errors=()) -> Response:
+    async def _incidents_page(
+        self, who, *, status: int = 200, notice: str = "", lines=(), errors=(), wanted: str = ""
+    ) -> Response:
+        """The page for the period whose code is `wanted` (default: the latest); a period that is not readable, or
+        has no figures, is refused in Chinese."""
         texts = self.c.texts
         library = self.library
+        today = self._today()
 
         def work(s: Session):
-            period = latest_period(s)
-            if period is None:
-                return None
-            return build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+            periods = stored_periods(s, texts)
+            chosen = next((p for p in periods if p.code == wanted), None) if wanted else next(iter(periods), None)
+            if chosen is None:
+                return periods, None
+            return periods, build_stats_report(s, period_start=chosen.start, period_end=chosen.end, library=library)
 
-        report: StatsReport | None = await self.c.db(work)
+        periods, report = await self.c.db(work)
+        if wanted and report is None:
+            shown = wanted[:PERIOD_CHARS]
+            parsed = parse_period(wanted, today=today) if len(wanted) <= PERIOD_CHARS else None
+            if parsed is None:
+                return self.c.refusal(400, self.w("bad_period", period=shown), who)
+            return self.c.refusal(404, self.w("no_period", period=period_label(texts, *parsed)), who)
+        chosen_code = period_code(report.period_start, report.period_end) if report else ""
         return self.c.page(
             "admin_incidents.html",
             status,
             who=who,
             nav="incidents",
             report=report,
+            periods=periods,
+            chosen=chosen_code,
+            latest=bool(periods) and chosen_code == periods[0].code,
             title=period_label(texts, report.period_start, report.period_end) if report else "",
             ladder=_ladder(texts, report) if report else [],
             # The chat 通报's total line (the rest of it is the tables below).
@@ -278,7 +315,7 @@ class AdminPages:
         )
 
     async def incidents(self, request: Request, who, form: dict[str, str]) -> Response:
-        return await self._incidents_page(who)
+        return await self._incidents_page(who, wanted=request.query_params.get("period", "").strip())
 
     async def upload(self, request: Request, who, form: dict[str, str]) -> Response:
         texts = self.c.texts
