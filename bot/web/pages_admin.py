@@ -2,8 +2,9 @@
 
 警情: upload the police incident figures (.xlsx/.csv) exactly as the chat and `relaybot stats import` do
 (bot/domain/incidents.py: all or nothing, the importer's own Chinese report), audited, the 通报 queued for the office
-group as the chat import queues it; then the latest period's ranking and escalation ladder, the figures the chat's
-警情通报 is made of (build_stats_report), as tables.
+group as the chat import queues it; then a period's ranking and escalation ladder (the latest by default, any period
+with figures picked from a list, ?period=2026-W47), the figures the chat's 警情通报 is made of (build_stats_report),
+as tables.
 
 审计日志: the audit log, newest first, 50 a page, filtered by action and by person; long details shortened on the
 list, in full (still capped) on one entry's page. Held roster files (their bytes or rows are kept in the detail) are
