@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 # Values of credential-bearing parameters (key=, access_token=, sign=, secret=) and DingTalk-style secrets.
 # Deliberately greedy: redacting too much in a log line is harmless, too little is a leak.
@@ -19,6 +20,29 @@ _SEC_RE = re.compile(r"(?<![A-Za-z0-9])SEC[A-Za-z0-9]{16,}")
 def redact(text: str) -> str:
     """Replace the values of key=, access_token=, sign=, secret-looking SEC... strings in a URL or message with ***."""
     return _SEC_RE.sub("***", _PARAM_RE.sub(r"\1=***", text))
+
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def url_origin(url: str) -> str:
+    """Only the scheme and host (and port) of a URL, as "https://host:port"; never its user, password, path, query
+    or fragment (where tokens and keys go). When the host is not certain (an unescaped @ after it, as a password
+    with / or ? in it would make), only "scheme://". "" for a text that is no URL."""
+    found = _SCHEME_RE.match(url.strip())
+    if found is None:
+        return ""
+    scheme = found.group(1).lower()
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # a broken [IPv6] host
+        return scheme + "://"
+    after = url.strip()[found.end() :]
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in after[len(parts.netloc) :] or not _HOST_RE.match(netloc):
+        return scheme + "://"
+    return f"{scheme}://{netloc}"
 
 
 class _RedactFilter(logging.Filter):

@@ -22,11 +22,15 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.adapters import tables
 from bot.config import Settings
 from bot.content import Texts, load_texts
 from bot.domain import access
@@ -45,6 +49,9 @@ log = logging.getLogger(__name__)
 COOKIE = "relaybot_session"
 REFRESH_SECONDS = 5  # how often an open page reloads its live part (a push's units)
 PRE_COOKIE = "relaybot_pre"  # the sign-in forms' CSRF token, before there is a session
+# An upload's request body past this is refused before it is read: the table reader's own cap (rosters and
+# incident figures), plus the form's other fields. Read at request time, so a test may lower it.
+MAX_BODY = tables.MAX_BYTES + 64 * 1024
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 _HEADERS = {
     "Content-Security-Policy": (
@@ -78,6 +85,16 @@ class Who:
 
 
 Handler = Callable[[Request, Who, dict[str, str]], Awaitable[Response]]
+
+
+class FormRefused(Exception):
+    """A request body that is not a form the console can read (Starlette's limits, broken multipart, a wrong
+    content type on an upload): answered with the refusal page, before any handler runs."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class Console:
@@ -156,8 +173,11 @@ class Console:
             return None
         return Who(int(row.id or 0), row.contact_id, row.name, role, row.csrf)
 
-    def guarded(self, handler: Handler, *, act: bool = False) -> Callable[[Request], Awaitable[Response]]:
-        """A route that needs a session; a POST also its CSRF token, and `act` an admin."""
+    def guarded(
+        self, handler: Handler, *, act: bool = False, too_big: str = ""
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A route that needs a session; a POST also its CSRF token, and `act` an admin. With `too_big` (the
+        sentence for a file past the cap) it is an upload: a multipart form whose body is at most MAX_BODY."""
 
         async def endpoint(request: Request) -> Response:
             token = request.cookies.get(COOKIE, "")
@@ -168,7 +188,12 @@ class Console:
                 return self.refusal(401, self.t("sign_in_first"))
             form: dict[str, str] = {}
             if request.method == "POST":
-                form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+                try:
+                    if too_big:
+                        self._check_upload(request, too_big)
+                    form = {k: v for k, v in (await self.read_form(request)).items() if isinstance(v, str)}
+                except FormRefused as refused:
+                    return self.refusal(refused.status, refused.message, who)
                 if not hmac.compare_digest(form.get("csrf", ""), who.csrf):
                     return self.refusal(403, self.t("stale_form"), who)
                 if act and not who.can_act:
@@ -180,6 +205,49 @@ class Console:
                     self.changed()
 
         return endpoint
+
+    def capped(self, handler: Handler, *, too_big: str) -> Callable[[Request], Awaitable[Response]]:
+        """An admin's file upload: `guarded(act=True)`, and a body past MAX_BODY (or of unknown length) is refused
+        with `too_big` before anything reads it; a body that is not a multipart form is refused too."""
+        return self.guarded(handler, act=True, too_big=too_big)
+
+    def _check_upload(self, request: Request, too_big: str) -> None:
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != "multipart/form-data":
+            raise FormRefused(415, self.t("upload_not_multipart"))
+        try:
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            length = MAX_BODY + 1
+        if length > MAX_BODY:
+            raise FormRefused(413, too_big)
+
+    async def read_form(self, request: Request) -> FormData:
+        """The request's form (parsed once, kept on the request). What Starlette's parser refuses (too many fields
+        or files, a part past its limit, broken multipart) is a FormRefused in Chinese, not Starlette's English."""
+        try:
+            return await request.form()
+        except (HTTPException, MultiPartException) as exc:
+            detail = str(getattr(exc, "detail", "") or getattr(exc, "message", "") or exc)
+            raise FormRefused(400, self._form_problem(detail)) from None
+
+    def _form_problem(self, detail: str) -> str:
+        # Starlette says what went wrong in English only; its wording picks the sentence, any other is "broken".
+        lowered = detail.lower()
+        if lowered.startswith("too many"):
+            return self.t("form_too_many")
+        if "maximum size" in lowered:
+            return self.t("form_part_too_big")
+        return self.t("form_broken")
+
+    async def form_refused(self, request: Request, exc: Exception) -> Response:
+        """A form refused outside a guarded route (the sign-in forms): the same refusal page."""
+        assert isinstance(exc, FormRefused)
+        return self.refusal(exc.status, exc.message)
+
+    async def bad_request(self, request: Request, exc: Exception) -> Response:
+        """Any other 400 Starlette raises (a form read somewhere else): Chinese, never Starlette's English."""
+        return self.refusal(400, self.t("form_broken"))
 
     def _pre_token(self, request: Request) -> str:
         return request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
@@ -193,7 +261,7 @@ class Console:
 
     async def _pre_form(self, request: Request) -> dict[str, str] | None:
         """The sign-in form's fields, or None when its pre-session CSRF token does not match the cookie."""
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = {k: v for k, v in (await self.read_form(request)).items() if isinstance(v, str)}
         cookie = request.cookies.get(PRE_COOKIE, "")
         if not cookie or not hmac.compare_digest(form.get("pre", ""), cookie):
             return None
@@ -501,6 +569,14 @@ def create_app(settings: Settings, engine, clock, texts: Texts | None = None) ->
     for module in modules:
         routes.extend(module.routes(console))
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    app = Starlette(routes=routes, exception_handlers={404: console.not_found, 500: console.failed})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            FormRefused: console.form_refused,
+            400: console.bad_request,
+            404: console.not_found,
+            500: console.failed,
+        },
+    )
     app.state.console = console
     return app

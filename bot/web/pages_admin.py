@@ -2,15 +2,16 @@
 
 警情: upload the police incident figures (.xlsx/.csv) exactly as the chat and `relaybot stats import` do
 (bot/domain/incidents.py: all or nothing, the importer's own Chinese report), audited, the 通报 queued for the office
-group as the chat import queues it; then the latest period's ranking and escalation ladder, the figures the chat's
-警情通报 is made of (build_stats_report), as tables.
+group as the chat import queues it; then a period's ranking and escalation ladder (the latest by default, any period
+with figures picked from a list, ?period=2026-W47), the figures the chat's 警情通报 is made of (build_stats_report),
+as tables.
 
 审计日志: the audit log, newest first, 50 a page, filtered by action and by person; long details shortened on the
 list, in full (still capped) on one entry's page. Held roster files (their bytes or rows are kept in the detail) are
 never printed: only their file name and size.
 
-设置: every setting with its value, read-only; secrets hidden (bot/config.py is_secret_setting), URLs with their
-password and query replaced by ***.
+设置: every setting with its value, read-only; secrets hidden (bot/config.py is_secret_setting): a secret only as
+"set" or "not set", a URL in any setting only as its scheme and host (never its password, path or query).
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ from bot.domain.incidents import (
     StatsReport,
     build_stats_report,
     import_stats,
-    latest_period,
+    parse_period,
+    period_code,
     period_label,
     read_stats_bytes,
 )
 from bot.domain.relay import audit, office_group
 from bot.operations.reporting import queue_stats_report
-from bot.redaction import redact
-from bot.storage.models import AuditLog
+from bot.redaction import redact, url_origin
+from bot.storage.models import AuditLog, IncidentStat
 from bot.transport.base import ChatKind
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,7 @@ PER_PAGE = 50
 LIST_CHARS = 200  # a detail on the list
 DETAIL_CHARS = 5000  # a detail on its own page
 FILTER_CHARS = 100
-# A request body past this is refused before it is read: the incident reader's own cap, plus the form's fields.
-MAX_BODY = tables.MAX_BYTES + 64 * 1024
+PERIOD_CHARS = 40  # a period in the query string (2026-11-23~2026-11-29 is 21)
 # Audit rows whose detail holds a whole uploaded file (base64) or its rows: shown by name and size only.
 HELD_ACTIONS = frozenset({"web_roster_held", roster_domain.HELD_ACTION})
 _LEVEL_RULES = {"书面说明": "level_written", "约谈": "level_talk", "提醒谈话": "level_remind"}
@@ -83,6 +84,25 @@ def _ladder(texts, report: StatsReport) -> list[Ladder]:
         rule = texts.t(f"stats.{_LEVEL_RULES[level]}", towns="").rstrip("：:").strip()
         out.append(Ladder(level, rule, list(report.escalations.get(level, []))))
     return out
+
+
+@dataclass(frozen=True)
+class Period:
+    code: str  # as the query string and the chat's 警情 command write it: 2026-W47, 2026-11, a span of days
+    label: str
+    start: date
+    end: date
+
+
+def stored_periods(session: Session, texts) -> list[Period]:
+    """Every period that has figures, newest first (the one that ends last; the shorter one of two ending the same
+    day first, as latest_period picks it)."""
+    stmt = (
+        select(col(IncidentStat.period_start), col(IncidentStat.period_end))
+        .distinct()
+        .order_by(col(IncidentStat.period_end).desc(), col(IncidentStat.period_start).desc())
+    )
+    return [Period(period_code(a, b), period_label(texts, a, b), a, b) for a, b in session.exec(stmt)]
 
 
 # ---- 审计日志 -------------------------------------------------------------------------------------------------
@@ -176,42 +196,40 @@ def action_label(texts, action: str) -> str:
 
 # ---- 设置 ------------------------------------------------------------------------------------------------------
 
-# user:password@ in a URL (greedy up to the last @: a password may hold one), and a query string or fragment.
-_USERINFO_RE = re.compile(r"(://[^:/@?#]*):(.*)@")
-_QUERY_RE = re.compile(r"[?#].*$", re.S)
-_PASSWORD_PARAM_RE = re.compile(r"(?i)(password|passwd|pwd)=[^&\s]*")
-HIDDEN = "***"
+_URL_START_RE = re.compile(r"\S*://")
 
 
-def shown_url(url: str) -> str:
-    """A URL as the settings page may show it: its password and its query (where keys and tokens go) as ***.
-    (The idea of bot/cli/database.py shown_url, which the web may not import, plus the query.)"""
-    text = _USERINFO_RE.sub(r"\1:" + HIDDEN + "@", url)
-    text = _PASSWORD_PARAM_RE.sub(r"\1=" + HIDDEN, text)
-    text = _QUERY_RE.sub("?" + HIDDEN, text) if re.search(r"[?#]", text) else text
-    return redact(text)
+def shown_value(texts, value: str) -> tuple[str, bool]:
+    """One text as the settings page may show it, and whether part of it is hidden: a URL (anywhere in it) only as
+    its scheme and host (bot/redaction.py url_origin), never its password, path or query; key=/token= values and
+    SEC... secrets in any other text as ***."""
+    found = _URL_START_RE.search(value)
+    if found is not None:  # (what follows the URL's host is dropped with it)
+        prefix = redact(value[: found.start()])
+        return prefix + texts.t("web_admin.url_hidden", origin=url_origin(value[found.start() :])), True
+    clean = redact(value)
+    return clean, clean != value
 
 
-def _looks_like_url(value: str) -> bool:
-    return "://" in value
-
-
-def shown_setting(name: str, value: Any) -> tuple[str, bool]:
-    """(what the page shows, whether it is hidden) for one setting."""
+def shown_setting(texts, name: str, value: Any) -> tuple[str, bool]:
+    """(what the page shows, whether part of it is hidden) for one setting. A secret setting (bot/config.py
+    is_secret_setting) shows only whether it is set, or the scheme and host of its URLs."""
     values = value if isinstance(value, list) else None
-    if is_secret_setting(name):
-        if isinstance(value, str) and _looks_like_url(value):
-            return shown_url(value), True
-        if values is not None and all(isinstance(v, str) and _looks_like_url(v) for v in values):
-            return "\n".join(shown_url(v) for v in values) or "（空）", True
-        return ("（已设置，已隐藏）" if value else "（未设置）"), True
     if values is not None:
-        return "、".join(str(v) for v in values) or "（空）", False
+        if not values:
+            return texts.t("web_admin.empty"), False
+        if is_secret_setting(name) and not all(_URL_START_RE.search(str(v)) for v in values):
+            return texts.t("web_admin.secret_set"), True
+        shown = [shown_value(texts, str(v)) for v in values]
+        hidden = any(h for _, h in shown)
+        return ("\n" if hidden else "、").join(text for text, _ in shown), hidden
     if isinstance(value, bool):
         return ("是" if value else "否"), False
     if value is None or value == "":
-        return "（空）", False
-    return str(value), False
+        return texts.t("web_admin.secret_unset" if is_secret_setting(name) else "web_admin.empty"), False
+    if is_secret_setting(name) and not _URL_START_RE.search(str(value)):
+        return texts.t("web_admin.secret_set"), True
+    return shown_value(texts, str(value))
 
 
 @dataclass(frozen=True)
@@ -221,11 +239,14 @@ class SettingRow:
     hidden: bool
 
 
-def setting_rows(settings: Settings) -> list[SettingRow]:
+def setting_rows(texts, settings: Settings) -> list[SettingRow]:
     out = []
     for name in type(settings).model_fields:
-        value, hidden = shown_setting(name, getattr(settings, name))
-        out.append(SettingRow(name, value, hidden))
+        value = getattr(settings, name)
+        if name == "puppet_service_token":  # also set by WECHATY_PUPPET_SERVICE_TOKEN: say it is set, not what
+            value = settings.token()
+        text, hidden = shown_setting(texts, name, value)
+        out.append(SettingRow(name, text, hidden))
     return out
 
 
@@ -251,23 +272,39 @@ class AdminPages:
 
     # 警情
 
-    async def _incidents_page(self, who, *, status: int = 200, notice: str = "", lines=(), errors=()) -> Response:
+    async def _incidents_page(
+        self, who, *, status: int = 200, notice: str = "", lines=(), errors=(), wanted: str = ""
+    ) -> Response:
+        """The page for the period whose code is `wanted` (default: the latest); a period that is not readable, or
+        has no figures, is refused in Chinese."""
         texts = self.c.texts
         library = self.library
+        today = self._today()
 
         def work(s: Session):
-            period = latest_period(s)
-            if period is None:
-                return None
-            return build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+            periods = stored_periods(s, texts)
+            chosen = next((p for p in periods if p.code == wanted), None) if wanted else next(iter(periods), None)
+            if chosen is None:
+                return periods, None
+            return periods, build_stats_report(s, period_start=chosen.start, period_end=chosen.end, library=library)
 
-        report: StatsReport | None = await self.c.db(work)
+        periods, report = await self.c.db(work)
+        if wanted and report is None:
+            shown = wanted[:PERIOD_CHARS]
+            parsed = parse_period(wanted, today=today) if len(wanted) <= PERIOD_CHARS else None
+            if parsed is None:
+                return self.c.refusal(400, self.w("bad_period", period=shown), who)
+            return self.c.refusal(404, self.w("no_period", period=period_label(texts, *parsed)), who)
+        chosen_code = period_code(report.period_start, report.period_end) if report else ""
         return self.c.page(
             "admin_incidents.html",
             status,
             who=who,
             nav="incidents",
             report=report,
+            periods=periods,
+            chosen=chosen_code,
+            latest=bool(periods) and chosen_code == periods[0].code,
             title=period_label(texts, report.period_start, report.period_end) if report else "",
             ladder=_ladder(texts, report) if report else [],
             # The chat 通报's total line (the rest of it is the tables below).
@@ -279,7 +316,7 @@ class AdminPages:
         )
 
     async def incidents(self, request: Request, who, form: dict[str, str]) -> Response:
-        return await self._incidents_page(who)
+        return await self._incidents_page(who, wanted=request.query_params.get("period", "").strip())
 
     async def upload(self, request: Request, who, form: dict[str, str]) -> Response:
         texts = self.c.texts
@@ -416,23 +453,9 @@ class AdminPages:
     # 设置
 
     async def settings_page(self, request: Request, who, form: dict[str, str]) -> Response:
-        return self.c.page("admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.settings))
-
-
-def _capped(console, endpoint):
-    """Refuse a body larger than the incident reader accepts before anything reads it (no Content-Length: refused)."""
-
-    async def guarded(request: Request) -> Response:
-        try:
-            length = int(request.headers.get("content-length", ""))
-        except ValueError:
-            length = MAX_BODY + 1
-        if length > MAX_BODY:
-            error = console.texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024))
-            return console.refusal(413, console.texts.t("stats.import_failed", error=error))
-        return await endpoint(request)
-
-    return guarded
+        return self.c.page(
+            "admin_settings.html", who=who, nav="settings", rows=setting_rows(self.c.texts, self.c.settings)
+        )
 
 
 def _number(text: str) -> int:
@@ -443,9 +466,11 @@ def _number(text: str) -> int:
 def routes(console) -> list[BaseRoute]:
     p = AdminPages(console)
     g = console.guarded
+    texts = console.texts
+    too_big = texts.t("stats.import_failed", error=texts.t("stats.too_big", mb=tables.MAX_BYTES // (1024 * 1024)))
     return [
         Route("/incidents", g(p.incidents), methods=["GET"]),
-        Route("/incidents/upload", _capped(console, g(p.upload, act=True)), methods=["POST"]),
+        Route("/incidents/upload", console.capped(p.upload, too_big=too_big), methods=["POST"]),
         Route("/audit", g(p.audit_list), methods=["GET"]),
         Route("/audit/{entry_id}", g(p.audit_entry), methods=["GET"]),
         Route("/settings", g(p.settings_page), methods=["GET"]),

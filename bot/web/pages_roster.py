@@ -71,8 +71,6 @@ NAV = [("/units", "单位", "units"), ("/roster", "名单", "roster")]
 HELD_PREFIX = "web_roster_"  # BotState key prefix; the rest is a random id
 HELD_ACTION = "web_roster_held"  # AuditLog: the uploaded file's name and bytes
 RECORD_DAYS = 30
-# A request body past this is refused before it is read: the roster reader's own cap, plus the form's fields.
-MAX_BODY = tables.MAX_BYTES + 64 * 1024
 
 
 # ---- what the pages show --------------------------------------------------------------------------------------
@@ -642,22 +640,6 @@ class RosterPages:
         return self.c.page("roster_unit.html", who=who, nav="units", u=data, days=RECORD_DAYS)
 
 
-def _capped(console, endpoint):
-    """Refuse a body larger than the roster reader accepts before anything reads it (no Content-Length: refused)."""
-
-    async def guarded(request: Request) -> Response:
-        try:
-            length = int(request.headers.get("content-length", ""))
-        except ValueError:
-            length = MAX_BODY + 1
-        if length > MAX_BODY:
-            mb = tables.MAX_BYTES // (1024 * 1024)
-            return console.refusal(413, console.texts.t("web_roster.too_big", mb=mb))
-        return await endpoint(request)
-
-    return guarded
-
-
 def _number(text: str) -> int:
     """A path's id; 0 (which no row has) for anything but a plain number."""
     return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
@@ -666,9 +648,10 @@ def _number(text: str) -> int:
 def routes(console) -> list[BaseRoute]:
     p = RosterPages(console)
     g = console.guarded
+    too_big = console.texts.t("web_roster.too_big", mb=tables.MAX_BYTES // (1024 * 1024))
     return [
         Route("/roster", g(p.roster), methods=["GET"]),
-        Route("/roster/upload", _capped(console, g(p.upload, act=True)), methods=["POST"]),
+        Route("/roster/upload", console.capped(p.upload, too_big=too_big), methods=["POST"]),
         Route("/roster/apply", g(p.apply, act=True), methods=["POST"]),
         Route("/roster/liaisons/{liaison_id}", g(p.edit, act=True), methods=["POST"]),
         Route("/units", g(p.units), methods=["GET"]),

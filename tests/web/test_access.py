@@ -315,7 +315,7 @@ def test_every_form_of_every_page_refuses_a_missing_or_forged_csrf_token(served)
         if path == "/logout":
             continue
         for data in ({}, {"csrf": "forged"}):
-            r = c.post(path, data=data)
+            r = c.post(path, data=data, files=_file_for(path))
             assert r.status_code == 403, (path, r.status_code)
     assert (len(outbox_rows(served)), _audit_count(served)) == before
 
@@ -328,9 +328,14 @@ def test_a_viewer_is_refused_by_every_form_that_changes_something(served):
     for path in _post_routes(served, push_id):
         if path == "/logout":
             continue
-        r = c.post(path, data={"csrf": token})
+        r = c.post(path, data={"csrf": token}, files=_file_for(path))
         assert r.status_code == 403 and "只能查看" in r.text, (path, r.status_code)
     assert (len(outbox_rows(served)), _audit_count(served)) == before
+
+
+def _file_for(path: str) -> dict | None:
+    """An upload route takes only a multipart form (as its page's form sends it): a file goes with the post."""
+    return {"file": ("x.csv", b"a,b\n", "text/csv")} if path.endswith("/upload") else None
 
 
 def _audit_count(served) -> int:

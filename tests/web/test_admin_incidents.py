@@ -111,7 +111,7 @@ def test_a_broken_file_is_refused_with_the_importers_words_and_changes_nothing(s
     assert r.status_code == 400 and "无法打开这个 Excel 文件" in r.text
     r = upload(c, CSV, "警情.xls")
     assert r.status_code == 400 and "不支持旧版 .xls 文件" in r.text
-    r = c.post("/incidents/upload", data={"csrf": csrf_of(c.get("/incidents").text)})
+    r = upload(c, b"", name="")  # the form sent with no file chosen
     assert r.status_code == 400 and "请先选择警情表" in r.text
     assert stats(served) == [] and office_messages(served) == []
     assert "还没有警情数据" in c.get("/incidents").text
@@ -119,17 +119,26 @@ def test_a_broken_file_is_refused_with_the_importers_words_and_changes_nothing(s
 
 def test_a_file_over_the_cap_is_refused_before_it_is_read(served, monkeypatch):
     from bot.adapters import tables
-    from bot.web import pages_admin
+    from bot.web import app as web_app
 
     c = served.sign_in()
     csrf = csrf_of(c.get("/incidents").text)
+    too_big = f"文件太大（超过 {tables.MAX_BYTES // (1024 * 1024)} MB）"
+    # The body's cap (Console.capped, in bot/web/app.py) below a file the reader would import: refused before
+    # anything reads it, so nothing is imported and no audit row (the reader's refusal writes one) is written.
+    monkeypatch.setattr(web_app, "MAX_BODY", len(CSV.encode()))
+    r = c.post("/incidents/upload", data={"csrf": csrf}, files={"file": ("警情.csv", CSV.encode(), "text/csv")})
+    assert r.status_code == 413 and too_big in r.text
+    # A body of unknown length (chunked, no Content-Length) is refused the same way.
     r = c.post(
         "/incidents/upload",
-        data={"csrf": csrf},
-        files={"file": ("big.csv", b"x" * (pages_admin.MAX_BODY + 10), "text/csv")},
+        content=iter([b"--x\r\n", b"x" * 10, b"\r\n--x--\r\n"]),
+        headers={"content-type": "multipart/form-data; boundary=x"},
     )
-    assert r.status_code == 413 and f"文件太大（超过 {tables.MAX_BYTES // (1024 * 1024)} MB）" in r.text
-    assert stats(served) == []
+    assert r.status_code == 413 and too_big in r.text
+    assert stats(served) == [] and audits(served) == []
+    monkeypatch.undo()
+    assert upload(c, CSV).status_code == 200 and len(stats(served)) == 4  # the same file under the cap is imported
 
 
 def test_without_an_office_group_the_figures_are_imported_but_no_report_is_sent(served):

@@ -25,6 +25,7 @@ from bot.storage.models import (
     PushState,
     Unit,
 )
+from bot.web import app as web_app
 from bot.web import pages_roster
 from tests.conftest import ADMIN, EXAMPLE_ROSTER, LIAISON_ROOM
 from tests.web.conftest import VIEWER_ID, csrf_of
@@ -200,10 +201,18 @@ def test_a_file_past_the_size_cap_is_refused(served, monkeypatch):
     monkeypatch.setattr(pages_roster.tables, "MAX_BYTES", 2000)  # the reader's cap, checked on the bytes read
     r = upload(c, NEW_ROSTER + "\n" * 2000)
     assert r.status_code == 413 and "文件太大" in r.text
-    monkeypatch.setattr(pages_roster, "MAX_BODY", 1000)  # the body's cap, checked before the body is read
+    monkeypatch.undo()
+    # The body's cap (Console.capped), checked before the body is read: the same file the reader accepts is refused,
+    # and refused before anything is read or written (the reader's refusal writes an audit row, this one does not).
+    monkeypatch.setattr(web_app, "MAX_BODY", len(NEW_ROSTER.encode()))
     r = upload(c, NEW_ROSTER + "\n" * 2000)
-    assert r.status_code == 413 and "文件太大" in r.text
-    assert snapshot(served) == before and held_tokens(served) == []
+    assert r.status_code == 413 and "文件太大（超过 20 MB），没有读取" in r.text
+    assert audits(served, "roster_import_refused") == []
+    monkeypatch.undo()
+    assert upload(c, NEW_ROSTER + "\n" * 2000).status_code == 200  # (the same file under the cap is read)
+    held = held_tokens(served)
+    assert len(held) == 1
+    assert snapshot(served) == before
 
 
 def test_a_viewer_sees_the_roster_but_cannot_upload_apply_or_edit(served):
