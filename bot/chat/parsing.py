@@ -37,6 +37,7 @@ COMMANDS = (
     "工作日",
     "休息日",
     "警情",
+    "核查",
 )
 
 _LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")

@@ -117,15 +117,20 @@ def window_start(day: date) -> date:
     raise AssertionError("unreachable")  # every month has a 28th
 
 
+_LEAP_REFERENCE = date(2028, 7, 1)
+
+
 def parse_verify_day(text: str, *, today: date) -> date:
     """The day as people type it (2026-11-20, 2026/11/20, 11月20日, 11.20, 昨天); without a year, the most recent
     such day that is not in the future. VerifyDateError if unreadable or in the future."""
     body = clean(text).replace(" ", "")
+    yearless = not re.search(r"\d{4}", body) and bool(re.search(r"\d", body))
     try:
-        day = parse_day(body, today=today)
+        # A year-less day is read in a leap year first, so that 2月29日 is a day; its year is chosen below.
+        day = parse_day(body, today=_LEAP_REFERENCE if yearless else today)
     except DeadlineError:
         raise VerifyDateError(text) from None
-    if not re.search(r"\d{4}", body) and re.search(r"\d", body):
+    if yearless:
         # parse_day reads a year-less day as this year's or next year's; a victim's day is in the past.
         for year in range(today.year, today.year - 9, -1):
             try:
