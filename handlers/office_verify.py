@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.chat.dispatch import CommandObject, Context
 from bot.operations.reporting import queue_with_files
 from bot.reports.verify import VerifyDateError, build_unit_record, parse_verify_day, summary_text
 from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 
+# A day at the end of the argument, typed without a space after the unit's name (核查 城关镇11月20日).
+_TRAILING_DAY = re.compile(r"^(.*?\D)((?:\d{4}[-/.年])?\d{1,2}[-/.月]\d{1,2}[日号]?|今天|昨天|前天)$")
+
+
+def split_unit_and_day(arg: str) -> tuple[str, str]:
+    """The unit's name and the day as typed: split at the last space, or before a trailing day; "" where missing."""
+    arg = arg.strip()
+    name, _, when = arg.rpartition(" ")
+    if name.strip():
+        return name.strip(), when
+    m = _TRAILING_DAY.match(arg)
+    return (m.group(1).strip(), m.group(2)) if m else ("", "")
+
 
 def on_verify(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """核查 海湖镇 2026-11-20: the summary and the missed pushes here, every push in the .xlsx after it."""
-    name, _, when = cmd.arg.strip().rpartition(" ")
-    if not name.strip() or not when:
+    name, when = split_unit_and_day(cmd.arg)
+    if not name or not when:
         ctx.reply(msg, ctx.t("verify.usage"))
         return
     unit, error = find_unit(ctx, name.strip())

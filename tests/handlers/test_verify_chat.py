@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from bot.storage.db import session
 from bot.storage.models import AuditLog
+from handlers.office_verify import split_unit_and_day
 from tests.conftest import ADMIN, LIAISON_ROOM, OFFICE_ROOM, WANG
 from tests.reports.test_verify import history  # noqa: F401 - the constructed history, a fixture
 
@@ -49,9 +50,19 @@ async def test_an_admin_gets_the_summary_and_the_xlsx(bot, transport, engine, hi
 
 
 async def test_a_loosely_typed_unit_and_a_year_less_day(bot, transport, engine, history):  # noqa: F811
-    sent = await ask(bot, transport, "核查 城关 11.20")
-    assert sent[0].text.startswith("🔎 回访核查：城关镇\n2026年8月20日 0:00 至 2026年11月20日 24:00")
-    assert sent[1].file is not None
+    for typed in ("核查 城关 11.20", "核查 城关镇11月20日", "核查  城关镇   2026/11/20"):
+        sent = await ask(bot, transport, typed)
+        assert sent[0].text.startswith("🔎 回访核查：城关镇\n2026年8月20日 0:00 至 2026年11月20日 24:00"), typed
+        assert sent[1].file is not None
+
+
+def test_the_unit_and_the_day_are_told_apart():
+    assert split_unit_and_day("城关镇 11月20日") == ("城关镇", "11月20日")
+    assert split_unit_and_day("城关镇11月20日") == ("城关镇", "11月20日")
+    assert split_unit_and_day("区 卫健局 2026-11-20") == ("区 卫健局", "2026-11-20")
+    assert split_unit_and_day("城关镇2026-11-20") == ("城关镇", "2026-11-20")
+    assert split_unit_and_day("城关镇") == ("", "")
+    assert split_unit_and_day("11月20日") == ("", "")
 
 
 async def test_bad_input_gets_a_clear_answer_and_nothing_else(bot, transport, engine, history):  # noqa: F811
