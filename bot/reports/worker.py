@@ -51,7 +51,8 @@ class Rendered:
 def render_here(report: Report | StatsReport | UnitRecord, tz: ZoneInfo) -> Rendered:
     """Render in this process: the .xlsx, then the chart; the first failure stops it (the files so far stay).
 
-    A relay report (Report) or the incident figures' 通报 (StatsReport)."""
+    A relay report (Report), the incident figures' 通报 (StatsReport), or a 回访核查 record (UnitRecord: its .xlsx
+    alone)."""
     files: list[tuple[str, bytes]] = []
     try:
         if isinstance(report, UnitRecord):  # 回访核查: the record's .xlsx alone
