@@ -35,7 +35,7 @@ from bot.operations import scheduled
 from bot.operations.pushing import push_alert, pushed_today
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
 from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
-from handlers import groups, office_corrections, office_records
+from handlers import groups, office_corrections, office_records, office_verify
 from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")
@@ -373,6 +373,7 @@ router.command("请假", usage="leave", who=from_admin, where=office_place)(offi
 router.command("销假", usage="leave_end", who=from_admin, where=office_place)(office_records.on_leave_end)
 router.command("休息日", "工作日", usage="calendar", who=from_admin, where=office_place)(office_records.on_calendar)
 router.command("警情", usage="incidents", who=from_admin, where=office_place)(office_records.on_incidents)
+router.command("核查", usage="verify", who=from_admin, where=office_place)(office_verify.on_verify)
 
 
 @router.command("定时", "定时推送", usage="scheduled", who=from_admin, where=office_place)

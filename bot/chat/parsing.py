@@ -40,6 +40,7 @@ COMMANDS = (
     "定时推送",
     "定时",
     "取消定时",
+    "核查",
 )
 
 _LEADING_MENTIONS = re.compile(r"^(?:@[^\s@]+[\s\u2005]*)+")

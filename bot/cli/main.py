@@ -505,6 +505,29 @@ def report(
 
 
 @app.command()
+def verify(
+    unit: str = typer.Argument(..., help="单位名称（写全名或能唯一认出的几个字），如 海湖镇"),
+    day: str = typer.Argument(..., help="受害人反映的日期，如 2026-11-20、11月20日、11.20；不写年份指最近的这一天"),
+    out: Path | None = typer.Option(None, "--out", help="输出的 .xlsx 文件（默认 回访核查_单位_日期.xlsx）"),
+) -> None:
+    """回访核查：该单位在这一天及之前三个月收到的每条推送、是否及何时转发、方式和截图核验，写成 .xlsx。"""
+    from bot.cli.verify_cmd import VerifyCliError, write_verify
+    from bot.clock import real_clock
+    from bot.content import load_texts
+
+    settings = _settings()
+    engine = _open_db(settings)
+    try:
+        text = write_verify(
+            engine, unit_name=unit, day_text=day, now=real_clock(), settings=settings, texts=load_texts(), out=out
+        )
+    except VerifyCliError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(text)
+
+
+@app.command()
 def push(
     case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
     yes: bool = typer.Option(False, "--yes", "-y", help="今天已推送过同一类型时也再推一次（相当于聊天里的“确认”）"),

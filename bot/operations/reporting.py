@@ -23,6 +23,7 @@ from bot.content import AlertLibrary, Texts
 from bot.domain.incidents import StatsReport, build_stats_report
 from bot.domain.periods import period_label
 from bot.reports.figures import Report
+from bot.reports.verify import UnitRecord
 from bot.storage import outbox
 from bot.storage.models import Outbox, OutboxState, pk
 from bot.transport.base import ChatKind
@@ -36,7 +37,7 @@ class RenderJob:
     """A report whose files are still to be made: its text row, the figures and the time zone to render with."""
 
     text_row_id: int
-    figures: Report | StatsReport | None  # None: the stored figures could not be read
+    figures: Report | StatsReport | UnitRecord | None  # None: the stored figures could not be read
     tz_key: str
 
 
@@ -47,7 +48,7 @@ def queue_with_files(
     chat_kind: ChatKind,
     chat_id: str,
     text: str,
-    figures: Report | StatsReport,
+    figures: Report | StatsReport | UnitRecord,
     tz_key: str,
     file_names: list[str],
     files_note: str,
@@ -85,7 +86,7 @@ def pending_jobs(session: Session) -> list[RenderJob]:
         try:
             payload = pickle.loads(row.file_data)
             figures = payload["figures"]
-            if not isinstance(figures, (Report, StatsReport)):  # only queue_with_files writes these rows
+            if not isinstance(figures, (Report, StatsReport, UnitRecord)):  # only queue_with_files writes these rows
                 raise TypeError(f"not report figures: {type(figures).__name__}")
             jobs.append(RenderJob(row_id, figures, payload["tz"]))
         except Exception:  # noqa: BLE001 - e.g. a row written by an older version: release its text anyway

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.incidents import StatsReport
 from bot.reports.figures import Report
+from bot.reports.verify import UnitRecord
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,18 @@ class Rendered:
     detail: str = ""  # for the log: the traceback, or what happened to the child
 
 
-def render_here(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
+def render_here(report: Report | StatsReport | UnitRecord, tz: ZoneInfo) -> Rendered:
     """Render in this process: the .xlsx, then the chart; the first failure stops it (the files so far stay).
 
-    A relay report (Report) or the incident figures' 通报 (StatsReport)."""
+    A relay report (Report), the incident figures' 通报 (StatsReport), or a 回访核查 record (UnitRecord: its .xlsx
+    alone)."""
     files: list[tuple[str, bytes]] = []
     try:
+        if isinstance(report, UnitRecord):  # 回访核查: the record's .xlsx alone
+            from bot.reports.verify_render import render_record_xlsx
+
+            files.append((f"{report.stem}.xlsx", render_record_xlsx(report)))
+            return Rendered(files)
         if isinstance(report, StatsReport):
             from bot.content import load_texts
             from bot.reports.incident_render import file_stem, render_stats_chart, render_stats_xlsx
@@ -71,7 +78,9 @@ def render_here(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
     return Rendered(files)
 
 
-def render_in_child(report: Report | StatsReport, tz: ZoneInfo, *, timeout: float | None = None) -> Rendered:
+def render_in_child(
+    report: Report | StatsReport | UnitRecord, tz: ZoneInfo, *, timeout: float | None = None
+) -> Rendered:
     """`render_here` in a new Python process that exits afterwards. Raises RendererFailed if the child fails."""
     timeout = TIMEOUT_SECONDS if timeout is None else timeout
     payload = pickle.dumps((report, tz.key), protocol=pickle.HIGHEST_PROTOCOL)
@@ -92,7 +101,7 @@ def render_in_child(report: Report | StatsReport, tz: ZoneInfo, *, timeout: floa
     return _decode(done.stdout)
 
 
-def render_files(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
+def render_files(report: Report | StatsReport | UnitRecord, tz: ZoneInfo) -> Rendered:
     """The report's files, made in a child process; never raises: a failure is logged and returned as `error`."""
     name = _name(report)
     try:
@@ -105,7 +114,9 @@ def render_files(report: Report | StatsReport, tz: ZoneInfo) -> Rendered:
     return rendered
 
 
-def _name(report: Report | StatsReport) -> str:
+def _name(report: Report | StatsReport | UnitRecord) -> str:
+    if isinstance(report, UnitRecord):
+        return report.stem
     if isinstance(report, StatsReport):
         return f"警情通报 {report.period_start.isoformat()}~{report.period_end.isoformat()}"
     return report.title
@@ -141,7 +152,7 @@ def _decode(raw: bytes) -> Rendered:
 
 
 def main() -> int:
-    """The child: a pickled (Report or StatsReport, time zone name) on stdin, the files on stdout."""
+    """The child: a pickled (Report, StatsReport or UnitRecord, time zone name) on stdin, the files on stdout."""
     with contextlib.suppress(OSError):  # where it is refused, render at the usual priority
         os.nice(10)  # a report may take its time: the bot's handling of messages comes first on a busy machine
     answer = os.fdopen(os.dup(1), "wb")
