@@ -77,6 +77,7 @@ def record(engine, pushes: list[tuple[date, str]]) -> None:
                             at=at,
                             method=ConfirmMethod.TEXT.value,
                             late=code == "l",
+                            acked_at=at,  # acknowledged in its group long ago
                         )
                     )
         s.commit()
