@@ -478,7 +478,7 @@ def report(
     day: bool = typer.Option(False, "--day", help="日报"),
     week: bool = typer.Option(False, "--week", help="周通报（周一至周日）"),
     month: bool = typer.Option(False, "--month", help="月通报"),
-    quarter: bool = typer.Option(False, "--quarter", help="季点评（季度：1—3月、4—6月……，与上季度比较）"),
+    quarter: bool = typer.Option(False, "--quarter", help="季点评（季度按 1—3、4—6、7—9、10—12 月，与上季度比较）"),
     date_text: str = typer.Option(
         "", "--date", help="报表所在的日期，默认今天；写法与群里相同，如 2026-11-26、11月26日、昨天"
     ),
