@@ -26,15 +26,21 @@ class JobKind(enum.StrEnum):
     SUMMARY = "summary"  # the day's summary (a day report) on working days
     WEEKLY = "weekly"  # Monday: the week before
     MONTHLY = "monthly"  # the 1st: the month before
+    QUARTERLY = "quarterly"  # the first working day of a quarter: the quarter before (季点评)
     DEADLINE = "deadline"  # one push's deadline passed
 
     @property
     def report_kind(self) -> str | None:
-        """The report period this job makes ("day", "week", "month"), or None for a job that is not a report."""
+        """The report period this job makes ("day", "week", "month", "quarter"), or None for a job that is not a report."""
         return _REPORT_KINDS.get(self)
 
 
-_REPORT_KINDS = {JobKind.SUMMARY: "day", JobKind.WEEKLY: "week", JobKind.MONTHLY: "month"}
+_REPORT_KINDS = {
+    JobKind.SUMMARY: "day",
+    JobKind.WEEKLY: "week",
+    JobKind.MONTHLY: "month",
+    JobKind.QUARTERLY: "quarter",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Occurrence:
 
     @property
     def job(self) -> str:
-        """The stored name: "remind", "summary", "weekly", "monthly" or "deadline:<push id>"."""
+        """The stored name: "remind", "summary", "weekly", "monthly", "quarterly" or "deadline:<push id>"."""
         return f"{self.kind.value}:{self.push_id}" if self.push_id is not None else self.kind.value
 
     @classmethod

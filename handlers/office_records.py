@@ -45,6 +45,12 @@ _REPORT_KINDS = {
     "月": ("month", False),
     "本月": ("month", False),
     "上月": ("month", True),
+    "季": ("quarter", False),
+    "本季": ("quarter", False),
+    "本季度": ("quarter", False),
+    "上季": ("quarter", True),
+    "上季度": ("quarter", True),
+    "季点评": ("quarter", True),  # the review people mean is the one of the quarter just ended
 }
 
 
@@ -67,7 +73,7 @@ def find_unit(ctx: Context, name: str) -> tuple[Unit | None, str]:
 
 
 def on_report(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    """报表 日/周/月/上周/上月: the report for that period so far, with its files, in this chat."""
+    """报表 日/周/月/季/上周/上月/上季: the report for that period so far, with its files, in this chat."""
     wanted = _REPORT_KINDS.get(squeeze(cmd.arg) or "周")
     if wanted is None:
         ctx.reply(msg, ctx.t("report.usage"))

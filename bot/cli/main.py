@@ -478,23 +478,23 @@ def report(
     day: bool = typer.Option(False, "--day", help="日报"),
     week: bool = typer.Option(False, "--week", help="周通报（周一至周日）"),
     month: bool = typer.Option(False, "--month", help="月通报"),
+    quarter: bool = typer.Option(False, "--quarter", help="季点评（季度按 1—3、4—6、7—9、10—12 月，与上季度比较）"),
     date_text: str = typer.Option(
         "", "--date", help="报表所在的日期，默认今天；写法与群里相同，如 2026-11-26、11月26日、昨天"
     ),
     out: Path = typer.Option(..., "--out", help="输出的 .xlsx 文件；同名 .png 图表写在旁边"),
 ) -> None:
-    """生成日报/周通报/月通报：.xlsx 表格和 .png 图表。"""
+    """生成日报/周通报/月通报/季点评：.xlsx 表格和 .png 图表。"""
     from bot.cli.report import ReportDateError, report_day, write_report
-    from bot.clock import real_clock
     from bot.content import load_texts
 
     texts = load_texts()
-    kinds = [k for k, on in (("day", day), ("week", week), ("month", month)) if on]
+    kinds = [k for k, on in (("day", day), ("week", week), ("month", month), ("quarter", quarter)) if on]
     if len(kinds) != 1:
         typer.echo(texts.t("report_cli.choose_kind"), err=True)
         raise typer.Exit(2)
     settings = _settings()
-    now = real_clock()
+    now = _moved_now(settings)  # the bot's clock: a deployment on a moved clock reports by it
     try:
         when = report_day(date_text, kind=kinds[0], today=now.astimezone(settings.tz).date(), texts=texts)
     except ReportDateError as exc:

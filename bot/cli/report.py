@@ -43,14 +43,14 @@ def write_report(engine, *, kind: str, day: date, now: datetime, settings: Setti
     """Build the report of the period containing `day`, write its .xlsx and chart (when it had pushes) and return
     what to print: the report's text and which files were written."""
     from bot.operations.agenda import ladder_of
-    from bot.reports.build import build_report
+    from bot.reports.quarter import build_period_report
     from bot.reports.text import report_text
     from bot.storage.db import session
 
     tz = settings.tz
     start, end = period_of(kind, day)
     with session(engine) as s:
-        rep = build_report(s, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
+        rep = build_period_report(s, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     out = out if out.suffix.lower() == ".xlsx" else out.with_suffix(".xlsx")
     text = report_text(texts, rep)
     if not rep.pushes:  # the text says there is nothing to tabulate: no empty files

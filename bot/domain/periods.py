@@ -36,7 +36,8 @@ def local_today(tz: ZoneInfo | str = DEFAULT_TIMEZONE, now: datetime | None = No
 
 
 def period_of(kind: str, day: date) -> tuple[date, date]:
-    """The day, the Monday-Sunday week, or the calendar month that contains `day`."""
+    """The day, the Monday-Sunday week, the calendar month or the quarter (Jan-Mar, Apr-Jun, ...) that contains
+    `day`."""
     if kind == "day":
         return day, day
     if kind == "week":
@@ -46,11 +47,15 @@ def period_of(kind: str, day: date) -> tuple[date, date]:
         start = day.replace(day=1)
         nxt = (start + timedelta(days=32)).replace(day=1)
         return start, nxt - timedelta(days=1)
+    if kind == "quarter":
+        first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        after = date(first.year + 1, 1, 1) if first.month == 10 else date(first.year, first.month + 3, 1)
+        return first, after - timedelta(days=1)
     raise ValueError(f"unknown report kind {kind!r}")
 
 
 def previous_period(kind: str, day: date) -> tuple[date, date]:
-    """The period before the one containing `day` (what Monday's and the 1st's reports cover)."""
+    """The period before the one containing `day` (what Monday's, the 1st's and the quarter's reports cover)."""
     start, _ = period_of(kind, day)
     return period_of(kind, start - timedelta(days=1))
 

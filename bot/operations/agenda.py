@@ -18,7 +18,8 @@ from bot.domain.people import first_notice
 from bot.domain.relay import expected_units, groups_of_kind
 from bot.domain.workdays import WorkCalendar
 from bot.operations import reporting
-from bot.reports.build import build_report, period_of, previous_period
+from bot.reports.build import period_of, previous_period
+from bot.reports.quarter import build_period_report
 from bot.storage import outbox
 from bot.storage.models import (
     Alert,
@@ -75,12 +76,21 @@ def occurrences(
             times.append((JobKind.WEEKLY, settings.weekly_report_time))
         if day.day == 1:
             times.append((JobKind.MONTHLY, settings.monthly_report_time))
+        if is_quarter_review_day(day, calendar):
+            times.append((JobKind.QUARTERLY, settings.monthly_report_time))
         for job, at in times:
             due = datetime.combine(day, at, tzinfo=tz)
             if since < due <= now:
                 found.append(Occurrence(job, due))
         day += timedelta(days=1)
     return sorted(found, key=lambda o: o.due)
+
+
+def is_quarter_review_day(day: date, calendar: WorkCalendar) -> bool:
+    """Is `day` the first working day after a quarter ended (季点评: the quarter before is reviewed)?"""
+    if day.month not in (1, 4, 7, 10):
+        return False
+    return day == calendar.next_working_day(day.replace(day=1) - timedelta(days=1))
 
 
 def pending(session: Session, *, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Occurrence]:
@@ -325,7 +335,7 @@ def queue_report(
     the text goes out without them and says so. A period without pushes gets its text alone.
     """
     tz = settings.tz
-    report = build_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
+    report = build_period_report(session, kind=kind, start=start, end=end, now=now, tz=tz, ladder=ladder_of(settings))
     return reporting.queue_relay_report(
         session, report=report, now=now, texts=texts, tz_key=tz.key, chat_kind=chat_kind, chat_id=chat_id
     )

@@ -22,7 +22,7 @@ from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, Uni
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
 
-KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报"}
+KIND_NAMES = {"day": "日报", "week": "周通报", "month": "月通报", "quarter": "季点评"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNITS = 1 << 20  # unit ids below this (a district has hundreds of units) pack with their push id into one integer
 _MICROSECOND = timedelta(microseconds=1)
@@ -237,6 +237,8 @@ def _title(kind: str, start: date, end: date) -> str:
     span = f"{start.month}月{start.day}日" if start == end else f"{start.month}月{start.day}日—{end.month}月{end.day}日"
     if kind == "month":
         span = f"{start.year}年{start.month}月"
+    if kind == "quarter":
+        span = f"{start.year}年第{(start.month - 1) // 3 + 1}季度"
     return f"反诈预警转发{KIND_NAMES[kind]}（{span}）"
 
 

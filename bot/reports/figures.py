@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from fractions import Fraction
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,81 @@ class CorrectionRow:
 
 
 @dataclass(frozen=True)
-class Report:
-    """A daily, weekly or monthly report."""
+class TrendRow:
+    """One unit's quarter against the quarter before (季点评): its on-time rate (按时率, the share the ranking
+    uses) in both, and the change in percentage points. A rate is None when the unit received nothing then."""
 
-    kind: str  # "day" | "week" | "month"
+    unit: str
+    kind: str
+    rank: int  # this quarter's rank
+    received: int
+    on_time: int
+    missed: int
+    previous_received: int
+    previous_on_time: int
+    previous_missed: int
+
+    @property
+    def rate(self) -> float | None:
+        """This quarter's on-time share, 0..1; None when nothing was received."""
+        return self.on_time / self.received if self.received else None
+
+    @property
+    def previous_rate(self) -> float | None:
+        """The previous quarter's on-time share, 0..1; None when nothing was received then."""
+        return self.previous_on_time / self.previous_received if self.previous_received else None
+
+    @property
+    def change(self) -> float | None:
+        """The change in percentage points, to 0.1; None unless the unit had pushes in both quarters."""
+        if not self.received or not self.previous_received:
+            return None
+        # Exact shares (a Fraction), so that 1/3 and 2/6 make no difference and rounding is the same everywhere.
+        points = (Fraction(self.on_time, self.received) - Fraction(self.previous_on_time, self.previous_received)) * 100
+        return float(round(points, 1))
+
+    @property
+    def trend(self) -> str:
+        """↑ / ↓ / 持平, 新 (no pushes last quarter), or "" (none this quarter)."""
+        if self.rate is None:
+            return ""
+        if self.change is None:
+            return "新"
+        return "↑" if self.change > 0 else "↓" if self.change < 0 else "持平"
+
+
+@dataclass(frozen=True)
+class QuarterTrend:
+    """What a quarterly review (季点评) adds to a report: every unit's trend and the lists drawn from it."""
+
+    previous_start: date
+    previous_end: date
+    previous_pushes: int
+    rows: list[TrendRow]  # in the report's ranking order
+    # Best change first / worst change first; the chat names the first `*_named`, and counts a tie after them.
+    improved: list[str] = field(default_factory=list)  # 进步最大: the largest rises
+    improved_named: int = 0
+    fallen: list[str] = field(default_factory=list)  # 下滑最多: the largest falls
+    fallen_named: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The whole district's on-time share this quarter."""
+        received = sum(r.received for r in self.rows)
+        return sum(r.on_time for r in self.rows) / received if received else None
+
+    @property
+    def previous_rate(self) -> float | None:
+        """The whole district's on-time share the quarter before (the units on the roster now)."""
+        received = sum(r.previous_received for r in self.rows)
+        return sum(r.previous_on_time for r in self.rows) / received if received else None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A daily, weekly, monthly or quarterly report."""
+
+    kind: str  # "day" | "week" | "month" | "quarter"
     title: str  # e.g. 反诈预警转发周通报（2026年11月23日—11月29日）
     period_start: date
     period_end: date  # inclusive
@@ -87,3 +159,4 @@ class Report:
     corrections: list[CorrectionRow] = field(default_factory=list)  # of the period's pushes, in the order made
     red_named: int | None = None
     black_named: int | None = None
+    trend: QuarterTrend | None = None  # a quarterly review's comparison with the quarter before

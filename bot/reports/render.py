@@ -24,7 +24,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from bot.content import Texts, load_texts
-from bot.reports.figures import Report
+from bot.reports.figures import QuarterTrend, Report
 from bot.reports.text import rule_line
 
 # The font comes from a pip package so that a machine set up with pip alone can draw Chinese;
@@ -160,6 +160,8 @@ def render_xlsx(report: Report, tz: ZoneInfo, texts: Texts | None = None) -> byt
     wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
     wb.properties.creator = "relaybot"
 
+    if report.trend is not None:
+        _add_trend_sheet(wb, report.trend)
     add_sheet(
         wb,
         "单位排名",
@@ -248,6 +250,52 @@ def render_xlsx(report: Report, tz: ZoneInfo, texts: Texts | None = None) -> byt
     return out.getvalue()
 
 
+TREND_SHEET = "季度趋势"
+TREND_HEADER = [
+    "排名",
+    "单位",
+    "类别",
+    "本季收到",
+    "本季按时",
+    "本季未转发",
+    "本季按时率",
+    "上季收到",
+    "上季按时",
+    "上季未转发",
+    "上季按时率",
+    "变化(百分点)",
+    "趋势",
+]
+
+
+def _add_trend_sheet(wb: Workbook, trend: QuarterTrend) -> None:
+    """The quarterly review's sheet: every unit's quarter and the one before, the change and its arrow."""
+    add_sheet(
+        wb,
+        TREND_SHEET,
+        TREND_HEADER,
+        (
+            (
+                r.rank,
+                r.unit,
+                r.kind,
+                r.received,
+                r.on_time,
+                r.missed,
+                r.rate,
+                r.previous_received,
+                r.previous_on_time,
+                r.previous_missed,
+                r.previous_rate,
+                r.change,
+                r.trend,
+            )
+            for r in trend.rows
+        ),
+        {7: "0.0%", 11: "0.0%", 12: "0.0"},
+    )
+
+
 def _add_boards(wb: Workbook, report: Report, texts: Texts) -> None:
     """The 红黑榜 sheet: every unit on each list with its rank (a tie at a list's end in full, though the chat
     text may only count it), and under the lists what is empty and the rule they follow."""
@@ -302,6 +350,8 @@ def chart_subset(report: Report) -> Report:
 def render_chart(report: Report) -> bytes:
     """PNG of on-time/late/missed per unit, best on top: 1200 x max(600, 200 + 36 * units) px at 100 dpi,
     with at most MAX_CHART_UNITS units (see chart_subset)."""
+    if report.trend is not None:
+        return render_trend_chart(report)
     report = chart_subset(report)
     n = len(report.units)
     height_px = max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n)
@@ -359,6 +409,75 @@ def _draw_bars(
     ax.legend(
         prop=small_font,
         ncols=3,
+        frameon=False,
+        loc="lower right",
+        bbox_to_anchor=(1, 1 + 8 / plot_height_px),
+    )
+
+
+# --- The quarterly review's chart --------------------------------------------------------------------------
+
+_TREND_COLORS = {"↑": "#2e7d32", "↓": "#c62828", "持平": "#1565c0", "新": "#1565c0"}
+_PREVIOUS_COLOR = "#9e9e9e"
+
+
+def render_trend_chart(report: Report) -> bytes:
+    """PNG of each unit's on-time rate last quarter (grey) and this quarter (green up, red down, blue the same
+    or new), joined by a line, best-ranked on top; the same size and unit limit as render_chart (chart_subset)."""
+    assert report.trend is not None
+    shown = chart_subset(report)
+    keep = {u.unit for u in shown.units}
+    rows = [r for r in report.trend.rows if r.unit in keep]
+    n = len(rows)
+    height_px = max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n)
+    with RENDER_LOCK:
+        title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
+        fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI)
+        canvas = FigureCanvasAgg(fig)
+        fig.suptitle(shown.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
+        if not n:
+            fig.text(0.5, 0.5, "本期无数据", fontproperties=cjk_font(20), ha="center", va="center")
+        else:
+            _draw_trend(fig, canvas, rows, height_px, label_font, small_font)
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=DPI, facecolor="white")
+    return out.getvalue()
+
+
+def _draw_trend(fig: Figure, canvas: FigureCanvasAgg, rows, height_px: int, label_font, small_font) -> None:
+    labels = [short_label(r.unit) for r in rows]
+    renderer = canvas.get_renderer()
+    widest = max(renderer.get_text_width_height_descent(s, label_font, ismath=False)[0] for s in labels)
+    left_px = min(max(widest + 20, 80), WIDTH_PX / 2)
+    plot_height_px = height_px - TOP_PX - BOTTOM_PX
+    ax = fig.add_axes(
+        (left_px / WIDTH_PX, BOTTOM_PX / height_px, 1 - (left_px + 40) / WIDTH_PX, plot_height_px / height_px)
+    )
+    seen: set[str] = set()
+    for y, r in enumerate(rows):
+        now = None if r.rate is None else r.rate * 100
+        before = None if r.previous_rate is None else r.previous_rate * 100
+        if now is not None and before is not None:
+            ax.plot([before, now], [y, y], color="#bdbdbd", linewidth=2, zorder=1)
+        if before is not None:
+            label = "上季度" if "prev" not in seen else None
+            seen.add("prev")
+            ax.scatter([before], [y], color=_PREVIOUS_COLOR, s=60, zorder=2, label=label)
+        if now is not None:
+            key = r.trend
+            name = {"↑": "本季度（上升）", "↓": "本季度（下降）"}.get(key, "本季度（持平或无上季数据）")
+            label = name if name not in seen else None
+            seen.add(name)
+            ax.scatter([now], [y], color=_TREND_COLORS.get(key, "#1565c0"), s=80, zorder=3, label=label)
+    ax.set_yticks(range(n := len(rows)), labels, fontproperties=label_font, parse_math=False)
+    ax.set_ylim(n - 0.5, -0.5)  # rank 1 on top
+    ax.set_xlim(-2, 102)
+    ax.set_xlabel("按时率（%）", fontproperties=small_font)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(
+        prop=small_font,
+        ncols=4,
         frameon=False,
         loc="lower right",
         bbox_to_anchor=(1, 1 + 8 / plot_height_px),

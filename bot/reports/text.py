@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.content import Texts
-from bot.reports.figures import Report, UnitRow
+from bot.reports.figures import QuarterTrend, Report, TrendRow, UnitRow
 from bot.reports.ranking import BOARD_SIZE
 from bot.storage.models import EvidenceVerdict
 
@@ -25,7 +25,10 @@ def report_text(texts: Texts, report: Report) -> str:
             missed=sum(u.missed for u in report.units),
         )
     ]
-    lines += board_lines(texts, report)
+    if report.trend is not None:
+        lines += quarter_lines(texts, report, report.trend)
+    else:
+        lines += board_lines(texts, report)
     for level, names in report.escalations.items():
         lines.append(texts.t("report.escalation", level=level, names=NAME_SEP.join(names)))
     if report.evidence:
@@ -110,3 +113,96 @@ def _figures(texts: Texts, u: UnitRow | None, *, red: bool) -> str:
     if u.missed and u.late:
         return t("rank.black_both", missed=u.missed, late=u.late)
     return t("rank.black_missed", missed=u.missed) if u.missed else t("rank.black_late", late=u.late)
+
+
+# ---- the quarterly review (季点评) ---------------------------------------------------------------------------
+
+
+def percent(rate: float | None) -> str:
+    """A share as the reports show it: 85.0%, or — when there is none."""
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+def quarter_lines(texts: Texts, report: Report, trend: QuarterTrend) -> list[str]:
+    """The review's lines after the summary: the district's rate against last quarter, 红榜, 进步最大, 下滑最多,
+    问题较多 (the quarter's 黑榜, with each unit's rate and misses) and the ranking rule. The lists are short;
+    every unit's trend is in the .xlsx."""
+    t = texts.t
+    lines = []
+    compared = trend.previous_rate is not None  # the quarter before had pushes someone was expected to relay
+    if compared:
+        points = _points(trend.rate, trend.previous_rate)
+        change = (
+            t("quarter.same")
+            if points == 0
+            else t("quarter.up" if points > 0 else "quarter.down", points=f"{abs(points):.1f}")
+        )
+        lines.append(
+            t("quarter.overall", rate=percent(trend.rate), previous=percent(trend.previous_rate), change=change)
+        )
+    else:
+        lines.append(t("quarter.overall_no_previous", rate=percent(trend.rate)))
+    units = {u.unit: u for u in report.units}
+    lines.append(_board_line(texts, report.red, report.red_named, units, red=True))
+    if compared:
+        rows = {r.unit: r for r in trend.rows}
+        lines.append(_change_line(texts, trend.improved, trend.improved_named, rows, improved=True))
+        lines.append(_change_line(texts, trend.fallen, trend.fallen_named, rows, improved=False))
+        new = sum(1 for r in trend.rows if r.trend == "新")
+        if new:
+            lines.append(t("quarter.new_units", count=new))
+    lines.append(_worst_line(texts, report))
+    lines.append(rule_line(texts))
+    return lines
+
+
+def _points(rate: float | None, previous: float | None) -> float:
+    return round(((rate or 0.0) - (previous or 0.0)) * 100, 1)
+
+
+def _change_item(texts: Texts, r: TrendRow) -> dict[str, str]:
+    change = r.change or 0.0
+    return {
+        "previous": percent(r.previous_rate),
+        "rate": percent(r.rate),
+        "arrow": "↑" if change > 0 else "↓",
+        "points": f"{abs(change):.1f}",
+    }
+
+
+def _change_line(texts: Texts, names: list[str], named: int, rows: dict[str, TrendRow], *, improved: bool) -> str:
+    t = texts.t
+    if not names:
+        return t("quarter.improved_none" if improved else "quarter.fallen_none")
+    parts = [t("quarter.change_item", unit=n, **_change_item(texts, rows[n])) for n in names[:named]]
+    counted = names[named:]
+    if counted:
+        item = _change_item(texts, rows[counted[0]])
+        parts.append(t("quarter.counted", count=len(counted), arrow=item["arrow"], points=item["points"]))
+    return t("quarter.improved" if improved else "quarter.fallen", items=NAME_SEP.join(parts))
+
+
+def _worst_line(texts: Texts, report: Report) -> str:
+    """问题较多: the quarter's 黑榜 (the ranking's worst, every tie with the last), each with its rate and misses."""
+    t = texts.t
+    if not report.black:
+        return t("quarter.worst_none")
+    units = {u.unit: u for u in report.units}
+    named = len(report.black) if report.black_named is None else report.black_named
+    parts = [
+        t("quarter.worst_item", unit=n, rate=percent(units[n].on_time_rate), missed=units[n].missed)
+        for n in report.black[:named]
+    ]
+    counted = report.black[named:]
+    if counted:
+        first = units[counted[0]]
+        parts.append(
+            t(
+                "quarter.worst_counted",
+                count=len(counted),
+                rank=first.rank,
+                rate=percent(first.on_time_rate),
+                missed=first.missed,
+            )
+        )
+    return t("quarter.worst", items=NAME_SEP.join(parts))

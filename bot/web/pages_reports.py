@@ -1,8 +1,8 @@
-"""通报 in the web console (issue 14): the day/week/month relay report on the page, its chart, its .xlsx.
+"""通报 in the web console (issue 14): the day/week/month relay report and the quarterly review (季点评) on the page, its chart, its .xlsx.
 
 The figures are the bot's own (bot/reports/build.py `build_report`, the same as `报表 月` and the 1st's report), the
 text is the chat's (compose.report_text), the chart and the workbook are what the office group receives. The period
-comes from the query string, checked strictly: a kind of day/week/month and a date, nothing else.
+comes from the query string, checked strictly: a kind of day/week/month/quarter and a date, nothing else.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from starlette.routing import Route
 from bot.chat import compose
 from bot.domain.periods import period_of, previous_period
 from bot.operations.agenda import ladder_of
-from bot.reports.build import ConfirmationCache, build_report
+from bot.reports.build import ConfirmationCache
 from bot.reports.figures import Report
+from bot.reports.quarter import build_period_report
 from bot.reports.render import render_chart, render_xlsx
 
 NAV = [("/reports", "通报", "reports")]
-KINDS = {"day": "日", "week": "周", "month": "月"}
+KINDS = {"day": "日", "week": "周", "month": "月", "quarter": "季"}
 CACHE_SECONDS = 60.0  # the longest a shown report may lag behind a change no fingerprint sees (a screenshot's verdict)
 CACHE_SIZE = 12
 
@@ -112,7 +113,7 @@ def routes(console) -> list[Route]:
             mark = fingerprint(s)
             report = cache.get(key, mark)
             if report is None:
-                report = build_report(
+                report = build_period_report(
                     s,
                     kind=kind,
                     start=start,

@@ -147,7 +147,7 @@ async def test_cli_report_writes_xlsx_and_png(bot, transport, clock, engine, tmp
     with PILImage.open(out.with_suffix(".png")) as img:
         assert img.size == (1200, 600)
     bad = relaybot("report", "--out", str(out), db_url=str(engine.url), cwd=tmp_path)
-    assert bad.returncode == 2 and "--day、--week 或 --month" in bad.stderr
+    assert bad.returncode == 2 and "--day、--week、--month 或 --quarter" in bad.stderr
 
 
 async def test_monthly_report_on_the_first(bot, transport, clock):
