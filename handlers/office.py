@@ -11,25 +11,21 @@ from bot.chat import compose
 from bot.chat.dispatch import CommandObject, CommandRegistry, Context, Router, command_filter
 from bot.chat.filters import from_admin, in_private, kind, not_from_admin, office_place
 from bot.chat.parsing import (
-    DeadlineError,
-    DeadlinePassed,
-    parse_deadline,
     parse_push_args,
     parse_push_ref,
     strip_mentions,
 )
-from bot.clock import show
 from bot.domain import feeds as feed_watch
 from bot.domain.people import first_notice
 from bot.domain.relay import (
-    groups_of_kind,
     latest_push,
     progress,
 )
-from bot.operations import agenda as schedule
+from bot.operations import office as office_actions
+from bot.operations.office import Actor
 from bot.operations.pushing import push_alert, pushed_today
-from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
-from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
+from bot.storage.models import Alert, FeedItem, Push, PushState
+from bot.transport.base import Incoming, LinkCard, MessageKind
 from handlers import groups, office_corrections, office_records
 from handlers.groups import SETTING_COMMANDS
 
@@ -224,6 +220,10 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     )
 
 
+def _actor(msg: Incoming) -> Actor:
+    return Actor(msg.sender.contact_id, msg.sender.name)
+
+
 @router.command("提醒", usage="remind", who=from_admin, where=office_place)
 def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     push, error = _resolve(ctx, cmd.arg or cmd.quoted)
@@ -233,13 +233,12 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if push.state == PushState.WITHDRAWN.value:
         ctx.reply(msg, ctx.t("push_withdrawn.remind", n=push.id))
         return
-    result = schedule.queue_reminders(
-        ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings, texts=ctx.texts
+    result = office_actions.remind(
+        ctx.session, push, now=ctx.now, settings=ctx.settings, texts=ctx.texts, actor=_actor(msg)
     )
     if not result.units:
         ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
         return
-    ctx.audit(msg, "remind", f"#{push.id}: {result.units} units, {result.people} people")
     ctx.reply(msg, ctx.t("remind.done", groups=result.groups, n=push.id, units=result.units, people=result.people))
 
 
@@ -251,35 +250,18 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("push.deadline_usage"))
         return
     push = ctx.session.get(Push, ref)
-    if push is None or push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.not_found", n=ref) if push is None else ctx.t("push_withdrawn.deadline", n=ref))
+    refused = office_actions.deadline_refused(push, ref, ctx.texts)
+    if push is None or refused:
+        ctx.reply(msg, refused)
         return
-    try:
-        deadline = parse_deadline(when_text, now=ctx.now, tz=ctx.tz, default_time=ctx.settings.deadline_time)
-    except DeadlinePassed as passed:
-        at = f"{passed.at.astimezone(ctx.tz):%H:%M}"
-        ctx.reply(msg, ctx.t("push_deadline.passed", when=show(passed.at, ctx.tz), n=ref, time=at))
+    deadline, why = office_actions.read_deadline(when_text, now=ctx.now, settings=ctx.settings, texts=ctx.texts, n=ref)
+    if deadline is None:
+        ctx.reply(msg, why)
         return
-    except DeadlineError:
-        ctx.reply(msg, ctx.t("push.deadline_bad", text=when_text))
-        return
-    push.deadline = deadline
-    push.state, push.closed_at = PushState.OPEN.value, None
-    ctx.session.add(push)
-    for miss in ctx.session.exec(select(Miss).where(Miss.push_id == push.id)):
-        ctx.session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
-    for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
-        if conf.method == ConfirmMethod.OFFICE.value:
-            continue  # a 补登 is on time or late by the office's word, not by when it was recorded
-        conf.late = conf.at > deadline
-        ctx.session.add(conf)
-    shown = show(deadline, ctx.tz)
-    for group in groups_of_kind(ctx.session, GroupKind.LIAISON):
-        ctx.send(
-            ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id
-        )
-    ctx.audit(msg, "deadline", f"#{push.id} -> {deadline.isoformat()}")
-    ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
+    answer = office_actions.change_deadline(
+        ctx.session, push, deadline, now=ctx.now, tz=ctx.tz, texts=ctx.texts, actor=_actor(msg)
+    )
+    ctx.reply(msg, answer)
 
 
 @router.command("撤回", usage="withdraw", who=from_admin, where=office_place)
@@ -289,25 +271,11 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("push.need_ref", command="撤回"))
         return
     push = ctx.session.get(Push, ref)
-    if push is None:
-        ctx.reply(msg, ctx.t("push.not_found", n=ref))
+    refused = office_actions.withdraw_refused(push, ref, ctx.texts)
+    if push is None or refused:
+        ctx.reply(msg, refused)
         return
-    if push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=ref))
-        return
-    push.state = PushState.WITHDRAWN.value
-    ctx.session.add(push)
-    alert = ctx.session.get_one(Alert, push.alert_id)
-    groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
-    for group in groups:
-        ctx.send(
-            ChatKind.ROOM,
-            group.room_id,
-            ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
-            push_id=push.id,
-        )
-    ctx.audit(msg, "withdraw", f"#{push.id}")
-    ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
+    ctx.reply(msg, office_actions.withdraw(ctx.session, push, now=ctx.now, texts=ctx.texts, actor=_actor(msg)))
 
 
 router.command("补登", usage="add", who=from_admin, where=office_place)(office_corrections.on_add)
