@@ -15,7 +15,6 @@ from bot.chat.parsing import (
     parse_push_ref,
     strip_mentions,
 )
-from bot.domain import feeds as feed_watch
 from bot.domain.people import first_notice
 from bot.domain.relay import (
     latest_push,
@@ -23,8 +22,15 @@ from bot.domain.relay import (
 )
 from bot.operations import office as office_actions
 from bot.operations.office import Actor
-from bot.operations.pushing import push_alert, pushed_today
-from bot.storage.models import Alert, FeedItem, Push, PushState
+from bot.operations.pushing import (
+    library_alert,
+    push_alert,
+    push_candidate,
+    release_link_drafts,
+    title_from_earlier,
+    untitled,
+)
+from bot.storage.models import Alert, Push, PushState
 from bot.transport.base import Incoming, LinkCard, MessageKind
 from handlers import groups, office_corrections, office_records
 from handlers.groups import SETTING_COMMANDS
@@ -77,9 +83,6 @@ def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_comma
         again=again,
         again_command=again_command,
     )
-    if outcome.earlier is not None:
-        what = alert.case_type or alert.link_url or alert.title
-        ctx.audit(msg, "push_repeat", f"#{outcome.earlier.id} {what}")
     ctx.reply(msg, outcome.message)
     return outcome.push
 
@@ -89,28 +92,7 @@ def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool) -> Non
     if item is None:
         ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
         return
-    alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now)
-    _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=name))
-
-
-def _untitled(alert: Alert) -> bool:
-    """A link whose page gave no title: its URL stands in for one."""
-    return bool(alert.link_url) and alert.title.strip() in ("", alert.link_url)
-
-
-def _title_from_earlier(ctx: Context, alert: Alert, *, again: bool) -> bool:
-    """For a link with no title: False when the office must give one. True when it can go on: pushed earlier
-    today, push_alert answers that (without 确认), or with 确认 the earlier push's title serves again."""
-    earlier = pushed_today(ctx.session, alert, now=ctx.now, tz=ctx.tz)
-    if earlier is not None and not again:
-        return True
-    before = ctx.session.get(Alert, earlier.alert_id) if earlier is not None else None
-    if before is None or _untitled(before):
-        return False
-    alert.title = before.title
-    alert.link_description = alert.link_description or before.link_description
-    alert.link_thumbnail = alert.link_thumbnail or before.link_thumbnail
-    return True
+    _push(msg, ctx, library_alert(item, now=ctx.now), again=again, again_command=ctx.t("push_repeat.chat", what=name))
 
 
 def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool) -> None:
@@ -132,7 +114,7 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: 
                 break
     if title:
         chosen.title = title
-    elif _untitled(chosen) and not _title_from_earlier(ctx, chosen, again=again):
+    elif untitled(chosen) and not title_from_earlier(ctx.session, chosen, now=ctx.now, tz=ctx.tz, again=again):
         ctx.reply(msg, ctx.t("push_title.need_draft"))
         return
     _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"))
@@ -164,32 +146,27 @@ def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool
         alert.link_thumbnail = card.thumbnail_url
     if title:
         alert.title = title
-    if not alert.title and not _title_from_earlier(ctx, alert, again=again):
+    if not alert.title and not title_from_earlier(ctx.session, alert, now=ctx.now, tz=ctx.tz, again=again):
         ctx.audit(msg, "push_untitled", url[:200])
         ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
         return
     if _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=url)) is not None:
-        # The same link sent privately before and pushed this way: not left behind as a draft for a later 推送.
-        for draft in ctx.session.exec(
-            select(Alert).where(Alert.draft_of == msg.sender.contact_id, Alert.link_url == url)
-        ):
-            draft.draft_of = None
-            ctx.session.add(draft)
+        release_link_drafts(ctx.session, contact_id=msg.sender.contact_id, url=url)
 
 
 def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None:
-    item = ctx.session.get(FeedItem, n)
-    if item is None:
-        ctx.reply(msg, ctx.t("feeds.unknown", n=n))
-        return
-    if item.push_id is not None:
-        ctx.reply(msg, ctx.t("feeds.already", n=n, push=item.push_id))
-        return
-    alert = feed_watch.alert_for(item, now=ctx.now)
-    pushed = _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=f"候选{n}"))
-    if pushed is not None:
-        item.push_id = pushed.id
-        ctx.session.add(item)
+    outcome = push_candidate(
+        ctx.session,
+        n,
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        settings=ctx.settings,
+        texts=ctx.texts,
+        again=again,
+        again_command=ctx.t("push_repeat.chat", what=f"候选{n}"),
+    )
+    ctx.reply(msg, outcome.message)
 
 
 @router.command("推送", usage="push", who=from_admin, where=office_place)
@@ -361,7 +338,7 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         alert.link_url, alert.title = msg.link.url, msg.link.title or msg.link.url
         alert.link_description, alert.link_thumbnail = msg.link.description, msg.link.thumbnail_url
         what = ctx.t("push.draft_link")
-        why = ctx.t("push_title.why_unread") if _untitled(alert) else ""
+        why = ctx.t("push_title.why_unread") if untitled(alert) else ""
     elif msg.kind == MessageKind.IMAGE and msg.image is not None:
         alert.image_name, alert.image_data = msg.image.name, msg.image.data
         alert.title = ctx.t("push.image_title")
