@@ -18,7 +18,6 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from openpyxl import Workbook
 from sqlmodel import Session, col, select
@@ -27,8 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.adapters.screenshot_check import hash_distance
-from bot.domain import corrections
-from bot.domain.relay import audit
+from bot.domain import corrections, evidence
 from bot.operations import office
 from bot.operations.office import Actor
 from bot.reports.render import add_sheet
@@ -46,15 +44,9 @@ from bot.web import views
 
 NAV = [("/review", "截图核验", "review")]
 
-APPROVED_PREFIX = "人工认可："
-REJECTED_PREFIX = "办公室驳回："
 _REUSED = re.compile(r"^与(.+)的截图相同$")
 _MAX_DISTANCE = 8  # as screenshot_check.check_screenshot's reuse check
 _REVIEW_LIMIT = 200
-
-
-def decided_by_person(conf: Confirmation) -> bool:
-    return conf.verdict_reason.startswith((APPROVED_PREFIX, REJECTED_PREFIX))
 
 
 # ---- what the 截图核验 page shows -----------------------------------------------------------------------------
@@ -117,7 +109,7 @@ def review_rows(session: Session, *, tz) -> list[ReviewRow]:
     ).all()
     out: list[ReviewRow] = []
     for conf, push, alert, unit in rows:
-        if decided_by_person(conf):
+        if evidence.decided_by_person(conf):
             continue
         liaison = session.get(Liaison, conf.liaison_id) if conf.liaison_id else None
         out.append(
@@ -149,16 +141,6 @@ class ReviewPages:
 
     def t(self, key: str, **values: object) -> str:
         return self.c.texts.t(f"web_review.{key}", **values)
-
-    def _audit(self, s, who, request: Request, action: str, detail: str, now: datetime) -> None:
-        audit(
-            s,
-            now=now,
-            actor_id=who.contact_id,
-            actor_name=who.name,
-            action=action,
-            detail=detail + self.c.t("audit_from", address=self.c.address(request)),
-        )
 
     def _result(self, who, message: str, push_id: int, *, ok: bool, status: int = 200) -> Response:
         """Done: back to the push's page, which says what was done. Refused: the reason, with a link back."""
@@ -196,27 +178,17 @@ class ReviewPages:
             conf = s.get(Confirmation, conf_id)
             if conf is None:
                 return "missing"
-            if conf.verdict not in (EvidenceVerdict.DOUBTFUL.value, EvidenceVerdict.UNVERIFIED.value) or (
-                decided_by_person(conf)
-            ):
+            if not evidence.open_to_review(conf):
                 return "decided"
-            now = self.c.clock()
-            unit = s.get(Unit, conf.unit_id)
-            before = f"{conf.verdict}（{conf.verdict_reason}）"
-            if approve:
-                conf.verdict = EvidenceVerdict.VERIFIED.value
-                conf.verdict_reason = (APPROVED_PREFIX + who.shown)[:100]
-            else:
-                conf.verdict = EvidenceVerdict.DOUBTFUL.value
-                conf.verdict_reason = (REJECTED_PREFIX + who.shown)[:100]
-            s.add(conf)
-            self._audit(
+            evidence.decide(
                 s,
-                who,
-                request,
-                "evidence_approve" if approve else "evidence_reject",
-                f"#{conf.push_id} {unit.name if unit else conf.unit_id} 截图{'认可' if approve else '驳回'}，原为{before}",
-                now,
+                conf,
+                approve=approve,
+                by_id=who.contact_id,
+                by_name=who.name,
+                shown=who.shown,
+                now=self.c.clock(),
+                audit_note=self.c.t("audit_from", address=self.c.address(request)),
             )
             s.commit()
             return "ok" if approve else "no"
