@@ -23,6 +23,7 @@ from bot.domain.relay import (
 from bot.operations import office as office_actions
 from bot.operations.office import Actor
 from bot.operations.pushing import (
+    PushOutcome,
     library_alert,
     push_alert,
     push_candidate,
@@ -70,9 +71,9 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 # ---- pushing ---------------------------------------------------------------------------------------------
 
 
-def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> Push | None:
-    """Push `alert` and answer; the same case type or link pushed earlier today waits for 确认 (`again`)."""
-    outcome = push_alert(
+def _pushed(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> PushOutcome:
+    """push_alert for the admin who asked: the same case type or link pushed earlier today waits for 确认."""
+    return push_alert(
         ctx.session,
         alert,
         now=ctx.now,
@@ -83,6 +84,11 @@ def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_comma
         again=again,
         again_command=again_command,
     )
+
+
+def _push(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> Push | None:
+    """Push `alert` and answer."""
+    outcome = _pushed(msg, ctx, alert, again=again, again_command=again_command)
     ctx.reply(msg, outcome.message)
     return outcome.push
 
@@ -155,16 +161,13 @@ def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool
 
 
 def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None:
+    again_command = ctx.t("push_repeat.chat", what=f"候选{n}")
     outcome = push_candidate(
         ctx.session,
         n,
         now=ctx.now,
-        actor_id=msg.sender.contact_id,
-        actor_name=msg.sender.name,
-        settings=ctx.settings,
         texts=ctx.texts,
-        again=again,
-        again_command=ctx.t("push_repeat.chat", what=f"候选{n}"),
+        push=lambda alert: _pushed(msg, ctx, alert, again=again, again_command=again_command),
     )
     ctx.reply(msg, outcome.message)
 

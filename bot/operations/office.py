@@ -70,13 +70,15 @@ def read_deadline(text: str, *, now: datetime, settings: Settings, texts: Texts,
         return None, texts.t("push.deadline_bad", text=text)
 
 
-def deadline_refused(push: Push | None, n: int, texts: Texts) -> str:
-    """Why push #n's deadline cannot be moved ("" when it can)."""
+def _refused(push: Push | None, n: int, texts: Texts, *, withdrawn: str) -> str:
     if push is None:
         return texts.t("push.not_found", n=n)
-    if push.state == PushState.WITHDRAWN.value:
-        return texts.t("push_withdrawn.deadline", n=n)
-    return ""
+    return texts.t(withdrawn, n=n) if push.state == PushState.WITHDRAWN.value else ""
+
+
+def deadline_refused(push: Push | None, n: int, texts: Texts) -> str:
+    """Why push #n's deadline cannot be moved ("" when it can)."""
+    return _refused(push, n, texts, withdrawn="push_withdrawn.deadline")
 
 
 def change_deadline(
@@ -96,11 +98,7 @@ def change_deadline(
 
 def withdraw_refused(push: Push | None, n: int, texts: Texts) -> str:
     """Why push #n cannot be withdrawn ("" when it can)."""
-    if push is None:
-        return texts.t("push.not_found", n=n)
-    if push.state == PushState.WITHDRAWN.value:
-        return texts.t("push.already_withdrawn", n=n)
-    return ""
+    return _refused(push, n, texts, withdrawn="push.already_withdrawn")
 
 
 def withdraw(session: Session, push: Push, *, now: datetime, texts: Texts, actor: Actor) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -158,36 +159,15 @@ def push_alert(
 
 
 def push_candidate(
-    session: Session,
-    n: int,
-    *,
-    now: datetime,
-    actor_id: str,
-    actor_name: str,
-    settings: Settings,
-    texts: Texts,
-    again: bool = False,
-    again_command: str = "",
-    audit_note: str = "",
+    session: Session, n: int, *, now: datetime, texts: Texts, push: Callable[[Alert], PushOutcome]
 ) -> PushOutcome:
-    """推送 候选N: push feed candidate N (once) with the default deadline, as push_alert does."""
+    """推送 候选N: feed candidate N's alert pushed (once) by `push` (the caller's push_alert with who asks)."""
     item = session.get(FeedItem, n)
     if item is None:
         return PushOutcome(None, texts.t("feeds.unknown", n=n), found=False)
     if item.push_id is not None:
         return PushOutcome(None, texts.t("feeds.already", n=n, push=item.push_id))
-    outcome = push_alert(
-        session,
-        feed_watch.alert_for(item, now=now),
-        now=now,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        settings=settings,
-        texts=texts,
-        again=again,
-        again_command=again_command,
-        audit_note=audit_note,
-    )
+    outcome = push(feed_watch.alert_for(item, now=now))
     if outcome.push is not None:
         item.push_id = outcome.push.id
         session.add(item)

@@ -203,13 +203,13 @@ class PushPages:
             detail=detail + self.c.t("audit_from", address=self.c.address(request)),
         )
 
-    def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime, again: bool) -> PushOutcome:
-        """push_alert as the chat's _push calls it, with the chosen deadline and where the push came from."""
-        now = self.c.clock()
-        outcome = push_alert(
+    def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime | None, again: bool) -> PushOutcome:
+        """push_alert as the chat's _push calls it, with the chosen deadline (None: the default) and where the push
+        came from."""
+        return push_alert(
             s,
             alert,
-            now=now,
+            now=self.c.clock(),
             actor_id=who.contact_id,
             actor_name=who.name,
             settings=self.c.settings,
@@ -219,7 +219,6 @@ class PushPages:
             deadline=deadline,
             audit_note=self.c.t("audit_from", address=self.c.address(request)),
         )
-        return outcome
 
     def _result(self, who, message: str, *, status: int, again: dict[str, str] | None = None, earlier=None):
         return self.c.page(
@@ -345,13 +344,8 @@ class PushPages:
                 s,
                 n,
                 now=self.c.clock(),
-                actor_id=who.contact_id,
-                actor_name=who.name,
-                settings=self.c.settings,
                 texts=self.c.texts,
-                again=again,
-                again_command=self.t("again_command"),
-                audit_note=self.c.t("audit_from", address=self.c.address(request)),
+                push=lambda alert: self._push(s, request, who, alert, deadline=None, again=again),
             )
             s.commit()  # the push, or the push_repeat audit row
             if outcome.push is not None:
