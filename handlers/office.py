@@ -16,25 +16,31 @@ from bot.chat.parsing import (
     DeadlinePassed,
     PushArgs,
     TimeMissing,
-    parse_deadline,
     parse_push_args,
     parse_push_ref,
     parse_send_time,
     strip_mentions,
 )
 from bot.clock import show
-from bot.domain import feeds as feed_watch
 from bot.domain.people import first_notice
 from bot.domain.relay import (
-    groups_of_kind,
     latest_push,
     progress,
 )
-from bot.operations import agenda as schedule
+from bot.operations import office as office_actions
 from bot.operations import scheduled
-from bot.operations.pushing import push_alert, pushed_today
-from bot.storage.models import Alert, Confirmation, ConfirmMethod, FeedItem, GroupKind, Miss, Push, PushState
-from bot.transport.base import ChatKind, Incoming, LinkCard, MessageKind
+from bot.operations.office import Actor
+from bot.operations.pushing import (
+    PushOutcome,
+    library_alert,
+    push_alert,
+    push_candidate,
+    release_link_drafts,
+    title_from_earlier,
+    untitled,
+)
+from bot.storage.models import Alert, Push, PushState
+from bot.transport.base import Incoming, LinkCard, MessageKind
 from handlers import groups, office_corrections, office_records, office_verify
 from handlers.groups import SETTING_COMMANDS
 
@@ -73,6 +79,21 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 # ---- pushing ---------------------------------------------------------------------------------------------
 
 
+def _pushed(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> PushOutcome:
+    """push_alert for the admin who asked: the same case type or link pushed earlier today waits for 确认."""
+    return push_alert(
+        ctx.session,
+        alert,
+        now=ctx.now,
+        actor_id=msg.sender.contact_id,
+        actor_name=msg.sender.name,
+        settings=ctx.settings,
+        texts=ctx.texts,
+        again=again,
+        again_command=again_command,
+    )
+
+
 def _push(
     msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str, send_at: datetime | None = None
 ) -> Push | None:
@@ -94,20 +115,7 @@ def _push(
         )
         ctx.reply(msg, done.message)
         return None
-    outcome = push_alert(
-        ctx.session,
-        alert,
-        now=ctx.now,
-        actor_id=msg.sender.contact_id,
-        actor_name=msg.sender.name,
-        settings=ctx.settings,
-        texts=ctx.texts,
-        again=again,
-        again_command=again_command,
-    )
-    if outcome.earlier is not None:
-        what = alert.case_type or alert.link_url or alert.title
-        ctx.audit(msg, "push_repeat", f"#{outcome.earlier.id} {what}")
+    outcome = _pushed(msg, ctx, alert, again=again, again_command=again_command)
     ctx.reply(msg, outcome.message)
     return outcome.push
 
@@ -117,28 +125,14 @@ def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool, send_a
     if item is None:
         ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
         return
-    alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=ctx.now)
-    _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=name), send_at=send_at)
-
-
-def _untitled(alert: Alert) -> bool:
-    """A link whose page gave no title: its URL stands in for one."""
-    return bool(alert.link_url) and alert.title.strip() in ("", alert.link_url)
-
-
-def _title_from_earlier(ctx: Context, alert: Alert, *, again: bool) -> bool:
-    """For a link with no title: False when the office must give one. True when it can go on: pushed earlier
-    today, push_alert answers that (without 确认), or with 确认 the earlier push's title serves again."""
-    earlier = pushed_today(ctx.session, alert, now=ctx.now, tz=ctx.tz)
-    if earlier is not None and not again:
-        return True
-    before = ctx.session.get(Alert, earlier.alert_id) if earlier is not None else None
-    if before is None or _untitled(before):
-        return False
-    alert.title = before.title
-    alert.link_description = alert.link_description or before.link_description
-    alert.link_thumbnail = alert.link_thumbnail or before.link_thumbnail
-    return True
+    _push(
+        msg,
+        ctx,
+        library_alert(item, now=ctx.now),
+        again=again,
+        again_command=ctx.t("push_repeat.chat", what=name),
+        send_at=send_at,
+    )
 
 
 def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool, send_at: datetime | None) -> None:
@@ -160,7 +154,7 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: 
                 break
     if title:
         chosen.title = title
-    elif _untitled(chosen) and not _title_from_earlier(ctx, chosen, again=again):
+    elif untitled(chosen) and not title_from_earlier(ctx.session, chosen, now=ctx.now, tz=ctx.tz, again=again):
         ctx.reply(msg, ctx.t("push_title.need_draft"))
         return
     _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"), send_at=send_at)
@@ -192,33 +186,25 @@ def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool
         alert.link_thumbnail = card.thumbnail_url
     if title:
         alert.title = title
-    if not alert.title and not _title_from_earlier(ctx, alert, again=again):
+    if not alert.title and not title_from_earlier(ctx.session, alert, now=ctx.now, tz=ctx.tz, again=again):
         ctx.audit(msg, "push_untitled", url[:200])
         ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
         return
     again_command = ctx.t("push_repeat.chat", what=url)
     if _push(msg, ctx, alert, again=again, again_command=again_command, send_at=send_at) is not None:
-        # The same link sent privately before and pushed this way: not left behind as a draft for a later 推送.
-        for draft in ctx.session.exec(
-            select(Alert).where(Alert.draft_of == msg.sender.contact_id, Alert.link_url == url)
-        ):
-            draft.draft_of = None
-            ctx.session.add(draft)
+        release_link_drafts(ctx.session, contact_id=msg.sender.contact_id, url=url)
 
 
 def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None:
-    item = ctx.session.get(FeedItem, n)
-    if item is None:
-        ctx.reply(msg, ctx.t("feeds.unknown", n=n))
-        return
-    if item.push_id is not None:
-        ctx.reply(msg, ctx.t("feeds.already", n=n, push=item.push_id))
-        return
-    alert = feed_watch.alert_for(item, now=ctx.now)
-    pushed = _push(msg, ctx, alert, again=again, again_command=ctx.t("push_repeat.chat", what=f"候选{n}"))
-    if pushed is not None:
-        item.push_id = pushed.id
-        ctx.session.add(item)
+    again_command = ctx.t("push_repeat.chat", what=f"候选{n}")
+    outcome = push_candidate(
+        ctx.session,
+        n,
+        now=ctx.now,
+        texts=ctx.texts,
+        push=lambda alert: _pushed(msg, ctx, alert, again=again, again_command=again_command),
+    )
+    ctx.reply(msg, outcome.message)
 
 
 def _send_time(msg: Incoming, ctx: Context, args: PushArgs) -> datetime | None:
@@ -277,6 +263,10 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     )
 
 
+def _actor(msg: Incoming) -> Actor:
+    return Actor(msg.sender.contact_id, msg.sender.name)
+
+
 @router.command("提醒", usage="remind", who=from_admin, where=office_place)
 def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     push, error = _resolve(ctx, cmd.arg or cmd.quoted)
@@ -286,13 +276,12 @@ def _on_remind(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     if push.state == PushState.WITHDRAWN.value:
         ctx.reply(msg, ctx.t("push_withdrawn.remind", n=push.id))
         return
-    result = schedule.queue_reminders(
-        ctx.session, [push], at=ctx.now, now=ctx.now, settings=ctx.settings, texts=ctx.texts
+    result = office_actions.remind(
+        ctx.session, push, now=ctx.now, settings=ctx.settings, texts=ctx.texts, actor=_actor(msg)
     )
     if not result.units:
         ctx.reply(msg, ctx.t("remind.nothing", n=push.id))
         return
-    ctx.audit(msg, "remind", f"#{push.id}: {result.units} units, {result.people} people")
     ctx.reply(msg, ctx.t("remind.done", groups=result.groups, n=push.id, units=result.units, people=result.people))
 
 
@@ -304,35 +293,18 @@ def _on_deadline(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("push.deadline_usage"))
         return
     push = ctx.session.get(Push, ref)
-    if push is None or push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.not_found", n=ref) if push is None else ctx.t("push_withdrawn.deadline", n=ref))
+    refused = office_actions.deadline_refused(push, ref, ctx.texts)
+    if push is None or refused:
+        ctx.reply(msg, refused)
         return
-    try:
-        deadline = parse_deadline(when_text, now=ctx.now, tz=ctx.tz, default_time=ctx.settings.deadline_time)
-    except DeadlinePassed as passed:
-        at = f"{passed.at.astimezone(ctx.tz):%H:%M}"
-        ctx.reply(msg, ctx.t("push_deadline.passed", when=show(passed.at, ctx.tz), n=ref, time=at))
+    deadline, why = office_actions.read_deadline(when_text, now=ctx.now, settings=ctx.settings, texts=ctx.texts, n=ref)
+    if deadline is None:
+        ctx.reply(msg, why)
         return
-    except DeadlineError:
-        ctx.reply(msg, ctx.t("push.deadline_bad", text=when_text))
-        return
-    push.deadline = deadline
-    push.state, push.closed_at = PushState.OPEN.value, None
-    ctx.session.add(push)
-    for miss in ctx.session.exec(select(Miss).where(Miss.push_id == push.id)):
-        ctx.session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
-    for conf in ctx.session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
-        if conf.method == ConfirmMethod.OFFICE.value:
-            continue  # a 补登 is on time or late by the office's word, not by when it was recorded
-        conf.late = conf.at > deadline
-        ctx.session.add(conf)
-    shown = show(deadline, ctx.tz)
-    for group in groups_of_kind(ctx.session, GroupKind.LIAISON):
-        ctx.send(
-            ChatKind.ROOM, group.room_id, ctx.t("push.deadline_changed", n=push.id, deadline=shown), push_id=push.id
-        )
-    ctx.audit(msg, "deadline", f"#{push.id} -> {deadline.isoformat()}")
-    ctx.reply(msg, ctx.t("push.deadline_set", n=push.id, deadline=shown))
+    answer = office_actions.change_deadline(
+        ctx.session, push, deadline, now=ctx.now, tz=ctx.tz, texts=ctx.texts, actor=_actor(msg)
+    )
+    ctx.reply(msg, answer)
 
 
 @router.command("撤回", usage="withdraw", who=from_admin, where=office_place)
@@ -342,25 +314,11 @@ def _on_withdraw(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         ctx.reply(msg, ctx.t("push.need_ref", command="撤回"))
         return
     push = ctx.session.get(Push, ref)
-    if push is None:
-        ctx.reply(msg, ctx.t("push.not_found", n=ref))
+    refused = office_actions.withdraw_refused(push, ref, ctx.texts)
+    if push is None or refused:
+        ctx.reply(msg, refused)
         return
-    if push.state == PushState.WITHDRAWN.value:
-        ctx.reply(msg, ctx.t("push.already_withdrawn", n=ref))
-        return
-    push.state = PushState.WITHDRAWN.value
-    ctx.session.add(push)
-    alert = ctx.session.get_one(Alert, push.alert_id)
-    groups = groups_of_kind(ctx.session, GroupKind.LIAISON)
-    for group in groups:
-        ctx.send(
-            ChatKind.ROOM,
-            group.room_id,
-            ctx.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
-            push_id=push.id,
-        )
-    ctx.audit(msg, "withdraw", f"#{push.id}")
-    ctx.reply(msg, ctx.t("push.withdrawn", n=push.id, groups=len(groups)))
+    ctx.reply(msg, office_actions.withdraw(ctx.session, push, now=ctx.now, texts=ctx.texts, actor=_actor(msg)))
 
 
 router.command("补登", usage="add", who=from_admin, where=office_place)(office_corrections.on_add)
@@ -471,7 +429,7 @@ def on_item_for_push(msg: Incoming, ctx: Context) -> None:
         alert.link_url, alert.title = msg.link.url, msg.link.title or msg.link.url
         alert.link_description, alert.link_thumbnail = msg.link.description, msg.link.thumbnail_url
         what = ctx.t("push.draft_link")
-        why = ctx.t("push_title.why_unread") if _untitled(alert) else ""
+        why = ctx.t("push_title.why_unread") if untitled(alert) else ""
     elif msg.kind == MessageKind.IMAGE and msg.image is not None:
         alert.image_name, alert.image_data = msg.image.name, msg.image.data
         alert.title = ctx.t("push.image_title")

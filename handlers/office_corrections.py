@@ -9,12 +9,12 @@ from sqlmodel import col, select
 
 from bot.chat.dispatch import CommandObject, Context
 from bot.chat.parsing import parse_correction
-from bot.clock import show
 from bot.domain import corrections
 from bot.domain.corrections import Outcome
 from bot.domain.people import bound_by_name, unbind
-from bot.domain.relay import progress
-from bot.storage.models import Confirmation, ConfirmMethod, Membership, Push, Unit
+from bot.operations import office as office_actions
+from bot.operations.office import Actor
+from bot.storage.models import Confirmation, Membership, Push, Unit
 from bot.transport.base import Incoming
 from handlers.office_records import find_unit
 
@@ -41,43 +41,22 @@ def _target(
     return push, unit, parsed.reason[: corrections.MAX_REASON]
 
 
-def _counts(ctx: Context, push: Push) -> dict[str, int]:
-    """`done` and `total` of the push after the change, for the answer."""
-    p = progress(ctx.session, push)
-    return {"done": len(p.confirmed), "total": p.total}
-
-
-def _already_confirmed(ctx: Context, unit: Unit, push: Push, conf: Confirmation) -> str:
-    how = ctx.t("corrections.how_added") if conf.method == ConfirmMethod.OFFICE.value else ""
-    return ctx.t("corrections.already_confirmed", unit=unit.name, n=push.id, when=show(conf.at, ctx.tz), how=how)
+def _correct(msg: Incoming, ctx: Context, cmd: CommandObject, *, adding: bool) -> None:
+    """补登 or 免转 <单位> #N <理由>: bot/operations/office.py's correct, as the web console's buttons do it."""
+    target = _target(msg, ctx, cmd, usage="add_usage" if adding else "exempt_usage", reason_required=True)
+    if target is None:
+        return
+    push, unit, reason = target
+    actor = Actor(msg.sender.contact_id, msg.sender.name)
+    answer = office_actions.correct(
+        ctx.session, push, unit, reason, adding=adding, now=ctx.now, tz=ctx.tz, texts=ctx.texts, actor=actor
+    )
+    ctx.reply(msg, answer.message)
 
 
 def on_add(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """补登 <单位> #N <理由>: record the unit's confirmation on its behalf (on time unless the reason says 迟报)."""
-    target = _target(msg, ctx, cmd, usage="add_usage", reason_required=True)
-    if target is None:
-        return
-    push, unit, reason = target
-    result = corrections.add_confirmation(
-        session=ctx.session,
-        push=push,
-        unit=unit,
-        reason=reason,
-        by_id=msg.sender.contact_id,
-        by_name=msg.sender.name,
-        now=ctx.now,
-    )
-    if result.outcome == Outcome.WITHDRAWN:
-        ctx.reply(msg, ctx.t("push_withdrawn.add", n=push.id))
-    elif result.outcome == Outcome.CONFIRMED:
-        assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
-        ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
-    elif result.outcome == Outcome.EXEMPTED:
-        ctx.reply(msg, ctx.t("corrections.add_exempted", unit=unit.name, n=push.id))
-    else:
-        assert result.confirmation is not None  # a 补登 done comes with the confirmation recorded
-        key = "corrections.added_late" if result.confirmation.late else "corrections.added"
-        ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, reason=reason, **_counts(ctx, push)))
+    _correct(msg, ctx, cmd, adding=True)
 
 
 def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
@@ -103,34 +82,12 @@ def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     else:
         key = "corrections.revoked" if result.revoked == "confirmation" else "corrections.unexempted"
         missed = ctx.t("corrections.now_missed") if result.missed else ""
-        ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, missed=missed, **_counts(ctx, push)))
+        ctx.reply(msg, ctx.t(key, unit=unit.name, n=push.id, missed=missed, **office_actions.counts(ctx.session, push)))
 
 
 def on_exempt(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     """免转 <单位> #N <理由>: the unit is not expected to relay this push."""
-    target = _target(msg, ctx, cmd, usage="exempt_usage", reason_required=True)
-    if target is None:
-        return
-    push, unit, reason = target
-    result = corrections.exempt(
-        session=ctx.session,
-        push=push,
-        unit=unit,
-        reason=reason,
-        by_id=msg.sender.contact_id,
-        by_name=msg.sender.name,
-        now=ctx.now,
-    )
-    if result.outcome == Outcome.WITHDRAWN:
-        ctx.reply(msg, ctx.t("push_withdrawn.exempt", n=push.id))
-    elif result.outcome == Outcome.CONFIRMED:
-        assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
-        ctx.reply(msg, _already_confirmed(ctx, unit, push, result.confirmation))
-    elif result.outcome == Outcome.EXEMPTED:
-        assert result.exemption is not None  # EXEMPTED comes with the exemption found
-        ctx.reply(msg, ctx.t("corrections.already_exempted", unit=unit.name, n=push.id, reason=result.exemption.reason))
-    else:
-        ctx.reply(msg, ctx.t("corrections.exempted", unit=unit.name, n=push.id, reason=reason, **_counts(ctx, push)))
+    _correct(msg, ctx, cmd, adding=False)
 
 
 # 认错 赵磊 / 认错 城关镇 赵磊 / 认错 赵磊（城关镇） (as the 已认出 line shows it).

@@ -13,17 +13,14 @@ from bot.chat.parsing import DeadlineError, parse_day_range
 from bot.config import Settings
 from bot.domain.corrections import corrections_of_unit
 from bot.domain.escalation import standings
+from bot.domain.records import RECORD_DAYS, liaison_labels, unit_record
 from bot.domain.relay import active_units
 from bot.operations import agenda as schedule
 from bot.reports.build import period_of, previous_period
 from bot.storage.models import (
     CalendarDay,
-    Confirmation,
-    Exemption,
     Leave,
     Liaison,
-    Push,
-    PushState,
     Role,
     Unit,
     pk,
@@ -101,52 +98,11 @@ _CARD_CORRECTIONS = 10
 
 
 def unit_card(ctx: Context, unit: Unit) -> str:
-    """A unit's last 30 days, its run of misses and level, its liaisons and leave, and the office's corrections."""
-    since = ctx.now - timedelta(days=30)
-    # Every push of the 30 days counts as received, the ones still before their deadline too: a unit that
-    # confirmed two open pushes has received two, not 0 (those it has not confirmed yet are 待转, not 未转).
-    rows = list(
-        ctx.session.exec(
-            select(Push.id, Push.deadline)
-            .where(Push.deadline >= since, Push.state != PushState.WITHDRAWN.value)
-            .order_by(col(Push.id))
-        )
-    )
-    pushes = [push_id for push_id, _ in rows]
-    exempted = (
-        set(
-            ctx.session.exec(
-                select(Exemption.push_id).where(Exemption.unit_id == unit.id, col(Exemption.push_id).in_(pushes))
-            )
-        )
-        if pushes
-        else set()
-    )
-    pushes = [p for p in pushes if p not in exempted]  # not expected to relay those: neither received nor missed
-    confs = (
-        list(
-            ctx.session.exec(
-                select(Confirmation).where(Confirmation.unit_id == unit.id, col(Confirmation.push_id).in_(pushes))
-            )
-        )
-        if pushes
-        else []
-    )
-    late = sum(1 for c in confs if c.late)
-    confirmed = {c.push_id for c in confs}
-    due = {push_id for push_id, deadline in rows if deadline <= ctx.now}
-    waiting = [p for p in pushes if p not in confirmed and p not in due]
-    missed = sum(1 for p in pushes if p not in confirmed and p in due)
+    """A unit's last RECORD_DAYS (bot/domain/records.py, as the web console's 单位 page counts them), its run of misses and level, its liaisons and leave, and the office's corrections."""
+    since = ctx.now - timedelta(days=RECORD_DAYS)
+    record = unit_record(ctx.session, pk(unit), now=ctx.now)
     standing = standings(ctx.session, as_of=ctx.now, tz=ctx.tz, ladder=schedule.ladder_of(ctx.settings)).get(pk(unit))
-    liaisons = ctx.session.exec(
-        select(Liaison)
-        .where(Liaison.unit_id == unit.id, Liaison.active == True)  # noqa: E712
-        .order_by(col(Liaison.role), col(Liaison.id))
-    ).all()
-    people = (
-        "、".join(f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）" for liaison in liaisons)
-        or "无"
-    )
+    people = "、".join(liaison_labels(ctx.session, unit_ids=[pk(unit)]).get(pk(unit), [])) or "无"
     today = ctx.today
     leaves = ctx.session.exec(
         select(Leave).where(Leave.unit_id == unit.id, Leave.end >= today).order_by(col(Leave.start))
@@ -160,18 +116,20 @@ def unit_card(ctx: Context, unit: Unit) -> str:
         "office.unit_card",
         unit=unit.name,
         kind=unit.kind,
-        received=len(pushes),
-        on_time=len(confs) - late,
-        late=late,
-        missed=missed,
+        received=record.received,
+        on_time=record.on_time,
+        late=record.late,
+        missed=record.missed,
         pending=(
-            ctx.t("push_unit.pending", count=len(waiting), refs="、".join(f"#{p}" for p in waiting)) if waiting else ""
+            ctx.t("push_unit.pending", count=len(record.waiting), refs="、".join(f"#{p}" for p in record.waiting))
+            if record.waiting
+            else ""
         ),
         run=standing.run if standing else 0,
         level=(standing.level if standing and standing.level else ctx.t("office.level_none")),
         liaisons=people,
         leave=leave,
-        exempt=ctx.t("office.unit_exempt_part", count=len(exempted)) if exempted else "",
+        exempt=ctx.t("office.unit_exempt_part", count=record.exempted) if record.exempted else "",
     ) + _corrections_part(ctx, unit, since=since)
 
 

@@ -440,17 +440,13 @@ def roster_import(
 @roster_app.command("show")
 def roster_show() -> None:
     """列出单位和联络员，以及谁还没在联络员群里被识别。"""
-    from sqlmodel import select
-
     from bot.domain.roster import roster_lines
     from bot.storage.db import session
-    from bot.storage.models import Group, GroupKind
 
     settings = _settings()
     engine = _open_db(settings)
     with session(engine) as s:
-        rooms = list(s.exec(select(Group.room_id).where(Group.kind == GroupKind.LIAISON.value)))
-        lines = roster_lines(s, rooms)
+        lines = roster_lines(s)
     if not lines:
         typer.echo("名单为空。导入：relaybot roster import 名单.xlsx")
         return

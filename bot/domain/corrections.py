@@ -78,6 +78,7 @@ def _note(
     now: datetime,
     action: str,
     detail: str,
+    audit_note: str = "",
 ) -> None:
     """The Correction row (shown in 单位 and the 通报) and the audit row, in the caller's transaction."""
     session.add(
@@ -91,14 +92,23 @@ def _note(
         actor_id=by_id,
         actor_name=by_name,
         action=action,
-        detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else ""),
+        detail=f"#{push.id} {unit.name} {detail}" + (f": {reason}" if reason else "") + audit_note,
     )
 
 
 def add_confirmation(
-    *, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime
+    *,
+    session: Session,
+    push: Push,
+    unit: Unit,
+    reason: str,
+    by_id: str,
+    by_name: str,
+    now: datetime,
+    audit_note: str = "",
 ) -> Result:
-    """补登: record `unit`'s confirmation of `push` on its behalf; on time unless the reason says 迟报."""
+    """补登: record `unit`'s confirmation of `push` on its behalf; on time unless the reason says 迟报.
+    `audit_note` ends the audit row (where the action came from)."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
     push_id, unit_id = pk(push), pk(unit)
@@ -138,6 +148,7 @@ def add_confirmation(
         now=now,
         action="correction_add",
         detail="补登（迟报）" if late else "补登",
+        audit_note=audit_note,
     )
     session.flush()
     return Result(Outcome.DONE, confirmation=conf)
@@ -190,8 +201,19 @@ def revoke(
     return Result(Outcome.DONE, revoked=revoked, missed=missed)
 
 
-def exempt(*, session: Session, push: Push, unit: Unit, reason: str, by_id: str, by_name: str, now: datetime) -> Result:
-    """免转: `unit` is not expected to relay `push`: not reminded, not missed, not counted or ranked for it."""
+def exempt(
+    *,
+    session: Session,
+    push: Push,
+    unit: Unit,
+    reason: str,
+    by_id: str,
+    by_name: str,
+    now: datetime,
+    audit_note: str = "",
+) -> Result:
+    """免转: `unit` is not expected to relay `push`: not reminded, not missed, not counted or ranked for it.
+    `audit_note` ends the audit row (where the action came from)."""
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
     push_id, unit_id = pk(push), pk(unit)
@@ -215,6 +237,7 @@ def exempt(*, session: Session, push: Push, unit: Unit, reason: str, by_id: str,
         now=now,
         action="correction_exempt",
         detail="免转",
+        audit_note=audit_note,
     )
     session.flush()
     return Result(Outcome.DONE, exemption=exemption)

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import event, or_
 from sqlmodel import Session, col, select
 
+from bot.domain.relay import audit
 from bot.storage.models import Alert, Confirmation, EvidenceVerdict, Group, Push, Unit, pk
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,55 @@ def record_verdict(session: Session, confirmation_id: int, *, status: str, reaso
     conf = session.get_one(Confirmation, confirmation_id)
     conf.verdict, conf.verdict_reason, conf.evidence_hash = status, reason[:100], phash
     session.add(conf)
+
+
+# A person's verdict (the web console's 截图核验) is stored in the machine's columns, so it replaces the machine's
+# everywhere verdicts are shown; these reasons tell it apart, and the checker never overwrites it (it only checks
+# rows without a verdict).
+APPROVED_PREFIX = "人工认可："
+REJECTED_PREFIX = "办公室驳回："
+
+
+def decided_by_person(conf: Confirmation) -> bool:
+    """Has a person marked this screenshot 认可 or 驳回?"""
+    return conf.verdict_reason.startswith((APPROVED_PREFIX, REJECTED_PREFIX))
+
+
+def open_to_review(conf: Confirmation) -> bool:
+    """A screenshot the check left 存疑 or 未核验 that no person has decided on yet."""
+    doubtful = (EvidenceVerdict.DOUBTFUL.value, EvidenceVerdict.UNVERIFIED.value)
+    return conf.verdict in doubtful and not decided_by_person(conf)
+
+
+def decide(
+    session: Session,
+    conf: Confirmation,
+    *,
+    approve: bool,
+    by_id: str,
+    by_name: str,
+    shown: str,
+    now: datetime,
+    audit_note: str = "",
+) -> None:
+    """认可 (the screenshot counts as 已核验) or 驳回 (it stays 存疑 with the office's word as the reason) by the
+    person `shown`; audited with what the verdict was before. The caller checks open_to_review first."""
+    unit = session.get(Unit, conf.unit_id)
+    before = f"{conf.verdict}（{conf.verdict_reason}）"
+    if approve:
+        conf.verdict, conf.verdict_reason = EvidenceVerdict.VERIFIED.value, (APPROVED_PREFIX + shown)[:100]
+    else:
+        conf.verdict, conf.verdict_reason = EvidenceVerdict.DOUBTFUL.value, (REJECTED_PREFIX + shown)[:100]
+    session.add(conf)
+    what = "认可" if approve else "驳回"
+    audit(
+        session,
+        now=now,
+        actor_id=by_id,
+        actor_name=by_name,
+        action="evidence_approve" if approve else "evidence_reject",
+        detail=f"#{conf.push_id} {unit.name if unit else conf.unit_id} 截图{what}，原为{before}{audit_note}",
+    )
 
 
 def delete_after_commit(session: Session, folder: Path, name: str) -> None:

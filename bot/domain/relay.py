@@ -22,6 +22,7 @@ from bot.storage.models import (
     Group,
     GroupKind,
     Liaison,
+    Miss,
     Push,
     PushState,
     Unit,
@@ -147,6 +148,29 @@ def create_push(session: Session, alert: Alert, *, now: datetime, by: str, deadl
     session.add(push)
     session.flush()
     return push
+
+
+def move_deadline(session: Session, push: Push, *, deadline: datetime) -> None:
+    """Give `push` a new deadline: it is open again, nobody has missed it yet, and each liaison's confirmation is
+    late or not by the new deadline (a 补登 stays as the office recorded it)."""
+    push.deadline = deadline
+    push.state, push.closed_at = PushState.OPEN.value, None
+    session.add(push)
+    for miss in session.exec(select(Miss).where(Miss.push_id == push.id)):
+        session.delete(miss)  # a moved deadline has not passed yet: no one has missed it
+    for conf in session.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
+        if conf.method == ConfirmMethod.OFFICE.value:
+            continue  # a 补登 is on time or late by the office's word, not by when it was recorded
+        conf.late = conf.at > deadline
+        session.add(conf)
+    session.flush()
+
+
+def withdraw_push(session: Session, push: Push) -> None:
+    """Take `push` back: it no longer counts for anyone (no reminders, misses, ranks or confirmations)."""
+    push.state = PushState.WITHDRAWN.value
+    session.add(push)
+    session.flush()
 
 
 def earlier_push_of(session: Session, *, case_type: str, link_url: str, since: datetime) -> Push | None:

@@ -12,7 +12,19 @@ from sqlmodel import Session, col, select
 
 from bot.adapters import tables
 from bot.content import load_texts
-from bot.storage.models import AuditLog, BotState, Confirmation, Liaison, Membership, Role, Unit, UnitKind, pk
+from bot.storage.models import (
+    AuditLog,
+    BotState,
+    Confirmation,
+    Group,
+    GroupKind,
+    Liaison,
+    Membership,
+    Role,
+    Unit,
+    UnitKind,
+    pk,
+)
 from bot.textnorm import clean
 
 COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色")
@@ -714,15 +726,28 @@ class RosterLine:
     liaison: str
     role: str
     wechat_name: str
-    recognised: bool
-    in_group: bool
+    recognised: bool  # the bot knows their WeChat contact id
+    in_group: bool  # and has seen that contact in a liaison group
+    unit_id: int = 0
+    liaison_id: int = 0
+    contact_id: str = ""
+    phone: str = ""
+    bound_at: datetime | None = None
 
 
-def roster_lines(session: Session, liaison_room_ids: list[str]) -> list[RosterLine]:
-    """Every active liaison with whether the bot knows their contact id and has seen them in a liaison group."""
+def liaison_rooms(session: Session) -> list[str]:
+    """The liaison groups' room ids."""
+    return list(session.exec(select(Group.room_id).where(Group.kind == GroupKind.LIAISON.value)))
+
+
+def roster_lines(session: Session, liaison_room_ids: list[str] | None = None) -> list[RosterLine]:
+    """Every active liaison of an active unit, in roster order, with whether the bot knows their contact id and has
+    seen them in a liaison group (`liaison_room_ids`, by default every liaison group): the CLI's `roster show`
+    and the web console's 名单."""
+    rooms = liaison_rooms(session) if liaison_room_ids is None else liaison_room_ids
     members = set()
-    if liaison_room_ids:
-        member_stmt = select(Membership.contact_id).where(col(Membership.room_id).in_(liaison_room_ids))
+    if rooms:
+        member_stmt = select(Membership.contact_id).where(col(Membership.room_id).in_(rooms))
         members = set(session.exec(member_stmt))
     stmt = (
         select(Unit, Liaison)
@@ -739,6 +764,11 @@ def roster_lines(session: Session, liaison_room_ids: list[str]) -> list[RosterLi
             liaison.wechat_name,
             liaison.contact_id is not None,
             liaison.contact_id in members,
+            unit_id=pk(unit),
+            liaison_id=pk(liaison),
+            contact_id=liaison.contact_id or "",
+            phone=liaison.phone,
+            bound_at=liaison.bound_at,
         )
         for unit, liaison in session.exec(stmt)
     ]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.chat import compose
 from bot.clock import show
 from bot.config import Settings
-from bot.content import Texts
+from bot.content import LibraryAlert, Texts
+from bot.domain import feeds as feed_watch
 from bot.domain.relay import active_units, audit, create_push, default_deadline, earlier_push_of, groups_of_kind
 from bot.domain.workdays import load_calendar
 from bot.storage import outbox
-from bot.storage.models import Alert, GroupKind, Priority, Push, pk
+from bot.storage.models import Alert, FeedItem, GroupKind, Priority, Push, pk
 from bot.transport.base import ChatKind
 
 
@@ -24,12 +26,56 @@ class PushOutcome:
     push: Push | None
     message: str  # what to tell whoever asked: the confirmation, or why nothing was pushed
     earlier: Push | None = None  # the same alert's push earlier today, when that is why nothing was pushed
+    found: bool = True  # False: what was to be pushed (a feed candidate) does not exist
 
 
 def pushed_today(session: Session, alert: Alert, *, now: datetime, tz: ZoneInfo) -> Push | None:
     """The push earlier today (the local calendar day) of the same library case type or the same link, if any."""
     since = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     return earlier_push_of(session, case_type=alert.case_type, link_url=alert.link_url, since=since)
+
+
+def push_deadline(session: Session, *, now: datetime, settings: Settings) -> datetime:
+    """The deadline a push made now gets unless the office chooses one."""
+    return default_deadline(
+        now,
+        tz=settings.tz,
+        deadline_time=settings.deadline_time,
+        late_push_after=settings.late_push_after,
+        calendar=load_calendar(session, official=settings.official_calendar),
+    )
+
+
+def library_alert(item: LibraryAlert, *, now: datetime) -> Alert:
+    """The alert pushed for a library case type (推送 <案件类型>, the console's 新推送)."""
+    return Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+
+
+def untitled(alert: Alert) -> bool:
+    """A link whose page gave no title: its URL stands in for one."""
+    return bool(alert.link_url) and alert.title.strip() in ("", alert.link_url)
+
+
+def title_from_earlier(session: Session, alert: Alert, *, now: datetime, tz: ZoneInfo, again: bool) -> bool:
+    """For a link with no title: False when the office must give one. True when it can go on: pushed earlier
+    today, push_alert answers that (without 确认), or with 确认 the earlier push's title serves again."""
+    earlier = pushed_today(session, alert, now=now, tz=tz)
+    if earlier is not None and not again:
+        return True
+    before = session.get(Alert, earlier.alert_id) if earlier is not None else None
+    if before is None or untitled(before):
+        return False
+    alert.title = before.title
+    alert.link_description = alert.link_description or before.link_description
+    alert.link_thumbnail = alert.link_thumbnail or before.link_thumbnail
+    return True
+
+
+def release_link_drafts(session: Session, *, contact_id: str, url: str) -> None:
+    """The same link sent privately before and now pushed: no longer left behind as a draft for a later 推送."""
+    for draft in session.exec(select(Alert).where(Alert.draft_of == contact_id, Alert.link_url == url)):
+        draft.draft_of = None
+        session.add(draft)
 
 
 def repeat_text(texts: Texts, earlier: Push, alert: Alert | None, *, tz: ZoneInfo, again_command: str) -> str:
@@ -55,10 +101,20 @@ def push_alert(
 ) -> PushOutcome:
     """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed.
     The same library case type or link pushed earlier today is pushed again only with `again` (the office's
-    确认); otherwise the answer names the earlier push and `again_command`, the way to confirm. `deadline`: one
+    确认); otherwise the answer names the earlier push and `again_command`, the way to confirm (and the try is
+    audited as push_repeat). `deadline`: one
     chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from)."""
     if not again and (earlier := pushed_today(session, alert, now=now, tz=settings.tz)) is not None:
         shown = session.get(Alert, earlier.alert_id)
+        what = alert.case_type or alert.link_url or alert.title
+        audit(
+            session,
+            now=now,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action="push_repeat",
+            detail=f"#{earlier.id} {what}{audit_note}",
+        )
         return PushOutcome(
             None, repeat_text(texts, earlier, shown, tz=settings.tz, again_command=again_command), earlier
         )
@@ -70,13 +126,7 @@ def push_alert(
         return PushOutcome(None, texts.t("push.no_units"))
     tz = settings.tz
     if deadline is None:
-        deadline = default_deadline(
-            now,
-            tz=tz,
-            deadline_time=settings.deadline_time,
-            late_push_after=settings.late_push_after,
-            calendar=load_calendar(session, official=settings.official_calendar),
-        )
+        deadline = push_deadline(session, now=now, settings=settings)
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
     text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz)
@@ -106,3 +156,19 @@ def push_alert(
         push,
         texts.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units), deadline=show(deadline, tz)),
     )
+
+
+def push_candidate(
+    session: Session, n: int, *, now: datetime, texts: Texts, push: Callable[[Alert], PushOutcome]
+) -> PushOutcome:
+    """推送 候选N: feed candidate N's alert pushed (once) by `push` (the caller's push_alert with who asks)."""
+    item = session.get(FeedItem, n)
+    if item is None:
+        return PushOutcome(None, texts.t("feeds.unknown", n=n), found=False)
+    if item.push_id is not None:
+        return PushOutcome(None, texts.t("feeds.already", n=n, push=item.push_id))
+    outcome = push(feed_watch.alert_for(item, now=now))
+    if outcome.push is not None:
+        item.push_id = outcome.push.id
+        session.add(item)
+    return outcome

@@ -36,7 +36,7 @@ from bot.content import Texts, load_texts
 from bot.domain import access
 from bot.domain.evidence import evidence_path
 from bot.domain.relay import audit
-from bot.operations import agenda
+from bot.operations import office
 from bot.operations.agenda import ladder_of
 from bot.storage import outbox
 from bot.storage.db import session as db_session
@@ -463,7 +463,7 @@ class Console:
         )
 
     async def remind(self, request: Request, who: Who, form: dict[str, str]) -> Response:
-        """提醒 #N from the page: the chat command's reminder, queued in the outbox, audited."""
+        """提醒 #N from the page: the chat command's reminder (bot/operations/office.py), queued in the outbox, audited."""
         push_id = request.path_params["push_id"]
         address = self.address(request)
 
@@ -473,19 +473,10 @@ class Console:
                 return "missing"
             if push.state == PushState.WITHDRAWN.value:
                 return "withdrawn"
-            now = self.clock()
-            result = agenda.queue_reminders(s, [push], at=now, now=now, settings=self.settings, texts=self.texts)
+            actor = office.Actor(who.contact_id, who.name, self.t("audit_from", address=address))
+            result = office.remind(s, push, now=self.clock(), settings=self.settings, texts=self.texts, actor=actor)
             if not result.units:
                 return "nothing"
-            audit(
-                s,
-                now=now,
-                actor_id=who.contact_id,
-                actor_name=who.name,
-                action="remind",
-                detail=f"#{push_id}: {result.units} units, {result.people} people"
-                + self.t("audit_from", address=address),
-            )
             s.commit()
             return f"remind-{result.groups}-{result.units}-{result.people}"
 

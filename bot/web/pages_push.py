@@ -28,13 +28,20 @@ from bot.adapters.feed_fetch import redact as feed_redact
 from bot.adapters.link_preview import fetch_preview
 from bot.adapters.web_guard import DestinationRefused, guarded_client
 from bot.chat import compose
-from bot.chat.parsing import DeadlineError, DeadlinePassed, parse_deadline
 from bot.clock import show
-from bot.content import AlertLibrary, LibraryAlert, load_library
-from bot.domain import feeds as feed_watch
-from bot.domain.relay import audit, default_deadline
-from bot.domain.workdays import load_calendar
-from bot.operations.pushing import PushOutcome, push_alert, pushed_today
+from bot.content import AlertLibrary, load_library
+from bot.domain.relay import audit
+from bot.operations.office import read_deadline
+from bot.operations.pushing import (
+    PushOutcome,
+    library_alert,
+    push_alert,
+    push_candidate,
+    push_deadline,
+    pushed_today,
+    release_link_drafts,
+    title_from_earlier,
+)
 from bot.storage.models import Alert, Feed, FeedItem, Push
 
 NAV = [("/pushes/new", "新推送", "push_new"), ("/feeds", "素材", "feeds")]
@@ -151,32 +158,14 @@ class PushPages:
     # -- helpers --
 
     def _default_deadline(self, s, now: datetime) -> datetime:
-        st = self.c.settings
-        return default_deadline(
-            now,
-            tz=st.tz,
-            deadline_time=st.deadline_time,
-            late_push_after=st.late_push_after,
-            calendar=load_calendar(s, official=st.official_calendar),
-        )
+        return push_deadline(s, now=now, settings=self.c.settings)
 
     def _deadline(self, s, text: str, now: datetime, n: int) -> tuple[datetime | None, str]:
         """The chosen deadline (the default when none is given), or None and the chat's sentence why not."""
         text = _PICKER.sub(r"\1 \2", text.strip()[:100])
         if not text:
             return self._default_deadline(s, now), ""
-        st = self.c.settings
-        try:
-            return parse_deadline(text, now=now, tz=st.tz, default_time=st.deadline_time), ""
-        except DeadlinePassed as passed:
-            at = f"{passed.at.astimezone(st.tz):%H:%M}"
-            return None, self.c.texts.t("push_deadline.passed", when=show(passed.at, st.tz), n=n, time=at)
-        except DeadlineError:
-            return None, self.c.texts.t("push.deadline_bad", text=text)
-
-    def _library_alert(self, item: LibraryAlert, now: datetime) -> Alert:
-        """As the chat's _push_library makes it."""
-        return Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+        return read_deadline(text, now=now, settings=self.c.settings, texts=self.c.texts, n=n)
 
     async def _link_preview(self, url: str, title: str) -> LinkPreview:
         """As the chat's 推送 <链接> [标题 <标题>]: with a title typed the page need not be read; otherwise it is read
@@ -214,13 +203,13 @@ class PushPages:
             detail=detail + self.c.t("audit_from", address=self.c.address(request)),
         )
 
-    def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime, again: bool) -> PushOutcome:
-        """push_alert as the chat's _push calls it, with the chosen deadline and where the push came from."""
-        now = self.c.clock()
-        outcome = push_alert(
+    def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime | None, again: bool) -> PushOutcome:
+        """push_alert as the chat's _push calls it, with the chosen deadline (None: the default) and where the push
+        came from."""
+        return push_alert(
             s,
             alert,
-            now=now,
+            now=self.c.clock(),
             actor_id=who.contact_id,
             actor_name=who.name,
             settings=self.c.settings,
@@ -230,10 +219,6 @@ class PushPages:
             deadline=deadline,
             audit_note=self.c.t("audit_from", address=self.c.address(request)),
         )
-        if outcome.earlier is not None:
-            what = alert.case_type or alert.link_url or alert.title
-            self._audit(s, who, request, "push_repeat", f"#{outcome.earlier.id} {what}", now)
-        return outcome
 
     def _result(self, who, message: str, *, status: int, again: dict[str, str] | None = None, earlier=None):
         return self.c.page(
@@ -261,7 +246,7 @@ class PushPages:
             shown = deadline or self._default_deadline(s, now)
             alert = None
             if item is not None:
-                alert = self._library_alert(item, now)
+                alert = library_alert(item, now=now)
             elif preview is not None and preview.title:
                 alert = self._link_alert(preview, now)
             text = compose.push_text(self.c.texts, n=n, alert=alert, deadline=shown, tz=self.tz) if alert else ""
@@ -310,11 +295,11 @@ class PushPages:
             if deadline is None:
                 return 0, why, None
             if item is not None:
-                alert = self._library_alert(item, now)
+                alert = library_alert(item, now=now)
             else:
                 assert preview is not None
                 alert = self._link_alert(preview, now)
-                if not alert.title and not self._title_from_earlier(s, alert, now, again=again):
+                if not alert.title and not title_from_earlier(s, alert, now=now, tz=self.tz, again=again):
                     self._audit(s, who, request, "push_untitled", url[:200], now)
                     s.commit()
                     return 0, self.t("need_title", why=preview.why_untitled), None
@@ -323,11 +308,7 @@ class PushPages:
                 s.commit()  # the push_repeat audit row, if any
                 return 0, outcome.message, outcome.earlier.id if outcome.earlier else None
             if alert.link_url:  # as the chat: the same link sent privately before is no longer a draft
-                for draft in s.exec(
-                    select(Alert).where(Alert.draft_of == who.contact_id, Alert.link_url == alert.link_url)
-                ):
-                    draft.draft_of = None
-                    s.add(draft)
+                release_link_drafts(s, contact_id=who.contact_id, url=alert.link_url)
             s.commit()
             return int(outcome.push.id or 0), outcome.message, None
 
@@ -338,20 +319,6 @@ class PushPages:
         if earlier:
             return self._result(who, message, status=409, again={"action": "/pushes/new", **fields}, earlier=earlier)
         return self._result(who, message, status=400)
-
-    def _title_from_earlier(self, s, alert: Alert, now: datetime, *, again: bool) -> bool:
-        """As the chat's: an untitled link pushed earlier today goes on to push_alert's answer (without 确认), or,
-        confirmed, takes the earlier push's title."""
-        earlier = pushed_today(s, alert, now=now, tz=self.tz)
-        if earlier is not None and not again:
-            return True
-        before = s.get(Alert, earlier.alert_id) if earlier is not None else None
-        if before is None or not before.title.strip() or before.title.strip() == before.link_url:
-            return False
-        alert.title = before.title
-        alert.link_description = alert.link_description or before.link_description
-        alert.link_thumbnail = alert.link_thumbnail or before.link_thumbnail
-        return True
 
     # -- 素材 --
 
@@ -371,24 +338,19 @@ class PushPages:
             return self._result(who, self.c.texts.t("feeds.unknown", n=raw[:20]), status=404)
         n = int(raw)
         again = form.get("again") == "1"
-        texts = self.c.texts
 
         def work(s) -> tuple[int, str, int | None]:
-            item = s.get(FeedItem, n)
-            if item is None:
-                return -1, texts.t("feeds.unknown", n=n), None
-            if item.push_id is not None:
-                return 0, texts.t("feeds.already", n=n, push=item.push_id), None
-            now = self.c.clock()
-            alert = feed_watch.alert_for(item, now=now)
-            outcome = self._push(s, request, who, alert, deadline=self._default_deadline(s, now), again=again)
-            if outcome.push is None:
-                s.commit()
-                return 0, outcome.message, outcome.earlier.id if outcome.earlier else None
-            item.push_id = outcome.push.id
-            s.add(item)
-            s.commit()
-            return int(outcome.push.id or 0), outcome.message, None
+            outcome = push_candidate(
+                s,
+                n,
+                now=self.c.clock(),
+                texts=self.c.texts,
+                push=lambda alert: self._push(s, request, who, alert, deadline=None, again=again),
+            )
+            s.commit()  # the push, or the push_repeat audit row
+            if outcome.push is not None:
+                return int(outcome.push.id or 0), outcome.message, None
+            return (0 if outcome.found else -1), outcome.message, outcome.earlier.id if outcome.earlier else None
 
         push_id, message, earlier = await self.c.db(work)
         if push_id > 0:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from openpyxl import Workbook
 from sqlmodel import Session, col, select
@@ -26,41 +26,27 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.adapters.screenshot_check import hash_distance
-from bot.chat import compose
-from bot.chat.parsing import DeadlineError, DeadlinePassed, parse_deadline
-from bot.clock import show
-from bot.domain import corrections
-from bot.domain.corrections import Outcome
-from bot.domain.relay import audit, groups_of_kind, progress
+from bot.domain import corrections, evidence
+from bot.operations import office
+from bot.operations.office import Actor
 from bot.reports.render import add_sheet
-from bot.storage import outbox
 from bot.storage.models import (
     Alert,
-    AuditLog,
     Confirmation,
-    ConfirmMethod,
     EvidenceVerdict,
-    GroupKind,
     Liaison,
-    Miss,
     Push,
     PushState,
     Unit,
+    pk,
 )
-from bot.transport.base import ChatKind
 from bot.web import views
 
 NAV = [("/review", "截图核验", "review")]
 
-APPROVED_PREFIX = "人工认可："
-REJECTED_PREFIX = "办公室驳回："
 _REUSED = re.compile(r"^与(.+)的截图相同$")
 _MAX_DISTANCE = 8  # as screenshot_check.check_screenshot's reuse check
 _REVIEW_LIMIT = 200
-
-
-def decided_by_person(conf: Confirmation) -> bool:
-    return conf.verdict_reason.startswith((APPROVED_PREFIX, REJECTED_PREFIX))
 
 
 # ---- what the 截图核验 page shows -----------------------------------------------------------------------------
@@ -123,7 +109,7 @@ def review_rows(session: Session, *, tz) -> list[ReviewRow]:
     ).all()
     out: list[ReviewRow] = []
     for conf, push, alert, unit in rows:
-        if decided_by_person(conf):
+        if evidence.decided_by_person(conf):
             continue
         liaison = session.get(Liaison, conf.liaison_id) if conf.liaison_id else None
         out.append(
@@ -155,16 +141,6 @@ class ReviewPages:
 
     def t(self, key: str, **values: object) -> str:
         return self.c.texts.t(f"web_review.{key}", **values)
-
-    def _audit(self, s, who, request: Request, action: str, detail: str, now: datetime) -> None:
-        audit(
-            s,
-            now=now,
-            actor_id=who.contact_id,
-            actor_name=who.name,
-            action=action,
-            detail=detail + self.c.t("audit_from", address=self.c.address(request)),
-        )
 
     def _result(self, who, message: str, push_id: int, *, ok: bool, status: int = 200) -> Response:
         """Done: back to the push's page, which says what was done. Refused: the reason, with a link back."""
@@ -202,27 +178,17 @@ class ReviewPages:
             conf = s.get(Confirmation, conf_id)
             if conf is None:
                 return "missing"
-            if conf.verdict not in (EvidenceVerdict.DOUBTFUL.value, EvidenceVerdict.UNVERIFIED.value) or (
-                decided_by_person(conf)
-            ):
+            if not evidence.open_to_review(conf):
                 return "decided"
-            now = self.c.clock()
-            unit = s.get(Unit, conf.unit_id)
-            before = f"{conf.verdict}（{conf.verdict_reason}）"
-            if approve:
-                conf.verdict = EvidenceVerdict.VERIFIED.value
-                conf.verdict_reason = (APPROVED_PREFIX + who.shown)[:100]
-            else:
-                conf.verdict = EvidenceVerdict.DOUBTFUL.value
-                conf.verdict_reason = (REJECTED_PREFIX + who.shown)[:100]
-            s.add(conf)
-            self._audit(
+            evidence.decide(
                 s,
-                who,
-                request,
-                "evidence_approve" if approve else "evidence_reject",
-                f"#{conf.push_id} {unit.name if unit else conf.unit_id} 截图{'认可' if approve else '驳回'}，原为{before}",
-                now,
+                conf,
+                approve=approve,
+                by_id=who.contact_id,
+                by_name=who.name,
+                shown=who.shown,
+                now=self.c.clock(),
+                audit_note=self.c.t("audit_from", address=self.c.address(request)),
             )
             s.commit()
             return "ok" if approve else "no"
@@ -236,155 +202,90 @@ class ReviewPages:
 
     # -- the push page's actions --
 
-    async def deadline(self, request: Request, who, form: dict[str, str]) -> Response:
-        """截止 #N 时间 (handlers/office.py _on_deadline)."""
+    def _actor(self, request: Request, who) -> Actor:
+        """The signed-in person, with where the action came from for the audit row."""
+        return Actor(who.contact_id, who.name, self.c.t("audit_from", address=self.c.address(request)))
+
+    async def _push_action(self, request: Request, who, work: Callable[[Session, Push], tuple[bool, str]]) -> Response:
+        """A push page button: `work(session, push)` does it for a push that exists and says whether it was done
+        (then committed) and what the chat command would answer; back to the push's page, or the refusal."""
         push_id = request.path_params["push_id"]
+
+        def run(s: Session) -> tuple[bool, str]:
+            push = s.get(Push, push_id)
+            if push is None:
+                return False, self.c.texts.t("push.not_found", n=push_id)
+            done, message = work(s, push)
+            if done:
+                s.commit()
+            return done, message
+
+        ok, message = await self.c.db(run)
+        return self._result(who, message, push_id, ok=ok, status=200 if ok else 400)
+
+    async def deadline(self, request: Request, who, form: dict[str, str]) -> Response:
+        """截止 #N 时间 (handlers/office.py _on_deadline; both call bot/operations/office.py)."""
         when_text = form.get("when", "").strip()[:100]
         # a browser's date-time picker sends 2026-12-01T09:00, which the chat grammar reads with a space
         when_text = re.sub(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})$", r"\1 \2", when_text)
-        settings, texts, tz = self.c.settings, self.c.texts, self.c.settings.tz
+        settings, texts = self.c.settings, self.c.texts
 
-        def work(s) -> tuple[bool, str]:
-            push = s.get(Push, push_id)
-            if push is None:
-                return False, texts.t("push.not_found", n=push_id)
-            if push.state == PushState.WITHDRAWN.value:
-                return False, texts.t("push_withdrawn.deadline", n=push_id)
-            if not when_text:
-                return False, self.t("need_deadline")
+        def work(s: Session, push: Push) -> tuple[bool, str]:
+            n = pk(push)
+            refused = office.deadline_refused(push, n, texts) or ("" if when_text else self.t("need_deadline"))
+            if refused:
+                return False, refused
             now = self.c.clock()
-            try:
-                deadline = parse_deadline(when_text, now=now, tz=tz, default_time=settings.deadline_time)
-            except DeadlinePassed as passed:
-                at = f"{passed.at.astimezone(tz):%H:%M}"
-                return False, texts.t("push_deadline.passed", when=show(passed.at, tz), n=push_id, time=at)
-            except DeadlineError:
-                return False, texts.t("push.deadline_bad", text=when_text)
-            push.deadline = deadline
-            push.state, push.closed_at = PushState.OPEN.value, None
-            s.add(push)
-            for miss in s.exec(select(Miss).where(Miss.push_id == push.id)):
-                s.delete(miss)  # a moved deadline has not passed yet: no one has missed it
-            for conf in s.exec(select(Confirmation).where(Confirmation.push_id == push.id)):
-                if conf.method == ConfirmMethod.OFFICE.value:
-                    continue  # a 补登 is on time or late by the office's word
-                conf.late = conf.at > deadline
-                s.add(conf)
-            shown = show(deadline, tz)
-            for group in groups_of_kind(s, GroupKind.LIAISON):
-                outbox.queue(
-                    s,
-                    now=now,
-                    chat_kind=ChatKind.ROOM,
-                    chat_id=group.room_id,
-                    text=texts.t("push.deadline_changed", n=push.id, deadline=shown),
-                    push_id=push.id,
-                )
-            self._audit(s, who, request, "deadline", f"#{push.id} -> {deadline.isoformat()}", now)
-            s.commit()
-            return True, texts.t("push.deadline_set", n=push.id, deadline=shown)
+            deadline, why = office.read_deadline(when_text, now=now, settings=settings, texts=texts, n=n)
+            if deadline is None:
+                return False, why
+            actor = self._actor(request, who)
+            return True, office.change_deadline(s, push, deadline, now=now, tz=settings.tz, texts=texts, actor=actor)
 
-        ok, message = await self.c.db(work)
-        return self._result(who, message, push_id, ok=ok, status=200 if ok else 400)
+        return await self._push_action(request, who, work)
 
     async def withdraw(self, request: Request, who, form: dict[str, str]) -> Response:
-        """撤回 #N (handlers/office.py _on_withdraw)."""
-        push_id = request.path_params["push_id"]
+        """撤回 #N (handlers/office.py _on_withdraw; both call bot/operations/office.py)."""
         texts = self.c.texts
         sure = form.get("sure") == "1"
 
-        def work(s) -> tuple[bool, str]:
-            push = s.get(Push, push_id)
-            if push is None:
-                return False, texts.t("push.not_found", n=push_id)
-            if push.state == PushState.WITHDRAWN.value:
-                return False, texts.t("push.already_withdrawn", n=push_id)
-            if not sure:
-                return False, self.t("confirm_withdraw")
-            now = self.c.clock()
-            push.state = PushState.WITHDRAWN.value
-            s.add(push)
-            alert = s.get_one(Alert, push.alert_id)
-            groups = groups_of_kind(s, GroupKind.LIAISON)
-            for group in groups:
-                outbox.queue(
-                    s,
-                    now=now,
-                    chat_kind=ChatKind.ROOM,
-                    chat_id=group.room_id,
-                    text=texts.t("push.withdrawn_group", n=push.id, title=compose.push_title(alert)),
-                    push_id=push.id,
-                )
-            self._audit(s, who, request, "withdraw", f"#{push.id}", now)
-            s.commit()
-            return True, texts.t("push.withdrawn", n=push.id, groups=len(groups))
+        def work(s: Session, push: Push) -> tuple[bool, str]:
+            refused = office.withdraw_refused(push, pk(push), texts) or ("" if sure else self.t("confirm_withdraw"))
+            if refused:
+                return False, refused
+            return True, office.withdraw(s, push, now=self.c.clock(), texts=texts, actor=self._actor(request, who))
 
-        ok, message = await self.c.db(work)
-        return self._result(who, message, push_id, ok=ok, status=200 if ok else 400)
+        return await self._push_action(request, who, work)
 
     async def correct(self, request: Request, who, form: dict[str, str]) -> Response:
-        """补登 / 免转 <单位> #N <理由> (handlers/office_corrections.py on_add / on_exempt)."""
-        push_id = request.path_params["push_id"]
+        """补登 / 免转 <单位> #N <理由> (handlers/office_corrections.py on_add / on_exempt; both call
+        bot/operations/office.py)."""
         adding = request.url.path.endswith("/add")
-        texts, tz = self.c.texts, self.c.settings.tz
+        texts = self.c.texts
         reason = form.get("reason", "").strip()[: corrections.MAX_REASON]
         unit_text = form.get("unit", "").strip()
         usage = "corrections.add_usage" if adding else "corrections.exempt_usage"
 
-        def counts(s, push: Push) -> dict[str, int]:
-            p = progress(s, push)
-            return {"done": len(p.confirmed), "total": p.total}
-
-        def already(unit: Unit, push: Push, conf: Confirmation) -> str:
-            how = texts.t("corrections.how_added") if conf.method == ConfirmMethod.OFFICE.value else ""
-            return texts.t("corrections.already_confirmed", unit=unit.name, n=push.id, when=show(conf.at, tz), how=how)
-
-        def work(s) -> tuple[bool, str]:
-            push = s.get(Push, push_id)
-            if push is None:
-                return False, texts.t("push.not_found", n=push_id)
+        def work(s: Session, push: Push) -> tuple[bool, str]:
             unit = s.get(Unit, int(unit_text)) if unit_text.isdigit() and len(unit_text) < 12 else None
             if unit is None or not unit.active:
                 return False, self.t("pick_unit")
             if not reason:
                 return False, texts.t("corrections.need_reason", usage=texts.t(usage))
-            now = self.c.clock()
-            act = corrections.add_confirmation if adding else corrections.exempt
-            last_audit = s.exec(select(AuditLog.id).order_by(col(AuditLog.id).desc())).first() or 0
-            result = act(
-                session=s, push=push, unit=unit, reason=reason, by_id=who.contact_id, by_name=who.name, now=now
+            answer = office.correct(
+                s,
+                push,
+                unit,
+                reason,
+                adding=adding,
+                now=self.c.clock(),
+                tz=self.c.settings.tz,
+                texts=texts,
+                actor=self._actor(request, who),
             )
-            if result.outcome == Outcome.WITHDRAWN:
-                return False, texts.t("push_withdrawn.add" if adding else "push_withdrawn.exempt", n=push.id)
-            if result.outcome == Outcome.CONFIRMED:
-                assert result.confirmation is not None
-                return False, already(unit, push, result.confirmation)
-            if result.outcome == Outcome.EXEMPTED:
-                if adding:
-                    return False, texts.t("corrections.add_exempted", unit=unit.name, n=push.id)
-                assert result.exemption is not None
-                return False, texts.t(
-                    "corrections.already_exempted", unit=unit.name, n=push.id, reason=result.exemption.reason
-                )
-            # The domain wrote the audit row (as for the chat command): say it came from the console and where.
-            action = "correction_add" if adding else "correction_exempt"
-            for row in s.exec(
-                select(AuditLog).where(
-                    col(AuditLog.id) > last_audit, AuditLog.actor_id == who.contact_id, AuditLog.action == action
-                )
-            ):
-                row.detail += self.c.t("audit_from", address=self.c.address(request))
-                s.add(row)
-            s.commit()
-            if adding:
-                assert result.confirmation is not None
-                key = "corrections.added_late" if result.confirmation.late else "corrections.added"
-            else:
-                key = "corrections.exempted"
-            return True, texts.t(key, unit=unit.name, n=push.id, reason=reason, **counts(s, push))
+            return answer.done, answer.message
 
-        ok, message = await self.c.db(work)
-        return self._result(who, message, push_id, ok=ok, status=200 if ok else 400)
+        return await self._push_action(request, who, work)
 
     async def export(self, request: Request, who, form: dict[str, str]) -> Response:
         """The push page's unit table as an .xlsx."""

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from bot.adapters import tables
 from bot.domain.corrections import corrections_of_unit
 from bot.domain.escalation import standings
+from bot.domain.records import RECORD_DAYS, Record, liaison_labels, unit_records
 from bot.domain.relay import audit
 from bot.domain.roster import (
     HOLD_MINUTES,
@@ -42,6 +43,7 @@ from bot.domain.roster import (
     listed,
     outcome_lines,
     read_roster,
+    roster_lines,
     warning_lines,
 )
 from bot.operations.agenda import ladder_of
@@ -52,11 +54,8 @@ from bot.storage.models import (
     Confirmation,
     ConfirmMethod,
     Exemption,
-    Group,
-    GroupKind,
     Leave,
     Liaison,
-    Membership,
     Push,
     PushState,
     Unit,
@@ -70,7 +69,6 @@ NAV = [("/units", "单位", "units"), ("/roster", "名单", "roster")]
 
 HELD_PREFIX = "web_roster_"  # BotState key prefix; the rest is a random id
 HELD_ACTION = "web_roster_held"  # AuditLog: the uploaded file's name and bytes
-RECORD_DAYS = 30
 
 
 # ---- what the pages show --------------------------------------------------------------------------------------
@@ -104,94 +102,24 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%m-%d %H:%M") if moment is not None else ""
 
 
-def _liaison_rooms(session: Session) -> list[str]:
-    return list(session.exec(select(Group.room_id).where(Group.kind == GroupKind.LIAISON.value)))
-
-
 def liaison_rows(session: Session, *, tz: ZoneInfo) -> list[LiaisonRow]:
-    """Every active liaison of an active unit, with whether the bot has seen their 微信ID in a liaison group."""
-    rooms = _liaison_rooms(session)
-    members = (
-        set(session.exec(select(Membership.contact_id).where(col(Membership.room_id).in_(rooms)))) if rooms else set()
-    )
-    stmt = (
-        select(Unit, Liaison)
-        .join(Liaison, col(Liaison.unit_id) == col(Unit.id))
-        .where(Unit.active == True, Liaison.active == True)  # noqa: E712
-        .order_by(col(Unit.id), col(Liaison.role), col(Liaison.id))
-    )
+    """Every active liaison of an active unit, with whether the bot has seen their 微信ID in a liaison group (the
+    lines of the CLI's `roster show`)."""
     return [
         LiaisonRow(
-            id=pk(liaison),
-            unit=unit.name,
-            unit_id=pk(unit),
-            name=liaison.name,
-            role=liaison.role,
-            contact_id=liaison.contact_id or "",
-            wechat_name=liaison.wechat_name,
-            phone=liaison.phone,
-            bound=_local(liaison.bound_at, tz),
-            in_group=liaison.contact_id in members,
+            id=line.liaison_id,
+            unit=line.unit,
+            unit_id=line.unit_id,
+            name=line.liaison,
+            role=line.role,
+            contact_id=line.contact_id,
+            wechat_name=line.wechat_name,
+            phone=line.phone,
+            bound=_local(line.bound_at, tz),
+            in_group=line.in_group,
         )
-        for unit, liaison in session.exec(stmt)
+        for line in roster_lines(session)
     ]
-
-
-@dataclass
-class Record:
-    """A unit's last 30 days as chat `单位 <名>` counts them."""
-
-    received: int = 0
-    on_time: int = 0
-    late: int = 0
-    missed: int = 0
-    waiting: list[int] = field(default_factory=list)
-    exempted: int = 0
-
-
-def records(session: Session, *, now: datetime) -> dict[int, Record]:
-    """Per unit id, its record of the pushes whose deadline is in the last 30 days (withdrawn ones left out): every
-    push counts as received, exempted ones neither received nor missed, unconfirmed ones before their deadline
-    waiting."""
-    since = now - timedelta(days=RECORD_DAYS)
-    rows = list(
-        session.exec(
-            select(Push.id, Push.deadline)
-            .where(Push.deadline >= since, Push.state != PushState.WITHDRAWN.value)
-            .order_by(col(Push.id))
-        )
-    )
-    pushes = [int(push_id or 0) for push_id, _ in rows]
-    due = {push_id for push_id, deadline in rows if deadline <= now}
-    exempt: dict[int, set[int]] = {}
-    confs: dict[int, dict[int, bool]] = {}
-    if pushes:
-        for push_id, unit_id in session.exec(
-            select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(pushes))
-        ):
-            exempt.setdefault(unit_id, set()).add(push_id)
-        for conf_push, conf_unit, was_late in session.exec(
-            select(Confirmation.push_id, Confirmation.unit_id, Confirmation.late).where(
-                col(Confirmation.push_id).in_(pushes)
-            )
-        ):
-            confs.setdefault(conf_unit, {})[conf_push] = bool(was_late)
-    out: dict[int, Record] = {}
-    for one in session.exec(select(Unit.id)):
-        uid = int(one or 0)
-        exempted = exempt.get(uid, set())
-        mine = [p for p in pushes if p not in exempted]
-        confirmed = {p: v for p, v in confs.get(uid, {}).items() if p in mine}
-        late = sum(1 for v in confirmed.values() if v)
-        out[uid] = Record(
-            received=len(mine),
-            on_time=len(confirmed) - late,
-            late=late,
-            missed=sum(1 for p in mine if p not in confirmed and p in due),
-            waiting=[p for p in mine if p not in confirmed and p not in due],
-            exempted=len(exempted),
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -206,15 +134,9 @@ class UnitRow:
 
 
 def unit_rows(session: Session, *, now: datetime, tz: ZoneInfo, settings) -> list[UnitRow]:
-    recs = records(session, now=now)
+    recs = unit_records(session, now=now)
     levels = standings(session, as_of=now, tz=tz, ladder=ladder_of(settings))
-    people: dict[int, list[str]] = {}
-    for liaison in session.exec(
-        select(Liaison).where(Liaison.active == True).order_by(col(Liaison.role), col(Liaison.id))  # noqa: E712
-    ):
-        people.setdefault(liaison.unit_id, []).append(
-            f"{liaison.name}（{liaison.role}{'' if liaison.contact_id else '，未识别'}）"
-        )
+    people = liaison_labels(session)
     out = []
     for unit in session.exec(select(Unit).where(Unit.active == True).order_by(col(Unit.id))):  # noqa: E712
         uid = pk(unit)
