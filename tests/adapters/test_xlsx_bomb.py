@@ -265,6 +265,25 @@ def test_strange_archives_are_refused_with_the_chinese_message(make, detail):
         read_stats_bytes("a.xlsx", data, today=TODAY)
 
 
+def test_a_workbook_that_needs_a_newer_zip_version_is_refused_in_chinese(tmp_path):
+    # The central directory says a member needs zip version 6.4, which Python's zipfile does not read: it raised
+    # NotImplementedError out of the reader (a crash instead of the Chinese message) until it was caught.
+    out = bytearray(workbook())
+    at = 0
+    while (at := out.find(b"PK\x01\x02", at)) != -1:
+        out[at + 6 : at + 8] = (64).to_bytes(2, "little")  # "version needed to extract"
+        at += 4
+    with pytest.raises(tables.TableError) as exc:
+        tables.read_table("a.xlsx", bytes(out), max_filled=100)
+    assert exc.value.key == "xlsx_open"
+    with pytest.raises(StatsError, match="无法打开这个 Excel 文件"):
+        read_stats_bytes("a.xlsx", bytes(out), today=TODAY)
+    path = tmp_path / "名单.xlsx"
+    path.write_bytes(bytes(out))
+    with pytest.raises(RosterError):
+        read_roster_file(path)
+
+
 def test_normal_workbooks_still_read(tmp_path):
     assert _trimmed(tables.read_table("a.xlsx", workbook(), max_filled=100)) == FIGURES
     rows = read_stats_bytes("警情.xlsx", workbook(), today=TODAY)
