@@ -8,7 +8,7 @@ import importlib.util
 import io
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import zip_longest
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -353,7 +353,18 @@ def render_chart(report: Report) -> bytes:
     if report.trend is not None:
         return render_trend_chart(report)
     report = chart_subset(report)
-    n = len(report.units)
+    return _chart_png(
+        report.title,
+        len(report.units),
+        lambda fig, canvas, height_px, label_font, small_font: _draw_bars(
+            fig, canvas, report, height_px, label_font, small_font
+        ),
+    )
+
+
+def _chart_png(title: str, n: int, draw: Callable[..., None]) -> bytes:
+    """A chart of `n` units as PNG: WIDTH_PX x max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n) px, the title on
+    top, "本期无数据" when n is 0, else `draw(fig, canvas, height_px, label_font, small_font)` fills it."""
     height_px = max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n)
     with RENDER_LOCK:
         title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
@@ -361,11 +372,11 @@ def render_chart(report: Report) -> bytes:
         fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI)
         canvas = FigureCanvasAgg(fig)
         # parse_math=False: a "$" in a user-typed title or unit name must not be read as TeX.
-        fig.suptitle(report.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
+        fig.suptitle(title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
         if not n:
             fig.text(0.5, 0.5, "本期无数据", fontproperties=cjk_font(20), ha="center", va="center")
         else:
-            _draw_bars(fig, canvas, report, height_px, label_font, small_font)
+            draw(fig, canvas, height_px, label_font, small_font)
         out = io.BytesIO()
         # No bbox_inches="tight": it would change the pixel size promised above.
         fig.savefig(out, format="png", dpi=DPI, facecolor="white")
@@ -428,20 +439,13 @@ def render_trend_chart(report: Report) -> bytes:
     shown = chart_subset(report)
     keep = {u.unit for u in shown.units}
     rows = [r for r in report.trend.rows if r.unit in keep]
-    n = len(rows)
-    height_px = max(MIN_HEIGHT_PX, TOP_PX + BOTTOM_PX + BAR_PX * n)
-    with RENDER_LOCK:
-        title_font, label_font, small_font = cjk_font(16), cjk_font(11), cjk_font(10)
-        fig = Figure(figsize=(WIDTH_PX / DPI, height_px / DPI), dpi=DPI)
-        canvas = FigureCanvasAgg(fig)
-        fig.suptitle(shown.title, fontproperties=title_font, parse_math=False, y=1 - 20 / height_px, va="top")
-        if not n:
-            fig.text(0.5, 0.5, "本期无数据", fontproperties=cjk_font(20), ha="center", va="center")
-        else:
-            _draw_trend(fig, canvas, rows, height_px, label_font, small_font)
-        out = io.BytesIO()
-        fig.savefig(out, format="png", dpi=DPI, facecolor="white")
-    return out.getvalue()
+    return _chart_png(
+        shown.title,
+        len(rows),
+        lambda fig, canvas, height_px, label_font, small_font: _draw_trend(
+            fig, canvas, rows, height_px, label_font, small_font
+        ),
+    )
 
 
 def _draw_trend(fig: Figure, canvas: FigureCanvasAgg, rows, height_px: int, label_font, small_font) -> None:
