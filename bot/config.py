@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # Content feeds (RSS, Atom, JSON Feed) whose new items are offered to the office as candidates.
     feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
     feed_poll_minutes: int = 30
+    # 精准滴灌: a library case type's default target, "案件类型=对象" (e.g. "虚假征信=银行"); `推送 虚假征信` then
+    # goes to the 银行 units only unless the office writes 给 … (给 全部: every unit).
+    default_targets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     feed_auto_push: bool = False  # push new items to the liaison groups without an admin's command
     feed_timeout_seconds: float = 10.0
     preview_timeout_seconds: float = 5.0  # fetching a pushed link's title and description
@@ -155,6 +158,7 @@ class Settings(BaseSettings):
         "viewer_ids",
         "liaison_groups",
         "feeds",
+        "default_targets",
         "feed_allowed_hosts",
         "preview_allowed_hosts",
         mode="before",

@@ -22,6 +22,7 @@ from bot.chat.parsing import (
     strip_mentions,
 )
 from bot.clock import show
+from bot.domain import targets
 from bot.domain.people import first_notice
 from bot.domain.relay import (
     latest_push,
@@ -37,6 +38,7 @@ from bot.operations.pushing import (
     push_candidate,
     release_link_drafts,
     title_from_earlier,
+    unknown_target_text,
     untitled,
 )
 from bot.storage.models import Alert, Push, PushState
@@ -79,7 +81,7 @@ def _resolve(ctx: Context, arg: str) -> tuple[Push | None, str]:
 # ---- pushing ---------------------------------------------------------------------------------------------
 
 
-def _pushed(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str) -> PushOutcome:
+def _pushed(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str, to: str = "") -> PushOutcome:
     """push_alert for the admin who asked: the same case type or link pushed earlier today waits for 确认."""
     return push_alert(
         ctx.session,
@@ -91,11 +93,19 @@ def _pushed(msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_com
         texts=ctx.texts,
         again=again,
         again_command=again_command,
+        target=to,
     )
 
 
 def _push(
-    msg: Incoming, ctx: Context, alert: Alert, *, again: bool, again_command: str, send_at: datetime | None = None
+    msg: Incoming,
+    ctx: Context,
+    alert: Alert,
+    *,
+    again: bool,
+    again_command: str,
+    send_at: datetime | None = None,
+    to: str = "",
 ) -> Push | None:
     """Push `alert` and answer; the same case type or link pushed earlier today waits for 确认 (`again`). With
     `send_at`, store it to be pushed then (a scheduled push) and answer with its number."""
@@ -112,15 +122,18 @@ def _push(
             chat_id=msg.chat_id,
             settings=ctx.settings,
             texts=ctx.texts,
+            target=to,
         )
         ctx.reply(msg, done.message)
         return None
-    outcome = _pushed(msg, ctx, alert, again=again, again_command=again_command)
+    outcome = _pushed(msg, ctx, alert, again=again, again_command=again_command, to=to)
     ctx.reply(msg, outcome.message)
     return outcome.push
 
 
-def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool, send_at: datetime | None) -> None:
+def _push_library(
+    msg: Incoming, ctx: Context, name: str, *, again: bool, send_at: datetime | None, to: str = ""
+) -> None:
     item = ctx.library.find(name)
     if item is None:
         ctx.reply(msg, ctx.t("push.unknown_type", name=name, types="、".join(ctx.library.case_types())))
@@ -132,10 +145,13 @@ def _push_library(msg: Incoming, ctx: Context, name: str, *, again: bool, send_a
         again=again,
         again_command=ctx.t("push_repeat.chat", what=name),
         send_at=send_at,
+        to=to,
     )
 
 
-def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool, send_at: datetime | None) -> None:
+def _push_draft(
+    msg: Incoming, ctx: Context, quoted: str, *, title: str, again: bool, send_at: datetime | None, to: str = ""
+) -> None:
     drafts = list(
         ctx.session.exec(
             select(Alert).where(Alert.draft_of == msg.sender.contact_id).order_by(col(Alert.id).desc()).limit(20)
@@ -157,7 +173,7 @@ def _push_draft(msg: Incoming, ctx: Context, quoted: str, *, title: str, again: 
     elif untitled(chosen) and not title_from_earlier(ctx.session, chosen, now=ctx.now, tz=ctx.tz, again=again):
         ctx.reply(msg, ctx.t("push_title.need_draft"))
         return
-    _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"), send_at=send_at)
+    _push(msg, ctx, chosen, again=again, again_command=ctx.t("push_repeat.chat_draft"), send_at=send_at, to=to)
 
 
 # ---- command handlers --------------------------------------------------------------------------
@@ -177,7 +193,9 @@ def _why_untitled(ctx: Context, url: str) -> str:
     return ctx.t("push_title.why_internal") if refused else ctx.t("push_title.why_unread")
 
 
-def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool, send_at: datetime | None) -> None:
+def _push_link(
+    msg: Incoming, ctx: Context, url: str, *, title: str, again: bool, send_at: datetime | None, to: str = ""
+) -> None:
     """推送 <链接> [标题 <标题>] [确认]: a link card with the page's title or the one given; none is asked for."""
     card = _link_card(ctx, url)
     alert = Alert(link_url=url, created_at=ctx.now)
@@ -191,18 +209,18 @@ def _push_link(msg: Incoming, ctx: Context, url: str, *, title: str, again: bool
         ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
         return
     again_command = ctx.t("push_repeat.chat", what=url)
-    if _push(msg, ctx, alert, again=again, again_command=again_command, send_at=send_at) is not None:
+    if _push(msg, ctx, alert, again=again, again_command=again_command, send_at=send_at, to=to) is not None:
         release_link_drafts(ctx.session, contact_id=msg.sender.contact_id, url=url)
 
 
-def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool) -> None:
+def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool, to: str = "") -> None:
     again_command = ctx.t("push_repeat.chat", what=f"候选{n}")
     outcome = push_candidate(
         ctx.session,
         n,
         now=ctx.now,
         texts=ctx.texts,
-        push=lambda alert: _pushed(msg, ctx, alert, again=again, again_command=again_command),
+        push=lambda alert: _pushed(msg, ctx, alert, again=again, again_command=again_command, to=to),
     )
     ctx.reply(msg, outcome.message)
 
@@ -239,14 +257,22 @@ def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         send_at = _send_time(msg, ctx, args)
         if send_at is None:
             return
+    if args.to:
+        # A target that names nothing is answered before anything is stored or scheduled.
+        try:
+            targets.resolve(ctx.session, args.to)
+        except targets.TargetError as exc:
+            ctx.reply(msg, unknown_target_text(ctx.session, ctx.texts, exc))
+            return
+    to = args.to
     if candidate:
-        _push_candidate(msg, ctx, int(candidate.group(1)), again=args.again)
+        _push_candidate(msg, ctx, int(candidate.group(1)), again=args.again, to=to)
     elif _URL.match(args.target):
-        _push_link(msg, ctx, args.target, title=args.title, again=args.again, send_at=send_at)
+        _push_link(msg, ctx, args.target, title=args.title, again=args.again, send_at=send_at, to=to)
     elif args.target:
-        _push_library(msg, ctx, args.target, again=args.again, send_at=send_at)
+        _push_library(msg, ctx, args.target, again=args.again, send_at=send_at, to=to)
     else:
-        _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again, send_at=send_at)
+        _push_draft(msg, ctx, cmd.quoted, title=args.title, again=args.again, send_at=send_at, to=to)
 
 
 @router.command("进度", usage="progress", who=from_admin, where=office_place)

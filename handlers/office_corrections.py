@@ -77,6 +77,8 @@ def on_revoke(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     )
     if result.outcome == Outcome.WITHDRAWN:
         ctx.reply(msg, ctx.t("push_withdrawn.revoke", n=push.id))
+    elif result.outcome == Outcome.NOT_AIMED:
+        ctx.reply(msg, office_actions.not_aimed_text(ctx.session, ctx.texts, push, unit))
     elif result.outcome == Outcome.NOTHING:
         ctx.reply(msg, ctx.t("corrections.nothing", unit=unit.name, n=push.id))
     else:

@@ -29,13 +29,19 @@ def push_title(alert: Alert) -> str:
     return alert.title or (alert.text.splitlines()[0][:30] if alert.text else "") or alert.link_url or "图片"
 
 
-def push_text(texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: ZoneInfo) -> str:
-    """The text of a push: header, the alert body if it has one, how to confirm and the deadline."""
+def push_text(
+    texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: ZoneInfo, target: str = "", units: int = 0
+) -> str:
+    """The text of a push: header, the alert body if it has one, how to confirm and the deadline; a targeted push
+    (`target`, aimed at `units` units) says whose liaisons are to relay it."""
     parts = [texts.t("push.header", n=n, title=push_title(alert))]
     body = alert.text.strip()
     if body and body != push_title(alert):
         parts.append(body)
-    parts.append(texts.t("push.footer", n=n, deadline=show(deadline, tz)))
+    if target:
+        parts.append(texts.t("targets.footer", n=n, target=target, units=units, deadline=show(deadline, tz)))
+    else:
+        parts.append(texts.t("push.footer", n=n, deadline=show(deadline, tz)))
     return "\n".join(parts)
 
 
@@ -47,7 +53,8 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
     elif now > p.push.deadline:
         state = texts.t("progress.state_overdue")
     lines = [
-        texts.t("progress.head", n=p.push.id, title=push_title(p.alert)),
+        texts.t("progress.head", n=p.push.id, title=push_title(p.alert))
+        + (texts.t("targets.progress", target=p.push.target) if p.push.target else ""),
         texts.t(
             "progress.counts",
             done=len(p.confirmed),

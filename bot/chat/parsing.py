@@ -99,6 +99,7 @@ class PushArgs:
     title: str  # `推送 <链接> 标题 <标题>` or `推送 标题 <标题>` (the draft); "" when none was given
     again: bool  # ends in 确认: push again what was already pushed today
     when: str = ""  # `推送 刷单 明天9:00`: the time as typed (read with parse_send_time); "" to push now
+    to: str = ""  # `推送 刷单 给 学校,医院`: whom it is aimed at, as typed (targets.resolve); "" for the default
 
 
 _LINK_AND_REST = re.compile(r"^(?P<url>https?://\S+)(?P<rest>.*)$", re.DOTALL)
@@ -141,19 +142,45 @@ def split_when(body: str) -> tuple[str, str]:
     return body, ""
 
 
+# ` 给 学校,医院` (or `给：学校`) closing what follows 推送; 给 must start a word (写给家长的信 is a title).
+_TO_WORD = re.compile(r"(?:^|(?<=\s))给")
+
+
+def split_to(body: str) -> tuple[str, str]:
+    """`刷单 给 学校,医院` -> ("刷单", "学校,医院"): the target after the last word-initial 给, apart. A 给 right
+    after 标题 starts a title (标题 给孩子的一封信)."""
+    for m in reversed(list(_TO_WORD.finditer(body))):
+        before, to = body[: m.start()].strip(), body[m.end() :].strip().lstrip(":：").strip()
+        if before.endswith("标题"):
+            return body, ""
+        if to:
+            return before, to
+    return body, ""
+
+
 def parse_push_args(arg: str) -> PushArgs:
-    """`刷单`, `刷单 确认`, `https://… 标题 警惕刷单`, `标题 警惕刷单`, `候选5 确认`, `刷单 明天9:00` as 推送 takes
-    them."""
+    """`刷单`, `刷单 确认`, `https://… 标题 警惕刷单`, `标题 警惕刷单`, `候选5 确认`, `刷单 明天9:00`,
+    `刷单 给 学校,医院 明天9:00` as 推送 takes them."""
     body = clean(arg)[:MAX_INPUT].strip()
     body, again = _strip_again(body)
     body, when = split_when(body)
     if when and not again:
         body, again = _strip_again(body)  # 推送 刷单 确认 明天9:00
+    body, to = split_to(body)
+    if to:
+        to, more_when = split_when(to)  # 推送 刷单 给 学校 明天9:00 (split above) or 给 学校 明天9:00 确认
+        when = when or more_when
+        if not again:
+            to, again = _strip_again(to)
+        if not again:
+            body, again = _strip_again(body)  # 推送 刷单 确认 给 学校
+        if not when:
+            body, when = split_when(body)  # 推送 刷单 明天9:00 给 学校
     if m := _LINK_AND_REST.match(body):
-        return PushArgs(m.group("url"), _title(m.group("rest")), again, when)
+        return PushArgs(m.group("url"), _title(m.group("rest")), again, when, to)
     if body.startswith("标题"):
-        return PushArgs("", _title(body), again, when)
-    return PushArgs(body, "", again, when)
+        return PushArgs("", _title(body), again, when, to)
+    return PushArgs(body, "", again, when, to)
 
 
 def parse_push_ref(text: str) -> int | None:

@@ -528,14 +528,19 @@ def push(
     case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
     yes: bool = typer.Option(False, "--yes", "-y", help="今天已推送过同一类型时也再推一次（相当于聊天里的“确认”）"),
     at: str = typer.Option("", "--at", help='到这个时间再推送（定时推送），写法与群里相同，如 "明天9:00"、"周一 8:30"'),
+    to: str = typer.Option(
+        "",
+        "--to",
+        help='只推给这些单位（精准滴灌）：名单“标签”列的标签、类别或单位名，如 "学校,医院"；"全部" 推给所有单位',
+    ),
 ) -> None:
     """把预警库里该类型的预警排进发送队列；正在运行的机器人会按节奏发到各联络员群（可用于 cron 定时推送）。
-    同一类型今天已推送过时不再推送，说明是哪一条；确要再推一次，加 --yes。加 --at 则到时由机器人推送。"""
+    同一类型今天已推送过时不再推送，说明是哪一条；确要再推一次，加 --yes。加 --at 则到时由机器人推送；
+    加 --to 只推给某些单位，只统计这些单位。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.operations.pushing import push_alert
+    from bot.operations.pushing import library_alert, push_alert
     from bot.storage.db import session
-    from bot.storage.models import Alert
 
     settings = _settings()
     library, texts = load_library(), load_texts()
@@ -543,13 +548,15 @@ def push(
     if item is None:
         typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
         raise typer.Exit(1)
+    if to:
+        _check_target(settings, texts, to)
     if at:
-        _push_at(settings, texts, item, at, again=yes)
+        _push_at(settings, texts, item, at, again=yes, to=to)
         return
     engine = _open_db(settings)
     now = real_clock()
     with session(engine) as s:
-        alert = Alert(case_type=item.case_type, title=item.title, text=item.body, created_at=now)
+        alert = library_alert(item, now=now)
         outcome = push_alert(
             s,
             alert,
@@ -560,6 +567,7 @@ def push(
             texts=texts,
             again=yes,
             again_command=texts.t("push_repeat.cli", what=case_type),
+            target=to,
         )
         if outcome.push is None:
             typer.echo(outcome.message, err=True)
@@ -568,7 +576,21 @@ def push(
     typer.echo(outcome.message + "（已排入发送队列，由运行中的机器人发送）")
 
 
-def _push_at(settings: Settings, texts, item, at: str, *, again: bool) -> None:
+def _check_target(settings: Settings, texts, to: str) -> None:
+    """`--to` that names no tag, 类别 or unit: said in Chinese, nothing stored (exit 2)."""
+    from bot.domain import targets
+    from bot.operations.pushing import unknown_target_text
+    from bot.storage.db import session
+
+    with session(_open_db(settings)) as s:
+        try:
+            targets.resolve(s, to)
+        except targets.TargetError as exc:
+            typer.echo(unknown_target_text(s, texts, exc), err=True)
+            raise typer.Exit(2) from None
+
+
+def _push_at(settings: Settings, texts, item, at: str, *, again: bool, to: str = "") -> None:
     """`relaybot push 刷单 --at 明天9:00`: a scheduled push, by the bot's clock (a moved one too), told to the
     office group when it goes out."""
     from bot.chat import compose
@@ -609,6 +631,7 @@ def _push_at(settings: Settings, texts, item, at: str, *, again: bool) -> None:
             chat_id="",
             settings=settings,
             texts=texts,
+            target=to,
         )
         s.commit()
     row = done.row

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from bot.domain import evidence as evidence_store
-from bot.domain.relay import audit
+from bot.domain.relay import aimed_at, audit
 from bot.storage.models import (
     Confirmation,
     ConfirmMethod,
@@ -40,6 +40,7 @@ class Outcome(str, enum.Enum):
     CONFIRMED = "confirmed"  # the unit has a confirmation already (补登, 免转 change nothing)
     EXEMPTED = "exempted"  # the unit is exempted already (补登, 免转 change nothing)
     NOTHING = "nothing"  # 撤销: neither a confirmation nor an exemption to take back
+    NOT_AIMED = "not_aimed"  # a targeted push aimed at other units: this unit has nothing to correct
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def add_confirmation(
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
     push_id, unit_id = pk(push), pk(unit)
+    if not aimed_at(session, push_id, unit_id):
+        return Result(Outcome.NOT_AIMED)
     existing = _confirmation(session, push_id, unit_id)
     if existing is not None:
         return Result(Outcome.CONFIRMED, confirmation=existing)
@@ -170,6 +173,8 @@ def revoke(
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
     push_id, unit_id = pk(push), pk(unit)
+    if not aimed_at(session, push_id, unit_id):
+        return Result(Outcome.NOT_AIMED)
     conf = _confirmation(session, push_id, unit_id)
     if conf is not None:
         if conf.evidence_file:
@@ -217,6 +222,8 @@ def exempt(
     if push.state == PushState.WITHDRAWN.value:
         return Result(Outcome.WITHDRAWN)
     push_id, unit_id = pk(push), pk(unit)
+    if not aimed_at(session, push_id, unit_id):
+        return Result(Outcome.NOT_AIMED)
     conf = _confirmation(session, push_id, unit_id)
     if conf is not None:
         return Result(Outcome.CONFIRMED, confirmation=conf)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from bot.domain.relay import not_expected
 from bot.storage.models import Confirmation, Exemption, Liaison, Push, PushState, Unit
 
 RECORD_DAYS = 30
@@ -61,11 +62,13 @@ def unit_records(
         for push_id, unit_id, was_late in session.exec(confirmations):
             confs[unit_id][push_id] = bool(was_late)
     out: dict[int, Record] = {}
+    # relay's expected rule seen from each unit: exempted (免转) or aimed at other units (a targeted push).
+    excluded = not_expected(session, pushes, units)
     for unit_id in units:
         exempted = exempt.get(unit_id, set())
-        mine = [p for p in pushes if p not in exempted]
+        mine = [p for p in pushes if p not in excluded[unit_id]]
         done = confs.get(unit_id, {})
-        confirmed = {p: was_late for p, was_late in done.items() if p not in exempted}
+        confirmed = {p: was_late for p, was_late in done.items() if p not in excluded[unit_id]}
         late_count = sum(1 for was_late in confirmed.values() if was_late)
         out[unit_id] = Record(
             received=len(mine),

@@ -25,6 +25,7 @@ from bot.storage.models import (
     Miss,
     Push,
     PushState,
+    PushTarget,
     Unit,
     UTCDateTime,
     pk,
@@ -70,12 +71,27 @@ def active_unit_ids(session: Session) -> list[int]:
     return [unit_id for unit_id in ids if unit_id is not None]
 
 
+def push_targets(session: Session, push_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Per targeted push among `push_ids` (推送 … 给 学校), the ids of the units it is aimed at. A push that is
+    not in the answer is aimed at every unit."""
+    ids = list(dict.fromkeys(push_ids))
+    aimed: dict[int, set[int]] = defaultdict(set)
+    for start in range(0, len(ids), 5000):  # bound the IN list (a year of pushes is a few thousand)
+        chunk = ids[start : start + 5000]
+        for push_id, unit_id in session.exec(
+            select(PushTarget.push_id, PushTarget.unit_id).where(col(PushTarget.push_id).in_(chunk))
+        ):
+            aimed[push_id].add(unit_id)
+    return dict(aimed)
+
+
 def expected_unit_ids(
     session: Session, push_ids: Iterable[int], *, active: Sequence[int] | None = None
 ) -> dict[int, list[int]]:
-    """Per push id, the ids of the units expected to relay that push: the active units less those exempted from
-    it (免转), in roster order. The one rule (expected_units gives the same as Unit rows); plain ids, for callers
-    that count a month of pushes. `active`: the active units' ids in roster order, if the caller has read them."""
+    """Per push id, the ids of the units expected to relay that push: the active units it is aimed at (every one,
+    or a targeted push's units) less those exempted from it (免转), in roster order. The one rule (expected_units
+    gives the same as Unit rows; not_expected the same per unit); plain ids, for callers that count a month of
+    pushes. `active`: the active units' ids in roster order, if the caller has read them."""
     ids = list(dict.fromkeys(push_ids))
     if not ids:
         return {}
@@ -86,7 +102,38 @@ def expected_unit_ids(
         select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(ids))
     ):
         exempted[push_id].add(unit_id)
-    return {push_id: [u for u in active if u not in exempted[push_id]] for push_id in ids}
+    aimed = push_targets(session, ids)
+    return {
+        push_id: [u for u in active if u not in exempted[push_id] and (push_id not in aimed or u in aimed[push_id])]
+        for push_id in ids
+    }
+
+
+def aimed_at(session: Session, push_id: int, unit_id: int) -> bool:
+    """Is the push aimed at this unit (every push is, but a targeted one only at its units)?"""
+    aimed = push_targets(session, [push_id]).get(push_id)
+    return aimed is None or unit_id in aimed
+
+
+def not_expected(session: Session, push_ids: Sequence[int], unit_ids: Sequence[int]) -> dict[int, set[int]]:
+    """Per unit id, the pushes among `push_ids` it is NOT expected to relay: exempted from (免转), or a targeted
+    push aimed at other units. expected_unit_ids's rule seen from the unit (records, 回访核查); activity aside."""
+    ids = list(dict.fromkeys(push_ids))
+    units = list(dict.fromkeys(unit_ids))
+    out: dict[int, set[int]] = {u: set() for u in units}
+    if not ids or not units:
+        return out
+    for push_id, unit_id in session.exec(
+        select(Exemption.push_id, Exemption.unit_id).where(
+            col(Exemption.push_id).in_(ids), col(Exemption.unit_id).in_(units)
+        )
+    ):
+        out[unit_id].add(push_id)
+    for push_id, aimed in push_targets(session, ids).items():
+        for unit_id in units:
+            if unit_id not in aimed:
+                out[unit_id].add(push_id)
+    return out
 
 
 def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
@@ -96,13 +143,34 @@ def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tupl
     if not ids:
         return {}
     active = session.exec(select(func.count()).select_from(Unit).where(Unit.active == True)).one()  # noqa: E712
+    # A targeted push counts only the units it is aimed at: (push, unit) pairs of every other push are "aimed".
+    targeted = select(PushTarget.id).where(PushTarget.push_id == Exemption.push_id).exists()
+    aimed_at = (
+        select(PushTarget.id)
+        .where(PushTarget.push_id == Exemption.push_id, PushTarget.unit_id == Exemption.unit_id)
+        .exists()
+    )
+    aimed_units = dict(
+        session.exec(
+            select(PushTarget.push_id, func.count())
+            .join(Unit, col(Unit.id) == PushTarget.unit_id)
+            .where(col(PushTarget.push_id).in_(ids), Unit.active == True)  # noqa: E712
+            .group_by(col(PushTarget.push_id))
+        ).all()
+    )
     exempted = dict(
         session.exec(
             select(Exemption.push_id, func.count())
             .join(Unit, col(Unit.id) == Exemption.unit_id)
-            .where(col(Exemption.push_id).in_(ids), Unit.active == True)  # noqa: E712
+            .where(col(Exemption.push_id).in_(ids), Unit.active == True, ~targeted | aimed_at)  # noqa: E712
             .group_by(col(Exemption.push_id))
         ).all()
+    )
+    conf_targeted = select(PushTarget.id).where(PushTarget.push_id == Confirmation.push_id).exists()
+    conf_aimed = (
+        select(PushTarget.id)
+        .where(PushTarget.push_id == Confirmation.push_id, PushTarget.unit_id == Confirmation.unit_id)
+        .exists()
     )
     confirmed = dict(
         session.exec(
@@ -112,11 +180,28 @@ def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tupl
                 Exemption,
                 (col(Exemption.push_id) == Confirmation.push_id) & (col(Exemption.unit_id) == Confirmation.unit_id),
             )
-            .where(col(Confirmation.push_id).in_(ids), Unit.active == True, col(Exemption.id).is_(None))  # noqa: E712
+            .where(
+                col(Confirmation.push_id).in_(ids),
+                Unit.active == True,  # noqa: E712
+                col(Exemption.id).is_(None),
+                ~conf_targeted | conf_aimed,
+            )
             .group_by(col(Confirmation.push_id))
         ).all()
     )
-    return {p: (int(active) - int(exempted.get(p, 0)), int(confirmed.get(p, 0))) for p in ids}
+    targeted_ids = _targeted_ids(session, ids)
+    return {
+        p: (
+            int(aimed_units.get(p, 0) if p in targeted_ids else active) - int(exempted.get(p, 0)),
+            int(confirmed.get(p, 0)),
+        )
+        for p in ids
+    }
+
+
+def _targeted_ids(session: Session, push_ids: list[int]) -> set[int]:
+    """The targeted pushes among `push_ids` (a targeted push's units may all have left the roster since)."""
+    return set(session.exec(select(PushTarget.push_id).where(col(PushTarget.push_id).in_(push_ids)).distinct()))
 
 
 def expected_units(session: Session, push_ids: Iterable[int]) -> dict[int, list[Unit]]:
@@ -222,6 +307,11 @@ def _unconfirmed_stmt(limit: int | None):
     exempted = (
         select(Exemption.id).where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id")).exists()
     )
+    # A targeted push (rows in pushtarget) is owed only by the units it is aimed at.
+    targeted = select(PushTarget.id).where(PushTarget.push_id == Push.id).exists()
+    aimed = (
+        select(PushTarget.id).where(PushTarget.push_id == Push.id, PushTarget.unit_id == bindparam("unit_id")).exists()
+    )
     stmt = (
         select(Push)
         .where(
@@ -232,13 +322,15 @@ def _unconfirmed_stmt(limit: int | None):
             ),
             ~done,
             ~exempted,
+            ~targeted | aimed,
         )
         .order_by(col(Push.id).desc())
     )
     return stmt if limit is None else stmt.limit(limit)
 
 
-# Has the unit confirmed this push, or been exempted from it (免转)? Either way a confirmation changes nothing.
+# Has the unit confirmed this push, been exempted from it (免转), or is the push aimed at other units? Either
+# way a confirmation changes nothing.
 _SETTLED = select(
     select(Confirmation.id)
     .where(Confirmation.push_id == bindparam("push_id"), Confirmation.unit_id == bindparam("unit_id"))
@@ -246,6 +338,12 @@ _SETTLED = select(
     | select(Exemption.id)
     .where(Exemption.push_id == bindparam("push_id"), Exemption.unit_id == bindparam("unit_id"))
     .exists()
+    | (
+        select(PushTarget.id).where(PushTarget.push_id == bindparam("push_id")).exists()
+        & ~select(PushTarget.id)
+        .where(PushTarget.push_id == bindparam("push_id"), PushTarget.unit_id == bindparam("unit_id"))
+        .exists()
+    )
 )
 
 
@@ -262,8 +360,8 @@ def record_confirmation(
     text: str = "",
     known_unconfirmed: bool = False,
 ) -> Confirmation | None:
-    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing) or is exempted from
-    it (the office's 免转 stands until an admin takes it back with 撤销).
+    """Record that `unit` relayed `push`; None if it already had (a repeat changes nothing), is exempted from
+    it (the office's 免转 stands until an admin takes it back with 撤销), or the push is aimed at other units.
 
     `known_unconfirmed`: the caller found `push` with `unconfirmed_open_pushes` for this unit in this unit of
     work, so the check for an earlier confirmation or an exemption would find none and is skipped.

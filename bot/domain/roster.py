@@ -27,7 +27,7 @@ from bot.storage.models import (
 )
 from bot.textnorm import clean
 
-COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色")
+COLUMNS = ("单位", "类别", "联络员", "微信ID", "微信昵称", "手机", "角色", "标签")
 REQUIRED = ("单位", "联络员")
 MAX_ROWS = 5000
 HEADER_SEARCH = 10  # the header is looked for among this many non-blank rows (title rows above it are skipped)
@@ -52,6 +52,7 @@ _SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "微信昵称": (("微信昵称",), ("微信名", "昵称", "微信名称", "微信网名", "微信姓名"), ("群昵称",)),
     "手机": (("手机", "手机号", "手机号码"), ("联系电话", "电话", "联系方式", "电话号码", "移动电话")),
     "角色": (("角色",), ("主备", "主/备", "主备联络员", "联络员角色")),
+    "标签": (("标签", "单位标签"), ("行业标签", "所属行业", "行业类别", "群体")),
 }
 _COLUMN_OF: dict[str, tuple[str, int]] = {
     word: (column, rank) for column, ranks in _SYNONYMS.items() for rank, words in enumerate(ranks) for word in words
@@ -64,7 +65,7 @@ _UNUSED = frozenset(
 _AMBIGUOUS = frozenset(("微信", "wechat", "微信信息"))
 _ROSTER_COLUMNS = ("联络员", "微信ID", "微信昵称", "角色")  # what tells a roster header from other tables'
 
-_KINDS = {
+KINDS = {
     "镇街": UnitKind.TOWN,
     "镇": UnitKind.TOWN,
     "街道": UnitKind.TOWN,
@@ -150,6 +151,7 @@ class RosterRow:
     wechat_name: str
     phone: str
     role: str
+    tags: str = ""  # 标签 as tag_text gives it ("学校、医院"); "" for none
 
 
 @dataclass
@@ -201,6 +203,21 @@ def listed(items: list[str], limit: int | None = None) -> str:
     if limit is None or len(items) <= limit:
         return "、".join(items)
     return "、".join(items[:limit]) + _t("and_more", count=len(items))
+
+
+MAX_TAGS_LEN = 200  # Unit.tags
+_TAG_SPLIT = re.compile(r"[\s,，、;；/|]+")
+
+
+def tag_list(text: str) -> list[str]:
+    """The tags in a 标签 cell or a 给 … target as people type them (`学校,医院`, `学校、 医院`, `学校 医院`),
+    each once, in order."""
+    return list(dict.fromkeys(t for t in _TAG_SPLIT.split(clean(text or "")) if t))
+
+
+def tags_text(text: str) -> str:
+    """A 标签 cell as stored: its tags joined by 、."""
+    return "、".join(tag_list(text))
 
 
 def tidy_name(text: str) -> str:
@@ -500,6 +517,7 @@ def _check_rows(
     seen_person: dict[tuple[str, str], int] = {}
     seen_id: dict[str, tuple[int, str]] = {}
     kinds: dict[str, list[tuple[int, str]]] = {}  # unit -> (line, 类别 as written), the rows that gave one
+    tags_given: dict[str, list[str]] = {}  # unit -> the 标签 its rows give (a unit's rows' tags are joined)
     units_of_id: dict[str, dict[str, int]] = {}  # contact id -> unit -> first line
     last_unit = ""
     for line, raw in data:
@@ -532,7 +550,7 @@ def _check_rows(
             if len(values[column]) > most:
                 problems.append(_t("too_long", line=line, column=label.get(column, column), max=most))
         kind_text = cell("类别")
-        kind = _KINDS.get(re.sub(r"\s+", "", kind_text)) if kind_text else UnitKind.OTHER
+        kind = KINDS.get(re.sub(r"\s+", "", kind_text)) if kind_text else UnitKind.OTHER
         if kind is None:
             problems.append(_t("bad_kind", line=line, column=label["类别"], text=kind_text))
         role_text = cell("角色")
@@ -563,11 +581,18 @@ def _check_rows(
                 )
             elif unit:
                 units_of_id.setdefault(contact_id, {}).setdefault(unit, line)
+        tag_text = tags_text(cell("标签"))
+        if len(tag_text) > MAX_TAGS_LEN:
+            problems.append(_t("too_long", line=line, column=label.get("标签", "标签"), max=MAX_TAGS_LEN))
         if len(problems) > found or kind is None or role is None:
             continue
         if kind_text:
             kinds.setdefault(unit, []).append((line, kind.value))
-        rows.append(RosterRow(line, unit, kind.value, name, contact_id, values["微信昵称"], phone, role.value))
+        if tag_text:
+            tags_given.setdefault(unit, []).append(tag_text)
+        rows.append(
+            RosterRow(line, unit, kind.value, name, contact_id, values["微信昵称"], phone, role.value, tag_text)
+        )
 
     warnings: list[str] = []
     # One kind per unit: the first row that gives one decides; rows with none take it too.
@@ -577,7 +602,8 @@ def _check_rows(
         if len({k for _, k in given}) > 1:
             items = "、".join(_t("item_line", what=k, line=line) for line, k in given)
             warnings.append(_t("kind_conflict", unit=unit, items=items, kind=given[0][1]))
-    rows = [replace(r, kind=unit_kind.get(r.unit, r.kind)) for r in rows]
+    unit_tags = {unit: tags_text("、".join(given)) for unit, given in tags_given.items()}
+    rows = [replace(r, kind=unit_kind.get(r.unit, r.kind), tags=unit_tags.get(r.unit, "")) for r in rows]
     for contact_id, units in units_of_id.items():
         if len(units) > 1:
             items = "、".join(_t("item_line", what=u, line=line) for u, line in units.items())
@@ -607,13 +633,13 @@ def import_roster(
         unit_key = name_key(row.unit)
         unit = units.get(unit_key)
         if unit is None:
-            unit = Unit(name=row.unit, kind=row.kind)
+            unit = Unit(name=row.unit, kind=row.kind, tags=row.tags)
             if apply:
                 session.add(unit)
                 session.flush()
             units[unit_key] = unit
             report.added_units.append(row.unit)
-        elif unit.kind != row.kind or not unit.active or unit.name != row.unit:
+        elif unit.kind != row.kind or not unit.active or unit.name != row.unit or unit.tags != row.tags:
             if unit_key not in kept_units:
                 if unit.name != row.unit:
                     report.updated.append(_t("renamed", old=unit.name, new=row.unit))
@@ -621,8 +647,11 @@ def import_roster(
                     report.updated.append(_t("reactivated", unit=row.unit))
                 elif unit.kind != row.kind:
                     report.updated.append(_t("changed_kind", unit=row.unit, old=unit.kind, new=row.kind))
+                if unit.active and unit.tags != row.tags:
+                    new = row.tags or _t("no_tags")
+                    report.updated.append(_t("changed_tags", unit=row.unit, old=unit.tags or _t("no_tags"), new=new))
             if apply:
-                unit.name, unit.kind, unit.active = row.unit, row.kind, True
+                unit.name, unit.kind, unit.active, unit.tags = row.unit, row.kind, True, row.tags
                 session.add(unit)
         kept_units.add(unit_key)
         # A unit's id, or (not applying) its key: two new units' liaisons must not meet under one None.
@@ -680,7 +709,7 @@ def import_roster(
 
 def _keeping_absent(session: Session, rows: list[RosterRow], columns: frozenset[str]) -> list[RosterRow]:
     """The rows with what the file's missing columns would say taken from the database."""
-    missing = {"类别", "微信昵称", "手机", "角色"} - columns
+    missing = {"类别", "微信昵称", "手机", "角色", "标签"} - columns
     if not missing:
         return rows
     units = {name_key(u.name): u for u in session.exec(select(Unit))}
@@ -691,6 +720,8 @@ def _keeping_absent(session: Session, rows: list[RosterRow], columns: frozenset[
         liaison = liaisons.get((pk(unit), name_key(row.name))) if unit is not None else None
         if unit is not None and "类别" in missing:
             row = replace(row, kind=unit.kind)
+        if unit is not None and "标签" in missing:
+            row = replace(row, tags=unit.tags)
         if liaison is not None:
             row = replace(
                 row,

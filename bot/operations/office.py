@@ -167,6 +167,8 @@ def correct(
     )
     if result.outcome == Outcome.WITHDRAWN:
         return Answer(False, texts.t("push_withdrawn.add" if adding else "push_withdrawn.exempt", n=push.id))
+    if result.outcome == Outcome.NOT_AIMED:
+        return Answer(False, not_aimed_text(session, texts, push, unit))
     if result.outcome == Outcome.CONFIRMED:
         assert result.confirmation is not None  # CONFIRMED comes with the confirmation found
         return Answer(False, _already_confirmed(texts, unit, push, result.confirmation, tz))
@@ -182,6 +184,11 @@ def correct(
     else:
         key = "corrections.exempted"
     return Answer(True, texts.t(key, unit=unit.name, n=push.id, reason=reason, **counts(session, push)))
+
+
+def not_aimed_text(session: Session, texts: Texts, push: Push, unit: Unit) -> str:
+    """Why a correction of a targeted push changes nothing for a unit it is not aimed at."""
+    return texts.t("targets.not_aimed", unit=unit.name, n=push.id, target=push.target)
 
 
 def counts(session: Session, push: Push) -> dict[str, int]:

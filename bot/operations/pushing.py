@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.chat import compose
 from bot.clock import show
 from bot.config import Settings
 from bot.content import LibraryAlert, Texts
 from bot.domain import feeds as feed_watch
+from bot.domain import targets
 from bot.domain.relay import active_units, audit, create_push, default_deadline, earlier_push_of, groups_of_kind
 from bot.domain.workdays import load_calendar
 from bot.storage import outbox
-from bot.storage.models import Alert, FeedItem, GroupKind, Priority, Push, pk
+from bot.storage.models import Alert, FeedItem, Group, GroupKind, Liaison, Membership, Priority, Push, PushTarget, pk
 from bot.transport.base import ChatKind
 
 
@@ -98,13 +99,23 @@ def push_alert(
     again_command: str = "",
     deadline: datetime | None = None,
     audit_note: str = "",
+    target: str = "",
 ) -> PushOutcome:
     """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed.
     The same library case type or link pushed earlier today is pushed again only with `again` (the office's
     确认); otherwise the answer names the earlier push and `again_command`, the way to confirm (and the try is
     audited as push_repeat). `deadline`: one
-    chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from)."""
-    if not again and (earlier := pushed_today(session, alert, now=now, tz=settings.tz)) is not None:
+    chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from).
+    `target` (`给 学校,医院`, targets.resolve): aim the push at those units only, sent to the liaison groups they
+    are in; "" (or 全部) for every unit."""
+    try:
+        aimed = targets.resolve(session, target or default_target(settings, alert.case_type))
+    except targets.TargetError as exc:
+        return PushOutcome(None, unknown_target_text(session, texts, exc))
+    label = aimed.label if aimed is not None else ""
+    # The same alert for other units (刷单 给 学校, then 刷单 给 医院) is no repeat.
+    earlier = None if again else pushed_today(session, alert, now=now, tz=settings.tz)
+    if earlier is not None and earlier.target == label:
         shown = session.get(Alert, earlier.alert_id)
         what = alert.case_type or alert.link_url or alert.title
         audit(
@@ -124,12 +135,19 @@ def push_alert(
     units = active_units(session)
     if not units:
         return PushOutcome(None, texts.t("push.no_units"))
+    if aimed is not None:
+        units = [u for u in units if pk(u) in set(aimed.unit_ids)]
+        groups = target_groups(session, groups, aimed.unit_ids)
     tz = settings.tz
     if deadline is None:
         deadline = push_deadline(session, now=now, settings=settings)
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
-    text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz)
+    if aimed is not None:
+        push.target = aimed.label
+        session.add(push)
+        session.add_all(PushTarget(push_id=pk(push), unit_id=unit_id) for unit_id in aimed.unit_ids)
+    text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz, target=label, units=len(units))
     attachment = "link" if alert.link_url else "image" if alert.image_data else ""
     for group in groups:
         outbox.queue(
@@ -150,12 +168,53 @@ def push_alert(
         actor_id=actor_id,
         actor_name=actor_name,
         action="push",
-        detail=f"#{push.id} {alert.case_type} {title}{audit_note}",
+        detail=f"#{push.id} {alert.case_type} {title}{' 给 ' + label if label else ''}{audit_note}",
     )
-    return PushOutcome(
-        push,
-        texts.t("push.sent", n=push.id, title=title, groups=len(groups), units=len(units), deadline=show(deadline, tz)),
+    sent = texts.t(
+        "push.sent", n=push.id, title=title, groups=len(groups), units=len(units), deadline=show(deadline, tz)
     )
+    if label:
+        sent += texts.t("targets.sent", target=label, units=len(units))
+    return PushOutcome(push, sent)
+
+
+def default_target(settings: Settings, case_type: str) -> str:
+    """The target `default_targets` gives a library case type ("虚假征信=银行"), or "" (every unit)."""
+    if not case_type:
+        return ""
+    for entry in settings.default_targets:
+        name, sep, spec = entry.replace("＝", "=").partition("=")
+        if sep and name.strip() == case_type:
+            return spec.strip()
+    return ""
+
+
+def unknown_target_text(session: Session, texts: Texts, error: targets.TargetError) -> str:
+    """A target with words that name nothing: which, and what can be written."""
+    tags = targets.known_tags(session)
+    return texts.t(
+        "targets.unknown",
+        words="、".join(error.unknown),
+        tags="、".join(tags[:12]) if tags else texts.t("targets.no_tags"),
+    )
+
+
+def target_groups(session: Session, groups: list[Group], unit_ids: Sequence[int]) -> list[Group]:
+    """The liaison groups a push aimed at `unit_ids` goes to: those where the bot has seen one of those units'
+    liaisons. When some aimed unit has no liaison seen in any liaison group (not recognised yet), every liaison
+    group gets it: better a push read by a few units it is not for than one a unit never sees."""
+    rooms = {g.room_id for g in groups}
+    seen: dict[int, set[str]] = {}
+    for unit_id, room_id in session.exec(
+        select(Liaison.unit_id, Membership.room_id)
+        .join(Membership, col(Membership.contact_id) == Liaison.contact_id)
+        .where(col(Liaison.unit_id).in_(list(unit_ids)), Liaison.active == True, col(Membership.room_id).in_(rooms))  # noqa: E712
+    ):
+        seen.setdefault(unit_id, set()).add(room_id)
+    if any(unit_id not in seen for unit_id in unit_ids):
+        return groups
+    wanted = set().union(*seen.values())
+    return [g for g in groups if g.room_id in wanted]
 
 
 def push_candidate(

@@ -62,8 +62,10 @@ def schedule_push(
     chat_id: str,
     settings: Settings,
     texts: Texts,
+    target: str = "",
 ) -> Scheduled:
-    """Store `alert` to be pushed at `send_at` (checked by the caller: in the future, not too far) and audit it."""
+    """Store `alert` to be pushed at `send_at` (checked by the caller: in the future, not too far) and audit it.
+    `target` (给 学校): checked by the caller; its units are read when it is sent."""
     alert.draft_of = None  # a draft scheduled is not pushed again by a bare 推送
     session.add(alert)
     session.flush()
@@ -76,6 +78,7 @@ def schedule_push(
         created_by_name=actor_name,
         chat_kind=chat_kind,
         chat_id=chat_id,
+        target=target[:200],
     )
     session.add(row)
     session.flush()
@@ -86,11 +89,12 @@ def schedule_push(
         actor_id=actor_id,
         actor_name=actor_name,
         action="push_scheduled",
-        detail=f"定时{row.id} {send_at.astimezone(settings.tz).isoformat()} {alert.case_type} {title}{' 确认' if again else ''}",
+        detail=f"定时{row.id} {send_at.astimezone(settings.tz).isoformat()} {alert.case_type} {title}{' 给 ' + target if target else ''}{' 确认' if again else ''}",
     )
     calendar = load_calendar(session, official=settings.official_calendar)
     day_off = not calendar.is_working_day(send_at.astimezone(settings.tz).date())
     key = "scheduled.saved_day_off" if day_off else "scheduled.saved"
+    title += texts.t("targets.progress", target=target) if target else ""
     return Scheduled(row, texts.t(key, when=show(send_at, settings.tz), title=title, n=row.id))
 
 
@@ -128,7 +132,8 @@ def list_text(session: Session, *, texts: Texts, settings: Settings) -> str:
                 "scheduled.list_line",
                 n=row.id,
                 when=show(row.send_at, settings.tz),
-                title=compose.push_title(alert),
+                title=compose.push_title(alert)
+                + (texts.t("targets.progress", target=row.target) if row.target else ""),
                 again=texts.t("scheduled.list_again") if row.again else "",
                 by=row.created_by_name or row.created_by,
             )
@@ -187,6 +192,7 @@ def send_due(session: Session, row: ScheduledPush, *, now: datetime, settings: S
         again=row.again,
         again_command=again_command(texts, alert),
         audit_note=f"（定时{row.id}）",
+        target=row.target,
     )
     pushed = outcome.push is not None
     row.state = ScheduledPushState.SENT.value if pushed else ScheduledPushState.NOT_SENT.value

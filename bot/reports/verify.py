@@ -2,7 +2,8 @@
 
 The work plan: when a victim says they never received any 防范宣传, their unit explains its work. The office's
 proof is this record: every push (not withdrawn) created in the window, the unit's state under the one rule of
-relay.expected_unit_ids (免转 listed as such), when and how it confirmed, and the screenshot's verdict.
+relay.expected_unit_ids (免转 listed as such; targeted pushes aimed at other units left out), when and how it
+confirmed, and the screenshot's verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.content import Texts
 from bot.domain.periods import DeadlineError, parse_day
+from bot.domain.relay import not_expected
 from bot.storage.models import (
     Alert,
     Confirmation,
@@ -165,6 +167,15 @@ def build_unit_record(session: Session, *, unit: Unit, day: date, now: datetime,
         )
     )
     ids = [pk(p) for p, _ in pushes]
+    if ids:
+        # A targeted push aimed at other units was never this unit's to relay: not listed (relay's rule; an
+        # exemption stays listed as 免转).
+        excluded = not_expected(session, ids, [unit_id])[unit_id]
+        exempted = set(
+            session.exec(select(Exemption.push_id).where(Exemption.unit_id == unit_id, col(Exemption.push_id).in_(ids)))
+        )
+        pushes = [(p, a) for p, a in pushes if pk(p) not in excluded or pk(p) in exempted]
+        ids = [pk(p) for p, _ in pushes]
     confs: dict[int, Confirmation] = {}
     exemptions: dict[int, Exemption] = {}
     added_by: dict[int, Correction] = {}

@@ -123,6 +123,8 @@ class Unit(SQLModel, table=True):
     name: str = Field(index=True, unique=True, max_length=100)
     kind: str = Field(default=UnitKind.OTHER.value, max_length=20)
     active: bool = True
+    # The roster's 标签 (学校, 医院, 银行 ...), "、"-joined: a push can be aimed at units by tag (migration 0008).
+    tags: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
 
 
 class Liaison(SQLModel, table=True):
@@ -212,6 +214,18 @@ class Push(SQLModel, table=True):
     # Counts every change to this push's confirmations (a database trigger adds one on each insert, update and
     # delete, migration 0007): a report built earlier knows which pushes' figures it may keep.
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Whom it is aimed at as the office wrote it (`推送 刷单 给 学校,医院` -> "学校、医院"); "" for every unit. The
+    # units themselves are PushTarget rows (migration 0008).
+    target: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+
+
+class PushTarget(SQLModel, table=True):
+    """A unit a targeted push is aimed at, fixed when it is pushed. A push with no rows is aimed at every unit."""
+
+    __table_args__ = (UniqueConstraint("push_id", "unit_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
 
 
 class Confirmation(SQLModel, table=True):
@@ -310,6 +324,7 @@ class ScheduledPush(SQLModel, table=True):
     alert_id: int = Field(foreign_key="alert.id")
     send_at: datetime = _utc_field(index=True)
     again: bool = False  # scheduled with 确认: pushed even if the same alert went out earlier that day
+    target: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})  # 给 …, read when sent
     state: str = Field(default=ScheduledPushState.WAITING.value, index=True, max_length=10)
     created_at: datetime = _utc_field()
     created_by: str = Field(default="", max_length=200)  # contact id, or "cli"

@@ -30,10 +30,12 @@ from bot.adapters.web_guard import DestinationRefused, guarded_client
 from bot.chat import compose
 from bot.clock import show
 from bot.content import AlertLibrary, load_library
+from bot.domain import targets
 from bot.domain.relay import audit
 from bot.operations.office import read_deadline
 from bot.operations.pushing import (
     PushOutcome,
+    default_target,
     library_alert,
     push_alert,
     push_candidate,
@@ -41,6 +43,7 @@ from bot.operations.pushing import (
     pushed_today,
     release_link_drafts,
     title_from_earlier,
+    unknown_target_text,
 )
 from bot.storage.models import Alert, Feed, FeedItem, Push
 
@@ -203,7 +206,9 @@ class PushPages:
             detail=detail + self.c.t("audit_from", address=self.c.address(request)),
         )
 
-    def _push(self, s, request: Request, who, alert: Alert, *, deadline: datetime | None, again: bool) -> PushOutcome:
+    def _push(
+        self, s, request: Request, who, alert: Alert, *, deadline: datetime | None, again: bool, to: str = ""
+    ) -> PushOutcome:
         """push_alert as the chat's _push calls it, with the chosen deadline (None: the default) and where the push
         came from."""
         return push_alert(
@@ -218,6 +223,7 @@ class PushPages:
             again_command=self.t("again_command"),
             deadline=deadline,
             audit_note=self.c.t("audit_from", address=self.c.address(request)),
+            target=to,
         )
 
     def _result(self, who, message: str, *, status: int, again: dict[str, str] | None = None, earlier=None):
@@ -233,6 +239,7 @@ class PushPages:
         url = q.get("link", "").strip()[:MAX_URL]
         title = q.get("title", "").strip()[:MAX_TITLE]
         when = q.get("deadline", "").strip()[:100]
+        to = q.get("to", "").strip()[:200]
         item = self.library.find(case) if case else None
         error = self.t("unknown_type", name=case) if case and item is None else ""
         if url and not is_http_url(url):
@@ -249,11 +256,25 @@ class PushPages:
                 alert = library_alert(item, now=now)
             elif preview is not None and preview.title:
                 alert = self._link_alert(preview, now)
-            text = compose.push_text(self.c.texts, n=n, alert=alert, deadline=shown, tz=self.tz) if alert else ""
+            label, units, target_error = "", 0, ""
+            try:
+                aimed = targets.resolve(s, to or (default_target(self.c.settings, alert.case_type) if alert else ""))
+            except targets.TargetError as exc:
+                aimed, target_error = None, unknown_target_text(s, self.c.texts, exc)
+            if aimed is not None:
+                label, units = aimed.label, len(aimed.unit_ids)
+            text = (
+                compose.push_text(self.c.texts, n=n, alert=alert, deadline=shown, tz=self.tz, target=label, units=units)
+                if alert
+                else ""
+            )
             earlier = pushed_today(s, alert, now=now, tz=self.tz) if alert else None
+            if earlier is not None and earlier.target != label:
+                earlier = None  # the same alert for other units is no repeat
             return {
                 "n": n,
                 "text": text,
+                "target_error": target_error,
                 "deadline_value": picker_value(shown, self.tz),
                 "deadline_error": why,
                 "earlier": earlier.id if earlier else None,
@@ -269,6 +290,7 @@ class PushPages:
             case=item.case_type if item else "",
             url=url,
             title=title,
+            to=to,
             preview=preview,
             error=error,
             **data,
@@ -281,7 +303,8 @@ class PushPages:
         title = form.get("title", "").strip()[:MAX_TITLE]
         when = form.get("deadline", "").strip()[:100]
         again = form.get("again") == "1"
-        fields = {"case": case, "link": url, "title": title, "deadline": when}
+        to = form.get("to", "").strip()[:200]
+        fields = {"case": case, "link": url, "title": title, "deadline": when, "to": to}
         item = self.library.find(case) if case else None
         if case and item is None:
             return self._result(who, self.t("unknown_type", name=case), status=400)
@@ -303,7 +326,7 @@ class PushPages:
                     self._audit(s, who, request, "push_untitled", url[:200], now)
                     s.commit()
                     return 0, self.t("need_title", why=preview.why_untitled), None
-            outcome = self._push(s, request, who, alert, deadline=deadline, again=again)
+            outcome = self._push(s, request, who, alert, deadline=deadline, again=again, to=to)
             if outcome.push is None:
                 s.commit()  # the push_repeat audit row, if any
                 return 0, outcome.message, outcome.earlier.id if outcome.earlier else None

@@ -114,6 +114,7 @@ class PushPage:
     confirmed: int
     total: int
     units: list[UnitState]
+    target: str = ""  # a targeted push's 对象 ("学校、医院"); "" for every unit
 
     @property
     def percent(self) -> int:
@@ -180,6 +181,7 @@ def push_page(session: Session, push_id: int, *, tz: ZoneInfo) -> PushPage | Non
         confirmed=len(p.confirmed),
         total=p.total,
         units=units,
+        target=push.target,
     )
 
 

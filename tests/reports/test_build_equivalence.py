@@ -41,6 +41,7 @@ from bot.storage.models import (
     Liaison,
     Push,
     PushState,
+    PushTarget,
     Unit,
 )
 from tests.conftest import TZ
@@ -60,7 +61,17 @@ def reference_expected_units(session, push_ids):
         select(Exemption.push_id, Exemption.unit_id).where(col(Exemption.push_id).in_(ids))
     ):
         exempted[push_id].add(unit_id)
-    return {push_id: [u for u in units if u.id not in exempted[push_id]] for push_id in ids}
+    aimed: dict[int, set[int]] = defaultdict(set)  # targeted pushes (issue 15): only their units
+    for push_id, unit_id in session.exec(
+        select(PushTarget.push_id, PushTarget.unit_id).where(col(PushTarget.push_id).in_(ids))
+    ):
+        aimed[push_id].add(unit_id)
+    return {
+        push_id: [
+            u for u in units if u.id not in exempted[push_id] and (push_id not in aimed or u.id in aimed[push_id])
+        ]
+        for push_id in ids
+    }
 
 
 def reference_report(
@@ -289,6 +300,16 @@ def make_month(engine, seed: int, evidence_dir: Path, *, units: int = 14) -> Non
                         )
                     )
             day += timedelta(days=1)
+        s.flush()
+        # Targeted pushes (给 学校): every fourth aimed at a few units; the others' confirmations stay in the
+        # table (a liaison of another unit answering) and must not count. Its own random stream: the rest of the
+        # month is drawn as before.
+        aim = random.Random(seed + 1000)
+        for push in pushes[::4]:
+            chosen = aim.sample(unit_rows, aim.randint(2, max(2, units // 2)))
+            push.target = "、".join(u.name for u in chosen)
+            s.add(push)
+            s.add_all(PushTarget(push_id=push.id, unit_id=u.id) for u in chosen)
         s.flush()
         # The office's corrections, through the same functions as the chat commands and the console.
         for i, push in enumerate(pushes):
