@@ -15,6 +15,7 @@ from bot.domain.corrections import corrections_of_unit
 from bot.domain.escalation import standings
 from bot.domain.records import RECORD_DAYS, liaison_labels, unit_record
 from bot.domain.relay import active_units
+from bot.domain.roster import kind_and_tags
 from bot.operations import agenda as schedule
 from bot.reports.build import period_of, previous_period
 from bot.storage.models import (
@@ -115,7 +116,7 @@ def unit_card(ctx: Context, unit: Unit) -> str:
     return ctx.t(
         "office.unit_card",
         unit=unit.name,
-        kind=unit.kind,
+        kind=kind_and_tags(unit.kind, unit.tags),
         received=record.received,
         on_time=record.on_time,
         late=record.late,

@@ -440,7 +440,7 @@ def roster_import(
 @roster_app.command("show")
 def roster_show() -> None:
     """列出单位和联络员，以及谁还没在联络员群里被识别。"""
-    from bot.domain.roster import roster_lines
+    from bot.domain.roster import kind_and_tags, roster_lines
     from bot.storage.db import session
 
     settings = _settings()
@@ -455,7 +455,7 @@ def roster_show() -> None:
     for line in lines:
         if line.unit != current:
             current = line.unit
-            typer.echo(f"{line.unit}（{line.kind}）")
+            typer.echo(f"{line.unit}（{kind_and_tags(line.kind, line.tags)}）")
         if line.in_group:
             status = "已识别，在群里"
         elif line.recognised:

@@ -220,6 +220,11 @@ def tags_text(text: str) -> str:
     return "、".join(tag_list(text))
 
 
+def kind_and_tags(kind: str, tags: str) -> str:
+    """A unit's 类别 with its 标签, as the 单位 card, 名单 and the console show it: "区直单位 · 学校、医院"."""
+    return f"{kind} · {tags}" if tags else kind
+
+
 def tidy_name(text: str) -> str:
     """A name with its spaces as a person means them: none between Chinese characters ("王  芳" is 王芳), one
     elsewhere ("Li Ming", "+86 区反诈中心")."""
@@ -764,6 +769,7 @@ class RosterLine:
     contact_id: str = ""
     phone: str = ""
     bound_at: datetime | None = None
+    tags: str = ""
 
 
 def liaison_rooms(session: Session) -> list[str]:
@@ -800,6 +806,7 @@ def roster_lines(session: Session, liaison_room_ids: list[str] | None = None) ->
             contact_id=liaison.contact_id or "",
             phone=liaison.phone,
             bound_at=liaison.bound_at,
+            tags=unit.tags,
         )
         for unit, liaison in session.exec(stmt)
     ]

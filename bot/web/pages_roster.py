@@ -40,6 +40,7 @@ from bot.domain.roster import (
     RosterRead,
     edit_liaison,
     import_roster,
+    kind_and_tags,
     listed,
     outcome_lines,
     read_roster,
@@ -145,7 +146,7 @@ def unit_rows(session: Session, *, now: datetime, tz: ZoneInfo, settings) -> lis
             UnitRow(
                 id=uid,
                 name=unit.name,
-                kind=unit.kind,
+                kind=kind_and_tags(unit.kind, unit.tags),
                 liaisons="、".join(people.get(uid, [])) or "无",
                 record=recs.get(uid, Record()),
                 run=standing.run if standing else 0,
@@ -222,7 +223,8 @@ def unit_page(session: Session, unit_id: int, *, now: datetime, tz: ZoneInfo, se
         for x in session.exec(select(Leave).where(Leave.unit_id == unit_id).order_by(col(Leave.start).desc()))
     ]
     mine = [r for r in liaison_rows(session, tz=tz) if r.unit_id == unit_id]
-    return UnitPage(row, unit.name, unit.kind, unit.active, mine, lines, corrections, leaves)
+    kind = kind_and_tags(unit.kind, unit.tags)
+    return UnitPage(row, unit.name, kind, unit.active, mine, lines, corrections, leaves)
 
 
 # ---- an upload waiting for 应用 -----------------------------------------------------------------------------

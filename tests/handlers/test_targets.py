@@ -205,3 +205,32 @@ async def test_untargeted_units_do_not_owe_the_push_in_verify_or_records(bot, tr
     with session(engine) as s:
         audit = s.exec(select(AuditLog.detail).where(AuditLog.action == "push").order_by(col(AuditLog.id))).all()
     assert audit and "给 银行" in audit[0]
+
+
+async def test_the_unit_card_and_roster_show_the_tags(bot, transport, engine, tagged):
+    from bot.domain.roster import roster_lines
+
+    card = await command(bot, transport, "单位 区卫健局")
+    assert card.splitlines()[0] == "区卫健局（区直单位 · 医院、学校）"
+    with session(engine) as s:
+        assert {line.unit: line.tags for line in roster_lines(s)}["金融行业"] == "银行"
+
+
+async def test_relaybot_push_to_aims_the_push_and_refuses_unknown_words(bot, transport, engine, tagged, tmp_path):
+    from tests.bot_process import relaybot
+
+    bad = relaybot("push", "刷单", "--to", "火星", db_url=str(engine.url), cwd=tmp_path)
+    assert bad.returncode == 2 and "没有找到推送对象：火星" in bad.stderr
+    scheduled = relaybot("push", "刷单", "--to", "火星", "--at", "明天9:00", db_url=str(engine.url), cwd=tmp_path)
+    assert scheduled.returncode == 2
+    with session(engine) as s:
+        assert s.exec(select(Push)).all() == [] and s.exec(select(ScheduledPush)).all() == []
+    done = relaybot("push", "刷单", "--to", "学校、银行", db_url=str(engine.url), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "共 3 个单位" in done.stdout and "对象：学校、银行（3 个单位）" in done.stdout
+    with session(engine) as s:
+        push = s.exec(select(Push)).one()
+        assert push.target == "学校、银行" and expected_counts(s, [push.id]) == {push.id: (3, 0)}
+    await bot.send_pending()  # the running bot sends it
+    assert [o.chat_id for o in transport.sent] == [LIAISON_ROOM]
+    assert "本条请以下单位转发：学校、银行（3 个单位）" in transport.sent[0].text

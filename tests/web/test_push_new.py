@@ -244,3 +244,35 @@ def test_an_untitled_link_needs_a_title_typed(served, server):
     assert r.status_code == 303
     [push] = pushes(served)
     assert alert_of(served, push).title == "防范<i>电信</i>诈骗"
+
+
+def test_the_target_field_aims_the_push_and_an_unknown_target_sends_nothing(served):
+    from bot.domain.roster import import_roster, read_roster
+    from bot.storage.models import PushTarget, Unit
+    from tests.handlers.test_targets import TAGGED
+
+    read = read_roster("名单.csv", TAGGED.encode())
+    with session(served.engine) as s:
+        import_roster(s, read.rows, columns=read.columns)
+        s.commit()
+    item = first_alert()
+    c = served.sign_in()
+    page = c.get("/pushes/new", params={"case": item.case_type, "to": "火星"})
+    assert "没有找到推送对象：火星" in page.text and 'id="send"' not in page.text
+    csrf = csrf_of(page.text)
+    r = c.post("/pushes/new", data={"csrf": csrf, "case": item.case_type, "deadline": "", "to": "火星"})
+    assert r.status_code == 400 and "没有找到推送对象：火星" in r.text
+    assert pushes(served) == [] and room_rows(served) == []
+    page = c.get("/pushes/new", params={"case": item.case_type, "to": "银行"})
+    assert "本条请以下单位转发：银行（1 个单位）" in shown_message(page.text)
+    assert 'name="to" value="银行"' in page.text  # carried into the send form
+    r = c.post("/pushes/new", data={"csrf": csrf, "case": item.case_type, "deadline": "", "to": "银行"})
+    assert r.status_code == 303, r.text
+    [push] = pushes(served)
+    assert push.target == "银行"
+    with session(served.engine) as s:
+        assert [s.get_one(Unit, t.unit_id).name for t in s.exec(select(PushTarget))] == ["金融行业"]
+    [row] = room_rows(served)
+    assert "本条请以下单位转发：银行（1 个单位）" in row.text
+    page = c.get(r.headers["location"])
+    assert "对象：银行" in page.text
