@@ -15,7 +15,7 @@ from bot.adapters.screenshot_check import REASON_NO_OCR
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.content import EXAMPLE_ROSTER, load_texts
-from bot.domain.roster import import_roster, read_roster_file
+from bot.domain.roster import import_roster, read_roster, read_roster_file
 from bot.runtime.app import build_bot
 from bot.storage.db import create_schema, make_engine, session
 from bot.storage.models import Confirmation
@@ -40,6 +40,15 @@ OFFICE_ROOM, OFFICE_NAME = "demo-office@chatroom", "反诈办工作群"
 DEMO_UNIT_GROUP = "区教育局反诈宣传群(128)"
 DEMO_TITLE = "【反诈预警 #1】警惕刷单返利：先给小甜头，再骗大本金"
 DEMO_BODY = ("骗子在群聊、短视频平台或招聘", "网站发布兼职，说动动手指就能", "日赚几百……")
+# 标签 the office adds to the example roster for the targeted push (精准滴灌) at the end of the day.
+DEMO_TAGS = {"区教育局": "学校", "区卫健局": "医院", "金融行业": "银行"}
+
+
+def tagged_roster() -> bytes:
+    """The example roster with a 标签 column, as a clerk would add it."""
+    lines = EXAMPLE_ROSTER.read_text(encoding="utf-8").strip().splitlines()
+    out = [lines[0] + ",标签"] + [line + "," + DEMO_TAGS.get(line.split(",")[0], "") for line in lines[1:]]
+    return ("\n".join(out) + "\n").encode()
 
 
 def demo_screenshot(group: str, title: str) -> bytes:
@@ -192,6 +201,16 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     await tick(18, 0)
     printer.note("18:30 每日汇总（自动，附表格和图表）")
     await tick(18, 30)
+    printer.note(texts.t("demo.roster_tags"))
+    tagged = read_roster("名单.csv", tagged_roster())
+    with session(engine) as s:
+        print("      " + "；".join(import_roster(s, tagged.rows, columns=tagged.columns).lines()), file=out)
+        s.commit()
+    printer.note("精准滴灌：虚假征信只推给银行，只统计银行")
+    await step(5, ADMIN, "推送 征信 给 银行", OFFICE_ROOM)
+    await step(8, ZHENG, "已转发")
+    await quiet(2)
+    await step(1, ADMIN, "进度", OFFICE_ROOM)
     await bot.stop()
     engine.dispose()
     return db_file

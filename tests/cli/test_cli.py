@@ -26,6 +26,10 @@ def test_demo_shows_the_whole_loop(tmp_path, db_url):
     assert "已在 1 个联络员群提醒 #1 的 2 个未确认单位（@ 2 人）。" in out
     assert "已截止：确认 5/6。\n      未转发（1）：区卫健局" in out
     assert "📊 反诈预警转发日报（11月26日）" in out and "[文件] 反诈预警转发日报（11月26日）.xlsx" in out
+    # 精准滴灌: the roster gains tags; a push to the banks reaches one unit and counts only it.
+    assert "区教育局（标签 无→学校）" in out
+    assert "对象：银行（1 个单位），只统计这些单位。" in out and "本条请以下单位转发：银行（1 个单位）" in out
+    assert "✅ 已记录 #2：金融行业（本次 1 个单位）。目前已确认 1/1。" in out
 
 
 def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
