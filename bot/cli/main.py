@@ -654,7 +654,7 @@ def scheduled(
     now = clock_from(settings.clock_offset_seconds, settings.clock_speed)()
     with session(engine) as s:
         if not cancel:
-            typer.echo(scheduled_pushes.list_text(s, texts=texts, settings=settings))
+            typer.echo(scheduled_pushes.list_text(s, texts=texts, settings=settings, foot="scheduled.cli_list_foot"))
             return
         ok, answer = scheduled_pushes.cancel(
             s, cancel, now=now, actor_id="cli", actor_name="relaybot scheduled", texts=texts, settings=settings

@@ -119,8 +119,9 @@ def due(session: Session, *, now: datetime) -> list[int]:
     return [pk(row) for row in session.exec(stmt)]
 
 
-def list_text(session: Session, *, texts: Texts, settings: Settings) -> str:
-    """`定时` and `relaybot scheduled`: the waiting scheduled pushes, one line each."""
+def list_text(session: Session, *, texts: Texts, settings: Settings, foot: str = "scheduled.list_foot") -> str:
+    """`定时` and `relaybot scheduled`: the waiting scheduled pushes, one line each, then how to cancel one (`foot`:
+    the chat's way, or the command line's)."""
     rows = waiting(session)
     if not rows:
         return texts.t("scheduled.list_none")
@@ -138,7 +139,7 @@ def list_text(session: Session, *, texts: Texts, settings: Settings) -> str:
                 by=row.created_by_name or row.created_by,
             )
         )
-    lines.append(texts.t("scheduled.list_foot"))
+    lines.append(texts.t(foot))
     return "\n".join(lines)
 
 

@@ -46,6 +46,7 @@ async def test_schedule_list_and_cancel_from_the_cli_then_the_bot_pushes_at_the_
     assert lines[0] == "待推送的定时（2 条）："
     assert lines[1].startswith("定时1　11月27日(周五) 09:00　「") and lines[1].endswith("relaybot push")
     assert lines[2].startswith("定时2　11月27日(周五) 10:00　「") and "（确认）" in lines[2]
+    assert lines[3] == "取消：relaybot scheduled --cancel 编号"  # the command line's way, not the chat's
 
     cancelled = run("scheduled", "--cancel", "2", db_url=db_url, tmp_path=tmp_path)
     assert cancelled.returncode == 0 and cancelled.stdout.startswith("已取消定时2：11月27日(周五) 10:00「")
