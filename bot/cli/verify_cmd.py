@@ -40,7 +40,8 @@ def write_verify(
         record = build_unit_record(s, unit=unit, day=day, now=now, tz=tz)
     text = summary_text(texts, record)
     if not record.rows:
-        return text
+        # Said, not silent: whoever asked for --out must not look for a file that is not there.
+        return text + ("\n" + texts.t("verify_cli.not_written", out=out) if out is not None else "")
     from bot.reports.verify_render import render_record_xlsx
 
     path = out if out is not None else Path(f"{record.stem}.xlsx")

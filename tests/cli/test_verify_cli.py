@@ -68,3 +68,11 @@ def test_bad_input_is_said_in_chinese_and_writes_nothing(cli, history, tmp_path,
     assert result.exit_code == 1
     assert said in result.output and "Traceback" not in result.output
     assert list(tmp_path.glob("*.xlsx")) == []
+
+
+def test_a_window_without_pushes_says_no_file_was_written(cli, history, tmp_path):  # noqa: F811
+    out = tmp_path / "空.xlsx"
+    result = cli("verify", "城关镇", "2025-01-10", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "这段时间没有推送" in result.output and f"没有推送，不写表格（{out} 未创建）。" in result.output
+    assert not out.exists()
