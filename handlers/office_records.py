@@ -258,6 +258,7 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         library=ctx.library,
         chat_kind=msg.chat_kind,
         chat_id=msg.chat_id,
+        checkpoints=ctx.settings.checkpoint_days,
     )
 
 
@@ -326,4 +327,5 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
             library=ctx.library,
             chat_kind=target[0],
             chat_id=target[1],
+            checkpoints=ctx.settings.checkpoint_days,
         )

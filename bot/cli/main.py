@@ -844,6 +844,7 @@ def stats_import(
                     library=library,
                     chat_kind=ChatKind.ROOM,
                     chat_id=office.room_id,
+                    checkpoints=settings.checkpoint_days,
                 )
                 typer.echo(stats_report_text(texts, shown))
                 typer.echo("（通报已排入发送队列，由运行中的机器人发到反诈办工作群）")
@@ -852,7 +853,14 @@ def stats_import(
 
                 typer.echo(
                     stats_report_text(
-                        texts, build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+                        texts,
+                        build_stats_report(
+                            s,
+                            period_start=period[0],
+                            period_end=period[1],
+                            library=library,
+                            checkpoints=settings.checkpoint_days,
+                        ),
                     )
                 )
                 typer.echo("（还没有反诈办工作群，通报未发送）")

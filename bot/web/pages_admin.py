@@ -41,6 +41,9 @@ from bot.domain.incidents import (
     StatsError,
     StatsReport,
     build_stats_report,
+    checkpoint_lines,
+    mom_text,
+    yoy_text,
     import_stats,
     parse_period,
     period_code,
@@ -280,13 +283,16 @@ class AdminPages:
         texts = self.c.texts
         library = self.library
         today = self._today()
+        checkpoints = self.c.settings.checkpoint_days
 
         def work(s: Session):
             periods = stored_periods(s, texts)
             chosen = next((p for p in periods if p.code == wanted), None) if wanted else next(iter(periods), None)
             if chosen is None:
                 return periods, None
-            return periods, build_stats_report(s, period_start=chosen.start, period_end=chosen.end, library=library)
+            return periods, build_stats_report(
+                s, period_start=chosen.start, period_end=chosen.end, library=library, checkpoints=checkpoints
+            )
 
         periods, report = await self.c.db(work)
         if wanted and report is None:
@@ -307,8 +313,15 @@ class AdminPages:
             latest=bool(periods) and chosen_code == periods[0].code,
             title=period_label(texts, report.period_start, report.period_end) if report else "",
             ladder=_ladder(texts, report) if report else [],
-            # The chat 通报's total line (the rest of it is the tables below).
-            text=compose.stats_report_text(texts, report).splitlines()[1:2] if report else [],
+            # The chat 通报's total and 同比 lines (the rest of it is the tables below).
+            text=compose.stats_report_text(texts, report).splitlines()[1:3] if report else [],
+            checkpoint=checkpoint_lines(texts, report.checkpoint) if report else [],
+            compare=(
+                {t.town: (mom_text(texts, t.total, t.previous_total), yoy_text(texts, t.total, t.last_year_total))
+                 for t in report.towns}
+                if report
+                else {}
+            ),
             unclassified=texts.t("stats.unclassified"),
             notice=notice,
             lines=list(lines),
@@ -366,6 +379,7 @@ class AdminPages:
                         library=library,
                         chat_kind=ChatKind.ROOM,
                         chat_id=office.room_id,
+                        checkpoints=self.c.settings.checkpoint_days,
                     )
                     sent = True
             s.commit()
