@@ -813,7 +813,6 @@ def stats_import(
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
 
     from bot.chat.compose import stats_report_text
-    from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.domain.incidents import StatsError, import_stats, read_stats_file
     from bot.domain.relay import office_group
@@ -823,7 +822,7 @@ def stats_import(
 
     settings = _settings()
     texts, library = load_texts(), load_library()
-    now = real_clock()
+    now = clock_from(settings.clock_offset_seconds, settings.clock_speed)()  # a trial's moved clock too
     try:
         rows = read_stats_file(file, today=now.astimezone(settings.tz).date())
     except StatsError as exc:
@@ -834,7 +833,7 @@ def stats_import(
         report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
         typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))
         office = office_group(s)
-        for period in sorted(report.periods)[-1:]:
+        for period in filter(None, [report.period_to_post()]):
             if office is not None:
                 shown = queue_stats_report(
                     s,

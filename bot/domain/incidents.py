@@ -93,6 +93,9 @@ class StatsImportReport:
     unchanged: int = 0
     periods: list[tuple[date, date]] = field(default_factory=list)
     unknown_towns: list[str] = field(default_factory=list)  # not a 镇街 of the roster (likely a typo)
+    # Every period of the file is older than the latest stored one (last year's figures, for 同比): the importer
+    # stores them and posts no 通报 of an old period to the office group.
+    backfill: bool = False
 
     def lines(self, texts: Texts | None = None, *, max_items: int = 10) -> list[str]:
         """A short Chinese summary: what was added and updated, the periods covered, suspicious town names."""
@@ -123,7 +126,13 @@ class StatsImportReport:
         out.append(t("stats.import_periods", periods="、".join(period_code(s, e) for s, e in self.periods)))
         if self.unknown_towns:
             out.append(t("stats.import_unknown_towns", towns="、".join(self.unknown_towns)))
+        if self.backfill:
+            out.append(t("yoy_stats.backfill"))
         return out
+
+    def period_to_post(self) -> tuple[date, date] | None:
+        """The period whose 通报 the import posts: the newest of the file, unless the file only fills in the past."""
+        return None if self.backfill or not self.periods else self.periods[-1]
 
 
 @dataclass(frozen=True)
@@ -435,6 +444,11 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
         session.add(stat)
     session.flush()
     report.periods = sorted({(r.period_start, r.period_end) for r in rows})
+    if report.periods:
+        newest = max(report.periods, key=lambda p: (p[1], -p[0].toordinal()))
+        report.periods.remove(newest)
+        report.periods.append(newest)  # last: the one the 通报 is about, as latest_period picks it
+        report.backfill = latest_period(session) != newest
     town_stmt = select(Unit.name).where(Unit.kind == UnitKind.TOWN.value, Unit.active == True)  # noqa: E712
     towns = set(session.exec(town_stmt))
     if towns:  # without a roster there is nothing to check the names against
@@ -702,4 +716,3 @@ def checkpoint_lines(texts: Texts, checkpoint: Checkpoint | None) -> list[str]:
     if checkpoint.unknown:
         lines.append(t("yoy_stats.unknown", towns="、".join(checkpoint.unknown)))
     return lines
-

@@ -14,6 +14,7 @@ from bot.domain.incidents import (
     LEVEL_TALK,
     LEVEL_WRITTEN,
     LEVELS,
+    Checkpoint,
     StatsReport,
     checkpoint_lines,
     checkpoint_rule,
@@ -90,7 +91,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
         {},
     )
     if report.checkpoint is not None:
-        _add_checkpoint_sheet(wb, texts, report)
+        _add_checkpoint_sheet(wb, texts, report.checkpoint)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -102,12 +103,13 @@ def _yoy_cell(texts: Texts, now: int, last: int | None) -> float | str:
     return ratio if ratio is not None else yoy_text(texts, now, last)
 
 
-def _add_checkpoint_sheet(wb, texts: Texts, report: StatsReport) -> None:
+def _add_checkpoint_sheet(wb, texts: Texts, checkpoint: Checkpoint) -> None:
     """Sheet 节点书面说明: the checkpoint's target and each town to explain in writing, or why none is listed."""
     t = texts.t
-    checkpoint = report.checkpoint
     rule = checkpoint_rule(texts, checkpoint)
-    rows = [(rule, town, t("yoy_stats.verdict_missed")) for town in checkpoint.missed]
+    rows: list[tuple[str, str | None, str]] = [
+        (rule, town, t("yoy_stats.verdict_missed")) for town in checkpoint.missed
+    ]
     rows += [(rule, town, t("yoy_stats.verdict_unknown")) for town in checkpoint.unknown]
     if not rows or checkpoint.no_last_year or checkpoint.missing_months:
         rows.append((rule, None, checkpoint_lines(texts, checkpoint)[0]))

@@ -42,13 +42,13 @@ from bot.domain.incidents import (
     StatsReport,
     build_stats_report,
     checkpoint_lines,
-    mom_text,
-    yoy_text,
     import_stats,
+    mom_text,
     parse_period,
     period_code,
     period_label,
     read_stats_bytes,
+    yoy_text,
 )
 from bot.domain.relay import audit, office_group
 from bot.operations.reporting import queue_stats_report
@@ -317,8 +317,10 @@ class AdminPages:
             text=compose.stats_report_text(texts, report).splitlines()[1:3] if report else [],
             checkpoint=checkpoint_lines(texts, report.checkpoint) if report else [],
             compare=(
-                {t.town: (mom_text(texts, t.total, t.previous_total), yoy_text(texts, t.total, t.last_year_total))
-                 for t in report.towns}
+                {
+                    t.town: (mom_text(texts, t.total, t.previous_total), yoy_text(texts, t.total, t.last_year_total))
+                    for t in report.towns
+                }
                 if report
                 else {}
             ),
@@ -356,7 +358,7 @@ class AdminPages:
         address = self.c.address(request)
         library = self.library
 
-        def work(s: Session) -> tuple[list[str], bool]:
+        def work(s: Session) -> tuple[list[str], bool, bool]:
             now = self.c.clock()
             report = import_stats(s, rows, now=now, source=f"web:{who.contact_id}:{name}")
             audit(
@@ -370,7 +372,7 @@ class AdminPages:
             office = office_group(s)
             sent = False
             if office is not None:
-                for period in sorted(report.periods)[-1:]:  # the newest period the file covered, as the chat does
+                for period in filter(None, [report.period_to_post()]):  # as the chat does
                     queue_stats_report(
                         s,
                         period=period,
@@ -383,13 +385,13 @@ class AdminPages:
                     )
                     sent = True
             s.commit()
-            return report.lines(texts), sent
+            return report.lines(texts), sent, report.backfill
 
-        summary, sent = await self.c.db(work)
+        summary, sent, backfill = await self.c.db(work)
         notice = texts.t("stats.imported", rows=len(rows), summary="；".join(summary))
-        return await self._incidents_page(
-            who, notice=notice, lines=[self.w("report_queued" if sent else "report_not_sent")]
-        )
+        # A back-fill says so in the summary (yoy_stats.backfill): no line about an office group it did not need.
+        lines = [] if backfill else [self.w("report_queued" if sent else "report_not_sent")]
+        return await self._incidents_page(who, notice=notice, lines=lines)
 
     async def _refused(self, request: Request, who, name: str) -> None:
         """A file that could not be imported is audited (refused); nothing else is written."""
