@@ -157,7 +157,7 @@ class Settings(BaseSettings):
         for part in value:
             m = re.fullmatch(r"\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*", str(part))
             if not m or not _valid_month_day(int(m[1]), int(m[2])):
-                raise PydanticCustomError("checkpoint", "'{value}' is not a month-day like 06-30", {"value": str(part)})
+                raise PydanticCustomError("month_day", "'{value}' is not a month-day like 06-30", {"value": str(part)})
             out.append(f"{int(m[1]):02d}-{int(m[2]):02d}")
         return out
 
@@ -502,6 +502,8 @@ def problem_text(error: Mapping[str, Any]) -> str:
     if kind in limits:
         key, field = limits[kind]
         return texts.t(f"config_zh.{key}", limit=ctx.get(field, "?"))
+    if kind == "month_day":
+        return texts.t("yoy_config.month_day")
     if kind in ("literal_error", "enum"):
         choices = str(ctx.get("expected", "")).replace(" or ", "、").replace(", ", "、")
         return texts.t("config_zh.choice", choices=choices)

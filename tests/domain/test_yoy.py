@@ -263,3 +263,18 @@ def test_checkpoints_are_configurable(monkeypatch):
     monkeypatch.setenv("RELAYBOT_INCIDENT_CHECKPOINTS", "13-01")
     with pytest.raises(ValidationError, match="13-01"):
         Settings()
+
+
+def test_a_bad_checkpoint_is_refused_in_chinese(tmp_path, monkeypatch):
+    from bot.config import load_settings, settings_error_text
+
+    for name in Settings.model_fields:
+        monkeypatch.delenv("RELAYBOT_" + name.upper(), raising=False)
+    config = tmp_path / "relaybot.toml"
+    config.write_text('incident_checkpoints = ["06-30", "6月31日"]\n', encoding="utf-8")
+    monkeypatch.setenv("RELAYBOT_CONFIG", str(config))
+    with pytest.raises(Exception) as caught:
+        load_settings()
+    text = settings_error_text(caught.value)
+    assert "incident_checkpoints" in text and '应为月-日，如 "06-30"' in text
+    assert "not a month-day" not in text
