@@ -3,6 +3,9 @@
 The work plan (四(三)): the two towns with the most incidents in a period get a 提醒谈话; top two in two
 consecutive periods, their leader in charge is summoned (约谈); three in a row, the head writes to the district
 leading group (书面说明).
+
+Each town is also compared with the same period last year (同比); at the plan's checkpoints (四(四)12: 6月30日 and
+12月31日, configurable) the 通报 of the period containing one lists the towns that missed the decline target.
 """
 
 from __future__ import annotations
