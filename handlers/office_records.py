@@ -259,6 +259,7 @@ def on_incidents(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         library=ctx.library,
         chat_kind=msg.chat_kind,
         chat_id=msg.chat_id,
+        checkpoints=ctx.settings.checkpoint_days,
     )
 
 
@@ -318,7 +319,7 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
     ctx.reply(msg, ctx.t("stats.imported", rows=len(rows), summary="；".join(report.lines(ctx.texts))))
     office = ctx.office_group()
     target = (ChatKind.ROOM, office.room_id) if office else (msg.chat_kind, msg.chat_id)
-    for period in sorted(report.periods)[-1:]:  # the newest period the file covered
+    for period in filter(None, [report.period_to_post()]):  # the newest period the file covered, if not a back-fill
         queue_stats_report(
             ctx.session,
             period=period,
@@ -327,4 +328,5 @@ def on_incident_file(msg: Incoming, ctx: Context) -> None:
             library=ctx.library,
             chat_kind=target[0],
             chat_id=target[1],
+            checkpoints=ctx.settings.checkpoint_days,
         )

@@ -7,7 +7,16 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import show
 from bot.content import Texts
-from bot.domain.incidents import LEVEL_REMIND, LEVEL_TALK, LEVEL_WRITTEN, LEVELS, StatsReport
+from bot.domain.incidents import (
+    LEVEL_REMIND,
+    LEVEL_TALK,
+    LEVEL_WRITTEN,
+    LEVELS,
+    StatsReport,
+    checkpoint_lines,
+    mom_text,
+    yoy_text,
+)
 from bot.domain.people import Ambiguity, Binding, Claim
 from bot.domain.periods import period_label
 from bot.domain.relay import Ack, Progress
@@ -149,6 +158,14 @@ _LEVEL_TEXT = {LEVEL_WRITTEN: "stats.level_written", LEVEL_TALK: "stats.level_ta
 _SHOWN_TOWNS = 5
 
 
+def yoy_total_line(texts: Texts, report: StatsReport) -> str:
+    """The district's 同比 line: last year's figure for the same period and the change, or that it is missing."""
+    if report.last_year_total is None:
+        return texts.t("yoy_stats.total_missing")
+    yoy = yoy_text(texts, report.total, report.last_year_total)
+    return texts.t("yoy_stats.total", last=report.last_year_total, yoy=yoy)
+
+
 def stats_report_text(texts: Texts, report: StatsReport) -> str:
     """The 通报 as a short chat message: totals, the leading towns, who is escalated, what to push."""
     t = texts.t
@@ -158,10 +175,17 @@ def stats_report_text(texts: Texts, report: StatsReport) -> str:
         return "\n".join(lines)
     change = "" if report.previous_total is None else t("stats.change", previous=report.previous_total)
     lines.append(t("stats.total", total=report.total, change=change))
+    lines.append(yoy_total_line(texts, report))
     lines.append(t("stats.ranking_head"))
     # Every town in the top two is shown even when ties push them past the usual five.
     shown = max(_SHOWN_TOWNS, sum(1 for town in report.towns if town.streak))
-    lines += [t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total) for s in report.towns[:shown]]
+    for s in report.towns[:shown]:
+        line = t("stats.ranking_line", rank=s.rank, town=s.town, count=s.total)
+        if report.last_year_period is not None:  # else the line above says once that last year is missing
+            mom, yoy = mom_text(texts, s.total, s.previous_total), yoy_text(texts, s.total, s.last_year_total)
+            line += t("yoy_stats.town_compare", mom=mom, yoy=yoy)
+        lines.append(line)
+    lines += checkpoint_lines(texts, report.checkpoint)
     for level in LEVELS:
         if report.escalations.get(level):
             lines.append(t(_LEVEL_TEXT[level], towns="、".join(report.escalations[level])))

@@ -836,7 +836,6 @@ def stats_import(
     """导入警情数据（全部成功或什么都不改），并把通报排进队列发到反诈办工作群。"""
 
     from bot.chat.compose import stats_report_text
-    from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.domain.incidents import StatsError, import_stats, read_stats_file
     from bot.domain.relay import office_group
@@ -846,7 +845,7 @@ def stats_import(
 
     settings = _settings()
     texts, library = load_texts(), load_library()
-    now = real_clock()
+    now = clock_from(settings.clock_offset_seconds, settings.clock_speed)()  # a trial's moved clock too
     try:
         rows = read_stats_file(file, today=now.astimezone(settings.tz).date())
     except StatsError as exc:
@@ -857,7 +856,7 @@ def stats_import(
         report = import_stats(s, rows, now=now, source=f"cli:{file.name}")
         typer.echo(texts.t("stats.imported", rows=len(rows), summary="；".join(report.lines(texts))))
         office = office_group(s)
-        for period in sorted(report.periods)[-1:]:
+        for period in filter(None, [report.period_to_post()]):
             if office is not None:
                 shown = queue_stats_report(
                     s,
@@ -867,6 +866,7 @@ def stats_import(
                     library=library,
                     chat_kind=ChatKind.ROOM,
                     chat_id=office.room_id,
+                    checkpoints=settings.checkpoint_days,
                 )
                 typer.echo(stats_report_text(texts, shown))
                 typer.echo("（通报已排入发送队列，由运行中的机器人发到反诈办工作群）")
@@ -875,7 +875,14 @@ def stats_import(
 
                 typer.echo(
                     stats_report_text(
-                        texts, build_stats_report(s, period_start=period[0], period_end=period[1], library=library)
+                        texts,
+                        build_stats_report(
+                            s,
+                            period_start=period[0],
+                            period_end=period[1],
+                            library=library,
+                            checkpoints=settings.checkpoint_days,
+                        ),
                     )
                 )
                 typer.echo("（还没有反诈办工作群，通报未发送）")

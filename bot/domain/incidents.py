@@ -3,10 +3,14 @@
 The work plan (四(三)): the two towns with the most incidents in a period get a 提醒谈话; top two in two
 consecutive periods, their leader in charge is summoned (约谈); three in a row, the head writes to the district
 leading group (书面说明).
+
+Each town is also compared with the same period last year (同比); at the plan's checkpoints (四(四)12: 6月30日 and
+12月31日, configurable) the 通报 of the period containing one lists the towns that missed the decline target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from bot.domain.periods import (  # noqa: F401 - parse_period and period_label: 
     period_code,
     period_label,
     period_of,
+    same_period_last_year,
 )
 from bot.domain.roster import cell_text
 from bot.storage.models import IncidentStat, Unit, UnitKind
@@ -41,6 +46,8 @@ LEVEL_WRITTEN = "书面说明"  # three periods in a row in the top two
 LEVEL_TALK = "约谈"  # two in a row
 LEVEL_REMIND = "提醒谈话"  # this period
 LEVELS = (LEVEL_WRITTEN, LEVEL_TALK, LEVEL_REMIND)  # most serious first
+# The plan (四(四)12): at 6月30日 and 12月31日 the towns whose 警情 missed the decline target explain in writing.
+DEFAULT_CHECKPOINTS = ((6, 30), (12, 31))
 _LEVEL_BY_STREAK = {1: LEVEL_REMIND, 2: LEVEL_TALK, 3: LEVEL_WRITTEN}
 PUSH_COMMAND = "推送"
 
@@ -89,6 +96,9 @@ class StatsImportReport:
     unchanged: int = 0
     periods: list[tuple[date, date]] = field(default_factory=list)
     unknown_towns: list[str] = field(default_factory=list)  # not a 镇街 of the roster (likely a typo)
+    # Every period of the file is older than the latest stored one (last year's figures, for 同比): the importer
+    # stores them and posts no 通报 of an old period to the office group.
+    backfill: bool = False
 
     def lines(self, texts: Texts | None = None, *, max_items: int = 10) -> list[str]:
         """A short Chinese summary: what was added and updated, the periods covered, suspicious town names."""
@@ -119,7 +129,13 @@ class StatsImportReport:
         out.append(t("stats.import_periods", periods="、".join(period_code(s, e) for s, e in self.periods)))
         if self.unknown_towns:
             out.append(t("stats.import_unknown_towns", towns="、".join(self.unknown_towns)))
+        if self.backfill:
+            out.append(t("yoy_stats.backfill"))
         return out
+
+    def period_to_post(self) -> tuple[date, date] | None:
+        """The period whose 通报 the import posts: the newest of the file, unless the file only fills in the past."""
+        return None if self.backfill or not self.periods else self.periods[-1]
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,8 @@ class TownStat:
     previous_total: int | None  # None when the previous period is not stored or lacks this town
     streak: int  # consecutive periods up to this one in the top two (0 = not in the top two now)
     level: str  # "" or one of LEVELS
+    # 同比: the same period last year; None when that period is not stored or lacks this town (never read as 0).
+    last_year_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,24 @@ class StatsReport:
     total: int
     previous_period: tuple[date, date] | None  # the stored period just before, if any
     previous_total: int | None
+    # Defaults keep 通报 pickled in the outbox before 同比 existed readable.
+    last_year_period: tuple[date, date] | None = None  # the same period last year, when stored
+    last_year_total: int | None = None
+    checkpoint: Checkpoint | None = None  # set when the period contains one of the plan's checkpoints
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The plan's decline target at a checkpoint the period contains (6月30日: the figure falls 环比 and 同比;
+    the year's last day: the whole year's figure falls 同比). Towns without the figures to judge are never listed
+    as missing it: they are named apart, and with no last-year figures at all the report says so."""
+
+    day: date
+    whole_year: bool  # the target is the year's total (months summed) against last year's
+    missed: list[str]  # need a 书面说明
+    unknown: list[str]  # cannot be judged: no last-year (or previous period) figure for the town
+    no_last_year: bool  # none of last year's figures the target needs are stored
+    missing_months: list[str] = field(default_factory=list)  # whole_year: months (2025-03) without month figures
 
 
 # --- Reading -----------------------------------------------------------------------------------------------
@@ -411,6 +447,11 @@ def import_stats(session: Session, rows: list[StatRow], *, now: datetime, source
         session.add(stat)
     session.flush()
     report.periods = sorted({(r.period_start, r.period_end) for r in rows})
+    if report.periods:
+        newest = max(report.periods, key=lambda p: (p[1], -p[0].toordinal()))
+        report.periods.remove(newest)
+        report.periods.append(newest)  # last: the one the 通报 is about, as latest_period picks it
+        report.backfill = latest_period(session) != newest
     town_stmt = select(Unit.name).where(Unit.kind == UnitKind.TOWN.value, Unit.active == True)  # noqa: E712
     towns = set(session.exec(town_stmt))
     if towns:  # without a roster there is nothing to check the names against
@@ -467,9 +508,23 @@ def _stored(session: Session, start: date, end: date) -> bool:
     return session.exec(stmt.limit(1)).first() is not None
 
 
-def build_stats_report(session: Session, *, period_start: date, period_end: date, library: AlertLibrary) -> StatsReport:
-    """Ranking, escalations and top case types for the stored period [period_start, period_end]."""
+def build_stats_report(
+    session: Session,
+    *,
+    period_start: date,
+    period_end: date,
+    library: AlertLibrary,
+    checkpoints: Sequence[tuple[int, int]] = DEFAULT_CHECKPOINTS,
+) -> StatsReport:
+    """Ranking, escalations, top case types, 同比 and the plan's checkpoint (if the period contains one) for the
+    stored period [period_start, period_end]."""
     current = _figures(session, period_start, period_end)
+    last_year_period = same_period_last_year(period_start, period_end)
+    last_year = None
+    if last_year_period is not None and _stored(session, *last_year_period):
+        last_year = _figures(session, *last_year_period)
+    else:
+        last_year_period = None
     # Walk back through stored periods of the same kind while each ends the day before the next starts.
     chain: list[dict[str, _Figures]] = []
     start, end = period_start, period_end
@@ -506,6 +561,7 @@ def build_stats_report(session: Session, *, period_start: date, period_end: date
                 previous_total=before.total if before else None,
                 streak=streak,
                 level=_LEVEL_BY_STREAK.get(min(streak, 3), ""),
+                last_year_total=last_year[town].total if last_year and town in last_year else None,
             )
         )
 
@@ -518,6 +574,10 @@ def build_stats_report(session: Session, *, period_start: date, period_end: date
         alert = library.find(case_type)
         case_types.append(TypeStat(case_type, count, f"{PUSH_COMMAND} {alert.case_type}" if alert else ""))
     top_types = [c for c in case_types if c.count > 0][:3]
+    day = checkpoint_in(period_start, period_end, checkpoints)
+    checkpoint = None
+    if day is not None:
+        checkpoint = _year_checkpoint(session, day) if _is_year_end(day) else _period_checkpoint(day, towns, last_year)
     return StatsReport(
         period_start=period_start,
         period_end=period_end,
@@ -529,4 +589,133 @@ def build_stats_report(session: Session, *, period_start: date, period_end: date
         total=sum(totals.values()),
         previous_period=previous_period,
         previous_total=sum(f.total for f in chain[0].values()) if chain else None,
+        last_year_period=last_year_period,
+        last_year_total=sum(f.total for f in last_year.values()) if last_year is not None else None,
+        checkpoint=checkpoint,
     )
+
+
+# --- 同比 and the checkpoints ---------------------------------------------------------------------------------
+
+
+def checkpoint_in(start: date, end: date, checkpoints: Sequence[tuple[int, int]]) -> date | None:
+    """The last checkpoint day (month, day) inside [start, end], or None."""
+    found = []
+    for year in range(start.year, end.year + 1):
+        for month, day in checkpoints:
+            with contextlib.suppress(ValueError):  # 02-29 in a common year
+                candidate = date(year, month, day)
+                if start <= candidate <= end:
+                    found.append(candidate)
+    return max(found, default=None)
+
+
+def _is_year_end(day: date) -> bool:
+    return (day.month, day.day) == (12, 31)
+
+
+def _fell(now: int, before: int | None) -> bool | None:
+    """Did the figure meet the decline target? None: no figure to compare with. A town at 0 has nothing left to
+    fall by and is never asked to explain; from 0 last time, any incident is a rise."""
+    if now == 0:
+        return True
+    if before is None:
+        return None
+    return now < before
+
+
+def _period_checkpoint(day: date, towns: list[TownStat], last_year: dict[str, _Figures] | None) -> Checkpoint:
+    # 6月30日: "发案数环比、同比下降". Without the 同比 figure a town is never listed as missing the target.
+    if last_year is None:
+        return Checkpoint(day, whole_year=False, missed=[], unknown=[], no_last_year=True)
+    missed, unknown = [], []
+    for town in towns:
+        yoy, mom = _fell(town.total, town.last_year_total), _fell(town.total, town.previous_total)
+        if yoy is None:
+            unknown.append(town.town)
+        elif yoy is False or mom is False:
+            missed.append(town.town)
+        elif mom is None:
+            unknown.append(town.town)
+    return Checkpoint(day, whole_year=False, missed=missed, unknown=unknown, no_last_year=False)
+
+
+def _year_totals(session: Session, year: int) -> tuple[dict[str, int], list[str]]:
+    """Each town's total over the year's stored month figures, and the months (2025-03) that have none."""
+    totals: dict[str, int] = {}
+    missing = []
+    for month in range(1, 13):
+        start, end = period_of("month", date(year, month, 1))
+        if not _stored(session, start, end):
+            missing.append(f"{year}-{month:02d}")
+            continue
+        for town, figs in _figures(session, start, end).items():
+            totals[town] = totals.get(town, 0) + figs.total
+    return totals, missing
+
+
+def _year_checkpoint(session: Session, day: date) -> Checkpoint:
+    # 12月31日: "全年电信网络诈骗警情数、案件数同比下降": this year's months summed against last year's.
+    this_year, missing_now = _year_totals(session, day.year)
+    last_year, missing_before = _year_totals(session, day.year - 1)
+    if not last_year and len(missing_before) == 12:
+        return Checkpoint(day, whole_year=True, missed=[], unknown=[], no_last_year=True)
+    if missing_now or missing_before:
+        missing = missing_before + missing_now
+        return Checkpoint(day, whole_year=True, missed=[], unknown=[], no_last_year=False, missing_months=missing)
+    missed, unknown = [], []
+    for town in sorted(this_year, key=lambda t: (-this_year[t], t)):
+        fell = _fell(this_year[town], last_year.get(town))
+        if fell is None:
+            unknown.append(town)
+        elif not fell:
+            missed.append(town)
+    return Checkpoint(day, whole_year=True, missed=missed, unknown=unknown, no_last_year=False)
+
+
+def mom_text(texts: Texts, now: int, before: int | None) -> str:
+    """环比 as shown beside a figure: +2, -1, 持平, or 无上期数据."""
+    if before is None:
+        return texts.t("yoy_stats.no_previous")
+    return texts.t("yoy_stats.same") if now == before else f"{now - before:+d}"
+
+
+def yoy_ratio(now: int, last: int | None) -> float | None:
+    """同比 as a fraction (-0.25 = down a quarter); None when last year's figure is missing or 0 (no percentage)."""
+    return None if not last else (now - last) / last
+
+
+def yoy_text(texts: Texts, now: int, last: int | None) -> str:
+    """同比 as shown beside a figure: -25%, +10%, 持平, 去年同期0起, or 无去年数据 (never a made-up 0%)."""
+    if last is None:
+        return texts.t("yoy_stats.no_last_year")
+    if now == last:
+        return texts.t("yoy_stats.same")
+    if last == 0:
+        return texts.t("yoy_stats.from_zero")
+    return f"{(now - last) / last:+.1%}".replace(".0%", "%")
+
+
+def checkpoint_rule(texts: Texts, checkpoint: Checkpoint) -> str:
+    """The checkpoint and its target, e.g. 6月30日节点（目标：发案数环比、同比下降）."""
+    day = texts.t("yoy_stats.day", month=checkpoint.day.month, day=checkpoint.day.day)
+    return texts.t("yoy_stats.rule_year" if checkpoint.whole_year else "yoy_stats.rule_period", day=day)
+
+
+def checkpoint_lines(texts: Texts, checkpoint: Checkpoint | None) -> list[str]:
+    """The 通报's lines for a checkpoint: who must explain in writing, who cannot be judged, or why nobody is listed."""
+    if checkpoint is None:
+        return []
+    t = texts.t
+    rule = checkpoint_rule(texts, checkpoint)
+    if checkpoint.no_last_year:
+        return [t("yoy_stats.no_last_year_data", rule=rule)]
+    if checkpoint.missing_months:
+        return [t("yoy_stats.missing_months", rule=rule, months="、".join(checkpoint.missing_months))]
+    if checkpoint.missed:
+        lines = [t("yoy_stats.missed", rule=rule, towns="、".join(checkpoint.missed))]
+    else:
+        lines = [t("yoy_stats.all_met", rule=rule)]
+    if checkpoint.unknown:
+        lines.append(t("yoy_stats.unknown", towns="、".join(checkpoint.unknown)))
+    return lines

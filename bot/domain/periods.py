@@ -170,6 +170,28 @@ def _previous(start: date, end: date) -> tuple[date, date]:
     return start - timedelta(days=days), start - timedelta(days=1)
 
 
+def same_period_last_year(start: date, end: date) -> tuple[date, date] | None:
+    """The period a year before, for 同比: the same month, the same ISO week number, or the same days a year back
+    (29 February becomes the 28th); None for a week 53 the year before lacks."""
+    if _is_month(start, end):
+        return period_of("month", start.replace(year=start.year - 1))
+    if _is_week(start, end):
+        year, week, _ = start.isocalendar()
+        try:
+            monday = date.fromisocalendar(year - 1, week, 1)
+        except ValueError:
+            return None
+        return monday, monday + timedelta(days=6)
+
+    def back(day: date) -> date:
+        try:
+            return day.replace(year=day.year - 1)
+        except ValueError:
+            return day.replace(year=day.year - 1, day=28)
+
+    return back(start), back(end)
+
+
 def _nearest(month: int, day: int, today: date) -> date | None:
     # A year-less 11月23日 means the one closest to today (around New Year that may be last or next year).
     candidates = []

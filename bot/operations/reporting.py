@@ -13,6 +13,7 @@ A render that fails still releases the text, saying why the files are missing (a
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -20,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.chat import compose
 from bot.content import AlertLibrary, Texts
-from bot.domain.incidents import StatsReport, build_stats_report
+from bot.domain.incidents import DEFAULT_CHECKPOINTS, StatsReport, build_stats_report
 from bot.domain.periods import period_label
 from bot.reports.figures import Report
 from bot.reports.verify import UnitRecord
@@ -177,9 +178,12 @@ def queue_stats_report(
     library: AlertLibrary,
     chat_kind,
     chat_id: str,
+    checkpoints: Sequence[tuple[int, int]] = DEFAULT_CHECKPOINTS,
 ) -> StatsReport:
     """Queue the 通报 of one stored period for a chat: its text now, the .xlsx and the chart once rendered."""
-    report = build_stats_report(session, period_start=period[0], period_end=period[1], library=library)
+    report = build_stats_report(
+        session, period_start=period[0], period_end=period[1], library=library, checkpoints=checkpoints
+    )
     text = compose.stats_report_text(texts, report)
     if report.towns:
         stem = f"警情通报（{period_label(texts, *period)}）"

@@ -9,7 +9,18 @@ from __future__ import annotations
 import io
 
 from bot.content import Texts, load_texts
-from bot.domain.incidents import LEVEL_REMIND, LEVEL_TALK, LEVEL_WRITTEN, LEVELS, StatsReport
+from bot.domain.incidents import (
+    LEVEL_REMIND,
+    LEVEL_TALK,
+    LEVEL_WRITTEN,
+    LEVELS,
+    Checkpoint,
+    StatsReport,
+    checkpoint_lines,
+    checkpoint_rule,
+    yoy_ratio,
+    yoy_text,
+)
 from bot.domain.periods import period_label
 from bot.reports import render as rr
 from bot.reports.render import ILLEGAL_CHARACTERS_RE, add_sheet
@@ -38,7 +49,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
     add_sheet(
         wb,
         "镇街排名",
-        ["排名", "镇街", "警情数", "上期", "较上期", "连续前两名(期)", "处置", *types, *extra],
+        ["排名", "镇街", "警情数", "上期", "较上期", "去年同期", "同比", "连续前两名(期)", "处置", *types, *extra],
         (
             (
                 s.rank,
@@ -46,6 +57,8 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
                 s.total,
                 s.previous_total,
                 None if s.previous_total is None else s.total - s.previous_total,
+                s.last_year_total,
+                _yoy_cell(texts, s.total, s.last_year_total),
                 s.streak or None,
                 s.level,
                 *(s.by_type.get(c) for c in types),
@@ -53,7 +66,7 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
             )
             for s in report.towns
         ),
-        {5: "+0;-0;0"},
+        {5: "+0;-0;0", 7: "+0.0%;-0.0%;0.0%"},
     )
     add_sheet(
         wb,
@@ -77,9 +90,30 @@ def render_stats_xlsx(report: StatsReport) -> bytes:
         ),
         {},
     )
+    if report.checkpoint is not None:
+        _add_checkpoint_sheet(wb, texts, report.checkpoint)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _yoy_cell(texts: Texts, now: int, last: int | None) -> float | str:
+    # A number Excel can sort when there is one; else the words (无去年数据, 去年同期0起), never a made-up 0%.
+    ratio = yoy_ratio(now, last)
+    return ratio if ratio is not None else yoy_text(texts, now, last)
+
+
+def _add_checkpoint_sheet(wb, texts: Texts, checkpoint: Checkpoint) -> None:
+    """Sheet 节点书面说明: the checkpoint's target and each town to explain in writing, or why none is listed."""
+    t = texts.t
+    rule = checkpoint_rule(texts, checkpoint)
+    rows: list[tuple[str, str | None, str]] = [
+        (rule, town, t("yoy_stats.verdict_missed")) for town in checkpoint.missed
+    ]
+    rows += [(rule, town, t("yoy_stats.verdict_unknown")) for town in checkpoint.unknown]
+    if not rows or checkpoint.no_last_year or checkpoint.missing_months:
+        rows.append((rule, None, checkpoint_lines(texts, checkpoint)[0]))
+    add_sheet(wb, "节点书面说明", ["节点", "镇街", "结论"], rows, {})
 
 
 def _streak_note(t, streak: int) -> str:

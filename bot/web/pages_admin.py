@@ -41,11 +41,14 @@ from bot.domain.incidents import (
     StatsError,
     StatsReport,
     build_stats_report,
+    checkpoint_lines,
     import_stats,
+    mom_text,
     parse_period,
     period_code,
     period_label,
     read_stats_bytes,
+    yoy_text,
 )
 from bot.domain.relay import audit, office_group
 from bot.operations.reporting import queue_stats_report
@@ -280,13 +283,16 @@ class AdminPages:
         texts = self.c.texts
         library = self.library
         today = self._today()
+        checkpoints = self.c.settings.checkpoint_days
 
         def work(s: Session):
             periods = stored_periods(s, texts)
             chosen = next((p for p in periods if p.code == wanted), None) if wanted else next(iter(periods), None)
             if chosen is None:
                 return periods, None
-            return periods, build_stats_report(s, period_start=chosen.start, period_end=chosen.end, library=library)
+            return periods, build_stats_report(
+                s, period_start=chosen.start, period_end=chosen.end, library=library, checkpoints=checkpoints
+            )
 
         periods, report = await self.c.db(work)
         if wanted and report is None:
@@ -307,8 +313,17 @@ class AdminPages:
             latest=bool(periods) and chosen_code == periods[0].code,
             title=period_label(texts, report.period_start, report.period_end) if report else "",
             ladder=_ladder(texts, report) if report else [],
-            # The chat 通报's total line (the rest of it is the tables below).
-            text=compose.stats_report_text(texts, report).splitlines()[1:2] if report else [],
+            # The chat 通报's total and 同比 lines (the rest of it is the tables below).
+            text=compose.stats_report_text(texts, report).splitlines()[1:3] if report else [],
+            checkpoint=checkpoint_lines(texts, report.checkpoint) if report else [],
+            compare=(
+                {
+                    t.town: (mom_text(texts, t.total, t.previous_total), yoy_text(texts, t.total, t.last_year_total))
+                    for t in report.towns
+                }
+                if report
+                else {}
+            ),
             unclassified=texts.t("stats.unclassified"),
             notice=notice,
             lines=list(lines),
@@ -343,7 +358,7 @@ class AdminPages:
         address = self.c.address(request)
         library = self.library
 
-        def work(s: Session) -> tuple[list[str], bool]:
+        def work(s: Session) -> tuple[list[str], bool, bool]:
             now = self.c.clock()
             report = import_stats(s, rows, now=now, source=f"web:{who.contact_id}:{name}")
             audit(
@@ -357,7 +372,7 @@ class AdminPages:
             office = office_group(s)
             sent = False
             if office is not None:
-                for period in sorted(report.periods)[-1:]:  # the newest period the file covered, as the chat does
+                for period in filter(None, [report.period_to_post()]):  # as the chat does
                     queue_stats_report(
                         s,
                         period=period,
@@ -366,16 +381,17 @@ class AdminPages:
                         library=library,
                         chat_kind=ChatKind.ROOM,
                         chat_id=office.room_id,
+                        checkpoints=self.c.settings.checkpoint_days,
                     )
                     sent = True
             s.commit()
-            return report.lines(texts), sent
+            return report.lines(texts), sent, report.backfill
 
-        summary, sent = await self.c.db(work)
+        summary, sent, backfill = await self.c.db(work)
         notice = texts.t("stats.imported", rows=len(rows), summary="；".join(summary))
-        return await self._incidents_page(
-            who, notice=notice, lines=[self.w("report_queued" if sent else "report_not_sent")]
-        )
+        # A back-fill says so in the summary (yoy_stats.backfill): no line about an office group it did not need.
+        lines = [] if backfill else [self.w("report_queued" if sent else "report_not_sent")]
+        return await self._incidents_page(who, notice=notice, lines=lines)
 
     async def _refused(self, request: Request, who, name: str) -> None:
         """A file that could not be imported is audited (refused); nothing else is written."""

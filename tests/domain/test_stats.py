@@ -371,6 +371,7 @@ def test_report_text(engine):
         [
             "📈 电诈警情通报 2026年第47周（11月16日—11月22日）",
             "全区警情 22 起（上期 17 起）",
+            "同比：无去年同期数据（把去年的警情表导入后即可比较）",
             "警情数排名：",
             "1. 城关镇 9 起",
             "2. 东城街道 6 起",
@@ -403,6 +404,8 @@ def test_xlsx_read_back_with_inert_formula_text(engine):
         "警情数",
         "上期",
         "较上期",
+        "去年同期",
+        "同比",
         "连续前两名(期)",
         "处置",
         "刷单",
@@ -411,8 +414,8 @@ def test_xlsx_read_back_with_inert_formula_text(engine):
         "杀猪盘",
         "未分类",
     )
-    assert values[1] == (1, "城关镇", 9, 7, 2, 3, "书面说明", 5, None, 4, None, None)
-    assert values[2] == (2, "东城街道", 6, 7, -1, 2, "约谈", 2, None, None, 3, 1)
+    assert values[1] == (1, "城关镇", 9, 7, 2, None, "无去年数据", 3, "书面说明", 5, None, 4, None, None)
+    assert values[2] == (2, "东城街道", 6, 7, -1, None, "无去年数据", 2, "约谈", 2, None, None, 3, 1)
     # Tied with 西湖镇 at 1: same rank, then by name. Kept as text, never a live formula.
     assert [v[:3] for v in values[4:]] == [(4, "'" + HYPERLINK, 1), (4, "西湖镇", 1)]
     assert ranking.cell(row=5, column=2).data_type == "s"
