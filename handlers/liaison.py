@@ -19,7 +19,7 @@ from bot.chat.wechat_formats import GroupNote, group_note, is_rate_limit_notice,
 from bot.domain import evidence as evidence_store
 from bot.domain import notes
 from bot.domain.people import claimed_by_another, first_notice, liaisons_with_units
-from bot.domain.relay import LATE_WINDOW, latest_push, record_confirmation, unconfirmed_open_pushes
+from bot.domain.relay import LATE_WINDOW, aimed_at, latest_push, record_confirmation, unconfirmed_open_pushes
 from bot.storage.models import (
     Alert,
     Confirmation,
@@ -198,6 +198,8 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
         _ask_or_hint(msg, ctx, Said(said.method, Reading(Verdict.UNSURE, "说的是别的单位"), said.refs, True, text))
         return
     for unit, liaison in _units_meant(msg, liaisons, text):
+        if not (said.refs or said.reading.all_pushes) and _newest_is_for_others(msg, ctx, unit):
+            continue
         pushes, problem = _pushes_for(ctx, unit, said)
         if problem == "which":
             owed = sorted(
@@ -237,6 +239,32 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
                 explicit=bool(said.refs),
                 known_unconfirmed=not said.refs,
             )
+
+
+def _newest_is_for_others(msg: Incoming, ctx: Context, unit: Unit) -> bool:
+    """A bare 已转发 (or a screenshot) from a unit that owes no open push, just after a targeted push aimed at
+    other units: it is about that push, not a late word on an older one. Nothing is recorded; the group's next
+    message says once that the unit need not relay it."""
+    newest = _newest_open_push(ctx)
+    if newest is None or aimed_at(ctx.session, pk(newest), pk(unit)):
+        return False
+    owed = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
+    if any(p.state == PushState.OPEN.value for p in owed):
+        return False  # it owes an open push of its own: the confirmation is that one's
+    if first_notice(ctx.session, kind="not_aimed", key=f"{unit.id}:{newest.id}", now=ctx.now):
+        notes.add(
+            ctx.session,
+            room_id=msg.chat_id,
+            kind=NoteKind.HINT,
+            contact_id=msg.sender.contact_id,
+            unit_id=unit.id,
+            push_ids=[pk(newest)],
+            now=ctx.now,
+            message_id=msg.message_id,
+            text=ctx.t("confirm.not_aimed", unit=unit.name, n=newest.id, target=newest.target),
+        )
+    log.info("%s: #%s is not aimed at %s; nothing recorded", msg.sender.contact_id, newest.id, unit.name)
+    return True
 
 
 def _names_only_other_units(ctx: Context, liaisons: list[tuple[Liaison, Unit]], text: str) -> bool:
@@ -294,7 +322,12 @@ def _record(
                 push_ids=[pk(push)],
                 now=ctx.now,
                 message_id=msg.message_id,
-                text=ctx.t("confirm.moved", unit=unit.name, n=push.id, newest=newest.id),
+                text=ctx.t(
+                    "confirm.moved" if aimed_at(ctx.session, pk(newest), pk(unit)) else "confirm.moved_not_aimed",
+                    unit=unit.name,
+                    n=push.id,
+                    newest=newest.id,
+                ),
             )
 
 
@@ -419,7 +452,7 @@ def _confirm_image(msg: Incoming, ctx: Context) -> None:
         log.info("screenshot from %s who is not on the roster: ignored", msg.sender.contact_id)
         return
     for unit, liaison in _units_meant(msg, liaisons):
-        if _attach_to_recent(msg, ctx, unit):
+        if _attach_to_recent(msg, ctx, unit) or _newest_is_for_others(msg, ctx, unit):
             continue
         open_pushes = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now, limit=1)
         if not open_pushes:

@@ -245,6 +245,19 @@ def _send_time(msg: Incoming, ctx: Context, args: PushArgs) -> datetime | None:
     return send_at
 
 
+def _target_typed_together(ctx: Context, args: PushArgs) -> PushArgs:
+    """`推送刷单给学校` / `推送 刷单给学校` / `推送 刷单 给` typed on a phone: a library case type, 给, whom (perhaps
+    nothing: then `to` is "给", and the office is asked whom). Only when the words before 给 are a case type: a
+    link or a draft's title may hold a 给 of their own."""
+    if args.to or "给" not in args.target or _URL.match(args.target) or _CANDIDATE.match(args.target):
+        return args
+    name, _, to = args.target.rpartition("给")
+    name = name.strip()
+    if not name or ctx.library.find(name) is None:
+        return args
+    return PushArgs(name, args.title, args.again, args.when, to.strip(" :：") or "给")
+
+
 @router.command("推送", usage="push", who=from_admin, where=office_place)
 def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
     args = parse_push_args(cmd.arg)
@@ -257,6 +270,10 @@ def _on_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         send_at = _send_time(msg, ctx, args)
         if send_at is None:
             return
+    args = _target_typed_together(ctx, args)
+    if args.to == "给":
+        ctx.reply(msg, ctx.t("targets.need_who", what=args.target or ""))
+        return
     if args.to:
         # A target that names nothing is answered before anything is stored or scheduled.
         try:

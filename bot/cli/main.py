@@ -528,8 +528,8 @@ def push(
     case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
     yes: bool = typer.Option(False, "--yes", "-y", help="今天已推送过同一类型时也再推一次（相当于聊天里的“确认”）"),
     at: str = typer.Option("", "--at", help='到这个时间再推送（定时推送），写法与群里相同，如 "明天9:00"、"周一 8:30"'),
-    to: str = typer.Option(
-        "",
+    to: str | None = typer.Option(
+        None,
         "--to",
         help='只推给这些单位（精准滴灌）：名单“标签”列的标签、类别或单位名，如 "学校,医院"；"全部" 推给所有单位',
     ),
@@ -548,8 +548,9 @@ def push(
     if item is None:
         typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
         raise typer.Exit(1)
-    if to:
+    if to is not None:
         _check_target(settings, texts, to)
+    to = to or ""
     if at:
         _push_at(settings, texts, item, at, again=yes, to=to)
         return
@@ -582,6 +583,9 @@ def _check_target(settings: Settings, texts, to: str) -> None:
     from bot.operations.pushing import unknown_target_text
     from bot.storage.db import session
 
+    if not to.strip():
+        typer.echo(texts.t("targets.need_who_cli"), err=True)
+        raise typer.Exit(2)
     with session(_open_db(settings)) as s:
         try:
             targets.resolve(s, to)

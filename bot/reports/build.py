@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
-from bot.domain.relay import expected_unit_ids
+from bot.domain.relay import expected_unit_ids, push_targets
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
 from bot.storage.models import Alert, Confirmation, ConfirmMethod, Correction, Push, PushState, Unit
@@ -280,8 +280,12 @@ def build_report(
     # Plain ids throughout, never ORM objects: a month is 300 units x 400 pushes.
     expected = expected_unit_ids(session, push_ids, active=list(unit_names))
     expected_ids = {push_id: set(unit_ids) for push_id, unit_ids in expected.items()}
-    # Per push, the active units exempted from it (免转): usually none.
+    # Per push, the active units not expected to relay it: exempted (免转) or, for a targeted push, not aimed at.
     exempted_ids = {push_id: unit_names.keys() - ids for push_id, ids in expected_ids.items()}
+    # Of those, the units a targeted push was not aimed at: neither 免转 nor received, and a unit no push of the
+    # period was aimed at is not in the report at all.
+    aimed = push_targets(session, push_ids)
+    not_aimed = {push_id: unit_names.keys() - units for push_id, units in aimed.items()}
     by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     added_by_push: dict[int, set[int]] = {p: set() for p in push_ids}
     # unit id -> (confirmations, late ones, median minutes from push to confirmation, 补登 among them)
@@ -312,13 +316,17 @@ def build_report(
             .order_by(col(Correction.at), col(Correction.id))
         ).all()
     exempted_count = Counter(unit_id for ids in exempted_ids.values() for unit_id in ids)
+    not_aimed_count = Counter(unit_id for ids in not_aimed.values() for unit_id in ids)
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
 
     rows: list[_UnitFigures] = []
     for unit_id, name, unit_kind in units:
         relayed, late, median, added = by_unit.get(unit_id, (0, 0, None, 0))
-        exempted = exempted_count[unit_id]
-        received = len(pushes) - exempted
+        skipped = not_aimed_count[unit_id]
+        if pushes and skipped == len(pushes):
+            continue  # every push of the period was aimed at other units
+        exempted = exempted_count[unit_id] - skipped
+        received = len(pushes) - exempted - skipped
         rows.append(
             _UnitFigures(
                 unit=name,
@@ -345,7 +353,7 @@ def build_report(
         done = by_push[push_id]  # only expected units: the others' confirmations were left out above
         added_here = added_by_push[push_id]
         mine = expected[push_id]  # in roster order, as every list of units of a push
-        exempted_here = exempted_ids[push_id]
+        exempted_here = exempted_ids[push_id] - not_aimed.get(push_id, set())
         push_rows.append(
             PushRow(
                 n=push_id,

@@ -219,6 +219,8 @@ async def test_the_unit_card_and_roster_show_the_tags(bot, transport, engine, ta
 async def test_relaybot_push_to_aims_the_push_and_refuses_unknown_words(bot, transport, engine, tagged, tmp_path):
     from tests.bot_process import relaybot
 
+    empty = relaybot("push", "刷单", "--to=", db_url=str(engine.url), cwd=tmp_path)
+    assert empty.returncode == 2 and "--to 后面请写推送对象" in empty.stderr
     bad = relaybot("push", "刷单", "--to", "火星", db_url=str(engine.url), cwd=tmp_path)
     assert bad.returncode == 2 and "没有找到推送对象：火星" in bad.stderr
     scheduled = relaybot("push", "刷单", "--to", "火星", "--at", "明天9:00", db_url=str(engine.url), cwd=tmp_path)
@@ -234,3 +236,63 @@ async def test_relaybot_push_to_aims_the_push_and_refuses_unknown_words(bot, tra
     await bot.send_pending()  # the running bot sends it
     assert [o.chat_id for o in transport.sent] == [LIAISON_ROOM]
     assert "本条请以下单位转发：学校、银行（3 个单位）" in transport.sent[0].text
+
+
+async def test_the_report_counts_only_the_units_a_push_was_aimed_at(bot, transport, engine, clock, tagged):
+    from datetime import date
+
+    from bot.domain.escalation import Ladder
+    from bot.reports.build import build_report
+
+    await command(bot, transport, "推送 刷单 给 学校")
+    await transport.say(SUN, "已转发", room_id=LIAISON_ROOM)
+    clock.now = datetime(2026, 11, 26, 18, 5, tzinfo=TZ)
+    await bot.run_schedule()
+    await bot.send_pending()
+    day = date(2026, 11, 26)
+    with session(engine) as s:
+        report = build_report(s, kind="day", start=day, end=day, now=clock.now, tz=TZ, ladder=Ladder())
+    rows = {u.unit: (u.received, u.on_time, u.missed, u.exempted, u.rank) for u in report.units}
+    assert rows == {"区教育局": (1, 1, 0, 0, 1), "区卫健局": (1, 0, 1, 0, 2)}  # nobody else, and no 免转
+    [push] = report.pushes
+    assert (push.confirmed, push.total, push.missing_units, push.exempted_units) == (1, 2, ["区卫健局"], [])
+
+
+async def test_a_bare_word_after_a_push_for_others_is_not_a_late_word_on_an_older_push(
+    bot, transport, engine, clock, tagged
+):
+    from bot.transport.base import Image
+
+    await command(bot, transport, "推送 刷单")  # #1 for everyone; 城关镇 and 东城街道 never relay it
+    clock.now = datetime(2026, 11, 27, 9, 0, tzinfo=TZ)  # the next day: #1 closed, still taking late words
+    await bot.run_schedule()
+    await bot.send_pending()
+    await command(bot, transport, "推送 公检法 给 学校")  # #2
+    transport.sent.clear()
+    await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)
+    await transport.say(WANG, "已转发", room_id=LIAISON_ROOM)  # told once
+    await transport.send_image(LI, Image("shot.jpg", b"\xff\xd8fake"), room_id=LIAISON_ROOM)
+    assert confirmed(engine, 1) == [] and confirmed(engine, 2) == []
+    clock.advance(minutes=2)
+    await bot.flush_acks()
+    await bot.send_pending()
+    group = [o.text for o in transport.sent if o.chat_id == LIAISON_ROOM]
+    assert len(group) == 1, group
+    assert group[0].count("#2 只请学校转发，城关镇无需转发，也不用回复。") == 1
+    assert "#2 只请学校转发，东城街道无需转发，也不用回复。" in group[0]
+    # Named, it is recorded as asked: 已转发 #1 is a late word on #1.
+    await transport.say(WANG, "已转发 #1", room_id=LIAISON_ROOM)
+    assert confirmed(engine, 1) == ["城关镇"]
+
+
+async def test_a_target_typed_without_spaces_is_read_and_an_empty_one_is_asked_for(bot, transport, engine, tagged):
+    for text in ("推送 刷单 给", "推送刷单给", "推送 刷单 给："):
+        answer = await command(bot, transport, text)
+        assert answer.startswith("“给”后面请写推送对象，如：推送 刷单 给 学校,医院"), (text, answer)
+    with session(engine) as s:
+        assert s.exec(select(Push)).all() == []
+    assert "对象：学校（2 个单位）" in await command(bot, transport, "推送刷单给学校")
+    assert "对象：医院（1 个单位）" in await command(bot, transport, "推送 公检法给医院")
+    # A link's title may hold a 给 of its own: not a target.
+    with session(engine) as s:
+        assert [p.target for p in s.exec(select(Push).order_by(col(Push.id)))] == ["学校", "医院"]

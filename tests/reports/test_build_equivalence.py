@@ -172,11 +172,23 @@ def reference_report(
     ]
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
 
+    aimed: dict[int, set[int]] = defaultdict(set)  # targeted pushes: a unit not aimed at is neither 免转 nor received
+    for push_id, unit_id in session.exec(
+        select(PushTarget.push_id, PushTarget.unit_id).where(col(PushTarget.push_id).in_(push_ids))
+    ):
+        aimed[push_id].add(unit_id)
+
+    def not_aimed(push_id: int, unit_id: int) -> bool:
+        return push_id in aimed and unit_id not in aimed[push_id]
+
     rows: list[dict] = []
     for unit_id, name, unit_kind in units:
         relayed, late, minutes, added = by_unit.get(unit_id, (0, 0, [], 0))
-        exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id])
-        received = len(pushes) - exempted
+        skipped = sum(1 for push_id in push_ids if not_aimed(push_id, unit_id))
+        if push_ids and skipped == len(push_ids):
+            continue  # no push of the period was aimed at it: not in the report
+        exempted = sum(1 for push_id in push_ids if unit_id not in expected_ids[push_id]) - skipped
+        received = len(pushes) - exempted - skipped
         rows.append(
             dict(
                 unit=name,
@@ -213,7 +225,11 @@ def reference_report(
                 total=len(mine),
                 missing_units=[u.name for u in mine if u.id not in done],
                 added_units=[u.name for u in mine if u.id in added_by_push[push_id]],
-                exempted_units=[name for unit_id, name in unit_names.items() if unit_id not in expected_ids[push_id]],
+                exempted_units=[
+                    name
+                    for unit_id, name in unit_names.items()
+                    if unit_id not in expected_ids[push_id] and not not_aimed(push_id, unit_id)
+                ],
             )
         )
     evidence = [
