@@ -58,7 +58,7 @@ class MemoryTransport(Transport):
         return list(self.room_list)
 
     async def room_members(self, room_id: str) -> list[Member]:
-        return list(self.members.get(room_id, []))
+        return [m for m in self.members.get(room_id, []) if m.contact_id != self.bot_id]
 
     async def accept_invite(self, invitation_id: str) -> None:
         self.accepted_invites.append(invitation_id)
