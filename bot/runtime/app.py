@@ -172,6 +172,8 @@ class RelayBot:
         self.units.storage.replay = self.replay_kept
         self.units.storage.office = self._office_room
         self._office_id: str | None = None
+        # The unit groups' room ids, known without the database: a storage outage tells no unit group anything.
+        self._unit_rooms: set[str] = set()
 
     @property
     def settings(self) -> Settings:
@@ -258,6 +260,7 @@ class RelayBot:
                 self.rooms.sync_configured(s, rooms)
                 feed_watch.sync_feeds(s, self.settings.feeds)
                 agenda.schedule_epoch(s, now=self.clock())  # nothing scheduled before the first start is owed
+                self._unit_rooms = {g.room_id for g, _ in reach.unit_groups(s)}
                 s.commit()
 
         await self.units.run(work)
@@ -363,7 +366,8 @@ class RelayBot:
         """Storage outage: keep `msg` for replay and tell its chat once (only if it was kept)."""
         if self.units.storage.keep(msg, arrived, previews):
             log.warning("message %s kept in memory: storage unavailable", msg.message_id)
-            await self.units.storage.tell_chat(msg)
+            if msg.chat_id not in self._unit_rooms:
+                await self.units.storage.tell_chat(msg)
         else:
             log.error("message %s dropped: storage unavailable and the memory bound reached", msg.message_id)
 
@@ -423,7 +427,9 @@ class RelayBot:
             if msg.chat_kind == ChatKind.ROOM:
                 group = ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
                 if group.kind == GroupKind.UNIT.value:
+                    self._unit_rooms.add(msg.chat_id)
                     return set(), [], False, self._watch_unit_group(s, msg, group, now)
+                self._unit_rooms.discard(msg.chat_id)
                 observed = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
                 self.rooms.report_people(ctx, observed, msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
@@ -483,6 +489,7 @@ class RelayBot:
                 return "leave"
             unit = s.get_one(Unit, liaison.unit_id)
             reach.make_unit_group(s, room_id=room.room_id, name=room.name, unit_id=pk(unit))
+            self._unit_rooms.add(room.room_id)
             audit(
                 s,
                 now=now,
