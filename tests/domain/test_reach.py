@@ -143,3 +143,11 @@ def test_a_period_without_sightings_has_no_reach_line(engine):
         assert s.exec(select(Push)).one()
     assert all(u.reached == 0 for u in report.units)
     assert "覆盖人数" not in report_text(load_texts(), report)
+
+
+def test_an_observed_confirmation_has_a_name_wherever_methods_are_shown():
+    from bot.reports.verify import method_name
+    from bot.web.views import METHODS
+
+    assert method_name(load_texts(), "observed") == "单位群看到"
+    assert METHODS["observed"] == "单位群看到"
