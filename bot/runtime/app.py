@@ -174,6 +174,9 @@ class RelayBot:
         self._office_id: str | None = None
         # The unit groups' room ids, known without the database: a storage outage tells no unit group anything.
         self._unit_rooms: set[str] = set()
+        # Who invited the bot, by room topic, for the accepted invitations: a puppet may send the bot's own join
+        # without an inviter.
+        self._invited_by: dict[str, str] = {}
 
     @property
     def settings(self) -> Settings:
@@ -461,6 +464,7 @@ class RelayBot:
         bot_joined = any(m.contact_id == self.bot_id for m in joined)
         joined = [m for m in joined if m.contact_id != self.bot_id]
         if bot_joined:
+            inviter_id = inviter_id or self._invited_by.pop(room.name, "")
             outcome = await self.units.run(self._bot_joined, room, inviter_id)
             if outcome == "leave":
                 log.info("brought into %s by %s (not a liaison or an admin): leaving", room.room_id, inviter_id)
@@ -540,6 +544,7 @@ class RelayBot:
                 )
                 if allowed:
                     await self.transport.accept_invite(invite.invitation_id)
+                    self._invited_by[invite.room_topic] = invite.inviter_id
                     if admin:
                         ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
                 else:

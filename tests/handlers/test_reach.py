@@ -206,3 +206,12 @@ async def test_the_office_names_lists_and_removes_unit_groups(bot, transport, en
             "unit_group_list",
             "unit_group_remove",
         ]
+
+
+async def test_a_join_without_an_inviter_after_a_liaisons_invitation_is_the_liaisons(bot, transport, engine):
+    await transport.invite("inv-wang", WANG.contact_id, "城关镇全体职工群")
+    await bot_brought_in(bot, transport, Member("", ""))  # the puppet's join names no inviter
+    assert transport.left_rooms == []
+    with session(engine) as s:
+        group = s.exec(select(Group).where(Group.room_id == UNIT_ROOM)).one()
+        assert group.kind == GroupKind.UNIT.value and s.get_one(Unit, group.unit_id).name == "城关镇"
