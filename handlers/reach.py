@@ -6,8 +6,8 @@ from sqlmodel import select
 
 from bot.chat.dispatch import CommandObject, Context
 from bot.domain import reach
-from bot.storage.models import Group, GroupKind, pk
-from bot.transport.base import Incoming
+from bot.storage.models import Group, GroupKind, Priority, pk
+from bot.transport.base import ChatKind, Incoming
 from handlers.office_records import find_unit
 
 
@@ -65,6 +65,7 @@ def _set(msg: Incoming, ctx: Context, arg: str) -> None:
         return
     reach.make_unit_group(ctx.session, room_id=group.room_id, name=group.name, unit_id=pk(unit))
     ctx.audit(msg, "unit_group", f"{group.room_id} {group.name}: {unit.name}")
+    ctx.send(ChatKind.ROOM, group.room_id, ctx.t("reach_group.intro"), priority=Priority.BROADCAST)
     ctx.reply(msg, ctx.t("reach_group.set", name=group.name, unit=unit.name))
 
 

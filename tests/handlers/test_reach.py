@@ -183,6 +183,8 @@ async def test_the_office_names_lists_and_removes_unit_groups(bot, transport, en
     await transport.say(ADMIN, "单位群 西湖镇干部群 西湖镇", room_id=OFFICE_ROOM)
     await bot.send_pending()
     assert "已把「西湖镇干部群」设为 西湖镇 的单位群" in texts_in(transport, OFFICE_ROOM)[-1]
+    said = texts_in(transport, "xihu@chatroom")
+    assert len(said) == 1 and "不看、不存" in said[0]  # the group hears once what the bot does there
     with session(engine) as s:
         assert s.exec(select(Membership).where(Membership.room_id == "xihu@chatroom")).all() == []
     await bot_brought_in(bot, transport, WANG)
