@@ -24,6 +24,7 @@ from bot.chat.parsing import (
 from bot.clock import show
 from bot.domain import targets
 from bot.domain.people import first_notice
+from bot.domain.reach import reach_of_push
 from bot.domain.relay import (
     latest_push,
     progress,
@@ -41,9 +42,9 @@ from bot.operations.pushing import (
     unknown_target_text,
     untitled,
 )
-from bot.storage.models import Alert, Push, PushState
+from bot.storage.models import Alert, Push, PushState, pk
 from bot.transport.base import Incoming, LinkCard, MessageKind
-from handlers import groups, office_corrections, office_records, office_verify
+from handlers import groups, office_corrections, office_records, office_verify, reach
 from handlers.groups import SETTING_COMMANDS
 
 router = Router("office")
@@ -300,10 +301,11 @@ def _on_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         return
     p = progress(ctx.session, push)
     ctx.audit(msg, "progress", f"#{push.id}: {len(p.confirmed)}/{p.total}")
-    ctx.reply(
-        msg,
-        compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz, evidence_required=ctx.settings.evidence_required),
-    )
+    text = compose.progress_text(ctx.texts, p, now=ctx.now, tz=ctx.tz, evidence_required=ctx.settings.evidence_required)
+    units, people = reach_of_push(ctx.session, pk(push))
+    if units:
+        text += "\n" + ctx.t("reach_progress.line", units=units, people=people)
+    ctx.reply(msg, text)
 
 
 def _actor(msg: Incoming) -> Actor:
@@ -375,6 +377,9 @@ router.command("销假", usage="leave_end", who=from_admin, where=office_place)(
 router.command("休息日", "工作日", usage="calendar", who=from_admin, where=office_place)(office_records.on_calendar)
 router.command("警情", usage="incidents", who=from_admin, where=office_place)(office_records.on_incidents)
 router.command("核查", usage="verify", who=from_admin, where=office_place)(office_verify.on_verify)
+router.command("单位群", "移除单位群", usage="reach_commands.unit_groups", who=from_admin, where=office_place)(
+    reach.on_unit_groups
+)
 
 
 @router.command("定时", "定时推送", usage="scheduled", who=from_admin, where=office_place)

@@ -156,6 +156,10 @@ class Gateway:
         body = {"inviter": inviter, "room_id": room_id, "topic": topic, "member_ids": list(member_ids)}
         return self._post("/invite", body)["invitation_id"]
 
+    def quits(self) -> list[str]:
+        """The rooms the bot quit."""
+        return self._get("/quits")
+
     def invites(self) -> list[dict[str, Any]]:
         """All invitations, each with an `accepted` flag."""
         return self._get("/invites")

@@ -202,7 +202,7 @@ CommandHandler = Callable[[Incoming, Context, CommandObject], None]
 @dataclass(frozen=True)
 class CommandSpec:
     names: tuple[str, ...]
-    usage: str  # key under [commands] in content/messages.toml: the lines `帮助` shows for these names
+    usage: str  # key under [commands] in content/messages.toml, or "section.key": the lines `帮助` shows
     handler: Callable[..., Any] | None  # None: listed in help, answered elsewhere
 
 
@@ -248,8 +248,13 @@ class CommandRegistry:
 
     def help_text(self, texts: Texts, *, head: str, foot: str = "") -> str:
         """The head, every registration's usage lines in order, and the foot."""
-        lines = [head, *(texts.t(f"commands.{spec.usage}") for spec in self.specs)]
+        lines = [head, *(texts.t(usage_key(spec.usage)) for spec in self.specs)]
         return "\n".join(lines + ([foot] if foot else []))
+
+
+def usage_key(usage: str) -> str:
+    """A usage under [commands] by its key, or any "section.key" (a feature's own messages file)."""
+    return usage if "." in usage else f"commands.{usage}"
 
 
 class Router:

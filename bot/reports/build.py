@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from bot.domain.escalation import REPORTED_LEVELS, Ladder, standings
 from bot.domain.periods import period_of, previous_period  # noqa: F401 - callers import them from here
+from bot.domain.reach import reach_by_unit
 from bot.domain.relay import expected_unit_ids, push_targets
 from bot.reports.figures import CorrectionRow, EvidenceRow, PushRow, Report, UnitRow
 from bot.reports.ranking import draw_board, on_black_list, on_red_list, ranked_order
@@ -318,8 +319,10 @@ def build_report(
     exempted_count = Counter(unit_id for ids in exempted_ids.values() for unit_id in ids)
     not_aimed_count = Counter(unit_id for ids in not_aimed.values() for unit_id in ids)
     levels = standings(session, as_of=now, tz=tz, ladder=ladder)
+    reached = reach_by_unit(session, lo=lo, hi=hi) if push_ids else {}
 
     rows: list[_UnitFigures] = []
+    unit_ids = {name: unit_id for unit_id, name, _ in units}
     for unit_id, name, unit_kind in units:
         relayed, late, median, added = by_unit.get(unit_id, (0, 0, None, 0))
         skipped = not_aimed_count[unit_id]
@@ -343,7 +346,10 @@ def build_report(
             )
         )
     # Best first, ties sharing a rank, by the one rule of bot/reports/ranking.py.
-    ranked = [dataclasses.replace(u, rank=rank) for rank, u in ranked_order([UnitRow(rank=0, **row) for row in rows])]
+    ranked = [
+        dataclasses.replace(u, rank=rank, reached=reached.get(unit_ids[u.unit], 0))
+        for rank, u in ranked_order([UnitRow(rank=0, **row) for row in rows])
+    ]
     red = draw_board(ranked, eligible=on_red_list, worst_first=False)
     black = draw_board(ranked, eligible=on_black_list, worst_first=True)
     # In ranking order, like every list of the report: not the roster file's order.

@@ -23,6 +23,7 @@ class UnitRow:
     rank: int
     added: int = 0  # confirmations the office recorded on the unit's behalf (补登), counted in `relayed`
     exempted: int = 0  # pushes of the period the unit was exempted from (免转), not in `received`
+    reached: int = 0  # 覆盖人数: people in the unit's own groups where an alert of the period was seen
 
     @property
     def on_time_rate(self) -> float:

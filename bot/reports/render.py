@@ -179,6 +179,7 @@ def render_xlsx(report: Report, tz: ZoneInfo, texts: Texts | None = None) -> byt
             "当前等级",
             "其中补登",
             "免转",
+            "覆盖人数",
         ],
         (
             (
@@ -195,6 +196,7 @@ def render_xlsx(report: Report, tz: ZoneInfo, texts: Texts | None = None) -> byt
                 u.level,
                 u.added or None,
                 u.exempted or None,
+                u.reached or None,
             )
             for u in report.units
         ),

@@ -41,6 +41,9 @@ def report_text(texts: Texts, report: Report) -> str:
                 doubtful=count[EvidenceVerdict.DOUBTFUL],
             )
         )
+    reached = [u.reached for u in report.units if u.reached]
+    if reached:
+        lines.append(texts.t("reach_report.total", people=sum(reached), units=len(reached)))
     added = sum(len(p.added_units) for p in report.pushes)
     exempted = sum(len(p.exempted_units) for p in report.pushes)
     if added or exempted:

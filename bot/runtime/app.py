@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from bot.adapters.webhooks import Notifier
 from bot.chat.dispatch import Dispatcher, Router
@@ -24,6 +25,7 @@ from bot.clock import real_clock
 from bot.config import Settings
 from bot.content import load_library, load_texts
 from bot.domain import feeds as feed_watch
+from bot.domain import reach
 from bot.domain.people import observe
 from bot.domain.relay import audit
 from bot.operations import agenda
@@ -41,6 +43,7 @@ from bot.runtime.storage_watch import StorageUnavailable
 from bot.runtime.units import UnitOfWork
 from bot.storage.db import create_schema, make_engine
 from bot.storage.guard import unwatch_file, watch_file
+from bot.storage.models import Group, GroupKind, Priority, Unit, pk
 from bot.transport.base import (
     ChatKind,
     Incoming,
@@ -169,6 +172,11 @@ class RelayBot:
         self.units.storage.replay = self.replay_kept
         self.units.storage.office = self._office_room
         self._office_id: str | None = None
+        # The unit groups' room ids, known without the database: a storage outage tells no unit group anything.
+        self._unit_rooms: set[str] = set()
+        # Who invited the bot, by room topic, for the accepted invitations: a puppet may send the bot's own join
+        # without an inviter.
+        self._invited_by: dict[str, str] = {}
 
     @property
     def settings(self) -> Settings:
@@ -255,6 +263,7 @@ class RelayBot:
                 self.rooms.sync_configured(s, rooms)
                 feed_watch.sync_feeds(s, self.settings.feeds)
                 agenda.schedule_epoch(s, now=self.clock())  # nothing scheduled before the first start is owed
+                self._unit_rooms = {g.room_id for g, _ in reach.unit_groups(s)}
                 s.commit()
 
         await self.units.run(work)
@@ -315,9 +324,14 @@ class RelayBot:
             return
         await self._after_handle(msg, *done)
 
-    async def _after_handle(self, msg: Incoming, refresh: set[str], alerts: list[str], render: bool) -> None:
-        """What follows a message's committed unit of work: alerts, member lists, report files, screenshots."""
+    async def _after_handle(
+        self, msg: Incoming, refresh: set[str], alerts: list[str], render: bool, sightings: list[int]
+    ) -> None:
+        """What follows a message's committed unit of work: alerts, member lists, report files, screenshots, and
+        the member count of a unit group where an alert was just seen."""
         self.alerter.alert_all(alerts)
+        if sightings:
+            await self._count_members(msg.chat_id, sightings)
         for room_id in refresh:
             await self.rooms.refresh_members(room_id)
         if render:
@@ -326,6 +340,21 @@ class RelayBot:
             task = asyncio.create_task(self.check_evidence())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _count_members(self, room_id: str, sightings: list[int]) -> None:
+        """Store the unit group's member count on its new sightings (read from the chat outside the lock)."""
+        try:
+            count = await self.transport.room_member_count(room_id)
+        except Exception:
+            log.exception("could not count the members of unit group %s", room_id)
+            return
+
+        def work() -> None:
+            with self.units.session() as s:
+                reach.set_member_count(s, sightings, count)
+                s.commit()
+
+        await self.units.run(work)
 
     def _office_room(self) -> str | None:
         """The office group's room id, for a storage outage: as read when the bot was ready (a deleted database
@@ -340,7 +369,8 @@ class RelayBot:
         """Storage outage: keep `msg` for replay and tell its chat once (only if it was kept)."""
         if self.units.storage.keep(msg, arrived, previews):
             log.warning("message %s kept in memory: storage unavailable", msg.message_id)
-            await self.units.storage.tell_chat(msg)
+            if msg.chat_id not in self._unit_rooms:
+                await self.units.storage.tell_chat(msg)
         else:
             log.error("message %s dropped: storage unavailable and the memory bound reached", msg.message_id)
 
@@ -386,10 +416,11 @@ class RelayBot:
         previews: dict[str, LinkCard] | None = None,
         files: dict[str, object] | None = None,
         arrived: datetime | None = None,
-    ) -> tuple[set[str], list[str], bool]:
+    ) -> tuple[set[str], list[str], bool, list[int]]:
         """The unit of work of one message (in a worker thread): the rooms whose members to read afterwards,
-        the alerts for the second channel, and whether it queued report files to render. `arrived`: when a
-        message kept during a storage outage arrived (it counts then, not when it is replayed)."""
+        the alerts for the second channel, whether it queued report files to render, and the sightings made in a
+        unit group. `arrived`: when a message kept during a storage outage arrived (it counts then, not when it
+        is replayed)."""
         now = arrived or self.clock()
         alerts: list[str] = []
         with self.units.session() as s:
@@ -397,7 +428,11 @@ class RelayBot:
             ctx.previews = previews or {}
             ctx.files = files or {}
             if msg.chat_kind == ChatKind.ROOM:
-                ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
+                group = ctx.groups[msg.chat_id] = self.rooms.remember(s, msg.chat_id, msg.chat_name)
+                if group.kind == GroupKind.UNIT.value:
+                    self._unit_rooms.add(msg.chat_id)
+                    return set(), [], False, self._watch_unit_group(s, msg, group, now)
+                self._unit_rooms.discard(msg.chat_id)
                 observed = observe(s, room_id=msg.chat_id, members=[msg.sender], now=now)
                 self.rooms.report_people(ctx, observed, msg.chat_name)
             handled = self.dispatcher.feed(msg, ctx)
@@ -408,14 +443,72 @@ class RelayBot:
             s.commit()  # what the replies say is recorded is committed before they can be sent
             if handled:
                 log.info("message %s handled by %s", msg.message_id, handled)
-            return ctx.refresh_rooms, alerts, bool(s.info.get(RENDER_QUEUED))
+            return ctx.refresh_rooms, alerts, bool(s.info.get(RENDER_QUEUED)), []
+
+    def _watch_unit_group(self, s: Session, msg: Incoming, group: Group, now: datetime) -> list[int]:
+        """A message in a unit group: only the forwarded alert of a push counts, and nothing else of it is kept;
+        nobody is answered there, not even an admin (the office works from its own group)."""
+        link = msg.link
+        seen = reach.Seen(text=msg.text, link_url=link.url if link else "", link_title=link.title if link else "")
+        sightings = reach.observe_forward(s, group=group, seen=seen, now=now, message_id=msg.message_id)
+        s.commit()
+        if sightings:
+            log.info("unit group %s: alert of %s seen", group.room_id, ",".join(f"#{x.push_id}" for x in sightings))
+        return [pk(x) for x in sightings]
 
     async def on_room_join(self, room: RoomInfo, joined: list[Member], inviter_id: str) -> None:
-        """New members: remember them and try to recognise them."""
+        """New members: remember them and try to recognise them. The bot itself brought in by a liaison: the room
+        becomes the liaison's unit group; by anyone but a liaison or an admin: it records nothing and leaves."""
         self.health.note_receive()
         room, joined = without_nul(room), without_nul(joined)
+        bot_joined = any(m.contact_id == self.bot_id for m in joined)
         joined = [m for m in joined if m.contact_id != self.bot_id]
+        if bot_joined:
+            inviter_id = inviter_id or self._invited_by.pop(room.name, "")
+            outcome = await self.units.run(self._bot_joined, room, inviter_id)
+            if outcome == "leave":
+                log.info("brought into %s by %s (not a liaison or an admin): leaving", room.room_id, inviter_id)
+                try:
+                    await self.transport.leave_room(room.room_id)
+                except Exception:
+                    log.exception("could not leave room %s", room.room_id)
+                return
+            if outcome == "unit":
+                self.sender.wake.set()
+                return
         await self.units.run(self.rooms.observe, room, joined)
+
+    def _bot_joined(self, room: RoomInfo, inviter_id: str) -> str:
+        """One unit of work: "unit" (made the inviting liaison's unit group), "leave", or "" (as any room)."""
+        now = self.clock()
+        with self.units.session() as s:
+            ctx = self.units.context(s, now)
+            group = s.exec(select(Group).where(Group.room_id == room.room_id)).first()
+            if group is not None and group.kind != GroupKind.NONE.value:
+                return "unit" if group.kind == GroupKind.UNIT.value else ""  # back in a room it serves
+            if ctx.is_admin(inviter_id):
+                return ""
+            liaison = reach.inviting_liaison(s, inviter_id)
+            if liaison is None:
+                return "leave"
+            unit = s.get_one(Unit, liaison.unit_id)
+            reach.make_unit_group(s, room_id=room.room_id, name=room.name, unit_id=pk(unit))
+            self._unit_rooms.add(room.room_id)
+            audit(
+                s,
+                now=now,
+                actor_id=inviter_id,
+                actor_name=liaison.name,
+                action="unit_group",
+                detail=f"{room.room_id} {room.name}: {unit.name}",
+            )
+            ctx.send(ChatKind.ROOM, room.room_id, self.texts.t("reach_group.intro"), priority=Priority.BROADCAST)
+            ctx.to_office(
+                self.texts.t("reach_group.office_joined", who=liaison.name, unit=unit.name, name=room.name or "?"),
+                priority=Priority.NOTICE,
+            )
+            s.commit()
+            return "unit"
 
     async def on_room_topic(self, room: RoomInfo) -> None:
         """A room was renamed: remember the name; a room taking a served group's name is reported, not promoted."""
@@ -437,7 +530,9 @@ class RelayBot:
         async with self.units.lock:
             with self.units.session() as s:
                 ctx = self.units.context(s, now)
-                allowed = ctx.is_admin(invite.inviter_id)
+                admin = ctx.is_admin(invite.inviter_id)
+                # A liaison may bring the bot into the unit's own group (it becomes a unit group on joining).
+                allowed = admin or reach.inviting_liaison(s, invite.inviter_id) is not None
                 audit(
                     s,
                     now=now,
@@ -449,9 +544,11 @@ class RelayBot:
                 )
                 if allowed:
                     await self.transport.accept_invite(invite.invitation_id)
-                    ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
+                    self._invited_by[invite.room_topic] = invite.inviter_id
+                    if admin:
+                        ctx.to_office(self.texts.t("groups.joined", name=invite.room_topic or "?"))
                 else:
-                    log.info("ignored a room invitation from %s (not an admin)", invite.inviter_id)
+                    log.info("ignored a room invitation from %s (not an admin or a liaison)", invite.inviter_id)
                 s.commit()
         self.sender.wake.set()
 

@@ -150,13 +150,20 @@ class RoomBook:
         """One unit of work (run it through UnitOfWork.run): remember the room, recognise its members."""
         now = self.units.clock()
         with self.units.session() as s:
-            self.remember(s, room.room_id, room.name)
+            group = self.remember(s, room.room_id, room.name)
+            if group.kind == GroupKind.UNIT.value:  # a unit group's members are never recorded
+                s.commit()
+                return
             observed = observe(s, room_id=room.room_id, members=members, now=now, complete=complete)
             self.report_people(self.units.context(s, now), observed, room.name)
             s.commit()
 
     async def refresh_members(self, room_id: str) -> None:
         """Read the room's member list from the chat and observe all of them."""
+        with self.units.session() as s:
+            group = s.exec(select(Group).where(Group.room_id == room_id)).first()
+            if group is not None and group.kind == GroupKind.UNIT.value:
+                return  # a unit group's members are never read or recorded
         try:
             members = await self.transport.room_members(room_id)
         except Exception:

@@ -73,6 +73,8 @@ class Role(str, enum.Enum):
 class GroupKind(str, enum.Enum):
     LIAISON = "liaison"
     OFFICE = "office"
+    # A unit's own internal group (issue 15 item 6): the bot only watches it for the forwarded alert.
+    UNIT = "unit"
     NONE = "none"
 
 
@@ -97,6 +99,7 @@ class ConfirmMethod(str, enum.Enum):
     NOTE = "note"  # an entry in a 群接龙 (WeChat group note)
     ANSWER = "answer"  # a short yes to the bot's question "是否已转发 #N？"
     OFFICE = "office"  # 补登: recorded by an admin on the unit's behalf (e.g. confirmed by phone)
+    OBSERVED = "observed"  # the bot saw the alert forwarded in one of the unit's own groups
 
 
 class OutboxState(str, enum.Enum):
@@ -152,6 +155,21 @@ class Group(SQLModel, table=True):
     # The liaison_groups/office_group entry this room was matched to (by id, or by its name the first time): once
     # set, that entry means this room only, so a stranger's room renamed to the name is never promoted.
     config_entry: str = Field(default="", max_length=200)
+    # A unit group's unit (kind "unit"); None for every other kind, and for a unit group no unit was named for yet.
+    unit_id: int | None = Field(default=None)
+
+
+class ReachSighting(SQLModel, table=True):
+    """A push's alert seen forwarded in a unit group, with the group's member count then (覆盖人数). Nothing else
+    from a unit group is ever stored."""
+
+    __table_args__ = (UniqueConstraint("push_id", "room_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    room_id: str = Field(max_length=200)
+    member_count: int = 0  # the group's members other than the bot
+    at: datetime = _utc_field(index=True)
 
 
 class Membership(SQLModel, table=True):

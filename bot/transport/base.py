@@ -165,6 +165,14 @@ class Transport(ABC):
     async def accept_invite(self, invitation_id: str) -> None:
         """Accept a room invitation."""
 
+    async def room_member_count(self, room_id: str) -> int:
+        """How many people besides the bot are in a room (a platform may count without reading each member)."""
+        return len(await self.room_members(room_id))
+
+    async def leave_room(self, room_id: str) -> bool:
+        """Leave a room; False if this platform cannot."""
+        return False
+
 
 def without_nul(value):
     """`value` (an event dataclass, or a list/tuple of them) with NUL characters removed from every text field.

@@ -32,6 +32,7 @@ class MemoryTransport(Transport):
     members: dict[str, list[Member]] = field(default_factory=dict)
     sent: list[Outgoing] = field(default_factory=list)
     accepted_invites: list[str] = field(default_factory=list)
+    left_rooms: list[str] = field(default_factory=list)
     sink: EventSink | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -57,10 +58,15 @@ class MemoryTransport(Transport):
         return list(self.room_list)
 
     async def room_members(self, room_id: str) -> list[Member]:
-        return list(self.members.get(room_id, []))
+        return [m for m in self.members.get(room_id, []) if m.contact_id != self.bot_id]
 
     async def accept_invite(self, invitation_id: str) -> None:
         self.accepted_invites.append(invitation_id)
+
+    async def leave_room(self, room_id: str) -> bool:
+        self.left_rooms.append(room_id)
+        self.room_list = [r for r in self.room_list if r.room_id != room_id]
+        return True
 
     # ---- driving it ------------------------------------------------------------------------------
 

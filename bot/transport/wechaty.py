@@ -207,6 +207,16 @@ class WechatyTransport(Transport):
         member_ids = await bot.puppet.room_members(room_id)
         return list(await asyncio.gather(*(self._member(room_id, m) for m in member_ids if m != self.bot_id)))
 
+    async def room_member_count(self, room_id: str) -> int:
+        """Members of a room other than the bot, counted from the id list (no member payloads read)."""
+        member_ids = await self._connected_bot().puppet.room_members(room_id)
+        return sum(1 for m in member_ids if m != self.bot_id)
+
+    async def leave_room(self, room_id: str) -> bool:
+        """Quit a room."""
+        await self._connected_bot().puppet.room_quit(room_id)
+        return True
+
     async def accept_invite(self, invitation_id: str) -> None:
         """Accept a room invitation; the room-join event follows when the bot is in."""
         await self._connected_bot().puppet.room_invitation_accept(invitation_id)

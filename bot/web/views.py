@@ -34,6 +34,7 @@ METHODS = {
     ConfirmMethod.NOTE.value: "群接龙",
     ConfirmMethod.ANSWER.value: "回答提问",
     ConfirmMethod.OFFICE.value: "补登",
+    ConfirmMethod.OBSERVED.value: "单位群看到",
 }
 PUSH_STATES = {PushState.OPEN.value: "进行中", PushState.CLOSED.value: "已截止", PushState.WITHDRAWN.value: "已撤回"}
 

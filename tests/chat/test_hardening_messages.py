@@ -246,7 +246,12 @@ def assert_consistent(engine, settings, roster_before, system_actors: tuple[str,
         assert all(a.draft_of is None or a.draft_of in admins for a in s.exec(select(Alert)))
         assert all(r.source.startswith(f"chat:{ADMIN.contact_id}:") for r in s.exec(select(IncidentStat)))
         allowed = s.exec(select(AuditLog).where(AuditLog.allowed == True)).all()  # noqa: E712
-        assert all(a.actor_id in admins for a in allowed), [(a.actor_id, a.action) for a in allowed]
+        # A liaison may bring the bot into the unit's own group (issue 15 item 6): that invitation is allowed too.
+        liaison_ids = {m.contact_id for m in LIAISONS}
+        assert all(
+            a.actor_id in admins or (a.action in ("room_invite", "unit_group") and a.actor_id in liaison_ids)
+            for a in allowed
+        ), [(a.actor_id, a.action) for a in allowed]
         # Set at start: "schedule_epoch"; a message may only add the notices people are given.
         assert {n.kind for n in s.exec(select(Notice))} <= {
             "schedule_epoch",

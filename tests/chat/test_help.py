@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.chat.dispatch import CommandRegistry
+from bot.chat.dispatch import CommandRegistry, usage_key
 from bot.chat.parsing import COMMANDS as PARSED
 from bot.chat.parsing import parse_command
 from bot.content import load_library, load_texts
@@ -30,7 +30,7 @@ def test_every_command_the_parser_knows_is_registered_and_in_the_help():
 def test_every_registered_command_is_recognised_by_the_parser_and_shown_by_its_own_usage():
     assert set(REGISTERED.names()) == set(PARSED)
     for spec in REGISTERED.specs:
-        usage = TEXTS.t(f"commands.{spec.usage}")
+        usage = TEXTS.t(usage_key(spec.usage))
         for name in spec.names:
             for typed in (name, f"{name} #3", f"@反诈助手 {name} 区卫健局 #3 电话确认"):
                 cmd = parse_command(typed)
@@ -42,7 +42,7 @@ def test_the_help_lists_the_usages_in_registration_order_between_head_and_foot()
     lines = office_help().splitlines()
     assert lines[0] == "反诈办指令："
     assert lines[-1].startswith("可推送类型：") and "刷单返利" in lines[-1]
-    body = "\n".join(TEXTS.t(f"commands.{spec.usage}") for spec in REGISTERED.specs)
+    body = "\n".join(TEXTS.t(usage_key(spec.usage)) for spec in REGISTERED.specs)
     assert "\n".join(lines[1:-1]) == body
     for expected in (
         "推送 候选N",
@@ -54,7 +54,7 @@ def test_the_help_lists_the_usages_in_registration_order_between_head_and_foot()
         "取消办公群",
     ):
         assert expected in body, expected
-    firsts = [TEXTS.t(f"commands.{spec.usage}").split()[0] for spec in REGISTERED.specs]
+    firsts = [TEXTS.t(usage_key(spec.usage)).split()[0] for spec in REGISTERED.specs]
     assert firsts[:8] == ["推送", "进度", "提醒", "截止", "撤回", "补登", "撤销", "免转"]
 
 

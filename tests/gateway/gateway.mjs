@@ -61,6 +61,7 @@ const files = new Map() // message id -> FileBox JSON (base64) of an image or fi
 const links = new Map() // message id -> UrlLinkPayload
 const nicknames = new Map() // room id -> Map(contact id -> group nickname)
 const invitations = new Map() // invitation id -> { payload, roomId, accepted }
+const quits = [] // room ids the bot quit
 const announcements = new Map() // room id -> text
 const sent = [] // what the bot sent, in order
 let sentSeq = 0
@@ -173,6 +174,13 @@ class GatewayPuppet extends PuppetMock {
       createRoom({ id: roomId, topic: payload.topic, member_ids: memberIds }, false)
     }
     addMembers(roomId, payload.inviterId, [BOT_ID])
+  }
+
+  async roomQuit (roomId) {
+    const room = mocker.roomPayload(roomId)
+    room.memberIdList = room.memberIdList.filter(m => m !== BOT_ID)
+    quits.push(roomId)
+    dirtyRoom(roomId)
   }
 
   // Getters and setters that puppet-mock only logs: keep real state so python's compat fixes can be checked.
@@ -363,6 +371,8 @@ const routes = {
     puppet.emit('room-invite', { roomInvitationId: id })
     return { invitation_id: id }
   },
+
+  'GET /quits': () => quits,
 
   'GET /invites': () => [...invitations.values()].map(({ payload, roomId, accepted }) => ({
     invitation_id: payload.id, room_id: roomId, inviter: payload.inviterId, topic: payload.topic, accepted,

@@ -131,6 +131,7 @@ def test_xlsx_sheets_headers_and_layout(workbook):
             "当前等级",
             "其中补登",
             "免转",
+            "覆盖人数",
         ],
         "推送明细": ["编号", "标题", "推送时间", "截止时间", "已确认", "总数", "未确认单位", "补登单位", "免转单位"],
         "红黑榜": ["红榜", "红榜名次", "黑榜", "黑榜名次"],
@@ -151,9 +152,9 @@ def test_xlsx_unit_ranking_values(workbook):
     _, wb = workbook
     ws = wb["单位排名"]
     table = rows(ws)
-    assert table[1] == [1, "城关镇", "镇街", 4, 4, 4, 0, 0, 1, 12.5, None, None, None]  # no 补登/免转: blank
+    assert table[1] == [1, "城关镇", "镇街", 4, 4, 4, 0, 0, 1, 12.5, None, None, None, None]  # no 补登/免转/覆盖: blank
     assert table[2][:9] == [2, LONG_NAME, "镇街", 4, 4, 3, 1, 0, 0.75]
-    assert table[2][11:] == [1, 1]
+    assert table[2][11:] == [1, 1, None]
     assert table[2][9] == pytest.approx(30.2, abs=0.051)  # one decimal is enough for minutes
     assert table[4][9] is None and table[4][10] == "约谈"  # nothing relayed: blank median, never "None"
     for row in ws.iter_rows(min_row=2):

@@ -123,3 +123,22 @@ def test_a_shown_report_follows_what_the_bot_records_meanwhile(served):
         )
         s.commit()
     assert "按时 5，迟报 1，未转 6" in c.get("/reports", params=params).text
+
+
+def test_the_report_page_shows_each_units_reach(served):
+    """覆盖人数 (issue 15 item 6): the people in a unit's own groups where an alert of the period was seen."""
+    from bot.storage.models import ReachSighting
+
+    first, units = _week_with_pushes(served)
+    with session(served.engine) as s:
+        for room, count in (("a@chatroom", 120), ("b@chatroom", 35)):
+            s.add(
+                ReachSighting(push_id=first, unit_id=units[0].id, room_id=room, member_count=count, at=served.clock())
+            )
+        s.commit()
+    page = served.sign_in(VIEWER_ID).get("/reports", params={"kind": "week", "day": "2026-11-26"}).text
+    table = page.split('id="units"')[1].split("</table>")[0]
+    assert "<th>覆盖人数</th>" in table
+    row = next(r for r in table.split("<tr>") if units[0].name in r)
+    assert "<td>155</td>" in row
+    assert "单位群覆盖人数：155 人（1 个单位）" in page
