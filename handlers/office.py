@@ -144,7 +144,7 @@ def _push_library(
         ctx,
         library_alert(item, now=ctx.now),
         again=again,
-        again_command=ctx.t("push_repeat.chat", what=name),
+        again_command=ctx.t("push_repeat.chat", what=_with_target(name, to)),
         send_at=send_at,
         to=to,
     )
@@ -209,13 +209,13 @@ def _push_link(
         ctx.audit(msg, "push_untitled", url[:200])
         ctx.reply(msg, ctx.t("push_title.need", why=_why_untitled(ctx, url), url=url))
         return
-    again_command = ctx.t("push_repeat.chat", what=url)
+    again_command = ctx.t("push_repeat.chat", what=_with_target(url, to))
     if _push(msg, ctx, alert, again=again, again_command=again_command, send_at=send_at, to=to) is not None:
         release_link_drafts(ctx.session, contact_id=msg.sender.contact_id, url=url)
 
 
 def _push_candidate(msg: Incoming, ctx: Context, n: int, *, again: bool, to: str = "") -> None:
-    again_command = ctx.t("push_repeat.chat", what=f"候选{n}")
+    again_command = ctx.t("push_repeat.chat", what=_with_target(f"候选{n}", to))
     outcome = push_candidate(
         ctx.session,
         n,
@@ -244,6 +244,11 @@ def _send_time(msg: Incoming, ctx: Context, args: PushArgs) -> datetime | None:
         ctx.reply(msg, ctx.t("scheduled.too_far", when=show(send_at, ctx.tz), days=scheduled.MAX_AHEAD.days))
         return None
     return send_at
+
+
+def _with_target(what: str, to: str) -> str:
+    """What to push again, with its 给 … (`推送 刷单 给 学校 确认`)."""
+    return f"{what} 给 {to}" if to else what
 
 
 def _target_typed_together(ctx: Context, args: PushArgs) -> PushArgs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -38,17 +39,29 @@ def push_title(alert: Alert) -> str:
     return alert.title or (alert.text.splitlines()[0][:30] if alert.text else "") or alert.link_url or "图片"
 
 
+# A targeted push names its units in the group when there are at most this many (else it gives their number).
+NAMED_UNITS = 10
+
+
 def push_text(
-    texts: Texts, *, n: int, alert: Alert, deadline: datetime, tz: ZoneInfo, target: str = "", units: int = 0
+    texts: Texts,
+    *,
+    n: int,
+    alert: Alert,
+    deadline: datetime,
+    tz: ZoneInfo,
+    target: str = "",
+    units: Sequence[str] = (),
 ) -> str:
     """The text of a push: header, the alert body if it has one, how to confirm and the deadline; a targeted push
-    (`target`, aimed at `units` units) says whose liaisons are to relay it."""
+    (`target`, aimed at the units named `units`) says whose liaisons are to relay it."""
     parts = [texts.t("push.header", n=n, title=push_title(alert))]
     body = alert.text.strip()
     if body and body != push_title(alert):
         parts.append(body)
     if target:
-        parts.append(texts.t("targets.footer", n=n, target=target, units=units, deadline=show(deadline, tz)))
+        who = "、".join(units) if len(units) <= NAMED_UNITS else texts.t("targets.count", units=len(units))
+        parts.append(texts.t("targets.footer", n=n, target=target, who=who, deadline=show(deadline, tz)))
     else:
         parts.append(texts.t("push.footer", n=n, deadline=show(deadline, tz)))
     return "\n".join(parts)

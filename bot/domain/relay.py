@@ -261,18 +261,26 @@ def withdraw_push(session: Session, push: Push) -> None:
 def earlier_push_of(session: Session, *, case_type: str, link_url: str, since: datetime) -> Push | None:
     """The newest push since `since`, not withdrawn, of the same library case type or the same link: pushing it
     again is most likely a slip (a withdrawn push does not count, it was taken back)."""
+    earlier = earlier_pushes_of(session, case_type=case_type, link_url=link_url, since=since, limit=1)
+    return earlier[0] if earlier else None
+
+
+def earlier_pushes_of(
+    session: Session, *, case_type: str, link_url: str, since: datetime, limit: int | None = None
+) -> list[Push]:
+    """The pushes since `since`, not withdrawn, of the same library case type or the same link, newest first."""
     same = [col(Alert.case_type) == case_type] if case_type else []
     same += [col(Alert.link_url) == link_url] if link_url else []
     if not same:
-        return None
+        return []
     condition = same[0] if len(same) == 1 else same[0] | same[1]
-    return session.exec(
+    stmt = (
         select(Push)
         .join(Alert, col(Alert.id) == Push.alert_id)
         .where(Push.created_at >= since, Push.state != PushState.WITHDRAWN.value, condition)
         .order_by(col(Push.id).desc())
-        .limit(1)
-    ).first()
+    )
+    return list(session.exec(stmt if limit is None else stmt.limit(limit)))
 
 
 def latest_push(session: Session, *, include_withdrawn: bool = False) -> Push | None:

@@ -24,6 +24,7 @@ MAX_TARGET = 200  # Push.target
 class Target:
     label: str  # as shown to people: "学校、医院"
     unit_ids: tuple[int, ...]  # the active units aimed at, in roster order
+    names: tuple[str, ...] = ()  # their names, in the same order
 
 
 class TargetError(ValueError):
@@ -70,7 +71,8 @@ def resolve(session: Session, spec: str) -> Target | None:
         chosen.update(pk(u) for u in hits)
     if unknown:
         raise TargetError(unknown)
-    return Target("、".join(words)[:MAX_TARGET], tuple(pk(u) for u in units if pk(u) in chosen))
+    aimed = [u for u in units if pk(u) in chosen]
+    return Target("、".join(words)[:MAX_TARGET], tuple(pk(u) for u in aimed), tuple(u.name for u in aimed))
 
 
 def known_tags(session: Session) -> list[str]:

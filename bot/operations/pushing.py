@@ -15,7 +15,16 @@ from bot.config import Settings
 from bot.content import LibraryAlert, Texts
 from bot.domain import feeds as feed_watch
 from bot.domain import targets
-from bot.domain.relay import active_units, audit, create_push, default_deadline, earlier_push_of, groups_of_kind
+from bot.domain.relay import (
+    active_units,
+    audit,
+    create_push,
+    default_deadline,
+    earlier_push_of,
+    earlier_pushes_of,
+    groups_of_kind,
+    push_targets,
+)
 from bot.domain.workdays import load_calendar
 from bot.storage import outbox
 from bot.storage.models import Alert, FeedItem, Group, GroupKind, Liaison, Membership, Priority, Push, PushTarget, pk
@@ -34,6 +43,21 @@ def pushed_today(session: Session, alert: Alert, *, now: datetime, tz: ZoneInfo)
     """The push earlier today (the local calendar day) of the same library case type or the same link, if any."""
     since = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     return earlier_push_of(session, case_type=alert.case_type, link_url=alert.link_url, since=since)
+
+
+def same_push_today(
+    session: Session, alert: Alert, aimed: targets.Target | None, *, now: datetime, tz: ZoneInfo
+) -> Push | None:
+    """The push earlier today of the same case type or link aimed at the same units (every unit, or the same
+    set however written: 给 镇街 and 给 城关镇,东城街道,西湖镇 may be one set), if any: the one a push now repeats.
+    The same alert for other units (刷单 给 学校, then 刷单 给 医院) is no repeat."""
+    since = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+    earlier = earlier_pushes_of(session, case_type=alert.case_type, link_url=alert.link_url, since=since)
+    if not earlier:
+        return None
+    mine = set(aimed.unit_ids) if aimed is not None else None
+    theirs = push_targets(session, [pk(p) for p in earlier])
+    return next((p for p in earlier if theirs.get(pk(p)) == mine), None)
 
 
 def push_deadline(session: Session, *, now: datetime, settings: Settings) -> datetime:
@@ -113,9 +137,8 @@ def push_alert(
     except targets.TargetError as exc:
         return PushOutcome(None, unknown_target_text(session, texts, exc))
     label = aimed.label if aimed is not None else ""
-    # The same alert for other units (刷单 给 学校, then 刷单 给 医院) is no repeat.
-    earlier = None if again else pushed_today(session, alert, now=now, tz=settings.tz)
-    if earlier is not None and earlier.target == label:
+    earlier = None if again else same_push_today(session, alert, aimed, now=now, tz=settings.tz)
+    if earlier is not None:
         shown = session.get(Alert, earlier.alert_id)
         what = alert.case_type or alert.link_url or alert.title
         audit(
@@ -147,7 +170,9 @@ def push_alert(
         push.target = aimed.label
         session.add(push)
         session.add_all(PushTarget(push_id=pk(push), unit_id=unit_id) for unit_id in aimed.unit_ids)
-    text = compose.push_text(texts, n=pk(push), alert=alert, deadline=deadline, tz=tz, target=label, units=len(units))
+    text = compose.push_text(
+        texts, n=pk(push), alert=alert, deadline=deadline, tz=tz, target=label, units=[u.name for u in units]
+    )
     attachment = "link" if alert.link_url else "image" if alert.image_data else ""
     for group in groups:
         outbox.queue(

@@ -40,8 +40,8 @@ from bot.operations.pushing import (
     push_alert,
     push_candidate,
     push_deadline,
-    pushed_today,
     release_link_drafts,
+    same_push_today,
     title_from_earlier,
     unknown_target_text,
 )
@@ -256,21 +256,19 @@ class PushPages:
                 alert = library_alert(item, now=now)
             elif preview is not None and preview.title:
                 alert = self._link_alert(preview, now)
-            label, units, target_error = "", 0, ""
+            label, units, target_error = "", (), ""
             try:
                 aimed = targets.resolve(s, to or (default_target(self.c.settings, alert.case_type) if alert else ""))
             except targets.TargetError as exc:
                 aimed, target_error = None, unknown_target_text(s, self.c.texts, exc)
             if aimed is not None:
-                label, units = aimed.label, len(aimed.unit_ids)
+                label, units = aimed.label, aimed.names
             text = (
                 compose.push_text(self.c.texts, n=n, alert=alert, deadline=shown, tz=self.tz, target=label, units=units)
                 if alert
                 else ""
             )
-            earlier = pushed_today(s, alert, now=now, tz=self.tz) if alert else None
-            if earlier is not None and earlier.target != label:
-                earlier = None  # the same alert for other units is no repeat
+            earlier = same_push_today(s, alert, aimed, now=now, tz=self.tz) if alert else None
             return {
                 "n": n,
                 "text": text,

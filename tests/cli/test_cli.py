@@ -28,7 +28,7 @@ def test_demo_shows_the_whole_loop(tmp_path, db_url):
     assert "📊 反诈预警转发日报（11月26日）" in out and "[文件] 反诈预警转发日报（11月26日）.xlsx" in out
     # 精准滴灌: the roster gains tags; a push to the banks reaches one unit and counts only it.
     assert "区教育局（标签 无→学校）" in out
-    assert "对象：银行（1 个单位），只统计这些单位。" in out and "本条请以下单位转发：银行（1 个单位）" in out
+    assert "对象：银行（1 个单位），只统计这些单位。" in out and "本条请以下单位转发：银行（金融行业）" in out
     assert "✅ 已记录 #2：金融行业（本次 1 个单位）。目前已确认 1/1。" in out
 
 

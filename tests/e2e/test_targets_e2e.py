@@ -71,7 +71,7 @@ def test_a_targeted_push_reaches_and_counts_only_its_units(gateway, tmp_path, db
         )
         answer = next(t for t in texts_to(sent, OFFICE_ROOM) if "已推送 #1" in t)
         assert "到 1 个联络员群，共 1 个单位" in answer and "对象：学校" in answer
-        assert "本条请以下单位转发：学校（1 个单位）" in texts_to(sent, GROUP_ONE)[0]
+        assert "本条请以下单位转发：学校（区教育局）" in texts_to(sent, GROUP_ONE)[0]
 
         # 王芳's unit is not asked: her 已转发 records nothing; 孙丽's does.
         mark = len(gateway.sent())

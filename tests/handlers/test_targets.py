@@ -78,7 +78,7 @@ async def test_a_push_to_tags_expects_only_those_units(bot, transport, engine, c
     answer = await command(bot, transport, "推送 刷单 给 学校,医院")
     assert "已推送 #1" in answer and "共 2 个单位" in answer and "对象：学校、医院（2 个单位）" in answer
     group = [o.text for o in transport.sent if o.chat_id == LIAISON_ROOM]
-    assert len(group) == 1 and "本条请以下单位转发：学校、医院（2 个单位）" in group[0]
+    assert len(group) == 1 and "本条请以下单位转发：学校、医院（区教育局、区卫健局）" in group[0]
     with session(engine) as s:
         push = s.get_one(Push, 1)
         assert push.target == "学校、医院"
@@ -128,13 +128,19 @@ async def test_the_same_alert_to_other_units_is_no_repeat_and_to_the_same_units_
     assert "已推送 #1" in await command(bot, transport, "推送 刷单 给 学校")
     assert "已推送 #2" in await command(bot, transport, "推送 刷单 给 银行")
     again = await command(bot, transport, "推送 刷单 给 银行")
-    assert "#2" in again and "已推送 #3" not in again
+    assert "#2" in again and "已推送 #3" not in again and "推送 刷单 给 银行 确认" in again
+    # Every push of the day counts, not only the newest; and the same units however written.
+    assert "#1" in await command(bot, transport, "推送 刷单 给 学校")
+    assert "已推送 #3" in await command(bot, transport, "推送 刷单 给 镇街")
+    again = await command(bot, transport, "推送 刷单 给 城关镇,东城街道,西湖镇")
+    assert "#3" in again and "这次没有推送" in again
+    assert "已推送 #4" in await command(bot, transport, "推送 刷单 给 城关镇,东城街道,西湖镇 确认")
     # 给 全部: every unit, the library's default target notwithstanding.
     everyone = await command(bot, transport, "推送 刷单 给 全部")
-    assert "已推送 #3" in everyone and "共 6 个单位" in everyone
+    assert "已推送 #5" in everyone and "共 6 个单位" in everyone
     with session(engine) as s:
-        assert s.get_one(Push, 3).target == ""
-        assert s.exec(select(PushTarget).where(PushTarget.push_id == 3)).all() == []
+        assert s.get_one(Push, 5).target == ""
+        assert s.exec(select(PushTarget).where(PushTarget.push_id == 5)).all() == []
 
 
 async def test_a_library_default_target_applies_unless_the_office_names_one(
@@ -187,7 +193,9 @@ async def test_a_scheduled_targeted_push_keeps_its_target(bot, transport, engine
         assert push.target == "学校"
         aimed = sorted(s.get_one(Unit, t.unit_id).name for t in s.exec(select(PushTarget)))
     assert aimed == ["区卫健局", "区教育局"]
-    assert any("本条请以下单位转发：学校（2 个单位）" in o.text for o in transport.sent if o.chat_id == LIAISON_ROOM)
+    assert any(
+        "本条请以下单位转发：学校（区教育局、区卫健局）" in o.text for o in transport.sent if o.chat_id == LIAISON_ROOM
+    )
 
 
 async def test_untargeted_units_do_not_owe_the_push_in_verify_or_records(bot, transport, engine, clock, tagged):
@@ -235,7 +243,7 @@ async def test_relaybot_push_to_aims_the_push_and_refuses_unknown_words(bot, tra
         assert push.target == "学校、银行" and expected_counts(s, [push.id]) == {push.id: (3, 0)}
     await bot.send_pending()  # the running bot sends it
     assert [o.chat_id for o in transport.sent] == [LIAISON_ROOM]
-    assert "本条请以下单位转发：学校、银行（3 个单位）" in transport.sent[0].text
+    assert "本条请以下单位转发：学校、银行（区教育局、区卫健局、金融行业）" in transport.sent[0].text
 
 
 async def test_the_report_counts_only_the_units_a_push_was_aimed_at(bot, transport, engine, clock, tagged):
@@ -296,3 +304,20 @@ async def test_a_target_typed_without_spaces_is_read_and_an_empty_one_is_asked_f
     # A link's title may hold a 给 of its own: not a target.
     with session(engine) as s:
         assert [p.target for p in s.exec(select(Push).order_by(col(Push.id)))] == ["学校", "医院"]
+
+
+def test_a_target_of_many_units_gives_their_number_not_their_names():
+    from bot.chat import compose
+    from bot.content import load_texts
+    from bot.storage.models import Alert
+
+    names = [f"第{i}小学" for i in range(11)]
+    deadline = datetime(2026, 11, 26, 18, 0, tzinfo=TZ)
+    text = compose.push_text(
+        load_texts(), n=3, alert=Alert(title="t"), deadline=deadline, tz=TZ, target="学校", units=names
+    )
+    assert "本条请以下单位转发：学校（11 个单位）" in text
+    text = compose.push_text(
+        load_texts(), n=3, alert=Alert(title="t"), deadline=deadline, tz=TZ, target="学校", units=names[:10]
+    )
+    assert "本条请以下单位转发：学校（" + "、".join(names[:10]) + "）" in text

@@ -264,7 +264,7 @@ def test_the_target_field_aims_the_push_and_an_unknown_target_sends_nothing(serv
     assert r.status_code == 400 and "没有找到推送对象：火星" in r.text
     assert pushes(served) == [] and room_rows(served) == []
     page = c.get("/pushes/new", params={"case": item.case_type, "to": "银行"})
-    assert "本条请以下单位转发：银行（1 个单位）" in shown_message(page.text)
+    assert "本条请以下单位转发：银行（金融行业）" in shown_message(page.text)
     assert 'name="to" value="银行"' in page.text  # carried into the send form
     r = c.post("/pushes/new", data={"csrf": csrf, "case": item.case_type, "deadline": "", "to": "银行"})
     assert r.status_code == 303, r.text
@@ -273,6 +273,6 @@ def test_the_target_field_aims_the_push_and_an_unknown_target_sends_nothing(serv
     with session(served.engine) as s:
         assert [s.get_one(Unit, t.unit_id).name for t in s.exec(select(PushTarget))] == ["金融行业"]
     [row] = room_rows(served)
-    assert "本条请以下单位转发：银行（1 个单位）" in row.text
+    assert "本条请以下单位转发：银行（金融行业）" in row.text
     page = c.get(r.headers["location"])
     assert "对象：银行" in page.text
