@@ -164,6 +164,21 @@ class Settings(BaseSettings):
             out.append(f"{int(m[1]):02d}-{int(m[2]):02d}")
         return out
 
+    @field_validator("default_targets", mode="before")
+    @classmethod
+    def _case_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        out = []
+        for part in value:
+            name, sep, spec = str(part).replace("＝", "=").partition("=")
+            if not sep or not name.strip() or not spec.strip():
+                raise PydanticCustomError("case_target", "'{value}' is not like 虚假征信=银行", {"value": str(part)})
+            out.append(f"{name.strip()}={spec.strip()}")
+        return out
+
     @property
     def checkpoint_days(self) -> tuple[tuple[int, int], ...]:
         """incident_checkpoints as (month, day) pairs."""
@@ -508,6 +523,8 @@ def problem_text(error: Mapping[str, Any]) -> str:
         return texts.t(f"config_zh.{key}", limit=ctx.get(field, "?"))
     if kind == "month_day":
         return texts.t("yoy_config.month_day")
+    if kind == "case_target":
+        return texts.t("targets_config.case_target")
     if kind in ("literal_error", "enum"):
         choices = str(ctx.get("expected", "")).replace(" or ", "、").replace(", ", "、")
         return texts.t("config_zh.choice", choices=choices)

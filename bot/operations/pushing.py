@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -12,7 +13,7 @@ from sqlmodel import Session, col, select
 from bot.chat import compose
 from bot.clock import show
 from bot.config import Settings
-from bot.content import LibraryAlert, Texts
+from bot.content import AlertLibrary, LibraryAlert, Texts, load_library
 from bot.domain import feeds as feed_watch
 from bot.domain import targets
 from bot.domain.relay import (
@@ -132,10 +133,14 @@ def push_alert(
     chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from).
     `target` (`给 学校,医院`, targets.resolve): aim the push at those units only, sent to the liaison groups they
     are in; "" (or 全部) for every unit."""
+    spec = target or default_target(settings, alert.case_type)
     try:
-        aimed = targets.resolve(session, target or default_target(settings, alert.case_type))
+        aimed = targets.resolve(session, spec)
     except targets.TargetError as exc:
-        return PushOutcome(None, unknown_target_text(session, texts, exc))
+        if target:
+            return PushOutcome(None, unknown_target_text(session, texts, exc))
+        words = "、".join(exc.unknown)
+        return PushOutcome(None, texts.t("targets.from_config", case=alert.case_type, spec=spec, words=words))
     label = aimed.label if aimed is not None else ""
     earlier = None if again else same_push_today(session, alert, aimed, now=now, tz=settings.tz)
     if earlier is not None:
@@ -204,14 +209,21 @@ def push_alert(
 
 
 def default_target(settings: Settings, case_type: str) -> str:
-    """The target `default_targets` gives a library case type ("虚假征信=银行"), or "" (every unit)."""
+    """The target `default_targets` gives a library case type ("虚假征信=银行", or by a short name the library
+    knows: "征信=银行"), or "" (every unit)."""
     if not case_type:
         return ""
     for entry in settings.default_targets:
-        name, sep, spec = entry.replace("＝", "=").partition("=")
-        if sep and name.strip() == case_type:
+        name, _, spec = entry.partition("=")
+        item = _library().find(name.strip())
+        if name.strip() == case_type or (item is not None and item.case_type == case_type):
             return spec.strip()
     return ""
+
+
+@functools.cache
+def _library() -> AlertLibrary:
+    return load_library()
 
 
 def unknown_target_text(session: Session, texts: Texts, error: targets.TargetError) -> str:

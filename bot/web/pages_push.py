@@ -256,7 +256,8 @@ class PushPages:
                 alert = library_alert(item, now=now)
             elif preview is not None and preview.title:
                 alert = self._link_alert(preview, now)
-            label, units, target_error = "", (), ""
+            label, target_error = "", ""
+            units: tuple[str, ...] = ()
             try:
                 aimed = targets.resolve(s, to or (default_target(self.c.settings, alert.case_type) if alert else ""))
             except targets.TargetError as exc:

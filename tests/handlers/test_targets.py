@@ -321,3 +321,31 @@ def test_a_target_of_many_units_gives_their_number_not_their_names():
         load_texts(), n=3, alert=Alert(title="t"), deadline=deadline, tz=TZ, target="学校", units=names[:10]
     )
     assert "本条请以下单位转发：学校（" + "、".join(names[:10]) + "）" in text
+
+
+def test_default_targets_are_checked_when_the_settings_load():
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    assert Settings(default_targets="征信＝银行, 刷单=学校、医院").default_targets == ["征信=银行", "刷单=学校、医院"]
+    for bad in (["虚假征信银行"], ["=银行"], ["虚假征信="]):
+        with pytest.raises(ValidationError):
+            Settings(default_targets=bad)
+
+
+async def test_a_default_target_by_short_name_and_one_the_roster_lacks(settings, transport, engine, clock, tagged):
+    from bot.runtime.app import build_bot
+
+    settings.default_targets = ["征信=银行", "公检法=不存在"]
+    bot = build_bot(settings, transport, engine=engine, clock=clock, send_loop=False)
+    await bot.start()
+    await bot.send_pending()
+    transport.sent.clear()
+    try:
+        assert "对象：银行" in await command(bot, transport, "推送 虚假征信")
+        answer = await command(bot, transport, "推送 公检法")
+        assert answer.startswith("配置 default_targets 里 冒充公检法 的默认对象“不存在”在名单里找不到：不存在。")
+        assert "共 6 个单位" in await command(bot, transport, "推送 公检法 给 全部")
+    finally:
+        await bot.stop()
