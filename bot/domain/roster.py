@@ -594,7 +594,7 @@ def _check_rows(
         if kind_text:
             kinds.setdefault(unit, []).append((line, kind.value))
         if tag_text:
-            tags_given.setdefault(unit, []).append(tag_text)
+            tags_given.setdefault(unit, []).append(f"{line}\t{tag_text}")
         rows.append(
             RosterRow(line, unit, kind.value, name, contact_id, values["微信昵称"], phone, role.value, tag_text)
         )
@@ -607,7 +607,13 @@ def _check_rows(
         if len({k for _, k in given}) > 1:
             items = "、".join(_t("item_line", what=k, line=line) for line, k in given)
             warnings.append(_t("kind_conflict", unit=unit, items=items, kind=given[0][1]))
-    unit_tags = {unit: tags_text("、".join(given)) for unit, given in tags_given.items()}
+    unit_tags: dict[str, str] = {}
+    for unit, given in tags_given.items():
+        lines_tags = [entry.split("\t", 1) for entry in given]
+        unit_tags[unit] = tags_text("、".join(tags for _, tags in lines_tags))
+        if len({frozenset(tag_list(tags)) for _, tags in lines_tags}) > 1:
+            items = "、".join(_t("item_line", what=tags, line=line) for line, tags in lines_tags)
+            warnings.append(_t("tags_conflict", unit=unit, items=items, tags=unit_tags[unit]))
     rows = [replace(r, kind=unit_kind.get(r.unit, r.kind), tags=unit_tags.get(r.unit, "")) for r in rows]
     for contact_id, units in units_of_id.items():
         if len(units) > 1:

@@ -30,9 +30,10 @@ class Target:
 class TargetError(ValueError):
     """Words of a target that name no tag, 类别 or active unit."""
 
-    def __init__(self, unknown: list[str]) -> None:
+    def __init__(self, unknown: list[str], ambiguous: dict[str, list[str]] | None = None) -> None:
         super().__init__("、".join(unknown))
-        self.unknown = unknown
+        self.unknown = unknown  # every word that named no unit, the ambiguous ones too
+        self.ambiguous = ambiguous or {}  # a part of several units' names -> those names
 
 
 def is_everyone(spec: str) -> bool:
@@ -56,6 +57,7 @@ def resolve(session: Session, spec: str) -> Target | None:
     units = list(session.exec(select(Unit).where(Unit.active == True).order_by(col(Unit.id))))  # noqa: E712
     chosen: set[int] = set()
     unknown: list[str] = []
+    ambiguous: dict[str, list[str]] = {}
     for word in words:
         key = name_key(word)
         hits = [u for u in units if key in {name_key(t) for t in tag_list(u.tags)}]
@@ -66,11 +68,13 @@ def resolve(session: Session, spec: str) -> Target | None:
         if not hits:
             parts = [u for u in units if key and key in name_key(u.name)]
             hits = parts if len(parts) == 1 else []
+            if len(parts) > 1:
+                ambiguous[word] = [u.name for u in parts]
         if not hits:
             unknown.append(word)
         chosen.update(pk(u) for u in hits)
     if unknown:
-        raise TargetError(unknown)
+        raise TargetError(unknown, ambiguous)
     aimed = [u for u in units if pk(u) in chosen]
     return Target("、".join(words)[:MAX_TARGET], tuple(pk(u) for u in aimed), tuple(u.name for u in aimed))
 

@@ -226,14 +226,21 @@ def _library() -> AlertLibrary:
     return load_library()
 
 
+MAX_TAGS_SHOWN = 20  # tags listed when a target names nothing
+
+
 def unknown_target_text(session: Session, texts: Texts, error: targets.TargetError) -> str:
     """A target with words that name nothing: which, and what can be written."""
     tags = targets.known_tags(session)
-    return texts.t(
-        "targets.unknown",
-        words="、".join(error.unknown),
-        tags="、".join(tags[:12]) if tags else texts.t("targets.no_tags"),
-    )
+    shown = "、".join(tags[:MAX_TAGS_SHOWN]) + ("等" if len(tags) > MAX_TAGS_SHOWN else "")
+    lines = [
+        texts.t("targets.ambiguous", word=word, units="、".join(names[:8]) + ("等" if len(names) > 8 else ""))
+        for word, names in error.ambiguous.items()
+    ]
+    unknown = [w for w in error.unknown if w not in error.ambiguous]
+    if unknown or not lines:
+        lines.insert(0, texts.t("targets.unknown", words="、".join(unknown), tags=shown or texts.t("targets.no_tags")))
+    return "\n".join(lines)
 
 
 def target_groups(session: Session, groups: list[Group], unit_ids: Sequence[int]) -> list[Group]:

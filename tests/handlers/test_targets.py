@@ -349,3 +349,26 @@ async def test_a_default_target_by_short_name_and_one_the_roster_lacks(settings,
         assert "共 6 个单位" in await command(bot, transport, "推送 公检法 给 全部")
     finally:
         await bot.stop()
+
+
+async def test_a_part_of_several_units_names_lists_them(bot, transport, engine, tagged):
+    answer = await command(bot, transport, "推送 刷单 给 局")
+    assert answer == "“局”对应多个单位：区教育局、区卫健局，请写全名。"
+    answer = await command(bot, transport, "推送 刷单 给 局,火星")
+    assert answer.splitlines() == [
+        "没有找到推送对象：火星。可写标签（学校、医院、银行）、类别（镇街、区直单位、行业）或单位名，多个用逗号隔开，如：推送 刷单 给 学校,医院",
+        "“局”对应多个单位：区教育局、区卫健局，请写全名。",
+    ]
+    with session(engine) as s:
+        assert s.exec(select(Push)).all() == []
+
+
+def test_two_rows_of_one_unit_with_different_tags_are_joined_with_a_warning():
+    table = TAGGED.replace(
+        "城关镇,镇街,王芳,wxid_wangfang,王芳-城关镇,13800000001,主,",
+        "城关镇,镇街,王芳,wxid_wangfang,王芳-城关镇,13800000001,主,乡镇",
+    )
+    table = table.replace("城关镇,镇街,赵磊,,赵磊,13800000002,备,", "城关镇,镇街,赵磊,,赵磊,13800000002,备,学校")
+    read = read_roster("名单.csv", table.encode())
+    assert {r.unit: r.tags for r in read.rows}["城关镇"] == "乡镇、学校"
+    assert "城关镇 的标签前后不一：乡镇（第 2 行）、学校（第 3 行），合并为“乡镇、学校”导入。" in read.warnings
