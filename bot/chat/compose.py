@@ -88,7 +88,10 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
     ]
     if p.groups_sent < p.groups_total:
         lines[1] += texts.t("send.delivery", sent=p.groups_sent, total=p.groups_total)
-    shots = [(u, c) for u, c in p.confirmed if c.evidence_file or c.verdict]
+    # Screenshots: an observation in a unit group (已核验 by the bot itself) is no screenshot.
+    shots = [
+        (u, c) for u, c in p.confirmed if (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OBSERVED.value
+    ]
     # A 补登 has no screenshot to miss: the office vouched for it.
     without = [
         u for u, c in p.confirmed if not (c.evidence_file or c.verdict) and c.method != ConfirmMethod.OFFICE.value

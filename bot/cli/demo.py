@@ -33,6 +33,9 @@ WU = Member("wxid_wg88", "吴刚", "")  # recognised by WeChat name
 ZHENG = Member("wxid_zhengjie", "郑洁", "")
 STRANGER = Member("wxid_passerby", "路人甲", "")
 LIAISON_ROOM, LIAISON_NAME = "demo-liaison@chatroom", "全区反诈联络员群"
+# 金融行业's own group of staff, where 郑洁 brings the bot in at the end of the day (reach, observed).
+UNIT_ROOM, UNIT_NAME = "demo-bank-staff@chatroom", "金融行业反诈宣传群"
+UNIT_STAFF = [Member(f"wxid_bank{i:02d}", f"员工{i:02d}", "") for i in range(1, 46)]
 OFFICE_ROOM, OFFICE_NAME = "demo-office@chatroom", "反诈办工作群"
 
 
@@ -42,6 +45,19 @@ DEMO_TITLE = "【反诈预警 #1】警惕刷单返利：先给小甜头，再骗
 DEMO_BODY = ("骗子在群聊、短视频平台或招聘", "网站发布兼职，说动动手指就能", "日赚几百……")
 # 标签 the office adds to the example roster for the targeted push (精准滴灌) at the end of the day.
 DEMO_TAGS = {"区教育局": "学校", "区卫健局": "医院", "金融行业": "银行"}
+
+
+def ranking_columns(xlsx: bytes, wanted: tuple[str, ...]) -> list[str]:
+    """Some columns of the report's 单位排名 sheet, one line per unit, as the office sees them in Excel."""
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx), read_only=True)["单位排名"]
+    rows = [[("" if v is None else str(v)) for v in row] for row in sheet.iter_rows(values_only=True)]
+    header = next((i for i, row in enumerate(rows) if "单位" in row and "覆盖人数" in row), None)
+    if header is None:
+        return []
+    index = [rows[header].index(name) for name in wanted if name in rows[header]]
+    return [" | ".join(row[i] for i in index) for row in rows[header:] if any(row)]
 
 
 def tagged_roster() -> bytes:
@@ -206,11 +222,28 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> Path:
     with session(engine) as s:
         print("      " + "；".join(import_roster(s, tagged.rows, columns=tagged.columns).lines()), file=out)
         s.commit()
+    printer.note("郑洁把机器人拉进金融行业自己的宣传群（可选）：机器人只认推送的转发，别的聊天不看不存")
+    transport.add_room(UNIT_ROOM, UNIT_NAME, [ZHENG, *UNIT_STAFF])
+    clock.advance(minutes=2)
+    await transport.join(UNIT_ROOM, [Member(transport.bot_id, transport.bot_name, "")], inviter_id=ZHENG.contact_id)
+    await flush()
     printer.note("精准滴灌：虚假征信只推给银行，只统计银行")
-    await step(5, ADMIN, "推送 征信 给 银行", OFFICE_ROOM)
-    await step(8, ZHENG, "已转发")
+    await step(3, ADMIN, "推送 征信 给 银行", OFFICE_ROOM)
+    printer.note("郑洁把 #2 转发到本单位群，不用在联络员群回复：机器人在单位群看到，记为已转发（已核验），并记下群人数")
+    pushed = next(o.text for o in reversed(transport.sent) if o.chat_id == LIAISON_ROOM and "#2】" in o.text)
+    await step(8, ZHENG, pushed, UNIT_ROOM)
+    await step(1, UNIT_STAFF[0], "收到，谢谢提醒", UNIT_ROOM)
     await quiet(2)
-    await step(1, ADMIN, "进度", OFFICE_ROOM)
+    await step(1, ADMIN, "进度 #2", OFFICE_ROOM)
+    printer.note("通报里的“覆盖人数”：单位群里看到转发的人数")
+    await step(1, ADMIN, "报表 周", OFFICE_ROOM)
+    await bot.renderer.render_pending()
+    await flush()
+    sheet = next((o.file for o in reversed(transport.sent) if o.file and o.file.name.endswith(".xlsx")), None)
+    if sheet is not None:
+        printer.note(texts.t("demo.ranking_sheet"))
+        for line in ranking_columns(sheet.data, ("单位", "收到", "按时", "未转发", "覆盖人数")):
+            print("      " + line, file=out)
     await bot.stop()
     engine.dispose()
     return db_file

@@ -130,6 +130,8 @@ class ConfirmationCache:
             .where(
                 col(Confirmation.push_id).in_(push_ids),
                 (col(Confirmation.evidence_file) != "") | (col(Confirmation.verdict) != ""),
+                # Seen in a unit group (已核验 by observation): no screenshot to count.
+                col(Confirmation.method) != ConfirmMethod.OBSERVED.value,
             )
             .order_by(col(Confirmation.push_id), col(Confirmation.id))
         ):

@@ -29,7 +29,12 @@ def test_demo_shows_the_whole_loop(tmp_path, db_url):
     # 精准滴灌: the roster gains tags; a push to the banks reaches one unit and counts only it.
     assert "区教育局（标签 无→学校）" in out
     assert "对象：银行（1 个单位），只统计这些单位。" in out and "本条请以下单位转发：银行（金融行业）" in out
-    assert "✅ 已记录 #2：金融行业（本次 1 个单位）。目前已确认 1/1。" in out
+    # Reach: 郑洁 brings the bot into her unit's own group; forwarding #2 there confirms it with no word, and the
+    # group's 46 people are the unit's 覆盖人数 in 进度 and in the report's ranking sheet.
+    assert "[金融行业反诈宣传群] 反诈助手: 大家好，我是区反诈办的预警转发助手" in out
+    assert "✅ 已记录 #2" not in out and "已确认 1/1" in out
+    assert "单位群看到转发：1 个单位，覆盖 46 人" in out and "单位群覆盖人数：46 人（1 个单位）" in out
+    assert "      单位 | 收到 | 按时 | 未转发 | 覆盖人数\n" in out and "      金融行业 | 2 | 2 | 0 | 46\n" in out
 
 
 def test_console_mode_lets_you_play_admin_and_liaison(tmp_path, db_url):
