@@ -522,7 +522,7 @@ def _check_rows(
     seen_person: dict[tuple[str, str], int] = {}
     seen_id: dict[str, tuple[int, str]] = {}
     kinds: dict[str, list[tuple[int, str]]] = {}  # unit -> (line, 类别 as written), the rows that gave one
-    tags_given: dict[str, list[str]] = {}  # unit -> the 标签 its rows give (a unit's rows' tags are joined)
+    tags_given: dict[str, list[tuple[int, str]]] = {}  # unit -> (line, 标签) of its rows that give some (joined)
     units_of_id: dict[str, dict[str, int]] = {}  # contact id -> unit -> first line
     last_unit = ""
     for line, raw in data:
@@ -594,7 +594,7 @@ def _check_rows(
         if kind_text:
             kinds.setdefault(unit, []).append((line, kind.value))
         if tag_text:
-            tags_given.setdefault(unit, []).append(f"{line}\t{tag_text}")
+            tags_given.setdefault(unit, []).append((line, tag_text))
         rows.append(
             RosterRow(line, unit, kind.value, name, contact_id, values["微信昵称"], phone, role.value, tag_text)
         )
@@ -608,8 +608,7 @@ def _check_rows(
             items = "、".join(_t("item_line", what=k, line=line) for line, k in given)
             warnings.append(_t("kind_conflict", unit=unit, items=items, kind=given[0][1]))
     unit_tags: dict[str, str] = {}
-    for unit, given in tags_given.items():
-        lines_tags = [entry.split("\t", 1) for entry in given]
+    for unit, lines_tags in tags_given.items():
         unit_tags[unit] = tags_text("、".join(tags for _, tags in lines_tags))
         if len({frozenset(tag_list(tags)) for _, tags in lines_tags}) > 1:
             items = "、".join(_t("item_line", what=tags, line=line) for line, tags in lines_tags)
