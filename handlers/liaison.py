@@ -198,9 +198,11 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
         _ask_or_hint(msg, ctx, Said(said.method, Reading(Verdict.UNSURE, "说的是别的单位"), said.refs, True, text))
         return
     for unit, liaison in _units_meant(msg, liaisons, text):
-        if not (said.refs or said.reading.all_pushes) and _newest_is_for_others(msg, ctx, unit):
-            continue
         pushes, problem = _pushes_for(ctx, unit, said)
+        # No open push of its own (nothing owed, or only a late one): a bare word may be about a push for others.
+        late_only = all(p.state != PushState.OPEN.value for p in pushes) and problem != "which"
+        if late_only and not (said.refs or said.reading.all_pushes) and _newest_is_for_others(msg, ctx, unit):
+            continue
         if problem == "which":
             owed = sorted(
                 (
@@ -242,15 +244,12 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
 
 
 def _newest_is_for_others(msg: Incoming, ctx: Context, unit: Unit) -> bool:
-    """A bare 已转发 (or a screenshot) from a unit that owes no open push, just after a targeted push aimed at
-    other units: it is about that push, not a late word on an older one. Nothing is recorded; the group's next
-    message says once that the unit need not relay it."""
+    """A bare 已转发 (or a screenshot) from a unit that owes no open push (the caller knows), just after a
+    targeted push aimed at other units: it is about that push, not a late word on an older one. Nothing is
+    recorded; the group's next message says once that the unit need not relay it."""
     newest = _newest_open_push(ctx)
     if newest is None or aimed_at(ctx.session, pk(newest), pk(unit)):
         return False
-    owed = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now)
-    if any(p.state == PushState.OPEN.value for p in owed):
-        return False  # it owes an open push of its own: the confirmation is that one's
     if first_notice(ctx.session, kind="not_aimed", key=f"{unit.id}:{newest.id}", now=ctx.now):
         notes.add(
             ctx.session,
@@ -452,9 +451,11 @@ def _confirm_image(msg: Incoming, ctx: Context) -> None:
         log.info("screenshot from %s who is not on the roster: ignored", msg.sender.contact_id)
         return
     for unit, liaison in _units_meant(msg, liaisons):
-        if _attach_to_recent(msg, ctx, unit) or _newest_is_for_others(msg, ctx, unit):
+        if _attach_to_recent(msg, ctx, unit):
             continue
         open_pushes = unconfirmed_open_pushes(ctx.session, pk(unit), now=ctx.now, limit=1)
+        if (not open_pushes or open_pushes[0].state != PushState.OPEN.value) and _newest_is_for_others(msg, ctx, unit):
+            continue
         if not open_pushes:
             continue  # nothing left to confirm: a repeat, which changes nothing
         conf = record_confirmation(
