@@ -215,15 +215,12 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             key = f"{unit.id}:{','.join(str(p.id) for p in owed)}"
             if not first_notice(ctx.session, kind="which", key=key, now=ctx.now):
                 continue  # asked already: a repeated 已转发 does not ask again
-            notes.add(
-                ctx.session,
-                room_id=msg.chat_id,
-                kind=NoteKind.WHICH,
-                contact_id=msg.sender.contact_id,
-                unit_id=unit.id,
+            _note(
+                msg,
+                ctx,
+                NoteKind.WHICH,
+                unit,
                 push_ids=[pk(p) for p in owed],
-                now=ctx.now,
-                message_id=msg.message_id,
                 text=ctx.t("confirm.which", unit=unit.name, refs="、".join(f"#{p.id}" for p in owed)),
             )
         else:
@@ -243,6 +240,30 @@ def _confirm_text(msg: Incoming, ctx: Context, said: Said, text: str) -> None:
             )
 
 
+def _note(
+    msg: Incoming,
+    ctx: Context,
+    kind: NoteKind,
+    unit: Unit,
+    *,
+    push_ids: list[int],
+    text: str,
+    contact_id: str | None = None,
+) -> None:
+    """A line about `unit` and `push_ids` for the group's next coalesced message, about (or to) the sender."""
+    notes.add(
+        ctx.session,
+        room_id=msg.chat_id,
+        kind=kind,
+        contact_id=msg.sender.contact_id if contact_id is None else contact_id,
+        unit_id=unit.id,
+        push_ids=push_ids,
+        now=ctx.now,
+        message_id=msg.message_id,
+        text=text,
+    )
+
+
 def _newest_is_for_others(msg: Incoming, ctx: Context, unit: Unit) -> bool:
     """A bare 已转发 (or a screenshot) from a unit that owes no open push (the caller knows), just after a
     targeted push aimed at other units: it is about that push, not a late word on an older one. Nothing is
@@ -251,15 +272,12 @@ def _newest_is_for_others(msg: Incoming, ctx: Context, unit: Unit) -> bool:
     if newest is None or aimed_at(ctx.session, pk(newest), pk(unit)):
         return False
     if first_notice(ctx.session, kind="not_aimed", key=f"{unit.id}:{newest.id}", now=ctx.now):
-        notes.add(
-            ctx.session,
-            room_id=msg.chat_id,
-            kind=NoteKind.HINT,
-            contact_id=msg.sender.contact_id,
-            unit_id=unit.id,
+        _note(
+            msg,
+            ctx,
+            NoteKind.HINT,
+            unit,
             push_ids=[pk(newest)],
-            now=ctx.now,
-            message_id=msg.message_id,
             text=ctx.t("confirm.not_aimed", unit=unit.name, n=newest.id, target=newest.target),
         )
     log.info("%s: #%s is not aimed at %s; nothing recorded", msg.sender.contact_id, newest.id, unit.name)
@@ -312,15 +330,13 @@ def _record(
         if conf is not None and newest is not None and push.id != newest.id:
             # A bare 已转发 (say a backup liaison's, after the main one confirmed the newest) landed on an
             # older push: the coalesced message says so.
-            notes.add(
-                ctx.session,
-                room_id=msg.chat_id,
-                kind=NoteKind.MOVED,
-                contact_id="",
-                unit_id=unit.id,
+            _note(
+                msg,
+                ctx,
+                NoteKind.MOVED,
+                unit,
                 push_ids=[pk(push)],
-                now=ctx.now,
-                message_id=msg.message_id,
+                contact_id="",
                 text=ctx.t(
                     "confirm.moved" if aimed_at(ctx.session, pk(newest), pk(unit)) else "confirm.moved_not_aimed",
                     unit=unit.name,
@@ -365,15 +381,12 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
             return False
         push = pushes[0]
         if first_notice(ctx.session, kind="ask", key=f"{msg.sender.contact_id}:{push.id}", now=ctx.now):
-            notes.add(
-                ctx.session,
-                room_id=msg.chat_id,
-                kind=NoteKind.ASK,
-                contact_id=msg.sender.contact_id,
-                unit_id=unit.id,
+            _note(
+                msg,
+                ctx,
+                NoteKind.ASK,
+                unit,
                 push_ids=[pk(push)],
-                now=ctx.now,
-                message_id=msg.message_id,
                 text=ctx.t("confirm.ask", unit=unit.name, n=push.id),
             )
         log.info(
@@ -393,15 +406,12 @@ def _ask_or_hint(msg: Incoming, ctx: Context, said: Said) -> bool:
         ).first():
             return True  # 收到 after the unit confirmed: nothing to explain
         if first_notice(ctx.session, kind="hint", key=f"{msg.sender.contact_id}:{about.id}", now=ctx.now):
-            notes.add(
-                ctx.session,
-                room_id=msg.chat_id,
-                kind=NoteKind.HINT,
-                contact_id=msg.sender.contact_id,
-                unit_id=unit.id,
+            _note(
+                msg,
+                ctx,
+                NoteKind.HINT,
+                unit,
                 push_ids=[pk(about)],
-                now=ctx.now,
-                message_id=msg.message_id,
                 text=ctx.t("confirm.hint", unit=unit.name, n=about.id),
             )
         return True
@@ -572,15 +582,12 @@ def on_recall(msg: Incoming, ctx: Context) -> bool:
         if liaison is None or liaison.contact_id != msg.sender.contact_id:
             continue  # only the person who confirmed can take it back
         unit = ctx.session.get_one(Unit, conf.unit_id)  # a confirmation's unit is never deleted
-        notes.add(
-            ctx.session,
-            room_id=msg.chat_id,
-            kind=NoteKind.RECALL,
-            contact_id=msg.sender.contact_id,
-            unit_id=unit.id,
+        _note(
+            msg,
+            ctx,
+            NoteKind.RECALL,
+            unit,
             push_ids=[conf.push_id],
-            now=ctx.now,
-            message_id=msg.message_id,
             text=ctx.t("confirm.recalled", unit=unit.name, n=conf.push_id),
         )
         ctx.audit(msg, "recall", f"#{conf.push_id} {unit.name}: message {found.recalled_id} recalled")

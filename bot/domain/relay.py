@@ -71,6 +71,14 @@ def active_unit_ids(session: Session) -> list[int]:
     return [unit_id for unit_id in ids if unit_id is not None]
 
 
+def aimed_sql(push_id, unit_id):
+    """SQL for "the push is aimed at the unit": it has no targets (every unit) or the unit is one of them; the
+    arguments are columns or bind parameters. The targeted rule as every query writes it."""
+    targeted = select(PushTarget.id).where(PushTarget.push_id == push_id).exists()
+    one_of_them = select(PushTarget.id).where(PushTarget.push_id == push_id, PushTarget.unit_id == unit_id).exists()
+    return ~targeted | one_of_them
+
+
 def push_targets(session: Session, push_ids: Iterable[int]) -> dict[int, set[int]]:
     """Per targeted push among `push_ids` (推送 … 给 学校), the ids of the units it is aimed at. A push that is
     not in the answer is aimed at every unit."""
@@ -143,13 +151,7 @@ def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tupl
     if not ids:
         return {}
     active = session.exec(select(func.count()).select_from(Unit).where(Unit.active == True)).one()  # noqa: E712
-    # A targeted push counts only the units it is aimed at: (push, unit) pairs of every other push are "aimed".
-    targeted = select(PushTarget.id).where(PushTarget.push_id == Exemption.push_id).exists()
-    aimed_at = (
-        select(PushTarget.id)
-        .where(PushTarget.push_id == Exemption.push_id, PushTarget.unit_id == Exemption.unit_id)
-        .exists()
-    )
+    # A targeted push counts only the units it is aimed at.
     aimed_units = dict(
         session.exec(
             select(PushTarget.push_id, func.count())
@@ -162,15 +164,13 @@ def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tupl
         session.exec(
             select(Exemption.push_id, func.count())
             .join(Unit, col(Unit.id) == Exemption.unit_id)
-            .where(col(Exemption.push_id).in_(ids), Unit.active == True, ~targeted | aimed_at)  # noqa: E712
+            .where(
+                col(Exemption.push_id).in_(ids),
+                Unit.active == True,  # noqa: E712
+                aimed_sql(Exemption.push_id, Exemption.unit_id),
+            )
             .group_by(col(Exemption.push_id))
         ).all()
-    )
-    conf_targeted = select(PushTarget.id).where(PushTarget.push_id == Confirmation.push_id).exists()
-    conf_aimed = (
-        select(PushTarget.id)
-        .where(PushTarget.push_id == Confirmation.push_id, PushTarget.unit_id == Confirmation.unit_id)
-        .exists()
     )
     confirmed = dict(
         session.exec(
@@ -184,7 +184,7 @@ def expected_counts(session: Session, push_ids: Iterable[int]) -> dict[int, tupl
                 col(Confirmation.push_id).in_(ids),
                 Unit.active == True,  # noqa: E712
                 col(Exemption.id).is_(None),
-                ~conf_targeted | conf_aimed,
+                aimed_sql(Confirmation.push_id, Confirmation.unit_id),
             )
             .group_by(col(Confirmation.push_id))
         ).all()
@@ -315,11 +315,6 @@ def _unconfirmed_stmt(limit: int | None):
     exempted = (
         select(Exemption.id).where(Exemption.push_id == Push.id, Exemption.unit_id == bindparam("unit_id")).exists()
     )
-    # A targeted push (rows in pushtarget) is owed only by the units it is aimed at.
-    targeted = select(PushTarget.id).where(PushTarget.push_id == Push.id).exists()
-    aimed = (
-        select(PushTarget.id).where(PushTarget.push_id == Push.id, PushTarget.unit_id == bindparam("unit_id")).exists()
-    )
     stmt = (
         select(Push)
         .where(
@@ -330,7 +325,7 @@ def _unconfirmed_stmt(limit: int | None):
             ),
             ~done,
             ~exempted,
-            ~targeted | aimed,
+            aimed_sql(Push.id, bindparam("unit_id")),  # a targeted push is owed only by its units
         )
         .order_by(col(Push.id).desc())
     )
@@ -346,12 +341,7 @@ _SETTLED = select(
     | select(Exemption.id)
     .where(Exemption.push_id == bindparam("push_id"), Exemption.unit_id == bindparam("unit_id"))
     .exists()
-    | (
-        select(PushTarget.id).where(PushTarget.push_id == bindparam("push_id")).exists()
-        & ~select(PushTarget.id)
-        .where(PushTarget.push_id == bindparam("push_id"), PushTarget.unit_id == bindparam("unit_id"))
-        .exists()
-    )
+    | ~aimed_sql(bindparam("push_id"), bindparam("unit_id"))
 )
 
 
