@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.districtnames import DistrictError, district_of, district_url
 
 DEFAULT_CONFIG_FILE = "relaybot.toml"
 
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     database_url: str = "sqlite:///data/relaybot.db"
+    # One district of a city whose districts share one PostgreSQL database (`relaybot district add 海湖区`): the
+    # bot then works in that district's schema, under its role (bot/districtnames.py). "" for a district alone.
+    district: str = ""
+    # The city's anti-fraud centre: who may push to every district and read every district (`推送 刷单 全市`).
+    city_admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     # Office admins by WeChat contact id: the only people whose commands are obeyed.
     admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -191,8 +198,20 @@ class Settings(BaseSettings):
     def _one_time(cls, value: Any) -> Any:
         return _pad_time(value)
 
+    @model_validator(mode="after")
+    def _district_database(self) -> Settings:
+        # The district's schema and role go into the URL itself, so every engine, lock and backup made from
+        # database_url is the district's.
+        if self.district and district_of(self.database_url) != self.district.strip():
+            try:
+                self.database_url = district_url(self.database_url, self.district)
+            except DistrictError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
     @field_validator(
         "admin_ids",
+        "city_admin_ids",
         "viewer_ids",
         "liaison_groups",
         "feeds",

@@ -52,10 +52,13 @@ def push_text(
     tz: ZoneInfo,
     target: str = "",
     units: Sequence[str] = (),
+    city_no: int | None = None,
 ) -> str:
     """The text of a push: header, the alert body if it has one, how to confirm and the deadline; a targeted push
     (`target`, aimed at the units named `units`) says whose liaisons are to relay it."""
     parts = [texts.t("push.header", n=n, title=push_title(alert))]
+    if city_no is not None:
+        parts[0] += texts.t("city.push_tag", city=city_no)
     body = alert.text.strip()
     if body and body != push_title(alert):
         parts.append(body)

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from bot.cli.city_cmd import city_app, district_app
 from bot.cli.zh import ZhTyper
 from bot.clock import clock_from
 from bot.config import Settings, load_settings, settings_error_text
@@ -28,6 +29,8 @@ stats_app = ZhTyper(help="电诈警情数据：导入与通报", no_args_is_help
 app.add_typer(stats_app, name="stats")
 db_app = ZhTyper(help="数据库：升级与备份", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(district_app, name="district")
+app.add_typer(city_app, name="city")
 
 _WARNED: list[str] = []  # configuration warnings already printed by this process
 
@@ -913,6 +916,11 @@ def db_upgrade() -> None:
         # Run before `relaybot run` (systemd ExecStartPre): it must not make the empty database that would start.
         typer.echo(_identity_refusal(settings, marker, "missing", _marker_path(settings)), err=True)
         raise typer.Exit(2)
+    if _city_without_district(settings):
+        from bot.cli.city_cmd import upgrade_districts
+
+        typer.echo("\n".join(upgrade_districts(settings)))
+        return
     engine = _engine_or_exit(settings.database_url)
     done = _upgrade_or_exit(
         engine, "数据库升级失败：{error}\n如果升级做了一半，请用升级前的备份恢复（relaybot db backup 做的文件）。"
@@ -926,6 +934,21 @@ def db_upgrade() -> None:
         typer.echo(
             f"数据库已从版本 {done.before} 升级到 {done.head}（{len(done.applied)} 步：{'、'.join(done.applied)}）。"
         )
+
+
+def _city_without_district(settings: Settings) -> bool:
+    """A city's database (it has districts) used without a district: `db upgrade` upgrades every district."""
+    from bot.districtnames import is_postgres
+    from bot.storage.districts import has_city
+
+    if settings.district or not is_postgres(settings.database_url):
+        return False
+    engine = _engine_or_exit(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return has_city(conn)
+    finally:
+        engine.dispose()
 
 
 @db_app.command("accept-new")

@@ -125,6 +125,7 @@ def push_alert(
     deadline: datetime | None = None,
     audit_note: str = "",
     target: str = "",
+    city_no: int | None = None,
 ) -> PushOutcome:
     """Create a push of `alert` and queue it for every liaison group; nothing changes if it cannot be pushed.
     The same library case type or link pushed earlier today is pushed again only with `again` (the office's
@@ -132,7 +133,7 @@ def push_alert(
     audited as push_repeat). `deadline`: one
     chosen by the office (the web console's 新推送), else the default; `audit_note` ends the audit row (where from).
     `target` (`给 学校,医院`, targets.resolve): aim the push at those units only, sent to the liaison groups they
-    are in; "" (or 全部) for every unit."""
+    are in; "" (or 全部) for every unit. `city_no`: the city's push this one is made from (全市第N号)."""
     spec = target or default_target(settings, alert.case_type)
     try:
         aimed = targets.resolve(session, spec)
@@ -171,12 +172,22 @@ def push_alert(
         deadline = push_deadline(session, now=now, settings=settings)
     alert.draft_of = None
     push = create_push(session, alert, now=now, by=actor_id, deadline=deadline)
+    if city_no is not None:
+        push.city_no = city_no
+        session.add(push)
     if aimed is not None:
         push.target = aimed.label
         session.add(push)
         session.add_all(PushTarget(push_id=pk(push), unit_id=unit_id) for unit_id in aimed.unit_ids)
     text = compose.push_text(
-        texts, n=pk(push), alert=alert, deadline=deadline, tz=tz, target=label, units=[u.name for u in units]
+        texts,
+        n=pk(push),
+        alert=alert,
+        deadline=deadline,
+        tz=tz,
+        target=label,
+        units=[u.name for u in units],
+        city_no=city_no,
     )
     attachment = "link" if alert.link_url else "image" if alert.image_data else ""
     for group in groups:

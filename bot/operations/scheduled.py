@@ -192,8 +192,9 @@ def send_due(session: Session, row: ScheduledPush, *, now: datetime, settings: S
         texts=texts,
         again=row.again,
         again_command=again_command(texts, alert),
-        audit_note=f"（定时{row.id}）",
+        audit_note=f"（定时{row.id}）" if row.city_no is None else f"（全市第{row.city_no}号）",
         target=row.target,
+        city_no=row.city_no,
     )
     pushed = outcome.push is not None
     row.state = ScheduledPushState.SENT.value if pushed else ScheduledPushState.NOT_SENT.value

@@ -68,10 +68,18 @@ def lock_path(database_url: str) -> Path | None:
 class InstanceLock:
     """The held lock; `release()` (or the end of the process) frees it."""
 
-    def __init__(self, *, fd: int | None = None, conn: Connection | None = None, engine: Engine | None = None):
+    def __init__(
+        self,
+        *,
+        fd: int | None = None,
+        conn: Connection | None = None,
+        engine: Engine | None = None,
+        key: int = ADVISORY_KEY,
+    ):
         self._fd = fd
         self._conn = conn
         self._engine = engine
+        self._key = key
 
     @property
     def held(self) -> bool:
@@ -86,7 +94,7 @@ class InstanceLock:
             self._fd = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
@@ -115,7 +123,7 @@ def holder(database_url: str) -> str | None:
         engine = create_engine(database_url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                return _advisory_holder(conn)
+                return _advisory_holder(conn, _advisory_key(conn))
         finally:
             engine.dispose()
     path = lock_path(database_url) if backend == "sqlite" else None
@@ -181,21 +189,31 @@ def _acquire_advisory(database_url: str) -> InstanceLock:
         engine.dispose()
         raise
     try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar()
+        key = _advisory_key(conn)
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
         if not got:
-            raise AlreadyRunning(_advisory_holder(conn) or "")
+            raise AlreadyRunning(_advisory_holder(conn, key) or "")
     except BaseException:
         conn.close()
         engine.dispose()
         raise
-    log.info("single-instance lock taken: PostgreSQL advisory lock %d", ADVISORY_KEY)
-    return InstanceLock(conn=conn, engine=engine)
+    log.info("single-instance lock taken: PostgreSQL advisory lock %d", key)
+    return InstanceLock(conn=conn, engine=engine, key=key)
 
 
-def _advisory_holder(conn: Connection) -> str | None:
+def _advisory_key(conn: Connection) -> int:
+    """The lock of this bot's data: the database's, or for one district of a city (its schema first on the
+    path, bot/districtnames.py) that district's, so the districts' bots on one database run side by side."""
+    schema = conn.execute(text("SELECT current_schema()")).scalar() or "public"
+    if schema == "public":
+        return ADVISORY_KEY
+    return int.from_bytes(hashlib.sha256(LOCK_NAME + b"\n" + schema.encode()).digest()[:8], "big", signed=True)
+
+
+def _advisory_holder(conn: Connection, key: int) -> str | None:
     """The holder of the advisory lock from pg_locks and pg_stat_activity; None when nobody holds it."""
     # A bigint key is stored as (classid = high 32 bits, objid = low 32 bits, objsubid = 1).
-    unsigned = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = conn.execute(
         text(
             "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "

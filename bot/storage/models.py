@@ -235,6 +235,8 @@ class Push(SQLModel, table=True):
     # Whom it is aimed at as the office wrote it (`推送 刷单 给 学校,医院` -> "学校、医院"); "" for every unit. The
     # units themselves are PushTarget rows (migration 0008).
     target: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    # Made from the city's push 全市第N号 (bot/operations/city.py, migration 0011); None for the district's own.
+    city_no: int | None = Field(default=None, index=True)
 
 
 class PushTarget(SQLModel, table=True):
@@ -343,6 +345,8 @@ class ScheduledPush(SQLModel, table=True):
     send_at: datetime = _utc_field(index=True)
     again: bool = False  # scheduled with 确认: pushed even if the same alert went out earlier that day
     target: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})  # 给 …, read when sent
+    # The city's push 全市第N号 this is; one row per city push and district (migration 0011).
+    city_no: int | None = Field(default=None, unique=True, index=True)
     state: str = Field(default=ScheduledPushState.WAITING.value, index=True, max_length=10)
     created_at: datetime = _utc_field()
     created_by: str = Field(default="", max_length=200)  # contact id, or "cli"

@@ -28,7 +28,7 @@ def test_0006_down_removes_the_table_and_up_brings_it_back_working(db_url):
         assert schema_revisions(engine)[0] == "0005_web"
         _migrate(engine, "upgrade", "head")
         indexes = {i["name"] for i in inspect(engine).get_indexes("scheduledpush")}
-        assert indexes == {"ix_scheduledpush_send_at", "ix_scheduledpush_state"}
+        assert indexes == {"ix_scheduledpush_send_at", "ix_scheduledpush_state", "ix_scheduledpush_city_no"}
         now = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
         with session(engine) as s:
             alert = Alert(case_type="刷单返利", title="t", created_at=now)

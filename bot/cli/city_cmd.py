@@ -1,0 +1,155 @@
+"""`relaybot district …` and `relaybot city …`: the districts of a city on one PostgreSQL database, and the city's
+pushes and their progress. Run with the city's database_url and no `district` setting (the login that made the
+districts reads and writes every district)."""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli.zh import ZhTyper
+
+district_app = ZhTyper(help="全市多区：每个区一个机器人，共用一个 PostgreSQL 数据库", no_args_is_help=True)
+city_app = ZhTyper(help="市反诈中心：全市推送与各区进度", no_args_is_help=True)
+
+
+def _city_engine():
+    """The city's engine (database_url without a district), or exit 2 saying why it cannot be."""
+    from bot.cli import main as m
+    from bot.districtnames import city_url, is_postgres
+
+    settings = m._settings()
+    if not is_postgres(settings.database_url):
+        typer.echo(
+            "全市多区要用 PostgreSQL：请把 database_url 设为 postgresql+psycopg://…（见 README“全市多区”）。", err=True
+        )
+        raise typer.Exit(2)
+    return settings, m._engine_or_exit(city_url(settings.database_url))
+
+
+@district_app.command("add")
+def district_add(name: str = typer.Argument(..., help="区名，例如 海湖区")) -> None:
+    """加一个区：建它的 schema 和数据库角色，并建好全部表；该区的机器人设 district = "区名" 即可运行。"""
+    from bot.cli import main as m
+    from bot.clock import real_clock
+    from bot.districtnames import DistrictError, district_url
+    from bot.storage.db import describe_error, make_engine
+    from bot.storage.districts import add_district
+
+    settings, engine = _city_engine()
+    try:
+        with engine.begin() as conn:
+            district = add_district(conn, name, now=real_clock())
+    except DistrictError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        typer.echo(
+            f"加区失败：{describe_error(exc)}\n数据库用户需要建角色的权限（createuser --createrole，见 README）。",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    district_engine = make_engine(district_url(settings.database_url, district.name))
+    done = m._upgrade_or_exit(district_engine, "已建区，但建表失败：{error}\n请修好后运行 relaybot db upgrade。")
+    district_engine.dispose()
+    typer.echo(
+        f"已加 {district.name}（数据库 schema “{district.schema}”，角色 {district.role}，表结构版本 {done.head}）。\n"
+        f'该区机器人的配置：database_url 同本库，再加 district = "{district.name}"（或环境变量 RELAYBOT_DISTRICT）。'
+    )
+
+
+@district_app.command("list")
+def district_list() -> None:
+    """列出全市各区。"""
+    from bot.storage.districts import districts
+
+    _, engine = _city_engine()
+    with engine.connect() as conn:
+        every = districts(conn)
+    engine.dispose()
+    if not every:
+        typer.echo("这个数据库里还没有区：用 relaybot district add 区名 加区。")
+        return
+    typer.echo(f"全市 {len(every)} 个区：" + "、".join(d.name for d in every))
+
+
+def upgrade_districts(settings) -> list[str]:
+    """Bring every district of the city to the newest schema; one line per district (exit 1 on a failure)."""
+    from bot.cli import main as m
+    from bot.districtnames import city_url, district_url
+    from bot.storage.db import make_engine
+    from bot.storage.districts import districts
+
+    engine = m._engine_or_exit(city_url(settings.database_url))
+    with engine.connect() as conn:
+        every = districts(conn)
+    engine.dispose()
+    lines = []
+    for district in every:
+        district_engine = make_engine(district_url(settings.database_url, district.name))
+        done = m._upgrade_or_exit(district_engine, f"{district.name} 升级失败：{{error}}")
+        district_engine.dispose()
+        lines.append(
+            f"{district.name}：已是最新结构（版本 {done.head}）"
+            if not done.applied
+            else f"{district.name}：已升级到 {done.head}（{len(done.applied)} 步）"
+        )
+    return lines
+
+
+@city_app.command("push")
+def city_push(case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法")) -> None:
+    """全市推送：预警库里该类型的预警推到每个区；各区机器人按自己的节奏发到本区联络员群，编本区的号。"""
+    from bot.clock import real_clock
+    from bot.content import load_library, load_texts
+    from bot.operations.city import CityError, push_to_city
+    from bot.operations.pushing import library_alert
+
+    library, texts = load_library(), load_texts()
+    item = library.find(case_type)
+    if item is None:
+        typer.echo(texts.t("push.unknown_type", name=case_type, types="、".join(library.case_types())), err=True)
+        raise typer.Exit(1)
+    settings, engine = _city_engine()
+    now = real_clock()
+    try:
+        with engine.begin() as conn:
+            done = push_to_city(
+                conn,
+                lambda: library_alert(item, now=now),
+                now=now,
+                actor_id="cli",
+                actor_name="relaybot city push",
+                settings=settings,
+                texts=texts,
+            )
+    except CityError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(texts.t("city.pushed", n=done.number, title=done.title, count=len(done.districts)))
+
+
+@city_app.command("progress")
+def city_progress(number: int = typer.Argument(0, help="全市第几号推送；不填为最新一条")) -> None:
+    """全市推送的进度：每个区已确认的单位数/应转发的单位数。"""
+    from bot.content import load_texts
+    from bot.operations.city import CityError, city_progress, latest_number, progress_text
+
+    texts = load_texts()
+    settings, engine = _city_engine()
+    try:
+        with engine.begin() as conn:
+            n = number or latest_number(conn)
+            if n is None:
+                typer.echo(texts.t("city.nothing_pushed"), err=True)
+                raise typer.Exit(1)
+            result = city_progress(conn, n, texts=texts)
+    except CityError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(progress_text(texts, result, tz=settings.tz))

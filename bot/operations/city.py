@@ -1,0 +1,174 @@
+"""The city's anti-fraud centre over its districts: one push to every district, and its progress per district.
+
+A city push is one row in the city's schema (its id is the city's number, 全市第N号) and, in the same transaction,
+one scheduled push due at once in every district's schema, written under that district's role. Each district's
+bot pushes it with its schedule poller as any scheduled push: numbered in the district's own sequence, sent to its
+own liaison groups at its own pace, once (the row's state changes in the transaction that makes the push). A
+district bot that is down pushes it when it is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
+from sqlmodel import select as select_rows
+
+from bot.chat import compose
+from bot.clock import show
+from bot.config import Settings
+from bot.content import Texts
+from bot.domain.relay import progress
+from bot.operations.scheduled import schedule_push
+from bot.storage.districts import District, city_push_table, districts, use_district
+from bot.storage.models import Alert, Push, ScheduledPush, ScheduledPushState
+
+
+class CityError(ValueError):
+    """A city command cannot be done; str() is the message for people (Chinese)."""
+
+
+@dataclass(frozen=True)
+class CityPush:
+    number: int  # 全市第N号
+    title: str
+    districts: list[District]
+
+
+def _session(conn: Connection) -> Session:
+    """An ORM session in `conn`'s transaction (inside use_district: it sees that district only). A session per
+    district: the districts' ids overlap, so one identity map cannot hold two districts' rows."""
+    return Session(bind=conn, expire_on_commit=False)
+
+
+def push_to_city(
+    conn: Connection,
+    make_alert: Callable[[], Alert],
+    *,
+    now: datetime,
+    actor_id: str,
+    actor_name: str,
+    settings: Settings,
+    texts: Texts,
+) -> CityPush:
+    """The city push of the alert `make_alert` makes (one new Alert per district), in the caller's transaction."""
+    every = districts(conn)
+    if not every:
+        raise CityError(texts.t("city.no_districts"))
+    first = make_alert()
+    number = conn.execute(
+        insert(city_push_table)
+        .values(
+            case_type=first.case_type,
+            title=compose.push_title(first),
+            created_at=now,
+            created_by=actor_id,
+            created_by_name=actor_name,
+            districts=len(every),
+        )
+        .returning(city_push_table.c.id)
+    ).scalar_one()
+    for district in every:
+        with use_district(conn, district):
+            s = _session(conn)
+            try:
+                scheduled = schedule_push(
+                    s,
+                    make_alert(),
+                    send_at=now,
+                    now=now,
+                    actor_id=actor_id,
+                    actor_name=actor_name,
+                    again=True,  # the city decided: pushed even if the district pushed the same case today
+                    chat_kind="",  # the district's office group is told when it goes out
+                    chat_id="",
+                    settings=settings,
+                    texts=texts,
+                )
+                scheduled.row.city_no = number
+                s.add(scheduled.row)
+                s.flush()
+            finally:
+                s.close()
+    return CityPush(int(number), compose.push_title(first), every)
+
+
+@dataclass(frozen=True)
+class DistrictProgress:
+    district: District
+    state: str  # "sent", "waiting" (its bot has not pushed it yet), "not_sent", "failed", "cancelled", "missing"
+    push_no: int | None = None  # the district's own #N
+    confirmed: int = 0
+    total: int = 0
+    late: int = 0
+
+
+@dataclass(frozen=True)
+class CityProgress:
+    number: int
+    title: str
+    created_at: datetime
+    districts: list[DistrictProgress]
+
+    @property
+    def confirmed(self) -> int:
+        return sum(d.confirmed for d in self.districts)
+
+    @property
+    def total(self) -> int:
+        return sum(d.total for d in self.districts)
+
+
+def latest_number(conn: Connection) -> int | None:
+    """The newest city push's number; None when the city has pushed nothing."""
+    return conn.execute(select(func.max(city_push_table.c.id))).scalar()
+
+
+def city_progress(conn: Connection, number: int, *, texts: Texts) -> CityProgress:
+    """Per district, whether the city push `number` went out there and how many of its units confirmed it."""
+    row = conn.execute(select(city_push_table).where(city_push_table.c.id == number)).first()
+    if row is None:
+        raise CityError(texts.t("city.no_such_push", n=number))
+    out = []
+    for district in districts(conn):
+        with use_district(conn, district):
+            s = _session(conn)
+            try:
+                out.append(_district_progress(s, district, number))
+            finally:
+                s.close()
+    return CityProgress(number, row.title, row.created_at, out)
+
+
+def _district_progress(s: Session, district: District, number: int) -> DistrictProgress:
+    scheduled = s.exec(select_rows(ScheduledPush).where(col(ScheduledPush.city_no) == number)).first()
+    if scheduled is None:
+        return DistrictProgress(district, "missing")  # added to the city after this push
+    if scheduled.push_id is None:
+        state = {ScheduledPushState.WAITING.value: "waiting"}.get(scheduled.state, scheduled.state)
+        return DistrictProgress(district, state)
+    push = s.get_one(Push, scheduled.push_id)
+    p = progress(s, push)
+    return DistrictProgress(district, "sent", push.id, len(p.confirmed), p.total, p.late)
+
+
+def progress_text(texts: Texts, p: CityProgress, *, tz) -> str:
+    """`进度 全市 #N`: the city's totals and one short line per district."""
+    lines = [
+        texts.t("city.progress_head", n=p.number, title=p.title, at=show(p.created_at, tz)),
+        texts.t("city.progress_total", done=p.confirmed, total=p.total),
+    ]
+    for d in p.districts:
+        if d.state == "sent":
+            late = texts.t("city.progress_late", late=d.late) if d.late else ""
+            lines.append(
+                texts.t("city.progress_line", district=d.district.name, n=d.push_no, done=d.confirmed, total=d.total)
+                + late
+            )
+        else:
+            lines.append(texts.t(f"city.progress_{d.state}", district=d.district.name))
+    return "\n".join(lines)
