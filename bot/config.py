@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     district: str = ""
     # The city's anti-fraud centre: who may push to every district and read every district (`推送 刷单 全市`).
     city_admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    city_office_group: str = ""  # the city's office group, served by this district's bot (room id or exact name)
     timezone: str = "Asia/Shanghai"
     # Office admins by WeChat contact id: the only people whose commands are obeyed.
     admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)

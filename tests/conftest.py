@@ -107,6 +107,22 @@ def db_url(tmp_path, request) -> str:
 
 
 @pytest.fixture
+def city_db(request):
+    """The URL of a new, empty PostgreSQL database for a city of districts (issue 16; not from the template: the
+    districts make their own schemas)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = request.getfixturevalue("_postgres_admin")
+    name = f"city_{secrets.token_hex(5)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
 def engine(db_url):
     eng = make_engine(db_url)
     yield eng

@@ -54,6 +54,9 @@ class Context:
     groups: dict[str, Group] = field(default_factory=dict)
     # WeChat's silent "发送消息过于频繁" notice arrived: the app pauses sending as for a refused send.
     rate_limit_notice: str = ""
+    # The city's database (a district of a city, issue 16): the login that reads and writes every district, for
+    # the city admins' commands (handlers/city.py); None for a district alone.
+    city: Any = None
     # The message's command, parsed on first use (None: parsed, there is none).
     _command: dict[str, CommandObject | None] = field(default_factory=dict, repr=False)
 

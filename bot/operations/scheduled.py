@@ -202,7 +202,11 @@ def send_due(session: Session, row: ScheduledPush, *, now: datetime, settings: S
     row.done_at = now
     session.add(row)
     when = show(row.send_at, settings.tz)
-    lines = [texts.t("scheduled.went_out" if pushed else "scheduled.not_sent", n=row.id, when=when) + outcome.message]
+    if row.city_no is not None:  # the city's push (bot/operations/city.py): the office did not schedule it
+        head = texts.t("city.went_out" if pushed else "city.not_sent", city=row.city_no)
+    else:
+        head = texts.t("scheduled.went_out" if pushed else "scheduled.not_sent", n=row.id, when=when)
+    lines = [head + outcome.message]
     late = now - row.send_at
     if pushed and late > LATE_NOTICE:
         lines.append(texts.t("scheduled.late", minutes=int(late.total_seconds() // 60), now=show(now, settings.tz)))

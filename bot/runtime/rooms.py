@@ -60,6 +60,8 @@ class RoomBook:
         entries: dict[str, GroupKind] = {}
         if settings.office_group:
             entries[settings.office_group] = GroupKind.OFFICE
+        if settings.city_office_group:
+            entries.setdefault(settings.city_office_group, GroupKind.CITY)
         for entry in settings.liaison_groups:
             entries.setdefault(entry, GroupKind.LIAISON)
         seen = [self.remember(s, room.room_id, room.name, check=False) for room in rooms]

@@ -13,7 +13,9 @@ from sqlmodel import Session
 from bot.chat.dispatch import Context
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
+from bot.districtnames import city_url
 from bot.runtime.storage_watch import StorageUnavailable, StorageWatch
+from bot.storage.db import make_engine
 from bot.storage.db import session as new_session
 from bot.storage.guard import DatabaseReplaced, replaced_problem, storage_fault
 from bot.storage.models import Priority
@@ -48,6 +50,8 @@ class UnitOfWork:
         self.bot_id = ""  # the bot's own contact id, once logged in
         # A full disk or a replaced database file (issue 12 items 8, 9): see storage_watch.py.
         self.storage = StorageWatch(texts, keep_max=settings.storage_keep_max)
+        # A district of a city: the city's own login (no district path or role) for the city admins' commands.
+        self.city: Engine | None = make_engine(city_url(settings.database_url)) if settings.district else None
 
     def session(self) -> Session:
         """A session for reading outside the lock (or inside a unit of work that holds it)."""
@@ -56,7 +60,13 @@ class UnitOfWork:
     def context(self, s: Session, now: datetime) -> Context:
         """The context a handler or a job gets for one unit of work."""
         return Context(
-            session=s, now=now, settings=self.settings, texts=self.texts, library=self.library, bot_id=self.bot_id
+            session=s,
+            now=now,
+            settings=self.settings,
+            texts=self.texts,
+            library=self.library,
+            bot_id=self.bot_id,
+            city=self.city,
         )
 
     async def run(self, work: Callable[..., T], *args: object) -> T:

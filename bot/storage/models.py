@@ -75,6 +75,8 @@ class GroupKind(str, enum.Enum):
     OFFICE = "office"
     # A unit's own internal group (issue 15 item 6): the bot only watches it for the forwarded alert.
     UNIT = "unit"
+    # The city's office group (issue 16, `city_office_group`): only the city admins' city commands are taken there.
+    CITY = "city"
     NONE = "none"
 
 

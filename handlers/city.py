@@ -1,0 +1,122 @@
+"""The city's anti-fraud centre in chat (issue 16): `推送 刷单 全市` and `进度 全市 #N`, from a city admin
+(`city_admin_ids`) in the city office group (`city_office_group`, served by any one district's bot), a private chat
+or the district's office group. In the city office group the 全市 may be left out."""
+
+from __future__ import annotations
+
+import re
+
+from bot.chat.dispatch import CommandObject, Context, Router, command_filter
+from bot.chat.parsing import clean
+from bot.operations.city import CityError, city_progress, latest_number, progress_text, push_to_city
+from bot.operations.pushing import library_alert
+from bot.storage.models import GroupKind
+from bot.transport.base import ChatKind, Incoming
+
+router = Router("city")
+
+_CITY_WORD = re.compile(r"(^|\s)全市(\s|$)")
+_NUMBER = re.compile(r"^[#＃]?\s*(\d+)$")
+
+
+def from_city_admin(msg: Incoming, ctx: Context) -> bool:
+    return bool(msg.sender.contact_id) and msg.sender.contact_id in ctx.settings.city_admin_ids
+
+
+def in_city_group(msg: Incoming, ctx: Context) -> bool:
+    return msg.chat_kind == ChatKind.ROOM and ctx.group_kind(msg.chat_id) == GroupKind.CITY
+
+
+def city_place(msg: Incoming, ctx: Context) -> bool:
+    """Where a city admin's city commands are taken: the city group, a private chat, the office group."""
+    return (
+        msg.chat_kind == ChatKind.PRIVATE
+        or in_city_group(msg, ctx)
+        or ctx.group_kind(msg.chat_id) in (GroupKind.OFFICE, GroupKind.CITY)
+    )
+
+
+def city_scoped(msg: Incoming, ctx: Context) -> bool:
+    """The command is for the whole city: it says 全市, or it is typed in the city office group."""
+    cmd = ctx.command(msg)
+    return cmd is not None and (bool(_CITY_WORD.search(cmd.arg)) or in_city_group(msg, ctx))
+
+
+def _without_city_word(arg: str) -> str:
+    return clean(_CITY_WORD.sub(" ", arg)).strip()
+
+
+def _answer(msg: Incoming, ctx: Context, text: str) -> None:
+    # A city admin is not the district's admin, but every answer to one is owed, never a rationed courtesy.
+    ctx.reply(msg, text, courtesy=False)
+
+
+def _no_city(msg: Incoming, ctx: Context) -> bool:
+    if ctx.city is None:
+        _answer(msg, ctx, ctx.t("city.not_a_city"))
+        return True
+    return False
+
+
+@router.message(from_city_admin, city_place, command_filter("推送"), city_scoped)
+def on_city_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    """`推送 刷单 全市`: a library alert to every district."""
+    if _no_city(msg, ctx):
+        return
+    name = _without_city_word(cmd.arg)
+    item = ctx.library.find(name) if name else None
+    if item is None:
+        _answer(msg, ctx, ctx.t("city.push_what", types="、".join(ctx.library.case_types())))
+        return
+    assert ctx.city is not None
+    try:
+        with ctx.city.begin() as conn:
+            done = push_to_city(
+                conn,
+                lambda: library_alert(item, now=ctx.now),
+                now=ctx.now,
+                actor_id=msg.sender.contact_id,
+                actor_name=msg.sender.name,
+                settings=ctx.settings,
+                texts=ctx.texts,
+            )
+    except CityError as exc:
+        _answer(msg, ctx, str(exc))
+        return
+    ctx.audit(msg, "city_push", f"全市第{done.number}号 {item.case_type} {len(done.districts)} 个区")
+    _answer(msg, ctx, ctx.t("city.pushed", n=done.number, title=done.title, count=len(done.districts)))
+
+
+@router.message(from_city_admin, city_place, command_filter("进度"), city_scoped)
+def on_city_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    """`进度 全市 #N` (the newest city push without a number)."""
+    if _no_city(msg, ctx):
+        return
+    rest = _without_city_word(cmd.arg)
+    found = _NUMBER.match(rest)
+    if rest and found is None:
+        _answer(msg, ctx, ctx.t("city.progress_usage"))
+        return
+    assert ctx.city is not None
+    try:
+        with ctx.city.begin() as conn:
+            n = int(found.group(1)) if found else latest_number(conn)
+            if n is None:
+                _answer(msg, ctx, ctx.t("city.nothing_pushed"))
+                return
+            result = city_progress(conn, n, texts=ctx.texts)
+    except CityError as exc:
+        _answer(msg, ctx, str(exc))
+        return
+    ctx.audit(msg, "city_progress", f"全市第{n}号 {result.confirmed}/{result.total}")
+    _answer(msg, ctx, progress_text(ctx.texts, result, tz=ctx.tz))
+
+
+@router.message(in_city_group)
+def on_city_group_other(msg: Incoming, ctx: Context) -> bool:
+    """Anything else in the city office group: a city admin's unknown command gets the city's commands; the rest
+    of the talk there is left alone (returns False: not taken, no district handler answers in the city's group)."""
+    cmd = ctx.command(msg)
+    if cmd is not None and from_city_admin(msg, ctx):
+        _answer(msg, ctx, ctx.t("city.help"))
+    return True
