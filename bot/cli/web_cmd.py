@@ -24,7 +24,8 @@ def login_link(settings: Settings, engine, clock, *, who: str, host: str, port: 
     if not contact_id:
         typer.echo(texts.t("web.no_admins"), err=True)
         raise typer.Exit(2)
-    if access.role_of(contact_id, admin_ids=settings.admin_ids, viewer_ids=settings.viewer_ids) is None:
+    city = settings.city_admin_ids if settings.district else None
+    if access.role_of(contact_id, admin_ids=settings.admin_ids, viewer_ids=settings.viewer_ids, city_ids=city) is None:
         typer.echo(texts.t("web.not_allowed", who=contact_id), err=True)
         raise typer.Exit(2)
     with session(engine) as s:

@@ -30,13 +30,19 @@ LOCK_FOR = timedelta(minutes=15)
 
 class Role(str, enum.Enum):
     ADMIN = "admin"
+    # The city's admin (issue 16, city_admin_ids): looks at the district, pushes to the whole city on 全市.
+    CITY = "city"
     VIEWER = "viewer"
 
 
-def role_of(contact_id: str, *, admin_ids: list[str], viewer_ids: list[str]) -> Role | None:
+def role_of(
+    contact_id: str, *, admin_ids: list[str], viewer_ids: list[str], city_ids: list[str] | None = None
+) -> Role | None:
     """The role the settings give `contact_id` now (a sign-in keeps no role of its own: settings win)."""
     if contact_id and contact_id in admin_ids:
         return Role.ADMIN
+    if contact_id and contact_id in (city_ids or []):
+        return Role.CITY
     if contact_id and contact_id in viewer_ids:
         return Role.VIEWER
     return None

@@ -80,6 +80,11 @@ class Who:
         return self.role == access.Role.ADMIN
 
     @property
+    def is_city(self) -> bool:
+        """The city's admin: may push to every district (全市), only looks at the district's own pages."""
+        return self.role == access.Role.CITY
+
+    @property
     def shown(self) -> str:
         return self.name or self.contact_id
 
@@ -130,6 +135,13 @@ class Console:
         for callback in self._on_change:
             callback()
 
+    def role(self, contact_id: str) -> access.Role | None:
+        """The console role the settings give a person now (the city's admins only on a district's console)."""
+        city = self.settings.city_admin_ids if self.settings.district else []
+        return access.role_of(
+            contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids, city_ids=city
+        )
+
     def t(self, key: str, **values: object) -> str:
         """A sentence of the console's pages (content/messages_web.toml, [web_page])."""
         return self.texts.t(f"web_page.{key}", **values)
@@ -168,7 +180,7 @@ class Console:
         row = access.session_of(s, token, now=self.clock())
         if row is None:
             return None
-        role = access.role_of(row.contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids)
+        role = self.role(row.contact_id)
         if role is None:  # removed from the settings since signing in
             return None
         return Who(int(row.id or 0), row.contact_id, row.name, role, row.csrf)
@@ -289,7 +301,7 @@ class Console:
             contact_id = people[index].contact_id if index < len(people) else ""
         nxt = _safe_next(form.get("next", "/"))
         pre = request.cookies.get(PRE_COOKIE, "")
-        role = access.role_of(contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids)
+        role = self.role(contact_id)
         if role is None:
             people = await self.db(self._people)
             error = self.t("pick_someone") if not contact_id else self.t("not_allowed")
@@ -329,7 +341,7 @@ class Console:
         contact_id = form.get("contact_id", "").strip()
         nxt = _safe_next(form.get("next", "/"))
         pre = request.cookies.get(PRE_COOKIE, "")
-        role = access.role_of(contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids)
+        role = self.role(contact_id)
         address = self.address(request)
 
         def work(s) -> tuple[access.CodeCheck, str]:
@@ -404,11 +416,7 @@ class Console:
 
         def work(s) -> str:
             contact_id = access.use_link(s, form.get("token", ""), now=self.clock())
-            if (
-                contact_id is None
-                or access.role_of(contact_id, admin_ids=self.settings.admin_ids, viewer_ids=self.settings.viewer_ids)
-                is None
-            ):
+            if contact_id is None or self.role(contact_id) is None:
                 s.rollback()
                 return ""
             token = self._open(s, contact_id, address, how=self.t("by_link"))
@@ -540,7 +548,9 @@ def create_app(settings: Settings, engine, clock, texts: Texts | None = None) ->
 
     console = Console(settings, engine, clock, texts)
     g = console.guarded
-    modules = [importlib.import_module(f"bot.web.{name}") for name in PAGE_MODULES]
+    # A district of a city also has the city's page (bot/web/pages_city.py).
+    names = PAGE_MODULES + (("pages_city",) if settings.district else ())
+    modules = [importlib.import_module(f"bot.web.{name}") for name in names]
     console.env.globals["nav_items"] = [("/", "总览", "home"), ("/pushes", "推送", "pushes")] + [
         item for module in modules for item in module.NAV
     ]

@@ -1,0 +1,93 @@
+"""全市 in the web console (issue 16): a city admin (`city_admin_ids`) pushes a library alert to every district and
+sees each city push's progress per district. Shown only on a district's console (`district` set); the page reads
+and writes through the city's own login (the districts' bots send what it queues, as for `推送 刷单 全市`)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.districtnames import city_url
+from bot.operations.city import CityError, CityProgress, city_progress, push_to_city
+from bot.operations.pushing import library_alert
+from bot.storage.db import make_engine
+from bot.storage.districts import city_push_table
+
+NAV = [("/city", "全市", "city")]  # added to the menu by create_app only on a district's console
+SHOWN = 10  # the newest city pushes on the page
+
+
+class CityPages:
+    def __init__(self, console) -> None:
+        self.c = console
+        self.city = make_engine(city_url(console.settings.database_url))
+
+    def _newest(self, conn, texts) -> list[CityProgress]:
+        from sqlalchemy import select
+
+        numbers = conn.execute(select(city_push_table.c.id).order_by(city_push_table.c.id.desc()).limit(SHOWN))
+        return [city_progress(conn, n, texts=texts) for n in numbers.scalars().all()]
+
+    async def page(self, request: Request, who, form: dict[str, str]) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        def work() -> list[CityProgress]:
+            with self.city.begin() as conn:
+                return self._newest(conn, self.c.texts)
+
+        rows = await run_in_threadpool(work)
+        return self.c.page(
+            "city.html",
+            who=who,
+            nav="city",
+            rows=rows,
+            cases=self.c_library().case_types(),
+            tz=self.c.settings.tz,
+            flash=self.c.take_flash(who),
+        )
+
+    def c_library(self):
+        from bot.content import load_library
+
+        return load_library()
+
+    async def push(self, request: Request, who, form: dict[str, str]) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        if not who.is_city:
+            return self.c.refusal(403, self.c.texts.t("city.web_only_city_admins"), who)
+        item = self.c_library().find(form.get("case", ""))
+        if item is None:
+            return self.c.refusal(
+                400, self.c.texts.t("city.push_what", types="、".join(self.c_library().case_types())), who
+            )
+
+        def work() -> str:
+            now = self.c.clock()
+            try:
+                with self.city.begin() as conn:
+                    done = push_to_city(
+                        conn,
+                        lambda: library_alert(item, now=now),
+                        now=now,
+                        actor_id=who.contact_id,
+                        actor_name=f"{who.shown}（网页）",
+                        settings=self.c.settings,
+                        texts=self.c.texts,
+                    )
+            except CityError as exc:
+                return str(exc)
+            return self.c.texts.t("city.pushed", n=done.number, title=done.title, count=len(done.districts))
+
+        self.c.flash(who, await run_in_threadpool(work))
+        return RedirectResponse("/city", 303)
+
+
+def routes(console) -> list[BaseRoute]:
+    pages = CityPages(console)
+    g = console.guarded
+    return [
+        Route("/city", g(pages.page), methods=["GET"]),
+        Route("/city/push", g(pages.push), methods=["POST"]),
+    ]

@@ -1,0 +1,100 @@
+"""Issue 16 in the web console: on a district's console a city admin pushes to every district (全市) and sees each
+district's progress; the district's admin only looks at the city page; a district alone has no city page."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.storage.db import make_engine, session
+from bot.storage.models import AuditLog, ScheduledPush
+from bot.web.app import create_app
+from tests.conftest import ADMIN
+from tests.gateway_harness import wait_until
+from tests.operations.test_city import ROSTER_A, ROSTER_B, _add
+from tests.web.conftest import WAIT, Served, _free_port, csrf_of
+
+CITY_ID = "wxid_city_lin"
+
+
+@pytest.fixture
+def city_console(city_db, tmp_path, clock):
+    a = _add(city_db, "海湖区", ROSTER_A)
+    b = _add(city_db, "城东区", ROSTER_B)
+    settings = Settings(
+        database_url=city_db,
+        district="海湖区",
+        evidence_dir=str(tmp_path / "evidence"),
+        admin_ids=[ADMIN.contact_id],
+        city_admin_ids=[CITY_ID],
+        office_group="海湖区反诈办",
+    )
+    engine = make_engine(a)
+    app = create_app(settings, engine, clock)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="web-console", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), bool, 30, "the web console to start")
+    assert server.started
+    yield Served(f"http://127.0.0.1:{port}", engine, settings, clock), b
+    server.should_exit = True
+    thread.join(WAIT)
+    engine.dispose()
+
+
+def _scheduled(url: str) -> list[ScheduledPush]:
+    engine = make_engine(url)
+    try:
+        with session(engine) as s:
+            return list(s.exec(select(ScheduledPush)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_city_admin_pushes_to_every_district_from_the_console(city_console):
+    served, other = city_console
+    c = served.sign_in(CITY_ID)
+    page = c.get("/city")
+    assert page.status_code == 200 and 'id="city-push"' in page.text and "全市还没有推送过" in page.text
+    done = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": "刷单返利"})
+    assert done.status_code == 303
+    page = c.get("/city")
+    assert "全市第1号" in page.text and "已排入全市推送" in page.text
+    assert page.text.count("区机器人还没发出") == 2 and "0/0" in page.text
+    assert [r.city_no for r in _scheduled(other)] == [1]
+    with session(served.engine) as s:
+        assert [r.city_no for r in s.exec(select(ScheduledPush))] == [1]
+        assert s.exec(select(AuditLog).where(AuditLog.action == "push_scheduled")).first() is not None
+    # The city admin only looks at the district's own pages: a district push is refused.
+    new = c.get("/pushes/new")
+    refused = c.post("/pushes/new", data={"csrf": csrf_of(new.text), "case": "刷单返利"})
+    assert refused.status_code == 403
+    # A case type the library does not have: a plain refusal, nothing queued.
+    bad = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": "没有这种"})
+    assert bad.status_code == 400 and "可用类型" in bad.text
+    assert len(_scheduled(other)) == 1
+
+
+@pytest.mark.postgres
+def test_the_districts_admin_only_reads_the_city_page(city_console):
+    served, other = city_console
+    c = served.sign_in(ADMIN.contact_id)
+    page = c.get("/city")
+    assert page.status_code == 200 and 'id="read-only"' in page.text and 'id="city-push"' not in page.text
+    refused = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": "刷单返利"})
+    assert refused.status_code == 403 and "city_admin_ids" in refused.text
+    assert _scheduled(other) == []
+
+
+def test_a_district_alone_has_no_city_page(served):
+    c = served.sign_in()
+    assert c.get("/city").status_code == 404
+    assert 'href="/city"' not in c.get("/").text
