@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from bot.districtnames import district_of, quoted
 from bot.storage import models  # noqa: F401  (registers the tables)
 from bot.storage.guard import check_before_commit
 
@@ -235,9 +236,16 @@ def backup(url: str, target: Path) -> Path:
             env = dict(os.environ)
             if parsed.password:
                 env["PGPASSWORD"] = str(parsed.password)  # not on the command line, where ps would show it
-            dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+            options = parsed.query.get("options")
+            if options:  # libpq's URIs do not read "+" as a space: the district's options go by PGOPTIONS
+                env["PGOPTIONS"] = options if isinstance(options, str) else " ".join(options)
+            query = {key: value for key, value in parsed.query.items() if key != "options"}
+            dsn = parsed.set(drivername="postgresql", password=None, query=query).render_as_string(hide_password=False)
+            # A district of a city (bot/districtnames.py): its own schema only, under its own role.
+            district = district_of(url)
+            only = [f"--schema={quoted(district)}"] if district else []
             done = subprocess.run(
-                [pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}"],
+                [pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}", *only],
                 env=env,
                 capture_output=True,
                 text=True,

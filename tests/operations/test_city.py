@@ -301,3 +301,15 @@ def test_the_district_setting_makes_the_url_and_the_cli_adds_lists_and_upgrades(
     assert units.returncode == 0, units.stderr
     unknown = relaybot("city", "push", "不存在的类型", db_url=city, cwd=tmp_path)
     assert unknown.returncode == 1 and "不存在的类型" in unknown.stderr
+
+
+def test_a_districts_backup_holds_its_own_schema_only(two, tmp_path):
+    import subprocess
+
+    city, _, _ = two
+    done = relaybot("db", "backup", str(tmp_path / "haihu.dump"), db_url=city, cwd=tmp_path, RELAYBOT_DISTRICT="海湖区")
+    assert done.returncode == 0, done.stderr
+    listing = subprocess.run(
+        ["pg_restore", "--list", str(tmp_path / "haihu.dump")], capture_output=True, text=True, check=True
+    ).stdout
+    assert "TABLE DATA 海湖区 unit" in listing and "城东区" not in listing and " city " not in listing
