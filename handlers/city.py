@@ -15,7 +15,8 @@ from bot.transport.base import ChatKind, Incoming
 
 router = Router("city")
 
-_CITY_WORD = re.compile(r"(^|\s)全市(\s|$)")
+# 全市 first or last in what follows the command, spaced or not (`推送 刷单 全市`, `推送刷单全市`, `进度全市#3`).
+_CITY_WORD = re.compile(r"^\s*全市\s*|\s*全市\s*$")
 _NUMBER = re.compile(r"^[#＃]?\s*(\d+)$")
 
 

@@ -94,11 +94,14 @@ async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_pr
     assert "全市：1/2" in progress[0] and "海湖区 #1：1/2" in progress[0] and "城东区：区机器人还没发出" in progress[0]
     # In the city group 全市 may be left out; in a private chat it is needed and works.
     assert "海湖区 #1：1/2" in (await said(bot, transport, CITY_ADMIN, "进度", CITY_ROOM))[0]
+    assert "海湖区 #1：1/2" in (await said(bot, transport, CITY_ADMIN, "进度全市#1", OFFICE_ROOM))[0]
     private = await said(bot, transport, CITY_ADMIN, "进度 全市", None)
     assert "全市：1/2" in private[0]
     with session(engine) as s:
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.actor_id == CITY_ADMIN.contact_id))]
-    assert actions.count("city_push") == 1 and actions.count("city_progress") == 3
+    assert actions.count("city_push") == 1 and actions.count("city_progress") == 4
+    # Typed without spaces, as on a phone, in a private chat: a second city push.
+    assert "全市第2号" in (await said(bot, transport, CITY_ADMIN, "推送刷单全市", None))[0]
 
 
 async def test_only_city_admins_command_the_city_and_the_district_admin_keeps_his_own_district(district_bot):
