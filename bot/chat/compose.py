@@ -79,7 +79,8 @@ def progress_text(texts: Texts, p: Progress, *, now: datetime, tz: ZoneInfo, evi
         state = texts.t("progress.state_overdue")
     lines = [
         texts.t("progress.head", n=p.push.id, title=push_title(p.alert))
-        + (texts.t("targets.progress", target=p.push.target) if p.push.target else ""),
+        + (texts.t("targets.progress", target=p.push.target) if p.push.target else "")
+        + (texts.t("city.push_tag", city=p.push.city_no) if p.push.city_no is not None else ""),
         texts.t(
             "progress.counts",
             done=len(p.confirmed),

@@ -89,6 +89,8 @@ async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_pr
         assert [c.unit_id for c in s.exec(select(Confirmation))] == [
             s.exec(select(Unit.id).where(Unit.name == "城关镇")).one()
         ]
+    # The district's own 进度 names the city's number too.
+    assert "（全市第1号）" in (await said(bot, transport, ADMIN, "进度 #1", OFFICE_ROOM))[0]
     progress = await said(bot, transport, CITY_ADMIN, "进度 全市 #1", CITY_ROOM)
     assert len(progress) == 1
     assert "全市：1/2" in progress[0] and "海湖区 #1：1/2" in progress[0] and "城东区：区机器人还没发出" in progress[0]
