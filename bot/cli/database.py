@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine, make_url
 
 from bot.content import load_texts
+from bot.districtnames import district_of
 from bot.redaction import redact
 
 # user:password@ in a URL that SQLAlchemy cannot parse (greedy up to the last @: a password may hold an @).
@@ -80,6 +81,15 @@ def _engine(url: str, make: Callable[[str], Engine]) -> Engine:
     raise DatabaseUrlError(texts.t("database_url.wrong", url=shown, reason=reason))
 
 
+def missing_district(url: str, exc: BaseException) -> str:
+    """Why a district's URL cannot connect when its district was never added (its role does not exist), in
+    Chinese; "" for any other failure."""
+    district = district_of(url)
+    if district and "role" in str(exc) and "does not exist" in str(exc):
+        return load_texts().t("city.no_such_district", district=district)
+    return ""
+
+
 def cli_engine(url: str) -> Engine:
     """An engine for `url` that has connected once; DatabaseUrlError (Chinese, redacted) when it cannot."""
     from bot.storage.db import describe_error, make_engine
@@ -91,6 +101,9 @@ def cli_engine(url: str) -> Engine:
     except Exception as exc:
         engine.dispose()
         texts = load_texts()
+        missing = missing_district(url, exc)
+        if missing:
+            raise DatabaseUrlError(missing) from None
         raise DatabaseUrlError(
             texts.t("database_url.cannot_connect", url=shown_url(url), error=_scrub(describe_error(exc), url))
         ) from None

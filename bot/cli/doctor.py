@@ -160,7 +160,7 @@ def _check_folder(area: str, name: str, folder: Path, settings: Settings) -> lis
 
 
 def check_database(settings: Settings, now: datetime) -> list[Finding]:
-    from bot.cli.database import database_url_problem
+    from bot.cli.database import database_url_problem, missing_district
     from bot.runtime.health import health_snapshot
     from bot.storage.db import SchemaTooNew, describe_error, make_engine, schema_revisions, session
     from bot.storage.models import Group, GroupKind, Outbox, OutboxState, Unit
@@ -184,11 +184,9 @@ def check_database(settings: Settings, now: datetime) -> list[Finding]:
         except SchemaTooNew as exc:
             return [Finding(Level.ERROR, area, str(exc))]
         except Exception as exc:
-            return [
-                Finding(
-                    Level.ERROR, area, f"连不上数据库 {url.render_as_string(hide_password=True)}：{describe_error(exc)}"
-                )
-            ]
+            shown = missing_district(settings.database_url, exc)
+            shown = shown or f"连不上数据库 {url.render_as_string(hide_password=True)}：{describe_error(exc)}"
+            return [Finding(Level.ERROR, area, shown)]
         if current is None:
             return [Finding(Level.WARN, area, "数据库是空的：运行 relaybot db upgrade 或启动机器人会建表")]
         if current != head:

@@ -313,3 +313,11 @@ def test_a_districts_backup_holds_its_own_schema_only(two, tmp_path):
         ["pg_restore", "--list", str(tmp_path / "haihu.dump")], capture_output=True, text=True, check=True
     ).stdout
     assert "TABLE DATA 海湖区 unit" in listing and "城东区" not in listing and " city " not in listing
+
+
+def test_a_district_never_added_is_named_in_plain_words(two, tmp_path):
+    city, _, _ = two
+    for args in (("units",), ("doctor",)):
+        done = relaybot(*args, db_url=city, cwd=tmp_path, RELAYBOT_DISTRICT="西湖区")
+        assert done.returncode != 0
+        assert "数据库里没有“西湖区”这个区" in done.stdout + done.stderr and "Traceback" not in done.stderr
