@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.districtnames import DistrictError, district_of, district_url
+from bot.districtnames import DistrictError, check_name, district_of, district_url, is_postgres, needs_postgres
 
 DEFAULT_CONFIG_FILE = "relaybot.toml"
 
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # The city's anti-fraud centre: who may push to every district and read every district (`推送 刷单 全市`).
     city_admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     city_office_group: str = ""  # the city's office group, served by this district's bot (room id or exact name)
+    # The city's own login (the one that made the districts), for the one district bot that serves the city's
+    # office group or console page: a district's own login cannot write to the other districts.
+    city_database_url: str = ""
     timezone: str = "Asia/Shanghai"
     # Office admins by WeChat contact id: the only people whose commands are obeyed.
     admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -199,15 +202,27 @@ class Settings(BaseSettings):
     def _one_time(cls, value: Any) -> Any:
         return _pad_time(value)
 
+    @field_validator("district")
+    @classmethod
+    def _district_name(cls, value: str, info: Any) -> str:
+        # Checked here (the error names `district` and shows only its value) rather than in _district_database,
+        # whose errors would show every setting's value, the database password too.
+        if not value.strip():
+            return ""
+        try:
+            name = check_name(value)
+            if not is_postgres(str(info.data.get("database_url", ""))):
+                raise DistrictError(needs_postgres())
+        except DistrictError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
     @model_validator(mode="after")
     def _district_database(self) -> Settings:
         # The district's schema and role go into the URL itself, so every engine, lock and backup made from
         # database_url is the district's.
-        if self.district and district_of(self.database_url) != self.district.strip():
-            try:
-                self.database_url = district_url(self.database_url, self.district)
-            except DistrictError as exc:
-                raise ValueError(str(exc)) from None
+        if self.district and district_of(self.database_url) != self.district:
+            self.database_url = district_url(self.database_url, self.district)
         return self
 
     @field_validator(
@@ -291,7 +306,9 @@ def _pad_time(value: Any) -> Any:
 # Error messages (issue 12 item 12): settings whose values are credentials, or may hold one (a URL's password,
 # a webhook key=), are named in a validation error but their values are never shown. A setting added later whose
 # name has one of SECRET_WORDS in it is treated as secret too.
-SECRET_SETTINGS = frozenset({"database_url", "puppet_service_token", "notify_url", "notify_secret", "feeds"})
+SECRET_SETTINGS = frozenset(
+    {"database_url", "city_database_url", "puppet_service_token", "notify_url", "notify_secret", "feeds"}
+)
 SECRET_WORDS = ("token", "secret", "password", "key", "url")
 
 

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 
 CITY_SCHEMA = "city"
 # As people write it (海湖区, 城东新区): letters (Chinese too) and digits.
-_NAME_RE = re.compile(r"^[\w\u3400-\u9fff]{2,20}$")
-_RESERVED = {CITY_SCHEMA, "public", "information_schema"}
+_NAME_RE = re.compile(r"^[a-z0-9\u3400-\u9fff\uf900-\ufaff]{2,20}$")
+_RESERVED = {CITY_SCHEMA, "public", "information_schema", "全市"}
+
+
+def _text(key: str, **values: object) -> str:
+    from bot.content import load_texts
+
+    return load_texts().t(key, **values)
+
+
+def needs_postgres() -> str:
+    """Why a district cannot be set on SQLite (Chinese)."""
+    return _text("city.needs_postgres")
 
 
 class DistrictError(ValueError):
@@ -24,9 +36,11 @@ class DistrictError(ValueError):
 
 def check_name(name: str) -> str:
     """The district name as stored, or DistrictError saying what is wrong with it."""
-    name = name.strip()
+    # Full-width letters and digits as their plain forms; ASCII letters in lower case (PostgreSQL folds an unquoted
+    # name so, and the bot's connection options name the schema unquoted).
+    name = unicodedata.normalize("NFKC", name).strip().lower()
     if not _NAME_RE.match(name) or name.lower() in _RESERVED or name.lower().startswith("pg_"):
-        raise DistrictError(f"区名“{name}”不能用：请用 2 到 20 个汉字、字母或数字，例如 海湖区。")
+        raise DistrictError(_text("city.bad_name", name=name))
     return name
 
 
@@ -45,14 +59,23 @@ def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def district_url(url: str, name: str) -> str:
-    """`url` (the city's database) as district `name`'s bot uses it: its schema first on the path, its role."""
+def district_url(url: str, name: str, *, as_district: bool = True) -> str:
+    """`url` as district `name`'s bot uses it: its schema first on the path and (`as_district`) its role, whoever
+    logs in (the district's own login, or the city's in tests and migrations; as_district=False: the city's
+    login in the district's schema, which migrations need)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
-        raise DistrictError("district（区）只能和 PostgreSQL 一起用：请把 database_url 设为 postgresql+psycopg://…")
+        raise DistrictError(_text("city.needs_postgres"))
     name = check_name(name)
-    options = f"-c search_path={name} -c role={role_name(parsed.database or '', name)}"
+    options = f"-c search_path={name}"
+    if as_district:
+        options += f" -c role={role_name(parsed.database or '', name)}"
     return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def login_url(url: str, role: str, password: str) -> str:
+    """`url` with another login (a district's role and its password), without any district options."""
+    return make_url(city_url(url)).set(username=role, password=password).render_as_string(hide_password=False)
 
 
 def city_url(url: str) -> str:

@@ -7,16 +7,26 @@ from __future__ import annotations
 import re
 
 from bot.chat.dispatch import CommandObject, Context, Router, command_filter
-from bot.chat.parsing import clean
-from bot.operations.city import CityError, city_progress, latest_number, progress_text, push_to_city
+from bot.chat.filters import office_place
+from bot.chat.parsing import clean, parse_push_args
+from bot.operations.city import (
+    CityError,
+    CityRepeat,
+    city_progress,
+    latest_number,
+    progress_text,
+    push_to_city,
+    repeat_text,
+)
 from bot.operations.pushing import library_alert
 from bot.storage.models import GroupKind
+from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
 
 router = Router("city")
 
 # 全市 first or last in what follows the command, spaced or not (`推送 刷单 全市`, `推送刷单全市`, `进度全市#3`).
-_CITY_WORD = re.compile(r"^\s*全市\s*|\s*全市\s*$")
+_CITY_WORD = re.compile(r"^\s*全市|全市(?=\s*(?:确认)?\s*$)")  # (before a closing 确认 too)
 _NUMBER = re.compile(r"^[#＃]?\s*(\d+)$")
 
 
@@ -54,18 +64,22 @@ def _answer(msg: Incoming, ctx: Context, text: str) -> None:
 
 def _no_city(msg: Incoming, ctx: Context) -> bool:
     if ctx.city is None:
-        _answer(msg, ctx, ctx.t("city.not_a_city"))
+        _answer(msg, ctx, ctx.t("city.no_city_login" if ctx.settings.district else "city.not_a_city"))
         return True
     return False
 
 
 @router.message(from_city_admin, city_place, command_filter("推送"), city_scoped)
 def on_city_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
-    """`推送 刷单 全市`: a library alert to every district."""
+    """`推送 刷单 全市` (`确认` to push the same type again the same day): a library alert to every district."""
     if _no_city(msg, ctx):
         return
-    name = _without_city_word(cmd.arg)
-    item = ctx.library.find(name) if name else None
+    args = parse_push_args(_without_city_word(cmd.arg))
+    if args.to or args.when or args.title:  # 给 …, a time, a link's title: not for the whole city (yet)
+        _answer(msg, ctx, ctx.t("city.push_plain"))
+        return
+    # Exactly a type or alias of the library: a loose reading could push the wrong alert to the whole city.
+    item = ctx.library.find(args.target) if squeeze(args.target) in ctx.library.names() else None
     if item is None:
         _answer(msg, ctx, ctx.t("city.push_what", types="、".join(ctx.library.case_types())))
         return
@@ -80,7 +94,11 @@ def on_city_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
                 actor_name=msg.sender.name,
                 settings=ctx.settings,
                 texts=ctx.texts,
+                again=args.again,
             )
+    except CityRepeat as repeat:
+        _answer(msg, ctx, repeat_text(ctx.texts, repeat, case=item.case_type, tz=ctx.tz))
+        return
     except CityError as exc:
         _answer(msg, ctx, str(exc))
         return
@@ -111,6 +129,22 @@ def on_city_progress(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         return
     ctx.audit(msg, "city_progress", f"全市第{n}号 {result.confirmed}/{result.total}")
     _answer(msg, ctx, progress_text(ctx.texts, result, tz=ctx.tz))
+
+
+def _district_admin_only(msg: Incoming, ctx: Context) -> bool:
+    return ctx.is_admin(msg.sender.contact_id) and not from_city_admin(msg, ctx)
+
+
+def _says_city(msg: Incoming, ctx: Context) -> bool:
+    cmd = ctx.command(msg)
+    return cmd is not None and bool(_CITY_WORD.search(cmd.arg))
+
+
+@router.message(_district_admin_only, office_place, command_filter("推送", "进度"), _says_city)
+def on_city_word_from_district_admin(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    """A district admin's `推送 刷单 全市`: said plainly that it is the city's, nothing pushed (not quietly a
+    district push)."""
+    ctx.reply(msg, ctx.t("city.only_city_admins", command=cmd.name))
 
 
 @router.message(in_city_group)

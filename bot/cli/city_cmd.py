@@ -13,9 +13,9 @@ city_app = ZhTyper(help="市反诈中心：全市推送与各区进度", no_args
 
 
 def _city_engine():
-    """The city's engine (database_url without a district), or exit 2 saying why it cannot be."""
+    """The city's engine (its own login: database_url, no district), or exit 2 saying why it cannot be."""
     from bot.cli import main as m
-    from bot.districtnames import city_url, is_postgres
+    from bot.districtnames import is_postgres
 
     settings = m._settings()
     if not is_postgres(settings.database_url):
@@ -23,39 +23,73 @@ def _city_engine():
             "全市多区要用 PostgreSQL：请把 database_url 设为 postgresql+psycopg://…（见 README“全市多区”）。", err=True
         )
         raise typer.Exit(2)
-    return settings, m._engine_or_exit(city_url(settings.database_url))
+    if settings.district:
+        typer.echo(
+            f'这是一个区的配置（district = "{settings.district}"）：加区、全市推送、全市进度要用市里的配置'
+            "（市里的数据库账号，不设 district）运行。",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings, m._engine_or_exit(settings.database_url)
 
 
 @district_app.command("add")
 def district_add(name: str = typer.Argument(..., help="区名，例如 海湖区")) -> None:
-    """加一个区：建它的 schema 和数据库角色，并建好全部表；该区的机器人设 district = "区名" 即可运行。"""
-    from bot.cli import main as m
+    """加一个区：建它的数据库账号、schema 和全部表，并打印该区机器人用的数据库地址（含密码，只显示这一次）。"""
     from bot.clock import real_clock
-    from bot.districtnames import DistrictError, district_url
-    from bot.storage.db import describe_error, make_engine
+    from bot.districtnames import DistrictError, login_url
+    from bot.storage.db import describe_error
     from bot.storage.districts import add_district
 
     settings, engine = _city_engine()
     try:
         with engine.begin() as conn:
-            district = add_district(conn, name, now=real_clock())
+            added = add_district(conn, name, now=real_clock())
     except DistrictError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     except Exception as exc:
         typer.echo(
-            f"加区失败：{describe_error(exc)}\n数据库用户需要建角色的权限（createuser --createrole，见 README）。",
+            f"加区失败，什么都没有改：{describe_error(exc)}\n市里的数据库账号要能建角色（createuser --createrole）"
+            "并且是这个数据库的所有者（createdb --owner），见 README“全市多区”。",
             err=True,
         )
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    district_engine = make_engine(district_url(settings.database_url, district.name))
-    done = m._upgrade_or_exit(district_engine, "已建区，但建表失败：{error}\n请修好后运行 relaybot db upgrade。")
-    district_engine.dispose()
+    district = added.district
+    url = login_url(settings.database_url, district.role, added.password)
     typer.echo(
-        f"已加 {district.name}（数据库 schema “{district.schema}”，角色 {district.role}，表结构版本 {done.head}）。\n"
-        f'该区机器人的配置：database_url 同本库，再加 district = "{district.name}"（或环境变量 RELAYBOT_DISTRICT）。'
+        f"已加 {district.name}（schema “{district.schema}”，数据库账号 {district.role}）。\n"
+        f"{district.name}机器人的配置（密码只显示这一次，请放在该区服务器的 /etc/relaybot/env 里）：\n"
+        f"  RELAYBOT_DATABASE_URL='{url}'\n"
+        f"  RELAYBOT_DISTRICT='{district.name}'\n"
+        f"忘了密码：relaybot district password {district.name}（旧密码随即失效）。"
+    )
+
+
+@district_app.command("password")
+def district_password(name: str = typer.Argument(..., help="区名")) -> None:
+    """给一个区的数据库账号换新密码（旧密码随即失效），并打印该区机器人用的数据库地址。"""
+    from bot.districtnames import DistrictError, check_name, login_url
+    from bot.storage.districts import districts, reset_password
+
+    settings, engine = _city_engine()
+    try:
+        wanted = check_name(name)
+        with engine.begin() as conn:
+            found = [d for d in districts(conn) if d.name == wanted]
+            if not found:
+                raise DistrictError(f"没有“{wanted}”这个区：relaybot district list 看有哪些区。")
+            password = reset_password(conn, found[0])
+    except DistrictError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"{wanted}的数据库账号已换新密码，该区机器人改用：\n"
+        f"  RELAYBOT_DATABASE_URL='{login_url(settings.database_url, found[0].role, password)}'"
     )
 
 
@@ -74,28 +108,41 @@ def district_list() -> None:
     typer.echo(f"全市 {len(every)} 个区：" + "、".join(d.name for d in every))
 
 
-def upgrade_districts(settings) -> list[str]:
-    """Bring every district of the city to the newest schema; one line per district (exit 1 on a failure)."""
+def upgrade_districts(settings) -> tuple[list[str], bool]:
+    """Bring every district of the city to the newest schema, as the city's login (which owns the tables); one
+    line per district, and whether all of them could be upgraded (one that fails does not stop the others)."""
     from bot.cli import main as m
-    from bot.districtnames import city_url, district_url
-    from bot.storage.db import make_engine
-    from bot.storage.districts import districts
+    from bot.districtnames import district_url
+    from bot.storage.db import SchemaTooNew, describe_error, make_engine, upgrade_schema
+    from bot.storage.districts import districts, grant_district
 
-    engine = m._engine_or_exit(city_url(settings.database_url))
+    engine = m._engine_or_exit(settings.database_url)
     with engine.connect() as conn:
         every = districts(conn)
-    engine.dispose()
-    lines = []
+    lines, ok = [], True
     for district in every:
-        district_engine = make_engine(district_url(settings.database_url, district.name))
-        done = m._upgrade_or_exit(district_engine, f"{district.name} 升级失败：{{error}}")
-        district_engine.dispose()
+        district_engine = make_engine(district_url(settings.database_url, district.name, as_district=False))
+        try:
+            done = upgrade_schema(district_engine)
+            with engine.begin() as conn:
+                grant_district(conn, district)
+        except SchemaTooNew as exc:
+            lines.append(f"{district.name}：{exc}")
+            ok = False
+            continue
+        except Exception as exc:
+            lines.append(f"{district.name}：升级失败：{describe_error(exc)}")
+            ok = False
+            continue
+        finally:
+            district_engine.dispose()
         lines.append(
             f"{district.name}：已是最新结构（版本 {done.head}）"
             if not done.applied
             else f"{district.name}：已升级到 {done.head}（{len(done.applied)} 步）"
         )
-    return lines
+    engine.dispose()
+    return lines, ok
 
 
 @city_app.command("push")

@@ -192,9 +192,21 @@ def _start(settings: Settings, console: bool, clock_start=None, ctrl_c=None) -> 
 def _open_db(settings: Settings):
     """The database engine at the newest schema (migrating if needed), or a plain-words exit."""
     engine = _engine_or_exit(settings.database_url)
-    _upgrade_or_exit(
-        engine, "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。"
-    )
+    if _city_without_district(settings, engine):
+        engine.dispose()
+        typer.echo(
+            '这个数据库是全市多区的：请设置本机器人是哪个区（district = "区名" 或 RELAYBOT_DISTRICT），'
+            "relaybot district list 看有哪些区。",
+            err=True,
+        )
+        raise typer.Exit(2)
+    failure = "打不开数据库：{error}\n请检查 database_url（RELAYBOT_DATABASE_URL）；relaybot doctor 可以帮忙。"
+    if settings.district:  # a district's tables belong to the city's login, which upgrades them
+        failure = (
+            "本区的数据库结构要升级，但区的账号不能改表：{error}\n请在市里的服务器上运行 relaybot db upgrade"
+            "（用市里的配置，不设 district），再启动本区机器人。"
+        )
+    _upgrade_or_exit(engine, failure)
     return engine
 
 
@@ -919,7 +931,10 @@ def db_upgrade() -> None:
     if _city_without_district(settings):
         from bot.cli.city_cmd import upgrade_districts
 
-        typer.echo("\n".join(upgrade_districts(settings)))
+        lines, ok = upgrade_districts(settings)
+        typer.echo("\n".join(lines), err=not ok)
+        if not ok:
+            raise typer.Exit(1)
         return
     engine = _engine_or_exit(settings.database_url)
     done = _upgrade_or_exit(
@@ -936,19 +951,22 @@ def db_upgrade() -> None:
         )
 
 
-def _city_without_district(settings: Settings) -> bool:
-    """A city's database (it has districts) used without a district: `db upgrade` upgrades every district."""
+def _city_without_district(settings: Settings, engine=None) -> bool:
+    """A city's database (it has districts) used without a district: the bot and the district's commands refuse
+    it (they would work in tables no district owns); `db upgrade` upgrades every district instead."""
     from bot.districtnames import is_postgres
     from bot.storage.districts import has_city
 
     if settings.district or not is_postgres(settings.database_url):
         return False
-    engine = _engine_or_exit(settings.database_url)
+    own = engine is None
+    engine = engine or _engine_or_exit(settings.database_url)
     try:
         with engine.connect() as conn:
             return has_city(conn)
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
 
 
 @db_app.command("accept-new")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 from sqlmodel import select as select_rows
@@ -30,6 +30,26 @@ from bot.storage.models import Alert, Push, ScheduledPush, ScheduledPushState
 
 class CityError(ValueError):
     """A city command cannot be done; str() is the message for people (Chinese)."""
+
+
+class CityRepeat(Exception):
+    """The same type was pushed to the city today (全市第`number`号 at `at`); `recent`: a moment ago by the same
+    person, the same message read twice."""
+
+    def __init__(self, number: int, at: datetime, recent: bool) -> None:
+        super().__init__(number)
+        self.number, self.at, self.recent = number, at, recent
+
+
+def repeat_text(texts: Texts, repeat: CityRepeat, *, case: str, tz) -> str:
+    """What a repeated city push is answered with (Chinese)."""
+    if repeat.recent:
+        return texts.t("city.just_pushed", n=repeat.number)
+    return texts.t("city.pushed_today", n=repeat.number, at=show(repeat.at, tz), case=case)
+
+
+CITY_PUSH_LOCK = 0x52454C4159434954  # "RELAYCIT": the advisory lock city pushes take one at a time
+RECENT = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -54,12 +74,27 @@ def push_to_city(
     actor_name: str,
     settings: Settings,
     texts: Texts,
+    again: bool = False,
 ) -> CityPush:
-    """The city push of the alert `make_alert` makes (one new Alert per district), in the caller's transaction."""
+    """The city push of the alert `make_alert` makes (one new Alert per district), in the caller's transaction.
+    The same type pushed to the city earlier today is pushed again only with `again` (确认), and never twice by
+    one person within RECENT (two district bots in the city's group both read the same message): CityRepeat."""
     every = districts(conn)
     if not every:
         raise CityError(texts.t("city.no_districts"))
     first = make_alert()
+    # One city push at a time, so the check below sees the one made a moment ago by another bot.
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CITY_PUSH_LOCK})
+    day_start = now.astimezone(settings.tz).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
+    earlier = conn.execute(
+        select(city_push_table.c.id, city_push_table.c.created_at, city_push_table.c.created_by)
+        .where(city_push_table.c.case_type == first.case_type, city_push_table.c.created_at >= day_start)
+        .order_by(city_push_table.c.id.desc())
+    ).first()
+    if earlier is not None:
+        recent = earlier.created_by == actor_id and now - earlier.created_at < RECENT
+        if recent or not again:
+            raise CityRepeat(int(earlier.id), earlier.created_at, recent)
     number = conn.execute(
         insert(city_push_table)
         .values(
@@ -158,9 +193,10 @@ def _district_progress(s: Session, district: District, number: int) -> DistrictP
 
 def progress_text(texts: Texts, p: CityProgress, *, tz) -> str:
     """`进度 全市 #N`: the city's totals and one short line per district."""
+    sent = any(d.state == "sent" for d in p.districts)
     lines = [
         texts.t("city.progress_head", n=p.number, title=p.title, at=show(p.created_at, tz)),
-        texts.t("city.progress_total", done=p.confirmed, total=p.total),
+        texts.t("city.progress_total", done=p.confirmed, total=p.total) if sent else texts.t("city.progress_none"),
     ]
     for d in p.districts:
         if d.state == "sent":

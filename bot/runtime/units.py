@@ -13,7 +13,6 @@ from sqlmodel import Session
 from bot.chat.dispatch import Context
 from bot.config import Settings
 from bot.content import AlertLibrary, Texts
-from bot.districtnames import city_url
 from bot.runtime.storage_watch import StorageUnavailable, StorageWatch
 from bot.storage.db import make_engine
 from bot.storage.db import session as new_session
@@ -51,7 +50,9 @@ class UnitOfWork:
         # A full disk or a replaced database file (issue 12 items 8, 9): see storage_watch.py.
         self.storage = StorageWatch(texts, keep_max=settings.storage_keep_max)
         # A district of a city: the city's own login (no district path or role) for the city admins' commands.
-        self.city: Engine | None = make_engine(city_url(settings.database_url)) if settings.district else None
+        self.city: Engine | None = (
+            make_engine(settings.city_database_url) if settings.district and settings.city_database_url else None
+        )
 
     def session(self) -> Session:
         """A session for reading outside the lock (or inside a unit of work that holds it)."""

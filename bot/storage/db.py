@@ -152,20 +152,25 @@ def upgrade_schema(engine: Engine) -> Upgrade:
     Raises SchemaTooNew for a database from a newer release. On PostgreSQL the whole upgrade is one
     transaction; SQLite's driver commits DDL as it goes, which is why the upgrade instructions back up first.
     """
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
     with engine.connect() as conn:
         stamped, current, head = _revisions(conn)
     if stamped == head:
         return Upgrade(current, head, [])  # the usual start: nothing to do, no write transaction
-    config = alembic_config()
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        stamped, current, head = _revisions(conn)  # again, inside the transaction that migrates
-        if stamped is None and current == BASELINE:
-            command.stamp(config, BASELINE)
-        command.upgrade(config, "head")
+        return upgrade_connection(conn)
+
+
+def upgrade_connection(conn) -> Upgrade:
+    """upgrade_schema on `conn`, in the caller's transaction (a new district is made in one: bot/storage/districts.py)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    stamped, current, head = _revisions(conn)  # again, inside the transaction that migrates
+    if stamped is None and current == BASELINE:
+        command.stamp(config, BASELINE)
+    command.upgrade(config, "head")
     scripts = ScriptDirectory.from_config(config)
     applied = [rev.revision for rev in scripts.iterate_revisions(head, current or "base") if rev.revision != current]
     return Upgrade(current, head, applied[::-1])

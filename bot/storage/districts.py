@@ -1,16 +1,19 @@
-"""A city of districts on one PostgreSQL database: a schema and a role per district, and the city's own schema.
+"""A city of districts on one PostgreSQL database: a schema and a login role per district, and the city's own schema.
 
-Each district's bot connects with PostgreSQL's `options` (added to its database_url by `district_url`):
-`search_path` is its district's schema, so every table and every query of the bot is the district's without a
-line of the bot changing, and `role` is its district's role, which owns that schema and has no right on any other
-district's: a query from district A that names district B's tables is refused by the server itself. The city's
-schema `city` holds the list of districts and the city's pushes; the database's login user (who made the
-districts, and so is a member of every district's role) reads every district by switching role and path for one
-transaction (`use_district`).
+The city's login (the one that runs `relaybot district add`) owns every schema and every table, and runs the
+migrations. A district's role may log in, use its own schema and read and write the rows of its tables, nothing
+else: it cannot create a table, a trigger or a function anywhere, and it has no right on another district's schema
+or on the city's. So a district's server holds only its own password, and nothing a district could put in the
+database ever runs when the city's login reads or writes that district (`use_district`).
+
+A district's bot connects as its role with PostgreSQL's `options` (added to database_url by the `district`
+setting, bot/districtnames.py): `search_path` is its schema, so every table and query of the bot is the district's
+without a line of the bot changing.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,23 +80,57 @@ def districts(conn: Connection) -> list[District]:
     return [District(id, name, role_name(database, name)) for id, name in rows]
 
 
-def add_district(conn: Connection, name: str, *, now: datetime) -> District:
-    """Make district `name` (its role, its schema, its row) in the caller's transaction; the tables come after,
-    by the migrations on the district's own URL. DistrictError when it exists already."""
+@dataclass(frozen=True)
+class Added:
+    district: District
+    password: str  # the district role's new password: shown once, kept nowhere
+
+
+def add_district(conn: Connection, name: str, *, now: datetime) -> Added:
+    """Make district `name` in the caller's transaction: its login role (a new password), its schema with every
+    table (the migrations), its row. All or nothing. DistrictError when it exists already."""
+    from bot.storage.db import upgrade_connection
+
     name = check_name(name)
     ensure_city(conn)
     if any(d.name == name for d in districts(conn)):
         raise DistrictError(f"{name} 已经有了，不用再加。")
     database = conn.execute(text("SELECT current_database()")).scalar() or ""
     role = role_name(database, name)
+    password = secrets.token_urlsafe(18)
     exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
-    if exists is None:
-        conn.execute(text(f"CREATE ROLE {quoted(role)} NOLOGIN"))
-    # The login user runs the district's bot under this role (SET ROLE needs membership) and reads it for the city.
+    verb = "ALTER" if exists else "CREATE"
+    # A literal, not a parameter (PostgreSQL takes none in utility statements): urlsafe characters only.
+    conn.execute(text(f"{verb} ROLE {quoted(role)} LOGIN NOINHERIT PASSWORD '{password}'"))
+    # The city's login reads and writes a district as its role (use_district: SET ROLE needs membership).
     conn.execute(text(f"GRANT {quoted(role)} TO CURRENT_USER"))
-    conn.execute(text(f"CREATE SCHEMA {quoted(name)} AUTHORIZATION {quoted(role)}"))
+    conn.execute(text(f"CREATE SCHEMA {quoted(name)}"))
+    district = District(0, name, role)
+    for on, rights in (("TABLES", "SELECT, INSERT, UPDATE, DELETE"), ("SEQUENCES", "USAGE, SELECT, UPDATE")):
+        conn.execute(
+            text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted(name)} GRANT {rights} ON {on} TO {quoted(role)}")
+        )
+    conn.execute(text(f"SET LOCAL search_path TO {quoted(name)}"))
+    upgrade_connection(conn)
+    conn.execute(text("SET LOCAL search_path TO public"))
+    grant_district(conn, district)
     new_id = conn.execute(insert(district_table).values(name=name, created_at=now).returning(district_table.c.id))
-    return District(int(new_id.scalar_one()), name, role)
+    return Added(District(int(new_id.scalar_one()), name, role), password)
+
+
+def grant_district(conn: Connection, district: District) -> None:
+    """The district's role's rights on its own schema and tables (again after a migration: idempotent)."""
+    schema, role = quoted(district.schema), quoted(district.role)
+    conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {role}"))
+    conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"))
+    conn.execute(text(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"))
+
+
+def reset_password(conn: Connection, district: District) -> str:
+    """A new password for the district's role (the old one stops working)."""
+    password = secrets.token_urlsafe(18)
+    conn.execute(text(f"ALTER ROLE {quoted(district.role)} PASSWORD '{password}'"))
+    return password
 
 
 @contextmanager

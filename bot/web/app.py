@@ -74,6 +74,7 @@ class Who:
     name: str
     role: access.Role
     csrf: str
+    city: bool = False  # in city_admin_ids on a district's console: may push to every district (全市)
 
     @property
     def can_act(self) -> bool:
@@ -81,8 +82,16 @@ class Who:
 
     @property
     def is_city(self) -> bool:
-        """The city's admin: may push to every district (全市), only looks at the district's own pages."""
-        return self.role == access.Role.CITY
+        """A city admin: may push to every district (全市); only looks at the district's own pages unless also
+        the district's admin."""
+        return self.city
+
+    @property
+    def label(self) -> str:
+        """What the page header says the person may do."""
+        if self.can_act:
+            return "管理员" + ("、市反诈中心" if self.city else "")
+        return "市反诈中心" if self.city else "只能查看"
 
     @property
     def shown(self) -> str:
@@ -183,7 +192,8 @@ class Console:
         role = self.role(row.contact_id)
         if role is None:  # removed from the settings since signing in
             return None
-        return Who(int(row.id or 0), row.contact_id, row.name, role, row.csrf)
+        city = bool(self.settings.district) and row.contact_id in self.settings.city_admin_ids
+        return Who(int(row.id or 0), row.contact_id, row.name, role, row.csrf, city)
 
     def guarded(
         self, handler: Handler, *, act: bool = False, too_big: str = ""

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.districtnames import city_url
 from bot.operations.city import CityError, CityProgress, city_progress, push_to_city
 from bot.operations.pushing import library_alert
 from bot.storage.db import make_engine
@@ -21,7 +20,8 @@ SHOWN = 10  # the newest city pushes on the page
 class CityPages:
     def __init__(self, console) -> None:
         self.c = console
-        self.city = make_engine(city_url(console.settings.database_url))
+        url = console.settings.city_database_url
+        self.city = make_engine(url) if url else None
 
     def _newest(self, conn, texts) -> list[CityProgress]:
         from sqlalchemy import select
@@ -32,8 +32,12 @@ class CityPages:
     async def page(self, request: Request, who, form: dict[str, str]) -> Response:
         from starlette.concurrency import run_in_threadpool
 
+        city = self.city
+        if city is None:
+            return self.c.refusal(200, self.c.texts.t("city.no_city_login"), who)
+
         def work() -> list[CityProgress]:
-            with self.city.begin() as conn:
+            with city.begin() as conn:
                 return self._newest(conn, self.c.texts)
 
         rows = await run_in_threadpool(work)
@@ -57,7 +61,12 @@ class CityPages:
 
         if not who.is_city:
             return self.c.refusal(403, self.c.texts.t("city.web_only_city_admins"), who)
-        item = self.c_library().find(form.get("case", ""))
+        city = self.city
+        if city is None:
+            return self.c.refusal(409, self.c.texts.t("city.no_city_login"), who)
+        # Exactly a type of the page's list: not the chat's loose reading (no 给, no time, no extra words here).
+        case = form.get("case", "").strip()
+        item = self.c_library().find(case) if case in self.c_library().case_types() else None
         if item is None:
             return self.c.refusal(
                 400, self.c.texts.t("city.push_what", types="、".join(self.c_library().case_types())), who
@@ -66,7 +75,7 @@ class CityPages:
         def work() -> str:
             now = self.c.clock()
             try:
-                with self.city.begin() as conn:
+                with city.begin() as conn:
                     done = push_to_city(
                         conn,
                         lambda: library_alert(item, now=now),

@@ -29,7 +29,7 @@ ROSTER_A = """单位,类别,联络员,微信ID
 @pytest.fixture
 async def district_bot(city_db, tmp_path, clock):
     city = city_db
-    a = _add(city, "海湖区")
+    a = _add(city, "海湖区", login=True)  # the district's own login, as on its server
     _add(city, "城东区", ROSTER_B)
     engine = make_engine(a)
     read = read_roster("名单.csv", ROSTER_A.encode())
@@ -37,8 +37,9 @@ async def district_bot(city_db, tmp_path, clock):
         import_roster(s, read.rows, columns=read.columns)
         s.commit()
     settings = Settings(
-        database_url=city,
+        database_url=a,
         district="海湖区",
+        city_database_url=city,  # this district's bot serves the city's office group
         evidence_dir=str(tmp_path / "evidence"),
         admin_ids=[ADMIN.contact_id],
         city_admin_ids=[CITY_ADMIN.contact_id],
@@ -69,7 +70,7 @@ async def said(bot, transport, who: Member, text: str, room: str | None) -> list
     return [o.text for o in transport.sent if o.chat_id == (room or who.contact_id) and o.text]
 
 
-async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_progress_is_told(district_bot):
+async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_progress_is_told(district_bot, clock):
     bot, transport, engine, city = district_bot
     answer = await said(bot, transport, CITY_ADMIN, "推送 刷单 全市", CITY_ROOM)
     assert len(answer) == 1 and "全市第1号" in answer[0] and "2 个区" in answer[0]
@@ -102,8 +103,13 @@ async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_pr
     with session(engine) as s:
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.actor_id == CITY_ADMIN.contact_id))]
     assert actions.count("city_push") == 1 and actions.count("city_progress") == 4
-    # Typed without spaces, as on a phone, in a private chat: a second city push.
-    assert "全市第2号" in (await said(bot, transport, CITY_ADMIN, "推送刷单全市", None))[0]
+    # The same type again later today: asked for 确认; typed without spaces, as on a phone, in a private chat.
+    clock.advance(minutes=10)
+    again = (await said(bot, transport, CITY_ADMIN, "推送刷单全市", None))[0]
+    assert "已做过全市第1号" in again and "推送 刷单返利 全市 确认" in again
+    assert "全市第2号" in (await said(bot, transport, CITY_ADMIN, "推送 刷单 全市 确认", None))[0]
+    # The same message read by a second district bot in the city's group a moment later: not pushed twice.
+    assert "全市第2号刚刚已推送" in (await said(bot, transport, CITY_ADMIN, "推送 刷单 全市 确认", CITY_ROOM))[0]
 
 
 async def test_only_city_admins_command_the_city_and_the_district_admin_keeps_his_own_district(district_bot):
@@ -121,6 +127,19 @@ async def test_only_city_admins_command_the_city_and_the_district_admin_keeps_hi
     assert len(answer) == 1 and "#1" in answer[0]
     with session(engine) as s:
         assert [p.city_no for p in s.exec(select(Push))] == [None]
+    # A district admin's 全市 in his own office group: told it is the city's, nothing pushed.
+    refused = await said(bot, transport, ADMIN, "推送 征信 全市", OFFICE_ROOM)
+    assert len(refused) == 1 and "city_admin_ids" in refused[0]
+    with session(engine) as s:
+        assert len(s.exec(select(Push)).all()) == 1
+    # What a city push cannot carry is refused, not dropped: a target, a time, extra words.
+    for words in ("推送 刷单 给 学校 全市", "推送 刷单 全市 明天9:00"):
+        assert "全市推送只写类型" in (await said(bot, transport, CITY_ADMIN, words, CITY_ROOM))[0]
+    assert "可用类型" in (await said(bot, transport, CITY_ADMIN, "推送 刷单 请各区今天转发 全市", CITY_ROOM))[0]
+    other = make_engine(_district(city, "城东区"))
+    with session(other) as s:
+        assert s.exec(select(ScheduledPush)).all() == []
+    other.dispose()
     # A city admin's unknown words in the city group get the city's commands; a wrong 进度 gets its usage.
     assert "推送 刷单 全市" in (await said(bot, transport, CITY_ADMIN, "帮助", CITY_ROOM))[0]
     assert "进度 全市 #3" in (await said(bot, transport, CITY_ADMIN, "进度 全市 甲乙", CITY_ROOM))[0]

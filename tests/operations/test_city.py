@@ -8,18 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from bot.config import Settings
 from bot.content import load_library, load_texts
-from bot.districtnames import DistrictError, city_url, district_of, district_url
+from bot.districtnames import DistrictError, city_url, district_of, district_url, login_url
 from bot.domain.roster import import_roster, read_roster
 from bot.operations import scheduled
 from bot.operations.city import CityError, city_progress, latest_number, progress_text, push_to_city
 from bot.operations.pushing import library_alert, push_alert
 from bot.runtime import instance
-from bot.storage.db import make_engine, schema_revisions, session, upgrade_schema
+from bot.storage.db import make_engine, schema_revisions, session
 from bot.storage.districts import add_district, districts
 from bot.storage.models import Confirmation, Group, GroupKind, Outbox, Push, ScheduledPush, Unit
 from tests.bot_process import relaybot
@@ -39,29 +40,32 @@ ROSTER_B = """单位,类别,联络员,微信ID
 """
 
 
-def _add(url: str, name: str, roster: str = "") -> str:
+def _add(url: str, name: str, roster: str = "", *, login: bool = False) -> str:
+    """Add district `name` to the city at `url`; the district's URL (its own login with `login`, else the city's
+    login acting as the district's role), with its roster and groups."""
     engine = make_engine(url)
     with engine.begin() as conn:
-        add_district(conn, name, now=NOW)
+        added = add_district(conn, name, now=NOW)
     engine.dispose()
     durl = district_url(url, name)
-    d = make_engine(durl)
-    upgrade_schema(d)
+    if login:
+        durl = district_url(login_url(url, added.district.role, added.password), name)
     if roster:
+        d = make_engine(durl)
         read = read_roster("名单.csv", roster.encode())
         with session(d) as s:
             import_roster(s, read.rows, columns=read.columns)
             s.add(Group(room_id=f"{name}-liaison", name=f"{name}联络员群", kind=GroupKind.LIAISON.value))
             s.add(Group(room_id=f"{name}-office", name=f"{name}反诈办", kind=GroupKind.OFFICE.value))
             s.commit()
-    d.dispose()
+        d.dispose()
     return durl
 
 
 @pytest.fixture
 def two(city_db):
     city = city_db
-    return city, _add(city, "海湖区", ROSTER_A), _add(city, "城东区", ROSTER_B)
+    return city, _add(city, "海湖区", ROSTER_A, login=True), _add(city, "城东区", ROSTER_B)
 
 
 def _units(url: str) -> list[str]:
@@ -87,9 +91,11 @@ def test_a_district_is_a_schema_and_a_role_with_every_table(two):
         assert [d.name for d in districts(conn)] == ["海湖区", "城东区"]
         with pytest.raises(DistrictError, match="已经有了"):
             add_district(conn, "城东区", now=NOW)
-    for bad in ("x", "海 湖区", "public", "city", "a;drop", "pg_x"):
+    for bad in ("x", "海 湖区", "public", "City", "a;drop", "pg_x", "全市", "a_b", "𠀀" * 3):
         with pytest.raises(DistrictError, match="不能用"):
             district_url(city, bad)
+    # Full-width and capital letters are read as plain lower-case ones (PostgreSQL folds the unquoted name so).
+    assert district_of(district_url(city, "ＸｉＨｕ")) == "xihu"
 
 
 def test_a_query_from_one_district_never_returns_anothers_rows(two):
@@ -111,6 +117,19 @@ def test_a_query_from_one_district_never_returns_anothers_rows(two):
             conn.execute(text("SET search_path TO 城东区"))
             with pytest.raises(DBAPIError, match="does not exist"):
                 conn.execute(text("SELECT count(*) FROM unit"))
+        # Its own login cannot become anyone else, nor put code in the database (a trigger or a function would run
+        # when the city's login writes to it): the city's login owns every table.
+        for sql in (
+            'SET ROLE NONE; SELECT name FROM "城东区".unit',
+            "SET ROLE postgres",
+            "CREATE TABLE loot (x int)",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "CREATE TRIGGER t AFTER INSERT ON scheduledpush FOR EACH ROW EXECUTE FUNCTION now()",
+            "ALTER TABLE unit ADD COLUMN x int",
+            "DROP TABLE unit",
+        ):
+            with engine.connect() as conn, pytest.raises(DBAPIError, match="permission denied|must be owner"):
+                conn.execute(text(sql))
     finally:
         engine.dispose()
     assert _units(b) == ["城东区卫健局", "城东镇"]
@@ -270,7 +289,21 @@ def test_the_district_setting_makes_the_url_and_the_cli_adds_lists_and_upgrades(
     assert Settings(database_url=settings.database_url, district="海湖区").database_url == settings.database_url
     added = relaybot("district", "add", "海湖区", db_url=city, cwd=tmp_path)
     assert added.returncode == 0, added.stderr
-    assert 'district = "海湖区"' in added.stdout
+    assert "RELAYBOT_DISTRICT='海湖区'" in added.stdout
+    own_url = added.stdout.split("RELAYBOT_DATABASE_URL='")[1].split("'")[0]
+    assert make_url(own_url).username.startswith("relaybot_") and make_url(own_url).password
+    # The district's server with its own login: the district's commands work, the city's are refused.
+    roster = tmp_path / "r.csv"
+    roster.write_text(ROSTER_A, encoding="utf-8")
+    imported = relaybot(
+        "roster", "import", str(roster), "--yes", db_url=own_url, cwd=tmp_path, RELAYBOT_DISTRICT="海湖区"
+    )
+    assert imported.returncode == 0, imported.stderr
+    refused = relaybot("city", "push", "刷单", db_url=own_url, cwd=tmp_path, RELAYBOT_DISTRICT="海湖区")
+    assert refused.returncode == 2 and "这是一个区的配置" in refused.stderr
+    # The city's database without a district: the district's commands refuse it (nothing made in public).
+    status = relaybot("units", db_url=city, cwd=tmp_path)
+    assert status.returncode == 2 and "请设置本机器人是哪个区" in status.stderr
     assert relaybot("district", "add", "城东区", db_url=city, cwd=tmp_path).returncode == 0
     again = relaybot("district", "add", "城东区", db_url=city, cwd=tmp_path)
     assert again.returncode == 2 and "已经有了" in again.stderr
@@ -281,7 +314,7 @@ def test_the_district_setting_makes_the_url_and_the_cli_adds_lists_and_upgrades(
 
     from bot.storage.db import alembic_config
 
-    old = make_engine(district_url(city, "城东区"))
+    old = make_engine(district_url(city, "城东区", as_district=False))
     with old.begin() as conn:
         config = alembic_config()
         config.attributes["connection"] = conn

@@ -19,18 +19,20 @@ from tests.operations.test_city import ROSTER_A, ROSTER_B, _add
 from tests.web.conftest import WAIT, Served, _free_port, csrf_of
 
 CITY_ID = "wxid_city_lin"
+BOTH_ID = "wxid_both"  # the district's admin and a city admin
 
 
 @pytest.fixture
 def city_console(city_db, tmp_path, clock):
-    a = _add(city_db, "海湖区", ROSTER_A)
+    a = _add(city_db, "海湖区", ROSTER_A, login=True)
     b = _add(city_db, "城东区", ROSTER_B)
     settings = Settings(
-        database_url=city_db,
+        database_url=a,
         district="海湖区",
+        city_database_url=city_db,
         evidence_dir=str(tmp_path / "evidence"),
-        admin_ids=[ADMIN.contact_id],
-        city_admin_ids=[CITY_ID],
+        admin_ids=[ADMIN.contact_id, BOTH_ID],
+        city_admin_ids=[CITY_ID, BOTH_ID],
         office_group="海湖区反诈办",
     )
     engine = make_engine(a)
@@ -77,10 +79,18 @@ def test_a_city_admin_pushes_to_every_district_from_the_console(city_console):
     new = c.get("/pushes/new")
     refused = c.post("/pushes/new", data={"csrf": csrf_of(new.text), "case": "刷单返利"})
     assert refused.status_code == 403
-    # A case type the library does not have: a plain refusal, nothing queued.
-    bad = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": "没有这种"})
-    assert bad.status_code == 400 and "可用类型" in bad.text
+    assert "（市反诈中心）" in page.text  # the header says what they may do
+    # Anything but a type of the list: a plain refusal, nothing queued.
+    for case in ("没有这种", "刷单 给 学校", "刷单", ""):
+        bad = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": case})
+        assert bad.status_code == 400 and "可用类型" in bad.text
     assert len(_scheduled(other)) == 1
+    # Someone who is the district's admin and a city admin pushes to the city too.
+    both = served.sign_in(BOTH_ID)
+    page = both.get("/city")
+    assert 'id="city-push"' in page.text and "（管理员、市反诈中心）" in page.text
+    done = both.post("/city/push", data={"csrf": csrf_of(page.text), "case": "虚假征信"})
+    assert done.status_code == 303 and [r.city_no for r in _scheduled(other)] == [1, 2]
 
 
 @pytest.mark.postgres
