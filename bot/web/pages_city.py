@@ -42,7 +42,7 @@ class CityPages:
 
         rows = await run_in_threadpool(work)
         return self.c.page(
-            "city.html",
+            "city_page.html",
             who=who,
             nav="city",
             rows=rows,
