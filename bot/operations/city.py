@@ -117,7 +117,7 @@ def push_to_city(
                     send_at=now,
                     now=now,
                     actor_id=actor_id,
-                    actor_name=actor_name,
+                    actor_name=f"市反诈中心 {actor_name}",
                     again=True,  # the city decided: pushed even if the district pushed the same case today
                     chat_kind="",  # the district's office group is told when it goes out
                     chat_id="",

@@ -134,8 +134,10 @@ def list_text(session: Session, *, texts: Texts, settings: Settings, foot: str =
                 n=row.id,
                 when=show(row.send_at, settings.tz),
                 title=compose.push_title(alert)
-                + (texts.t("targets.progress", target=row.target) if row.target else ""),
-                again=texts.t("scheduled.list_again") if row.again else "",
+                + (texts.t("targets.progress", target=row.target) if row.target else "")
+                + (texts.t("city.push_tag", city=row.city_no) if row.city_no is not None else ""),
+                # A city push is pushed again on purpose, by the city (not the office's 确认).
+                again=texts.t("scheduled.list_again") if row.again and row.city_no is None else "",
                 by=row.created_by_name or row.created_by,
             )
         )
