@@ -147,6 +147,17 @@ def on_city_word_from_district_admin(msg: Incoming, ctx: Context, cmd: CommandOb
     ctx.reply(msg, ctx.t("city.only_city_admins", command=cmd.name))
 
 
+def _city_admin_only(msg: Incoming, ctx: Context) -> bool:
+    return from_city_admin(msg, ctx) and not ctx.is_admin(msg.sender.contact_id)
+
+
+@router.message(_city_admin_only, office_place, command_filter("推送", "进度"))
+def on_district_command_from_city_admin(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
+    """A city admin's 推送/进度 without 全市 outside the city's group: the district's commands are not theirs;
+    said how to write the city's."""
+    _answer(msg, ctx, ctx.t("city.help"))
+
+
 @router.message(in_city_group)
 def on_city_group_other(msg: Incoming, ctx: Context) -> bool:
     """Anything else in the city office group: a city admin's unknown command gets the city's commands; the rest

@@ -140,6 +140,9 @@ async def test_only_city_admins_command_the_city_and_the_district_admin_keeps_hi
     with session(other) as s:
         assert s.exec(select(ScheduledPush)).all() == []
     other.dispose()
+    # A city admin's 推送 without 全市 in the district's office group: how to write the city's (nothing pushed).
+    hint = await said(bot, transport, CITY_ADMIN, "推送 刷单", OFFICE_ROOM)
+    assert len(hint) == 1 and "推送 刷单 全市" in hint[0]
     # A city admin's unknown words in the city group get the city's commands; a wrong 进度 gets its usage.
     assert "推送 刷单 全市" in (await said(bot, transport, CITY_ADMIN, "帮助", CITY_ROOM))[0]
     assert "进度 全市 #3" in (await said(bot, transport, CITY_ADMIN, "进度 全市 甲乙", CITY_ROOM))[0]
