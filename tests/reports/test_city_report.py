@@ -15,6 +15,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.content import load_texts
 from bot.districtnames import district_url
+from bot.domain.periods import previous_period
 from bot.operations.agenda import ladder_of
 from bot.operations.city import CityError
 from bot.operations.city_report import city_month_report, city_report
@@ -281,3 +282,9 @@ def test_cli_prints_the_ranking_and_writes_the_file(city, db_url, tmp_path):
     assert bad.returncode == 2 and "看不懂“十一月吧”" in bad.stderr
     empty = relaybot("city", "report", "2026年9月", "--out", "x/九月.xlsx", db_url=db_url, cwd=tmp_path)
     assert empty.returncode == 0 and "都没有推送" in empty.stdout and not (tmp_path / "x").exists()
+    # No month: last month, as the bot's clock shows it.
+    last = previous_period("month", datetime.now(TZ).date())[0]
+    default = relaybot("city", "report", db_url=db_url, cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert f"（{last.year}年{last.month}月）" in default.stdout
+    assert f"全市通报_{last.year}-{last.month:02d}.xlsx" in default.stdout
