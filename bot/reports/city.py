@@ -12,14 +12,19 @@ The statement is PostgreSQL's (percentile_cont): a city is only ever on PostgreS
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
@@ -27,7 +32,7 @@ from bot.content import Texts
 from bot.domain.periods import period_label
 from bot.reports.figures import UnitRow
 from bot.reports.ranking import ranked_order
-from bot.reports.render import add_sheet
+from bot.reports.render import MAX_COL_WIDTH, cell_text, shown_width
 from bot.storage.districts import District, use_district
 from bot.storage.models import ConfirmMethod, PushState, UTCDateTime
 
@@ -330,12 +335,11 @@ def sheet_names(names: list[str]) -> dict[str, str]:
 def render_city_xlsx(report: CityReport) -> bytes:
     """The city's report as an .xlsx: 全市 (the districts ranked and a bar chart of their 转发率), 未转发最多, and a
     sheet per district with its units ranked (the columns of the district report's 单位排名)."""
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)  # streamed: a city is thousands of rows
     wb.properties.title = ILLEGAL_CHARACTERS_RE.sub("", report.title)
     wb.properties.subject = f"{report.period_start.isoformat()} — {report.period_end.isoformat()}"
     wb.properties.creator = "relaybot"
-    add_sheet(
+    city = _sheet(
         wb,
         CITY_SHEET,
         CITY_HEADER,
@@ -357,8 +361,8 @@ def render_city_xlsx(report: CityReport) -> bytes:
         ),
         {10: "0.0%", 11: "0.0%"},
     )
-    _add_chart(wb[CITY_SHEET], report)
-    add_sheet(
+    _add_chart(city, report)
+    _sheet(
         wb,
         MISSED_SHEET,
         MISSED_HEADER,
@@ -380,7 +384,7 @@ def render_city_xlsx(report: CityReport) -> bytes:
     )
     names = sheet_names([d.name for d in report.districts])
     for d in report.districts:
-        add_sheet(
+        _sheet(
             wb,
             names[d.name],
             UNIT_HEADER,
@@ -406,6 +410,45 @@ def render_city_xlsx(report: CityReport) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _sheet(wb: Workbook, title: str, header: list[str], rows: Iterable[Sequence], formats: dict[int, str]):
+    """One sheet as bot/reports/render.add_sheet makes it (bold frozen header, auto-filter, columns as wide as
+    their text, blank cells blank, user text never a formula), streamed: the widths are measured first."""
+    table: list[list[Any]] = [list(row) for row in rows]
+    ws = wb.create_sheet(title)
+    widths = [shown_width(h, None) for h in header]
+    for row in table:
+        for c, value in enumerate(row):
+            if value is None or value == "":
+                row[c] = None
+                continue
+            if isinstance(value, str):
+                row[c] = value = cell_text(value)
+            widths[c] = max(widths[c], shown_width(value, formats.get(c + 1)))
+    for c, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(c)].width = min(width + 2, MAX_COL_WIDTH)
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(table) + 1}"
+    bold = Font(bold=True)
+    head = []
+    for h in header:
+        cell = WriteOnlyCell(ws, cell_text(h))
+        cell.font = bold
+        head.append(cell)
+    ws.append(head)
+    styled = {}
+    for c, number_format in formats.items():
+        styled[c - 1] = number_format
+    for row in table:
+        if styled:
+            for c, number_format in styled.items():
+                if row[c] is not None:
+                    cell = WriteOnlyCell(ws, row[c])
+                    cell.number_format = number_format
+                    row[c] = cell
+        ws.append(row)
+    return ws
 
 
 def _add_chart(ws, report: CityReport) -> None:

@@ -246,6 +246,8 @@ def test_text_and_xlsx(city):
         [3, "乙镇", "镇街", 4, 2, 2, 0, 2, 0.5],
     ]
     assert ws["K2"].value == 1  # 甲镇's 补登
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:L4" and ws["A1"].font.b
+    assert ws["I3"].number_format == "0.0%" and ws.column_dimensions["J"].width > 10
 
 
 def test_a_period_without_pushes_says_so(city):
