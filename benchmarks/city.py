@@ -3,9 +3,10 @@
 A new database on the server of RELAYBOT_BENCH_DATABASE_URL (else RELAYBOT_TEST_DATABASE_URL): ten districts made
 as `relaybot district add` makes them (a schema and a role each, the tables by the migrations), each filled with
 the month of benchmarks/report.py (build_month: 300 units, 400 closed pushes, about 85 % confirmed, 8 % of them
-late) through the district's own URL, the confirmations and misses by COPY. Then the city's report as `relaybot city report` makes it, on the city's
-connection: the figures (one statement per district, under its role), the text and the .xlsx. Without a
-PostgreSQL URL it prints why and measures nothing. The database and the roles are dropped at the end.
+late) through the district's own URL, the confirmations and misses by COPY. Then the city's report as
+`relaybot city report` makes it, on the city's connection: the figures (one statement per district, under its
+role), the text and the .xlsx. Without a PostgreSQL URL it prints why and measures nothing. The database and the
+roles are dropped at the end.
 """
 
 from __future__ import annotations
