@@ -20,7 +20,7 @@ from bot.operations.agenda import ladder_of
 from bot.operations.city import CityError
 from bot.operations.city_report import city_month_report, city_report
 from bot.reports.build import build_report
-from bot.reports.city import CITY_HEADER, MISSED_HEADER, UNIT_HEADER, sheet_names
+from bot.reports.city import CITY_HEADER, MISSED_HEADER, UNIT_HEADER, city_figures, sheet_names
 from bot.storage.db import create_schema, make_engine
 from bot.storage.districts import add_district, districts, use_district
 from bot.storage.models import Alert, Confirmation, Exemption, Push, PushState, PushTarget, Unit
@@ -145,6 +145,13 @@ def city(db_url):
 def _report(engine, period=NOV):
     with engine.begin() as conn:
         return city_report(conn, period, now=NOW, texts=TEXTS, settings=SETTINGS)
+
+
+def test_districts_read_side_by_side_or_in_turn_alike(city):
+    with city.begin() as conn:
+        every = districts(conn)
+        alone = city_figures(conn, start=NOV[0], end=NOV[1], now=NOW, tz=TZ, texts=TEXTS, every=every, workers=1)
+    assert _report(city) == alone
 
 
 def test_each_district_has_the_figures_of_its_own_report(city):
