@@ -3,6 +3,7 @@
 pipeline  one confirmation through RelayBot.on_message vs a bare SQLite insert-and-commit (ratio)
 burst     1 000 confirmations through the real Wechaty gateway into the bot process (rate, latency)
 report    the monthly report for 300 units and 400 pushes (text + xlsx, chart)
+city      the city month report on PostgreSQL: 10 districts x 300 units x 400 pushes (skipped without PostgreSQL)
 web       the web console's push page and month report page for 300 units and 400 pushes (server-side time)
 lock      confirmations on the gateway while the monthly report for 300 units renders (p50/p95/max)
 memory    resident memory of the bot process after a simulated working day (no OCR)
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Result, cpu_count, format_table
 
-BENCHMARKS = ("pipeline", "burst", "report", "web", "lock", "memory", "reading")
+BENCHMARKS = ("pipeline", "burst", "report", "city", "web", "lock", "memory", "reading")
 
 
 def run_one(name: str, *, quick: bool, profile: bool) -> Result:

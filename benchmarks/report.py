@@ -49,8 +49,9 @@ def working_days(start: date) -> list[date]:
     return days
 
 
-def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, int]:
-    """Write the month into the database; returns how many rows of each kind."""
+def build_month(engine, *, units: int, pushes: int, seed: int = 6, bulk=None) -> dict[str, int]:
+    """Write the month into the database; returns how many rows of each kind. `bulk(session, model, rows)`
+    writes the confirmations and misses (default: one executemany INSERT each; benchmarks/city.py uses COPY)."""
     from sqlalchemy import insert
     from sqlmodel import select
 
@@ -130,8 +131,11 @@ def build_month(engine, *, units: int, pushes: int, seed: int = 6) -> dict[str, 
                     if not late:
                         continue
                 misses.append(dict(push_id=push.id, unit_id=unit.id, deadline=push.deadline))
-        s.execute(insert(Confirmation), confirmations)
-        s.execute(insert(Miss), misses)
+        for model, rows in ((Confirmation, confirmations), (Miss, misses)):
+            if bulk is None:
+                s.execute(insert(model), rows)
+            else:
+                bulk(s, model, rows)
         s.commit()
     counts.update(confirmations=len(confirmations), misses=len(misses), units=len(unit_rows), pushes=len(push_rows))
     return counts

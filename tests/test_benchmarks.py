@@ -135,3 +135,26 @@ def test_reading_prints_precision_and_recall_for_every_corpus():
     corpora = sorted(p.stem for p in reading.CORPORA.glob("*.tsv"))
     assert corpora and all(0 < result.value(f"{c} recall") <= 100 for c in corpora)
     assert all(result.checks[f"{c} non-confirmations counted"] == 0 for c in corpora)
+
+
+@pytest.mark.postgres
+def test_city_report_benchmark_adds_up():
+    from benchmarks import city
+
+    result = city.run(quick=True)
+    assert_sane(
+        result, "city month report: figures + text + xlsx (warm mean)", "  figures, cold (a new connection, first run)"
+    )
+    assert result.checks["districts"] == 3 and result.checks["units"] == 90 and result.checks["pushes"] == 120
+    assert result.checks["expected"] == 3 * 30 * 40
+    assert result.checks["relayed"] == result.checks["confirmations"]
+
+
+def test_city_report_benchmark_says_why_it_skips_without_postgres(monkeypatch):
+    from benchmarks import city
+
+    monkeypatch.delenv("RELAYBOT_BENCH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RELAYBOT_TEST_DATABASE_URL", raising=False)
+    result = city.run(quick=True)
+    assert not result.metrics and not result.problems
+    assert result.notes and result.notes[0].startswith("skipped: no PostgreSQL")

@@ -4,6 +4,8 @@ districts reads and writes every district)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from bot.cli.zh import ZhTyper
@@ -200,3 +202,48 @@ def city_progress(number: int = typer.Argument(0, help="全市第几号推送；
     finally:
         engine.dispose()
     typer.echo(progress_text(texts, result, tz=settings.tz))
+
+
+@city_app.command("report")
+def city_report(
+    period: str = typer.Argument("", help="月份，如 2026-11、2026年11月；不填为上个月（也可写周 2026-W47 或日期段）"),
+    out: Path | None = typer.Option(None, "--out", help="输出的 .xlsx 文件（默认 全市通报_2026-11.xlsx）"),
+) -> None:
+    """全市通报：各区排名（转发率）、全市未转发最多的单位，写成 .xlsx（全市、未转发最多、每区一页）。"""
+    from bot.cli import main as m
+    from bot.content import load_texts
+    from bot.domain.periods import parse_period, period_code, period_label, previous_period
+    from bot.operations.city import CityError
+    from bot.operations.city_report import city_month_report
+
+    texts = load_texts()
+    settings, engine = _city_engine()
+    now = m._moved_now(settings)
+    today = now.astimezone(settings.tz).date()
+    try:
+        if period.strip():
+            span = parse_period(period, today=today)
+            if span is None:
+                typer.echo(texts.t("cityreport.bad_period", text=period), err=True)
+                raise typer.Exit(2)
+            if span[0] > today:
+                typer.echo(texts.t("cityreport.future", period=period_label(texts, *span)), err=True)
+                raise typer.Exit(2)
+        else:
+            span = previous_period("month", today)
+        try:
+            with engine.begin() as conn:
+                text, xlsx = city_month_report(conn, span, now=now, texts=texts, settings=settings)
+        except CityError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    path = out or Path(f"全市通报_{period_code(*span)}.xlsx")
+    path = path if path.suffix.lower() == ".xlsx" else path.with_suffix(".xlsx")
+    if xlsx is None:
+        typer.echo(text + "\n" + texts.t("cityreport.not_written", path=path))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(xlsx)
+    typer.echo(text + "\n" + texts.t("cityreport.written", path=path))

@@ -120,6 +120,19 @@ def _shown(value: float, number_format: str | None) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+def cell_text(value: str) -> str:
+    """User text as a cell holds it (no XML-forbidden characters, never a formula); for streamed sheets."""
+    return _text(value)
+
+
+def shown_width(value: object, number_format: str | None) -> int:
+    """The display width of a cell's value as Excel shows it, to size its column; for streamed sheets."""
+    return _display_width(value if isinstance(value, str) else _shown(value, number_format))  # type: ignore[arg-type]
+
+
+MAX_COL_WIDTH = _MAX_COL_WIDTH
+
+
 def add_sheet(
     wb: Workbook, title: str, header: Sequence[str], rows: Iterable[Sequence], formats: dict[int, str]
 ) -> None:
