@@ -103,6 +103,15 @@ async def test_a_city_push_from_the_city_group_reaches_every_district_and_its_pr
     with session(engine) as s:
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.actor_id == CITY_ADMIN.contact_id))]
     assert actions.count("city_push") == 1 and actions.count("city_progress") == 4
+    # The city's report of this month so far: districts ranked, with the workbook, in the chat it was asked in.
+    transport.sent.clear()
+    await transport.say(CITY_ADMIN, "报表 全市 本月", room_id=CITY_ROOM)
+    await bot.send_pending()
+    texts = [o.text for o in transport.sent if o.chat_id == CITY_ROOM and o.text]
+    files = [o.file for o in transport.sent if o.chat_id == CITY_ROOM and o.file is not None]
+    assert len(texts) == 1 and "海湖区" in texts[0] and "城东区" in texts[0], texts
+    assert len(files) == 1 and files[0].name == "全市通报_2026-11.xlsx" and files[0].data.startswith(b"PK")
+    assert "报表 全市 2026-11" in (await said(bot, transport, CITY_ADMIN, "报表 全市 下下月", CITY_ROOM))[0]
     # The same type again later today: asked for 确认; typed without spaces, as on a phone, in a private chat.
     clock.advance(minutes=10)
     again = (await said(bot, transport, CITY_ADMIN, "推送刷单全市", None))[0]
