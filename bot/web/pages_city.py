@@ -48,6 +48,7 @@ class CityPages:
             rows=rows,
             cases=self.c_library().case_types(),
             tz=self.c.settings.tz,
+            this_month=self.c.clock().astimezone(self.c.settings.tz).strftime("%Y-%m"),
             flash=self.c.take_flash(who),
         )
 
@@ -92,6 +93,46 @@ class CityPages:
         self.c.flash(who, await run_in_threadpool(work))
         return RedirectResponse("/city", 303)
 
+    async def report(self, request: Request, who, form: dict[str, str]) -> Response:
+        """The city's 通报 of a month (?month=2026-11; last month without) as the .xlsx: anyone signed in on a
+        district's console with the city's login set may read the city (a city admin, the district's people)."""
+        from urllib.parse import quote
+
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response as Plain
+
+        from bot.domain.periods import parse_period, period_code, previous_period
+        from bot.operations.city_report import city_month_report
+
+        city = self.city
+        if city is None:
+            return self.c.refusal(409, self.c.texts.t("city.no_city_login"), who)
+        today = self.c.clock().astimezone(self.c.settings.tz).date()
+        wanted = request.query_params.get("month", "").strip()
+        span = parse_period(wanted, today=today) if wanted else previous_period("month", today)
+        if span is None or span[0] > today:
+            return self.c.refusal(400, self.c.texts.t("city.report_usage"), who)
+
+        def work() -> tuple[str, bytes | None]:
+            with city.begin() as conn:
+                return city_month_report(conn, span, now=self.c.clock(), texts=self.c.texts, settings=self.c.settings)
+
+        try:
+            text, data = await run_in_threadpool(work)
+        except CityError as exc:
+            return self.c.refusal(409, str(exc), who)
+        if data is None:
+            return self.c.refusal(404, text, who)
+        name = f"全市通报_{period_code(*span)}.xlsx"
+        return Plain(
+            data,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={
+                "Content-Disposition": f"attachment; filename=city.xlsx; filename*=UTF-8''{quote(name)}",
+                "Cache-Control": "no-store",
+            },
+        )
+
 
 def routes(console) -> list[BaseRoute]:
     pages = CityPages(console)
@@ -99,4 +140,5 @@ def routes(console) -> list[BaseRoute]:
     return [
         Route("/city", g(pages.page), methods=["GET"]),
         Route("/city/push", g(pages.push), methods=["POST"]),
+        Route("/city/report.xlsx", g(pages.report), methods=["GET"]),
     ]

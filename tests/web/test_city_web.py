@@ -3,13 +3,17 @@ district's progress; the district's admin only looks at the city page; a distric
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.config import Settings
+from bot.content import load_library, load_texts
+from bot.operations.pushing import library_alert, push_alert
 from bot.storage.db import make_engine, session
 from bot.storage.models import AuditLog, ScheduledPush
 from bot.web.app import create_app
@@ -102,6 +106,25 @@ def test_the_districts_admin_only_reads_the_city_page(city_console):
     refused = c.post("/city/push", data={"csrf": csrf_of(page.text), "case": "刷单返利"})
     assert refused.status_code == 403 and "city_admin_ids" in refused.text
     assert _scheduled(other) == []
+    # The city's 通报 is for reading: a month with a push in one district gives the workbook, a sheet per district.
+    assert c.get("/city/report.xlsx", params={"month": "2026-11"}).status_code == 404  # nothing pushed yet
+    with session(served.engine) as s:
+        out = push_alert(
+            s,
+            library_alert(load_library().find("刷单"), now=served.clock()),
+            now=served.clock(),
+            actor_id=ADMIN.contact_id,
+            actor_name="管理员",
+            settings=served.settings,
+            texts=load_texts(),
+        )
+        assert out.push is not None, out.message
+        s.commit()
+    sheet = c.get("/city/report.xlsx", params={"month": "2026-11"})
+    assert sheet.status_code == 200 and "attachment" in sheet.headers["content-disposition"]
+    names = load_workbook(io.BytesIO(sheet.content), read_only=True).sheetnames
+    assert names[:2] == ["全市", "未转发最多"] and {"海湖区", "城东区"} <= set(names)
+    assert c.get("/city/report.xlsx", params={"month": "明年"}).status_code == 400
 
 
 def test_a_district_alone_has_no_city_page(served):
