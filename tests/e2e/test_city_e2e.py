@@ -64,6 +64,17 @@ class District:
         assert self.gateway is not None
         self.gateway.say(self.liaison(i), words, room=self.liaison_room)
 
+    def wait_ack(self, n: int, done: int) -> None:
+        """Until the liaison group has the acknowledgement of #n that says `done` units have confirmed it."""
+        assert self.gateway is not None
+        self.gateway.wait_sent(
+            lambda items: any(
+                t.startswith(f"✅ 已记录 #{n}") and t.endswith(f"目前已确认 {done}/{UNITS}。")
+                for t in texts_to(items, self.liaison_room)
+            ),
+            timeout=30,
+        )
+
     def ask_office(self, words: str, reply: str) -> str:
         """The admin says `words` in the district's office group; the bot's reply containing `reply`."""
         assert self.gateway is not None
@@ -223,12 +234,7 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     first = {"海湖区": ("sent", 2, 2, 3), "城东区": ("sent", 1, 3, 3), "城西区": ("sent", 1, 1, 3)}
     city.wait(1, first)
     # 城西区's acknowledgement is out (nothing of it left to send when it is killed below).
-    wait_until(
-        lambda: texts_to(chengxi.gateway.sent(), chengxi.liaison_room),
-        lambda t: any(x.startswith("✅ 已记录 #1") for x in t),
-        30,
-        "城西区's acknowledgement",
-    )
+    chengxi.wait_ack(1, 1)
     shown = _city_cli(url, tmp_path, "progress", "1")
     assert "全市：6/9 个单位已确认" in shown, shown
     for line in ("海湖区 #2：2/3", "城东区 #1：3/3", "城西区 #1：1/3"):
@@ -241,6 +247,16 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     reply = chengxi.ask_office("进度", "已确认")
     assert reply.startswith("#1「") and "已确认 1/3" in reply, reply
     assert chengxi.unit(2) in reply and chengxi.unit(3) in reply and "海湖" not in reply and "城东" not in reply
+
+    # ... and so do the district's command-line tools (RELAYBOT_DISTRICT).
+    status = relaybot("status", db_url=url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "进行中的推送：1 条" in status.stdout and "已确认 3/3" in status.stdout, status.stdout
+    assert "城东区联络员群" in status.stdout and "海湖" not in status.stdout and "城西" not in status.stdout
+    units = relaybot("units", db_url=url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
+    assert units.returncode == 0, units.stdout + units.stderr
+    listed = [line.split("（")[0] for line in units.stdout.splitlines() if line.strip()]
+    assert listed == [chengdong.unit(i) for i in range(1, UNITS + 1)], units.stdout
 
     # ---- two bots of one district cannot run at once; its bot goes on -------------------------------------------
     _second_bot_of(chengdong)
@@ -264,6 +280,10 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     assert "全市第2号" in shown and "全市：5/6 个单位已确认" in shown, shown
     assert "城西区：区机器人还没发出" in shown.splitlines(), shown
     assert chengxi.city_pushes(2) == []
+    # The other districts have said all they had to (their acknowledgements are out) before 城西区 comes back.
+    haihu.wait_ack(3, 3)
+    chengdong.wait_ack(2, 2)
+    others = {d.name: len(d.gateway.sent()) for d in (haihu, chengdong)}
 
     # ---- restarted: city push 2 goes out once, push 1 not again, its confirmations all there ---------------------
     mark = len(chengxi.gateway.sent())
@@ -284,6 +304,9 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
         assert line in shown.splitlines(), shown
     shown = _city_cli(url, tmp_path, "progress", "1")
     assert "全市：6/9 个单位已确认" in shown, shown
+
+    # 城西区's return changed nothing in the other districts (their groups heard nothing more).
+    assert {d.name: len(d.gateway.sent()) for d in (haihu, chengdong)} == others
 
     # Exactly once each, in every district; nothing else pushed; the other districts' bots never stopped.
     for d in every:
