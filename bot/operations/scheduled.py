@@ -202,11 +202,7 @@ def send_due(session: Session, row: ScheduledPush, *, now: datetime, settings: S
     row.done_at = now
     session.add(row)
     when = show(row.send_at, settings.tz)
-    if row.city_no is None:
-        head = texts.t("scheduled.went_out" if pushed else "scheduled.not_sent", n=row.id, when=when)
-    else:  # the district's office scheduled nothing: the city did (bot/operations/city.py)
-        head = texts.t("citye2e.went_out" if pushed else "citye2e.not_sent", city=row.city_no, when=when)
-    lines = [head + outcome.message]
+    lines = [texts.t("scheduled.went_out" if pushed else "scheduled.not_sent", n=row.id, when=when) + outcome.message]
     late = now - row.send_at
     if pushed and late > LATE_NOTICE:
         lines.append(texts.t("scheduled.late", minutes=int(late.total_seconds() // 60), now=show(now, settings.tz)))
