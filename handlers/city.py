@@ -97,6 +97,7 @@ def on_city_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
                 settings=ctx.settings,
                 texts=ctx.texts,
                 again=args.again,
+                read_twice=True,
             )
     except CityRepeat as repeat:
         _answer(msg, ctx, repeat_text(ctx.texts, repeat, case=item.case_type, tz=ctx.tz))

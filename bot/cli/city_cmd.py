@@ -148,11 +148,16 @@ def upgrade_districts(settings) -> tuple[list[str], bool]:
 
 
 @city_app.command("push")
-def city_push(case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法")) -> None:
+def city_push(
+    case_type: str = typer.Argument(..., help="案件类型或简称，如 刷单、公检法"),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="今天已做过同一类型的全市推送时也再推一次（相当于聊天里的“确认”）"
+    ),
+) -> None:
     """全市推送：预警库里该类型的预警推到每个区；各区机器人按自己的节奏发到本区联络员群，编本区的号。"""
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
-    from bot.operations.city import CityError, push_to_city
+    from bot.operations.city import CityError, CityRepeat, push_to_city, repeat_text
     from bot.operations.pushing import library_alert
 
     library, texts = load_library(), load_texts()
@@ -172,7 +177,16 @@ def city_push(case_type: str = typer.Argument(..., help="案件类型或简称�
                 actor_name="relaybot city push",
                 settings=settings,
                 texts=texts,
+                again=yes,
             )
+    except CityRepeat as repeat:
+        typer.echo(
+            repeat_text(texts, repeat, case=item.case_type, tz=settings.tz).replace(
+                f"推送 {item.case_type} 全市 确认", f"relaybot city push {case_type} --yes"
+            ),
+            err=True,
+        )
+        raise typer.Exit(1) from None
     except CityError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -75,10 +75,12 @@ def push_to_city(
     settings: Settings,
     texts: Texts,
     again: bool = False,
+    read_twice: bool = False,
 ) -> CityPush:
     """The city push of the alert `make_alert` makes (one new Alert per district), in the caller's transaction.
-    The same type pushed to the city earlier today is pushed again only with `again` (确认), and never twice by
-    one person within RECENT (two district bots in the city's group both read the same message): CityRepeat."""
+    The same type pushed to the city earlier today is pushed again only with `again` (确认), and (`read_twice`:
+    from chat) never twice by one person within RECENT, since two district bots in the city's group both read the
+    same message: CityRepeat."""
     every = districts(conn)
     if not every:
         raise CityError(texts.t("city.no_districts"))
@@ -92,7 +94,7 @@ def push_to_city(
         .order_by(city_push_table.c.id.desc())
     ).first()
     if earlier is not None:
-        recent = earlier.created_by == actor_id and now - earlier.created_at < RECENT
+        recent = read_twice and earlier.created_by == actor_id and now - earlier.created_at < RECENT
         if recent or not again:
             raise CityRepeat(int(earlier.id), earlier.created_at, recent)
     number = conn.execute(

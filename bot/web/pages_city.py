@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.operations.city import CityError, CityProgress, city_progress, push_to_city
+from bot.operations.city import CityError, CityProgress, CityRepeat, city_progress, push_to_city, repeat_text
 from bot.operations.pushing import library_alert
 from bot.storage.db import make_engine
 from bot.storage.districts import city_push_table
@@ -85,7 +85,12 @@ class CityPages:
                         actor_name=f"{who.shown}（网页）",
                         settings=self.c.settings,
                         texts=self.c.texts,
+                        again=form.get("again") == "1",
                     )
+            except CityRepeat as repeat:
+                return repeat_text(self.c.texts, repeat, case=item.case_type, tz=self.c.settings.tz).replace(
+                    f"请发：推送 {item.case_type} 全市 确认", "请勾选“今天已推送过也再推一次”"
+                )
             except CityError as exc:
                 return str(exc)
             return self.c.texts.t("city.pushed", n=done.number, title=done.title, count=len(done.districts))

@@ -42,6 +42,7 @@ class District:
     gateway: Gateway | None = None
     bot: BotProcess | None = None
     env: dict[str, str] = field(default_factory=dict)
+    url: str = ""  # the district's own login (printed by `relaybot district add`)
 
     @property
     def liaison_topic(self) -> str:
@@ -145,6 +146,7 @@ def _add_districts(city: str, every: list[District], tmp_path: Path) -> None:
     for d in every:
         added = relaybot("district", "add", d.name, db_url=city, cwd=tmp_path)
         assert added.returncode == 0, added.stdout + added.stderr
+        d.url = added.stdout.split("RELAYBOT_DATABASE_URL='")[1].split("'")[0]  # its own login, as on its server
     listed = relaybot("district", "list", db_url=city, cwd=tmp_path)
     assert listed.returncode == 0 and "全市 3 个区：海湖区、城东区、城西区" in listed.stdout, listed.stderr
 
@@ -154,7 +156,7 @@ def _import_roster(city: str, d: District, tmp_path: Path) -> None:
     lines = ["单位,类别,联络员,微信ID,微信昵称,手机,角色"]
     lines += [f"{d.unit(i)},其他,{d.tag}联络员{i},{d.liaison(i)},,1390000{i:04d},主" for i in range(1, UNITS + 1)]
     roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    imported = relaybot("roster", "import", str(roster), db_url=city, cwd=tmp_path, RELAYBOT_DISTRICT=d.name)
+    imported = relaybot("roster", "import", str(roster), db_url=d.url, cwd=tmp_path, RELAYBOT_DISTRICT=d.name)
     assert imported.returncode == 0, imported.stdout + imported.stderr
 
 
@@ -164,7 +166,7 @@ def _start_bot(city: str, d: District, tmp_path: Path) -> None:
     workdir.mkdir(exist_ok=True)
     d.env = gateway_env(
         d.gateway,
-        city,
+        d.url,
         workdir,
         admin=ADMIN,
         liaison_groups=d.liaison_topic,
@@ -237,7 +239,7 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     assert chengxi.city_pushes(1)[0].startswith("【反诈预警 #1】")
     # Each district's office group is told the city's push went out there, with its own number.
     for d, n in ((haihu, 2), (chengdong, 1), (chengxi, 1)):
-        d.wait_office(f"已推送 #{n}「")
+        d.wait_office(f"市反诈中心的全市第1号推送已发到本区：已推送 #{n}「")
 
     # ---- confirmations, each in its own district ----------------------------------------------------------------
     haihu.say(1, "已转发 #2")
@@ -263,11 +265,11 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     assert chengxi.unit(2) in reply and chengxi.unit(3) in reply and "海湖" not in reply and "城东" not in reply
 
     # ... and so do the district's command-line tools (RELAYBOT_DISTRICT).
-    status = relaybot("status", db_url=url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
+    status = relaybot("status", db_url=chengdong.url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "进行中的推送：1 条" in status.stdout and "已确认 3/3" in status.stdout, status.stdout
     assert "城东区联络员群" in status.stdout and "海湖" not in status.stdout and "城西" not in status.stdout
-    units = relaybot("units", db_url=url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
+    units = relaybot("units", db_url=chengdong.url, cwd=tmp_path, RELAYBOT_DISTRICT=chengdong.name)
     assert units.returncode == 0, units.stdout + units.stderr
     listed = [line.split("（")[0] for line in units.stdout.splitlines() if line.strip()]
     assert listed == [chengdong.unit(i) for i in range(1, UNITS + 1)], units.stdout
@@ -278,7 +280,7 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     # ---- 城西区's bot killed with -9; city push 2 while it is down --------------------------------------------------
     assert chengxi.bot is not None
     chengxi.bot.kill()
-    out = _city_cli(url, tmp_path, "push", "刷单")
+    out = _city_cli(url, tmp_path, "push", "刷单", "--yes")  # the same type again today: on purpose
     assert "全市第2号" in out, out
     for d in (haihu, chengdong):
         wait_until(lambda d=d: d.city_pushes(2), bool, 30, f"city push 2 in {d.name}")
@@ -304,7 +306,7 @@ def _run(city: City, url: str, haihu: District, chengdong: District, chengxi: Di
     chengxi.bot.start(timeout=120)
     wait_until(lambda: chengxi.city_pushes(2), bool, 30, "city push 2 in 城西区 after the restart")
     assert chengxi.city_pushes(2)[0].startswith("【反诈预警 #2】")
-    chengxi.wait_office("已推送 #2「")
+    chengxi.wait_office("市反诈中心的全市第2号推送已发到本区：已推送 #2「")
     city.wait(1, first)
     chengxi.say(2, "已转发 #2")
     chengxi.say(3, "已转发 #2")

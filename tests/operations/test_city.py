@@ -328,6 +328,8 @@ def test_the_district_setting_makes_the_url_and_the_cli_adds_lists_and_upgrades(
     # The city push and its progress from the command line; a district's bot config works with the CLI too.
     pushed = relaybot("city", "push", "刷单", db_url=city, cwd=tmp_path)
     assert pushed.returncode == 0 and "全市第1号" in pushed.stdout and "2 个区" in pushed.stdout
+    twice = relaybot("city", "push", "刷单", db_url=city, cwd=tmp_path)
+    assert twice.returncode == 1 and "已做过全市第1号" in twice.stderr and "--yes" in twice.stderr
     waiting = relaybot("scheduled", db_url=own_url, cwd=tmp_path, RELAYBOT_DISTRICT="海湖区")
     assert "（全市第1号）" in waiting.stdout and "市反诈中心 relaybot city push" in waiting.stdout, waiting.stdout
     shown = relaybot("city", "progress", db_url=city, cwd=tmp_path)

@@ -95,6 +95,13 @@ def test_a_city_admin_pushes_to_every_district_from_the_console(city_console):
     assert 'id="city-push"' in page.text and "（管理员、市反诈中心）" in page.text
     done = both.post("/city/push", data={"csrf": csrf_of(page.text), "case": "虚假征信"})
     assert done.status_code == 303 and [r.city_no for r in _scheduled(other)] == [1, 2]
+    # The same type again the same day: not pushed unless the box is ticked.
+    served.clock.advance(minutes=10)
+    again = both.post("/city/push", data={"csrf": csrf_of(page.text), "case": "虚假征信"})
+    assert again.status_code == 303 and "已做过全市第2号" in both.get("/city").text
+    assert len(_scheduled(other)) == 2
+    both.post("/city/push", data={"csrf": csrf_of(page.text), "case": "虚假征信", "again": "1"})
+    assert [r.city_no for r in _scheduled(other)] == [1, 2, 3]
 
 
 @pytest.mark.postgres
