@@ -304,7 +304,29 @@ def test_the_district_setting_makes_the_url_and_the_cli_adds_lists_and_upgrades(
     # The city's database without a district: the district's commands refuse it (nothing made in public).
     status = relaybot("units", db_url=city, cwd=tmp_path)
     assert status.returncode == 2 and "请设置本机器人是哪个区" in status.stderr
-    assert relaybot("district", "add", "城东区", db_url=city, cwd=tmp_path).returncode == 0
+    second = relaybot("district", "add", "城东区", db_url=city, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    old_url = second.stdout.split("RELAYBOT_DATABASE_URL='")[1].split("'")[0]
+    # A forgotten password: a new one, the old one stops working. (The test server trusts every login, so the
+    # stored verifier is compared rather than a sign-in tried.)
+    role = make_url(old_url).username
+
+    def verifier() -> str:
+        probe = make_engine(city)
+        try:
+            with probe.connect() as conn:
+                return conn.execute(text("SELECT rolpassword FROM pg_authid WHERE rolname = :r"), {"r": role}).scalar()
+        finally:
+            probe.dispose()
+
+    before = verifier()
+    assert before.startswith("SCRAM-SHA-256$")
+    reset = relaybot("district", "password", "城东区", db_url=city, cwd=tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    new_url = reset.stdout.split("RELAYBOT_DATABASE_URL='")[1].split("'")[0]
+    assert new_url != old_url and make_url(new_url).username == role and verifier() != before
+    unknown = relaybot("district", "password", "西湖区", db_url=city, cwd=tmp_path)
+    assert unknown.returncode == 2 and "没有“西湖区”这个区" in unknown.stderr
     again = relaybot("district", "add", "城东区", db_url=city, cwd=tmp_path)
     assert again.returncode == 2 and "已经有了" in again.stderr
     listed = relaybot("district", "list", db_url=city, cwd=tmp_path)
