@@ -19,7 +19,6 @@ from bot.operations.city import (
     push_to_city,
     repeat_text,
 )
-from bot.operations.city_report import city_month_report
 from bot.operations.pushing import library_alert
 from bot.storage.models import GroupKind, Priority
 from bot.textnorm import squeeze
@@ -153,6 +152,9 @@ def on_city_report(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
             _answer(msg, ctx, ctx.t("city.report_usage"))
             return
         span = found
+    # Here, not at the top: the report's module brings openpyxl, which the bot process loads only when it must.
+    from bot.operations.city_report import city_month_report
+
     assert ctx.city is not None
     try:
         with ctx.city.begin() as conn:
