@@ -19,7 +19,6 @@ from bot.operations.city import (
     push_to_city,
     repeat_text,
 )
-from bot.operations.pushing import library_alert
 from bot.storage.models import GroupKind, Priority
 from bot.textnorm import squeeze
 from bot.transport.base import ChatKind, Incoming
@@ -41,11 +40,7 @@ def in_city_group(msg: Incoming, ctx: Context) -> bool:
 
 def city_place(msg: Incoming, ctx: Context) -> bool:
     """Where a city admin's city commands are taken: the city group, a private chat, the office group."""
-    return (
-        msg.chat_kind == ChatKind.PRIVATE
-        or in_city_group(msg, ctx)
-        or ctx.group_kind(msg.chat_id) in (GroupKind.OFFICE, GroupKind.CITY)
-    )
+    return msg.chat_kind == ChatKind.PRIVATE or ctx.group_kind(msg.chat_id) in (GroupKind.OFFICE, GroupKind.CITY)
 
 
 def city_scoped(msg: Incoming, ctx: Context) -> bool:
@@ -89,7 +84,7 @@ def on_city_push(msg: Incoming, ctx: Context, cmd: CommandObject) -> None:
         with ctx.city.begin() as conn:
             done = push_to_city(
                 conn,
-                lambda: library_alert(item, now=ctx.now),
+                item,
                 now=ctx.now,
                 actor_id=msg.sender.contact_id,
                 actor_name=msg.sender.name,

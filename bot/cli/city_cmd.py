@@ -158,7 +158,6 @@ def city_push(
     from bot.clock import real_clock
     from bot.content import load_library, load_texts
     from bot.operations.city import CityError, CityRepeat, push_to_city, repeat_text
-    from bot.operations.pushing import library_alert
 
     library, texts = load_library(), load_texts()
     item = library.find(case_type)
@@ -171,7 +170,7 @@ def city_push(
         with engine.begin() as conn:
             done = push_to_city(
                 conn,
-                lambda: library_alert(item, now=now),
+                item,
                 now=now,
                 actor_id="cli",
                 actor_name="relaybot city push",
@@ -180,12 +179,7 @@ def city_push(
                 again=yes,
             )
     except CityRepeat as repeat:
-        typer.echo(
-            repeat_text(texts, repeat, case=item.case_type, tz=settings.tz).replace(
-                f"推送 {item.case_type} 全市 确认", f"relaybot city push {case_type} --yes"
-            ),
-            err=True,
-        )
+        typer.echo(repeat_text(texts, repeat, case=item.case_type, tz=settings.tz, how="city.again_cli"), err=True)
         raise typer.Exit(1) from None
     except CityError as exc:
         typer.echo(str(exc), err=True)

@@ -9,7 +9,6 @@ district bot that is down pushes it when it is back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,11 +20,12 @@ from sqlmodel import select as select_rows
 from bot.chat import compose
 from bot.clock import show
 from bot.config import Settings
-from bot.content import Texts
+from bot.content import LibraryAlert, Texts
 from bot.domain.relay import progress
+from bot.operations.pushing import library_alert
 from bot.operations.scheduled import schedule_push
 from bot.storage.districts import District, city_push_table, districts, use_district
-from bot.storage.models import Alert, Push, ScheduledPush, ScheduledPushState
+from bot.storage.models import Push, ScheduledPush, ScheduledPushState
 
 
 class CityError(ValueError):
@@ -41,11 +41,13 @@ class CityRepeat(Exception):
         self.number, self.at, self.recent = number, at, recent
 
 
-def repeat_text(texts: Texts, repeat: CityRepeat, *, case: str, tz) -> str:
-    """What a repeated city push is answered with (Chinese)."""
+def repeat_text(texts: Texts, repeat: CityRepeat, *, case: str, tz, how: str = "city.again_chat") -> str:
+    """What a repeated city push is answered with (Chinese); `how`: the text key saying how to push it again
+    where it was asked (chat's 确认, the command line's --yes, the console's box)."""
     if repeat.recent:
         return texts.t("city.just_pushed", n=repeat.number)
-    return texts.t("city.pushed_today", n=repeat.number, at=show(repeat.at, tz), case=case)
+    again = texts.t(how, case=case)
+    return texts.t("city.pushed_today", n=repeat.number, at=show(repeat.at, tz), case=case, how=again)
 
 
 CITY_PUSH_LOCK = 0x52454C4159434954  # "RELAYCIT": the advisory lock city pushes take one at a time
@@ -67,7 +69,7 @@ def _session(conn: Connection) -> Session:
 
 def push_to_city(
     conn: Connection,
-    make_alert: Callable[[], Alert],
+    item: LibraryAlert,
     *,
     now: datetime,
     actor_id: str,
@@ -77,14 +79,14 @@ def push_to_city(
     again: bool = False,
     read_twice: bool = False,
 ) -> CityPush:
-    """The city push of the alert `make_alert` makes (one new Alert per district), in the caller's transaction.
+    """The city push of the library alert `item` (a new Alert in every district), in the caller's transaction.
     The same type pushed to the city earlier today is pushed again only with `again` (确认), and (`read_twice`:
     from chat) never twice by one person within RECENT, since two district bots in the city's group both read the
     same message: CityRepeat."""
     every = districts(conn)
     if not every:
         raise CityError(texts.t("city.no_districts"))
-    first = make_alert()
+    first = library_alert(item, now=now)
     # One city push at a time, so the check below sees the one made a moment ago by another bot.
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CITY_PUSH_LOCK})
     day_start = now.astimezone(settings.tz).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
@@ -115,7 +117,7 @@ def push_to_city(
             try:
                 scheduled = schedule_push(
                     s,
-                    make_alert(),
+                    library_alert(item, now=now),
                     send_at=now,
                     now=now,
                     actor_id=actor_id,

@@ -9,7 +9,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.operations.city import CityError, CityProgress, CityRepeat, city_progress, push_to_city, repeat_text
-from bot.operations.pushing import library_alert
 from bot.storage.db import make_engine
 from bot.storage.districts import city_push_table
 
@@ -79,7 +78,7 @@ class CityPages:
                 with city.begin() as conn:
                     done = push_to_city(
                         conn,
-                        lambda: library_alert(item, now=now),
+                        item,
                         now=now,
                         actor_id=who.contact_id,
                         actor_name=f"{who.shown}（网页）",
@@ -88,8 +87,8 @@ class CityPages:
                         again=form.get("again") == "1",
                     )
             except CityRepeat as repeat:
-                return repeat_text(self.c.texts, repeat, case=item.case_type, tz=self.c.settings.tz).replace(
-                    f"请发：推送 {item.case_type} 全市 确认", "请勾选“今天已推送过也再推一次”"
+                return repeat_text(
+                    self.c.texts, repeat, case=item.case_type, tz=self.c.settings.tz, how="city.again_web"
                 )
             except CityError as exc:
                 return str(exc)

@@ -186,7 +186,7 @@ def test_a_city_push_lands_once_in_every_district_and_is_counted_in_each_and_for
     with engine.begin() as conn:
         done = push_to_city(
             conn,
-            lambda: library_alert(library.find("刷单"), now=NOW),
+            library.find("刷单"),
             now=NOW,
             actor_id="wxid_city",
             actor_name="市反诈中心",
@@ -258,7 +258,7 @@ def test_a_city_without_districts_refuses_a_city_push(city_db):
     with engine.begin() as conn, pytest.raises(CityError, match="还没有区"):
         push_to_city(
             conn,
-            lambda: library_alert(library.find("刷单"), now=NOW),
+            library.find("刷单"),
             now=NOW,
             actor_id="x",
             actor_name="x",
